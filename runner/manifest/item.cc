@@ -1,0 +1,167 @@
+#include "runner/manifest/item.h"
+
+#include <boost/url/parse.hpp>
+
+#include <array>
+#include <utility>
+
+#include "runner/api/spec.h"
+#include "runner/util/sha256.h"
+#include "runner/util/utf8.h"
+
+namespace nanobatch::manifest {
+namespace {
+
+constexpr std::array<std::string_view, 6> kItemKeys = {
+    "id", "prompt", "resolution", "aspect_ratio", "output_format", "image_urls"};
+
+constexpr std::size_t kMaxIdLength = 128;
+
+std::string Quote(std::string_view value) {
+  constexpr std::size_t kShown = 60;  // long values are cut so one error stays one line
+  std::string out = "\"";
+  out.append(value.substr(0, kShown));
+  if (value.size() > kShown) out += "...";
+  out += "\"";
+  return out;
+}
+
+bool IsIdCharacter(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out += '=';
+  out += std::to_string(value.size());
+  out += ':';
+  out.append(value);
+  out += '\n';
+}
+
+}  // namespace
+
+bool IsItemKey(std::string_view key) { return api::IsOneOf(key, kItemKeys); }
+
+std::string ItemKeysForMessage() { return api::JoinAllowed(kItemKeys); }
+
+std::optional<std::string> CheckResolution(std::string_view value) {
+  if (api::IsOneOf(value, api::kResolutions)) return std::nullopt;
+  return Quote(value) + " is not one of " + api::JoinAllowed(api::kResolutions);
+}
+
+std::optional<std::string> CheckAspectRatio(std::string_view value) {
+  if (api::IsOneOf(value, api::kAspectRatios)) return std::nullopt;
+  return Quote(value) + " is not one of " + api::JoinAllowed(api::kAspectRatios);
+}
+
+std::optional<std::string> CheckOutputFormat(std::string_view value) {
+  if (api::IsOneOf(value, api::kOutputFormats)) return std::nullopt;
+  return Quote(value) + " is not one of " + api::JoinAllowed(api::kOutputFormats);
+}
+
+std::optional<std::string> CheckId(std::string_view value) {
+  if (value.empty()) return std::string("is empty");
+  if (value.size() > kMaxIdLength) {
+    return "is " + std::to_string(value.size()) + " characters long; at most 128 are allowed";
+  }
+  if (value.front() == '.') return Quote(value) + " starts with '.'";
+  for (char c : value) {
+    if (!IsIdCharacter(c)) {
+      return Quote(value) + " has a character outside [A-Za-z0-9._-]";
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> CheckPrompt(std::string_view value) {
+  const std::optional<std::size_t> length = util::CountCodePoints(value);
+  if (!length) return std::string("is not valid UTF-8");
+  if (*length == 0) return std::string("is empty");
+  if (*length > api::kMaxPromptCodePoints) {
+    return "is " + std::to_string(*length) + " characters long; at most 20000 are allowed";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> CheckImageUrl(std::string_view value) {
+  auto url = boost::urls::parse_absolute_uri(value);
+  if (!url) return Quote(value) + " is not an absolute URL";
+  if (url->scheme_id() != boost::urls::scheme::http &&
+      url->scheme_id() != boost::urls::scheme::https) {
+    return Quote(value) + " is not an http(s) URL";
+  }
+  if (url->encoded_host().empty()) return Quote(value) + " has no host";
+  return std::nullopt;
+}
+
+std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Place place,
+                                 util::InputErrors& errors) {
+  bool ok = true;
+  auto fail = [&](std::string_view field, std::string message) {
+    errors.Add({std::string(place.path), place.line, std::string(field), std::move(message)});
+    ok = false;
+  };
+
+  Item item;
+  item.line = place.line;
+
+  if (!raw.prompt) {
+    fail("prompt", "is required");
+  } else if (auto problem = CheckPrompt(*raw.prompt)) {
+    fail("prompt", *problem);
+  } else {
+    item.prompt = std::move(*raw.prompt);
+  }
+
+  item.resolution = raw.resolution ? std::move(*raw.resolution) : defaults.resolution;
+  if (auto problem = CheckResolution(item.resolution)) fail("resolution", *problem);
+
+  item.aspect_ratio = raw.aspect_ratio ? std::move(*raw.aspect_ratio) : defaults.aspect_ratio;
+  if (auto problem = CheckAspectRatio(item.aspect_ratio)) fail("aspect_ratio", *problem);
+
+  item.output_format = raw.output_format ? std::move(*raw.output_format) : defaults.output_format;
+  if (auto problem = CheckOutputFormat(item.output_format)) fail("output_format", *problem);
+
+  if (raw.image_urls) {
+    if (raw.image_urls->size() > api::kMaxImageUrls) {
+      fail("image_urls", "has " + std::to_string(raw.image_urls->size()) +
+                             " URLs; at most 14 are allowed");
+    }
+    for (std::size_t i = 0; i < raw.image_urls->size(); ++i) {
+      if (auto problem = CheckImageUrl((*raw.image_urls)[i])) {
+        fail("image_urls[" + std::to_string(i) + "]", *problem);
+      }
+    }
+    item.image_urls = std::move(*raw.image_urls);
+  }
+
+  if (raw.id) {
+    if (auto problem = CheckId(*raw.id)) fail("id", *problem);
+    item.id = std::move(*raw.id);
+  }
+
+  if (!ok) return std::nullopt;
+  if (item.id.empty()) {
+    item.id = DeriveId(item);
+    item.id_derived = true;
+  }
+  return item;
+}
+
+std::string ContentHash(const Item& item) {
+  // Versioned and length-prefixed: no two different items can share an encoding, and a future
+  // field can be added under a new version without silently changing old ids.
+  std::string canonical = "nanobatch-item-v1\n";
+  AppendField(canonical, "prompt", item.prompt);
+  AppendField(canonical, "resolution", item.resolution);
+  AppendField(canonical, "aspect_ratio", item.aspect_ratio);
+  AppendField(canonical, "output_format", item.output_format);
+  for (const std::string& url : item.image_urls) AppendField(canonical, "image_url", url);
+  return util::Sha256::HexOf(canonical);
+}
+
+std::string DeriveId(const Item& item) { return "item-" + ContentHash(item).substr(0, 16); }
+
+}  // namespace nanobatch::manifest

@@ -1,0 +1,86 @@
+#pragma once
+// Item: one validated manifest entry, exactly what will be sent to the API and paid for.
+//
+// Both manifest formats (JSONL, YAML) parse into a RawItem, which records what the user wrote,
+// and ValidateItem applies every rule of interface.md in one place, so the two readers cannot
+// drift apart.
+//
+// Example:
+//   RawItem raw;
+//   raw.prompt = "a cat wearing sunglasses";
+//   std::optional<Item> item = ValidateItem(std::move(raw), defaults, {"m.jsonl", 3}, errors);
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runner/util/input_error.h"
+
+namespace nanobatch::manifest {
+
+// Values used when neither the item nor the manifest's own `defaults:` sets a field. These come
+// from the config's `defaults:` section and start as the API's own defaults.
+struct ItemDefaults {
+  std::string resolution = "1K";
+  std::string aspect_ratio = "auto";
+  std::string output_format = "jpg";
+};
+
+struct Item {
+  std::string id;
+  bool id_derived = false;  // true when the id was computed from the content
+  std::string prompt;
+  std::string resolution;
+  std::string aspect_ratio;
+  std::string output_format;
+  std::vector<std::string> image_urls;
+  int line = 0;  // where the item starts in its manifest, for later messages
+};
+
+// What a reader found for one item, before validation. Absent fields stay nullopt.
+struct RawItem {
+  std::optional<std::string> id;
+  std::optional<std::string> prompt;
+  std::optional<std::string> resolution;
+  std::optional<std::string> aspect_ratio;
+  std::optional<std::string> output_format;
+  std::optional<std::vector<std::string>> image_urls;
+};
+
+// Where an item came from, for error messages.
+struct Place {
+  std::string_view path;
+  int line = 0;
+};
+
+// The keys an item may have; anything else is an error (a typo must not silently change what is
+// paid for).
+bool IsItemKey(std::string_view key);
+std::string ItemKeysForMessage();
+
+// Each returns an error message for a bad value, or nullopt when the value is allowed.
+std::optional<std::string> CheckResolution(std::string_view value);
+std::optional<std::string> CheckAspectRatio(std::string_view value);
+std::optional<std::string> CheckOutputFormat(std::string_view value);
+std::optional<std::string> CheckId(std::string_view value);
+std::optional<std::string> CheckPrompt(std::string_view value);
+std::optional<std::string> CheckImageUrl(std::string_view value);
+
+// Applies defaults and every rule; on failure adds one error per bad field and returns nullopt.
+// Id uniqueness is the manifest's business (it needs every item), not this function's.
+std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Place place,
+                                 util::InputErrors& errors);
+
+// SHA-256 (hex) over a canonical, length-prefixed encoding of everything sent to the API:
+// prompt, resolution, aspect_ratio, output_format, image_urls (in order). Independent of the
+// manifest format, key order, whitespace and the machine, so the same item hashes the same
+// across runs; the journal uses it to notice an item changed under its id.
+std::string ContentHash(const Item& item);
+
+// The id of an item that has none: "item-" + the first 16 hex digits of ContentHash. Stable
+// across runs and machines; changes when anything sent to the API changes.
+std::string DeriveId(const Item& item);
+
+}  // namespace nanobatch::manifest

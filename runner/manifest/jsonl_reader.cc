@@ -1,0 +1,221 @@
+// JSONL manifests, streamed: the file is read in fixed chunks and each line parsed on its own
+// with simdjson, so memory stays bounded by the longest line whatever the file's
+// size, and one bad line is reported without hiding the errors of the others.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "runner/manifest/manifest.h"
+
+namespace nanobatch::manifest {
+namespace {
+
+// A prompt is at most 20,000 code points: at most 80 KB of UTF-8, or 120 KB written as \u
+// escapes; with 14 image URLs a legitimate line stays far below this.
+constexpr std::size_t kMaxLineBytes = 4 << 20;
+
+// Closes the file descriptor on every path out.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string_view TypeName(simdjson::dom::element_type type) {
+  switch (type) {
+    case simdjson::dom::element_type::ARRAY: return "an array";
+    case simdjson::dom::element_type::OBJECT: return "an object";
+    case simdjson::dom::element_type::INT64:
+    case simdjson::dom::element_type::UINT64:
+    case simdjson::dom::element_type::DOUBLE: return "a number";
+    case simdjson::dom::element_type::STRING: return "a string";
+    case simdjson::dom::element_type::BOOL: return "a boolean";
+    case simdjson::dom::element_type::NULL_VALUE: return "null";
+  }
+  return "an unknown type";
+}
+
+// Parses one line with simdjson's DOM parser. (Its On-Demand API would skip building a tree, but
+// in simdjson 3.0 On-Demand is compiled only for the build's baseline CPU, which on Debian means
+// the portable fallback kernel; the DOM parser picks AVX2/AVX-512 kernels at run time.)
+class LineParser {
+ public:
+  LineParser(const std::string& path, const ItemDefaults& defaults, const ItemSink& sink,
+             util::InputErrors& errors)
+      : path_(path), defaults_(defaults), sink_(sink), errors_(errors) {}
+
+  // `line` must be followed by at least SIMDJSON_PADDING readable bytes.
+  void Parse(std::string_view line, int line_number) {
+    line_number_ = line_number;
+    failed_on_line_ = false;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank line
+
+    simdjson::dom::element document;
+    if (auto error = parser_.parse(line.data(), line.size(), /*realloc_if_needed=*/false)
+                         .get(document)) {
+      return Fail("-", std::string("invalid JSON: ") + simdjson::error_message(error));
+    }
+    simdjson::dom::object object;
+    if (document.get_object().get(object)) {
+      return Fail("-", "the line is " + std::string(TypeName(document.type())) +
+                           ", not a JSON object");
+    }
+
+    RawItem raw;
+    std::vector<std::string_view> seen_keys;
+    for (const simdjson::dom::key_value_pair& field : object) {
+      const std::string key(field.key);
+      if (!IsItemKey(key)) {
+        Fail(key, "unknown key (allowed: " + ItemKeysForMessage() + ")");
+        continue;
+      }
+      for (std::string_view seen : seen_keys) {
+        if (seen == field.key) Fail(key, "appears twice in the same item");
+      }
+      seen_keys.push_back(field.key);
+      if (key == "image_urls") {
+        ReadStringArray(field.value, key, raw.image_urls);
+        continue;
+      }
+      std::optional<std::string>& target = key == "id"             ? raw.id
+                                           : key == "prompt"       ? raw.prompt
+                                           : key == "resolution"   ? raw.resolution
+                                           : key == "aspect_ratio" ? raw.aspect_ratio
+                                                                   : raw.output_format;
+      target = ReadString(field.value, key);
+    }
+    if (failed_on_line_) return;
+
+    if (auto item = ValidateItem(std::move(raw), defaults_, {path_, line_number_}, errors_)) {
+      ++items_;
+      sink_(std::move(*item));
+    }
+  }
+
+  std::size_t items() const { return items_; }
+
+ private:
+  void Fail(std::string field, std::string message) {
+    errors_.Add({path_, line_number_, std::move(field), std::move(message)});
+    failed_on_line_ = true;
+  }
+
+  std::optional<std::string> ReadString(simdjson::dom::element value, const std::string& field) {
+    std::string_view text;
+    if (value.get_string().get(text)) {
+      Fail(field, "must be a string, not " + std::string(TypeName(value.type())));
+      return std::nullopt;
+    }
+    return std::string(text);
+  }
+
+  void ReadStringArray(simdjson::dom::element value, const std::string& field,
+                       std::optional<std::vector<std::string>>& target) {
+    simdjson::dom::array array;
+    if (value.get_array().get(array)) {
+      Fail(field, "must be an array of strings, not " + std::string(TypeName(value.type())));
+      return;
+    }
+    std::vector<std::string> strings;
+    std::size_t index = 0;
+    for (simdjson::dom::element element : array) {
+      auto text = ReadString(element, field + "[" + std::to_string(index++) + "]");
+      if (text) strings.push_back(std::move(*text));
+    }
+    target = std::move(strings);
+  }
+
+  const std::string& path_;
+  const ItemDefaults& defaults_;
+  const ItemSink& sink_;
+  util::InputErrors& errors_;
+  simdjson::dom::parser parser_{kMaxLineBytes};
+  int line_number_ = 0;
+  bool failed_on_line_ = false;
+  std::size_t items_ = 0;
+};
+
+}  // namespace
+
+ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& defaults,
+                                const ItemSink& sink, util::InputErrors& errors) {
+  ManifestStats stats;
+  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) {
+    errors.Add({path, 0, "-", std::string("cannot open: ") + std::strerror(errno)});
+    return stats;
+  }
+  ::posix_fadvise(file.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+
+  LineParser parser(path, defaults, sink, errors);
+  // [begin, end) is unparsed data; the padding after kMaxLineBytes lets simdjson read past the
+  // last line safely.
+  std::vector<char> buffer(kMaxLineBytes + simdjson::SIMDJSON_PADDING);
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  bool at_eof = false;
+  bool skipping_long_line = false;
+  int line_number = 0;
+
+  while (true) {
+    char* newline = static_cast<char*>(std::memchr(buffer.data() + begin, '\n', end - begin));
+    if (newline != nullptr || (at_eof && end > begin)) {
+      const std::size_t line_end = newline ? newline - buffer.data() : end;
+      ++line_number;
+      if (skipping_long_line) {
+        skipping_long_line = false;  // the tail of a line already reported as too long
+      } else {
+        std::string_view line(buffer.data() + begin, line_end - begin);
+        if (line_number == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);
+        parser.Parse(line, line_number);
+      }
+      begin = newline ? line_end + 1 : end;
+      continue;
+    }
+    if (at_eof) break;
+
+    // No complete line in the buffer: move the partial line to the front and read more.
+    std::memmove(buffer.data(), buffer.data() + begin, end - begin);
+    end -= begin;
+    begin = 0;
+    if (end == kMaxLineBytes) {
+      if (!skipping_long_line) {
+        errors.Add({path, line_number + 1, "-",
+                    "line is longer than " + std::to_string(kMaxLineBytes) + " bytes"});
+      }
+      skipping_long_line = true;
+      end = 0;
+    }
+    const ssize_t n = ::read(file.get(), buffer.data() + end, kMaxLineBytes - end);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      errors.Add({path, line_number + 1, "-", std::string("read failed: ") + std::strerror(errno)});
+      break;
+    }
+    if (n == 0) at_eof = true;
+    end += static_cast<std::size_t>(n);
+    stats.bytes += static_cast<std::uint64_t>(n);
+  }
+  stats.lines = static_cast<std::size_t>(line_number);
+  stats.items = parser.items();
+  return stats;
+}
+
+}  // namespace nanobatch::manifest

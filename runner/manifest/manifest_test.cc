@@ -1,0 +1,248 @@
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "runner/manifest/manifest.h"
+#include "runner/testing/temp_dir.h"
+
+namespace nanobatch::manifest {
+namespace {
+
+struct Outcome {
+  std::vector<Item> items;
+  util::InputErrors errors;
+  ManifestStats stats;
+
+  std::string ErrorText() const {
+    std::string out;
+    for (const auto& error : errors.stored()) out += error.Format() + "\n";
+    return out;
+  }
+};
+
+Outcome Read(const std::string& path, ItemDefaults defaults = {}) {
+  Outcome outcome;
+  outcome.stats = ReadManifest(
+      path, defaults, [&](Item&& item) { outcome.items.push_back(std::move(item)); },
+      outcome.errors);
+  return outcome;
+}
+
+std::string Repeat(std::string_view unit, std::size_t times) {
+  std::string out;
+  for (std::size_t i = 0; i < times; ++i) out += unit;
+  return out;
+}
+
+TEST_CASE("jsonl: good items, blank lines, CRLF and a BOM are read in order") {
+  testing::TempDir dir;
+  const std::string path = dir.Write(
+      "m.jsonl",
+      "\xEF\xBB\xBF{\"id\":\"cat\",\"prompt\":\"a cat\",\"resolution\":\"2K\"}\r\n"
+      "\n"
+      "   \n"
+      "{\"prompt\":\"\\u732b\\u6234\\u58a8\\u955c\",\"aspect_ratio\":\"16:9\",\"output_format\":\"png\","
+      "\"image_urls\":[\"https://example.com/a.png\"]}\n"
+      "{\"prompt\":\"no newline at the end\"}");
+  Outcome outcome = Read(path);
+  CHECK(outcome.ErrorText() == "");
+  REQUIRE(outcome.items.size() == 3);
+  CHECK(outcome.items[0].id == "cat");
+  CHECK(outcome.items[0].resolution == "2K");
+  CHECK(outcome.items[0].line == 1);
+  CHECK(outcome.items[1].prompt == "猫戴墨镜");
+  CHECK(outcome.items[1].image_urls.size() == 1);
+  CHECK(outcome.items[1].line == 4);
+  CHECK(outcome.items[1].id_derived);
+  CHECK(outcome.items[2].line == 5);
+  CHECK(outcome.stats.lines == 5);
+  CHECK(outcome.stats.items == 3);
+}
+
+TEST_CASE("jsonl: every bad line is reported with its line and field, good lines still read") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("m.jsonl",
+                                     "{\"prompt\":\"ok\"}\n"
+                                     "{\"prompt\":\"typo\",\"resolutoin\":\"2K\"}\n"
+                                     "{\"prompt\": 42}\n"
+                                     "not json at all\n"
+                                     "[1,2]\n"
+                                     "{\"prompt\":\"x\",\"image_urls\":\"https://a.b/c.png\"}\n"
+                                     "{\"prompt\":\"x\",\"aspect_ratio\":\"17:9\"}\n"
+                                     "{\"prompt\":\"x\"} {\"prompt\":\"y\"}\n"
+                                     "{\"prompt\":\"dup\",\"prompt\":\"dup\"}\n"
+                                     "{\"prompt\":\"ok too\"}\n");
+  Outcome outcome = Read(path);
+  CHECK(outcome.items.size() == 2);
+  const std::string text = outcome.ErrorText();
+  CHECK(text.find(path + ":2: resolutoin: unknown key") != std::string::npos);
+  CHECK(text.find(path + ":3: prompt: must be a string, not a number") != std::string::npos);
+  CHECK(text.find(path + ":4: -: invalid JSON") != std::string::npos);
+  CHECK(text.find(path + ":5: -: the line is an array, not a JSON object") != std::string::npos);
+  CHECK(text.find(path + ":6: image_urls: must be an array of strings") != std::string::npos);
+  CHECK(text.find(path + ":7: aspect_ratio: \"17:9\" is not one of") != std::string::npos);
+  CHECK(text.find(path + ":8: -: invalid JSON") != std::string::npos);  // two objects on one line
+  CHECK(text.find(path + ":9: prompt: appears twice") != std::string::npos);
+  CHECK(outcome.errors.total() == 8);
+}
+
+TEST_CASE("jsonl: a 20,000-character Chinese prompt written as \\u escapes is accepted") {
+  testing::TempDir dir;
+  const std::string ok = "{\"prompt\":\"" + Repeat("\\u732b", 20000) + "\"}\n";
+  const std::string over = "{\"prompt\":\"" + Repeat("\\u732b", 20001) + "\"}\n";
+  Outcome outcome = Read(dir.Write("m.jsonl", ok + over));
+  REQUIRE(outcome.items.size() == 1);
+  CHECK(outcome.items[0].prompt.size() == 60000);
+  REQUIRE(outcome.errors.total() == 1);
+  CHECK(outcome.errors.stored()[0].line == 2);
+  CHECK(outcome.errors.stored()[0].field == "prompt");
+}
+
+TEST_CASE("manifest: duplicate explicit ids and identical anonymous items are errors") {
+  testing::TempDir dir;
+  Outcome outcome = Read(dir.Write("m.jsonl",
+                                   "{\"id\":\"a\",\"prompt\":\"one\"}\n"
+                                   "{\"id\":\"a\",\"prompt\":\"two\"}\n"
+                                   "{\"prompt\":\"same\"}\n"
+                                   "{\"prompt\":\"same\"}\n"
+                                   "{\"prompt\":\"same\",\"resolution\":\"4K\"}\n"));
+  CHECK(outcome.items.size() == 3);
+  const std::string text = outcome.ErrorText();
+  CHECK(text.find(":2: id: \"a\" is already used at line 1") != std::string::npos);
+  CHECK(text.find(":4: id: item is identical to the one at line 3") != std::string::npos);
+  CHECK(outcome.errors.total() == 2);
+}
+
+TEST_CASE("manifest: derived ids are the same from JSONL and YAML, whatever the key order") {
+  testing::TempDir dir;
+  Outcome jsonl = Read(dir.Write("m.jsonl", "{\"resolution\":\"2K\",\"prompt\":\"a dog\"}\n"));
+  Outcome yaml = Read(dir.Write("m.yaml", "- prompt: a dog\n  resolution: 2K\n"));
+  REQUIRE(jsonl.items.size() == 1);
+  REQUIRE(yaml.items.size() == 1);
+  CHECK(jsonl.items[0].id == yaml.items[0].id);
+}
+
+TEST_CASE("jsonl: a line longer than the limit is reported and the next line still read") {
+  testing::TempDir dir;
+  const std::string huge = "{\"prompt\":\"" + std::string(5 << 20, 'a') + "\"}\n";
+  Outcome outcome = Read(dir.Write("m.jsonl", "{\"prompt\":\"first\"}\n" + huge +
+                                                  "{\"prompt\":\"after\"}\n"));
+  REQUIRE(outcome.items.size() == 2);
+  CHECK(outcome.items[1].prompt == "after");
+  CHECK(outcome.items[1].line == 3);
+  REQUIRE(outcome.errors.total() == 1);
+  CHECK(outcome.errors.stored()[0].line == 2);
+  CHECK(outcome.errors.stored()[0].message.find("longer than") != std::string::npos);
+}
+
+TEST_CASE("manifest: a missing file is one clear error") {
+  Outcome outcome = Read("/nonexistent/m.jsonl");
+  REQUIRE(outcome.errors.total() == 1);
+  CHECK(outcome.ErrorText().find("/nonexistent/m.jsonl: -: cannot open") == 0);
+  Outcome yaml = Read("/nonexistent/m.yaml");
+  CHECK(yaml.errors.total() == 1);
+}
+
+TEST_CASE("manifest: an empty manifest has zero items and no error") {
+  testing::TempDir dir;
+  CHECK(Read(dir.Write("m.jsonl", "")).errors.empty());
+  CHECK(Read(dir.Write("m.yaml", "")).errors.empty());
+}
+
+TEST_CASE("yaml: a plain list of items") {
+  testing::TempDir dir;
+  Outcome outcome = Read(dir.Write("m.yml",
+                                   "# a comment\n"
+                                   "- id: beach\n"
+                                   "  prompt: a cat wearing sunglasses on a beach\n"
+                                   "  aspect_ratio: 16:9\n"
+                                   "- prompt: \"猫\"\n"
+                                   "  image_urls:\n"
+                                   "    - https://example.com/ref.png\n"));
+  CHECK(outcome.ErrorText() == "");
+  REQUIRE(outcome.items.size() == 2);
+  CHECK(outcome.items[0].aspect_ratio == "16:9");
+  CHECK(outcome.items[0].line == 2);
+  CHECK(outcome.items[1].line == 5);
+  CHECK(outcome.items[1].image_urls[0] == "https://example.com/ref.png");
+}
+
+TEST_CASE("yaml: defaults apply under item values, over the config's") {
+  testing::TempDir dir;
+  ItemDefaults config_defaults;
+  config_defaults.output_format = "png";
+  Outcome outcome = Read(dir.Write("m.yaml",
+                                   "defaults:\n"
+                                   "  resolution: 4K\n"
+                                   "items:\n"
+                                   "  - prompt: one\n"
+                                   "  - prompt: two\n"
+                                   "    resolution: 1K\n"),
+                         config_defaults);
+  CHECK(outcome.ErrorText() == "");
+  REQUIRE(outcome.items.size() == 2);
+  CHECK(outcome.items[0].resolution == "4K");
+  CHECK(outcome.items[0].output_format == "png");
+  CHECK(outcome.items[1].resolution == "1K");
+}
+
+TEST_CASE("yaml: errors name the line of the offending key or value") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("m.yaml",
+                                     "defaults:\n"
+                                     "  resolution: 5K\n"
+                                     "  seed: 3\n"
+                                     "items:\n"
+                                     "  - prompt: fine\n");
+  Outcome outcome = Read(path);
+  const std::string text = outcome.ErrorText();
+  CHECK(text.find(path + ":2: defaults.resolution: \"5K\" is not one of") != std::string::npos);
+  CHECK(text.find(path + ":3: defaults.seed: unknown key") != std::string::npos);
+
+  const std::string items = dir.Write("i.yaml",
+                                      "- prompt: ok\n"
+                                      "- prompt: [not, a, string]\n"
+                                      "- prompt: x\n"
+                                      "  colour: red\n"
+                                      "- just a string\n"
+                                      "- prompt: y\n"
+                                      "  image_urls: https://a.b/c.png\n"
+                                      "- prompt: z\n"
+                                      "  output_format: gif\n");
+  Outcome item_outcome = Read(items);
+  const std::string item_text = item_outcome.ErrorText();
+  CHECK(item_outcome.items.size() == 1);
+  CHECK(item_text.find(items + ":2: prompt: must be a string, not a list") != std::string::npos);
+  CHECK(item_text.find(items + ":4: colour: unknown key") != std::string::npos);
+  CHECK(item_text.find(items + ":5: -: an item must be a mapping") != std::string::npos);
+  CHECK(item_text.find(items + ":7: image_urls: must be a list of strings") != std::string::npos);
+  CHECK(item_text.find(items + ":8: output_format: \"gif\" is not one of") != std::string::npos);
+}
+
+TEST_CASE("yaml: syntax errors, unknown top-level keys and a missing items list") {
+  testing::TempDir dir;
+  const std::string broken = dir.Write("b.yaml", "- prompt: a\n- prompt: [unclosed\n");
+  Outcome outcome = Read(broken);
+  REQUIRE(outcome.errors.total() == 1);
+  CHECK(outcome.ErrorText().find(broken + ":") == 0);
+  CHECK(outcome.ErrorText().find("invalid YAML") != std::string::npos);
+
+  const std::string mapping = dir.Write("t.yaml", "defaults: {}\nitmes:\n  - prompt: a\n");
+  const std::string text = Read(mapping).ErrorText();
+  CHECK(text.find(mapping + ":2: itmes: unknown top-level key") != std::string::npos);
+  CHECK(text.find("items: is required") != std::string::npos);
+
+  CHECK_FALSE(Read(dir.Write("s.yaml", "just a scalar\n")).errors.empty());
+}
+
+TEST_CASE("manifest: format is chosen by extension") {
+  CHECK(FormatOf("a.yaml") == ManifestFormat::kYaml);
+  CHECK(FormatOf("a.yml") == ManifestFormat::kYaml);
+  CHECK(FormatOf("a.jsonl") == ManifestFormat::kJsonl);
+  CHECK(FormatOf("a.json") == ManifestFormat::kJsonl);
+  CHECK(FormatOf("yaml") == ManifestFormat::kJsonl);
+}
+
+}  // namespace
+}  // namespace nanobatch::manifest

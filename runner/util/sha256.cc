@@ -1,0 +1,55 @@
+#include "runner/util/sha256.h"
+
+#include <openssl/evp.h>
+
+#include <cstdlib>
+#include <iostream>
+
+namespace nanobatch::util {
+namespace {
+
+// OpenSSL failing to hash is an allocation failure or a broken library: going on would write
+// wrong hashes into the journal, so it ends the process.
+void CheckOpenSsl(int ok, const char* what) {
+  if (ok != 1) {
+    std::cerr << "fatal: OpenSSL " << what << " failed\n";
+    std::abort();
+  }
+}
+
+}  // namespace
+
+Sha256::Sha256() : context_(EVP_MD_CTX_new()) {
+  CheckOpenSsl(context_ != nullptr, "EVP_MD_CTX_new");
+  CheckOpenSsl(EVP_DigestInit_ex(context_, EVP_sha256(), nullptr), "EVP_DigestInit_ex");
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(context_); }
+
+void Sha256::Update(std::string_view bytes) { Update(bytes.data(), bytes.size()); }
+
+void Sha256::Update(const void* data, std::size_t size) {
+  CheckOpenSsl(EVP_DigestUpdate(context_, data, size), "EVP_DigestUpdate");
+}
+
+std::string Sha256::FinishHex() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  CheckOpenSsl(EVP_DigestFinal_ex(context_, digest, &length), "EVP_DigestFinal_ex");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 0x0F]);
+  }
+  return hex;
+}
+
+std::string Sha256::HexOf(std::string_view bytes) {
+  Sha256 hash;
+  hash.Update(bytes);
+  return hash.FinishHex();
+}
+
+}  // namespace nanobatch::util

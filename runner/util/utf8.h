@@ -1,0 +1,18 @@
+#pragma once
+// UTF-8 helpers. api.md limits prompts to 20,000 *characters*, and prompts are often Chinese
+// (3 bytes a character in UTF-8), so lengths are counted in Unicode code points, not bytes.
+//
+// Example:
+//   CountCodePoints("猫") == 1;  CountCodePoints("\xff") == std::nullopt;
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+namespace nanobatch::util {
+
+// The number of code points in `text`, or nullopt if it is not well-formed UTF-8 (overlong
+// forms, surrogates, code points above U+10FFFF and truncated sequences are all rejected).
+std::optional<std::size_t> CountCodePoints(std::string_view text);
+
+}  // namespace nanobatch::util
