@@ -1,0 +1,74 @@
+#include "runner/config/api_key.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+namespace nanobatch::config {
+namespace {
+
+constexpr std::size_t kMaxKeyBytes = 4096;
+
+// A key file usually ends with a newline; anything else that is not a visible ASCII character
+// would corrupt (or inject into) the HTTP header, so it is refused rather than sent.
+std::optional<std::string> CleanKey(std::string raw, const std::string& source,
+                                    util::InputErrors& errors) {
+  while (!raw.empty() && (raw.back() == '\n' || raw.back() == '\r' || raw.back() == ' ')) {
+    raw.pop_back();
+  }
+  if (raw.empty()) {
+    errors.Add({source, 0, "api key", "is empty"});
+    return std::nullopt;
+  }
+  for (char c : raw) {
+    if (c <= ' ' || c > '~') {
+      errors.Add({source, 0, "api key", "contains a space or a non-printable character"});
+      return std::nullopt;
+    }
+  }
+  return raw;
+}
+
+std::optional<std::string> ReadKeyFile(const std::string& path, util::InputErrors& errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors.Add({path, 0, "api.key_file", "cannot open the key file"});
+    return std::nullopt;
+  }
+  std::string content;
+  content.resize(kMaxKeyBytes + 1);
+  in.read(content.data(), static_cast<std::streamsize>(content.size()));
+  content.resize(static_cast<std::size_t>(in.gcount()));
+  if (content.size() > kMaxKeyBytes) {
+    errors.Add({path, 0, "api.key_file", "is larger than an API key can be"});
+    return std::nullopt;
+  }
+  return CleanKey(std::move(content), path, errors);
+}
+
+}  // namespace
+
+std::optional<ApiKey> ResolveApiKey(const std::string& key_file, util::InputErrors& errors) {
+  if (const char* env = std::getenv("AIVIDEOAPI_API_KEY"); env != nullptr && *env != '\0') {
+    auto key = CleanKey(env, "$AIVIDEOAPI_API_KEY", errors);
+    if (!key) return std::nullopt;
+    return ApiKey{std::move(*key), "$AIVIDEOAPI_API_KEY"};
+  }
+  if (!key_file.empty()) {
+    auto key = ReadKeyFile(key_file, errors);
+    if (!key) return std::nullopt;
+    return ApiKey{std::move(*key), key_file};
+  }
+  if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir != nullptr && *dir != '\0') {
+    const std::string path = std::string(dir) + "/aivideoapi_api_key";
+    auto key = ReadKeyFile(path, errors);
+    if (!key) return std::nullopt;
+    return ApiKey{std::move(*key), path};
+  }
+  errors.Add({"api key", 0, "-",
+              "no API key: set $AIVIDEOAPI_API_KEY, or api.key_file in the config, or "
+              "LoadCredential=aivideoapi_api_key in the systemd unit"});
+  return std::nullopt;
+}
+
+}  // namespace nanobatch::config

@@ -1,0 +1,66 @@
+#include <doctest/doctest.h>
+
+#include <stdlib.h>
+
+#include <string>
+
+#include "runner/config/api_key.h"
+#include "runner/testing/temp_dir.h"
+
+namespace nanobatch::config {
+namespace {
+
+// Each test sets exactly the variables it means to.
+struct CleanEnvironment {
+  CleanEnvironment() {
+    ::unsetenv("AIVIDEOAPI_API_KEY");
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+  }
+  ~CleanEnvironment() {
+    ::unsetenv("AIVIDEOAPI_API_KEY");
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+  }
+};
+
+TEST_CASE("api key: the environment wins over the key file and the credentials directory") {
+  CleanEnvironment clean;
+  testing::TempDir dir;
+  const std::string file = dir.Write("key", "sk-from-file\n");
+  dir.Write("aivideoapi_api_key", "sk-from-credentials\n");
+  ::setenv("CREDENTIALS_DIRECTORY", dir.path().c_str(), 1);
+  ::setenv("AIVIDEOAPI_API_KEY", "sk-from-env", 1);
+  util::InputErrors errors;
+  auto key = ResolveApiKey(file, errors);
+  REQUIRE(key);
+  CHECK(key->value == "sk-from-env");
+  CHECK(key->source == "$AIVIDEOAPI_API_KEY");
+
+  ::unsetenv("AIVIDEOAPI_API_KEY");
+  key = ResolveApiKey(file, errors);
+  REQUIRE(key);
+  CHECK(key->value == "sk-from-file");  // the trailing newline is not part of the key
+
+  key = ResolveApiKey("", errors);
+  REQUIRE(key);
+  CHECK(key->value == "sk-from-credentials");
+  CHECK(errors.empty());
+}
+
+TEST_CASE("api key: none found, an unreadable file or a key that could inject a header") {
+  CleanEnvironment clean;
+  util::InputErrors errors;
+  CHECK_FALSE(ResolveApiKey("", errors));
+  CHECK(errors.stored().back().message.find("no API key") == 0);
+
+  CHECK_FALSE(ResolveApiKey("/nonexistent/key", errors));
+  CHECK(errors.stored().back().Format() == "/nonexistent/key: api.key_file: cannot open the key file");
+
+  testing::TempDir dir;
+  CHECK_FALSE(ResolveApiKey(dir.Write("k", "sk-abc\r\nX-Evil: 1\n"), errors));
+  CHECK_FALSE(ResolveApiKey(dir.Write("e", "\n"), errors));
+  // No error message ever contains the key.
+  for (const auto& error : errors.stored()) CHECK(error.Format().find("sk-abc") == std::string::npos);
+}
+
+}  // namespace
+}  // namespace nanobatch::config

@@ -1,0 +1,339 @@
+#include "runner/config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <boost/url/parse.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <string_view>
+
+#include "runner/api/spec.h"
+
+namespace nanobatch::config {
+namespace {
+
+// Sets one key from its YAML value; returns an error message, or nullopt on success.
+using Setter = std::function<std::optional<std::string>(const YAML::Node&, Config&)>;
+
+std::string_view KindName(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return "null";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Undefined: return "undefined";
+  }
+  return "unknown";
+}
+
+template <typename Integer>
+std::optional<Integer> ParseInteger(const std::string& text) {
+  Integer value{};
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<double> ParseDouble(const std::string& text) {
+  double value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+template <typename Access>
+Setter String(Access access) {
+  return [access](const YAML::Node& node, Config& config) -> std::optional<std::string> {
+    if (node.IsNull()) {
+      access(config).clear();
+      return std::nullopt;
+    }
+    if (!node.IsScalar()) return "must be a string, not " + std::string(KindName(node));
+    access(config) = node.Scalar();
+    return std::nullopt;
+  };
+}
+
+template <typename Access>
+Setter Number(Access access) {
+  return [access](const YAML::Node& node, Config& config) -> std::optional<std::string> {
+    auto value = node.IsScalar() ? ParseDouble(node.Scalar()) : std::nullopt;
+    if (!value) return "must be a number";
+    access(config) = *value;
+    return std::nullopt;
+  };
+}
+
+template <typename Integer, typename Access>
+Setter WholeNumber(Access access) {
+  return [access](const YAML::Node& node, Config& config) -> std::optional<std::string> {
+    auto value = node.IsScalar() ? ParseInteger<Integer>(node.Scalar()) : std::nullopt;
+    if (!value) return std::string("must be a whole number from 0 to ") +
+                       std::to_string(std::numeric_limits<Integer>::max());
+    access(config) = *value;
+    return std::nullopt;
+  };
+}
+
+template <typename Access, typename Check>
+Setter ItemValue(Access access, Check check) {
+  return [access, check](const YAML::Node& node, Config& config) -> std::optional<std::string> {
+    if (!node.IsScalar()) return "must be a string, not " + std::string(KindName(node));
+    if (auto problem = check(node.Scalar())) return problem;
+    access(config) = node.Scalar();
+    return std::nullopt;
+  };
+}
+
+std::optional<std::string> SetBudget(const YAML::Node& node, Config& config) {
+  if (node.IsNull()) {
+    config.limits.budget_credits.reset();
+    return std::nullopt;
+  }
+  auto value = node.IsScalar() ? ParseInteger<std::uint64_t>(node.Scalar()) : std::nullopt;
+  if (!value) return std::string("must be a whole number of credits, or null for no budget");
+  config.limits.budget_credits = *value;
+  return std::nullopt;
+}
+
+std::optional<std::string> SetPrices(const YAML::Node& node, Config& config) {
+  if (!node.IsMap()) return "must be a mapping of resolution to credits, not " +
+                            std::string(KindName(node));
+  for (const auto& entry : node) {
+    const std::string resolution = entry.first.Scalar();
+    if (!api::IsOneOf(resolution, api::kResolutions)) {
+      return "\"" + resolution + "\" is not a resolution (" + api::JoinAllowed(api::kResolutions) +
+             ")";
+    }
+    auto credits = entry.second.IsScalar() ? ParseInteger<std::uint32_t>(entry.second.Scalar())
+                                           : std::nullopt;
+    if (!credits || *credits == 0) return "the price of " + resolution + " must be a whole number of credits above 0";
+    config.api.prices[resolution] = *credits;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> SetAllowedHosts(const YAML::Node& node, Config& config) {
+  if (!node.IsSequence()) return "must be a list of host names, not " + std::string(KindName(node));
+  std::vector<std::string> hosts;
+  for (const auto& host : node) {
+    if (!host.IsScalar()) return std::string("every entry must be a host name");
+    hosts.push_back(host.Scalar());
+  }
+  config.download.allowed_hosts = std::move(hosts);
+  return std::nullopt;
+}
+
+// Every key the config file may hold, by its dotted path. A mapping in the file whose path is a
+// prefix of some key here is a section and is walked into; anything else is unknown.
+const std::map<std::string, Setter>& KeyTable() {
+  static const auto* table = new std::map<std::string, Setter>{
+      {"api.base_url", String([](Config& c) -> std::string& { return c.api.base_url; })},
+      {"api.key_file", String([](Config& c) -> std::string& { return c.api.key_file; })},
+      {"api.ca_file", String([](Config& c) -> std::string& { return c.api.ca_file; })},
+      {"api.model", String([](Config& c) -> std::string& { return c.api.model; })},
+      {"api.prices", SetPrices},
+      {"manifest", String([](Config& c) -> std::string& { return c.manifest; })},
+      {"out", String([](Config& c) -> std::string& { return c.out; })},
+      {"limits.rate", Number([](Config& c) -> double& { return c.limits.rate; })},
+      {"limits.burst",
+       WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& { return c.limits.burst; })},
+      {"limits.max_in_flight", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
+         return c.limits.max_in_flight;
+       })},
+      {"limits.max_downloads", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
+         return c.limits.max_downloads;
+       })},
+      {"limits.budget_credits", SetBudget},
+      {"polling.first_poll_s",
+       Number([](Config& c) -> double& { return c.polling.first_poll_s; })},
+      {"polling.max_interval_s",
+       Number([](Config& c) -> double& { return c.polling.max_interval_s; })},
+      {"polling.task_deadline_s",
+       Number([](Config& c) -> double& { return c.polling.task_deadline_s; })},
+      {"timeouts.connect_s", Number([](Config& c) -> double& { return c.timeouts.connect_s; })},
+      {"timeouts.request_s", Number([](Config& c) -> double& { return c.timeouts.request_s; })},
+      {"timeouts.download_s", Number([](Config& c) -> double& { return c.timeouts.download_s; })},
+      {"download.max_bytes", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
+         return c.download.max_bytes;
+       })},
+      {"download.allowed_hosts", SetAllowedHosts},
+      {"retry.max_attempts", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
+         return c.retry.max_attempts;
+       })},
+      {"retry.base_delay_s", Number([](Config& c) -> double& { return c.retry.base_delay_s; })},
+      {"retry.max_delay_s", Number([](Config& c) -> double& { return c.retry.max_delay_s; })},
+      {"retry.max_task_attempts", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
+         return c.retry.max_task_attempts;
+       })},
+      {"retry.spend_limit_pause_s",
+       Number([](Config& c) -> double& { return c.retry.spend_limit_pause_s; })},
+      {"retry.spend_limit_give_up_s",
+       Number([](Config& c) -> double& { return c.retry.spend_limit_give_up_s; })},
+      {"log.progress_interval_s",
+       Number([](Config& c) -> double& { return c.log.progress_interval_s; })},
+      {"defaults.resolution",
+       ItemValue([](Config& c) -> std::string& { return c.defaults.resolution; },
+                 manifest::CheckResolution)},
+      {"defaults.aspect_ratio",
+       ItemValue([](Config& c) -> std::string& { return c.defaults.aspect_ratio; },
+                 manifest::CheckAspectRatio)},
+      {"defaults.output_format",
+       ItemValue([](Config& c) -> std::string& { return c.defaults.output_format; },
+                 manifest::CheckOutputFormat)},
+  };
+  return *table;
+}
+
+bool IsSection(const std::string& path) {
+  const std::string prefix = path + ".";
+  auto it = KeyTable().lower_bound(prefix);
+  return it != KeyTable().end() && it->first.compare(0, prefix.size(), prefix) == 0;
+}
+
+void Walk(const YAML::Node& map, const std::string& prefix, const std::string& file,
+          Config& config, util::InputErrors& errors) {
+  for (const auto& entry : map) {
+    const int line = entry.first.Mark().line + 1;
+    if (!entry.first.IsScalar()) {
+      errors.Add({file, line, prefix.empty() ? "-" : prefix, "a key must be a string"});
+      continue;
+    }
+    const std::string key = prefix.empty() ? entry.first.Scalar() : prefix + "." + entry.first.Scalar();
+    auto setter = KeyTable().find(key);
+    if (setter != KeyTable().end()) {
+      if (auto problem = setter->second(entry.second, config)) {
+        errors.Add({file, entry.second.Mark().line + 1, key, *problem});
+      } else {
+        config.origins[key] = Origin{file, entry.second.Mark().line + 1, key};
+      }
+    } else if (IsSection(key)) {
+      if (entry.second.IsMap()) {
+        Walk(entry.second, key, file, config, errors);
+      } else if (!entry.second.IsNull()) {
+        errors.Add({file, line, key, "must be a mapping (a section), not " +
+                                         std::string(KindName(entry.second))});
+      }
+    } else {
+      errors.Add({file, line, key, "unknown key (see configs/example.yaml for every key)"});
+    }
+  }
+}
+
+bool IsHostName(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  for (char c : host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors.Add({path, 0, "-", "cannot open the config file"});
+    return;
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(in);
+  } catch (const YAML::Exception& e) {
+    errors.Add({path, e.mark.line + 1, "-", "invalid YAML: " + e.msg});
+    return;
+  }
+  if (root.IsNull()) return;  // an empty config changes nothing
+  if (!root.IsMap()) {
+    errors.Add({path, root.Mark().line + 1, "-", "the config must be a mapping of keys"});
+    return;
+  }
+  Walk(root, "", path, config, errors);
+}
+
+void ValidateConfig(const Config& config, util::InputErrors& errors) {
+  auto report = [&](const std::string& key, const std::string& message) {
+    auto origin = config.origins.find(key);
+    if (origin == config.origins.end()) {
+      errors.Add({"config", 0, key, message});
+    } else {
+      errors.Add({origin->second.path, origin->second.line, origin->second.name, message});
+    }
+  };
+  auto positive = [&](const std::string& key, double value) {
+    if (!(value > 0)) report(key, "must be above 0");
+  };
+
+  // The base URL: https only (the API key travels in every request), host and port only.
+  auto url = boost::urls::parse_absolute_uri(config.api.base_url);
+  if (!url) {
+    report("api.base_url", "\"" + config.api.base_url + "\" is not an absolute URL");
+  } else if (url->scheme_id() != boost::urls::scheme::https) {
+    report("api.base_url", "must be an https URL (the API key is sent with every request)");
+  } else if (url->encoded_host().empty()) {
+    report("api.base_url", "has no host");
+  } else if (!(url->encoded_path().empty() || url->encoded_path() == "/") || url->has_query() ||
+             url->has_fragment() || url->has_userinfo()) {
+    report("api.base_url", "must be scheme, host and port only (for example " +
+                               std::string(api::kDefaultBaseUrl) + ", without /v1)");
+  }
+  if (config.api.model.empty()) report("api.model", "must not be empty");
+
+  if (config.manifest.empty()) report("manifest", "is required (in the config or --manifest)");
+  if (config.out.empty()) report("out", "is required (in the config or --out)");
+
+  positive("limits.rate", config.limits.rate);
+  if (config.limits.rate > 10000) report("limits.rate", "must be at most 10000 requests a second");
+  if (config.limits.burst == 0) report("limits.burst", "must be at least 1");
+  if (config.limits.max_in_flight == 0) report("limits.max_in_flight", "must be at least 1");
+  if (config.limits.max_downloads == 0) report("limits.max_downloads", "must be at least 1");
+
+  positive("polling.first_poll_s", config.polling.first_poll_s);
+  positive("polling.max_interval_s", config.polling.max_interval_s);
+  positive("polling.task_deadline_s", config.polling.task_deadline_s);
+  positive("timeouts.connect_s", config.timeouts.connect_s);
+  positive("timeouts.request_s", config.timeouts.request_s);
+  positive("timeouts.download_s", config.timeouts.download_s);
+  if (config.download.max_bytes < 1024) report("download.max_bytes", "must be at least 1024");
+  for (const std::string& host : config.download.allowed_hosts) {
+    if (!IsHostName(host)) {
+      report("download.allowed_hosts",
+             "\"" + host + "\" is not a host name (no scheme, port or path: file.aivideoapi.ai)");
+    }
+  }
+
+  if (config.retry.max_attempts == 0) report("retry.max_attempts", "must be at least 1");
+  if (config.retry.max_task_attempts == 0) report("retry.max_task_attempts", "must be at least 1");
+  positive("retry.base_delay_s", config.retry.base_delay_s);
+  if (config.retry.max_delay_s < config.retry.base_delay_s) {
+    report("retry.max_delay_s", "must be at least retry.base_delay_s");
+  }
+  positive("retry.spend_limit_pause_s", config.retry.spend_limit_pause_s);
+  if (config.retry.spend_limit_give_up_s < config.retry.spend_limit_pause_s) {
+    report("retry.spend_limit_give_up_s", "must be at least retry.spend_limit_pause_s");
+  }
+  positive("log.progress_interval_s", config.log.progress_interval_s);
+}
+
+std::uint32_t PriceOf(const Config& config, const std::string& resolution) {
+  auto it = config.api.prices.find(resolution);
+  // Validation admits only the three resolutions and the table always holds all three; a price
+  // of "unknown" would let the budget be overspent, so it ends the process.
+  if (it == config.api.prices.end()) {
+    std::fprintf(stderr, "fatal: no price for resolution %s\n", resolution.c_str());
+    std::abort();
+  }
+  return it->second;
+}
+
+}  // namespace nanobatch::config

@@ -1,0 +1,112 @@
+#pragma once
+// Config: every setting of a run, from the YAML config file (configs/example.yaml documents each
+// key), then the command-line overrides, then validated as a whole.
+//
+// Loading never throws: every problem becomes an InputError naming the file, line and key (or the
+// flag), and all of them are reported together.
+//
+// Example:
+//   util::InputErrors errors;
+//   Config config;
+//   LoadConfigFile("nanobatch.yaml", config, errors);    // optional
+//   config.SetFromFlag("limits.rate", "--rate");
+//   config.limits.rate = 5;
+//   ValidateConfig(config, errors);
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runner/manifest/item.h"
+#include "runner/util/input_error.h"
+
+namespace nanobatch::config {
+
+struct ApiConfig {
+  std::string base_url = "https://api.aivideoapi.ai";  // scheme, host and port only
+  std::string key_file;  // empty: not used
+  std::string ca_file;   // empty: the system trust store
+  std::string model = "nano-banana-2";
+  // Credits per image by resolution (api.md "Pricing"); the budget is counted with these.
+  std::map<std::string, std::uint32_t> prices = {{"1K", 16}, {"2K", 24}, {"4K", 36}};
+};
+
+struct LimitsConfig {
+  double rate = 2.0;              // API requests per second: submits, polls, credit queries
+  std::uint32_t burst = 4;        // token-bucket depth
+  std::uint32_t max_in_flight = 64;  // tasks submitted and not yet finished
+  std::uint32_t max_downloads = 4;   // image downloads at once
+  std::optional<std::uint64_t> budget_credits;  // nullopt: no budget
+};
+
+struct PollingConfig {
+  double first_poll_s = 8.0;       // before any completion time has been observed
+  double max_interval_s = 30.0;    // backoff cap between polls of one task
+  double task_deadline_s = 1800.0; // a task not finished by then is recorded as failed
+};
+
+struct TimeoutsConfig {
+  double connect_s = 10.0;    // TCP connect and TLS handshake
+  double request_s = 30.0;    // one API request, write to last byte of the response
+  double download_s = 300.0;  // one image download
+};
+
+struct DownloadConfig {
+  std::uint64_t max_bytes = 64ull << 20;  // per image; a larger body fails the download
+  std::vector<std::string> allowed_hosts = {"file.aivideoapi.ai"};
+};
+
+struct RetryConfig {
+  std::uint32_t max_attempts = 6;        // per request, for 500/503 and network errors
+  double base_delay_s = 0.5;             // exponential backoff with full jitter from here
+  double max_delay_s = 60.0;
+  std::uint32_t max_task_attempts = 3;   // submissions of one item whose task ended `failed`
+  double spend_limit_pause_s = 600.0;    // pause after 429 spend_limit_exceeded
+  double spend_limit_give_up_s = 7200.0; // stop (exit 3) when the spend limit lasts this long
+};
+
+struct LogConfig {
+  double progress_interval_s = 10.0;  // summary line period when stderr is not a terminal
+};
+
+// Where a setting's value came from, so that an error points at the right place.
+struct Origin {
+  std::string path;  // config file, or "command line"
+  int line = 0;
+  std::string name;  // the key as written in the file, or the flag
+};
+
+struct Config {
+  ApiConfig api;
+  std::string manifest;
+  std::string out;
+  LimitsConfig limits;
+  PollingConfig polling;
+  TimeoutsConfig timeouts;
+  DownloadConfig download;
+  RetryConfig retry;
+  LogConfig log;
+  manifest::ItemDefaults defaults;
+
+  // Dotted key -> where it was set; keys left at their default are absent.
+  std::map<std::string, Origin> origins;
+
+  void SetFromFlag(const std::string& key, const std::string& flag) {
+    origins[key] = Origin{"command line", 0, flag};
+  }
+};
+
+// Reads `path` into `config`, overwriting only the keys the file sets. Unknown keys, wrong types
+// and YAML syntax errors are reported in `errors`.
+void LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors);
+
+// Checks the ranges and the relations between settings (after overrides). Each error names the
+// key and where its value came from.
+void ValidateConfig(const Config& config, util::InputErrors& errors);
+
+// The credits one item of `resolution` costs, by the config's price table.
+std::uint32_t PriceOf(const Config& config, const std::string& resolution);
+
+}  // namespace nanobatch::config

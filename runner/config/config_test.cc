@@ -1,0 +1,170 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "runner/config/config.h"
+#include "runner/testing/temp_dir.h"
+
+namespace nanobatch::config {
+namespace {
+
+std::string ErrorText(const util::InputErrors& errors) {
+  std::string out;
+  for (const auto& error : errors.stored()) out += error.Format() + "\n";
+  return out;
+}
+
+TEST_CASE("config: the shipped example loads cleanly and equals the built-in defaults") {
+  Config loaded;
+  util::InputErrors errors;
+  LoadConfigFile("configs/example.yaml", loaded, errors);
+  CHECK(ErrorText(errors) == "");
+  ValidateConfig(loaded, errors);
+  CHECK(ErrorText(errors) == "");
+
+  const Config defaults;
+  CHECK(loaded.api.base_url == defaults.api.base_url);
+  CHECK(loaded.api.prices == defaults.api.prices);
+  CHECK(loaded.limits.rate == defaults.limits.rate);
+  CHECK(loaded.limits.burst == defaults.limits.burst);
+  CHECK(loaded.limits.max_in_flight == defaults.limits.max_in_flight);
+  CHECK(loaded.limits.max_downloads == defaults.limits.max_downloads);
+  CHECK(loaded.limits.budget_credits == defaults.limits.budget_credits);
+  CHECK(loaded.polling.first_poll_s == defaults.polling.first_poll_s);
+  CHECK(loaded.polling.task_deadline_s == defaults.polling.task_deadline_s);
+  CHECK(loaded.timeouts.request_s == defaults.timeouts.request_s);
+  CHECK(loaded.download.max_bytes == defaults.download.max_bytes);
+  CHECK(loaded.download.allowed_hosts == defaults.download.allowed_hosts);
+  CHECK(loaded.retry.max_task_attempts == defaults.retry.max_task_attempts);
+  CHECK(loaded.retry.spend_limit_give_up_s == defaults.retry.spend_limit_give_up_s);
+  CHECK(loaded.log.progress_interval_s == defaults.log.progress_interval_s);
+  CHECK(loaded.defaults.output_format == defaults.defaults.output_format);
+}
+
+TEST_CASE("config: values are read and keep their origin") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("c.yaml",
+                                     "manifest: m.jsonl\n"
+                                     "out: /tmp/out\n"
+                                     "api:\n"
+                                     "  base_url: https://127.0.0.1:8443\n"
+                                     "  prices: {4K: 40}\n"
+                                     "limits:\n"
+                                     "  rate: 7.5\n"
+                                     "  budget_credits: 1000\n"
+                                     "download:\n"
+                                     "  allowed_hosts: [localhost, files.example.com]\n"
+                                     "defaults:\n"
+                                     "  output_format: png\n");
+  Config config;
+  util::InputErrors errors;
+  LoadConfigFile(path, config, errors);
+  ValidateConfig(config, errors);
+  CHECK(ErrorText(errors) == "");
+  CHECK(config.api.base_url == "https://127.0.0.1:8443");
+  CHECK(PriceOf(config, "4K") == 40);
+  CHECK(PriceOf(config, "1K") == 16);
+  CHECK(config.limits.rate == 7.5);
+  CHECK(config.limits.budget_credits == 1000u);
+  CHECK(config.download.allowed_hosts.size() == 2);
+  CHECK(config.defaults.output_format == "png");
+  CHECK(config.origins.at("limits.rate").line == 7);
+}
+
+TEST_CASE("config: unknown keys, wrong types and bad values all name file, line and key") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("c.yaml",
+                                     "manifest: m.jsonl\n"
+                                     "out: o\n"
+                                     "limits:\n"
+                                     "  rate: fast\n"
+                                     "  burts: 3\n"
+                                     "  max_in_flight: -1\n"
+                                     "  budget_credits: lots\n"
+                                     "api:\n"
+                                     "  prices: {8K: 99}\n"
+                                     "defaults:\n"
+                                     "  aspect_ratio: 7:5\n"
+                                     "polling: 3\n"
+                                     "colour: blue\n");
+  Config config;
+  util::InputErrors errors;
+  LoadConfigFile(path, config, errors);
+  const std::string text = ErrorText(errors);
+  CHECK(text.find(path + ":4: limits.rate: must be a number") != std::string::npos);
+  CHECK(text.find(path + ":5: limits.burts: unknown key") != std::string::npos);
+  CHECK(text.find(path + ":6: limits.max_in_flight: must be a whole number") != std::string::npos);
+  CHECK(text.find(path + ":7: limits.budget_credits: must be a whole number") != std::string::npos);
+  CHECK(text.find(path + ":9: api.prices: \"8K\" is not a resolution") != std::string::npos);
+  CHECK(text.find(path + ":11: defaults.aspect_ratio: \"7:5\" is not one of") != std::string::npos);
+  CHECK(text.find(path + ":12: polling: must be a mapping") != std::string::npos);
+  CHECK(text.find(path + ":13: colour: unknown key") != std::string::npos);
+  CHECK(errors.total() == 8);
+}
+
+TEST_CASE("config: range checks name the key or the flag that set it") {
+  Config config;
+  config.manifest = "m.jsonl";
+  config.out = "out";
+  config.limits.rate = 0;
+  config.SetFromFlag("limits.rate", "--rate");
+  config.limits.burst = 0;
+  config.api.base_url = "http://api.example.com";
+  config.download.allowed_hosts = {"https://file.example.com/x"};
+  config.retry.max_delay_s = 0.1;
+  util::InputErrors errors;
+  ValidateConfig(config, errors);
+  const std::string text = ErrorText(errors);
+  CHECK(text.find("command line: --rate: must be above 0") != std::string::npos);
+  CHECK(text.find("config: limits.burst: must be at least 1") != std::string::npos);
+  CHECK(text.find("api.base_url: must be an https URL") != std::string::npos);
+  CHECK(text.find("download.allowed_hosts: \"https://file.example.com/x\" is not a host name") !=
+        std::string::npos);
+  CHECK(text.find("retry.max_delay_s: must be at least retry.base_delay_s") != std::string::npos);
+  CHECK(errors.total() == 5);
+}
+
+TEST_CASE("config: the base URL is scheme, host and port only") {
+  for (const char* good : {"https://api.aivideoapi.ai", "https://127.0.0.1:8443",
+                           "https://api.aivideoapi.ai/"}) {
+    Config config;
+    config.manifest = "m";
+    config.out = "o";
+    config.api.base_url = good;
+    util::InputErrors errors;
+    ValidateConfig(config, errors);
+    CHECK_MESSAGE(errors.empty(), good);
+  }
+  for (const char* bad : {"https://api.aivideoapi.ai/v1", "api.aivideoapi.ai", "https://",
+                          "https://u:p@api.aivideoapi.ai", "https://api.aivideoapi.ai?x=1"}) {
+    Config config;
+    config.manifest = "m";
+    config.out = "o";
+    config.api.base_url = bad;
+    util::InputErrors errors;
+    ValidateConfig(config, errors);
+    CHECK_MESSAGE(errors.total() == 1, bad);
+  }
+}
+
+TEST_CASE("config: manifest and out are required; a missing file and bad YAML are errors") {
+  Config config;
+  util::InputErrors errors;
+  ValidateConfig(config, errors);
+  CHECK(ErrorText(errors).find("manifest: is required") != std::string::npos);
+  CHECK(ErrorText(errors).find("out: is required") != std::string::npos);
+
+  util::InputErrors missing;
+  LoadConfigFile("/nonexistent.yaml", config, missing);
+  CHECK(ErrorText(missing) == "/nonexistent.yaml: -: cannot open the config file\n");
+
+  testing::TempDir dir;
+  util::InputErrors broken;
+  const std::string path = dir.Write("b.yaml", "limits:\n  rate: [1,\n");
+  LoadConfigFile(path, config, broken);
+  REQUIRE(broken.total() == 1);
+  CHECK(broken.stored()[0].message.find("invalid YAML") == 0);
+}
+
+}  // namespace
+}  // namespace nanobatch::config
