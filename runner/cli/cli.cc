@@ -1,0 +1,142 @@
+// The command line of interface.md, parsed with CLI11. This file only parses and dispatches:
+// every setting lands in config::Config, so a flag and its config key behave the same.
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <optional>
+
+#include "runner/cli/commands.h"
+#include "runner/version.h"
+
+namespace nanobatch::cli {
+namespace {
+
+constexpr const char* kDescription =
+    "nanobatch: generates image datasets through the Nano Banana 2 API, resumably.\n"
+    "Exit status of run: 0 all done, 1 some items failed (failed.jsonl), 2 bad usage/config/"
+    "manifest,\n3 stopped early but resumable, 4 credentials or caller refused by the API.";
+
+// The overrides of `run`: each sets one config key (and is remembered as its origin).
+struct RunFlags {
+  std::string config_file;
+  std::string manifest;
+  std::string out;
+  std::string base_url;
+  std::string ca_file;
+  double rate = 0;
+  std::uint32_t burst = 0;
+  std::uint32_t max_in_flight = 0;
+  std::uint64_t budget_credits = 0;
+  std::vector<std::string> allow_download_hosts;
+};
+
+void AddRunFlags(CLI::App& run, RunFlags& flags) {
+  run.add_option("--config", flags.config_file, "YAML config file (configs/example.yaml)");
+  run.add_option("--manifest", flags.manifest, "manifest of prompts (.jsonl, .yaml, .yml)");
+  run.add_option("--out", flags.out, "output directory");
+  run.add_option("--base-url", flags.base_url,
+                 "API scheme, host and port, without /v1 (default https://api.aivideoapi.ai)");
+  run.add_option("--ca-file", flags.ca_file, "trust only this CA (PEM) instead of the system store");
+  run.add_option("--rate", flags.rate, "API requests per second (submits, polls, credit queries)");
+  run.add_option("--burst", flags.burst, "token-bucket depth");
+  run.add_option("--max-in-flight", flags.max_in_flight, "tasks submitted and not yet finished");
+  run.add_option("--budget-credits", flags.budget_credits, "credits this run may spend");
+  run.add_option("--allow-download-host", flags.allow_download_hosts,
+                 "also download images from this host (repeatable)");
+}
+
+// Config file first, then each flag the user gave; a flag wins over the file.
+int StartRun(const CLI::App& run, const RunFlags& flags) {
+  config::Config config;
+  util::InputErrors errors;
+  if (!flags.config_file.empty()) config::LoadConfigFile(flags.config_file, config, errors);
+
+  auto given = [&](const char* name) { return run.get_option(name)->count() > 0; };
+  if (given("--manifest")) {
+    config.manifest = flags.manifest;
+    config.SetFromFlag("manifest", "--manifest");
+  }
+  if (given("--out")) {
+    config.out = flags.out;
+    config.SetFromFlag("out", "--out");
+  }
+  if (given("--base-url")) {
+    config.api.base_url = flags.base_url;
+    config.SetFromFlag("api.base_url", "--base-url");
+  }
+  if (given("--ca-file")) {
+    config.api.ca_file = flags.ca_file;
+    config.SetFromFlag("api.ca_file", "--ca-file");
+  }
+  if (given("--rate")) {
+    config.limits.rate = flags.rate;
+    config.SetFromFlag("limits.rate", "--rate");
+  }
+  if (given("--burst")) {
+    config.limits.burst = flags.burst;
+    config.SetFromFlag("limits.burst", "--burst");
+  }
+  if (given("--max-in-flight")) {
+    config.limits.max_in_flight = flags.max_in_flight;
+    config.SetFromFlag("limits.max_in_flight", "--max-in-flight");
+  }
+  if (given("--budget-credits")) {
+    config.limits.budget_credits = flags.budget_credits;
+    config.SetFromFlag("limits.budget_credits", "--budget-credits");
+  }
+  for (const std::string& host : flags.allow_download_hosts) {
+    config.download.allowed_hosts.push_back(host);
+    config.SetFromFlag("download.allowed_hosts", "--allow-download-host");
+  }
+  ValidateConfig(config, errors);
+  if (!errors.empty()) {
+    errors.Print(std::cerr);
+    return kExitBadInput;
+  }
+  return RunCommand(std::move(config));
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app(kDescription, "nanobatch");
+  app.set_version_flag("--version", std::string("nanobatch ") + kVersion);
+  app.require_subcommand(1);
+
+  RunFlags run_flags;
+  CLI::App* run = app.add_subcommand("run", "process a manifest to the end, resumably");
+  AddRunFlags(*run, run_flags);
+
+  std::string status_out;
+  bool status_json = false;
+  CLI::App* status =
+      app.add_subcommand("status", "summary read from the journal; safe while a run is live");
+  status->add_option("--out", status_out, "output directory of the run")->required();
+  status->add_flag("--json", status_json, "one JSON object, for scripts");
+
+  std::string validate_manifest;
+  std::string validate_config;
+  CLI::App* validate = app.add_subcommand("validate", "check a manifest; submit nothing");
+  validate->add_option("MANIFEST", validate_manifest, "the manifest to check")->required();
+  validate->add_option("--config", validate_config, "config whose defaults and prices apply");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "nanobatch: " << e.what() << "\n(see nanobatch --help)\n";
+    return kExitBadInput;
+  }
+
+  if (*validate) return ValidateCommand(validate_manifest, validate_config);
+  if (*status) return StatusCommand(status_out, status_json);
+  return StartRun(*run, run_flags);
+}
+
+}  // namespace nanobatch::cli

@@ -1,0 +1,31 @@
+#pragma once
+// The bodies of nanobatch's commands (interface.md "Commands"). cli.cc parses the command line
+// and calls one of these; each returns the process exit status.
+
+#include <string>
+
+#include "runner/config/config.h"
+
+namespace nanobatch::cli {
+
+// Exit statuses of interface.md; scripts depend on these numbers.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitSomeFailed = 1;
+inline constexpr int kExitBadInput = 2;
+inline constexpr int kExitStoppedResumable = 3;
+inline constexpr int kExitRefusedCredentials = 4;
+
+// `nanobatch validate MANIFEST [--config FILE]`: 0 for a good manifest, 2 for a bad one, every
+// error printed as FILE:LINE: field: message on stderr.
+int ValidateCommand(const std::string& manifest_path, const std::string& config_path);
+
+// `nanobatch run`: `config` already holds the file's values and the overrides.
+int RunCommand(config::Config config);
+
+// `nanobatch status --out DIR [--json]`.
+int StatusCommand(const std::string& out_dir, bool json);
+
+// Parses the command line and runs the command; the whole program.
+int Main(int argc, char** argv);
+
+}  // namespace nanobatch::cli
