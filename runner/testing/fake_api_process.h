@@ -1,0 +1,51 @@
+#pragma once
+// FakeApiProcess: the project's API simulator (tools/fake_api) started as a real process on
+// loopback port 0 with throwaway test certificates, for integration tests. The destructor ends
+// it by PID.
+//
+// Example:
+//   TempDir dir;
+//   FakeApiProcess api(dir, {"--pending-ms", "10"});
+//   RunProcess({"runner/nanobatch", "run", "--base-url", api.base_url(), "--ca-file",
+//               api.ca_file(), ...});
+//   CHECK(api.Stats().at("submissions").as_int64() == 3);
+
+#include <boost/json/object.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runner/testing/subprocess.h"
+#include "runner/testing/temp_dir.h"
+
+namespace nanobatch::testing {
+
+// Runfiles-relative paths of what FakeApiProcess needs; a test lists both in its `data`.
+inline constexpr const char* kFakeApiBinary = "tools/fake_api/fake_api";
+inline constexpr const char* kMakeTestCerts = "tools/fake_api/make_test_certs.sh";
+
+class FakeApiProcess {
+ public:
+  // Starts the simulator with a file host on a second port; `extra_args` are fake_api flags.
+  FakeApiProcess(const TempDir& dir, const std::vector<std::string>& extra_args = {});
+
+  const std::string& ca_file() const { return ca_file_; }
+  int api_port() const { return api_port_; }
+  int file_port() const { return file_port_; }
+  // https://127.0.0.1:<api_port>
+  std::string base_url() const;
+  // The simulator's own view (GET /_stats), fetched with curl.
+  boost::json::object Stats(bool detail = false) const;
+  // curl with the test CA and the test key, for checking the simulator itself; `args` follow.
+  ProcessResult Curl(const std::vector<std::string>& args) const;
+  BackgroundProcess& process() { return *process_; }
+
+ private:
+  std::string ca_file_;
+  int api_port_ = 0;
+  int file_port_ = 0;
+  std::unique_ptr<BackgroundProcess> process_;
+};
+
+}  // namespace nanobatch::testing

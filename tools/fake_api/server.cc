@@ -1,0 +1,294 @@
+// fake_api: an HTTPS simulator of the Nano Banana 2 API (../shared/reference/api.md) on
+// loopback, for tests, benchmarks and the demo. A thin Beast shell around Simulator: one
+// thread, one coroutine per connection, keep-alive, a deadline on every network operation.
+//
+//   fake_api --cert server.pem --key server.key --port 0 --port-file ports.json
+//
+// --port-file receives {"api_port": N, "file_port": M} once both listeners are bound, so a test
+// can start the server on port 0 and find it.
+
+#include <CLI/CLI.hpp>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <optional>
+
+#include "tools/fake_api/simulator.h"
+
+namespace nanobatch::fake_api {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using Stream = beast::ssl_stream<beast::tcp_stream>;
+
+constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
+
+struct ServerSettings {
+  double slow_ms = 2000;  // how long a "slow" image body takes in all
+  bool log_requests = false;
+};
+
+http::response<http::string_body> JsonResponse(const Reply& reply, unsigned version,
+                                               bool keep_alive) {
+  http::response<http::string_body> response{static_cast<http::status>(reply.status), version};
+  response.set(http::field::server, "nanobatch-fake-api");
+  response.set(http::field::content_type, "application/json");
+  if (reply.retry_after) response.set(http::field::retry_after, std::to_string(*reply.retry_after));
+  response.keep_alive(keep_alive);
+  response.body() = reply.body;
+  response.prepare_payload();
+  return response;
+}
+
+// Sends an image, honouring the delivery fault chosen by the simulator. Returns false when the
+// connection must not be used again.
+net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned version,
+                               bool keep_alive, const ServerSettings& settings) {
+  http::response<http::empty_body> head{http::status::ok, version};
+  head.set(http::field::server, "nanobatch-fake-api");
+  head.set(http::field::content_type, image.content_type);
+  head.content_length(image.bytes.size());
+  head.keep_alive(keep_alive);
+  http::response_serializer<http::empty_body> serializer{head};
+  beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
+  auto [header_error, header_bytes] = co_await http::async_write_header(stream, serializer, kAsTuple);
+  if (header_error) co_return false;
+
+  const std::size_t half = image.bytes.size() / 2;
+  switch (image.delivery) {
+    case Delivery::kReset: {
+      co_await net::async_write(stream, net::buffer(image.bytes.data(), half), kAsTuple);
+      auto& socket = beast::get_lowest_layer(stream).socket();
+      beast::error_code ignored;
+      socket.set_option(tcp::socket::linger(true, 0), ignored);  // RST, not FIN
+      socket.close(ignored);
+      co_return false;
+    }
+    case Delivery::kTruncate: {
+      co_await net::async_write(stream, net::buffer(image.bytes.data(), half), kAsTuple);
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+      co_await stream.async_shutdown(kAsTuple);  // a clean TLS close, short of Content-Length
+      co_return false;
+    }
+    case Delivery::kSlow: {
+      constexpr int kPieces = 10;
+      net::steady_timer timer(co_await net::this_coro::executor);
+      for (int i = 0; i < kPieces; ++i) {
+        const std::size_t begin = image.bytes.size() * i / kPieces;
+        const std::size_t end = image.bytes.size() * (i + 1) / kPieces;
+        auto [error, n] =
+            co_await net::async_write(stream, net::buffer(image.bytes.data() + begin, end - begin), kAsTuple);
+        if (error) co_return false;
+        timer.expires_after(std::chrono::milliseconds(static_cast<int>(settings.slow_ms / kPieces)));
+        co_await timer.async_wait(kAsTuple);
+      }
+      co_return keep_alive;
+    }
+    case Delivery::kNormal: {
+      auto [error, n] = co_await net::async_write(stream, net::buffer(image.bytes), kAsTuple);
+      co_return !error && keep_alive;
+    }
+  }
+  co_return false;
+}
+
+net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only,
+                             ServerSettings settings) {
+  beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
+  auto [handshake_error] = co_await stream.async_handshake(ssl::stream_base::server, kAsTuple);
+  if (handshake_error) co_return;
+
+  beast::flat_buffer buffer;
+  while (true) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(4 << 20);
+    beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
+    auto [read_error, read_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
+    if (read_error) co_return;  // closed by the client, timed out, or garbage: just drop it
+    http::request<http::string_body> request = parser.release();
+    const std::string target(request.target());
+    const auto now = Clock::now();
+    const bool keep_alive = request.keep_alive();
+    if (settings.log_requests) {
+      std::cerr << request.method_string() << " " << target << "\n";
+    }
+
+    if (request.method() == http::verb::get && target.rfind("/images/", 0) == 0) {
+      ImageReply image = simulator.Image(target, now);
+      if (image.status != 200) {
+        Reply missing{404, R"({"error":{"code":"not_found","message":"No such image","type":"invalid_request_error"}})", std::nullopt};
+        auto response = JsonResponse(missing, request.version(), keep_alive);
+        auto [error, n] = co_await http::async_write(stream, response, kAsTuple);
+        if (error || !keep_alive) break;
+        continue;
+      }
+      if (!co_await SendImage(stream, image, request.version(), keep_alive, settings)) co_return;
+      continue;
+    }
+
+    const std::string authorization(request[http::field::authorization]);
+    Reply reply;
+    if (target == "/_stats" || target == "/_stats?detail=1") {
+      reply = Reply{200, simulator.Stats(now, target.size() > 7), std::nullopt};
+    } else if (file_only) {
+      reply = Reply{404, R"({"error":{"code":"not_found","message":"This host serves files only","type":"invalid_request_error"}})", std::nullopt};
+    } else if (request.method() == http::verb::post && target == "/v1/images/generations") {
+      reply = simulator.Submit(authorization, request.body(), now);
+    } else if (request.method() == http::verb::get && target.rfind("/v1/tasks/", 0) == 0) {
+      reply = simulator.Query(authorization, std::string_view(target).substr(10), now);
+    } else if (request.method() == http::verb::get && target == "/v1/credits") {
+      reply = simulator.Credits(authorization, now);
+    } else {
+      reply = Reply{404, R"({"error":{"code":"not_found","message":"No such endpoint","type":"invalid_request_error"}})", std::nullopt};
+    }
+    auto response = JsonResponse(reply, request.version(), keep_alive);
+    beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
+    auto [write_error, written] = co_await http::async_write(stream, response, kAsTuple);
+    if (write_error || !keep_alive) break;
+  }
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+  co_await stream.async_shutdown(kAsTuple);
+}
+
+net::awaitable<void> Listen(tcp::acceptor acceptor, ssl::context& tls, Simulator& simulator,
+                            bool file_only, ServerSettings settings) {
+  const auto executor = acceptor.get_executor();
+  while (true) {
+    auto [error, socket] = co_await acceptor.async_accept(kAsTuple);
+    if (error == net::error::operation_aborted) co_return;
+    if (error) continue;  // e.g. EMFILE under load: keep serving the connections we have
+    net::co_spawn(executor, Session(Stream(std::move(socket), tls), simulator, file_only, settings),
+                  [](std::exception_ptr failure) {
+                    // An exception in a session is a simulator bug: say so loudly.
+                    if (failure) {
+                      try {
+                        std::rethrow_exception(failure);
+                      } catch (const std::exception& e) {
+                        std::cerr << "fake_api: session failed: " << e.what() << "\n";
+                      }
+                    }
+                  });
+  }
+}
+
+tcp::acceptor Bind(net::io_context& io, const std::string& address, int port) {
+  tcp::endpoint endpoint(net::ip::make_address(address), static_cast<unsigned short>(port));
+  tcp::acceptor acceptor(io);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(net::socket_base::reuse_address(true));
+  acceptor.bind(endpoint);
+  acceptor.listen(net::socket_base::max_listen_connections);
+  return acceptor;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app("fake_api: HTTPS simulator of the Nano Banana 2 API, for tests and demos",
+               "fake_api");
+  Options options;
+  ServerSettings settings;
+  std::string cert, key, port_file, listen = "127.0.0.1", public_host = "127.0.0.1",
+                                    file_host = "localhost";
+  int port = 0, file_port = -1;
+  app.add_option("--cert", cert, "server certificate chain (PEM)")->required();
+  app.add_option("--key", key, "server private key (PEM)")->required();
+  app.add_option("--listen", listen, "address to bind (loopback only, by intent)");
+  app.add_option("--port", port, "API port; 0 picks a free one");
+  app.add_option("--file-port", file_port,
+                 "second listener serving only images, as a separate file host; -1: none, 0: any");
+  app.add_option("--port-file", port_file, "write {\"api_port\",\"file_port\"} here once bound");
+  app.add_option("--public-host", public_host, "host name of the API in image URLs");
+  app.add_option("--file-host", file_host, "host name of the file listener in image URLs");
+  app.add_option("--api-key", options.api_key, "the key accepted (default $FAKE_API_KEY or sk-test)");
+  app.add_option("--credits", options.credits, "starting credit balance");
+  app.add_option("--rate", options.rate, "server-side limit, requests/s over /v1 (0: none)");
+  app.add_option("--burst", options.burst, "server-side token-bucket depth");
+  app.add_option("--pending-ms", options.pending_ms, "time a task stays pending");
+  app.add_option("--processing-ms", options.processing_ms, "then processing");
+  app.add_option("--latency-jitter", options.latency_jitter, "±fraction on both latencies");
+  app.add_option("--images-per-task", options.images_per_task, "URLs in output.urls");
+  app.add_option("--image-scale", options.image_scale, "side scale of images (1: real size)");
+  app.add_option("--spend-limit", options.spend_limit, "credits per spend window (0: none)");
+  app.add_option("--spend-window-s", options.spend_window_s, "spend window length");
+  app.add_flag("--deny-all-ips", options.deny_all_ips, "answer every /v1 request 403");
+  app.add_option("--p-submit-5xx", options.p_submit_5xx, "probability of 500/503 on submit");
+  app.add_option("--p-poll-5xx", options.p_poll_5xx, "probability of 500 on a poll");
+  app.add_option("--p-task-fail", options.p_task_fail, "probability a task ends failed");
+  app.add_option("--p-429", options.p_429, "probability of a spurious 429 on any /v1 request");
+  app.add_option("--retry-after-s", options.retry_after_s, "Retry-After of injected 429s (0: none)");
+  app.add_option("--p-plain-http-url", options.p_plain_http_url, "probability of an http:// URL");
+  app.add_option("--p-foreign-host-url", options.p_foreign_host_url,
+                 "probability of a URL on a host not allowed");
+  app.add_option("--p-reset", options.p_reset, "probability an image download is reset");
+  app.add_option("--p-truncate", options.p_truncate, "probability an image body is cut short");
+  app.add_option("--p-slow", options.p_slow, "probability an image body trickles");
+  app.add_option("--slow-ms", settings.slow_ms, "duration of a slow image body");
+  app.add_option("--seed", options.seed, "random seed of the fault injection");
+  app.add_flag("--log-requests", settings.log_requests, "one stderr line per request");
+  if (const char* env_key = std::getenv("FAKE_API_KEY"); env_key != nullptr && *env_key) {
+    options.api_key = env_key;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  net::io_context io(1);
+  ssl::context tls(ssl::context::tls_server);
+  tcp::acceptor api_acceptor(io);
+  std::optional<tcp::acceptor> file_acceptor;
+  try {
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    tls.use_certificate_chain_file(cert);
+    tls.use_private_key_file(key, ssl::context::pem);
+    api_acceptor = Bind(io, listen, port);
+    if (file_port >= 0) file_acceptor = Bind(io, listen, file_port);
+  } catch (const std::exception& e) {
+    std::cerr << "fake_api: " << e.what() << "\n";
+    return 2;
+  }
+  const int api_port = api_acceptor.local_endpoint().port();
+  const int bound_file_port = file_acceptor ? file_acceptor->local_endpoint().port() : -1;
+  options.api_authority = public_host + ":" + std::to_string(api_port);
+  if (file_acceptor) options.file_authority = file_host + ":" + std::to_string(bound_file_port);
+
+  Simulator simulator(options);
+  net::co_spawn(io, Listen(std::move(api_acceptor), tls, simulator, false, settings), net::detached);
+  if (file_acceptor) {
+    net::co_spawn(io, Listen(std::move(*file_acceptor), tls, simulator, true, settings),
+                  net::detached);
+  }
+  net::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const beast::error_code&, int) { io.stop(); });
+
+  if (!port_file.empty()) {
+    // Written whole, then renamed: a reader never sees half a file.
+    const std::string temporary = port_file + ".tmp";
+    std::ofstream(temporary) << "{\"api_port\": " << api_port << ", \"file_port\": "
+                             << bound_file_port << "}\n";
+    std::rename(temporary.c_str(), port_file.c_str());
+  }
+  std::cerr << "fake_api: API on https://" << options.api_authority << "/v1"
+            << (file_acceptor ? ", files on https://" + options.file_authority : std::string())
+            << "\n";
+  io.run();
+  return 0;
+}
+
+}  // namespace
+}  // namespace nanobatch::fake_api
+
+int main(int argc, char** argv) { return nanobatch::fake_api::Main(argc, argv); }

@@ -1,0 +1,156 @@
+#pragma once
+// Simulator: the API of ../shared/reference/api.md as a pure state machine, without I/O, so
+// that its behaviour (credits, task lifecycle, limits, faults) is tested without a network and
+// the HTTPS server (server.cc) stays a thin shell around it.
+//
+// Time is passed in by the caller: a test moves it by hand.
+//
+// Example:
+//   Simulator sim(options);
+//   Reply reply = sim.Submit("Bearer sk-test", body, now);   // 200 {"code":200,...,"taskId"}
+//   reply = sim.Query("Bearer sk-test", task_id, now + 1s);
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <queue>
+#include <utility>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace nanobatch::fake_api {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string api_key = "sk-test";
+  std::uint64_t credits = 1'000'000;        // starting balance
+  std::map<std::string, std::uint32_t> prices = {{"1K", 16}, {"2K", 24}, {"4K", 36}};
+  double rate = 0;                          // server-side requests/s over /v1; 0: unlimited
+  double burst = 10;
+  double pending_ms = 50;                   // time a task stays `pending`
+  double processing_ms = 200;               // then `processing`
+  double latency_jitter = 0.0;              // ±fraction applied to both, per task
+  int images_per_task = 1;
+  double image_scale = 1.0 / 32;            // 1K square -> 32x32 pixels
+  std::uint64_t spend_limit = 0;            // credits per spend window; 0: none
+  double spend_window_s = 3600;
+  bool deny_all_ips = false;                // every request gets 403 ip_not_allowed
+  // Hosts and ports that go into image URLs.
+  std::string api_authority = "127.0.0.1:0";   // host:port of the API listener
+  std::string file_authority;                  // host:port of the file listener; empty: API's
+
+  // Fault injection, each a probability in [0, 1].
+  double p_submit_5xx = 0;
+  double p_poll_5xx = 0;
+  double p_task_fail = 0;
+  double p_429 = 0;          // a spurious rate_limit_exceeded on any /v1 request (a storm)
+  int retry_after_s = 1;     // Retry-After sent with injected 429s; 0: no header
+  double p_plain_http_url = 0;
+  double p_foreign_host_url = 0;
+  double p_reset = 0;        // image download: connection reset mid-body
+  double p_truncate = 0;     // image download: body shorter than Content-Length
+  double p_slow = 0;         // image download: body trickles out
+  std::uint64_t seed = 1;
+};
+
+struct Reply {
+  int status = 200;
+  std::string body;                 // JSON
+  std::optional<int> retry_after;   // seconds, for 429
+};
+
+// How the server should send one image.
+enum class Delivery { kNormal, kReset, kTruncate, kSlow };
+
+struct ImageReply {
+  int status = 200;         // 404 when there is no such image
+  std::string content_type;
+  std::string bytes;
+  Delivery delivery = Delivery::kNormal;
+};
+
+class Simulator {
+ public:
+  explicit Simulator(Options options);
+
+  Reply Submit(std::string_view authorization, std::string_view body, Clock::time_point now);
+  Reply Query(std::string_view authorization, std::string_view task_id, Clock::time_point now);
+  Reply Credits(std::string_view authorization, Clock::time_point now);
+  // GET /images/<task>-<k>.<ext>; images are served without auth (api.md: public URLs).
+  ImageReply Image(std::string_view path, Clock::time_point now);
+  // GET /_stats: what the server saw, for tests; `detail` adds per-prompt and per-image maps.
+  std::string Stats(Clock::time_point now, bool detail);
+
+  // Read-only views for unit tests.
+  std::int64_t balance() const { return balance_; }
+  std::uint64_t submissions() const { return submissions_; }
+
+ private:
+  struct Task {
+    std::string id;
+    std::string prompt;
+    std::string resolution;
+    std::string aspect_ratio;
+    std::string output_format;
+    std::uint32_t credits = 0;
+    Clock::time_point created;
+    std::int64_t created_unix = 0;
+    Clock::time_point processing_at;
+    Clock::time_point done_at;
+    bool will_fail = false;
+    bool settled = false;   // refund applied (failed) or spend final (completed)
+    std::vector<std::string> urls;
+  };
+
+  // Checks shared by every /v1 request: auth, IP, rate limit, injected 429s.
+  std::optional<Reply> Admit(std::string_view authorization, Clock::time_point now);
+  void Settle(Clock::time_point now);
+  bool Chance(double probability);
+  std::string NewTaskId();
+  std::string TaskJson(const Task& task, Clock::time_point now) const;
+  static Reply Error(int status, std::string_view code, std::string_view type,
+                     std::string_view message);
+
+  Options options_;
+  std::mt19937_64 random_;
+  std::unordered_map<std::string, Task> tasks_;
+  // Tasks not yet settled, soonest end first, so settling costs O(log n) per finished task.
+  std::priority_queue<std::pair<Clock::time_point, std::string>,
+                      std::vector<std::pair<Clock::time_point, std::string>>, std::greater<>>
+      unsettled_;
+  std::int64_t balance_;
+  // Token bucket of the server-side rate limit.
+  double tokens_;
+  Clock::time_point last_refill_;
+  // Spend window.
+  Clock::time_point spend_window_start_;
+  std::uint64_t spent_in_window_ = 0;
+  // Every /v1 request time within the last second, for the busiest 1-second window seen.
+  std::deque<Clock::time_point> recent_requests_;
+
+  // Counters for /_stats.
+  std::uint64_t requests_ = 0;
+  std::uint64_t submissions_ = 0;
+  std::uint64_t queries_ = 0;
+  std::uint64_t credit_queries_ = 0;
+  std::uint64_t images_served_ = 0;
+  std::uint64_t rate_limited_ = 0;
+  std::uint64_t spend_limited_ = 0;
+  std::uint64_t injected_429_ = 0;
+  std::uint64_t injected_5xx_ = 0;
+  std::uint64_t tasks_completed_ = 0;
+  std::uint64_t tasks_failed_ = 0;
+  std::uint64_t credits_charged_ = 0;
+  std::uint64_t credits_refunded_ = 0;
+  std::uint64_t image_faults_ = 0;
+  std::size_t max_requests_in_1s_ = 0;
+  std::map<std::string, std::uint64_t> submissions_by_prompt_;
+  std::map<std::string, std::string> image_sha256_;  // path -> sha256 of the bytes served
+};
+
+}  // namespace nanobatch::fake_api
