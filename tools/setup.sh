@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, everything nanobatch needs to build, test and run.
+# Idempotent: when everything is present it only checks (about a second) and installs nothing.
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap          # Bazel 4.2.3, WORKSPACE mode (see third_party/README.md)
+  g++
+  libboost1.81-dev         # Asio, Beast, JSON, URL headers (1.74 is too old for coroutines)
+  libboost-json1.81-dev
+  libboost-url1.81-dev
+  libssl-dev               # OpenSSL 3: TLS, SHA-256
+  libsimdjson-dev          # JSONL manifests
+  libyaml-cpp-dev          # YAML manifests and config
+  libcli11-dev             # command line
+  doctest-dev              # tests
+  libsystemd-dev           # sd_notify for the systemd service
+  protobuf-compiler        # proto/ (protoc runs in a genrule)
+  libprotobuf-dev
+  libpng-dev               # the simulator's images
+  libjpeg62-turbo-dev
+  zlib1g-dev
+  openssl                  # test certificates
+  curl                     # an independent client for the simulator's tests
+  ca-certificates
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "setup: installing ${missing[*]}" >&2
+$sudo apt-get update -q
+# libboost1.81-dev replaces Debian's default 1.74 headers if those are installed.
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
