@@ -1,0 +1,212 @@
+#include "runner/api/codec.h"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+
+namespace nanobatch::api {
+namespace json = boost::json;
+namespace {
+
+std::optional<json::object> ParseObject(std::string_view body) {
+  json::error_code error;
+  json::value value = json::parse(body, error);
+  if (error || !value.is_object()) return std::nullopt;
+  return std::move(value.as_object());
+}
+
+std::string StringOr(const json::object& object, std::string_view key, std::string fallback) {
+  const json::value* value = object.if_contains(key);
+  if (value == nullptr || !value->is_string()) return fallback;
+  return std::string(value->as_string());
+}
+
+ErrorKind KindFor(int status, std::string_view code) {
+  if (code == "invalid_request") return ErrorKind::kInvalidRequest;
+  if (code == "invalid_api_key") return ErrorKind::kInvalidApiKey;
+  if (code == "ip_not_allowed") return ErrorKind::kIpNotAllowed;
+  if (code == "insufficient_credits") return ErrorKind::kInsufficientCredits;
+  if (code == "model_not_found") return ErrorKind::kModelNotFound;
+  if (code == "task_not_found") return ErrorKind::kTaskNotFound;
+  if (code == "rate_limit_exceeded") return ErrorKind::kRateLimited;
+  if (code == "spend_limit_exceeded") return ErrorKind::kSpendLimited;
+  if (code == "internal_error") return ErrorKind::kInternal;
+  if (code == "upstream_error") return ErrorKind::kUpstream;
+  // An undocumented code: fall back on the HTTP status, which api.md ties to each class.
+  switch (status) {
+    case 400: return ErrorKind::kInvalidRequest;
+    case 401: return ErrorKind::kInvalidApiKey;
+    case 402: return ErrorKind::kInsufficientCredits;
+    case 403: return ErrorKind::kIpNotAllowed;
+    case 429: return ErrorKind::kRateLimited;
+    case 500: return ErrorKind::kInternal;
+    case 503: return ErrorKind::kUpstream;
+    default: return ErrorKind::kUnexpected;
+  }
+}
+
+ApiError DecodeError(int status, std::string_view body, std::string_view retry_after) {
+  ApiError error;
+  error.http_status = status;
+  error.retry_after_s = ParseRetryAfter(retry_after);
+  if (auto object = ParseObject(body)) {
+    if (const json::value* inner = object->if_contains("error"); inner && inner->is_object()) {
+      error.code = StringOr(inner->as_object(), "code", "");
+      error.message = StringOr(inner->as_object(), "message", "");
+    }
+  }
+  error.kind = KindFor(status, error.code);
+  if (error.code.empty()) error.code = "http_" + std::to_string(status);
+  if (error.message.empty()) error.message = "HTTP " + std::to_string(status);
+  return error;
+}
+
+ApiError Undecodable(int status, std::string what) {
+  ApiError error;
+  error.kind = ErrorKind::kUnexpected;
+  error.http_status = status;
+  error.code = "bad_response";
+  error.message = std::move(what);
+  return error;
+}
+
+}  // namespace
+
+Reaction ReactionTo(const ApiError& error) {
+  switch (error.kind) {
+    case ErrorKind::kInvalidRequest: return Reaction::kFailItem;
+    case ErrorKind::kModelNotFound: return Reaction::kFailItem;
+    case ErrorKind::kInvalidApiKey: return Reaction::kStopRun;
+    case ErrorKind::kIpNotAllowed: return Reaction::kStopRun;
+    case ErrorKind::kInsufficientCredits: return Reaction::kStopSubmitting;
+    case ErrorKind::kTaskNotFound: return Reaction::kResubmit;
+    case ErrorKind::kRateLimited: return Reaction::kSlowDown;
+    case ErrorKind::kSpendLimited: return Reaction::kPauseSubmits;
+    case ErrorKind::kInternal: return Reaction::kRetry;
+    case ErrorKind::kUpstream: return Reaction::kRetry;
+    case ErrorKind::kUnexpected:
+      // 5xx from a proxy and undecodable 200s are transient; any other 4xx is about the item.
+      return error.http_status >= 500 || error.http_status == 200 || error.http_status == 408
+                 ? Reaction::kRetry
+                 : Reaction::kFailItem;
+  }
+  return Reaction::kFailItem;
+}
+
+std::string_view KindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidRequest: return "invalid_request";
+    case ErrorKind::kInvalidApiKey: return "invalid_api_key";
+    case ErrorKind::kIpNotAllowed: return "ip_not_allowed";
+    case ErrorKind::kInsufficientCredits: return "insufficient_credits";
+    case ErrorKind::kModelNotFound: return "model_not_found";
+    case ErrorKind::kTaskNotFound: return "task_not_found";
+    case ErrorKind::kRateLimited: return "rate_limit_exceeded";
+    case ErrorKind::kSpendLimited: return "spend_limit_exceeded";
+    case ErrorKind::kInternal: return "internal_error";
+    case ErrorKind::kUpstream: return "upstream_error";
+    case ErrorKind::kUnexpected: return "unexpected_response";
+  }
+  return "unknown";
+}
+
+std::optional<double> ParseRetryAfter(std::string_view header) {
+  while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+  while (!header.empty() && header.back() == ' ') header.remove_suffix(1);
+  if (header.empty()) return std::nullopt;
+  double seconds = 0;
+  auto [end, error] = std::from_chars(header.data(), header.data() + header.size(), seconds);
+  if (error != std::errc() || end != header.data() + header.size() || seconds < 0 ||
+      seconds > 86400) {
+    return std::nullopt;
+  }
+  return seconds;
+}
+
+std::string EncodeSubmit(const manifest::Item& item, std::string_view model) {
+  json::object input{{"prompt", item.prompt},
+                     {"resolution", item.resolution},
+                     {"aspect_ratio", item.aspect_ratio},
+                     {"output_format", item.output_format}};
+  if (!item.image_urls.empty()) {
+    json::array urls;
+    for (const std::string& url : item.image_urls) urls.emplace_back(url);
+    input["image_urls"] = std::move(urls);
+  }
+  return json::serialize(json::object{{"model", model}, {"input", std::move(input)}});
+}
+
+SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
+                                  std::string_view retry_after) {
+  if (http_status != 200) return DecodeError(http_status, body, retry_after);
+  auto object = ParseObject(body);
+  if (!object) return Undecodable(http_status, "submit response is not a JSON object");
+  const json::value* data = object->if_contains("data");
+  if (data == nullptr || !data->is_object()) {
+    // A 200 carrying an error body: some gateways do this; classify it by its code.
+    if (object->contains("error")) return DecodeError(http_status, body, retry_after);
+    return Undecodable(http_status, "submit response has no data object");
+  }
+  std::string task_id = StringOr(data->as_object(), "taskId", "");
+  if (task_id.empty() || task_id.size() > 256) {
+    return Undecodable(http_status, "submit response has no usable data.taskId");
+  }
+  return task_id;
+}
+
+TaskResult DecodeTaskResponse(int http_status, std::string_view body,
+                              std::string_view retry_after) {
+  if (http_status != 200) return DecodeError(http_status, body, retry_after);
+  auto object = ParseObject(body);
+  if (!object) return Undecodable(http_status, "task response is not a JSON object");
+  const std::string status = StringOr(*object, "status", "");
+  TaskStatus task;
+  if (status == "pending") {
+    task.state = TaskStatus::State::kPending;
+  } else if (status == "processing") {
+    task.state = TaskStatus::State::kProcessing;
+  } else if (status == "failed") {
+    task.state = TaskStatus::State::kFailed;
+    if (const json::value* error = object->if_contains("error"); error && error->is_object()) {
+      task.error_code = StringOr(error->as_object(), "code", "");
+      task.error_message = StringOr(error->as_object(), "message", "");
+    }
+    if (task.error_code.empty()) task.error_code = "task_failed";
+  } else if (status == "completed") {
+    task.state = TaskStatus::State::kCompleted;
+    const json::value* output = object->if_contains("output");
+    const json::value* urls =
+        output && output->is_object() ? output->as_object().if_contains("urls") : nullptr;
+    if (urls == nullptr || !urls->is_array() || urls->as_array().empty()) {
+      return Undecodable(http_status, "completed task has no output.urls");
+    }
+    for (const json::value& url : urls->as_array()) {
+      if (!url.is_string()) return Undecodable(http_status, "output.urls holds a non-string");
+      task.urls.emplace_back(url.as_string());
+    }
+  } else {
+    return Undecodable(http_status, "task status \"" + status.substr(0, 40) + "\" is unknown");
+  }
+  return task;
+}
+
+std::optional<std::int64_t> DecodeCredits(std::string_view body) {
+  auto object = ParseObject(body);
+  if (!object) return std::nullopt;
+  auto find_in = [](const json::object& where) -> std::optional<std::int64_t> {
+    for (std::string_view key : {"credits", "balance", "remaining", "credit"}) {
+      const json::value* value = where.if_contains(key);
+      if (value == nullptr) continue;
+      if (value->is_int64()) return value->as_int64();
+      if (value->is_uint64()) return static_cast<std::int64_t>(value->as_uint64());
+      if (value->is_double()) return static_cast<std::int64_t>(value->as_double());
+    }
+    return std::nullopt;
+  };
+  if (const json::value* data = object->if_contains("data"); data && data->is_object()) {
+    if (auto found = find_in(data->as_object())) return found;
+  }
+  return find_in(*object);
+}
+
+}  // namespace nanobatch::api
