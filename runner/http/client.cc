@@ -1,0 +1,317 @@
+#include "runner/http/client.h"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "runner/util/async.h"
+#include "runner/version.h"
+
+namespace nanobatch::http {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using Stream = beast::ssl_stream<beast::tcp_stream>;
+
+constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
+constexpr std::size_t kDownloadChunk = 64 * 1024;
+
+struct Connection {
+  Connection(net::any_io_executor executor, ssl::context& tls) : stream(executor, tls) {}
+  Stream stream;
+  std::chrono::steady_clock::time_point idle_since;
+};
+
+struct HostPool {
+  HostPool(net::any_io_executor executor, std::size_t size) : slots(executor, size) {}
+  util::AsyncSemaphore slots;
+  std::vector<std::unique_ptr<Connection>> idle;
+};
+
+bool IsIpLiteral(const std::string& host) {
+  boost::system::error_code error;
+  net::ip::make_address(host, error);
+  return !error;
+}
+
+NetworkError Failure(boost::system::error_code code, std::string what, bool maybe_delivered) {
+  return NetworkError{code, std::move(what) + ": " + code.message(), maybe_delivered};
+}
+
+}  // namespace
+
+struct Client::Impl {
+  Impl(net::any_io_executor executor_in, ClientOptions options_in)
+      : executor(std::move(executor_in)),
+        options(std::move(options_in)),
+        tls(ssl::context::tls_client) {
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    tls.set_verify_mode(ssl::verify_peer);
+    boost::system::error_code error;
+    if (options.ca_file.empty()) {
+      tls.set_default_verify_paths(error);
+    } else {
+      tls.load_verify_file(options.ca_file, error);
+    }
+    if (error) {
+      throw std::runtime_error("cannot load the CA " +
+                               (options.ca_file.empty() ? "store" : "file " + options.ca_file) +
+                               ": " + error.message());
+    }
+  }
+
+  HostPool& PoolFor(const Endpoint& endpoint) {
+    auto& pool = pools[endpoint.Authority()];
+    if (!pool) pool = std::make_unique<HostPool>(executor, options.max_connections_per_host);
+    return *pool;
+  }
+
+  // Takes a live idle connection, or nullptr.
+  std::unique_ptr<Connection> TakeIdle(HostPool& pool) {
+    const auto now = std::chrono::steady_clock::now();
+    while (!pool.idle.empty()) {
+      std::unique_ptr<Connection> connection = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      if (now - connection->idle_since < options.max_idle) return connection;
+    }
+    return nullptr;
+  }
+
+  net::awaitable<Result<std::unique_ptr<Connection>>> Connect(const Endpoint& endpoint) {
+    using namespace net::experimental::awaitable_operators;
+    tcp::resolver resolver(executor);
+    net::steady_timer deadline(executor, options.connect_timeout);
+    auto resolved = co_await (
+        resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), kAsTuple) ||
+        deadline.async_wait(kAsTuple));
+    if (resolved.index() == 1) {
+      co_return Failure(net::error::timed_out, "resolving " + endpoint.host, false);
+    }
+    auto [resolve_error, addresses] = std::get<0>(resolved);
+    if (resolve_error) co_return Failure(resolve_error, "resolving " + endpoint.host, false);
+
+    auto connection = std::make_unique<Connection>(executor, tls);
+    auto& tcp_layer = beast::get_lowest_layer(connection->stream);
+    tcp_layer.expires_after(options.connect_timeout);
+    auto [connect_error, connected] = co_await tcp_layer.async_connect(addresses, kAsTuple);
+    if (connect_error) co_return Failure(connect_error, "connecting to " + endpoint.Authority(), false);
+
+    // SNI (for names only: RFC 6066 forbids IP literals there) and the host-name check.
+    if (!IsIpLiteral(endpoint.host) &&
+        !SSL_set_tlsext_host_name(connection->stream.native_handle(), endpoint.host.c_str())) {
+      co_return Failure(boost::system::error_code(static_cast<int>(::ERR_get_error()),
+                                                  net::error::get_ssl_category()),
+                        "setting SNI for " + endpoint.host, false);
+    }
+    connection->stream.set_verify_mode(ssl::verify_peer);
+    connection->stream.set_verify_callback(ssl::host_name_verification(endpoint.host));
+    auto [handshake_error] =
+        co_await connection->stream.async_handshake(ssl::stream_base::client, kAsTuple);
+    if (handshake_error) {
+      co_return Failure(handshake_error, "TLS handshake with " + endpoint.Authority(), false);
+    }
+    ++stats.connections_opened;
+    co_return std::move(connection);
+  }
+
+  // Keeps the connection for reuse when the exchange ended cleanly and the server allows it.
+  void Return(HostPool& pool, std::unique_ptr<Connection> connection, bool reusable) {
+    if (!reusable || shut_down) return;  // destroyed: closed without ceremony
+    connection->idle_since = std::chrono::steady_clock::now();
+    beast::get_lowest_layer(connection->stream).expires_never();
+    pool.idle.push_back(std::move(connection));
+  }
+
+  // Registers a connection in use so that Shutdown() can cancel it.
+  struct ActiveGuard {
+    ActiveGuard(Impl& impl, Connection* connection) : impl(impl), connection(connection) {
+      impl.active.insert(connection);
+    }
+    ~ActiveGuard() { impl.active.erase(connection); }
+    Impl& impl;
+    Connection* connection;
+  };
+
+  // Holds one of the pool's slots for the life of an exchange.
+  struct SlotGuard {
+    explicit SlotGuard(HostPool& pool) : pool(pool) {}
+    ~SlotGuard() { pool.slots.Release(); }
+    HostPool& pool;
+  };
+
+  net::any_io_executor executor;
+  ClientOptions options;
+  ssl::context tls;
+  std::map<std::string, std::unique_ptr<HostPool>> pools;
+  std::set<Connection*> active;
+  bool shut_down = false;
+  Client::Stats stats;
+};
+
+Client::Client(net::any_io_executor executor, ClientOptions options)
+    : impl_(std::make_unique<Impl>(std::move(executor), std::move(options))) {}
+
+Client::~Client() = default;
+
+Client::Stats Client::stats() const { return impl_->stats; }
+
+void Client::Shutdown() {
+  impl_->shut_down = true;
+  for (auto& [authority, pool] : impl_->pools) {
+    pool->idle.clear();
+    pool->slots.Close();
+  }
+  for (Connection* connection : impl_->active) {
+    beast::error_code ignored;
+    beast::get_lowest_layer(connection->stream).socket().cancel(ignored);
+    beast::get_lowest_layer(connection->stream).socket().close(ignored);
+  }
+}
+
+net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout,
+                                               std::size_t body_limit) {
+  Impl& impl = *impl_;
+  const bool is_post = request.method == Request::Method::kPost;
+  HostPool& pool = impl.PoolFor(request.endpoint);
+  if (impl.shut_down || !co_await pool.slots.Acquire()) {
+    co_return Failure(net::error::operation_aborted, "shutting down", false);
+  }
+  Impl::SlotGuard slot(pool);
+
+  // At most two tries: a reused connection that turns out to be dead is replaced once, when that
+  // cannot have delivered the request.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::unique_ptr<Connection> connection = attempt == 0 ? impl.TakeIdle(pool) : nullptr;
+    const bool reused = connection != nullptr;
+    if (reused) {
+      ++impl.stats.connections_reused;
+    } else {
+      auto connected = co_await impl.Connect(request.endpoint);
+      if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
+      connection = std::move(std::get<0>(connected));
+    }
+    if (impl.shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
+    Impl::ActiveGuard active(impl, connection.get());
+
+    bhttp::request<bhttp::string_body> message{
+        is_post ? bhttp::verb::post : bhttp::verb::get, request.endpoint.target, 11};
+    message.set(bhttp::field::host, request.endpoint.Authority());
+    message.set(bhttp::field::user_agent, std::string("nanobatch/") + kVersion);
+    message.set(bhttp::field::accept, "application/json");
+    for (const Header& header : request.headers) message.set(header.name, header.value);
+    if (is_post) {
+      message.set(bhttp::field::content_type, "application/json");
+      message.body() = request.body;
+    }
+    message.keep_alive(true);
+    message.prepare_payload();
+
+    auto& tcp_layer = beast::get_lowest_layer(connection->stream);
+    tcp_layer.expires_after(timeout);
+    auto [write_error, written] = co_await bhttp::async_write(connection->stream, message, kAsTuple);
+    if (write_error) {
+      if (reused && attempt == 0 && write_error != net::error::operation_aborted) continue;
+      co_return Failure(write_error, "sending to " + request.endpoint.Authority(), written > 0);
+    }
+
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(body_limit);
+    parser.header_limit(64 * 1024);
+    auto [read_error, read] = co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
+    if (read_error) {
+      // A dead kept-alive connection answers the first read with EOF or a reset. For a GET that
+      // is safe to retry; a POST may already be with the server, so the caller must know.
+      if (reused && attempt == 0 && !parser.got_some() && !is_post &&
+          read_error != net::error::operation_aborted) {
+        continue;
+      }
+      co_return Failure(read_error, "reading the response of " + request.endpoint.Authority(),
+                        true);
+    }
+    Response response;
+    response.status = static_cast<int>(parser.get().result_int());
+    response.retry_after = std::string(parser.get()[bhttp::field::retry_after]);
+    const bool keep_alive = parser.get().keep_alive();
+    response.body = std::move(parser.get().body());
+    impl.Return(pool, std::move(connection), keep_alive);
+    co_return response;
+  }
+  co_return Failure(net::error::connection_reset, "connection to " + request.endpoint.Authority(),
+                    is_post);
+}
+
+net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, BodySink& sink,
+                                                         std::uint64_t max_bytes,
+                                                         Duration timeout) {
+  Impl& impl = *impl_;
+  HostPool& pool = impl.PoolFor(endpoint);
+  if (impl.shut_down || !co_await pool.slots.Acquire()) {
+    co_return Failure(net::error::operation_aborted, "shutting down", false);
+  }
+  Impl::SlotGuard slot(pool);
+
+  std::unique_ptr<Connection> connection = impl.TakeIdle(pool);
+  if (connection) {
+    ++impl.stats.connections_reused;
+  } else {
+    auto connected = co_await impl.Connect(endpoint);
+    if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
+    connection = std::move(std::get<0>(connected));
+  }
+  if (impl.shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
+  Impl::ActiveGuard active(impl, connection.get());
+
+  bhttp::request<bhttp::empty_body> message{bhttp::verb::get, endpoint.target, 11};
+  message.set(bhttp::field::host, endpoint.Authority());
+  message.set(bhttp::field::user_agent, std::string("nanobatch/") + kVersion);
+  message.keep_alive(true);
+  auto& tcp_layer = beast::get_lowest_layer(connection->stream);
+  tcp_layer.expires_after(timeout);  // one deadline for the whole download
+  auto [write_error, written] = co_await bhttp::async_write(connection->stream, message, kAsTuple);
+  if (write_error) co_return Failure(write_error, "requesting " + endpoint.target, true);
+
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  parser.body_limit(max_bytes);
+  parser.header_limit(64 * 1024);
+  auto [header_error, header_bytes] =
+      co_await bhttp::async_read_header(connection->stream, buffer, parser, kAsTuple);
+  if (header_error) co_return Failure(header_error, "reading headers of " + endpoint.target, true);
+
+  DownloadOutcome outcome;
+  outcome.status = static_cast<int>(parser.get().result_int());
+  if (outcome.status != 200) co_return outcome;  // the connection is dropped with its body
+
+  // The body, a chunk at a time, straight to the sink: never the whole image in memory.
+  char chunk[kDownloadChunk];
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    auto [read_error, read] = co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
+    if (read_error == bhttp::error::need_buffer) read_error = {};
+    if (read_error) co_return Failure(read_error, "reading the body of " + endpoint.target, true);
+    const std::size_t got = sizeof chunk - parser.get().body().size;
+    if (got > 0 && !sink.Write(chunk, got)) {
+      co_return Failure(net::error::operation_aborted, "storing " + endpoint.target, true);
+    }
+    outcome.bytes += got;
+  }
+  impl.Return(pool, std::move(connection), parser.get().keep_alive());
+  co_return outcome;
+}
+
+}  // namespace nanobatch::http

@@ -1,0 +1,114 @@
+#pragma once
+// Client: HTTPS requests and streamed downloads on one io_context, with verified TLS (peer
+// verification, SNI, host-name check), a small keep-alive pool per host, and a deadline on every
+// network operation. A connection that failed in any way is closed, never reused.
+//
+// Beast and OpenSSL stay behind the pimpl: this header is cheap to include.
+//
+// Example:
+//   Client client(io.get_executor(), {.ca_file = "ca.pem"});
+//   Result<Response> r = co_await client.Fetch(request, 30s, 1 << 20);
+//   if (auto* response = std::get_if<Response>(&r)) { ... response->status ... }
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "runner/http/url.h"
+
+namespace nanobatch::http {
+
+using Duration = std::chrono::steady_clock::duration;
+
+struct ClientOptions {
+  std::string ca_file;  // PEM; empty: the system trust store
+  Duration connect_timeout = std::chrono::seconds(10);  // resolve + connect + TLS handshake
+  std::size_t max_connections_per_host = 8;
+  // A kept-alive connection idle longer than this is closed instead of reused: servers drop idle
+  // connections, and a POST sent on one already dropped would leave us unsure whether it arrived.
+  Duration max_idle = std::chrono::seconds(10);
+};
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+struct Request {
+  enum class Method { kGet, kPost };
+  Method method = Method::kGet;
+  Endpoint endpoint;
+  std::vector<Header> headers;
+  std::string body;  // sent as application/json with POST
+};
+
+struct Response {
+  int status = 0;
+  std::string body;
+  std::string retry_after;  // the Retry-After header, if any
+};
+
+// No response was received. `maybe_delivered` is true when the request may have reached the
+// server (it was written, or partly written): for a paid POST that means "may have been charged".
+struct NetworkError {
+  boost::system::error_code code;
+  std::string what;
+  bool maybe_delivered = false;
+};
+
+template <typename T>
+using Result = std::variant<T, NetworkError>;
+
+// Receives a download's body as it arrives. Returning false aborts the download.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual bool Write(const char* data, std::size_t size) = 0;
+};
+
+struct DownloadOutcome {
+  int status = 0;          // the HTTP status; the body went to the sink only when 200
+  std::uint64_t bytes = 0; // body bytes delivered to the sink
+};
+
+class Client {
+ public:
+  // Throws std::runtime_error if the CA file cannot be loaded (reported at start-up).
+  Client(boost::asio::any_io_executor executor, ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // One request; the body of the response is capped at `body_limit` bytes.
+  boost::asio::awaitable<Result<Response>> Fetch(Request request, Duration timeout,
+                                                 std::size_t body_limit);
+
+  // GET `endpoint`, streaming the body into `sink` (which must outlive the call: it is awaited,
+  // never spawned). Bodies above `max_bytes` fail the download with http::error::body_limit.
+  boost::asio::awaitable<Result<DownloadOutcome>> Download(Endpoint endpoint, BodySink& sink,
+                                                           std::uint64_t max_bytes,
+                                                           Duration timeout);
+
+  // Cancels every operation in progress (they complete with an error) and refuses new ones.
+  void Shutdown();
+
+  struct Stats {
+    std::uint64_t connections_opened = 0;
+    std::uint64_t connections_reused = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nanobatch::http

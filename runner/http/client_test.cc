@@ -1,0 +1,190 @@
+// The HTTPS client against the project's simulator over real TLS on loopback.
+#include <doctest/doctest.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <string>
+
+#include "runner/http/client.h"
+#include "runner/testing/fake_api_process.h"
+
+namespace nanobatch::http {
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+// Runs one coroutine to completion on a fresh io_context (bounded by the client's timeouts).
+template <typename T>
+T RunOn(net::io_context& io, net::awaitable<T> task) {
+  std::optional<T> result;
+  net::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
+    if (e) std::rethrow_exception(e);
+    result = std::move(value);
+  });
+  io.run();
+  io.restart();
+  return std::move(*result);
+}
+
+Request Get(const testing::FakeApiProcess& api, const std::string& path, bool auth = true) {
+  Request request;
+  request.endpoint = *ParseUrl(api.base_url() + path);
+  if (auth) request.headers.push_back({"Authorization", "Bearer sk-test"});
+  return request;
+}
+
+class StringSink : public BodySink {
+ public:
+  bool Write(const char* data, std::size_t size) override {
+    bytes.append(data, size);
+    return true;
+  }
+  std::string bytes;
+};
+
+TEST_CASE("http client: requests over verified TLS reuse one keep-alive connection") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  for (int i = 0; i < 3; ++i) {
+    Result<Response> result = RunOn(io, client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20));
+    REQUIRE(std::holds_alternative<Response>(result));
+    CHECK(std::get<Response>(result).status == 200);
+    CHECK(std::get<Response>(result).body.find("credits") != std::string::npos);
+  }
+  CHECK(client.stats().connections_opened == 1);
+  CHECK(client.stats().connections_reused == 2);
+}
+
+TEST_CASE("http client: POST bodies and error statuses with Retry-After come back as responses") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir, {"--rate", "1", "--burst", "1"});
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  Request submit = Get(api, "/v1/images/generations");
+  submit.method = Request::Method::kPost;
+  submit.body = R"({"model":"nano-banana-2","input":{"prompt":"a cat"}})";
+  Result<Response> first = RunOn(io, client.Fetch(submit, 10s, 1 << 20));
+  REQUIRE(std::holds_alternative<Response>(first));
+  CHECK(std::get<Response>(first).status == 200);
+  CHECK(std::get<Response>(first).body.find("taskId") != std::string::npos);
+  Result<Response> limited = RunOn(io, client.Fetch(submit, 10s, 1 << 20));
+  REQUIRE(std::holds_alternative<Response>(limited));
+  CHECK(std::get<Response>(limited).status == 429);
+  CHECK(std::get<Response>(limited).retry_after == "1");
+}
+
+TEST_CASE("http client: a server outside the trusted CA is refused") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  testing::TempDir other;
+  testing::FakeApiProcess other_api(other);  // its own, different throwaway CA
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = other_api.ca_file()});
+  Result<Response> result = RunOn(io, client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20));
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK(std::get<NetworkError>(result).what.find("TLS handshake") != std::string::npos);
+  CHECK_FALSE(std::get<NetworkError>(result).maybe_delivered);
+}
+
+TEST_CASE("http client: the host name is checked against the certificate") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  // The test certificate names 127.0.0.1 and localhost, not 127.0.0.2 (also loopback).
+  Request request = Get(api, "/v1/credits");
+  request.endpoint.host = "127.0.0.2";
+  Result<Response> result = RunOn(io, client.Fetch(request, 10s, 1 << 20));
+  // Either the connection is refused (the simulator binds 127.0.0.1 only) or TLS fails: never a
+  // response from a server whose certificate does not name the host.
+  CHECK(std::holds_alternative<NetworkError>(result));
+}
+
+TEST_CASE("http client: a missing CA file is an error at construction") {
+  net::io_context io;
+  CHECK_THROWS_AS(Client(io.get_executor(), {.ca_file = "/nonexistent/ca.pem"}), std::runtime_error);
+}
+
+TEST_CASE("http client: response bodies above the limit fail instead of growing memory") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  Result<Response> result = RunOn(io, client.Fetch(Get(api, "/v1/credits"), 10s, 8));
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK(std::get<NetworkError>(result).code == boost::beast::http::error::body_limit);
+}
+
+TEST_CASE("http client: downloads stream to the sink; limits and resets are errors") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir, {"--pending-ms", "0", "--processing-ms", "0"});
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  Request submit = Get(api, "/v1/images/generations");
+  submit.method = Request::Method::kPost;
+  submit.body = R"({"model":"nano-banana-2","input":{"prompt":"a cat","output_format":"png"}})";
+  const std::string created = std::get<Response>(RunOn(io, client.Fetch(submit, 10s, 1 << 20))).body;
+  const auto id_start = created.find("taskId\":\"") + 9;
+  const std::string id = created.substr(id_start, created.find('"', id_start) - id_start);
+  // Poll once so the task is settled, then download from the file host (another port).
+  RunOn(io, client.Fetch(Get(api, "/v1/tasks/" + id), 10s, 1 << 20));
+  Endpoint image = *ParseUrl("https://localhost:" + std::to_string(api.file_port()) + "/images/" +
+                             id + "-0.png");
+  StringSink sink;
+  Result<DownloadOutcome> ok = RunOn(io, client.Download(image, sink, 1 << 20, 10s));
+  REQUIRE(std::holds_alternative<DownloadOutcome>(ok));
+  CHECK(std::get<DownloadOutcome>(ok).status == 200);
+  CHECK(std::get<DownloadOutcome>(ok).bytes == sink.bytes.size());
+  CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+
+  StringSink small;
+  Result<DownloadOutcome> capped = RunOn(io, client.Download(image, small, 100, 10s));
+  REQUIRE(std::holds_alternative<NetworkError>(capped));
+  CHECK(std::get<NetworkError>(capped).code == boost::beast::http::error::body_limit);
+
+  StringSink missing;
+  Endpoint nothing = image;
+  nothing.target = "/images/none-0.png";
+  Result<DownloadOutcome> not_found = RunOn(io, client.Download(nothing, missing, 1 << 20, 10s));
+  REQUIRE(std::holds_alternative<DownloadOutcome>(not_found));
+  CHECK(std::get<DownloadOutcome>(not_found).status == 404);
+  CHECK(missing.bytes.empty());
+}
+
+TEST_CASE("http client: a truncated or reset download is an error, never a short success") {
+  for (const char* fault : {"--p-truncate", "--p-reset"}) {
+    testing::TempDir dir;
+    testing::FakeApiProcess api(dir, {fault, "1", "--pending-ms", "0", "--processing-ms", "0"});
+    net::io_context io;
+    Client client(io.get_executor(), {.ca_file = api.ca_file()});
+    Request submit = Get(api, "/v1/images/generations");
+    submit.method = Request::Method::kPost;
+    submit.body = R"({"model":"nano-banana-2","input":{"prompt":"x","output_format":"png"}})";
+    const std::string created = std::get<Response>(RunOn(io, client.Fetch(submit, 10s, 1 << 20))).body;
+    const auto id_start = created.find("taskId\":\"") + 9;
+    const std::string id = created.substr(id_start, created.find('"', id_start) - id_start);
+    RunOn(io, client.Fetch(Get(api, "/v1/tasks/" + id), 10s, 1 << 20));
+    StringSink sink;
+    Result<DownloadOutcome> result = RunOn(
+        io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink, 1 << 20, 10s));
+    CHECK_MESSAGE(std::holds_alternative<NetworkError>(result), fault);
+  }
+}
+
+TEST_CASE("http client: Shutdown makes later requests fail at once") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  client.Shutdown();
+  Result<Response> result = RunOn(io, client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20));
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK(std::get<NetworkError>(result).code == net::error::operation_aborted);
+}
+
+}  // namespace
+}  // namespace nanobatch::http

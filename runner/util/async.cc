@@ -1,0 +1,83 @@
+#include "runner/util/async.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+
+namespace nanobatch::util {
+namespace {
+
+namespace net = boost::asio;
+constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
+
+}  // namespace
+
+AsyncSemaphore::AsyncSemaphore(net::any_io_executor executor, std::size_t count)
+    : executor_(std::move(executor)), count_(count) {}
+
+net::awaitable<bool> AsyncSemaphore::Acquire() {
+  if (closed_) co_return false;
+  if (count_ > 0 && waiters_.empty()) {
+    --count_;
+    co_return true;
+  }
+  Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+  waiters_.push_back(&waiter);
+  co_await waiter.timer.async_wait(kAsTuple);
+  if (!waiter.granted) {
+    // Woken by Close(), or the wait itself was cancelled: leave the queue.
+    waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &waiter), waiters_.end());
+  }
+  co_return waiter.granted;
+}
+
+bool AsyncSemaphore::TryAcquire() {
+  if (closed_ || count_ == 0 || !waiters_.empty()) return false;
+  --count_;
+  return true;
+}
+
+void AsyncSemaphore::Release() {
+  if (!waiters_.empty() && !closed_) {
+    // Hand the unit straight to the first waiter, so a newcomer cannot overtake it.
+    Waiter* next = waiters_.front();
+    waiters_.pop_front();
+    next->granted = true;
+    next->timer.cancel();
+    return;
+  }
+  ++count_;
+}
+
+void AsyncSemaphore::Close() {
+  closed_ = true;
+  for (Waiter* waiter : waiters_) waiter->timer.cancel();
+}
+
+AsyncEvent::AsyncEvent(net::any_io_executor executor) : executor_(std::move(executor)) {}
+
+net::awaitable<void> AsyncEvent::Wait() {
+  net::steady_timer timer(executor_, net::steady_timer::time_point::max());
+  waiters_.push_back(&timer);
+  co_await timer.async_wait(kAsTuple);
+  waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &timer), waiters_.end());
+}
+
+net::awaitable<bool> AsyncEvent::WaitFor(std::chrono::steady_clock::duration timeout) {
+  net::steady_timer timer(executor_, net::steady_timer::time_point::max());
+  waiters_.push_back(&timer);
+  net::steady_timer deadline(executor_, timeout);
+  using namespace net::experimental::awaitable_operators;
+  auto result = co_await (timer.async_wait(kAsTuple) || deadline.async_wait(kAsTuple));
+  waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &timer), waiters_.end());
+  co_return result.index() == 0;
+}
+
+void AsyncEvent::Notify() {
+  for (net::steady_timer* timer : waiters_) timer->cancel();
+  waiters_.clear();
+}
+
+}  // namespace nanobatch::util

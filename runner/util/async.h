@@ -1,0 +1,65 @@
+#pragma once
+// Coroutine building blocks for the single-threaded event loop: a FIFO semaphore (connection
+// slots, in-flight tasks, downloads) and a broadcast event (wake-ups, shutdown). Both park a
+// waiter on a steady_timer that never expires and wake it by cancelling the timer, the usual
+// Asio idiom; no locks, since everything runs on one thread.
+//
+// Example:
+//   AsyncSemaphore slots(executor, 4);
+//   if (!co_await slots.Acquire()) co_return;   // false: the semaphore was closed
+//   ... use the slot ...
+//   slots.Release();
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+
+namespace nanobatch::util {
+
+class AsyncSemaphore {
+ public:
+  AsyncSemaphore(boost::asio::any_io_executor executor, std::size_t count);
+  AsyncSemaphore(const AsyncSemaphore&) = delete;
+  AsyncSemaphore& operator=(const AsyncSemaphore&) = delete;
+
+  // Waits for a unit, first come first served. False if Close() was called (no unit taken).
+  boost::asio::awaitable<bool> Acquire();
+  bool TryAcquire();
+  void Release();
+  // Wakes every waiter with false, and makes later Acquire() calls return false at once.
+  void Close();
+
+  std::size_t available() const { return count_; }
+  std::size_t waiting() const { return waiters_.size(); }
+
+ private:
+  struct Waiter {
+    boost::asio::steady_timer timer;
+    bool granted = false;
+  };
+
+  boost::asio::any_io_executor executor_;
+  std::size_t count_;
+  bool closed_ = false;
+  std::deque<Waiter*> waiters_;
+};
+
+// Coroutines wait until the next Notify(); Notify() wakes all current waiters.
+class AsyncEvent {
+ public:
+  explicit AsyncEvent(boost::asio::any_io_executor executor);
+  boost::asio::awaitable<void> Wait();
+  // Waits at most `timeout`; returns true if notified, false on timeout.
+  boost::asio::awaitable<bool> WaitFor(std::chrono::steady_clock::duration timeout);
+  void Notify();
+
+ private:
+  boost::asio::any_io_executor executor_;
+  std::deque<boost::asio::steady_timer*> waiters_;
+};
+
+}  // namespace nanobatch::util

@@ -1,0 +1,70 @@
+#include <doctest/doctest.h>
+
+#include <boost/asio.hpp>
+
+#include <vector>
+
+#include "runner/util/async.h"
+
+namespace nanobatch::util {
+namespace {
+
+namespace net = boost::asio;
+
+TEST_CASE("async semaphore: at most N holders, FIFO hand-over, Close wakes waiters with false") {
+  net::io_context io;
+  AsyncSemaphore semaphore(io.get_executor(), 2);
+  std::vector<int> order;
+  int holders = 0, max_holders = 0, refused = 0;
+  auto worker = [&](int id) -> net::awaitable<void> {
+    if (!co_await semaphore.Acquire()) {
+      ++refused;
+      co_return;
+    }
+    ++holders;
+    max_holders = std::max(max_holders, holders);
+    order.push_back(id);
+    net::steady_timer timer(io, std::chrono::milliseconds(5));
+    co_await timer.async_wait(net::use_awaitable);
+    --holders;
+    semaphore.Release();
+  };
+  for (int i = 0; i < 6; ++i) net::co_spawn(io, worker(i), net::detached);
+  io.run();
+  CHECK(max_holders == 2);
+  CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5});
+  CHECK(semaphore.available() == 2);
+
+  io.restart();
+  AsyncSemaphore none(io.get_executor(), 0);
+  bool result = true;
+  net::co_spawn(io, [&]() -> net::awaitable<void> { result = co_await none.Acquire(); }, net::detached);
+  net::post(io, [&] { none.Close(); });
+  io.run();
+  CHECK_FALSE(result);
+  CHECK(none.waiting() == 0);
+}
+
+TEST_CASE("async event: Notify wakes every waiter; WaitFor times out") {
+  net::io_context io;
+  AsyncEvent event(io.get_executor());
+  int woken = 0;
+  bool timed_out_result = true;
+  for (int i = 0; i < 3; ++i) {
+    net::co_spawn(io, [&]() -> net::awaitable<void> {
+      co_await event.Wait();
+      ++woken;
+    }, net::detached);
+  }
+  net::co_spawn(io, [&]() -> net::awaitable<void> {
+    timed_out_result = co_await event.WaitFor(std::chrono::milliseconds(1));
+  }, net::detached);
+  net::steady_timer later(io, std::chrono::milliseconds(20));
+  later.async_wait([&](auto) { event.Notify(); });
+  io.run();
+  CHECK(woken == 3);
+  CHECK_FALSE(timed_out_result);
+}
+
+}  // namespace
+}  // namespace nanobatch::util
