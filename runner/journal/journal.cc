@@ -1,0 +1,299 @@
+#include "runner/journal/journal.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "runner/journal/frame.h"
+
+namespace nanobatch::journal {
+namespace {
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+std::int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool WriteAll(int fd, const std::string& bytes, std::string& error) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      error = Errno("writing the journal");
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool ReadWholeFile(const std::string& path, std::string& out, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return true;  // no journal yet: an empty one
+    error = Errno("opening " + path);
+    return false;
+  }
+  struct stat info;
+  if (::fstat(fd, &info) == 0) out.reserve(static_cast<std::size_t>(info.st_size));
+  char buffer[1 << 16];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = Errno("reading " + path);
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+// Replays `bytes` into `state`. Returns false (with `error`) for mid-file corruption without
+// salvage, or a journal that is not one.
+bool Replay(const std::string& bytes, const std::string& path, bool salvage, JournalState& state,
+            Recovery& recovery, FrameScan& scan, std::string& error) {
+  bool header_seen = false;
+  bool foreign = false;
+  proto::Record record;
+  scan = ScanFrames(bytes, salvage, [&](FrameType type, std::string_view payload) {
+    if (type == FrameType::kHeader) {
+      header_seen = payload == kHeaderPayload;
+      foreign = foreign || !header_seen;
+      return header_seen;
+    }
+    if (!header_seen && !salvage) {
+      foreign = true;
+      return false;
+    }
+    if (!record.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
+    state.Apply(record);
+    ++recovery.records;
+    return true;
+  });
+  if (foreign && scan.frames == 0 && !bytes.empty() && !salvage) {
+    error = path + " is not a nanobatch journal (or its header is damaged); run with --salvage "
+                   "to use whatever can be read";
+    return false;
+  }
+  if (scan.corruption_offset && !salvage) {
+    error = path + " is corrupt at byte " + std::to_string(*scan.corruption_offset) +
+            " (valid records follow it); nothing was changed. Run again with --salvage to "
+            "continue from every record that can still be read";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool SyncDirectory(const std::string& dir, std::string& error) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    error = Errno("opening directory " + dir);
+    return false;
+  }
+  const bool ok = ::fsync(fd) == 0;
+  if (!ok) error = Errno("syncing directory " + dir);
+  ::close(fd);
+  return ok;
+}
+
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions options,
+                                       std::string& error) {
+  std::unique_ptr<Journal> journal(new Journal());
+  journal->state_dir_ = out_dir + "/.nanobatch";
+  journal->path_ = journal->state_dir_ + "/journal.log";
+  std::error_code fs_error;
+  std::filesystem::create_directories(journal->state_dir_ + "/tmp", fs_error);
+  if (fs_error) {
+    error = "cannot create " + journal->state_dir_ + ": " + fs_error.message();
+    return nullptr;
+  }
+
+  // One runner per directory. The lock file is never removed, so that two runners cannot each
+  // lock a different inode of the "same" file.
+  const std::string lock_path = journal->state_dir_ + "/lock";
+  journal->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (journal->lock_fd_ < 0) {
+    error = Errno("opening " + lock_path);
+    return nullptr;
+  }
+  if (::flock(journal->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    error = errno == EWOULDBLOCK
+                ? "another nanobatch run is using " + out_dir + " (lock " + lock_path + " is held)"
+                : Errno("locking " + lock_path);
+    return nullptr;
+  }
+
+  // Leftover temporary downloads of an interrupted run are never valid: remove them.
+  for (const auto& entry :
+       std::filesystem::directory_iterator(journal->state_dir_ + "/tmp", fs_error)) {
+    std::filesystem::remove(entry.path(), fs_error);
+  }
+
+  std::string bytes;
+  if (!ReadWholeFile(journal->path_, bytes, error)) return nullptr;
+  FrameScan scan;
+  if (!Replay(bytes, journal->path_, options.salvage, journal->state_, journal->recovery_, scan,
+              error)) {
+    return nullptr;
+  }
+  Recovery& recovery = journal->recovery_;
+  recovery.torn_tail_bytes = scan.torn_tail_bytes;
+  recovery.salvaged_bytes = scan.skipped_bytes;
+  if (scan.torn_tail_bytes > 0) {
+    recovery.warnings.push_back("journal: dropped a torn tail of " +
+                                std::to_string(scan.torn_tail_bytes) +
+                                " bytes (a write cut short by a crash); nothing durable was lost");
+  }
+  if (scan.corruption_offset) {
+    recovery.warnings.push_back("journal: salvaged around corruption at byte " +
+                                std::to_string(*scan.corruption_offset) + "; skipped " +
+                                std::to_string(recovery.salvaged_bytes) + " bytes");
+  }
+
+  journal->fd_ = ::open(journal->path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (journal->fd_ < 0) {
+    error = Errno("opening " + journal->path_);
+    return nullptr;
+  }
+  if (scan.corruption_offset) {
+    // Appending after a hole would make it a hole for ever: rewrite from the state instead.
+    if (!journal->Compact(error)) return nullptr;
+    recovery.compacted = true;
+    return journal;
+  }
+  if (bytes.empty() || scan.frames == 0) {
+    if (::ftruncate(journal->fd_, 0) != 0) {
+      error = Errno("truncating " + journal->path_);
+      return nullptr;
+    }
+    journal->pending_ = EncodeFrame(FrameType::kHeader, kHeaderPayload);
+    journal->file_bytes_ = 0;
+    if (!journal->Sync(error) || !SyncDirectory(journal->state_dir_, error)) return nullptr;
+    return journal;
+  }
+  if (scan.torn_tail_bytes > 0 &&
+      (::ftruncate(journal->fd_, static_cast<off_t>(scan.valid_end)) != 0 ||
+       ::fdatasync(journal->fd_) != 0)) {
+    error = Errno("truncating the torn tail of " + journal->path_);
+    return nullptr;
+  }
+  journal->file_bytes_ = scan.valid_end;
+  if (::lseek(journal->fd_, static_cast<off_t>(scan.valid_end), SEEK_SET) < 0) {
+    error = Errno("seeking in " + journal->path_);
+    return nullptr;
+  }
+  return journal;
+}
+
+std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir, std::string& error) {
+  const std::string path = out_dir + "/.nanobatch/journal.log";
+  if (!std::filesystem::exists(path)) {
+    error = "no nanobatch journal in " + out_dir + " (" + path + " does not exist)";
+    return nullptr;
+  }
+  std::string bytes;
+  if (!ReadWholeFile(path, bytes, error)) return nullptr;
+  auto state = std::make_unique<JournalState>();
+  Recovery recovery;
+  FrameScan scan;
+  // A live run may be mid-append: a torn tail is normal here. Corruption is still reported.
+  if (!Replay(bytes, path, /*salvage=*/false, *state, recovery, scan, error)) return nullptr;
+  return state;
+}
+
+void Journal::Append(proto::Record record) {
+  if (record.unix_time() == 0) record.set_unix_time(UnixNow());
+  state_.Apply(record);
+  pending_ += EncodeFrame(FrameType::kRecord, record.SerializeAsString());
+  ++pending_records_;
+  ++records_since_compaction_;
+}
+
+bool Journal::Sync(std::string& error) {
+  if (failed_) {
+    error = "the journal stopped accepting writes after an earlier error";
+    return false;
+  }
+  if (pending_.empty()) return true;
+  if (!WriteAll(fd_, pending_, error) || ::fdatasync(fd_) != 0) {
+    if (error.empty()) error = Errno("syncing the journal");
+    failed_ = true;
+    return false;
+  }
+  file_bytes_ += pending_.size();
+  pending_.clear();
+  pending_records_ = 0;
+  return true;
+}
+
+bool Journal::MaybeCompact(std::string& error) {
+  // Compact when the history is at least 4x the live state (and not tiny): the rewrite costs
+  // about the size of the live state, so the amortised cost stays constant per record.
+  const std::uint64_t live = state_.items().size() + 1;
+  if (records_since_compaction_ < 10'000 || state_.records() < 4 * live) return false;
+  return Compact(error);
+}
+
+bool Journal::Compact(std::string& error) {
+  if (!Sync(error)) return false;
+  const std::string temporary = path_ + ".compact";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = Errno("creating " + temporary);
+    return false;
+  }
+  std::string bytes = EncodeFrame(FrameType::kHeader, kHeaderPayload);
+  for (const proto::Record& record : state_.Snapshot()) {
+    bytes += EncodeFrame(FrameType::kRecord, record.SerializeAsString());
+  }
+  const bool written = WriteAll(fd, bytes, error) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written) {
+    if (error.empty()) error = Errno("syncing " + temporary);
+    ::unlink(temporary.c_str());
+    return false;
+  }
+  if (::rename(temporary.c_str(), path_.c_str()) != 0) {
+    error = Errno("replacing the journal");
+    ::unlink(temporary.c_str());
+    return false;
+  }
+  if (!SyncDirectory(state_dir_, error)) {
+    failed_ = true;  // the rename may or may not survive a power cut: stop writing
+    return false;
+  }
+  // Continue appending to the new file.
+  ::close(fd_);
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd_ < 0 || ::lseek(fd_, 0, SEEK_END) < 0) {
+    error = Errno("reopening the journal");
+    failed_ = true;
+    return false;
+  }
+  file_bytes_ = bytes.size();
+  records_since_compaction_ = 0;
+  return true;
+}
+
+}  // namespace nanobatch::journal

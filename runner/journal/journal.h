@@ -1,0 +1,91 @@
+#pragma once
+// Journal: the durable memory of one output directory, under `<out>/.nanobatch/`.
+//
+// Open() takes the directory's lock (flock: one runner per directory; a second gets a clear
+// error), reads journal.log, recovers from a torn tail (truncating it, with a warning), refuses a
+// journal corrupt in the middle unless told to salvage, and replays everything into a
+// JournalState. Append() applies a record to that state at once and queues its bytes; Sync()
+// makes every queued record durable with one write + fdatasync (group commit). After any write
+// error the journal refuses further appends: a record after a hole would read as corruption.
+//
+// OpenReadOnly() is for `status`: no lock, no writes, safe next to a live run.
+//
+// Example:
+//   std::string error;
+//   auto journal = Journal::Open(out_dir, {.salvage = false}, error);
+//   journal->Append(record);
+//   if (!journal->Sync(error)) { stop, exit 3 }
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proto/journal.pb.h"
+#include "runner/journal/state.h"
+
+namespace nanobatch::journal {
+
+struct OpenOptions {
+  bool salvage = false;  // use every readable record of a journal corrupt in the middle
+};
+
+struct Recovery {
+  std::uint64_t torn_tail_bytes = 0;     // dropped from the end
+  std::uint64_t salvaged_bytes = 0;      // skipped in the middle (with salvage)
+  std::uint64_t records = 0;
+  bool compacted = false;
+  std::vector<std::string> warnings;     // for the log, one line each
+};
+
+class Journal {
+ public:
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Errors (lock held by another runner, corruption, I/O) are returned in `error`.
+  static std::unique_ptr<Journal> Open(const std::string& out_dir, OpenOptions options,
+                                       std::string& error);
+  // Reads the state without the lock and without changing anything.
+  static std::unique_ptr<JournalState> OpenReadOnly(const std::string& out_dir, std::string& error);
+
+  // Applies `record` to state() now and queues it for the next Sync(). The caller sets no time:
+  // Append stamps the record with the wall clock (for humans and `status`, never for logic).
+  void Append(proto::Record record);
+  // Writes and fdatasyncs everything queued. False (with `error`) on failure, and for ever after.
+  bool Sync(std::string& error);
+
+  // Rewrites the journal as one snapshot record per item (temporary file, fsync, rename, fsync
+  // of the directory), when the file is much larger than its live state. Returns whether it did.
+  bool MaybeCompact(std::string& error);
+  bool Compact(std::string& error);
+
+  const JournalState& state() const { return state_; }
+  const Recovery& recovery() const { return recovery_; }
+  std::uint64_t file_bytes() const { return file_bytes_; }
+  std::size_t pending_records() const { return pending_records_; }
+  bool failed() const { return failed_; }
+  // `<out>/.nanobatch`, where temporary downloads also live.
+  const std::string& state_dir() const { return state_dir_; }
+
+ private:
+  Journal() = default;
+
+  std::string state_dir_;
+  std::string path_;
+  int fd_ = -1;
+  int lock_fd_ = -1;
+  JournalState state_;
+  Recovery recovery_;
+  std::string pending_;
+  std::size_t pending_records_ = 0;
+  std::uint64_t file_bytes_ = 0;
+  std::uint64_t records_since_compaction_ = 0;
+  bool failed_ = false;
+};
+
+// Fsyncs a directory, so that a rename or a new file in it survives a power cut.
+bool SyncDirectory(const std::string& dir, std::string& error);
+
+}  // namespace nanobatch::journal

@@ -1,0 +1,168 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "runner/journal/frame.h"
+#include "runner/journal/journal.h"
+#include "runner/testing/temp_dir.h"
+
+namespace nanobatch::journal {
+namespace {
+
+proto::Record Intent(const std::string& id) {
+  proto::Record r;
+  r.mutable_submit_intent()->set_item_id(id);
+  r.mutable_submit_intent()->set_credits(16);
+  r.mutable_submit_intent()->set_attempt(1);
+  return r;
+}
+
+proto::Record Submitted(const std::string& id) {
+  proto::Record r;
+  r.mutable_submitted()->set_item_id(id);
+  r.mutable_submitted()->set_task_id("task-" + id);
+  r.mutable_submitted()->set_credits(16);
+  return r;
+}
+
+std::string JournalPath(const testing::TempDir& dir) { return dir.path() + "/.nanobatch/journal.log"; }
+
+TEST_CASE("journal: records survive a reopen") {
+  testing::TempDir dir;
+  std::string error;
+  {
+    auto journal = Journal::Open(dir.path(), {}, error);
+    REQUIRE_MESSAGE(journal, error);
+    journal->Append(Intent("a"));
+    journal->Append(Submitted("a"));
+    journal->Append(Intent("b"));
+    CHECK(journal->pending_records() == 3);
+    REQUIRE(journal->Sync(error));
+    CHECK(journal->state().totals().submitted == 1);
+  }
+  auto reopened = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(reopened, error);
+  CHECK(reopened->recovery().records == 3);
+  CHECK(reopened->state().Find("a")->task_id() == "task-a");
+  CHECK(reopened->state().totals().intent == 1);
+  CHECK(reopened->recovery().warnings.empty());
+}
+
+TEST_CASE("journal: a second runner on the same directory is refused") {
+  testing::TempDir dir;
+  std::string error;
+  auto first = Journal::Open(dir.path(), {}, error);
+  REQUIRE(first);
+  auto second = Journal::Open(dir.path(), {}, error);
+  CHECK_FALSE(second);
+  CHECK(error.find("another nanobatch run is using") != std::string::npos);
+  // status reads without the lock.
+  auto state = Journal::OpenReadOnly(dir.path(), error);
+  CHECK(state);
+}
+
+TEST_CASE("journal: a torn tail is truncated with a warning at every cut of the last record") {
+  testing::TempDir dir;
+  std::string error;
+  {
+    auto journal = Journal::Open(dir.path(), {}, error);
+    journal->Append(Intent("a"));
+    journal->Append(Submitted("a"));
+    REQUIRE(journal->Sync(error));
+  }
+  const std::string full = dir.Read(".nanobatch/journal.log");
+  proto::Record last = Submitted("a");
+  for (std::size_t cut = 1; cut < 20; ++cut) {
+    std::ofstream(JournalPath(dir), std::ios::binary | std::ios::trunc)
+        .write(full.data(), static_cast<std::streamsize>(full.size() - cut));
+    auto journal = Journal::Open(dir.path(), {}, error);
+    REQUIRE_MESSAGE(journal, error);
+    CHECK(journal->state().totals().intent == 1);  // the Submitted record was torn
+    REQUIRE(journal->recovery().warnings.size() == 1);
+    CHECK(journal->recovery().warnings[0].find("torn tail") != std::string::npos);
+    // The file was cut back to its last whole record, and appending works after it.
+    journal->Append(Submitted("a"));
+    REQUIRE(journal->Sync(error));
+  }
+  auto final_state = Journal::OpenReadOnly(dir.path(), error);
+  CHECK(final_state->totals().submitted == 1);
+}
+
+TEST_CASE("journal: corruption in the middle is refused, then salvaged on request") {
+  testing::TempDir dir;
+  std::string error;
+  {
+    auto journal = Journal::Open(dir.path(), {}, error);
+    for (const char* id : {"a", "b", "c"}) journal->Append(Intent(id));
+    REQUIRE(journal->Sync(error));
+  }
+  std::string bytes = dir.Read(".nanobatch/journal.log");
+  const std::size_t header = EncodeFrame(FrameType::kHeader, kHeaderPayload).size();
+  bytes[header + kFrameHeaderSize + 2] ^= 0x10;  // inside the first record's payload
+  std::ofstream(JournalPath(dir), std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+
+  CHECK_FALSE(Journal::Open(dir.path(), {}, error));
+  CHECK(error.find("corrupt at byte " + std::to_string(header)) != std::string::npos);
+  CHECK(dir.Read(".nanobatch/journal.log") == bytes);  // nothing changed
+
+  auto salvaged = Journal::Open(dir.path(), {.salvage = true}, error);
+  REQUIRE_MESSAGE(salvaged, error);
+  CHECK(salvaged->state().totals().items == 2);
+  CHECK(salvaged->recovery().compacted);
+  salvaged.reset();
+  // The rewritten journal is clean again.
+  auto clean = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(clean, error);
+  CHECK(clean->state().totals().items == 2);
+}
+
+TEST_CASE("journal: compaction keeps the state and shrinks the file") {
+  testing::TempDir dir;
+  std::string error;
+  auto journal = Journal::Open(dir.path(), {}, error);
+  for (int round = 0; round < 50; ++round) {
+    journal->Append(Intent("a"));
+    proto::Record failed;
+    failed.mutable_task_failed()->set_item_id("a");
+    failed.mutable_task_failed()->set_task_id("t");
+    journal->Append(failed);
+  }
+  journal->Append(Intent("a"));
+  journal->Append(Submitted("a"));
+  REQUIRE(journal->Sync(error));
+  const std::uint64_t before = journal->file_bytes();
+  REQUIRE(journal->Compact(error));
+  CHECK(journal->file_bytes() < before / 5);
+  journal->Append(Intent("b"));
+  REQUIRE(journal->Sync(error));
+  journal.reset();
+  auto reopened = Journal::Open(dir.path(), {}, error);
+  REQUIRE(reopened);
+  CHECK(reopened->state().Find("a")->failed_tasks() == 50);
+  CHECK(reopened->state().Find("a")->task_id() == "task-a");
+  CHECK(reopened->state().totals().items == 2);
+  CHECK_FALSE(std::filesystem::exists(JournalPath(dir) + ".compact"));
+}
+
+TEST_CASE("journal: leftover temporary downloads are removed on open") {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/.nanobatch/tmp");
+  dir.Write(".nanobatch/tmp/a-0.part", "half an image");
+  std::string error;
+  auto journal = Journal::Open(dir.path(), {}, error);
+  REQUIRE(journal);
+  CHECK_FALSE(std::filesystem::exists(dir.path() + "/.nanobatch/tmp/a-0.part"));
+}
+
+TEST_CASE("journal: a file that is not a journal is refused") {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/.nanobatch");
+  dir.Write(".nanobatch/journal.log", std::string(100, 'z') + EncodeFrame(FrameType::kRecord, "x"));
+  std::string error;
+  CHECK_FALSE(Journal::Open(dir.path(), {}, error));
+  CHECK_FALSE(error.empty());
+}
+
+}  // namespace
+}  // namespace nanobatch::journal

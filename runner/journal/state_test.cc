@@ -1,0 +1,157 @@
+#include <doctest/doctest.h>
+
+#include "runner/journal/state.h"
+
+namespace nanobatch::journal {
+namespace {
+
+proto::Record Intent(const std::string& id, unsigned attempt = 1, unsigned credits = 16) {
+  proto::Record r;
+  auto* intent = r.mutable_submit_intent();
+  intent->set_item_id(id);
+  intent->set_attempt(attempt);
+  intent->set_credits(credits);
+  intent->set_prompt("p " + id);
+  intent->set_resolution("1K");
+  intent->set_content_hash("h");
+  return r;
+}
+
+proto::Record Submitted(const std::string& id, const std::string& task, unsigned credits = 16) {
+  proto::Record r;
+  r.mutable_submitted()->set_item_id(id);
+  r.mutable_submitted()->set_task_id(task);
+  r.mutable_submitted()->set_credits(credits);
+  return r;
+}
+
+proto::Record Completed(const std::string& id, int urls = 1) {
+  proto::Record r;
+  r.mutable_completed()->set_item_id(id);
+  for (int k = 0; k < urls; ++k) r.mutable_completed()->add_urls("https://f/" + std::to_string(k));
+  return r;
+}
+
+proto::Record Downloaded(const std::string& id, unsigned index) {
+  proto::Record r;
+  r.mutable_downloaded()->set_item_id(id);
+  r.mutable_downloaded()->set_index(index);
+  r.mutable_downloaded()->set_file_name(id + ".png");
+  r.mutable_downloaded()->set_bytes(100);
+  return r;
+}
+
+proto::Record TaskFailed(const std::string& id, const std::string& task, bool unknown = false) {
+  proto::Record r;
+  r.mutable_task_failed()->set_item_id(id);
+  r.mutable_task_failed()->set_task_id(task);
+  r.mutable_task_failed()->set_error_code(unknown ? "deadline_exceeded" : "upstream_error");
+  r.mutable_task_failed()->set_credits_spent_unknown(unknown);
+  return r;
+}
+
+TEST_CASE("state: the happy lifecycle reserves, then spends, then is done") {
+  JournalState state;
+  state.Apply(Intent("a"));
+  CHECK(state.totals().intent == 1);
+  CHECK(state.totals().credits_reserved == 16);
+  state.Apply(Submitted("a", "t1"));
+  CHECK(state.totals().submitted == 1);
+  CHECK(state.totals().credits_reserved == 16);
+  state.Apply(Completed("a", 2));
+  CHECK(state.totals().credits_reserved == 0);
+  CHECK(state.totals().credits_spent == 16);
+  CHECK(state.totals().completed == 1);
+  state.Apply(Downloaded("a", 0));
+  CHECK(state.totals().done == 0);  // one of two images
+  state.Apply(Downloaded("a", 1));
+  CHECK(state.totals().done == 1);
+  CHECK(state.totals().completed == 0);
+  CHECK(state.totals().images == 2);
+  CHECK(state.Find("a")->task_id() == "t1");
+  CHECK(state.Find("a")->prompt() == "p a");
+}
+
+TEST_CASE("state: a failed task gives its credits back; a deadline keeps them spent") {
+  JournalState state;
+  state.Apply(Intent("a"));
+  state.Apply(Submitted("a", "t1"));
+  state.Apply(TaskFailed("a", "t1"));
+  CHECK(state.totals().credits_reserved == 0);
+  CHECK(state.totals().credits_spent == 0);
+  CHECK(state.totals().queued == 1);
+  CHECK(state.Find("a")->failed_tasks() == 1);
+
+  state.Apply(Intent("a", 2));
+  state.Apply(Submitted("a", "t2"));
+  state.Apply(TaskFailed("a", "t2", /*unknown=*/true));
+  CHECK(state.totals().credits_spent == 16);
+  CHECK(state.Find("a")->failed_tasks() == 2);
+}
+
+TEST_CASE("state: an abandoned intent is a possible duplicate and its credits count as spent") {
+  JournalState state;
+  state.Apply(Intent("a"));
+  proto::Record abandoned;
+  abandoned.mutable_intent_abandoned()->set_item_id("a");
+  abandoned.mutable_intent_abandoned()->set_reason("no response");
+  state.Apply(abandoned);
+  CHECK(state.totals().possible_duplicates == 1);
+  CHECK(state.totals().credits_spent == 16);
+  CHECK(state.totals().credits_reserved == 0);
+  // An intent directly after an open intent is the same thing, implicitly.
+  state.Apply(Intent("a", 2));
+  state.Apply(Intent("a", 3));
+  CHECK(state.totals().possible_duplicates == 2);
+  CHECK(state.totals().credits_spent == 32);
+  CHECK(state.totals().credits_reserved == 16);
+}
+
+TEST_CASE("state: gave-up items are counted by code and can be retried") {
+  JournalState state;
+  state.Apply(Intent("a"));
+  state.Apply(TaskFailed("a", ""));  // the submit was refused: nothing charged
+  proto::Record gave_up;
+  gave_up.mutable_gave_up()->set_item_id("a");
+  gave_up.mutable_gave_up()->set_error_code("invalid_request");
+  state.Apply(gave_up);
+  CHECK(state.totals().gave_up == 1);
+  CHECK(state.FailuresByCode().at("invalid_request") == 1);
+  CHECK(state.Find("a")->failed_tasks() == 0);
+  state.Apply(Intent("a", 1));
+  CHECK(state.totals().gave_up == 0);
+  CHECK(state.FailuresByCode().empty());
+}
+
+TEST_CASE("state: a snapshot replays to the same totals and items") {
+  JournalState state;
+  state.Apply(Intent("a"));
+  state.Apply(Submitted("a", "t1"));
+  state.Apply(Completed("a"));
+  state.Apply(Downloaded("a", 0));
+  state.Apply(Intent("b", 1, 36));
+  state.Apply(Intent("b", 2, 36));
+  state.Apply(Submitted("b", "t2", 36));
+  state.Apply(Intent("c"));
+  proto::Record run;
+  run.mutable_run_started()->set_manifest_items(5);
+  state.Apply(run);
+
+  JournalState replayed;
+  for (const proto::Record& record : state.Snapshot()) replayed.Apply(record);
+  const Totals& a = state.totals();
+  const Totals& b = replayed.totals();
+  CHECK(a.items == b.items);
+  CHECK(a.done == b.done);
+  CHECK(a.submitted == b.submitted);
+  CHECK(a.intent == b.intent);
+  CHECK(a.credits_spent == b.credits_spent);
+  CHECK(a.credits_reserved == b.credits_reserved);
+  CHECK(a.possible_duplicates == b.possible_duplicates);
+  CHECK(replayed.Find("b")->task_id() == "t2");
+  REQUIRE(replayed.last_run());
+  CHECK(replayed.last_run()->manifest_items() == 5);
+}
+
+}  // namespace
+}  // namespace nanobatch::journal
