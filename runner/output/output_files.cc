@@ -1,0 +1,128 @@
+#include "runner/output/output_files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runner/journal/journal.h"
+
+namespace nanobatch::output {
+namespace json = boost::json;
+namespace {
+
+bool WriteFileAtomically(const std::string& dir, const std::string& name, const std::string& bytes,
+                         std::string& error) {
+  const std::string final_path = dir + "/" + name;
+  const std::string temporary = final_path + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = "cannot create " + temporary + ": " + std::strerror(errno);
+    return false;
+  }
+  std::size_t done = 0;
+  bool ok = true;
+  while (ok && done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  if (!ok) error = "cannot write " + temporary + ": " + std::strerror(errno);
+  ::close(fd);
+  if (ok && ::rename(temporary.c_str(), final_path.c_str()) != 0) {
+    error = "cannot replace " + final_path + ": " + std::strerror(errno);
+    ok = false;
+  }
+  if (!ok) {
+    ::unlink(temporary.c_str());
+    return false;
+  }
+  return journal::SyncDirectory(dir, error);
+}
+
+void AppendLine(int fd, const std::string& line) {
+  if (fd < 0) return;
+  // Best effort: these files are rebuilt from the journal at the end of the run anyway.
+  [[maybe_unused]] ssize_t ignored = ::write(fd, line.data(), line.size());
+}
+
+}  // namespace
+
+OutputFiles::OutputFiles(std::string out_dir) : out_dir_(std::move(out_dir)) {}
+
+OutputFiles::~OutputFiles() {
+  if (metadata_fd_ >= 0) ::close(metadata_fd_);
+  if (failed_fd_ >= 0) ::close(failed_fd_);
+}
+
+std::string OutputFiles::MetadataLine(const proto::ItemSnapshot& item,
+                                      const proto::Downloaded& image) {
+  json::object line{
+      {"file_name", image.file_name()},
+      {"id", item.item_id()},
+      {"prompt", item.prompt()},
+      {"task_id", item.task_id()},
+      {"resolution", item.resolution()},
+      {"aspect_ratio", item.aspect_ratio()},
+      {"output_format", item.output_format()},
+      {"sha256", image.sha256()},
+      {"bytes", image.bytes()},
+      // The task's price; with several images per task every line repeats it.
+      {"credits", item.credits()},
+      {"image_index", image.index()},
+  };
+  if (item.image_urls_size() > 0) {
+    json::array urls;
+    for (const auto& url : item.image_urls()) urls.emplace_back(url);
+    line["image_urls"] = std::move(urls);
+  }
+  return json::serialize(line) + "\n";
+}
+
+std::string OutputFiles::FailureLine(const proto::ItemSnapshot& item) {
+  json::object line{
+      {"id", item.item_id()},
+      {"error_code", item.last_error_code()},
+      {"message", item.last_error_message()},
+      {"attempts", item.attempt()},
+      {"failed_tasks", item.failed_tasks()},
+      {"task_id", item.task_id()},
+      {"prompt", item.prompt()},
+  };
+  return json::serialize(line) + "\n";
+}
+
+bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error) {
+  std::string metadata;
+  std::string failed;
+  for (const auto& item : state.items()) {
+    if (item->phase() == proto::ItemSnapshot::GAVE_UP) failed += FailureLine(*item);
+    if (item->phase() == proto::ItemSnapshot::DONE) {
+      for (const auto& image : item->images()) metadata += MetadataLine(*item, image);
+    }
+  }
+  if (!WriteFileAtomically(out_dir_, "metadata.jsonl", metadata, error) ||
+      !WriteFileAtomically(out_dir_, "failed.jsonl", failed, error)) {
+    return false;
+  }
+  if (metadata_fd_ >= 0) ::close(metadata_fd_);
+  if (failed_fd_ >= 0) ::close(failed_fd_);
+  metadata_fd_ = ::open((out_dir_ + "/metadata.jsonl").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  failed_fd_ = ::open((out_dir_ + "/failed.jsonl").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  return true;
+}
+
+void OutputFiles::AppendImage(const proto::ItemSnapshot& item, const proto::Downloaded& image) {
+  AppendLine(metadata_fd_, MetadataLine(item, image));
+}
+
+void OutputFiles::AppendFailure(const proto::ItemSnapshot& item) {
+  AppendLine(failed_fd_, FailureLine(item));
+}
+
+}  // namespace nanobatch::output

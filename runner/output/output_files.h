@@ -1,0 +1,42 @@
+#pragma once
+// The user-facing files of an output directory (interface.md "Output directory"):
+//   metadata.jsonl  one line per image file (Hugging Face `imagefolder` metadata: file_name first)
+//   failed.jsonl    one line per item given up on
+// Both are derived from the journal: appended to during a run for live visibility, and rewritten
+// whole (temporary file, fsync, rename, fsync of the directory) at the start and end of every
+// run, so that a crash between an image and its line can never leave them wrong for long.
+//
+// Example:
+//   OutputFiles outputs(out_dir);
+//   outputs.Rewrite(journal.state(), error);
+//   outputs.AppendImage(item, image);
+
+#include <string>
+
+#include "proto/journal.pb.h"
+#include "runner/journal/state.h"
+
+namespace nanobatch::output {
+
+class OutputFiles {
+ public:
+  explicit OutputFiles(std::string out_dir);
+  ~OutputFiles();
+  OutputFiles(const OutputFiles&) = delete;
+  OutputFiles& operator=(const OutputFiles&) = delete;
+
+  // Rewrites both files from the state; afterwards appends go to the new files.
+  bool Rewrite(const journal::JournalState& state, std::string& error);
+  void AppendImage(const proto::ItemSnapshot& item, const proto::Downloaded& image);
+  void AppendFailure(const proto::ItemSnapshot& item);
+
+  static std::string MetadataLine(const proto::ItemSnapshot& item, const proto::Downloaded& image);
+  static std::string FailureLine(const proto::ItemSnapshot& item);
+
+ private:
+  std::string out_dir_;
+  int metadata_fd_ = -1;
+  int failed_fd_ = -1;
+};
+
+}  // namespace nanobatch::output

@@ -1,0 +1,24 @@
+#pragma once
+// Logging: one event per line on stderr, "2026-11-25T07:32:43Z LEVEL message". Nothing here ever
+// receives the API key: callers log sources ("$AIVIDEOAPI_API_KEY"), never values.
+//
+// Example:
+//   Log(LogLevel::kWarning, "journal: dropped a torn tail of 12 bytes");
+
+#include <string_view>
+
+namespace nanobatch::util {
+
+enum class LogLevel { kInfo, kWarning, kError };
+
+void Log(LogLevel level, std::string_view message);
+inline void LogInfo(std::string_view message) { Log(LogLevel::kInfo, message); }
+inline void LogWarning(std::string_view message) { Log(LogLevel::kWarning, message); }
+inline void LogError(std::string_view message) { Log(LogLevel::kError, message); }
+
+// Whether stderr is a terminal (progress then redraws one line instead of logging).
+bool StderrIsTerminal();
+// Clears a progress line drawn on the terminal, if any, before a log line is written.
+void SetProgressLineActive(bool active);
+
+}  // namespace nanobatch::util
