@@ -1,0 +1,39 @@
+#pragma once
+// RateLimiter: makes coroutines wait their turn for a TokenBucket token. Waiters are served
+// first come, first served: only the first in line sleeps on a timer, the rest queue behind it,
+// so thousands of waiting polls cost nothing and cannot stampede.
+//
+// Example:
+//   if (!co_await limiter.Acquire()) co_return;   // false: shutting down
+//   ... send one API request ...
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <optional>
+
+#include "runner/ratelimit/token_bucket.h"
+#include "runner/util/async.h"
+
+namespace nanobatch::engine {
+
+class RateLimiter {
+ public:
+  RateLimiter(boost::asio::any_io_executor executor, double rate, double burst);
+
+  boost::asio::awaitable<bool> Acquire();
+  void OnRateLimited(std::optional<double> retry_after_s);
+  void Close();
+
+  double current_rate() const { return bucket_.current_rate(); }
+  std::size_t waiting() const { return turn_.waiting(); }
+
+ private:
+  boost::asio::any_io_executor executor_;
+  ratelimit::TokenBucket bucket_;
+  util::AsyncSemaphore turn_;
+  util::AsyncEvent closed_;
+  bool is_closed_ = false;
+};
+
+}  // namespace nanobatch::engine
