@@ -29,6 +29,7 @@ struct RunFlags {
   std::uint32_t max_in_flight = 0;
   std::uint64_t budget_credits = 0;
   std::vector<std::string> allow_download_hosts;
+  RunOptions options;
 };
 
 void AddRunFlags(CLI::App& run, RunFlags& flags) {
@@ -44,6 +45,10 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
   run.add_option("--budget-credits", flags.budget_credits, "credits this run may spend");
   run.add_option("--allow-download-host", flags.allow_download_hosts,
                  "also download images from this host (repeatable)");
+  run.add_flag("--retry-failed", flags.options.retry_failed,
+               "give the items in failed.jsonl a fresh set of attempts");
+  run.add_flag("--salvage", flags.options.salvage,
+               "continue from every readable record of a journal corrupt in the middle");
 }
 
 // Config file first, then each flag the user gave; a flag wins over the file.
@@ -94,7 +99,7 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
     errors.Print(std::cerr);
     return kExitBadInput;
   }
-  return RunCommand(std::move(config));
+  return RunCommand(std::move(config), flags.options);
 }
 
 }  // namespace

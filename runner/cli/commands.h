@@ -19,8 +19,13 @@ inline constexpr int kExitRefusedCredentials = 4;
 // error printed as FILE:LINE: field: message on stderr.
 int ValidateCommand(const std::string& manifest_path, const std::string& config_path);
 
+struct RunOptions {
+  bool retry_failed = false;  // --retry-failed: fresh attempts for the items in failed.jsonl
+  bool salvage = false;       // --salvage: continue from a journal corrupt in the middle
+};
+
 // `nanobatch run`: `config` already holds the file's values and the overrides.
-int RunCommand(config::Config config);
+int RunCommand(config::Config config, const RunOptions& options);
 
 // `nanobatch status --out DIR [--json]`.
 int StatusCommand(const std::string& out_dir, bool json);

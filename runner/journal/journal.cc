@@ -118,7 +118,10 @@ Journal::~Journal() {
 }
 
 std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions options,
-                                       std::string& error) {
+                                       std::string& error, OpenFailure* failure) {
+  OpenFailure ignored;
+  OpenFailure& why = failure != nullptr ? *failure : ignored;
+  why = OpenFailure::kIo;
   std::unique_ptr<Journal> journal(new Journal());
   journal->state_dir_ = out_dir + "/.nanobatch";
   journal->path_ = journal->state_dir_ + "/journal.log";
@@ -138,9 +141,12 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
     return nullptr;
   }
   if (::flock(journal->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    error = errno == EWOULDBLOCK
-                ? "another nanobatch run is using " + out_dir + " (lock " + lock_path + " is held)"
-                : Errno("locking " + lock_path);
+    if (errno == EWOULDBLOCK) {
+      error = "another nanobatch run is using " + out_dir + " (lock " + lock_path + " is held)";
+      why = OpenFailure::kLocked;
+    } else {
+      error = Errno("locking " + lock_path);
+    }
     return nullptr;
   }
 
@@ -155,6 +161,7 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
   FrameScan scan;
   if (!Replay(bytes, journal->path_, options.salvage, journal->state_, journal->recovery_, scan,
               error)) {
+    why = OpenFailure::kCorrupt;
     return nullptr;
   }
   Recovery& recovery = journal->recovery_;
@@ -180,6 +187,7 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
     // Appending after a hole would make it a hole for ever: rewrite from the state instead.
     if (!journal->Compact(error)) return nullptr;
     recovery.compacted = true;
+    why = OpenFailure::kNone;
     return journal;
   }
   if (bytes.empty() || scan.frames == 0) {
@@ -190,6 +198,7 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
     journal->pending_ = EncodeFrame(FrameType::kHeader, kHeaderPayload);
     journal->file_bytes_ = 0;
     if (!journal->Sync(error) || !SyncDirectory(journal->state_dir_, error)) return nullptr;
+    why = OpenFailure::kNone;
     return journal;
   }
   if (scan.torn_tail_bytes > 0 &&
@@ -203,6 +212,7 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
     error = Errno("seeking in " + journal->path_);
     return nullptr;
   }
+  why = OpenFailure::kNone;
   return journal;
 }
 

@@ -30,6 +30,10 @@ struct OpenOptions {
   bool salvage = false;  // use every readable record of a journal corrupt in the middle
 };
 
+// Why Open() failed, for the exit status: a lock held or a corrupt journal needs the user's
+// decision (exit 2); an I/O error such as a full disk is resumable once fixed (exit 3).
+enum class OpenFailure { kNone, kLocked, kCorrupt, kIo };
+
 struct Recovery {
   std::uint64_t torn_tail_bytes = 0;     // dropped from the end
   std::uint64_t salvaged_bytes = 0;      // skipped in the middle (with salvage)
@@ -46,7 +50,7 @@ class Journal {
 
   // Errors (lock held by another runner, corruption, I/O) are returned in `error`.
   static std::unique_ptr<Journal> Open(const std::string& out_dir, OpenOptions options,
-                                       std::string& error);
+                                       std::string& error, OpenFailure* failure = nullptr);
   // Reads the state without the lock and without changing anything.
   static std::unique_ptr<JournalState> OpenReadOnly(const std::string& out_dir, std::string& error);
 

@@ -222,6 +222,8 @@ int Main(int argc, char** argv) {
   app.add_option("--spend-limit", options.spend_limit, "credits per spend window (0: none)");
   app.add_option("--spend-window-s", options.spend_window_s, "spend window length");
   app.add_flag("--deny-all-ips", options.deny_all_ips, "answer every /v1 request 403");
+  app.add_option("--reject-substring", options.reject_substring,
+                 "answer 400 invalid_request to prompts containing this");
   app.add_option("--p-submit-5xx", options.p_submit_5xx, "probability of 500/503 on submit");
   app.add_option("--p-poll-5xx", options.p_poll_5xx, "probability of 500 on a poll");
   app.add_option("--p-task-fail", options.p_task_fail, "probability a task ends failed");

@@ -158,6 +158,11 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
     return Error(400, "invalid_request", "invalid_request_error",
                  "input.prompt must be 1 to 20000 characters");
   }
+  if (!options_.reject_substring.empty() &&
+      std::string_view(*prompt).find(options_.reject_substring) != std::string_view::npos) {
+    return Error(400, "invalid_request", "invalid_request_error",
+                 "input.prompt was rejected by the content filter");
+  }
   auto optional_string = [&](std::string_view key, std::string_view fallback,
                              auto check) -> std::optional<std::string> {
     const json::value* value = input.if_contains(key);

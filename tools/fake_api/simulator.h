@@ -40,6 +40,7 @@ struct Options {
   std::uint64_t spend_limit = 0;            // credits per spend window; 0: none
   double spend_window_s = 3600;
   bool deny_all_ips = false;                // every request gets 403 ip_not_allowed
+  std::string reject_substring;             // prompts containing it get 400 invalid_request
   // Hosts and ports that go into image URLs.
   std::string api_authority = "127.0.0.1:0";   // host:port of the API listener
   std::string file_authority;                  // host:port of the file listener; empty: API's

@@ -1,0 +1,948 @@
+#include "runner/engine/engine.h"
+
+#include <sys/stat.h>
+
+#include <boost/asio.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "runner/api/codec.h"
+#include "runner/download/image_file.h"
+#include "runner/engine/poll_schedule.h"
+#include "runner/engine/rate_limiter.h"
+#include "runner/engine/task_group.h"
+#include "runner/http/client.h"
+#include "runner/http/url.h"
+#include "runner/output/output_files.h"
+#include "runner/ratelimit/backoff.h"
+#include "runner/util/async.h"
+#include "runner/util/log.h"
+#include "runner/version.h"
+
+namespace nanobatch::engine {
+namespace {
+
+namespace net = boost::asio;
+using Clock = std::chrono::steady_clock;
+using util::LogError;
+using util::LogInfo;
+using util::LogWarning;
+
+constexpr std::size_t kApiBodyLimit = 1 << 20;  // API responses are small JSON
+constexpr auto kDownloadGrace = std::chrono::seconds(5);
+
+Clock::duration ToDuration(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+Clock::duration ToDuration(Seconds seconds) {
+  return std::chrono::duration_cast<Clock::duration>(seconds);
+}
+
+enum class StopReason { kNone, kBudget, kCredits, kSpendLimit, kServerDown, kSignal, kAuth, kDisk };
+
+const char* Describe(StopReason reason) {
+  switch (reason) {
+    case StopReason::kNone: return "none";
+    case StopReason::kBudget: return "the credit budget is reached";
+    case StopReason::kCredits: return "the account has insufficient credits (402)";
+    case StopReason::kSpendLimit: return "the key's spend limit stayed reached (429 spend_limit_exceeded)";
+    case StopReason::kServerDown: return "the API kept failing (5xx or network errors)";
+    case StopReason::kSignal: return "a signal asked to stop";
+    case StopReason::kAuth: return "the API refused the credentials or the caller (401/403)";
+    case StopReason::kDisk: return "the output directory cannot be written";
+  }
+  return "unknown";
+}
+
+enum class SubmitOutcome { kSubmitted, kFailedItem, kStopped };
+enum class PollOutcome { kCompleted, kTaskFailed, kInterrupted };
+
+struct ItemRun {
+  const manifest::Item* item;
+  std::string content_hash;
+  std::uint32_t price;
+  std::uint32_t failed_tasks_base;  // failed tasks before this run's fresh attempts
+};
+
+class Engine {
+ public:
+  Engine(net::io_context& io, const config::Config& config, std::string api_key,
+         std::vector<manifest::Item> items, journal::Journal& journal, EngineFlags flags)
+      : io_(io),
+        executor_(io.get_executor()),
+        config_(config),
+        authorization_("Bearer " + api_key),
+        items_(std::move(items)),
+        journal_(journal),
+        flags_(flags),
+        client_(executor_, http::ClientOptions{
+                               .ca_file = config.api.ca_file,
+                               .connect_timeout = ToDuration(config.timeouts.connect_s),
+                               .max_connections_per_host = std::max<std::size_t>(
+                                   8, config.limits.max_downloads),
+                           }),
+        limiter_(executor_, config.limits.rate, config.limits.burst),
+        in_flight_(executor_, config.limits.max_in_flight),
+        downloads_(executor_, config.limits.max_downloads),
+        halt_event_(executor_),
+        submit_stop_event_(executor_),
+        flushed_(executor_),
+        budget_changed_(executor_),
+        progress_stop_(executor_),
+        group_(executor_),
+        background_(executor_),
+        schedule_(Seconds(config.polling.first_poll_s), Seconds(config.polling.max_interval_s)),
+        backoff_(Seconds(config.retry.base_delay_s), Seconds(config.retry.max_delay_s),
+                 std::random_device{}()),
+        outputs_(config.out),
+        grace_timer_(executor_) {
+    api_endpoint_ = *http::ParseUrl(config.api.base_url);
+    api_endpoint_.target = "/";
+  }
+
+  net::awaitable<int> Run();
+
+ private:
+  // --- journal -------------------------------------------------------------------------------
+  net::awaitable<bool> Commit();
+  void Append(proto::Record record) { journal_.Append(std::move(record)); }
+  const proto::ItemSnapshot* Snapshot(const ItemRun& run) const {
+    return journal_.state().Find(run.item->id);
+  }
+  bool ReserveAndIntend(const ItemRun& run);
+  void RecordNotSent(const ItemRun& run, const std::string& code, const std::string& message);
+  void RecordGaveUp(const ItemRun& run, const std::string& code, const std::string& message);
+
+  // --- stopping ------------------------------------------------------------------------------
+  void StopSubmitting(StopReason reason, const std::string& detail);
+  void Halt(StopReason reason, const std::string& detail);
+  net::awaitable<bool> HaltableSleep(Clock::duration duration);
+  // Sleeps through a spend-limit pause; true if submitting stopped meanwhile.
+  net::awaitable<bool> SubmitPauseSleep(Clock::duration duration);
+
+  // --- the lifecycle -------------------------------------------------------------------------
+  net::awaitable<void> SubmitLoop();
+  net::awaitable<void> Lifecycle(std::size_t index, bool holds_permit);
+  net::awaitable<SubmitOutcome> SendSubmit(const ItemRun& run);
+  net::awaitable<PollOutcome> Poll(const ItemRun& run);
+  net::awaitable<void> DownloadAll(const ItemRun& run);
+  net::awaitable<bool> DownloadOne(const ItemRun& run, int index, const std::string& url);
+  net::awaitable<void> LogBalance();
+  net::awaitable<void> Progress();
+
+  http::Request ApiRequest(http::Request::Method method, std::string target, std::string body) const {
+    http::Request request;
+    request.method = method;
+    request.endpoint = api_endpoint_;
+    request.endpoint.target = std::move(target);
+    request.headers.push_back({"Authorization", authorization_});
+    request.body = std::move(body);
+    return request;
+  }
+
+  int ExitCode() const;
+  std::string ProgressLine() const;
+
+  net::io_context& io_;
+  net::any_io_executor executor_;
+  const config::Config& config_;
+  const std::string authorization_;
+  std::vector<manifest::Item> items_;
+  journal::Journal& journal_;
+  EngineFlags flags_;
+  http::Client client_;
+  http::Endpoint api_endpoint_;
+  RateLimiter limiter_;
+  util::AsyncSemaphore in_flight_;
+  util::AsyncSemaphore downloads_;
+  util::AsyncEvent halt_event_;
+  util::AsyncEvent submit_stop_event_;  // notified when submitting stops (or everything halts)
+  util::AsyncEvent flushed_;
+  util::AsyncEvent budget_changed_;
+  util::AsyncEvent progress_stop_;
+  TaskGroup group_;
+  TaskGroup background_;
+  PollSchedule schedule_;
+  ratelimit::Backoff backoff_;
+  ratelimit::RetryBudget retry_budget_;
+  output::OutputFiles outputs_;
+  net::steady_timer grace_timer_;
+
+  std::vector<ItemRun> runs_;
+  std::deque<std::size_t> resume_;  // submitted or completed: poll or download, no new submit
+  std::deque<std::size_t> fresh_;   // need a submission
+
+  bool flushing_ = false;
+  bool submitting_stopped_ = false;
+  bool halted_ = false;
+  StopReason stop_reason_ = StopReason::kNone;
+  Clock::time_point spend_pause_until_{};
+  std::optional<Clock::time_point> spend_limited_since_;
+  std::uint64_t submissions_this_run_ = 0;
+  std::uint64_t done_this_run_ = 0;
+  Clock::time_point started_ = Clock::now();
+};
+
+// ---------------------------------------------------------------------------------------------
+// Journal helpers
+
+net::awaitable<bool> Engine::Commit() {
+  if (journal_.failed()) co_return false;
+  if (flushing_) {
+    // Someone is about to write: our record is in their batch.
+    co_await flushed_.Wait();
+    co_return !journal_.failed();
+  }
+  flushing_ = true;
+  // Let every coroutine that is ready append first, then write them all with one fdatasync.
+  co_await net::post(executor_, net::use_awaitable);
+  std::string error;
+  const bool ok = journal_.Sync(error);
+  flushing_ = false;
+  flushed_.Notify();
+  // Every change of reserved or spent credits is followed by a commit: a submit loop waiting
+  // for credits to come back re-checks now.
+  budget_changed_.Notify();
+  if (!ok) {
+    Halt(StopReason::kDisk, error + "; free space in " + config_.out +
+                                " (or fix its permissions) and run the same command again");
+  }
+  co_return ok;
+}
+
+bool Engine::ReserveAndIntend(const ItemRun& run) {
+  const journal::Totals& totals = journal_.state().totals();
+  const auto& budget = config_.limits.budget_credits;
+  if (budget && totals.credits_spent + totals.credits_reserved + run.price > *budget) return false;
+  const proto::ItemSnapshot* snapshot = Snapshot(run);
+  proto::Record record;
+  auto* intent = record.mutable_submit_intent();
+  intent->set_item_id(run.item->id);
+  intent->set_content_hash(run.content_hash);
+  intent->set_attempt((snapshot ? snapshot->attempt() : 0) + 1);
+  intent->set_credits(run.price);
+  intent->set_prompt(run.item->prompt);
+  intent->set_resolution(run.item->resolution);
+  intent->set_aspect_ratio(run.item->aspect_ratio);
+  intent->set_output_format(run.item->output_format);
+  for (const std::string& url : run.item->image_urls) intent->add_image_urls(url);
+  Append(std::move(record));
+  return true;
+}
+
+void Engine::RecordNotSent(const ItemRun& run, const std::string& code, const std::string& message) {
+  proto::Record record;
+  auto* failed = record.mutable_task_failed();
+  failed->set_item_id(run.item->id);
+  failed->set_error_code(code);
+  failed->set_message(message);
+  Append(std::move(record));
+  budget_changed_.Notify();
+}
+
+void Engine::RecordGaveUp(const ItemRun& run, const std::string& code, const std::string& message) {
+  proto::Record record;
+  auto* gave_up = record.mutable_gave_up();
+  gave_up->set_item_id(run.item->id);
+  gave_up->set_error_code(code);
+  gave_up->set_message(message);
+  const proto::ItemSnapshot* snapshot = Snapshot(run);
+  gave_up->set_attempts(snapshot ? snapshot->attempt() : 0);
+  Append(std::move(record));
+  outputs_.AppendFailure(*Snapshot(run));
+  budget_changed_.Notify();
+  LogWarning("item " + run.item->id + " failed for good: " + code + ": " + message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stopping
+
+void Engine::StopSubmitting(StopReason reason, const std::string& detail) {
+  if (!submitting_stopped_) {
+    LogWarning("no more submissions: " + std::string(Describe(reason)) +
+               (detail.empty() ? "" : " (" + detail + ")") +
+               "; finishing the tasks in flight");
+  }
+  submitting_stopped_ = true;
+  if (stop_reason_ == StopReason::kNone) stop_reason_ = reason;
+  in_flight_.Close();  // wakes the submit loop
+  submit_stop_event_.Notify();
+  budget_changed_.Notify();
+}
+
+void Engine::Halt(StopReason reason, const std::string& detail) {
+  if (halted_) return;
+  LogWarning("stopping: " + std::string(Describe(reason)) + (detail.empty() ? "" : ": " + detail));
+  // An auth failure outranks whatever stop came before it: it decides the exit status.
+  if (stop_reason_ == StopReason::kNone || reason == StopReason::kAuth) stop_reason_ = reason;
+  submitting_stopped_ = true;
+  halted_ = true;
+  in_flight_.Close();
+  limiter_.Close();
+  halt_event_.Notify();
+  submit_stop_event_.Notify();
+  budget_changed_.Notify();
+  // Downloads already streaming may finish within the grace period; then everything is cut.
+  grace_timer_.expires_after(kDownloadGrace);
+  grace_timer_.async_wait([this](boost::system::error_code error) {
+    if (!error) client_.Shutdown();
+  });
+}
+
+net::awaitable<bool> Engine::SubmitPauseSleep(Clock::duration duration) {
+  if (submitting_stopped_) co_return true;
+  if (duration > Clock::duration::zero()) co_await submit_stop_event_.WaitFor(duration);
+  co_return submitting_stopped_;
+}
+
+net::awaitable<bool> Engine::HaltableSleep(Clock::duration duration) {
+  if (halted_) co_return true;
+  if (duration <= Clock::duration::zero()) co_return false;
+  co_await halt_event_.WaitFor(duration);
+  co_return halted_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The submit loop: one lifecycle per item, at most max_in_flight tasks open at once.
+
+net::awaitable<void> Engine::SubmitLoop() {
+  // Items already submitted or completed are finished first; they cost nothing more.
+  for (std::size_t index : resume_) {
+    if (halted_) co_return;
+    // A task still open counts against max_in_flight. If submitting has stopped (budget,
+    // credits) the semaphore is closed; polling is still free, so the task goes on without one.
+    const bool needs_permit = Snapshot(runs_[index])->phase() == proto::ItemSnapshot::SUBMITTED;
+    const bool got_permit = needs_permit && co_await in_flight_.Acquire();
+    if (halted_) {
+      if (got_permit) in_flight_.Release();
+      co_return;
+    }
+    group_.Spawn(Lifecycle(index, got_permit));
+  }
+  for (std::size_t index : fresh_) {
+    while (true) {
+      if (submitting_stopped_ || halted_) co_return;
+      if (!co_await in_flight_.Acquire()) co_return;
+      if (submitting_stopped_ || halted_) {
+        in_flight_.Release();
+        co_return;
+      }
+      // Spend-limit pause: nothing new goes out until it lifts.
+      if (Clock::now() < spend_pause_until_) {
+        in_flight_.Release();
+        if (co_await SubmitPauseSleep(spend_pause_until_ - Clock::now())) co_return;
+        continue;
+      }
+      // Reserve and record the intent here, synchronously, so that no two items can both pass
+      // the budget check with the same credits.
+      if (ReserveAndIntend(runs_[index])) break;
+      in_flight_.Release();
+      const journal::Totals& totals = journal_.state().totals();
+      const std::uint64_t budget = *config_.limits.budget_credits;
+      if (totals.credits_reserved == 0 || totals.credits_spent + runs_[index].price > budget) {
+        StopSubmitting(StopReason::kBudget, std::to_string(totals.credits_spent) + " of " +
+                                                std::to_string(budget) + " credits spent");
+        co_return;
+      }
+      // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
+      co_await budget_changed_.Wait();
+    }
+    group_.Spawn(Lifecycle(index, true));
+  }
+}
+
+net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit) {
+  const ItemRun& run = runs_[index];
+  auto release = [&] {
+    if (holds_permit) in_flight_.Release();
+    holds_permit = false;
+  };
+  while (true) {
+    const proto::ItemSnapshot* snapshot = Snapshot(run);
+    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
+    if (phase == proto::ItemSnapshot::INTENT) {
+      const SubmitOutcome outcome = co_await SendSubmit(run);
+      if (outcome != SubmitOutcome::kSubmitted) {
+        release();
+        co_return;
+      }
+      continue;
+    }
+    if (phase == proto::ItemSnapshot::SUBMITTED) {
+      const PollOutcome outcome = co_await Poll(run);
+      if (outcome == PollOutcome::kInterrupted) {
+        release();
+        co_return;
+      }
+      if (outcome == PollOutcome::kTaskFailed) {
+        budget_changed_.Notify();
+        const proto::ItemSnapshot* failed = Snapshot(run);
+        if (failed->failed_tasks() - run.failed_tasks_base >= config_.retry.max_task_attempts) {
+          RecordGaveUp(run, failed->last_error_code(),
+                       failed->last_error_message() + " (after " +
+                           std::to_string(failed->failed_tasks() - run.failed_tasks_base) +
+                           " failed tasks)");
+          co_await Commit();
+          release();
+          co_return;
+        }
+        if (submitting_stopped_ || halted_ || !ReserveAndIntend(run)) {
+          co_await Commit();
+          release();  // stays queued for the next run
+          co_return;
+        }
+        continue;  // resubmit: the API refunded the failed task
+      }
+      release();  // the task is finished: its slot can go to a new submission
+      continue;
+    }
+    if (phase == proto::ItemSnapshot::COMPLETED) {
+      release();
+      co_await DownloadAll(run);
+      co_return;
+    }
+    release();
+    co_return;  // DONE, GAVE_UP or QUEUED: nothing more this run
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Submit: the intent is already appended; it is made durable before the POST goes out.
+
+net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
+  if (!co_await Commit()) co_return SubmitOutcome::kStopped;
+  const std::string body = api::EncodeSubmit(*run.item, config_.api.model);
+  unsigned failures = 0;
+  while (true) {
+    // A budget stop lets already-reserved submissions go out (they fit the budget); any other
+    // stop means the API would refuse them too, so they stay queued for the next run.
+    if (halted_ || (submitting_stopped_ && stop_reason_ != StopReason::kBudget)) {
+      RecordNotSent(run, "not_sent", "the run stopped submitting before this item was sent");
+      co_await Commit();
+      co_return SubmitOutcome::kStopped;
+    }
+    if (Clock::now() < spend_pause_until_) {
+      co_await SubmitPauseSleep(spend_pause_until_ - Clock::now());
+      continue;
+    }
+    if (!co_await limiter_.Acquire()) continue;  // closed: halted, handled above
+    retry_budget_.OnRequest();
+    ++submissions_this_run_;
+    auto result = co_await client_.Fetch(
+        ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body),
+        ToDuration(config_.timeouts.request_s), kApiBodyLimit);
+
+    if (auto* network = std::get_if<http::NetworkError>(&result)) {
+      ++failures;
+      if (network->maybe_delivered) {
+        // The one window the API leaves open: the POST may have created (and charged) a task.
+        proto::Record record;
+        record.mutable_intent_abandoned()->set_item_id(run.item->id);
+        record.mutable_intent_abandoned()->set_reason("no response to the submit: " + network->what);
+        Append(std::move(record));
+        LogWarning("item " + run.item->id + ": submit outcome unknown (" + network->what +
+                   "); counted as a possible duplicate");
+        if (halted_ || submitting_stopped_ || failures >= config_.retry.max_attempts ||
+            !ReserveAndIntend(run)) {
+          co_await Commit();
+          if (failures >= config_.retry.max_attempts) {
+            StopSubmitting(StopReason::kServerDown, network->what);
+          }
+          co_return SubmitOutcome::kStopped;
+        }
+        if (!co_await Commit()) co_return SubmitOutcome::kStopped;
+      } else if (failures >= config_.retry.max_attempts) {
+        RecordNotSent(run, "network_error", network->what);
+        co_await Commit();
+        StopSubmitting(StopReason::kServerDown, network->what);
+        co_return SubmitOutcome::kStopped;
+      }
+      const auto delay = retry_budget_.TryWithdraw() ? backoff_.Delay(failures - 1)
+                                                     : Seconds(config_.retry.max_delay_s);
+      co_await HaltableSleep(ToDuration(delay));
+      continue;
+    }
+
+    const http::Response& response = std::get<http::Response>(result);
+    api::SubmitResult decoded = api::DecodeSubmitResponse(response.status, response.body,
+                                                          response.retry_after);
+    if (auto* task_id = std::get_if<std::string>(&decoded)) {
+      proto::Record record;
+      auto* submitted = record.mutable_submitted();
+      submitted->set_item_id(run.item->id);
+      submitted->set_task_id(*task_id);
+      submitted->set_credits(run.price);
+      submitted->set_attempt(Snapshot(run)->attempt());
+      Append(std::move(record));
+      spend_limited_since_.reset();
+      if (!co_await Commit()) co_return SubmitOutcome::kStopped;
+      co_return SubmitOutcome::kSubmitted;
+    }
+
+    const api::ApiError& error = std::get<api::ApiError>(decoded);
+    const std::string what = error.code + ": " + error.message;
+    switch (api::ReactionTo(error)) {
+      case api::Reaction::kSlowDown:
+        limiter_.OnRateLimited(error.retry_after_s);
+        continue;  // not the item's fault and not a failure: just wait for the limiter
+      case api::Reaction::kRetry: {
+        ++failures;
+        if (failures >= config_.retry.max_attempts) {
+          RecordNotSent(run, error.code, error.message);
+          co_await Commit();
+          StopSubmitting(StopReason::kServerDown, what);
+          co_return SubmitOutcome::kStopped;
+        }
+        const auto delay = retry_budget_.TryWithdraw() ? backoff_.Delay(failures - 1)
+                                                       : Seconds(config_.retry.max_delay_s);
+        co_await HaltableSleep(ToDuration(delay));
+        continue;
+      }
+      case api::Reaction::kPauseSubmits: {
+        const auto now = Clock::now();
+        if (!spend_limited_since_) spend_limited_since_ = now;
+        const double pause = std::max(error.retry_after_s.value_or(0), config_.retry.spend_limit_pause_s);
+        // Stop now if the limit will not have lifted before the give-up time: waiting longer
+        // than that would only delay the same outcome.
+        if (now + ToDuration(pause) - *spend_limited_since_ >
+            ToDuration(config_.retry.spend_limit_give_up_s)) {
+          RecordNotSent(run, error.code, error.message);
+          co_await Commit();
+          StopSubmitting(StopReason::kSpendLimit, what);
+          co_return SubmitOutcome::kStopped;
+        }
+        if (spend_pause_until_ < now + ToDuration(pause)) {
+          spend_pause_until_ = now + ToDuration(pause);
+          LogWarning("spend limit reached (" + what + "); pausing submissions for " +
+                     std::to_string(static_cast<int>(pause)) + " s");
+        }
+        continue;
+      }
+      case api::Reaction::kStopSubmitting:
+        RecordNotSent(run, error.code, error.message);
+        co_await Commit();
+        StopSubmitting(StopReason::kCredits, what);
+        co_return SubmitOutcome::kStopped;
+      case api::Reaction::kStopRun:
+        RecordNotSent(run, error.code, error.message);
+        co_await Commit();
+        Halt(StopReason::kAuth, what);
+        co_return SubmitOutcome::kStopped;
+      case api::Reaction::kFailItem:
+      case api::Reaction::kResubmit:
+        RecordNotSent(run, error.code, error.message);
+        RecordGaveUp(run, error.code, error.message);
+        co_await Commit();
+        co_return SubmitOutcome::kFailedItem;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Poll: one coroutine per task, first poll near the typical completion time, then backoff.
+
+net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run) {
+  const std::string task_id = Snapshot(run)->task_id();
+  const std::string target = "/v1/tasks/" + task_id;
+  const auto started = Clock::now();
+  const auto deadline = started + ToDuration(config_.polling.task_deadline_s);
+  Seconds delay = schedule_.FirstDelay(run.item->resolution) * backoff_.Jitter(0.1);
+  unsigned failures = 0;
+  auto record_failed = [&](const std::string& code, const std::string& message, bool unknown) {
+    proto::Record record;
+    auto* failed = record.mutable_task_failed();
+    failed->set_item_id(run.item->id);
+    failed->set_task_id(task_id);
+    failed->set_error_code(code);
+    failed->set_message(message);
+    failed->set_attempt(Snapshot(run)->attempt());
+    failed->set_credits_spent_unknown(unknown);
+    Append(std::move(record));
+  };
+  while (true) {
+    if (co_await HaltableSleep(ToDuration(delay))) co_return PollOutcome::kInterrupted;
+    if (Clock::now() >= deadline) {
+      record_failed("deadline_exceeded",
+                    "task " + task_id + " did not finish within polling.task_deadline_s", true);
+      co_await Commit();
+      co_return PollOutcome::kTaskFailed;
+    }
+    if (!co_await limiter_.Acquire()) co_return PollOutcome::kInterrupted;
+    retry_budget_.OnRequest();
+    auto result = co_await client_.Fetch(ApiRequest(http::Request::Method::kGet, target, ""),
+                                         ToDuration(config_.timeouts.request_s), kApiBodyLimit);
+    if (std::holds_alternative<http::NetworkError>(result)) {
+      delay = backoff_.Delay(failures++) + Seconds(0.1);
+      continue;  // polling is free to retry; the deadline bounds it
+    }
+    const http::Response& response = std::get<http::Response>(result);
+    api::TaskResult decoded =
+        api::DecodeTaskResponse(response.status, response.body, response.retry_after);
+    if (auto* task = std::get_if<api::TaskStatus>(&decoded)) {
+      failures = 0;
+      switch (task->state) {
+        case api::TaskStatus::State::kPending:
+        case api::TaskStatus::State::kProcessing:
+          delay = schedule_.NextDelay(delay) * backoff_.Jitter(0.2);
+          continue;
+        case api::TaskStatus::State::kCompleted: {
+          schedule_.RecordCompletion(run.item->resolution, Clock::now() - started);
+          proto::Record record;
+          auto* completed = record.mutable_completed();
+          completed->set_item_id(run.item->id);
+          completed->set_task_id(task_id);
+          for (const std::string& url : task->urls) completed->add_urls(url);
+          Append(std::move(record));
+          if (!co_await Commit()) co_return PollOutcome::kInterrupted;
+          co_return PollOutcome::kCompleted;
+        }
+        case api::TaskStatus::State::kFailed:
+          // api.md: the credits of a failed task are refunded automatically.
+          record_failed(task->error_code, task->error_message, false);
+          LogWarning("item " + run.item->id + ": task " + task_id + " failed: " + task->error_code +
+                     ": " + task->error_message);
+          if (!co_await Commit()) co_return PollOutcome::kInterrupted;
+          co_return PollOutcome::kTaskFailed;
+      }
+    }
+    const api::ApiError& error = std::get<api::ApiError>(decoded);
+    switch (api::ReactionTo(error)) {
+      case api::Reaction::kSlowDown:
+        limiter_.OnRateLimited(error.retry_after_s);
+        delay = Seconds(0);
+        continue;
+      case api::Reaction::kStopRun:
+        Halt(StopReason::kAuth, error.code + ": " + error.message);
+        co_return PollOutcome::kInterrupted;
+      case api::Reaction::kResubmit:
+        // The task is gone; whether it was charged is unknown.
+        record_failed(error.code, error.message, true);
+        if (!co_await Commit()) co_return PollOutcome::kInterrupted;
+        co_return PollOutcome::kTaskFailed;
+      default:
+        delay = backoff_.Delay(failures++) + Seconds(0.1);
+        continue;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downloads
+
+net::awaitable<void> Engine::DownloadAll(const ItemRun& run) {
+  const std::vector<std::string> urls(Snapshot(run)->urls().begin(), Snapshot(run)->urls().end());
+  for (int k = 0; k < static_cast<int>(urls.size()); ++k) {
+    bool have = false;
+    for (const auto& image : Snapshot(run)->images()) have = have || image.index() == static_cast<unsigned>(k);
+    if (have) continue;
+    if (!co_await DownloadOne(run, k, urls[k])) co_return;
+  }
+  const proto::ItemSnapshot* done = Snapshot(run);
+  if (done->phase() == proto::ItemSnapshot::DONE) {
+    ++done_this_run_;
+    for (const auto& image : done->images()) outputs_.AppendImage(*done, image);
+  }
+}
+
+net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const std::string& url) {
+  std::string why;
+  auto endpoint = http::ParseUrl(url, &why);
+  if (!endpoint || !http::IsAllowedDownload(*endpoint, api_endpoint_.host,
+                                            config_.download.allowed_hosts, &why)) {
+    RecordGaveUp(run, "download_refused", "image URL " + url.substr(0, 200) + " refused: " + why);
+    co_await Commit();
+    co_return false;
+  }
+  if (halted_ || !co_await downloads_.Acquire()) co_return false;
+  struct SlotRelease {
+    util::AsyncSemaphore& slots;
+    ~SlotRelease() { slots.Release(); }
+  } slot{downloads_};
+
+  const std::string base_name = index == 0 ? run.item->id : run.item->id + "-" + std::to_string(index);
+  for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
+    if (attempt > 0 && co_await HaltableSleep(ToDuration(backoff_.Delay(attempt - 1)))) co_return false;
+    download::ImageFile file(journal_.state_dir() + "/tmp/" + base_name + ".part");
+    if (!file.ok()) {
+      Halt(StopReason::kDisk, file.error());
+      co_return false;
+    }
+    auto result = co_await client_.Download(*endpoint, file, config_.download.max_bytes,
+                                            ToDuration(config_.timeouts.download_s));
+    if (auto* network = std::get_if<http::NetworkError>(&result)) {
+      if (halted_) co_return false;
+      if (!file.ok()) {
+        Halt(StopReason::kDisk, file.error());
+        co_return false;
+      }
+      LogWarning("item " + run.item->id + ": download failed (" + network->what + "), retrying");
+      continue;
+    }
+    const auto& outcome = std::get<http::DownloadOutcome>(result);
+    if (outcome.status != 200) {
+      if (outcome.status >= 500 || outcome.status == 429) continue;
+      RecordGaveUp(run, "download_failed",
+                   "image URL answered HTTP " + std::to_string(outcome.status));
+      co_await Commit();
+      co_return false;
+    }
+    std::string file_name, error;
+    if (!file.Commit(config_.out, base_name, file_name, error)) {
+      if (error.find("not a PNG") != std::string::npos) {
+        RecordGaveUp(run, "not_an_image", error);
+        co_await Commit();
+        co_return false;
+      }
+      Halt(StopReason::kDisk, error);
+      co_return false;
+    }
+    proto::Record record;
+    auto* downloaded = record.mutable_downloaded();
+    downloaded->set_item_id(run.item->id);
+    downloaded->set_index(static_cast<unsigned>(index));
+    downloaded->set_file_name(file_name);
+    downloaded->set_sha256(file.sha256());
+    downloaded->set_bytes(file.bytes());
+    Append(std::move(record));
+    co_return co_await Commit();
+  }
+  LogWarning("item " + run.item->id + ": download kept failing; it will be retried by the next run");
+  co_return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start, progress, end
+
+net::awaitable<void> Engine::LogBalance() {
+  if (!co_await limiter_.Acquire()) co_return;
+  auto result = co_await client_.Fetch(ApiRequest(http::Request::Method::kGet, "/v1/credits", ""),
+                                       ToDuration(config_.timeouts.request_s), kApiBodyLimit);
+  if (auto* network = std::get_if<http::NetworkError>(&result)) {
+    LogWarning("credit balance unavailable: " + network->what);
+    co_return;
+  }
+  const http::Response& response = std::get<http::Response>(result);
+  if (response.status == 401 || response.status == 403) {
+    api::SubmitResult decoded = api::DecodeSubmitResponse(response.status, response.body, "");
+    const api::ApiError& error = std::get<api::ApiError>(decoded);
+    Halt(StopReason::kAuth, error.code + ": " + error.message);
+    co_return;
+  }
+  if (auto balance = response.status == 200 ? api::DecodeCredits(response.body) : std::nullopt) {
+    LogInfo("credit balance: " + std::to_string(*balance) + " credits");
+  } else {
+    LogInfo("credit balance: not reported (HTTP " + std::to_string(response.status) + ")");
+  }
+}
+
+std::string Engine::ProgressLine() const {
+  const journal::Totals& totals = journal_.state().totals();
+  std::size_t done = 0, failed = 0, in_flight = 0;
+  for (const ItemRun& run : runs_) {
+    const proto::ItemSnapshot* snapshot = Snapshot(run);
+    if (!snapshot) continue;
+    switch (snapshot->phase()) {
+      case proto::ItemSnapshot::DONE: ++done; break;
+      case proto::ItemSnapshot::GAVE_UP: ++failed; break;
+      case proto::ItemSnapshot::INTENT:
+      case proto::ItemSnapshot::SUBMITTED:
+      case proto::ItemSnapshot::COMPLETED: ++in_flight; break;
+      default: break;
+    }
+  }
+  const std::size_t queued = runs_.size() - done - failed - in_flight;
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
+  const double rate = elapsed > 0 ? submissions_this_run_ / elapsed : 0;
+  const double done_rate = elapsed > 0 ? done_this_run_ / elapsed : 0;
+  std::ostringstream line;
+  line.precision(2);
+  line << std::fixed << "progress: " << done << " done, " << failed << " failed, " << in_flight
+       << " in flight, " << queued << " queued; " << rate << " submits/s; credits "
+       << totals.credits_spent << " spent";
+  if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
+  if (done_rate > 0 && queued + in_flight > 0) {
+    line << "; ETA " << static_cast<long>((queued + in_flight) / done_rate) << " s";
+  }
+  return line.str();
+}
+
+net::awaitable<void> Engine::Progress() {
+  const bool terminal = util::StderrIsTerminal();
+  const auto period = terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
+  while (!co_await progress_stop_.WaitFor(period)) {
+    if (terminal) {
+      const std::string line = "\r\033[K" + ProgressLine();
+      std::fwrite(line.data(), 1, line.size(), stderr);
+      std::fflush(stderr);
+      util::SetProgressLineActive(true);
+    } else {
+      LogInfo(ProgressLine());
+    }
+  }
+  if (terminal) {
+    std::fputs("\r\033[K", stderr);
+    util::SetProgressLineActive(false);
+  }
+}
+
+int Engine::ExitCode() const {
+  if (stop_reason_ == StopReason::kAuth) return 4;
+  std::size_t unfinished = 0, failed = 0;
+  for (const ItemRun& run : runs_) {
+    const proto::ItemSnapshot* snapshot = Snapshot(run);
+    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
+    if (phase == proto::ItemSnapshot::GAVE_UP) ++failed;
+    else if (phase != proto::ItemSnapshot::DONE) ++unfinished;
+  }
+  if (unfinished > 0) return 3;
+  return failed > 0 ? 1 : 0;
+}
+
+net::awaitable<int> Engine::Run() {
+  std::string error;
+  // Sort every manifest item by what the journal says about it.
+  std::size_t verified_missing = 0;
+  runs_.reserve(items_.size());
+  for (const manifest::Item& item : items_) {
+    runs_.push_back(ItemRun{&item, manifest::ContentHash(item),
+                            config::PriceOf(config_, item.resolution), 0});
+    ItemRun& run = runs_.back();
+    const std::size_t index = runs_.size() - 1;
+    const proto::ItemSnapshot* snapshot = Snapshot(run);
+    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
+    switch (phase) {
+      case proto::ItemSnapshot::INTENT: {
+        // Interrupted between recording the intent and recording its outcome: the POST may have
+        // gone out. Counted as a possible duplicate; submitted again.
+        proto::Record record;
+        record.mutable_intent_abandoned()->set_item_id(item.id);
+        record.mutable_intent_abandoned()->set_reason(
+            "the previous run stopped before the submit's outcome was recorded");
+        Append(std::move(record));
+        fresh_.push_back(index);
+        break;
+      }
+      case proto::ItemSnapshot::SUBMITTED:
+      case proto::ItemSnapshot::COMPLETED:
+        resume_.push_back(index);
+        break;
+      case proto::ItemSnapshot::DONE: {
+        // A final image that is gone or has the wrong size is downloaded again (the URL is
+        // permanent, api.md), not paid for again.
+        bool intact = true;
+        for (const auto& image : snapshot->images()) {
+          struct stat info;
+          const std::string path = config_.out + "/" + image.file_name();
+          intact = intact && ::stat(path.c_str(), &info) == 0 &&
+                   static_cast<std::uint64_t>(info.st_size) == image.bytes();
+        }
+        if (!intact) {
+          ++verified_missing;
+          proto::Record record;
+          auto* completed = record.mutable_completed();
+          completed->set_item_id(item.id);
+          completed->set_task_id(snapshot->task_id());
+          *completed->mutable_urls() = snapshot->urls();
+          Append(std::move(record));
+          resume_.push_back(index);
+        }
+        break;
+      }
+      case proto::ItemSnapshot::GAVE_UP:
+        if (flags_.retry_failed) {
+          run.failed_tasks_base = snapshot->failed_tasks();
+          fresh_.push_back(index);
+        }
+        break;
+      default:
+        fresh_.push_back(index);
+        break;
+    }
+  }
+  if (verified_missing > 0) {
+    LogWarning(std::to_string(verified_missing) +
+               " finished images are missing or changed on disk; downloading them again");
+  }
+  {
+    proto::Record record;
+    auto* started = record.mutable_run_started();
+    started->set_manifest_path(config_.manifest);
+    started->set_manifest_items(items_.size());
+    started->set_has_budget(config_.limits.budget_credits.has_value());
+    started->set_budget_credits(config_.limits.budget_credits.value_or(0));
+    started->set_version(kVersion);
+    started->set_retry_failed(flags_.retry_failed);
+    std::uint64_t departed = 0;
+    std::unordered_map<std::string_view, bool> in_manifest;
+    for (const manifest::Item& item : items_) in_manifest[item.id] = true;
+    for (const auto& known : journal_.state().items()) departed += in_manifest.count(known->item_id()) == 0;
+    started->set_departed_items(departed);
+    Append(std::move(record));
+  }
+  if (!co_await Commit()) co_return 3;
+  if (!outputs_.Rewrite(journal_.state(), error)) {
+    LogError("cannot write the output files: " + error);
+    co_return 3;
+  }
+
+  const journal::Totals& totals = journal_.state().totals();
+  LogInfo("run: " + std::to_string(items_.size()) + " items; " + std::to_string(fresh_.size()) +
+          " to submit, " + std::to_string(resume_.size()) + " to resume; " +
+          std::to_string(totals.credits_spent) + " credits spent so far" +
+          (config_.limits.budget_credits
+               ? " of a budget of " + std::to_string(*config_.limits.budget_credits)
+               : std::string()));
+
+  net::signal_set signals(executor_, SIGINT, SIGTERM);
+  signals.async_wait([this](boost::system::error_code error, int signal) {
+    if (!error) Halt(StopReason::kSignal, signal == SIGINT ? "SIGINT" : "SIGTERM");
+  });
+
+  co_await LogBalance();
+  background_.Spawn(Progress());
+  if (!halted_) group_.Spawn(SubmitLoop());
+  co_await group_.Join();
+  progress_stop_.Notify();
+  co_await background_.Join();
+  signals.cancel();
+  grace_timer_.cancel();
+
+  co_await Commit();
+  if (!journal_.failed()) {
+    if (!journal_.MaybeCompact(error)) {
+      if (!error.empty()) LogWarning("journal compaction skipped: " + error);
+    }
+  }
+  if (!outputs_.Rewrite(journal_.state(), error)) LogError("cannot write the output files: " + error);
+
+  const int exit_code = ExitCode();
+  LogInfo(ProgressLine());
+  LogInfo("run ended (exit " + std::to_string(exit_code) + ")" +
+          (stop_reason_ != StopReason::kNone ? std::string(": ") + Describe(stop_reason_) : "") +
+          "; possible duplicate submissions so far: " +
+          std::to_string(journal_.state().totals().possible_duplicates));
+  co_return exit_code;
+}
+
+}  // namespace
+
+int RunEngine(const config::Config& config, const std::string& api_key,
+              std::vector<manifest::Item> items, journal::Journal& journal, EngineFlags flags) {
+  net::io_context io(1);
+  Engine engine(io, config, api_key, std::move(items), journal, flags);
+  int exit_code = 3;
+  net::co_spawn(io, engine.Run(), [&](std::exception_ptr failure, int code) {
+    if (failure) std::rethrow_exception(failure);  // a bug: main reports it
+    exit_code = code;
+  });
+  io.run();
+  return exit_code;
+}
+
+}  // namespace nanobatch::engine

@@ -1,0 +1,30 @@
+#pragma once
+// The engine: drives every item of a validated manifest to an image on disk or a recorded
+// failure, on one thread, with one coroutine per item whose body reads as the lifecycle it
+// implements: reserve credits -> record the intent -> submit -> poll -> download -> record.
+//
+// Everything it learns goes through the journal first; everything it spends is checked against
+// the budget first; every API request waits for the rate limiter first.
+//
+// Example:
+//   int exit_code = RunEngine(config, api_key, std::move(items), journal, {.retry_failed = false});
+
+#include <string>
+#include <vector>
+
+#include "runner/config/config.h"
+#include "runner/journal/journal.h"
+#include "runner/manifest/item.h"
+
+namespace nanobatch::engine {
+
+struct EngineFlags {
+  bool retry_failed = false;  // give items in failed.jsonl a fresh set of attempts
+};
+
+// Returns the exit status of interface.md (0, 1, 3 or 4; 2 is the caller's, before this).
+// Throws std::runtime_error when the TLS trust store cannot be loaded.
+int RunEngine(const config::Config& config, const std::string& api_key,
+              std::vector<manifest::Item> items, journal::Journal& journal, EngineFlags flags);
+
+}  // namespace nanobatch::engine

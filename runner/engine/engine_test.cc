@@ -1,0 +1,443 @@
+// `nanobatch run` end to end: the real binary against the project's simulator over real TLS on
+// loopback, checked from both sides (the runner's files and exit code, the server's own counts).
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "runner/testing/fake_api_process.h"
+#include "runner/testing/subprocess.h"
+#include "runner/testing/temp_dir.h"
+#include "runner/util/sha256.h"
+
+namespace nanobatch::engine {
+namespace {
+
+namespace json = boost::json;
+using testing::FakeApiProcess;
+using testing::ProcessResult;
+using testing::TempDir;
+
+constexpr const char* kBinary = "runner/nanobatch";
+
+// Fast timings for a simulator that answers in milliseconds.
+constexpr const char* kTestConfig =
+    "polling: {first_poll_s: 0.05, max_interval_s: 0.3, task_deadline_s: 60}\n"
+    "retry: {max_attempts: 8, base_delay_s: 0.02, max_delay_s: 0.2, spend_limit_pause_s: 0.2,"
+    " spend_limit_give_up_s: 30}\n"
+    "timeouts: {connect_s: 5, request_s: 10, download_s: 20}\n"
+    "log: {progress_interval_s: 60}\n"
+    "limits: {rate: 300, burst: 30, max_in_flight: 16, max_downloads: 4}\n";
+
+std::string Manifest(int count, const std::string& prefix = "p") {
+  static const char* kResolutions[] = {"1K", "2K", "4K"};
+  static const char* kRatios[] = {"1:1", "16:9", "9:16", "3:2", "auto"};
+  static const char* kFormats[] = {"png", "jpg"};
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    out += "{\"id\":\"" + prefix + std::to_string(i) + "\",\"prompt\":\"" + prefix + " prompt " +
+           std::to_string(i) + "\",\"resolution\":\"" + kResolutions[i % 3] +
+           "\",\"aspect_ratio\":\"" + kRatios[i % 5] + "\",\"output_format\":\"" + kFormats[i % 2] +
+           "\"}\n";
+  }
+  return out;
+}
+
+struct Job {
+  TempDir& dir;
+  FakeApiProcess& api;
+  std::string manifest;
+  std::string out;
+  std::string config;
+
+  Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text,
+      const std::string& extra_config = "")
+      : dir(d), api(a) {
+    manifest = dir.Write("manifest.jsonl", manifest_text);
+    out = dir.File("out");
+    config = dir.Write("config.yaml", std::string(kTestConfig) + extra_config);
+  }
+
+  std::vector<std::string> Args(const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> args = {kBinary,      "run",          "--config",   config,
+                                     "--manifest", manifest,       "--out",      out,
+                                     "--base-url", api.base_url(), "--ca-file",  api.ca_file(),
+                                     "--allow-download-host", "localhost"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
+  ProcessResult Run(const std::vector<std::string>& extra = {},
+                    const std::string& key = "sk-test") const {
+    return testing::RunProcess(Args(extra), {{"AIVIDEOAPI_API_KEY", key}}, std::chrono::seconds(120));
+  }
+
+  std::vector<json::object> Lines(const std::string& name) const {
+    std::vector<json::object> lines;
+    std::ifstream in(out + "/" + name);
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(json::parse(line).as_object());
+    return lines;
+  }
+
+  json::object Status() const {
+    ProcessResult r = testing::RunProcess({kBinary, "status", "--out", out, "--json"});
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out).as_object();
+  }
+};
+
+std::string FileSha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return util::Sha256::HexOf(buffer.str());
+}
+
+std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
+
+bool NoTempFiles(const std::string& out) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(out)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find(".part") != std::string::npos || name.find(".tmp") != std::string::npos) return false;
+  }
+  return true;
+}
+
+TEST_CASE("engine: happy path, mixed resolutions, ratios and formats, two images per task") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "20", "--processing-ms", "40", "--images-per-task", "2"});
+  Job job(dir, api, Manifest(12));
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+
+  auto metadata = job.Lines("metadata.jsonl");
+  CHECK(metadata.size() == 24);
+  json::object stats = api.Stats(/*detail=*/true);
+  const json::object& served = stats.at("image_sha256").as_object();
+  for (const json::object& line : metadata) {
+    const std::string file(line.at("file_name").as_string());
+    const std::string path = job.out + "/" + file;
+    REQUIRE(std::filesystem::exists(path));
+    CHECK(FileSha256(path) == line.at("sha256").as_string());
+    CHECK(static_cast<std::int64_t>(std::filesystem::file_size(path)) == line.at("bytes").as_int64());
+    for (const char* key : {"id", "prompt", "task_id", "resolution", "aspect_ratio",
+                            "output_format", "credits"}) {
+      CHECK_MESSAGE(line.contains(key), key);
+    }
+    // The extension follows the bytes: the simulator sends what output_format asked for.
+    CHECK(file.substr(file.size() - 3) == line.at("output_format").as_string());
+  }
+  // <id>.<ext> for urls[0], <id>-1.<ext> for urls[1].
+  CHECK(std::filesystem::exists(job.out + "/p0.png"));
+  CHECK(std::filesystem::exists(job.out + "/p0-1.png"));
+  CHECK(std::filesystem::exists(job.out + "/p1.jpg"));
+  // Every file is byte-for-byte what the server served.
+  std::size_t matched = 0;
+  for (const auto& [path, sha] : served) {
+    for (const json::object& line : metadata) matched += line.at("sha256") == sha;
+  }
+  CHECK(matched == 24);
+  CHECK(Stat(stats, "submissions") == 12);
+  CHECK(Stat(stats, "credits_charged") == 4 * 16 + 4 * 24 + 4 * 36);
+  CHECK(job.Lines("failed.jsonl").empty());
+  CHECK(NoTempFiles(job.out));
+
+  json::object status = job.Status();
+  CHECK(status.at("total").as_int64() == 12);
+  CHECK(status.at("done").as_int64() == 12);
+  CHECK(status.at("credits_spent").as_int64() == 304);
+  CHECK(status.at("possible_duplicate_submissions").as_int64() == 0);
+
+  // Running the finished manifest again submits nothing.
+  ProcessResult again = job.Run();
+  CHECK(again.exit_code == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 12);
+}
+
+TEST_CASE("engine: failed tasks are resubmitted up to max_task_attempts, then failed.jsonl") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "5", "--processing-ms", "5", "--p-task-fail", "1"});
+  Job job(dir, api, Manifest(3), "retry: {max_task_attempts: 3}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 1);
+  auto failed = job.Lines("failed.jsonl");
+  REQUIRE(failed.size() == 3);
+  for (const json::object& line : failed) {
+    CHECK(line.at("error_code") == "upstream_error");
+    CHECK(line.at("attempts").as_int64() == 3);
+    CHECK(line.contains("message"));
+  }
+  json::object stats = api.Stats();
+  CHECK(Stat(stats, "submissions") == 9);
+  CHECK(Stat(stats, "credits_net") == 0);  // every failed task was refunded
+  CHECK(job.Status().at("credits_spent").as_int64() == 0);
+
+  // --retry-failed gives them a fresh set of attempts (the server still fails them).
+  ProcessResult retried = job.Run({"--retry-failed"});
+  CHECK(retried.exit_code == 1);
+  CHECK(Stat(api.Stats(), "submissions") == 18);
+  // Without the flag, failed items are left alone.
+  CHECK(job.Run().exit_code == 1);
+  CHECK(Stat(api.Stats(), "submissions") == 18);
+}
+
+TEST_CASE("engine: 401 and 403 stop the run at once with exit 4, nothing submitted") {
+  {
+    TempDir dir;
+    FakeApiProcess api(dir);
+    Job job(dir, api, Manifest(5));
+    ProcessResult result = job.Run({}, "sk-wrong-key");
+    CHECK(result.exit_code == 4);
+    CHECK(result.err.find("invalid_api_key") != std::string::npos);
+    CHECK(result.err.find("sk-wrong-key") == std::string::npos);  // the key is never logged
+    CHECK(Stat(api.Stats(), "submissions") == 0);
+  }
+  {
+    TempDir dir;
+    FakeApiProcess api(dir, {"--deny-all-ips"});
+    Job job(dir, api, Manifest(5));
+    ProcessResult result = job.Run();
+    CHECK(result.exit_code == 4);
+    CHECK(result.err.find("ip_not_allowed") != std::string::npos);
+    CHECK(Stat(api.Stats(), "submissions") == 0);
+  }
+}
+
+TEST_CASE("engine: 402 insufficient_credits stops submitting, finishes in flight, exit 3") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--credits", "40", "--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, "{\"id\":\"a\",\"prompt\":\"a\"}\n{\"id\":\"b\",\"prompt\":\"b\"}\n"
+                    "{\"id\":\"c\",\"prompt\":\"c\"}\n{\"id\":\"d\",\"prompt\":\"d\"}\n",
+          "limits: {max_in_flight: 1}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("insufficient credits") != std::string::npos);
+  CHECK(job.Lines("metadata.jsonl").size() == 2);
+  CHECK(job.Lines("failed.jsonl").empty());  // not the items' fault: they stay queued
+  json::object status = job.Status();
+  CHECK(status.at("done").as_int64() == 2);
+  CHECK(status.at("queued").as_int64() == 2);
+  CHECK(status.at("credits_reserved").as_int64() == 0);
+}
+
+TEST_CASE("engine: 400 and 404 model_not_found fail the item for good, exit 1") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--reject-substring", "forbidden", "--pending-ms", "5",
+                           "--processing-ms", "5"});
+  Job job(dir, api, "{\"id\":\"ok\",\"prompt\":\"fine\"}\n{\"id\":\"bad\",\"prompt\":\"forbidden\"}\n");
+  ProcessResult result = job.Run();
+  CHECK(result.exit_code == 1);
+  auto failed = job.Lines("failed.jsonl");
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0].at("id") == "bad");
+  CHECK(failed[0].at("error_code") == "invalid_request");
+  CHECK(job.Lines("metadata.jsonl").size() == 1);
+
+  TempDir other;
+  FakeApiProcess api2(other);
+  Job wrong_model(other, api2, Manifest(2), "api: {model: nano-banana-9}\n");
+  ProcessResult model = wrong_model.Run();
+  CHECK(model.exit_code == 1);
+  auto model_failed = wrong_model.Lines("failed.jsonl");
+  REQUIRE(model_failed.size() == 2);
+  CHECK(model_failed[0].at("error_code") == "model_not_found");
+  CHECK(Stat(api2.Stats(), "credits_charged") == 0);
+}
+
+TEST_CASE("engine: the credit budget is never exceeded, as the server counts it") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "20", "--processing-ms", "50"});
+  // 20 items at 16 credits; a budget of 100 covers 6.
+  Job job(dir, api, [] {
+    std::string out;
+    for (int i = 0; i < 20; ++i) out += "{\"id\":\"b" + std::to_string(i) + "\",\"prompt\":\"budget " + std::to_string(i) + "\"}\n";
+    return out;
+  }());
+  ProcessResult result = job.Run({"--budget-credits", "100", "--max-in-flight", "10"});
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  json::object stats = api.Stats();
+  CHECK(Stat(stats, "credits_charged") <= 100);
+  CHECK(Stat(stats, "submissions") == 6);
+  json::object status = job.Status();
+  CHECK(status.at("budget_credits").as_int64() == 100);
+  CHECK(status.at("credits_spent").as_int64() == 96);
+  CHECK(status.at("done").as_int64() == 6);
+  // The budget holds across runs of the same directory.
+  CHECK(job.Run({"--budget-credits", "100"}).exit_code == 3);
+  CHECK(Stat(api.Stats(), "submissions") == 6);
+}
+
+TEST_CASE("engine: 429 storms with and without Retry-After, 5xx on submit and poll: all done") {
+  for (const std::vector<std::string>& faults :
+       {std::vector<std::string>{"--p-429", "0.3", "--retry-after-s", "1"},
+        std::vector<std::string>{"--p-429", "0.3", "--retry-after-s", "0"},
+        std::vector<std::string>{"--p-submit-5xx", "0.3", "--p-poll-5xx", "0.3"}}) {
+    TempDir dir;
+    std::vector<std::string> args = {"--pending-ms", "5", "--processing-ms", "10", "--seed", "7"};
+    args.insert(args.end(), faults.begin(), faults.end());
+    FakeApiProcess api(dir, args);
+    Job job(dir, api, Manifest(10));
+    ProcessResult result = job.Run();
+    const std::string context = faults[0] + " " + faults[1] + " " + faults[3] + "\n" + result.err;
+    INFO(context);
+    CHECK(result.exit_code == 0);
+    CHECK(job.Lines("metadata.jsonl").size() == 10);
+    json::object stats = api.Stats();
+    // An error response creates no task: no item is paid twice.
+    CHECK(Stat(stats, "submissions") == 10);
+    CHECK(Stat(stats, "duplicate_prompt_submissions") == 0);
+  }
+}
+
+TEST_CASE("engine: the server sees no 1-second window above rate + burst, and almost no 429") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--rate", "20", "--burst", "5", "--pending-ms", "100",
+                           "--processing-ms", "100"});
+  Job job(dir, api, Manifest(40, "r"));
+  ProcessResult result = job.Run({"--rate", "20", "--burst", "5", "--max-in-flight", "40"});
+  INFO(result.err);
+  CHECK(result.exit_code == 0);
+  json::object stats = api.Stats();
+  CHECK(Stat(stats, "max_requests_in_1s") <= 25);
+  CHECK(Stat(stats, "rate_limited_429") <= 2);
+}
+
+TEST_CASE("engine: resets and truncated downloads are retried; files match what was served") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--p-reset", "0.3", "--p-truncate", "0.3", "--pending-ms", "5",
+                           "--processing-ms", "5", "--seed", "3"});
+  Job job(dir, api, Manifest(10));
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 0);
+  json::object stats = api.Stats(true);
+  CHECK(Stat(stats, "image_faults") > 0);
+  for (const json::object& line : job.Lines("metadata.jsonl")) {
+    CHECK(FileSha256(job.out + "/" + std::string(line.at("file_name").as_string())) ==
+          line.at("sha256").as_string());
+    bool served = false;
+    for (const auto& [path, sha] : stats.at("image_sha256").as_object()) served = served || sha == line.at("sha256");
+    CHECK(served);
+  }
+  CHECK(NoTempFiles(job.out));
+}
+
+TEST_CASE("engine: plain-http and foreign-host image URLs are refused, never fetched") {
+  for (const char* fault : {"--p-plain-http-url", "--p-foreign-host-url"}) {
+    TempDir dir;
+    FakeApiProcess api(dir, {fault, "1", "--pending-ms", "5", "--processing-ms", "5"});
+    Job job(dir, api, Manifest(2));
+    ProcessResult result = job.Run();
+    CHECK(result.exit_code == 1);
+    auto failed = job.Lines("failed.jsonl");
+    REQUIRE(failed.size() == 2);
+    CHECK(failed[0].at("error_code") == "download_refused");
+    CHECK(Stat(api.Stats(), "images_served") == 0);
+  }
+}
+
+TEST_CASE("engine: SIGTERM mid-run exits 3 quickly; the resume submits nothing twice") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "300", "--processing-ms", "1500"});
+  Job job(dir, api, Manifest(30, "s"), "limits: {max_in_flight: 8}\n");
+  testing::BackgroundProcess runner(job.Args(), {{"AIVIDEOAPI_API_KEY", "sk-test"}},
+                                    dir.File("runner.log"));
+  // Wait (bounded) until some tasks are in flight.
+  for (int i = 0; i < 200 && Stat(api.Stats(), "submissions") < 8; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(Stat(api.Stats(), "submissions") >= 8);
+  const auto signalled = std::chrono::steady_clock::now();
+  runner.Signal(SIGTERM);
+  const int code = runner.Wait(std::chrono::seconds(15));
+  CHECK(code == 3);
+  CHECK(std::chrono::steady_clock::now() - signalled < std::chrono::seconds(7));
+  json::object status = job.Status();
+  CHECK(status.at("in_flight").as_int64() > 0);
+
+  ProcessResult resumed = job.Run();
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+  json::object stats = api.Stats();
+  CHECK(Stat(stats, "duplicate_prompt_submissions") == 0);
+  CHECK(Stat(stats, "submissions") == 30);
+  CHECK(job.Lines("metadata.jsonl").size() == 30);
+  CHECK(NoTempFiles(job.out));
+}
+
+TEST_CASE("engine: spend_limit_exceeded pauses submissions, then goes on or stops with exit 3") {
+  {
+    TempDir dir;
+    FakeApiProcess api(dir, {"--spend-limit", "48", "--spend-window-s", "1", "--pending-ms", "5",
+                             "--processing-ms", "5"});
+    Job job(dir, api, Manifest(6, "w"));  // 16+24+36+16+24+36 = 152 credits: several windows
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 0);
+    CHECK(Stat(api.Stats(), "spend_limited_429") > 0);
+    CHECK(result.err.find("pausing submissions") != std::string::npos);
+  }
+  {
+    TempDir dir;
+    FakeApiProcess api(dir, {"--spend-limit", "16", "--spend-window-s", "3600"});
+    Job job(dir, api, Manifest(3, "x"), "retry: {spend_limit_give_up_s: 0.5}\n");
+    ProcessResult result = job.Run();
+    CHECK(result.exit_code == 3);
+    CHECK(result.err.find("spend limit") != std::string::npos);
+  }
+}
+
+TEST_CASE("engine: one runner per directory; a changed item under the same id is refused") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "2000", "--processing-ms", "2000"});
+  Job job(dir, api, Manifest(2, "l"));
+  testing::BackgroundProcess first(job.Args(), {{"AIVIDEOAPI_API_KEY", "sk-test"}},
+                                   dir.File("first.log"));
+  // metadata.jsonl is written (empty) once the run has its lock and journal.
+  REQUIRE(testing::WaitForFile(job.out + "/.nanobatch/journal.log", std::chrono::seconds(20)));
+  for (int i = 0; i < 500 && !std::filesystem::exists(job.out + "/metadata.jsonl"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(std::filesystem::exists(job.out + "/metadata.jsonl"));
+  ProcessResult second = job.Run();
+  CHECK(second.exit_code == 2);
+  CHECK(second.err.find("another nanobatch run") != std::string::npos);
+  first.Signal(SIGTERM);
+  CHECK(first.Wait(std::chrono::seconds(15)) == 3);
+
+  // Same id, different prompt: an error naming it, nothing submitted.
+  const auto before = Stat(api.Stats(), "submissions");
+  dir.Write("manifest.jsonl", "{\"id\":\"l0\",\"prompt\":\"something else\"}\n");
+  ProcessResult changed = job.Run();
+  CHECK(changed.exit_code == 2);
+  CHECK(changed.err.find("\"l0\" was already generated from different content") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == before);
+}
+
+TEST_CASE("engine: a finished image deleted by hand is downloaded again, not paid again") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(3, "d"));
+  REQUIRE(job.Run().exit_code == 0);
+  std::filesystem::remove(job.out + "/d0.png");
+  ProcessResult again = job.Run();
+  CHECK(again.exit_code == 0);
+  CHECK(std::filesystem::exists(job.out + "/d0.png"));
+  CHECK(Stat(api.Stats(), "submissions") == 3);
+  CHECK(job.Lines("metadata.jsonl").size() == 3);
+}
+
+}  // namespace
+}  // namespace nanobatch::engine
