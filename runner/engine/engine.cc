@@ -22,6 +22,7 @@
 #include "runner/ratelimit/backoff.h"
 #include "runner/util/async.h"
 #include "runner/util/log.h"
+#include "runner/util/service_notify.h"
 #include "runner/version.h"
 
 namespace nanobatch::engine {
@@ -776,6 +777,7 @@ net::awaitable<void> Engine::Progress() {
   const bool terminal = util::StderrIsTerminal();
   const auto period = terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
   while (!co_await progress_stop_.WaitFor(period)) {
+    util::NotifyService("STATUS=" + ProgressLine());
     if (terminal) {
       const std::string line = "\r\033[K" + ProgressLine();
       std::fwrite(line.data(), 1, line.size(), stderr);
@@ -905,6 +907,7 @@ net::awaitable<int> Engine::Run() {
   });
 
   co_await LogBalance();
+  util::NotifyService("READY=1\nSTATUS=" + ProgressLine());
   background_.Spawn(Progress());
   if (!halted_) group_.Spawn(SubmitLoop());
   co_await group_.Join();
@@ -913,6 +916,7 @@ net::awaitable<int> Engine::Run() {
   signals.cancel();
   grace_timer_.cancel();
 
+  util::NotifyService("STOPPING=1");
   co_await Commit();
   if (!journal_.failed()) {
     if (!journal_.MaybeCompact(error)) {

@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 
@@ -437,6 +440,33 @@ TEST_CASE("engine: a finished image deleted by hand is downloaded again, not pai
   CHECK(std::filesystem::exists(job.out + "/d0.png"));
   CHECK(Stat(api.Stats(), "submissions") == 3);
   CHECK(job.Lines("metadata.jsonl").size() == 3);
+}
+
+TEST_CASE("engine: under systemd (NOTIFY_SOCKET) the run reports READY, STATUS and STOPPING") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(2, "n"));
+  // sun_path holds 108 bytes: Bazel's temp paths are longer, so the socket lives in /tmp.
+  const std::string socket_path = "/tmp/nanobatch-notify-" + std::to_string(::getpid()) + ".sock";
+  ::unlink(socket_path.c_str());
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socket_path.c_str());
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  ProcessResult result = testing::RunProcess(
+      job.Args(), {{"AIVIDEOAPI_API_KEY", "sk-test"}, {"NOTIFY_SOCKET", socket_path}});
+  CHECK(result.exit_code == 0);
+  std::string received;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) received.append(buffer, n).append("|");
+  ::close(fd);
+  ::unlink(socket_path.c_str());
+  CHECK(received.find("READY=1") != std::string::npos);
+  CHECK(received.find("STATUS=progress:") != std::string::npos);
+  CHECK(received.find("STOPPING=1") != std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing, builds, starts the project's API simulator on loopback
+# (throwaway TLS certificates, a separate file host), and runs a real batch against it:
+# images land in demo-out/images/ with metadata.jsonl. Then shows `nanobatch status`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+bazel build //runner:nanobatch //tools/fake_api </dev/null
+
+work=demo-out
+rm -rf "$work"
+mkdir -p "$work"
+tools/fake_api/make_test_certs.sh "$work/certs"
+bazel-bin/tools/fake_api/fake_api --cert "$work/certs/server.pem" --key "$work/certs/server.key" \
+  --port 0 --file-port 0 --port-file "$work/ports.json" \
+  --pending-ms 200 --processing-ms 600 --latency-jitter 0.5 --image-scale 0.25 \
+  --p-poll-5xx 0.05 --p-reset 0.1 --seed 42 --api-key sk-demo-local \
+  2>"$work/fake_api.log" &
+simulator=$!
+trap 'kill "$simulator" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$work/ports.json" ] && break; sleep 0.1; done
+api_port=$(sed -E 's/.*"api_port": ([0-9]+).*/\1/' "$work/ports.json")
+
+echo "== nanobatch validate"
+bazel-bin/runner/nanobatch validate testdata/manifests/demo.jsonl --config configs/demo.yaml
+echo "== nanobatch run (against the simulator on https://127.0.0.1:$api_port)"
+status=0
+AIVIDEOAPI_API_KEY=sk-demo-local \
+  bazel-bin/runner/nanobatch run --config configs/demo.yaml \
+  --base-url "https://127.0.0.1:$api_port" --ca-file "$work/certs/ca.pem" \
+  --allow-download-host localhost || status=$?
+echo "== nanobatch status"
+bazel-bin/runner/nanobatch status --out "$work/images"
+echo "== images"
+ls -l "$work/images"
+exit "$status"
