@@ -116,7 +116,12 @@ class Engine {
   const proto::ItemSnapshot* Snapshot(const ItemRun& run) const {
     return journal_.state().Find(run.item->id);
   }
-  bool ReserveAndIntend(const ItemRun& run);
+  // Credits are reserved (in memory) when an item is scheduled, and the intent is recorded only
+  // once the rate limiter lets its POST go: a crash can then leave open only the intents whose
+  // POST was about to go out or was out, which is the window the API leaves (no idempotency key).
+  bool Reserve(const ItemRun& run);
+  void Unreserve(const ItemRun& run);
+  void AppendIntent(const ItemRun& run);
   void RecordNotSent(const ItemRun& run, const std::string& code, const std::string& message);
   void RecordGaveUp(const ItemRun& run, const std::string& code, const std::string& message);
 
@@ -129,7 +134,8 @@ class Engine {
 
   // --- the lifecycle -------------------------------------------------------------------------
   net::awaitable<void> SubmitLoop();
-  net::awaitable<void> Lifecycle(std::size_t index, bool holds_permit);
+  // `reserved`: the submit loop reserved credits for a first submission of this item.
+  net::awaitable<void> Lifecycle(std::size_t index, bool holds_permit, bool reserved);
   net::awaitable<SubmitOutcome> SendSubmit(const ItemRun& run);
   net::awaitable<PollOutcome> Poll(const ItemRun& run);
   net::awaitable<void> DownloadAll(const ItemRun& run);
@@ -179,6 +185,7 @@ class Engine {
   std::deque<std::size_t> resume_;  // submitted or completed: poll or download, no new submit
   std::deque<std::size_t> fresh_;   // need a submission
 
+  std::uint64_t pending_reservations_ = 0;  // reserved, intent not yet recorded
   bool flushing_ = false;
   bool submitting_stopped_ = false;
   bool halted_ = false;
@@ -217,10 +224,24 @@ net::awaitable<bool> Engine::Commit() {
   co_return ok;
 }
 
-bool Engine::ReserveAndIntend(const ItemRun& run) {
+bool Engine::Reserve(const ItemRun& run) {
   const journal::Totals& totals = journal_.state().totals();
   const auto& budget = config_.limits.budget_credits;
-  if (budget && totals.credits_spent + totals.credits_reserved + run.price > *budget) return false;
+  if (budget && totals.credits_spent + totals.credits_reserved + pending_reservations_ + run.price >
+                    *budget) {
+    return false;
+  }
+  pending_reservations_ += run.price;
+  return true;
+}
+
+void Engine::Unreserve(const ItemRun& run) {
+  pending_reservations_ -= run.price;
+  budget_changed_.Notify();
+}
+
+void Engine::AppendIntent(const ItemRun& run) {
+  pending_reservations_ -= run.price;  // from here on the journal holds the reservation
   const proto::ItemSnapshot* snapshot = Snapshot(run);
   proto::Record record;
   auto* intent = record.mutable_submit_intent();
@@ -234,7 +255,6 @@ bool Engine::ReserveAndIntend(const ItemRun& run) {
   intent->set_output_format(run.item->output_format);
   for (const std::string& url : run.item->image_urls) intent->add_image_urls(url);
   Append(std::move(record));
-  return true;
 }
 
 void Engine::RecordNotSent(const ItemRun& run, const std::string& code, const std::string& message) {
@@ -324,7 +344,7 @@ net::awaitable<void> Engine::SubmitLoop() {
       if (got_permit) in_flight_.Release();
       co_return;
     }
-    group_.Spawn(Lifecycle(index, got_permit));
+    group_.Spawn(Lifecycle(index, got_permit, false));
   }
   for (std::size_t index : fresh_) {
     while (true) {
@@ -340,13 +360,14 @@ net::awaitable<void> Engine::SubmitLoop() {
         if (co_await SubmitPauseSleep(spend_pause_until_ - Clock::now())) co_return;
         continue;
       }
-      // Reserve and record the intent here, synchronously, so that no two items can both pass
-      // the budget check with the same credits.
-      if (ReserveAndIntend(runs_[index])) break;
+      // Reserve here, synchronously, so that no two items can both pass the budget check with
+      // the same credits.
+      if (Reserve(runs_[index])) break;
       in_flight_.Release();
       const journal::Totals& totals = journal_.state().totals();
       const std::uint64_t budget = *config_.limits.budget_credits;
-      if (totals.credits_reserved == 0 || totals.credits_spent + runs_[index].price > budget) {
+      if (totals.credits_reserved + pending_reservations_ == 0 ||
+          totals.credits_spent + runs_[index].price > budget) {
         StopSubmitting(StopReason::kBudget, std::to_string(totals.credits_spent) + " of " +
                                                 std::to_string(budget) + " credits spent");
         co_return;
@@ -354,20 +375,19 @@ net::awaitable<void> Engine::SubmitLoop() {
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
       co_await budget_changed_.Wait();
     }
-    group_.Spawn(Lifecycle(index, true));
+    group_.Spawn(Lifecycle(index, true, true));
   }
 }
 
-net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit) {
+net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, bool reserved) {
   const ItemRun& run = runs_[index];
   auto release = [&] {
     if (holds_permit) in_flight_.Release();
     holds_permit = false;
   };
   while (true) {
-    const proto::ItemSnapshot* snapshot = Snapshot(run);
-    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
-    if (phase == proto::ItemSnapshot::INTENT) {
+    if (reserved) {
+      reserved = false;
       const SubmitOutcome outcome = co_await SendSubmit(run);
       if (outcome != SubmitOutcome::kSubmitted) {
         release();
@@ -375,6 +395,8 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit) {
       }
       continue;
     }
+    const proto::ItemSnapshot* snapshot = Snapshot(run);
+    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
     if (phase == proto::ItemSnapshot::SUBMITTED) {
       const PollOutcome outcome = co_await Poll(run);
       if (outcome == PollOutcome::kInterrupted) {
@@ -382,7 +404,6 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit) {
         co_return;
       }
       if (outcome == PollOutcome::kTaskFailed) {
-        budget_changed_.Notify();
         const proto::ItemSnapshot* failed = Snapshot(run);
         if (failed->failed_tasks() - run.failed_tasks_base >= config_.retry.max_task_attempts) {
           RecordGaveUp(run, failed->last_error_code(),
@@ -393,12 +414,12 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit) {
           release();
           co_return;
         }
-        if (submitting_stopped_ || halted_ || !ReserveAndIntend(run)) {
-          co_await Commit();
+        if (submitting_stopped_ || halted_ || !Reserve(run)) {
           release();  // stays queued for the next run
           co_return;
         }
-        continue;  // resubmit: the API refunded the failed task
+        reserved = true;  // resubmit: the API refunded the failed task
+        continue;
       }
       release();  // the task is finished: its slot can go to a new submission
       continue;
@@ -414,17 +435,25 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Submit: the intent is already appended; it is made durable before the POST goes out.
+// Submit: credits are reserved; the intent is recorded, durably, right before the POST.
 
 net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
-  if (!co_await Commit()) co_return SubmitOutcome::kStopped;
   const std::string body = api::EncodeSubmit(*run.item, config_.api.model);
+  bool intent_open = false;  // recorded and not yet resolved
+  // Leaves the item queued: drops the reservation, or records that the open intent was not sent.
+  auto give_back = [&](const std::string& code, const std::string& message) {
+    if (intent_open) {
+      RecordNotSent(run, code, message);
+    } else {
+      Unreserve(run);
+    }
+  };
   unsigned failures = 0;
   while (true) {
     // A budget stop lets already-reserved submissions go out (they fit the budget); any other
     // stop means the API would refuse them too, so they stay queued for the next run.
     if (halted_ || (submitting_stopped_ && stop_reason_ != StopReason::kBudget)) {
-      RecordNotSent(run, "not_sent", "the run stopped submitting before this item was sent");
+      give_back("not_sent", "the run stopped submitting before this item was sent");
       co_await Commit();
       co_return SubmitOutcome::kStopped;
     }
@@ -433,6 +462,11 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       continue;
     }
     if (!co_await limiter_.Acquire()) continue;  // closed: halted, handled above
+    if (!intent_open) {
+      AppendIntent(run);
+      intent_open = true;
+    }
+    if (!co_await Commit()) co_return SubmitOutcome::kStopped;  // never send an unrecorded POST
     retry_budget_.OnRequest();
     ++submissions_this_run_;
     auto result = co_await client_.Fetch(
@@ -447,19 +481,23 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
         record.mutable_intent_abandoned()->set_item_id(run.item->id);
         record.mutable_intent_abandoned()->set_reason("no response to the submit: " + network->what);
         Append(std::move(record));
+        intent_open = false;
         LogWarning("item " + run.item->id + ": submit outcome unknown (" + network->what +
                    "); counted as a possible duplicate");
         if (halted_ || submitting_stopped_ || failures >= config_.retry.max_attempts ||
-            !ReserveAndIntend(run)) {
+            !Reserve(run)) {
           co_await Commit();
           if (failures >= config_.retry.max_attempts) {
             StopSubmitting(StopReason::kServerDown, network->what);
           }
           co_return SubmitOutcome::kStopped;
         }
-        if (!co_await Commit()) co_return SubmitOutcome::kStopped;
+        if (!co_await Commit()) {
+          Unreserve(run);
+          co_return SubmitOutcome::kStopped;
+        }
       } else if (failures >= config_.retry.max_attempts) {
-        RecordNotSent(run, "network_error", network->what);
+        give_back("network_error", network->what);
         co_await Commit();
         StopSubmitting(StopReason::kServerDown, network->what);
         co_return SubmitOutcome::kStopped;
@@ -488,6 +526,12 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
 
     const api::ApiError& error = std::get<api::ApiError>(decoded);
     const std::string what = error.code + ": " + error.message;
+    // The API answered, so no task was created: the intent is resolved now (a crash while
+    // waiting to retry must not count it as a possible duplicate). The credits stay reserved in
+    // memory for the next attempt, or are given back below.
+    RecordNotSent(run, error.code, error.message);
+    intent_open = false;
+    pending_reservations_ += run.price;
     switch (api::ReactionTo(error)) {
       case api::Reaction::kSlowDown:
         limiter_.OnRateLimited(error.retry_after_s);
@@ -495,7 +539,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       case api::Reaction::kRetry: {
         ++failures;
         if (failures >= config_.retry.max_attempts) {
-          RecordNotSent(run, error.code, error.message);
+          Unreserve(run);
           co_await Commit();
           StopSubmitting(StopReason::kServerDown, what);
           co_return SubmitOutcome::kStopped;
@@ -513,7 +557,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
         // than that would only delay the same outcome.
         if (now + ToDuration(pause) - *spend_limited_since_ >
             ToDuration(config_.retry.spend_limit_give_up_s)) {
-          RecordNotSent(run, error.code, error.message);
+          Unreserve(run);
           co_await Commit();
           StopSubmitting(StopReason::kSpendLimit, what);
           co_return SubmitOutcome::kStopped;
@@ -526,18 +570,18 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
         continue;
       }
       case api::Reaction::kStopSubmitting:
-        RecordNotSent(run, error.code, error.message);
+        Unreserve(run);
         co_await Commit();
         StopSubmitting(StopReason::kCredits, what);
         co_return SubmitOutcome::kStopped;
       case api::Reaction::kStopRun:
-        RecordNotSent(run, error.code, error.message);
+        Unreserve(run);
         co_await Commit();
         Halt(StopReason::kAuth, what);
         co_return SubmitOutcome::kStopped;
       case api::Reaction::kFailItem:
       case api::Reaction::kResubmit:
-        RecordNotSent(run, error.code, error.message);
+        Unreserve(run);
         RecordGaveUp(run, error.code, error.message);
         co_await Commit();
         co_return SubmitOutcome::kFailedItem;
