@@ -36,9 +36,8 @@ int StatusCommand(const std::string& out_dir, bool json_output) {
   const std::uint64_t manifest_items = run ? run->manifest_items() : totals.items;
   const std::uint64_t in_flight = totals.intent + totals.submitted;
   const std::uint64_t known_active = totals.done + totals.gave_up + in_flight + totals.completed;
-  const std::uint64_t departed = run ? run->departed_items() : 0;
-  const std::uint64_t queued =
-      manifest_items + departed > known_active ? manifest_items + departed - known_active : 0;
+  const std::uint64_t departed = totals.departed;
+  const std::uint64_t queued = manifest_items > known_active ? manifest_items - known_active : 0;
 
   // Images completed in the last 5 minutes, by the journal's own clock.
   std::uint64_t recent = 0;

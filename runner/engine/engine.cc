@@ -56,7 +56,9 @@ const char* Describe(StopReason reason) {
     case StopReason::kServerDown: return "the API kept failing (5xx or network errors)";
     case StopReason::kSignal: return "a signal asked to stop";
     case StopReason::kAuth: return "the API refused the credentials or the caller (401/403)";
-    case StopReason::kDisk: return "the output directory cannot be written";
+    case StopReason::kDisk:
+      return "the output directory cannot be written (free disk space or fix its permissions, "
+             "then run the same command again)";
   }
   return "unknown";
 }
@@ -924,11 +926,25 @@ net::awaitable<int> Engine::Run() {
     started->set_budget_credits(config_.limits.budget_credits.value_or(0));
     started->set_version(kVersion);
     started->set_retry_failed(flags_.retry_failed);
-    std::uint64_t departed = 0;
+    // Items of earlier runs that left the manifest are left alone, and marked so that `status`
+    // counts them apart.
     std::unordered_map<std::string_view, bool> in_manifest;
     for (const manifest::Item& item : items_) in_manifest[item.id] = true;
-    for (const auto& known : journal_.state().items()) departed += in_manifest.count(known->item_id()) == 0;
-    started->set_departed_items(departed);
+    std::vector<std::string> departed;
+    for (const auto& known : journal_.state().items()) {
+      if (in_manifest.count(known->item_id()) == 0) departed.push_back(known->item_id());
+    }
+    started->set_departed_items(departed.size());
+    for (const std::string& id : departed) {
+      if (journal_.state().Find(id)->departed()) continue;
+      proto::Record gone;
+      gone.mutable_item_departed()->set_item_id(id);
+      Append(std::move(gone));
+    }
+    if (!departed.empty()) {
+      LogInfo(std::to_string(departed.size()) +
+              " items of earlier runs are no longer in the manifest; they are left alone");
+    }
     Append(std::move(record));
   }
   if (!co_await Commit()) co_return 3;

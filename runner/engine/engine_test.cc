@@ -417,6 +417,10 @@ TEST_CASE("engine: one runner per directory; a changed item under the same id is
   ProcessResult second = job.Run();
   CHECK(second.exit_code == 2);
   CHECK(second.err.find("another nanobatch run") != std::string::npos);
+  // status takes no lock: it works while the run is live.
+  ProcessResult live = testing::RunProcess({kBinary, "status", "--out", job.out, "--json"});
+  CHECK(live.exit_code == 0);
+  CHECK(json::parse(live.out).at("total").as_int64() == 2);
   first.Signal(SIGTERM);
   CHECK(first.Wait(std::chrono::seconds(15)) == 3);
 
@@ -440,6 +444,44 @@ TEST_CASE("engine: a finished image deleted by hand is downloaded again, not pai
   CHECK(std::filesystem::exists(job.out + "/d0.png"));
   CHECK(Stat(api.Stats(), "submissions") == 3);
   CHECK(job.Lines("metadata.jsonl").size() == 3);
+}
+
+TEST_CASE("engine: items that left the manifest are left alone, and status says so") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(3, "m"));
+  REQUIRE(job.Run().exit_code == 0);
+  // m2 leaves the manifest; m3 is new.
+  dir.Write("manifest.jsonl", Manifest(2, "m") + "{\"id\":\"m3\",\"prompt\":\"new\"}\n");
+  ProcessResult result = job.Run();
+  CHECK(result.exit_code == 0);
+  CHECK(result.err.find("1 items of earlier runs are no longer in the manifest") != std::string::npos);
+  json::object status = job.Status();
+  CHECK(status.at("total").as_int64() == 3);
+  CHECK(status.at("done").as_int64() == 3);
+  CHECK(status.at("departed_items").as_int64() == 1);
+  CHECK(Stat(api.Stats(), "submissions") == 4);
+  CHECK(std::filesystem::exists(job.out + "/m2.png"));  // its image stays
+}
+
+TEST_CASE("engine: a full disk stops the run with exit 3 and a hint; the resume finishes") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "5", "--processing-ms", "5", "--image-scale", "0.5"});
+  Job job(dir, api, Manifest(8, "f"));
+  // RLIMIT_FSIZE makes write() fail with EFBIG past 64 KiB, as a full disk fails with ENOSPC.
+  std::string command = "ulimit -f 64; exec";
+  for (const std::string& arg : job.Args()) command += " '" + arg + "'";
+  ProcessResult full = testing::RunProcess({"/bin/bash", "-c", command}, {{"AIVIDEOAPI_API_KEY", "sk-test"}});
+  INFO(full.err);
+  CHECK(full.exit_code == 3);
+  CHECK(full.err.find("free disk space") != std::string::npos);
+  CHECK(NoTempFiles(job.out));
+
+  ProcessResult resumed = job.Run();
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+  CHECK(job.Lines("metadata.jsonl").size() == 8);
+  CHECK(Stat(api.Stats(), "duplicate_prompt_submissions") <= job.Status().at("possible_duplicate_submissions").as_int64());
 }
 
 TEST_CASE("engine: under systemd (NOTIFY_SOCKET) the run reports READY, STATUS and STOPPING") {

@@ -45,7 +45,9 @@ void JournalState::Count(const proto::ItemSnapshot& item, int sign) {
   auto add = [sign](std::uint64_t& counter, std::uint64_t amount) {
     counter = sign > 0 ? counter + amount : counter - amount;
   };
-  switch (item.phase()) {
+  if (item.departed()) {
+    add(totals_.departed, 1);
+  } else switch (item.phase()) {
     case proto::ItemSnapshot::QUEUED: add(totals_.queued, 1); break;
     case proto::ItemSnapshot::INTENT: add(totals_.intent, 1); break;
     case proto::ItemSnapshot::SUBMITTED: add(totals_.submitted, 1); break;
@@ -82,6 +84,7 @@ void JournalState::Apply(const proto::Record& record) {
       const auto& intent = record.submit_intent();
       proto::ItemSnapshot& item = Item(intent.item_id(), t);
       Count(item, -1);
+      item.set_departed(false);
       if (item.phase() == proto::ItemSnapshot::INTENT) abandon_intent(item);
       item.set_content_hash(intent.content_hash());
       item.set_prompt(intent.prompt());
@@ -102,6 +105,7 @@ void JournalState::Apply(const proto::Record& record) {
     case proto::Record::kIntentAbandoned: {
       proto::ItemSnapshot& item = Item(record.intent_abandoned().item_id(), t);
       Count(item, -1);
+      item.set_departed(false);
       if (item.phase() == proto::ItemSnapshot::INTENT) abandon_intent(item);
       item.set_last_error_code("possible_duplicate");
       item.set_last_error_message(record.intent_abandoned().reason());
@@ -113,6 +117,7 @@ void JournalState::Apply(const proto::Record& record) {
       const auto& submitted = record.submitted();
       proto::ItemSnapshot& item = Item(submitted.item_id(), t);
       Count(item, -1);
+      item.set_departed(false);
       item.set_task_id(submitted.task_id());
       item.set_credits(submitted.credits());
       SetPhase(item, proto::ItemSnapshot::SUBMITTED);
@@ -124,6 +129,7 @@ void JournalState::Apply(const proto::Record& record) {
       const auto& completed = record.completed();
       proto::ItemSnapshot& item = Item(completed.item_id(), t);
       Count(item, -1);
+      item.set_departed(false);
       if (IsOpen(item.phase())) item.set_credits_spent(item.credits_spent() + item.credits());
       if (!completed.task_id().empty()) item.set_task_id(completed.task_id());
       *item.mutable_urls() = completed.urls();
@@ -137,6 +143,7 @@ void JournalState::Apply(const proto::Record& record) {
       const auto& downloaded = record.downloaded();
       proto::ItemSnapshot& item = Item(downloaded.item_id(), t);
       Count(item, -1);
+      item.set_departed(false);
       auto* images = item.mutable_images();
       auto existing = std::find_if(images->begin(), images->end(), [&](const auto& image) {
         return image.index() == downloaded.index();
@@ -155,6 +162,7 @@ void JournalState::Apply(const proto::Record& record) {
       const auto& failed = record.task_failed();
       proto::ItemSnapshot& item = Item(failed.item_id(), t);
       Count(item, -1);
+      item.set_departed(false);
       if (IsOpen(item.phase()) && failed.credits_spent_unknown()) {
         item.set_credits_spent(item.credits_spent() + item.credits());
       }
@@ -172,6 +180,7 @@ void JournalState::Apply(const proto::Record& record) {
       const auto& gave_up = record.gave_up();
       proto::ItemSnapshot& item = Item(gave_up.item_id(), t);
       Count(item, -1);
+      item.set_departed(false);
       if (IsOpen(item.phase())) {
         // Giving up on an open task: its fate is unknown, so its credits count as spent.
         item.set_credits_spent(item.credits_spent() + item.credits());
@@ -189,6 +198,13 @@ void JournalState::Apply(const proto::Record& record) {
       Count(item, -1);
       item = snapshot;
       if (item.phase() == proto::ItemSnapshot::DONE) recent_done_.push_back(item.last_unix_time());
+      Count(item, +1);
+      break;
+    }
+    case proto::Record::kItemDeparted: {
+      proto::ItemSnapshot& item = Item(record.item_departed().item_id(), t);
+      Count(item, -1);
+      item.set_departed(true);
       Count(item, +1);
       break;
     }

@@ -35,6 +35,7 @@ struct Totals {
   std::uint64_t completed = 0;  // finished, images not all on disk
   std::uint64_t done = 0;
   std::uint64_t gave_up = 0;
+  std::uint64_t departed = 0;  // no longer in the manifest; not in the counts above
   std::uint64_t images = 0;
   std::uint64_t credits_spent = 0;
   std::uint64_t credits_reserved = 0;
