@@ -1,5 +1,7 @@
 #include "runner/journal/frame.h"
 
+#include <nmmintrin.h>
+
 #include <boost/crc.hpp>
 
 #include <cstring>
@@ -39,12 +41,46 @@ bool FrameChecksOut(std::string_view bytes, std::size_t pos) {
 
 }  // namespace
 
-std::uint32_t Crc32c(std::string_view bytes) {
-  // CRC-32C (Castagnoli), as LevelDB and etcd use: better error detection than CRC-32.
+namespace {
+
+// The SSE4.2 CRC32 instruction computes CRC-32C (Castagnoli) directly, 8 bytes a cycle or so:
+// it takes resume of a million-record journal from about a second of CPU to a fraction. Debian
+// ships no C/C++ CRC-32C library, so this is the few lines LevelDB's crc32c also has.
+__attribute__((target("sse4.2"))) std::uint32_t Crc32cHardware(std::string_view bytes) {
+  std::uint64_t crc = 0xFFFFFFFFu;
+  const char* p = bytes.data();
+  std::size_t n = bytes.size();
+  while (n >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    crc = _mm_crc32_u64(crc, word);
+    p += 8;
+    n -= 8;
+  }
+  std::uint32_t crc32 = static_cast<std::uint32_t>(crc);
+  while (n > 0) {
+    crc32 = _mm_crc32_u8(crc32, static_cast<unsigned char>(*p++));
+    --n;
+  }
+  return crc32 ^ 0xFFFFFFFFu;
+}
+
+std::uint32_t Crc32cPortable(std::string_view bytes) {
   boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
   crc.process_bytes(bytes.data(), bytes.size());
   return crc.checksum();
 }
+
+const bool kHasSse42 = __builtin_cpu_supports("sse4.2");
+
+}  // namespace
+
+std::uint32_t Crc32c(std::string_view bytes) {
+  // CRC-32C (Castagnoli), as LevelDB and etcd use: better error detection than CRC-32.
+  return kHasSse42 ? Crc32cHardware(bytes) : Crc32cPortable(bytes);
+}
+
+std::uint32_t Crc32cPortableForTest(std::string_view bytes) { return Crc32cPortable(bytes); }
 
 std::uint32_t MaskCrc(std::uint32_t crc) { return ((crc >> 15) | (crc << 17)) + kMaskDelta; }
 

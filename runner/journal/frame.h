@@ -22,6 +22,9 @@ inline constexpr std::uint32_t kMaxPayload = 16u << 20;
 inline constexpr std::string_view kHeaderPayload = "nanobatch journal v1";
 
 std::uint32_t Crc32c(std::string_view bytes);
+// The table-driven implementation used where the CPU lacks SSE4.2; exposed so tests can check
+// that both agree.
+std::uint32_t Crc32cPortableForTest(std::string_view bytes);
 std::uint32_t MaskCrc(std::uint32_t crc);
 
 std::string EncodeFrame(FrameType type, std::string_view payload);

@@ -29,7 +29,7 @@ const proto::ItemSnapshot* JournalState::Find(std::string_view id) const {
 proto::ItemSnapshot& JournalState::Item(const std::string& id, std::int64_t unix_time) {
   auto it = by_id_.find(id);
   if (it != by_id_.end()) return *it->second;
-  items_.push_back(std::make_unique<proto::ItemSnapshot>());
+  items_.push_back(google::protobuf::Arena::CreateMessage<proto::ItemSnapshot>(arena_.get()));
   proto::ItemSnapshot& item = *items_.back();
   item.set_item_id(id);
   item.set_first_unix_time(unix_time);
