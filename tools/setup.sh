@@ -21,6 +21,7 @@ packages=(
   libjpeg62-turbo-dev
   zlib1g-dev
   openssl                  # test certificates
+  time                     # /usr/bin/time for tools/bench
   curl                     # an independent client for the simulator's tests
   ca-certificates
 )

@@ -49,6 +49,8 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
                "give the items in failed.jsonl a fresh set of attempts");
   run.add_flag("--salvage", flags.options.salvage,
                "continue from every readable record of a journal corrupt in the middle");
+  run.add_flag("--verify-images", flags.options.verify_images,
+               "hash every finished image against the journal at start (default: size check)");
 }
 
 // Config file first, then each flag the user gave; a flag wins over the file.

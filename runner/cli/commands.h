@@ -22,6 +22,7 @@ int ValidateCommand(const std::string& manifest_path, const std::string& config_
 struct RunOptions {
   bool retry_failed = false;  // --retry-failed: fresh attempts for the items in failed.jsonl
   bool salvage = false;       // --salvage: continue from a journal corrupt in the middle
+  bool verify_images = false; // --verify-images: hash every finished image at start
 };
 
 // `nanobatch run`: `config` already holds the file's values and the overrides.

@@ -10,6 +10,19 @@
 
 namespace nanobatch::download {
 
+std::string FileSha256(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  util::Sha256 hash;
+  char buffer[1 << 16];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) hash.Update(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return n < 0 ? "" : hash.FinishHex();
+}
+
 std::string_view DetectImageType(std::string_view head) {
   if (head.size() >= 8 && head.substr(0, 8) == std::string_view("\x89PNG\r\n\x1a\n", 8)) return "png";
   if (head.size() >= 3 && head.substr(0, 3) == "\xFF\xD8\xFF") return "jpg";

@@ -19,6 +19,9 @@
 
 namespace nanobatch::download {
 
+// SHA-256 (hex) of a file's content, read in chunks; "" if it cannot be read.
+std::string FileSha256(const std::string& path);
+
 // "png", "jpg", "webp", or "" when the bytes are none of these.
 std::string_view DetectImageType(std::string_view first_bytes);
 

@@ -45,7 +45,9 @@ Clock::duration ToDuration(Seconds seconds) {
   return std::chrono::duration_cast<Clock::duration>(seconds);
 }
 
-enum class StopReason { kNone, kBudget, kCredits, kSpendLimit, kServerDown, kSignal, kAuth, kDisk };
+enum class StopReason {
+  kNone, kBudget, kCredits, kSpendLimit, kServerDown, kModel, kSignal, kAuth, kDisk
+};
 
 const char* Describe(StopReason reason) {
   switch (reason) {
@@ -54,6 +56,9 @@ const char* Describe(StopReason reason) {
     case StopReason::kCredits: return "the account has insufficient credits (402)";
     case StopReason::kSpendLimit: return "the key's spend limit stayed reached (429 spend_limit_exceeded)";
     case StopReason::kServerDown: return "the API kept failing (5xx or network errors)";
+    case StopReason::kModel:
+      return "the model does not exist or is disabled (404 model_not_found): every item would "
+             "fail the same way; check api.model";
     case StopReason::kSignal: return "a signal asked to stop";
     case StopReason::kAuth: return "the API refused the credentials or the caller (401/403)";
     case StopReason::kDisk:
@@ -586,6 +591,10 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
         Unreserve(run);
         RecordGaveUp(run, error.code, error.message);
         co_await Commit();
+        if (error.kind == api::ErrorKind::kModelNotFound) {
+          // The model is the config's, not the item's: the rest would fail the same way.
+          StopSubmitting(StopReason::kModel, what);
+        }
         co_return SubmitOutcome::kFailedItem;
     }
   }
@@ -824,6 +833,12 @@ net::awaitable<void> Engine::Progress() {
   const auto period = terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
   while (!co_await progress_stop_.WaitFor(period)) {
     util::NotifyService("STATUS=" + ProgressLine());
+    // A long run's journal is compacted as it goes (Compact is synchronous: no record can slip
+    // in between the snapshot and the switch to the new file).
+    std::string error;
+    if (!journal_.failed() && !journal_.MaybeCompact(error) && !error.empty()) {
+      LogWarning("journal compaction failed: " + error);
+    }
     if (terminal) {
       const std::string line = "\r\033[K" + ProgressLine();
       std::fwrite(line.data(), 1, line.size(), stderr);
@@ -888,7 +903,8 @@ net::awaitable<int> Engine::Run() {
           struct stat info;
           const std::string path = config_.out + "/" + image.file_name();
           intact = intact && ::stat(path.c_str(), &info) == 0 &&
-                   static_cast<std::uint64_t>(info.st_size) == image.bytes();
+                   static_cast<std::uint64_t>(info.st_size) == image.bytes() &&
+                   (!flags_.verify_images || download::FileSha256(path) == image.sha256());
         }
         if (!intact) {
           ++verified_missing;

@@ -20,6 +20,9 @@ namespace nanobatch::engine {
 
 struct EngineFlags {
   bool retry_failed = false;  // give items in failed.jsonl a fresh set of attempts
+  // Hash every finished image against the journal at start (default: size only, which is cheap
+  // for 100,000 images; files are fsynced before their record, so sizes catch truncation).
+  bool verify_images = false;
 };
 
 // Returns the exit status of interface.md (0, 1, 3 or 4; 2 is the caller's, before this).

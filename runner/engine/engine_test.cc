@@ -247,15 +247,34 @@ TEST_CASE("engine: 400 and 404 model_not_found fail the item for good, exit 1") 
   CHECK(failed[0].at("error_code") == "invalid_request");
   CHECK(job.Lines("metadata.jsonl").size() == 1);
 
+  // A model that does not exist fails every item the same way: submitting stops (exit 3, the
+  // rest stay queued for a corrected config) instead of burning through the whole manifest.
   TempDir other;
   FakeApiProcess api2(other);
-  Job wrong_model(other, api2, Manifest(2), "api: {model: nano-banana-9}\n");
+  Job wrong_model(other, api2, Manifest(40), "api: {model: nano-banana-9}\nlimits: {max_in_flight: 2}\n");
   ProcessResult model = wrong_model.Run();
-  CHECK(model.exit_code == 1);
+  CHECK(model.exit_code == 3);
+  CHECK(model.err.find("check api.model") != std::string::npos);
   auto model_failed = wrong_model.Lines("failed.jsonl");
-  REQUIRE(model_failed.size() == 2);
+  REQUIRE(model_failed.size() >= 1);
+  CHECK(model_failed.size() <= 2);
   CHECK(model_failed[0].at("error_code") == "model_not_found");
   CHECK(Stat(api2.Stats(), "credits_charged") == 0);
+}
+
+TEST_CASE("engine: a task that vanishes (404 task_not_found) is submitted again") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--p-task-vanish", "0.3", "--pending-ms", "30", "--processing-ms", "30",
+                           "--seed", "5"});
+  Job job(dir, api, Manifest(10, "v"), "retry: {max_task_attempts: 10}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(job.Lines("metadata.jsonl").size() == 10);
+  json::object stats = api.Stats();
+  CHECK(Stat(stats, "submissions") > 10);
+  // Lost tasks stay charged: the runner counts them as spent, so its books cover the server's.
+  CHECK(job.Status().at("credits_spent").as_int64() >= Stat(stats, "credits_net"));
 }
 
 TEST_CASE("engine: the credit budget is never exceeded, as the server counts it") {
@@ -433,15 +452,25 @@ TEST_CASE("engine: one runner per directory; a changed item under the same id is
   CHECK(Stat(api.Stats(), "submissions") == before);
 }
 
-TEST_CASE("engine: a finished image deleted by hand is downloaded again, not paid again") {
+TEST_CASE("engine: a finished image deleted or altered is downloaded again, not paid again") {
   TempDir dir;
   FakeApiProcess api(dir, {"--pending-ms", "5", "--processing-ms", "5"});
   Job job(dir, api, Manifest(3, "d"));
   REQUIRE(job.Run().exit_code == 0);
+  const std::string original = FileSha256(job.out + "/d1.jpg");
   std::filesystem::remove(job.out + "/d0.png");
   ProcessResult again = job.Run();
   CHECK(again.exit_code == 0);
   CHECK(std::filesystem::exists(job.out + "/d0.png"));
+  // Same size, different bytes: only --verify-images (hashing) notices.
+  {
+    std::fstream file(job.out + "/d1.jpg", std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(100);
+    file.put('\x5a');
+  }
+  REQUIRE(FileSha256(job.out + "/d1.jpg") != original);
+  CHECK(job.Run({"--verify-images"}).exit_code == 0);
+  CHECK(FileSha256(job.out + "/d1.jpg") == original);
   CHECK(Stat(api.Stats(), "submissions") == 3);
   CHECK(job.Lines("metadata.jsonl").size() == 3);
 }

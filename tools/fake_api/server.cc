@@ -227,6 +227,8 @@ int Main(int argc, char** argv) {
   app.add_option("--p-submit-5xx", options.p_submit_5xx, "probability of 500/503 on submit");
   app.add_option("--p-poll-5xx", options.p_poll_5xx, "probability of 500 on a poll");
   app.add_option("--p-task-fail", options.p_task_fail, "probability a task ends failed");
+  app.add_option("--p-task-vanish", options.p_task_vanish,
+                 "probability a poll finds its task gone (404 task_not_found)");
   app.add_option("--p-429", options.p_429, "probability of a spurious 429 on any /v1 request");
   app.add_option("--retry-after-s", options.retry_after_s, "Retry-After of injected 429s (0: none)");
   app.add_option("--p-plain-http-url", options.p_plain_http_url, "probability of an http:// URL");

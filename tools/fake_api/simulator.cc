@@ -297,7 +297,10 @@ Reply Simulator::Query(std::string_view authorization, std::string_view task_id,
     return Error(500, "internal_error", "api_error", "Internal server error");
   }
   auto it = tasks_.find(std::string(task_id));
-  if (it == tasks_.end()) {
+  if (it != tasks_.end() && !it->second.vanished && Chance(options_.p_task_vanish)) {
+    it->second.vanished = true;  // its credits stay charged: nobody refunds a lost task
+  }
+  if (it == tasks_.end() || it->second.vanished) {
     return Error(404, "task_not_found", "invalid_request_error", "No such task");
   }
   return Reply{200, TaskJson(it->second, now), std::nullopt};

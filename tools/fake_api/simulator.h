@@ -49,6 +49,7 @@ struct Options {
   double p_submit_5xx = 0;
   double p_poll_5xx = 0;
   double p_task_fail = 0;
+  double p_task_vanish = 0;  // a poll finds the task gone for good: 404 task_not_found
   double p_429 = 0;          // a spurious rate_limit_exceeded on any /v1 request (a storm)
   int retry_after_s = 1;     // Retry-After sent with injected 429s; 0: no header
   double p_plain_http_url = 0;
@@ -105,6 +106,7 @@ class Simulator {
     Clock::time_point done_at;
     bool will_fail = false;
     bool settled = false;   // refund applied (failed) or spend final (completed)
+    bool vanished = false;  // answered 404 task_not_found from then on
     std::vector<std::string> urls;
   };
 
