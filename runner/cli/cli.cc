@@ -59,39 +59,22 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
   util::InputErrors errors;
   if (!flags.config_file.empty()) config::LoadConfigFile(flags.config_file, config, errors);
 
-  auto given = [&](const char* name) { return run.get_option(name)->count() > 0; };
-  if (given("--manifest")) {
-    config.manifest = flags.manifest;
-    config.SetFromFlag("manifest", "--manifest");
-  }
-  if (given("--out")) {
-    config.out = flags.out;
-    config.SetFromFlag("out", "--out");
-  }
-  if (given("--base-url")) {
-    config.api.base_url = flags.base_url;
-    config.SetFromFlag("api.base_url", "--base-url");
-  }
-  if (given("--ca-file")) {
-    config.api.ca_file = flags.ca_file;
-    config.SetFromFlag("api.ca_file", "--ca-file");
-  }
-  if (given("--rate")) {
-    config.limits.rate = flags.rate;
-    config.SetFromFlag("limits.rate", "--rate");
-  }
-  if (given("--burst")) {
-    config.limits.burst = flags.burst;
-    config.SetFromFlag("limits.burst", "--burst");
-  }
-  if (given("--max-in-flight")) {
-    config.limits.max_in_flight = flags.max_in_flight;
-    config.SetFromFlag("limits.max_in_flight", "--max-in-flight");
-  }
-  if (given("--budget-credits")) {
-    config.limits.budget_credits = flags.budget_credits;
-    config.SetFromFlag("limits.budget_credits", "--budget-credits");
-  }
+  // A flag the user gave replaces the file's value and becomes that key's origin in errors.
+  auto override_with = [&](const char* flag, const char* key, auto& target, const auto& value) {
+    if (run.get_option(flag)->count() == 0) return;
+    target = value;
+    config.SetFromFlag(key, flag);
+  };
+  override_with("--manifest", "manifest", config.manifest, flags.manifest);
+  override_with("--out", "out", config.out, flags.out);
+  override_with("--base-url", "api.base_url", config.api.base_url, flags.base_url);
+  override_with("--ca-file", "api.ca_file", config.api.ca_file, flags.ca_file);
+  override_with("--rate", "limits.rate", config.limits.rate, flags.rate);
+  override_with("--burst", "limits.burst", config.limits.burst, flags.burst);
+  override_with("--max-in-flight", "limits.max_in_flight", config.limits.max_in_flight,
+                flags.max_in_flight);
+  override_with("--budget-credits", "limits.budget_credits", config.limits.budget_credits,
+                flags.budget_credits);
   for (const std::string& host : flags.allow_download_hosts) {
     config.download.allowed_hosts.push_back(host);
     config.SetFromFlag("download.allowed_hosts", "--allow-download-host");

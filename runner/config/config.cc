@@ -14,23 +14,13 @@
 #include <string_view>
 
 #include "runner/api/spec.h"
+#include "runner/util/yaml_names.h"
 
 namespace nanobatch::config {
 namespace {
 
 // Sets one key from its YAML value; returns an error message, or nullopt on success.
 using Setter = std::function<std::optional<std::string>(const YAML::Node&, Config&)>;
-
-std::string_view KindName(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Undefined: return "undefined";
-  }
-  return "unknown";
-}
 
 template <typename Integer>
 std::optional<Integer> ParseInteger(const std::string& text) {
@@ -56,7 +46,7 @@ Setter String(Access access) {
       access(config).clear();
       return std::nullopt;
     }
-    if (!node.IsScalar()) return "must be a string, not " + std::string(KindName(node));
+    if (!node.IsScalar()) return "must be a string, not " + std::string(util::YamlKindName(node));
     access(config) = node.Scalar();
     return std::nullopt;
   };
@@ -86,7 +76,7 @@ Setter WholeNumber(Access access) {
 template <typename Access, typename Check>
 Setter ItemValue(Access access, Check check) {
   return [access, check](const YAML::Node& node, Config& config) -> std::optional<std::string> {
-    if (!node.IsScalar()) return "must be a string, not " + std::string(KindName(node));
+    if (!node.IsScalar()) return "must be a string, not " + std::string(util::YamlKindName(node));
     if (auto problem = check(node.Scalar())) return problem;
     access(config) = node.Scalar();
     return std::nullopt;
@@ -106,7 +96,7 @@ std::optional<std::string> SetBudget(const YAML::Node& node, Config& config) {
 
 std::optional<std::string> SetPrices(const YAML::Node& node, Config& config) {
   if (!node.IsMap()) return "must be a mapping of resolution to credits, not " +
-                            std::string(KindName(node));
+                            std::string(util::YamlKindName(node));
   for (const auto& entry : node) {
     const std::string resolution = entry.first.Scalar();
     if (!api::IsOneOf(resolution, api::kResolutions)) {
@@ -122,7 +112,7 @@ std::optional<std::string> SetPrices(const YAML::Node& node, Config& config) {
 }
 
 std::optional<std::string> SetAllowedHosts(const YAML::Node& node, Config& config) {
-  if (!node.IsSequence()) return "must be a list of host names, not " + std::string(KindName(node));
+  if (!node.IsSequence()) return "must be a list of host names, not " + std::string(util::YamlKindName(node));
   std::vector<std::string> hosts;
   for (const auto& host : node) {
     if (!host.IsScalar()) return std::string("every entry must be a host name");
@@ -220,7 +210,7 @@ void Walk(const YAML::Node& map, const std::string& prefix, const std::string& f
         Walk(entry.second, key, file, config, errors);
       } else if (!entry.second.IsNull()) {
         errors.Add({file, line, key, "must be a mapping (a section), not " +
-                                         std::string(KindName(entry.second))});
+                                         std::string(util::YamlKindName(entry.second))});
       }
     } else {
       errors.Add({file, line, key, "unknown key (see configs/example.yaml for every key)"});

@@ -18,7 +18,7 @@
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
-#include "runner/util/sha256.h"
+#include "runner/download/image_file.h"
 
 namespace nanobatch::engine {
 namespace {
@@ -97,12 +97,7 @@ struct Job {
   }
 };
 
-std::string FileSha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return util::Sha256::HexOf(buffer.str());
-}
+using download::FileSha256;
 
 std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
 

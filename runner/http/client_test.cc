@@ -35,6 +35,20 @@ Request Get(const testing::FakeApiProcess& api, const std::string& path, bool au
   return request;
 }
 
+// Submits one task and polls it once (the simulator settles it then); returns its id.
+std::string SubmitAndSettle(net::io_context& io, Client& client,
+                            const testing::FakeApiProcess& api, const std::string& prompt) {
+  Request submit = Get(api, "/v1/images/generations");
+  submit.method = Request::Method::kPost;
+  submit.body = R"({"model":"nano-banana-2","input":{"prompt":")" + prompt +
+                R"(","output_format":"png"}})";
+  const std::string created = std::get<Response>(RunOn(io, client.Fetch(submit, 10s, 1 << 20))).body;
+  const auto id_start = created.find("taskId\":\"") + 9;
+  const std::string id = created.substr(id_start, created.find('"', id_start) - id_start);
+  RunOn(io, client.Fetch(Get(api, "/v1/tasks/" + id), 10s, 1 << 20));
+  return id;
+}
+
 class StringSink : public BodySink {
  public:
   bool Write(const char* data, std::size_t size) override {
@@ -124,14 +138,8 @@ TEST_CASE("http client: downloads stream to the sink; limits and resets are erro
   testing::FakeApiProcess api(dir, {"--pending-ms", "0", "--processing-ms", "0"});
   net::io_context io;
   Client client(io.get_executor(), {.ca_file = api.ca_file()});
-  Request submit = Get(api, "/v1/images/generations");
-  submit.method = Request::Method::kPost;
-  submit.body = R"({"model":"nano-banana-2","input":{"prompt":"a cat","output_format":"png"}})";
-  const std::string created = std::get<Response>(RunOn(io, client.Fetch(submit, 10s, 1 << 20))).body;
-  const auto id_start = created.find("taskId\":\"") + 9;
-  const std::string id = created.substr(id_start, created.find('"', id_start) - id_start);
-  // Poll once so the task is settled, then download from the file host (another port).
-  RunOn(io, client.Fetch(Get(api, "/v1/tasks/" + id), 10s, 1 << 20));
+  // Settled by a poll, then downloaded from the file host (another port).
+  const std::string id = SubmitAndSettle(io, client, api, "a cat");
   Endpoint image = *ParseUrl("https://localhost:" + std::to_string(api.file_port()) + "/images/" +
                              id + "-0.png");
   StringSink sink;
@@ -161,13 +169,7 @@ TEST_CASE("http client: a truncated or reset download is an error, never a short
     testing::FakeApiProcess api(dir, {fault, "1", "--pending-ms", "0", "--processing-ms", "0"});
     net::io_context io;
     Client client(io.get_executor(), {.ca_file = api.ca_file()});
-    Request submit = Get(api, "/v1/images/generations");
-    submit.method = Request::Method::kPost;
-    submit.body = R"({"model":"nano-banana-2","input":{"prompt":"x","output_format":"png"}})";
-    const std::string created = std::get<Response>(RunOn(io, client.Fetch(submit, 10s, 1 << 20))).body;
-    const auto id_start = created.find("taskId\":\"") + 9;
-    const std::string id = created.substr(id_start, created.find('"', id_start) - id_start);
-    RunOn(io, client.Fetch(Get(api, "/v1/tasks/" + id), 10s, 1 << 20));
+    const std::string id = SubmitAndSettle(io, client, api, "x");
     StringSink sink;
     Result<DownloadOutcome> result = RunOn(
         io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink, 1 << 20, 10s));

@@ -9,22 +9,12 @@
 #include <vector>
 
 #include "runner/manifest/manifest.h"
+#include "runner/util/yaml_names.h"
 
 namespace nanobatch::manifest {
 namespace {
 
 int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
-
-std::string_view KindName(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Undefined: return "undefined";
-  }
-  return "unknown";
-}
 
 class YamlItemReader {
  public:
@@ -37,7 +27,7 @@ class YamlItemReader {
 
   std::optional<std::string> ReadScalar(const YAML::Node& value, const std::string& field) {
     if (!value.IsScalar()) {
-      Fail(LineOf(value), field, "must be a string, not " + std::string(KindName(value)));
+      Fail(LineOf(value), field, "must be a string, not " + std::string(util::YamlKindName(value)));
       return std::nullopt;
     }
     return value.Scalar();
@@ -46,7 +36,7 @@ class YamlItemReader {
   // The manifest-level `defaults:` mapping: only the per-item API parameters may be set there.
   bool ReadDefaults(const YAML::Node& node, ItemDefaults& defaults) {
     if (!node.IsMap()) {
-      Fail(LineOf(node), "defaults", "must be a mapping, not " + std::string(KindName(node)));
+      Fail(LineOf(node), "defaults", "must be a mapping, not " + std::string(util::YamlKindName(node)));
       return false;
     }
     bool ok = true;
@@ -85,7 +75,7 @@ class YamlItemReader {
                 std::size_t& items) {
     const int line = LineOf(node);
     if (!node.IsMap()) {
-      Fail(line, "-", "an item must be a mapping, not " + std::string(KindName(node)));
+      Fail(line, "-", "an item must be a mapping, not " + std::string(util::YamlKindName(node)));
       return;
     }
     RawItem raw;
@@ -114,7 +104,7 @@ class YamlItemReader {
       const YAML::Node& value = entry.second;
       if (key == "image_urls") {
         if (!value.IsSequence()) {
-          Fail(LineOf(value), key, "must be a list of strings, not " + std::string(KindName(value)));
+          Fail(LineOf(value), key, "must be a list of strings, not " + std::string(util::YamlKindName(value)));
           ok = false;
           continue;
         }
@@ -191,7 +181,7 @@ ManifestStats ReadYamlManifest(const std::string& path, const ItemDefaults& conf
       return stats;
     }
     if (!items.IsSequence()) {
-      reader.Fail(LineOf(items), "items", "must be a list, not " + std::string(KindName(items)));
+      reader.Fail(LineOf(items), "items", "must be a list, not " + std::string(util::YamlKindName(items)));
       return stats;
     }
   } else if (root.IsNull()) {

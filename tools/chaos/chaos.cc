@@ -15,20 +15,13 @@
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
-#include "runner/util/sha256.h"
+#include "runner/download/image_file.h"
 
 namespace nanobatch::chaos {
 namespace {
 
 namespace json = boost::json;
 constexpr const char* kBinary = "runner/nanobatch";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 }  // namespace
 
@@ -135,7 +128,7 @@ ChaosReport RunChaos(const ChaosOptions& options) {
   while (std::getline(metadata, line)) {
     json::object entry = json::parse(line).as_object();
     const std::string file = out + "/" + std::string(entry.at("file_name").as_string());
-    const std::string sha = util::Sha256::HexOf(ReadFile(file));
+    const std::string sha = download::FileSha256(file);
     ++images_per_item[std::string(entry.at("id").as_string())];
     ++report.images_checked;
     if (sha != entry.at("sha256").as_string()) report.failures.push_back(file + ": hash differs from metadata");

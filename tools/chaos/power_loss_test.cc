@@ -13,7 +13,7 @@
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
-#include "runner/util/sha256.h"
+#include "runner/download/image_file.h"
 
 namespace nanobatch::chaos {
 namespace {
@@ -21,13 +21,6 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 constexpr const char* kBinary = "runner/nanobatch";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 std::vector<std::string> RunArgs(const testing::FakeApiProcess& api, const std::string& config,
                                  const std::string& manifest, const std::string& out) {
@@ -52,7 +45,7 @@ TEST_CASE("power loss: a journal cut at any byte resumes correctly and pays only
   const std::map<std::string, std::string> env = {{"AIVIDEOAPI_API_KEY", "sk-test"}};
   const std::string original = dir.File("original");
   REQUIRE(testing::RunProcess(RunArgs(api, config, manifest, original), env).exit_code == 0);
-  const std::string journal = ReadFile(original + "/.nanobatch/journal.log");
+  const std::string journal = dir.Read("original/.nanobatch/journal.log");
   REQUIRE(journal.size() > 500);
 
   std::vector<std::size_t> cuts;
@@ -89,7 +82,7 @@ TEST_CASE("power loss: a journal cut at any byte resumes correctly and pays only
     int images = 0;
     while (std::getline(metadata, line)) {
       json::object entry = json::parse(line).as_object();
-      CHECK(util::Sha256::HexOf(ReadFile(copy + "/" + std::string(entry.at("file_name").as_string()))) ==
+      CHECK(download::FileSha256(copy + "/" + std::string(entry.at("file_name").as_string())) ==
             entry.at("sha256").as_string());
       ++images;
     }
