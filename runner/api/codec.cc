@@ -1,7 +1,6 @@
 #include "runner/api/codec.h"
 
 #include <boost/json.hpp>
-
 #include <charconv>
 
 namespace nanobatch::api {
@@ -34,14 +33,22 @@ ErrorKind KindFor(int status, std::string_view code) {
   if (code == "upstream_error") return ErrorKind::kUpstream;
   // An undocumented code: fall back on the HTTP status, which api.md ties to each class.
   switch (status) {
-    case 400: return ErrorKind::kInvalidRequest;
-    case 401: return ErrorKind::kInvalidApiKey;
-    case 402: return ErrorKind::kInsufficientCredits;
-    case 403: return ErrorKind::kIpNotAllowed;
-    case 429: return ErrorKind::kRateLimited;
-    case 500: return ErrorKind::kInternal;
-    case 503: return ErrorKind::kUpstream;
-    default: return ErrorKind::kUnexpected;
+    case 400:
+      return ErrorKind::kInvalidRequest;
+    case 401:
+      return ErrorKind::kInvalidApiKey;
+    case 402:
+      return ErrorKind::kInsufficientCredits;
+    case 403:
+      return ErrorKind::kIpNotAllowed;
+    case 429:
+      return ErrorKind::kRateLimited;
+    case 500:
+      return ErrorKind::kInternal;
+    case 503:
+      return ErrorKind::kUpstream;
+    default:
+      return ErrorKind::kUnexpected;
   }
 }
 
@@ -74,16 +81,26 @@ ApiError Undecodable(int status, std::string what) {
 
 Reaction ReactionTo(const ApiError& error) {
   switch (error.kind) {
-    case ErrorKind::kInvalidRequest: return Reaction::kFailItem;
-    case ErrorKind::kModelNotFound: return Reaction::kFailItem;
-    case ErrorKind::kInvalidApiKey: return Reaction::kStopRun;
-    case ErrorKind::kIpNotAllowed: return Reaction::kStopRun;
-    case ErrorKind::kInsufficientCredits: return Reaction::kStopSubmitting;
-    case ErrorKind::kTaskNotFound: return Reaction::kResubmit;
-    case ErrorKind::kRateLimited: return Reaction::kSlowDown;
-    case ErrorKind::kSpendLimited: return Reaction::kPauseSubmits;
-    case ErrorKind::kInternal: return Reaction::kRetry;
-    case ErrorKind::kUpstream: return Reaction::kRetry;
+    case ErrorKind::kInvalidRequest:
+      return Reaction::kFailItem;
+    case ErrorKind::kModelNotFound:
+      return Reaction::kFailItem;
+    case ErrorKind::kInvalidApiKey:
+      return Reaction::kStopRun;
+    case ErrorKind::kIpNotAllowed:
+      return Reaction::kStopRun;
+    case ErrorKind::kInsufficientCredits:
+      return Reaction::kStopSubmitting;
+    case ErrorKind::kTaskNotFound:
+      return Reaction::kResubmit;
+    case ErrorKind::kRateLimited:
+      return Reaction::kSlowDown;
+    case ErrorKind::kSpendLimited:
+      return Reaction::kPauseSubmits;
+    case ErrorKind::kInternal:
+      return Reaction::kRetry;
+    case ErrorKind::kUpstream:
+      return Reaction::kRetry;
     case ErrorKind::kUnexpected:
       // 5xx from a proxy and undecodable 200s are transient; any other 4xx is about the item.
       return error.http_status >= 500 || error.http_status == 200 || error.http_status == 408
@@ -95,17 +112,28 @@ Reaction ReactionTo(const ApiError& error) {
 
 std::string_view KindName(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kInvalidRequest: return "invalid_request";
-    case ErrorKind::kInvalidApiKey: return "invalid_api_key";
-    case ErrorKind::kIpNotAllowed: return "ip_not_allowed";
-    case ErrorKind::kInsufficientCredits: return "insufficient_credits";
-    case ErrorKind::kModelNotFound: return "model_not_found";
-    case ErrorKind::kTaskNotFound: return "task_not_found";
-    case ErrorKind::kRateLimited: return "rate_limit_exceeded";
-    case ErrorKind::kSpendLimited: return "spend_limit_exceeded";
-    case ErrorKind::kInternal: return "internal_error";
-    case ErrorKind::kUpstream: return "upstream_error";
-    case ErrorKind::kUnexpected: return "unexpected_response";
+    case ErrorKind::kInvalidRequest:
+      return "invalid_request";
+    case ErrorKind::kInvalidApiKey:
+      return "invalid_api_key";
+    case ErrorKind::kIpNotAllowed:
+      return "ip_not_allowed";
+    case ErrorKind::kInsufficientCredits:
+      return "insufficient_credits";
+    case ErrorKind::kModelNotFound:
+      return "model_not_found";
+    case ErrorKind::kTaskNotFound:
+      return "task_not_found";
+    case ErrorKind::kRateLimited:
+      return "rate_limit_exceeded";
+    case ErrorKind::kSpendLimited:
+      return "spend_limit_exceeded";
+    case ErrorKind::kInternal:
+      return "internal_error";
+    case ErrorKind::kUpstream:
+      return "upstream_error";
+    case ErrorKind::kUnexpected:
+      return "unexpected_response";
   }
   return "unknown";
 }

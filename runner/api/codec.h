@@ -37,13 +37,13 @@ enum class ErrorKind {
 
 // What the engine does about an error (issue 3's table; api.md's error section).
 enum class Reaction {
-  kRetry,            // 500/503/unexpected 5xx: back off with jitter and try again (bounded)
-  kSlowDown,         // 429 rate_limit_exceeded: halve the rate, honour Retry-After, try again
-  kPauseSubmits,     // 429 spend_limit_exceeded: pause submitting; stop if it lasts
-  kStopSubmitting,   // 402: no more submissions this run; finish what is in flight; exit 3
-  kFailItem,         // 400, 404 model_not_found, other 4xx: this item fails for good
-  kStopRun,          // 401/403: stop everything at once; exit 4
-  kResubmit,         // 404 task_not_found on a poll: the task is gone; submit the item again
+  kRetry,           // 500/503/unexpected 5xx: back off with jitter and try again (bounded)
+  kSlowDown,        // 429 rate_limit_exceeded: halve the rate, honour Retry-After, try again
+  kPauseSubmits,    // 429 spend_limit_exceeded: pause submitting; stop if it lasts
+  kStopSubmitting,  // 402: no more submissions this run; finish what is in flight; exit 3
+  kFailItem,        // 400, 404 model_not_found, other 4xx: this item fails for good
+  kStopRun,         // 401/403: stop everything at once; exit 4
+  kResubmit,        // 404 task_not_found on a poll: the task is gone; submit the item again
 };
 
 struct ApiError {
@@ -76,8 +76,7 @@ struct TaskStatus {
 };
 
 using TaskResult = std::variant<TaskStatus, ApiError>;
-TaskResult DecodeTaskResponse(int http_status, std::string_view body,
-                              std::string_view retry_after);
+TaskResult DecodeTaskResponse(int http_status, std::string_view body, std::string_view retry_after);
 
 // GET /v1/credits: the shape is undocumented (api.md), so any integer found under a plausible
 // name ("credits", "balance", "remaining"), at the top or under "data", is taken; else nullopt.

@@ -28,10 +28,18 @@ std::string Mutate(std::string text, std::mt19937_64& random) {
   for (int i = 0; i < edits && !text.empty(); ++i) {
     const std::size_t at = random() % text.size();
     switch (op(random)) {
-      case 0: text[at] = static_cast<char>(byte(random)); break;
-      case 1: text.erase(at, 1 + random() % 8); break;
-      case 2: text.insert(at, 1, "{}[]\",:\\0"[random() % 9]); break;
-      case 3: text = text.substr(0, at); break;
+      case 0:
+        text[at] = static_cast<char>(byte(random));
+        break;
+      case 1:
+        text.erase(at, 1 + random() % 8);
+        break;
+      case 2:
+        text.insert(at, 1, "{}[]\",:\\0"[random() % 9]);
+        break;
+      case 3:
+        text = text.substr(0, at);
+        break;
     }
   }
   return text;

@@ -1,14 +1,15 @@
+#include "runner/api/codec.h"
+
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
-
-#include "runner/api/codec.h"
 
 namespace nanobatch::api {
 namespace {
 
 std::string ErrorBody(std::string_view code) {
-  return std::string(R"({"error":{"code":")") + std::string(code) + R"(","message":"m","type":"t"}})";
+  return std::string(R"({"error":{"code":")") + std::string(code) +
+         R"(","message":"m","type":"t"}})";
 }
 
 ApiError SubmitError(int status, std::string_view body, std::string_view retry_after = "") {
@@ -79,7 +80,8 @@ TEST_CASE("codec: bodies that are not the API's still classify by status") {
   // A 200 that is not the documented shape is retried, not trusted.
   CHECK(ReactionTo(SubmitError(200, "{\"data\":{}}")) == Reaction::kRetry);
   CHECK(ReactionTo(SubmitError(200, "[1,2")) == Reaction::kRetry);
-  CHECK(ReactionTo(SubmitError(200, ErrorBody("insufficient_credits"))) == Reaction::kStopSubmitting);
+  CHECK(ReactionTo(SubmitError(200, ErrorBody("insufficient_credits"))) ==
+        Reaction::kStopSubmitting);
 }
 
 TEST_CASE("codec: Retry-After in seconds is honoured, other forms ignored") {
@@ -112,7 +114,8 @@ TEST_CASE("codec: task states, urls and failures decode") {
 
 TEST_CASE("codec: malformed task responses are errors, never crashes") {
   for (std::string_view body :
-       {"", "null", "[]", R"({"status":"completed"})", R"({"status":"completed","output":{"urls":[]}})",
+       {"", "null", "[]", R"({"status":"completed"})",
+        R"({"status":"completed","output":{"urls":[]}})",
         R"({"status":"completed","output":{"urls":[1]}})", R"({"status":"exploded"})",
         R"({"status":7})", "{\"status\":\"completed\",\"output\":{\"urls\":[\"a\""}) {
     TaskResult result = DecodeTaskResponse(200, body, "");

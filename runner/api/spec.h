@@ -22,7 +22,7 @@ inline constexpr std::size_t kMaxImageUrls = 14;
 
 inline constexpr std::array<std::string_view, 3> kResolutions = {"1K", "2K", "4K"};
 inline constexpr std::array<std::string_view, 15> kAspectRatios = {
-    "1:1", "2:3", "3:2", "3:4", "4:3",  "4:5", "5:4", "9:16",
+    "1:1",  "2:3",  "3:2", "3:4", "4:3", "4:5", "5:4", "9:16",
     "16:9", "21:9", "1:4", "4:1", "1:8", "8:1", "auto"};
 inline constexpr std::array<std::string_view, 2> kOutputFormats = {"jpg", "png"};
 

@@ -2,7 +2,6 @@
 // every setting lands in config::Config, so a flag and its config key behave the same.
 
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <optional>
 
@@ -38,7 +37,8 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
   run.add_option("--out", flags.out, "output directory");
   run.add_option("--base-url", flags.base_url,
                  "API scheme, host and port, without /v1 (default https://api.aivideoapi.ai)");
-  run.add_option("--ca-file", flags.ca_file, "trust only this CA (PEM) instead of the system store");
+  run.add_option("--ca-file", flags.ca_file,
+                 "trust only this CA (PEM) instead of the system store");
   run.add_option("--rate", flags.rate, "API requests per second (submits, polls, credit queries)");
   run.add_option("--burst", flags.burst, "token-bucket depth");
   run.add_option("--max-in-flight", flags.max_in_flight, "tasks submitted and not yet finished");

@@ -24,9 +24,9 @@ TEST_CASE("cli: --version and --help exit 0") {
   for (const char* command : {"run", "status", "validate"}) CHECK(Contains(help.out, command));
   auto run_help = testing::RunProcess({kBinary, "run", "--help"});
   CHECK(run_help.exit_code == 0);
-  for (const char* flag : {"--config", "--manifest", "--out", "--base-url", "--ca-file", "--rate",
-                           "--burst", "--max-in-flight", "--budget-credits",
-                           "--allow-download-host"}) {
+  for (const char* flag :
+       {"--config", "--manifest", "--out", "--base-url", "--ca-file", "--rate", "--burst",
+        "--max-in-flight", "--budget-credits", "--allow-download-host"}) {
     CHECK_MESSAGE(Contains(run_help.out, flag), flag);
   }
 }
@@ -66,7 +66,8 @@ TEST_CASE("cli: validate reports every error as FILE:LINE: field: message and ex
 
 TEST_CASE("cli: validate applies the config's defaults and prices") {
   testing::TempDir dir;
-  const std::string config = dir.Write("c.yaml", "api:\n  prices: {1K: 10}\ndefaults:\n  resolution: 1K\n");
+  const std::string config =
+      dir.Write("c.yaml", "api:\n  prices: {1K: 10}\ndefaults:\n  resolution: 1K\n");
   const std::string manifest = dir.Write("m.jsonl", "{\"prompt\":\"a\"}\n{\"prompt\":\"b\"}\n");
   auto result = testing::RunProcess({kBinary, "validate", manifest, "--config", config});
   CHECK(result.exit_code == 0);
@@ -91,16 +92,16 @@ TEST_CASE("cli: run checks config, flags, key and manifest before anything, exit
       {{"AIVIDEOAPI_API_KEY", "sk-x"}});
   CHECK(bad_rate.exit_code == 2);
   CHECK(Contains(bad_rate.err, "command line: --rate: must be above 0"));
-  auto http = testing::RunProcess({kBinary, "run", "--manifest", manifest, "--out",
-                                   dir.File("out"), "--base-url", "http://127.0.0.1:1"},
+  auto http = testing::RunProcess({kBinary, "run", "--manifest", manifest, "--out", dir.File("out"),
+                                   "--base-url", "http://127.0.0.1:1"},
                                   {{"AIVIDEOAPI_API_KEY", "sk-x"}});
   CHECK(http.exit_code == 2);
   CHECK(Contains(http.err, "--base-url: must be an https URL"));
   // A bad manifest under run: exit 2, nothing submitted.
   const std::string bad = dir.Write("bad.jsonl", "{\"prompt\":\"\"}\n");
-  auto bad_manifest = testing::RunProcess(
-      {kBinary, "run", "--manifest", bad, "--out", dir.File("out")},
-      {{"AIVIDEOAPI_API_KEY", "sk-secret-value"}});
+  auto bad_manifest =
+      testing::RunProcess({kBinary, "run", "--manifest", bad, "--out", dir.File("out")},
+                          {{"AIVIDEOAPI_API_KEY", "sk-secret-value"}});
   CHECK(bad_manifest.exit_code == 2);
   CHECK(Contains(bad_manifest.err, bad + ":1: prompt: is empty"));
   CHECK_FALSE(Contains(bad_manifest.err, "sk-secret-value"));
@@ -109,9 +110,9 @@ TEST_CASE("cli: run checks config, flags, key and manifest before anything, exit
 TEST_CASE("cli: run without an API key anywhere is a clear error") {
   testing::TempDir dir;
   const std::string manifest = dir.Write("m.jsonl", "{\"prompt\":\"a\"}\n");
-  auto result = testing::RunProcess(
-      {kBinary, "run", "--manifest", manifest, "--out", dir.File("out")},
-      {{"AIVIDEOAPI_API_KEY", ""}, {"CREDENTIALS_DIRECTORY", ""}});
+  auto result =
+      testing::RunProcess({kBinary, "run", "--manifest", manifest, "--out", dir.File("out")},
+                          {{"AIVIDEOAPI_API_KEY", ""}, {"CREDENTIALS_DIRECTORY", ""}});
   CHECK(result.exit_code == 2);
   CHECK(Contains(result.err, "no API key"));
 }

@@ -20,9 +20,9 @@ inline constexpr int kExitRefusedCredentials = 4;
 int ValidateCommand(const std::string& manifest_path, const std::string& config_path);
 
 struct RunOptions {
-  bool retry_failed = false;  // --retry-failed: fresh attempts for the items in failed.jsonl
-  bool salvage = false;       // --salvage: continue from a journal corrupt in the middle
-  bool verify_images = false; // --verify-images: hash every finished image at start
+  bool retry_failed = false;   // --retry-failed: fresh attempts for the items in failed.jsonl
+  bool salvage = false;        // --salvage: continue from a journal corrupt in the middle
+  bool verify_images = false;  // --verify-images: hash every finished image at start
 };
 
 // `nanobatch run`: `config` already holds the file's values and the overrides.

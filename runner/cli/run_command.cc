@@ -57,9 +57,9 @@ int RunCommand(config::Config config, const RunOptions& options) {
   util::LogInfo("nanobatch " + std::string(kVersion) + ": API key from " + key->source +
                 "; output in " + config.out);
   try {
-    return engine::RunEngine(config, key->value, std::move(items), *journal,
-                             {.retry_failed = options.retry_failed,
-                              .verify_images = options.verify_images});
+    return engine::RunEngine(
+        config, key->value, std::move(items), *journal,
+        {.retry_failed = options.retry_failed, .verify_images = options.verify_images});
   } catch (const std::runtime_error& e) {
     util::LogError(e.what());  // for example, the CA file cannot be loaded
     return kExitBadInput;

@@ -1,7 +1,6 @@
 // `nanobatch status`: a summary read from the journal, without its lock and without writing,
 // so it is safe while a run is live.
 #include <boost/json.hpp>
-
 #include <chrono>
 #include <ctime>
 #include <iostream>

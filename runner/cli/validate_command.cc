@@ -44,8 +44,8 @@ int ValidateCommand(const std::string& manifest_path, const std::string& config_
               << count;
   }
   if (!by_resolution.empty()) std::cout << ")";
-  std::cout << ", " << credits << " credits at the configured prices; checked "
-            << stats.lines << " lines in " << seconds << " s\n";
+  std::cout << ", " << credits << " credits at the configured prices; checked " << stats.lines
+            << " lines in " << seconds << " s\n";
   return kExitOk;
 }
 

@@ -1,10 +1,10 @@
-#include <doctest/doctest.h>
+#include "runner/config/api_key.h"
 
+#include <doctest/doctest.h>
 #include <stdlib.h>
 
 #include <string>
 
-#include "runner/config/api_key.h"
 #include "runner/testing/temp_dir.h"
 
 namespace nanobatch::config {
@@ -53,13 +53,15 @@ TEST_CASE("api key: none found, an unreadable file or a key that could inject a 
   CHECK(errors.stored().back().message.find("no API key") == 0);
 
   CHECK_FALSE(ResolveApiKey("/nonexistent/key", errors));
-  CHECK(errors.stored().back().Format() == "/nonexistent/key: api.key_file: cannot open the key file");
+  CHECK(errors.stored().back().Format() ==
+        "/nonexistent/key: api.key_file: cannot open the key file");
 
   testing::TempDir dir;
   CHECK_FALSE(ResolveApiKey(dir.Write("k", "sk-abc\r\nX-Evil: 1\n"), errors));
   CHECK_FALSE(ResolveApiKey(dir.Write("e", "\n"), errors));
   // No error message ever contains the key.
-  for (const auto& error : errors.stored()) CHECK(error.Format().find("sk-abc") == std::string::npos);
+  for (const auto& error : errors.stored())
+    CHECK(error.Format().find("sk-abc") == std::string::npos);
 }
 
 }  // namespace

@@ -3,11 +3,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <boost/url/parse.hpp>
-
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -66,8 +65,9 @@ template <typename Integer, typename Access>
 Setter WholeNumber(Access access) {
   return [access](const YAML::Node& node, Config& config) -> std::optional<std::string> {
     auto value = node.IsScalar() ? ParseInteger<Integer>(node.Scalar()) : std::nullopt;
-    if (!value) return std::string("must be a whole number from 0 to ") +
-                       std::to_string(std::numeric_limits<Integer>::max());
+    if (!value)
+      return std::string("must be a whole number from 0 to ") +
+             std::to_string(std::numeric_limits<Integer>::max());
     access(config) = *value;
     return std::nullopt;
   };
@@ -95,24 +95,27 @@ std::optional<std::string> SetBudget(const YAML::Node& node, Config& config) {
 }
 
 std::optional<std::string> SetPrices(const YAML::Node& node, Config& config) {
-  if (!node.IsMap()) return "must be a mapping of resolution to credits, not " +
-                            std::string(util::YamlKindName(node));
+  if (!node.IsMap())
+    return "must be a mapping of resolution to credits, not " +
+           std::string(util::YamlKindName(node));
   for (const auto& entry : node) {
     const std::string resolution = entry.first.Scalar();
     if (!api::IsOneOf(resolution, api::kResolutions)) {
       return "\"" + resolution + "\" is not a resolution (" + api::JoinAllowed(api::kResolutions) +
              ")";
     }
-    auto credits = entry.second.IsScalar() ? ParseInteger<std::uint32_t>(entry.second.Scalar())
-                                           : std::nullopt;
-    if (!credits || *credits == 0) return "the price of " + resolution + " must be a whole number of credits above 0";
+    auto credits =
+        entry.second.IsScalar() ? ParseInteger<std::uint32_t>(entry.second.Scalar()) : std::nullopt;
+    if (!credits || *credits == 0)
+      return "the price of " + resolution + " must be a whole number of credits above 0";
     config.api.prices[resolution] = *credits;
   }
   return std::nullopt;
 }
 
 std::optional<std::string> SetAllowedHosts(const YAML::Node& node, Config& config) {
-  if (!node.IsSequence()) return "must be a list of host names, not " + std::string(util::YamlKindName(node));
+  if (!node.IsSequence())
+    return "must be a list of host names, not " + std::string(util::YamlKindName(node));
   std::vector<std::string> hosts;
   for (const auto& host : node) {
     if (!host.IsScalar()) return std::string("every entry must be a host name");
@@ -143,8 +146,7 @@ const std::map<std::string, Setter>& KeyTable() {
          return c.limits.max_downloads;
        })},
       {"limits.budget_credits", SetBudget},
-      {"polling.first_poll_s",
-       Number([](Config& c) -> double& { return c.polling.first_poll_s; })},
+      {"polling.first_poll_s", Number([](Config& c) -> double& { return c.polling.first_poll_s; })},
       {"polling.max_interval_s",
        Number([](Config& c) -> double& { return c.polling.max_interval_s; })},
       {"polling.task_deadline_s",
@@ -152,13 +154,11 @@ const std::map<std::string, Setter>& KeyTable() {
       {"timeouts.connect_s", Number([](Config& c) -> double& { return c.timeouts.connect_s; })},
       {"timeouts.request_s", Number([](Config& c) -> double& { return c.timeouts.request_s; })},
       {"timeouts.download_s", Number([](Config& c) -> double& { return c.timeouts.download_s; })},
-      {"download.max_bytes", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
-         return c.download.max_bytes;
-       })},
+      {"download.max_bytes", WholeNumber<std::uint64_t>(
+                                 [](Config& c) -> std::uint64_t& { return c.download.max_bytes; })},
       {"download.allowed_hosts", SetAllowedHosts},
-      {"retry.max_attempts", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
-         return c.retry.max_attempts;
-       })},
+      {"retry.max_attempts", WholeNumber<std::uint32_t>(
+                                 [](Config& c) -> std::uint32_t& { return c.retry.max_attempts; })},
       {"retry.base_delay_s", Number([](Config& c) -> double& { return c.retry.base_delay_s; })},
       {"retry.max_delay_s", Number([](Config& c) -> double& { return c.retry.max_delay_s; })},
       {"retry.max_task_attempts", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
@@ -189,15 +189,16 @@ bool IsSection(const std::string& path) {
   return it != KeyTable().end() && it->first.compare(0, prefix.size(), prefix) == 0;
 }
 
-void Walk(const YAML::Node& map, const std::string& prefix, const std::string& file,
-          Config& config, util::InputErrors& errors) {
+void Walk(const YAML::Node& map, const std::string& prefix, const std::string& file, Config& config,
+          util::InputErrors& errors) {
   for (const auto& entry : map) {
     const int line = entry.first.Mark().line + 1;
     if (!entry.first.IsScalar()) {
       errors.Add({file, line, prefix.empty() ? "-" : prefix, "a key must be a string"});
       continue;
     }
-    const std::string key = prefix.empty() ? entry.first.Scalar() : prefix + "." + entry.first.Scalar();
+    const std::string key =
+        prefix.empty() ? entry.first.Scalar() : prefix + "." + entry.first.Scalar();
     auto setter = KeyTable().find(key);
     if (setter != KeyTable().end()) {
       if (auto problem = setter->second(entry.second, config)) {
@@ -209,8 +210,9 @@ void Walk(const YAML::Node& map, const std::string& prefix, const std::string& f
       if (entry.second.IsMap()) {
         Walk(entry.second, key, file, config, errors);
       } else if (!entry.second.IsNull()) {
-        errors.Add({file, line, key, "must be a mapping (a section), not " +
-                                         std::string(util::YamlKindName(entry.second))});
+        errors.Add({file, line, key,
+                    "must be a mapping (a section), not " +
+                        std::string(util::YamlKindName(entry.second))});
       }
     } else {
       errors.Add({file, line, key, "unknown key (see configs/example.yaml for every key)"});

@@ -26,25 +26,25 @@ namespace nanobatch::config {
 
 struct ApiConfig {
   std::string base_url = "https://api.aivideoapi.ai";  // scheme, host and port only
-  std::string key_file;  // empty: not used
-  std::string ca_file;   // empty: the system trust store
+  std::string key_file;                                // empty: not used
+  std::string ca_file;                                 // empty: the system trust store
   std::string model = "nano-banana-2";
   // Credits per image by resolution (api.md "Pricing"); the budget is counted with these.
   std::map<std::string, std::uint32_t> prices = {{"1K", 16}, {"2K", 24}, {"4K", 36}};
 };
 
 struct LimitsConfig {
-  double rate = 2.0;              // API requests per second: submits, polls, credit queries
-  std::uint32_t burst = 4;        // token-bucket depth
+  double rate = 2.0;                 // API requests per second: submits, polls, credit queries
+  std::uint32_t burst = 4;           // token-bucket depth
   std::uint32_t max_in_flight = 64;  // tasks submitted and not yet finished
   std::uint32_t max_downloads = 4;   // image downloads at once
   std::optional<std::uint64_t> budget_credits;  // nullopt: no budget
 };
 
 struct PollingConfig {
-  double first_poll_s = 8.0;       // before any completion time has been observed
-  double max_interval_s = 30.0;    // backoff cap between polls of one task
-  double task_deadline_s = 1800.0; // a task not finished by then is recorded as failed
+  double first_poll_s = 8.0;        // before any completion time has been observed
+  double max_interval_s = 30.0;     // backoff cap between polls of one task
+  double task_deadline_s = 1800.0;  // a task not finished by then is recorded as failed
 };
 
 struct TimeoutsConfig {
@@ -59,12 +59,12 @@ struct DownloadConfig {
 };
 
 struct RetryConfig {
-  std::uint32_t max_attempts = 6;        // per request, for 500/503 and network errors
-  double base_delay_s = 0.5;             // exponential backoff with full jitter from here
+  std::uint32_t max_attempts = 6;  // per request, for 500/503 and network errors
+  double base_delay_s = 0.5;       // exponential backoff with full jitter from here
   double max_delay_s = 60.0;
-  std::uint32_t max_task_attempts = 3;   // submissions of one item whose task ended `failed`
-  double spend_limit_pause_s = 600.0;    // pause after 429 spend_limit_exceeded
-  double spend_limit_give_up_s = 7200.0; // stop (exit 3) when the spend limit lasts this long
+  std::uint32_t max_task_attempts = 3;    // submissions of one item whose task ended `failed`
+  double spend_limit_pause_s = 600.0;     // pause after 429 spend_limit_exceeded
+  double spend_limit_give_up_s = 7200.0;  // stop (exit 3) when the spend limit lasts this long
 };
 
 struct LogConfig {

@@ -1,8 +1,9 @@
+#include "runner/config/config.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include "runner/config/config.h"
 #include "runner/testing/temp_dir.h"
 
 namespace nanobatch::config {
@@ -125,8 +126,8 @@ TEST_CASE("config: range checks name the key or the flag that set it") {
 }
 
 TEST_CASE("config: the base URL is scheme, host and port only") {
-  for (const char* good : {"https://api.aivideoapi.ai", "https://127.0.0.1:8443",
-                           "https://api.aivideoapi.ai/"}) {
+  for (const char* good :
+       {"https://api.aivideoapi.ai", "https://127.0.0.1:8443", "https://api.aivideoapi.ai/"}) {
     Config config;
     config.manifest = "m";
     config.out = "o";

@@ -24,9 +24,11 @@ std::string FileSha256(const std::string& path) {
 }
 
 std::string_view DetectImageType(std::string_view head) {
-  if (head.size() >= 8 && head.substr(0, 8) == std::string_view("\x89PNG\r\n\x1a\n", 8)) return "png";
+  if (head.size() >= 8 && head.substr(0, 8) == std::string_view("\x89PNG\r\n\x1a\n", 8))
+    return "png";
   if (head.size() >= 3 && head.substr(0, 3) == "\xFF\xD8\xFF") return "jpg";
-  if (head.size() >= 12 && head.substr(0, 4) == "RIFF" && head.substr(8, 4) == "WEBP") return "webp";
+  if (head.size() >= 12 && head.substr(0, 4) == "RIFF" && head.substr(8, 4) == "WEBP")
+    return "webp";
   return "";
 }
 

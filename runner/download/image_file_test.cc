@@ -1,8 +1,9 @@
+#include "runner/download/image_file.h"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
 
-#include "runner/download/image_file.h"
 #include "runner/testing/temp_dir.h"
 #include "runner/util/sha256.h"
 

@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <boost/asio.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <deque>
@@ -46,21 +45,36 @@ Clock::duration ToDuration(Seconds seconds) {
 }
 
 enum class StopReason {
-  kNone, kBudget, kCredits, kSpendLimit, kServerDown, kModel, kSignal, kAuth, kDisk
+  kNone,
+  kBudget,
+  kCredits,
+  kSpendLimit,
+  kServerDown,
+  kModel,
+  kSignal,
+  kAuth,
+  kDisk
 };
 
 const char* Describe(StopReason reason) {
   switch (reason) {
-    case StopReason::kNone: return "none";
-    case StopReason::kBudget: return "the credit budget is reached";
-    case StopReason::kCredits: return "the account has insufficient credits (402)";
-    case StopReason::kSpendLimit: return "the key's spend limit stayed reached (429 spend_limit_exceeded)";
-    case StopReason::kServerDown: return "the API kept failing (5xx or network errors)";
+    case StopReason::kNone:
+      return "none";
+    case StopReason::kBudget:
+      return "the credit budget is reached";
+    case StopReason::kCredits:
+      return "the account has insufficient credits (402)";
+    case StopReason::kSpendLimit:
+      return "the key's spend limit stayed reached (429 spend_limit_exceeded)";
+    case StopReason::kServerDown:
+      return "the API kept failing (5xx or network errors)";
     case StopReason::kModel:
       return "the model does not exist or is disabled (404 model_not_found): every item would "
              "fail the same way; check api.model";
-    case StopReason::kSignal: return "a signal asked to stop";
-    case StopReason::kAuth: return "the API refused the credentials or the caller (401/403)";
+    case StopReason::kSignal:
+      return "a signal asked to stop";
+    case StopReason::kAuth:
+      return "the API refused the credentials or the caller (401/403)";
     case StopReason::kDisk:
       return "the output directory cannot be written (free disk space or fix its permissions, "
              "then run the same command again)";
@@ -89,12 +103,13 @@ class Engine {
         items_(std::move(items)),
         journal_(journal),
         flags_(flags),
-        client_(executor_, http::ClientOptions{
-                               .ca_file = config.api.ca_file,
-                               .connect_timeout = ToDuration(config.timeouts.connect_s),
-                               .max_connections_per_host = std::max<std::size_t>(
-                                   8, config.limits.max_downloads),
-                           }),
+        client_(
+            executor_,
+            http::ClientOptions{
+                .ca_file = config.api.ca_file,
+                .connect_timeout = ToDuration(config.timeouts.connect_s),
+                .max_connections_per_host = std::max<std::size_t>(8, config.limits.max_downloads),
+            }),
         limiter_(executor_, config.limits.rate, config.limits.burst),
         in_flight_(executor_, config.limits.max_in_flight),
         downloads_(executor_, config.limits.max_downloads),
@@ -150,7 +165,8 @@ class Engine {
   net::awaitable<void> LogBalance();
   net::awaitable<void> Progress();
 
-  http::Request ApiRequest(http::Request::Method method, std::string target, std::string body) const {
+  http::Request ApiRequest(http::Request::Method method, std::string target,
+                           std::string body) const {
     http::Request request;
     request.method = method;
     request.endpoint = api_endpoint_;
@@ -264,7 +280,8 @@ void Engine::AppendIntent(const ItemRun& run) {
   Append(std::move(record));
 }
 
-void Engine::RecordNotSent(const ItemRun& run, const std::string& code, const std::string& message) {
+void Engine::RecordNotSent(const ItemRun& run, const std::string& code,
+                           const std::string& message) {
   proto::Record record;
   auto* failed = record.mutable_task_failed();
   failed->set_item_id(run.item->id);
@@ -294,8 +311,7 @@ void Engine::RecordGaveUp(const ItemRun& run, const std::string& code, const std
 void Engine::StopSubmitting(StopReason reason, const std::string& detail) {
   if (!submitting_stopped_) {
     LogWarning("no more submissions: " + std::string(Describe(reason)) +
-               (detail.empty() ? "" : " (" + detail + ")") +
-               "; finishing the tasks in flight");
+               (detail.empty() ? "" : " (" + detail + ")") + "; finishing the tasks in flight");
   }
   submitting_stopped_ = true;
   if (stop_reason_ == StopReason::kNone) stop_reason_ = reason;
@@ -486,7 +502,8 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
         // The one window the API leaves open: the POST may have created (and charged) a task.
         proto::Record record;
         record.mutable_intent_abandoned()->set_item_id(run.item->id);
-        record.mutable_intent_abandoned()->set_reason("no response to the submit: " + network->what);
+        record.mutable_intent_abandoned()->set_reason("no response to the submit: " +
+                                                      network->what);
         Append(std::move(record));
         intent_open = false;
         LogWarning("item " + run.item->id + ": submit outcome unknown (" + network->what +
@@ -516,8 +533,8 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
     }
 
     const http::Response& response = std::get<http::Response>(result);
-    api::SubmitResult decoded = api::DecodeSubmitResponse(response.status, response.body,
-                                                          response.retry_after);
+    api::SubmitResult decoded =
+        api::DecodeSubmitResponse(response.status, response.body, response.retry_after);
     if (auto* task_id = std::get_if<std::string>(&decoded)) {
       proto::Record record;
       auto* submitted = record.mutable_submitted();
@@ -559,7 +576,8 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       case api::Reaction::kPauseSubmits: {
         const auto now = Clock::now();
         if (!spend_limited_since_) spend_limited_since_ = now;
-        const double pause = std::max(error.retry_after_s.value_or(0), config_.retry.spend_limit_pause_s);
+        const double pause =
+            std::max(error.retry_after_s.value_or(0), config_.retry.spend_limit_pause_s);
         // Stop now if the limit will not have lifted before the give-up time: waiting longer
         // than that would only delay the same outcome.
         if (now + ToDuration(pause) - *spend_limited_since_ >
@@ -695,7 +713,8 @@ net::awaitable<void> Engine::DownloadAll(const ItemRun& run) {
   const std::vector<std::string> urls(Snapshot(run)->urls().begin(), Snapshot(run)->urls().end());
   for (int k = 0; k < static_cast<int>(urls.size()); ++k) {
     bool have = false;
-    for (const auto& image : Snapshot(run)->images()) have = have || image.index() == static_cast<unsigned>(k);
+    for (const auto& image : Snapshot(run)->images())
+      have = have || image.index() == static_cast<unsigned>(k);
     if (have) continue;
     if (!co_await DownloadOne(run, k, urls[k])) co_return;
   }
@@ -721,9 +740,11 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
     ~SlotRelease() { slots.Release(); }
   } slot{downloads_};
 
-  const std::string base_name = index == 0 ? run.item->id : run.item->id + "-" + std::to_string(index);
+  const std::string base_name =
+      index == 0 ? run.item->id : run.item->id + "-" + std::to_string(index);
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
-    if (attempt > 0 && co_await HaltableSleep(ToDuration(backoff_.Delay(attempt - 1)))) co_return false;
+    if (attempt > 0 && co_await HaltableSleep(ToDuration(backoff_.Delay(attempt - 1))))
+      co_return false;
     download::ImageFile file(journal_.state_dir() + "/tmp/" + base_name + ".part");
     if (!file.ok()) {
       Halt(StopReason::kDisk, file.error());
@@ -768,7 +789,8 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
     Append(std::move(record));
     co_return co_await Commit();
   }
-  LogWarning("item " + run.item->id + ": download kept failing; it will be retried by the next run");
+  LogWarning("item " + run.item->id +
+             ": download kept failing; it will be retried by the next run");
   co_return false;
 }
 
@@ -804,12 +826,19 @@ std::string Engine::ProgressLine() const {
     const proto::ItemSnapshot* snapshot = Snapshot(run);
     if (!snapshot) continue;
     switch (snapshot->phase()) {
-      case proto::ItemSnapshot::DONE: ++done; break;
-      case proto::ItemSnapshot::GAVE_UP: ++failed; break;
+      case proto::ItemSnapshot::DONE:
+        ++done;
+        break;
+      case proto::ItemSnapshot::GAVE_UP:
+        ++failed;
+        break;
       case proto::ItemSnapshot::INTENT:
       case proto::ItemSnapshot::SUBMITTED:
-      case proto::ItemSnapshot::COMPLETED: ++in_flight; break;
-      default: break;
+      case proto::ItemSnapshot::COMPLETED:
+        ++in_flight;
+        break;
+      default:
+        break;
     }
   }
   const std::size_t queued = runs_.size() - done - failed - in_flight;
@@ -830,7 +859,8 @@ std::string Engine::ProgressLine() const {
 
 net::awaitable<void> Engine::Progress() {
   const bool terminal = util::StderrIsTerminal();
-  const auto period = terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
+  const auto period =
+      terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
   while (!co_await progress_stop_.WaitFor(period)) {
     util::NotifyService("STATUS=" + ProgressLine());
     // A long run's journal is compacted as it goes (Compact is synchronous: no record can slip
@@ -860,8 +890,10 @@ int Engine::ExitCode() const {
   for (const ItemRun& run : runs_) {
     const proto::ItemSnapshot* snapshot = Snapshot(run);
     const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
-    if (phase == proto::ItemSnapshot::GAVE_UP) ++failed;
-    else if (phase != proto::ItemSnapshot::DONE) ++unfinished;
+    if (phase == proto::ItemSnapshot::GAVE_UP)
+      ++failed;
+    else if (phase != proto::ItemSnapshot::DONE)
+      ++unfinished;
   }
   if (unfinished > 0) return 3;
   return failed > 0 ? 1 : 0;
@@ -873,8 +905,8 @@ net::awaitable<int> Engine::Run() {
   std::size_t verified_missing = 0;
   runs_.reserve(items_.size());
   for (const manifest::Item& item : items_) {
-    runs_.push_back(ItemRun{&item, manifest::ContentHash(item),
-                            config::PriceOf(config_, item.resolution), 0});
+    runs_.push_back(
+        ItemRun{&item, manifest::ContentHash(item), config::PriceOf(config_, item.resolution), 0});
     ItemRun& run = runs_.back();
     const std::size_t index = runs_.size() - 1;
     const proto::ItemSnapshot* snapshot = Snapshot(run);
@@ -999,7 +1031,8 @@ net::awaitable<int> Engine::Run() {
       if (!error.empty()) LogWarning("journal compaction skipped: " + error);
     }
   }
-  if (!outputs_.Rewrite(journal_.state(), error)) LogError("cannot write the output files: " + error);
+  if (!outputs_.Rewrite(journal_.state(), error))
+    LogError("cannot write the output files: " + error);
 
   const int exit_code = ExitCode();
   LogInfo(ProgressLine());

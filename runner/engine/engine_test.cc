@@ -1,24 +1,22 @@
 // `nanobatch run` end to end: the real binary against the project's simulator over real TLS on
 // loopback, checked from both sides (the runner's files and exit code, the server's own counts).
 #include <doctest/doctest.h>
-
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
 
+#include "runner/download/image_file.h"
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
-#include "runner/download/image_file.h"
 
 namespace nanobatch::engine {
 namespace {
@@ -69,17 +67,28 @@ struct Job {
   }
 
   std::vector<std::string> Args(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = {kBinary,      "run",          "--config",   config,
-                                     "--manifest", manifest,       "--out",      out,
-                                     "--base-url", api.base_url(), "--ca-file",  api.ca_file(),
-                                     "--allow-download-host", "localhost"};
+    std::vector<std::string> args = {kBinary,
+                                     "run",
+                                     "--config",
+                                     config,
+                                     "--manifest",
+                                     manifest,
+                                     "--out",
+                                     out,
+                                     "--base-url",
+                                     api.base_url(),
+                                     "--ca-file",
+                                     api.ca_file(),
+                                     "--allow-download-host",
+                                     "localhost"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
 
   ProcessResult Run(const std::vector<std::string>& extra = {},
                     const std::string& key = "sk-test") const {
-    return testing::RunProcess(Args(extra), {{"AIVIDEOAPI_API_KEY", key}}, std::chrono::seconds(120));
+    return testing::RunProcess(Args(extra), {{"AIVIDEOAPI_API_KEY", key}},
+                               std::chrono::seconds(120));
   }
 
   std::vector<json::object> Lines(const std::string& name) const {
@@ -104,14 +113,16 @@ std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(
 bool NoTempFiles(const std::string& out) {
   for (const auto& entry : std::filesystem::recursive_directory_iterator(out)) {
     const std::string name = entry.path().filename().string();
-    if (name.find(".part") != std::string::npos || name.find(".tmp") != std::string::npos) return false;
+    if (name.find(".part") != std::string::npos || name.find(".tmp") != std::string::npos)
+      return false;
   }
   return true;
 }
 
 TEST_CASE("engine: happy path, mixed resolutions, ratios and formats, two images per task") {
   TempDir dir;
-  FakeApiProcess api(dir, {"--pending-ms", "20", "--processing-ms", "40", "--images-per-task", "2"});
+  FakeApiProcess api(dir,
+                     {"--pending-ms", "20", "--processing-ms", "40", "--images-per-task", "2"});
   Job job(dir, api, Manifest(12));
   ProcessResult result = job.Run();
   INFO(result.err);
@@ -126,9 +137,10 @@ TEST_CASE("engine: happy path, mixed resolutions, ratios and formats, two images
     const std::string path = job.out + "/" + file;
     REQUIRE(std::filesystem::exists(path));
     CHECK(FileSha256(path) == line.at("sha256").as_string());
-    CHECK(static_cast<std::int64_t>(std::filesystem::file_size(path)) == line.at("bytes").as_int64());
-    for (const char* key : {"id", "prompt", "task_id", "resolution", "aspect_ratio",
-                            "output_format", "credits"}) {
+    CHECK(static_cast<std::int64_t>(std::filesystem::file_size(path)) ==
+          line.at("bytes").as_int64());
+    for (const char* key :
+         {"id", "prompt", "task_id", "resolution", "aspect_ratio", "output_format", "credits"}) {
       CHECK_MESSAGE(line.contains(key), key);
     }
     // The extension follows the bytes: the simulator sends what output_format asked for.
@@ -214,8 +226,9 @@ TEST_CASE("engine: 401 and 403 stop the run at once with exit 4, nothing submitt
 TEST_CASE("engine: 402 insufficient_credits stops submitting, finishes in flight, exit 3") {
   TempDir dir;
   FakeApiProcess api(dir, {"--credits", "40", "--pending-ms", "5", "--processing-ms", "5"});
-  Job job(dir, api, "{\"id\":\"a\",\"prompt\":\"a\"}\n{\"id\":\"b\",\"prompt\":\"b\"}\n"
-                    "{\"id\":\"c\",\"prompt\":\"c\"}\n{\"id\":\"d\",\"prompt\":\"d\"}\n",
+  Job job(dir, api,
+          "{\"id\":\"a\",\"prompt\":\"a\"}\n{\"id\":\"b\",\"prompt\":\"b\"}\n"
+          "{\"id\":\"c\",\"prompt\":\"c\"}\n{\"id\":\"d\",\"prompt\":\"d\"}\n",
           "limits: {max_in_flight: 1}\n");
   ProcessResult result = job.Run();
   INFO(result.err);
@@ -231,9 +244,10 @@ TEST_CASE("engine: 402 insufficient_credits stops submitting, finishes in flight
 
 TEST_CASE("engine: 400 and 404 model_not_found fail the item for good, exit 1") {
   TempDir dir;
-  FakeApiProcess api(dir, {"--reject-substring", "forbidden", "--pending-ms", "5",
-                           "--processing-ms", "5"});
-  Job job(dir, api, "{\"id\":\"ok\",\"prompt\":\"fine\"}\n{\"id\":\"bad\",\"prompt\":\"forbidden\"}\n");
+  FakeApiProcess api(
+      dir, {"--reject-substring", "forbidden", "--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api,
+          "{\"id\":\"ok\",\"prompt\":\"fine\"}\n{\"id\":\"bad\",\"prompt\":\"forbidden\"}\n");
   ProcessResult result = job.Run();
   CHECK(result.exit_code == 1);
   auto failed = job.Lines("failed.jsonl");
@@ -246,7 +260,8 @@ TEST_CASE("engine: 400 and 404 model_not_found fail the item for good, exit 1") 
   // rest stay queued for a corrected config) instead of burning through the whole manifest.
   TempDir other;
   FakeApiProcess api2(other);
-  Job wrong_model(other, api2, Manifest(40), "api: {model: nano-banana-9}\nlimits: {max_in_flight: 2}\n");
+  Job wrong_model(other, api2, Manifest(40),
+                  "api: {model: nano-banana-9}\nlimits: {max_in_flight: 2}\n");
   ProcessResult model = wrong_model.Run();
   CHECK(model.exit_code == 3);
   CHECK(model.err.find("check api.model") != std::string::npos);
@@ -278,7 +293,9 @@ TEST_CASE("engine: the credit budget is never exceeded, as the server counts it"
   // 20 items at 16 credits; a budget of 100 covers 6.
   Job job(dir, api, [] {
     std::string out;
-    for (int i = 0; i < 20; ++i) out += "{\"id\":\"b" + std::to_string(i) + "\",\"prompt\":\"budget " + std::to_string(i) + "\"}\n";
+    for (int i = 0; i < 20; ++i)
+      out += "{\"id\":\"b" + std::to_string(i) + "\",\"prompt\":\"budget " + std::to_string(i) +
+             "\"}\n";
     return out;
   }());
   ProcessResult result = job.Run({"--budget-credits", "100", "--max-in-flight", "10"});
@@ -320,8 +337,8 @@ TEST_CASE("engine: 429 storms with and without Retry-After, 5xx on submit and po
 
 TEST_CASE("engine: the server sees no 1-second window above rate + burst, and almost no 429") {
   TempDir dir;
-  FakeApiProcess api(dir, {"--rate", "20", "--burst", "5", "--pending-ms", "100",
-                           "--processing-ms", "100"});
+  FakeApiProcess api(
+      dir, {"--rate", "20", "--burst", "5", "--pending-ms", "100", "--processing-ms", "100"});
   Job job(dir, api, Manifest(40, "r"));
   ProcessResult result = job.Run({"--rate", "20", "--burst", "5", "--max-in-flight", "40"});
   INFO(result.err);
@@ -345,7 +362,8 @@ TEST_CASE("engine: resets and truncated downloads are retried; files match what 
     CHECK(FileSha256(job.out + "/" + std::string(line.at("file_name").as_string())) ==
           line.at("sha256").as_string());
     bool served = false;
-    for (const auto& [path, sha] : stats.at("image_sha256").as_object()) served = served || sha == line.at("sha256");
+    for (const auto& [path, sha] : stats.at("image_sha256").as_object())
+      served = served || sha == line.at("sha256");
     CHECK(served);
   }
   CHECK(NoTempFiles(job.out));
@@ -443,7 +461,8 @@ TEST_CASE("engine: one runner per directory; a changed item under the same id is
   dir.Write("manifest.jsonl", "{\"id\":\"l0\",\"prompt\":\"something else\"}\n");
   ProcessResult changed = job.Run();
   CHECK(changed.exit_code == 2);
-  CHECK(changed.err.find("\"l0\" was already generated from different content") != std::string::npos);
+  CHECK(changed.err.find("\"l0\" was already generated from different content") !=
+        std::string::npos);
   CHECK(Stat(api.Stats(), "submissions") == before);
 }
 
@@ -479,7 +498,8 @@ TEST_CASE("engine: items that left the manifest are left alone, and status says 
   dir.Write("manifest.jsonl", Manifest(2, "m") + "{\"id\":\"m3\",\"prompt\":\"new\"}\n");
   ProcessResult result = job.Run();
   CHECK(result.exit_code == 0);
-  CHECK(result.err.find("1 items of earlier runs are no longer in the manifest") != std::string::npos);
+  CHECK(result.err.find("1 items of earlier runs are no longer in the manifest") !=
+        std::string::npos);
   json::object status = job.Status();
   CHECK(status.at("total").as_int64() == 3);
   CHECK(status.at("done").as_int64() == 3);
@@ -495,7 +515,8 @@ TEST_CASE("engine: a full disk stops the run with exit 3 and a hint; the resume 
   // RLIMIT_FSIZE makes write() fail with EFBIG past 64 KiB, as a full disk fails with ENOSPC.
   std::string command = "ulimit -f 64; exec";
   for (const std::string& arg : job.Args()) command += " '" + arg + "'";
-  ProcessResult full = testing::RunProcess({"/bin/bash", "-c", command}, {{"AIVIDEOAPI_API_KEY", "sk-test"}});
+  ProcessResult full =
+      testing::RunProcess({"/bin/bash", "-c", command}, {{"AIVIDEOAPI_API_KEY", "sk-test"}});
   INFO(full.err);
   CHECK(full.exit_code == 3);
   CHECK(full.err.find("free disk space") != std::string::npos);
@@ -505,7 +526,8 @@ TEST_CASE("engine: a full disk stops the run with exit 3 and a hint; the resume 
   INFO(resumed.err);
   CHECK(resumed.exit_code == 0);
   CHECK(job.Lines("metadata.jsonl").size() == 8);
-  CHECK(Stat(api.Stats(), "duplicate_prompt_submissions") <= job.Status().at("possible_duplicate_submissions").as_int64());
+  CHECK(Stat(api.Stats(), "duplicate_prompt_submissions") <=
+        job.Status().at("possible_duplicate_submissions").as_int64());
 }
 
 TEST_CASE("engine: under systemd (NOTIFY_SOCKET) the run reports READY, STATUS and STOPPING") {

@@ -1,7 +1,6 @@
 #include <doctest/doctest.h>
 
 #include <boost/asio.hpp>
-
 #include <deque>
 
 #include "runner/engine/poll_schedule.h"
@@ -17,7 +16,8 @@ using namespace std::chrono_literals;
 TEST_CASE("poll schedule: first poll near the running median, then growing to the cap") {
   PollSchedule schedule(Seconds(8), Seconds(30));
   CHECK(schedule.FirstDelay("1K").count() == doctest::Approx(8));
-  for (double took : {40.0, 42.0, 41.0, 300.0, 39.0}) schedule.RecordCompletion("2K", Seconds(took));
+  for (double took : {40.0, 42.0, 41.0, 300.0, 39.0})
+    schedule.RecordCompletion("2K", Seconds(took));
   CHECK(schedule.Median("2K").count() == doctest::Approx(41));
   CHECK(schedule.FirstDelay("2K").count() == doctest::Approx(30));  // capped
   CHECK(schedule.FirstDelay("1K").count() == doctest::Approx(8));   // per resolution
@@ -33,12 +33,15 @@ TEST_CASE("rate limiter: many waiters are served at the rate, in order") {
   std::vector<std::chrono::steady_clock::time_point> grants;
   std::vector<int> order;
   for (int i = 0; i < 11; ++i) {
-    net::co_spawn(io, [&, i]() -> net::awaitable<void> {
-      if (co_await limiter.Acquire()) {
-        grants.push_back(std::chrono::steady_clock::now());
-        order.push_back(i);
-      }
-    }, net::detached);
+    net::co_spawn(
+        io,
+        [&, i]() -> net::awaitable<void> {
+          if (co_await limiter.Acquire()) {
+            grants.push_back(std::chrono::steady_clock::now());
+            order.push_back(i);
+          }
+        },
+        net::detached);
   }
   io.run();
   REQUIRE(grants.size() == 11);
@@ -52,9 +55,15 @@ TEST_CASE("rate limiter: Close releases every waiter with false") {
   RateLimiter limiter(io.get_executor(), 0.01, 1);  // one token, then one per 100 s
   int granted = 0, refused = 0;
   for (int i = 0; i < 3; ++i) {
-    net::co_spawn(io, [&]() -> net::awaitable<void> {
-      if (co_await limiter.Acquire()) ++granted; else ++refused;
-    }, net::detached);
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+          if (co_await limiter.Acquire())
+            ++granted;
+          else
+            ++refused;
+        },
+        net::detached);
   }
   net::steady_timer later(io, 20ms);
   later.async_wait([&](auto) { limiter.Close(); });
@@ -76,14 +85,17 @@ TEST_CASE("task group: Join waits for every task and rethrows the first failure"
   TaskGroup group(io.get_executor());
   int finished = 0;
   bool threw = false;
-  net::co_spawn(io, [&]() -> net::awaitable<void> {
-    for (int i = 0; i < 3; ++i) group.Spawn(SleepThenCount(i, &finished));
-    try {
-      co_await group.Join();
-    } catch (const std::runtime_error&) {
-      threw = true;
-    }
-  }, net::detached);
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        for (int i = 0; i < 3; ++i) group.Spawn(SleepThenCount(i, &finished));
+        try {
+          co_await group.Join();
+        } catch (const std::runtime_error&) {
+          threw = true;
+        }
+      },
+      net::detached);
   io.run();
   CHECK(finished == 3);
   CHECK(threw);

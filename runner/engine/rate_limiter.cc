@@ -30,7 +30,8 @@ boost::asio::awaitable<bool> RateLimiter::Acquire() {
 void RateLimiter::OnRateLimited(std::optional<double> retry_after_s) {
   std::optional<ratelimit::Duration> pause;
   if (retry_after_s) {
-    pause = std::chrono::duration_cast<ratelimit::Duration>(std::chrono::duration<double>(*retry_after_s));
+    pause = std::chrono::duration_cast<ratelimit::Duration>(
+        std::chrono::duration<double>(*retry_after_s));
   }
   bucket_.OnRateLimited(ratelimit::Clock::now(), pause);
 }

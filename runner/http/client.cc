@@ -7,7 +7,6 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
-
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -94,9 +93,9 @@ struct Client::Impl {
     using namespace net::experimental::awaitable_operators;
     tcp::resolver resolver(executor);
     net::steady_timer deadline(executor, options.connect_timeout);
-    auto resolved = co_await (
-        resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), kAsTuple) ||
-        deadline.async_wait(kAsTuple));
+    auto resolved =
+        co_await (resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), kAsTuple) ||
+                  deadline.async_wait(kAsTuple));
     if (resolved.index() == 1) {
       co_return Failure(net::error::timed_out, "resolving " + endpoint.host, false);
     }
@@ -107,7 +106,8 @@ struct Client::Impl {
     auto& tcp_layer = beast::get_lowest_layer(connection->stream);
     tcp_layer.expires_after(options.connect_timeout);
     auto [connect_error, connected] = co_await tcp_layer.async_connect(addresses, kAsTuple);
-    if (connect_error) co_return Failure(connect_error, "connecting to " + endpoint.Authority(), false);
+    if (connect_error)
+      co_return Failure(connect_error, "connecting to " + endpoint.Authority(), false);
 
     // SNI (for names only: RFC 6066 forbids IP literals there) and the host-name check.
     if (!IsIpLiteral(endpoint.host) &&
@@ -206,8 +206,8 @@ net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout
     if (impl.shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
     Impl::ActiveGuard active(impl, connection.get());
 
-    bhttp::request<bhttp::string_body> message{
-        is_post ? bhttp::verb::post : bhttp::verb::get, request.endpoint.target, 11};
+    bhttp::request<bhttp::string_body> message{is_post ? bhttp::verb::post : bhttp::verb::get,
+                                               request.endpoint.target, 11};
     message.set(bhttp::field::host, request.endpoint.Authority());
     message.set(bhttp::field::user_agent, std::string("nanobatch/") + kVersion);
     message.set(bhttp::field::accept, "application/json");
@@ -221,7 +221,8 @@ net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout
 
     auto& tcp_layer = beast::get_lowest_layer(connection->stream);
     tcp_layer.expires_after(timeout);
-    auto [write_error, written] = co_await bhttp::async_write(connection->stream, message, kAsTuple);
+    auto [write_error, written] =
+        co_await bhttp::async_write(connection->stream, message, kAsTuple);
     if (write_error) {
       if (reused && attempt == 0 && write_error != net::error::operation_aborted) continue;
       co_return Failure(write_error, "sending to " + request.endpoint.Authority(), written > 0);
@@ -231,7 +232,8 @@ net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(body_limit);
     parser.header_limit(64 * 1024);
-    auto [read_error, read] = co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
+    auto [read_error, read] =
+        co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
     if (read_error) {
       // A dead kept-alive connection answers the first read with EOF or a reset. For a GET that
       // is safe to retry; a POST may already be with the server, so the caller must know.
@@ -301,7 +303,8 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
-    auto [read_error, read] = co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
+    auto [read_error, read] =
+        co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
     if (read_error == bhttp::error::need_buffer) read_error = {};
     if (read_error) co_return Failure(read_error, "reading the body of " + endpoint.target, true);
     const std::size_t got = sizeof chunk - parser.get().body().size;

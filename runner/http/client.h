@@ -13,7 +13,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -29,7 +28,7 @@ namespace nanobatch::http {
 using Duration = std::chrono::steady_clock::duration;
 
 struct ClientOptions {
-  std::string ca_file;  // PEM; empty: the system trust store
+  std::string ca_file;                                  // PEM; empty: the system trust store
   Duration connect_timeout = std::chrono::seconds(10);  // resolve + connect + TLS handshake
   std::size_t max_connections_per_host = 8;
   // A kept-alive connection idle longer than this is closed instead of reused: servers drop idle
@@ -75,8 +74,8 @@ class BodySink {
 };
 
 struct DownloadOutcome {
-  int status = 0;          // the HTTP status; the body went to the sink only when 200
-  std::uint64_t bytes = 0; // body bytes delivered to the sink
+  int status = 0;           // the HTTP status; the body went to the sink only when 200
+  std::uint64_t bytes = 0;  // body bytes delivered to the sink
 };
 
 class Client {

@@ -1,12 +1,12 @@
 // The HTTPS client against the project's simulator over real TLS on loopback.
+#include "runner/http/client.h"
+
 #include <doctest/doctest.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/http/error.hpp>
-
 #include <string>
 
-#include "runner/http/client.h"
 #include "runner/testing/fake_api_process.h"
 
 namespace nanobatch::http {
@@ -36,13 +36,14 @@ Request Get(const testing::FakeApiProcess& api, const std::string& path, bool au
 }
 
 // Submits one task and polls it once (the simulator settles it then); returns its id.
-std::string SubmitAndSettle(net::io_context& io, Client& client,
-                            const testing::FakeApiProcess& api, const std::string& prompt) {
+std::string SubmitAndSettle(net::io_context& io, Client& client, const testing::FakeApiProcess& api,
+                            const std::string& prompt) {
   Request submit = Get(api, "/v1/images/generations");
   submit.method = Request::Method::kPost;
-  submit.body = R"({"model":"nano-banana-2","input":{"prompt":")" + prompt +
-                R"(","output_format":"png"}})";
-  const std::string created = std::get<Response>(RunOn(io, client.Fetch(submit, 10s, 1 << 20))).body;
+  submit.body =
+      R"({"model":"nano-banana-2","input":{"prompt":")" + prompt + R"(","output_format":"png"}})";
+  const std::string created =
+      std::get<Response>(RunOn(io, client.Fetch(submit, 10s, 1 << 20))).body;
   const auto id_start = created.find("taskId\":\"") + 9;
   const std::string id = created.substr(id_start, created.find('"', id_start) - id_start);
   RunOn(io, client.Fetch(Get(api, "/v1/tasks/" + id), 10s, 1 << 20));
@@ -120,7 +121,8 @@ TEST_CASE("http client: the host name is checked against the certificate") {
 
 TEST_CASE("http client: a missing CA file is an error at construction") {
   net::io_context io;
-  CHECK_THROWS_AS(Client(io.get_executor(), {.ca_file = "/nonexistent/ca.pem"}), std::runtime_error);
+  CHECK_THROWS_AS(Client(io.get_executor(), {.ca_file = "/nonexistent/ca.pem"}),
+                  std::runtime_error);
 }
 
 TEST_CASE("http client: response bodies above the limit fail instead of growing memory") {
@@ -171,8 +173,9 @@ TEST_CASE("http client: a truncated or reset download is an error, never a short
     Client client(io.get_executor(), {.ca_file = api.ca_file()});
     const std::string id = SubmitAndSettle(io, client, api, "x");
     StringSink sink;
-    Result<DownloadOutcome> result = RunOn(
-        io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink, 1 << 20, 10s));
+    Result<DownloadOutcome> result =
+        RunOn(io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink,
+                                  1 << 20, 10s));
     CHECK_MESSAGE(std::holds_alternative<NetworkError>(result), fault);
   }
 }

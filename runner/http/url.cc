@@ -1,8 +1,7 @@
 #include "runner/http/url.h"
 
-#include <boost/url/parse.hpp>
-
 #include <algorithm>
+#include <boost/url/parse.hpp>
 #include <cctype>
 
 namespace nanobatch::http {

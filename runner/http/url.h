@@ -4,7 +4,8 @@
 //
 // Example:
 //   auto endpoint = ParseUrl("https://file.aivideoapi.ai/images/a.png");
-//   endpoint->host == "file.aivideoapi.ai"; endpoint->port == 443; endpoint->target == "/images/a.png"
+//   endpoint->host == "file.aivideoapi.ai"; endpoint->port == 443; endpoint->target ==
+//   "/images/a.png"
 
 #include <cstdint>
 #include <optional>
@@ -16,9 +17,9 @@ namespace nanobatch::http {
 
 struct Endpoint {
   bool https = true;
-  std::string host;     // without brackets for IPv6 literals
+  std::string host;  // without brackets for IPv6 literals
   std::uint16_t port = 443;
-  std::string target;   // path and query, at least "/"
+  std::string target;  // path and query, at least "/"
 
   // "host:port", the connection pool's key and the Host header.
   std::string Authority() const;

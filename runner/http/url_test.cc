@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "runner/http/url.h"
+
+#include <doctest/doctest.h>
 
 namespace nanobatch::http {
 namespace {
@@ -41,15 +41,20 @@ TEST_CASE("url: what is not an absolute http(s) URL with a host is refused, with
 TEST_CASE("url: downloads only over https from the API host or an allowed host") {
   const std::vector<std::string> allowed = {"file.aivideoapi.ai", "localhost"};
   std::string why;
-  CHECK(IsAllowedDownload(*ParseUrl("https://FILE.aivideoapi.ai/a.png"), "api.aivideoapi.ai", allowed, &why));
-  CHECK(IsAllowedDownload(*ParseUrl("https://api.aivideoapi.ai/a.png"), "api.aivideoapi.ai", {}, &why));
+  CHECK(IsAllowedDownload(*ParseUrl("https://FILE.aivideoapi.ai/a.png"), "api.aivideoapi.ai",
+                          allowed, &why));
+  CHECK(IsAllowedDownload(*ParseUrl("https://api.aivideoapi.ai/a.png"), "api.aivideoapi.ai", {},
+                          &why));
   CHECK(IsAllowedDownload(*ParseUrl("https://localhost:9/a.png"), "127.0.0.1", allowed, &why));
-  CHECK_FALSE(IsAllowedDownload(*ParseUrl("http://file.aivideoapi.ai/a.png"), "api.aivideoapi.ai", allowed, &why));
+  CHECK_FALSE(IsAllowedDownload(*ParseUrl("http://file.aivideoapi.ai/a.png"), "api.aivideoapi.ai",
+                                allowed, &why));
   CHECK(why == "image URL is not https");
-  CHECK_FALSE(IsAllowedDownload(*ParseUrl("https://evil.example/a.png"), "api.aivideoapi.ai", allowed, &why));
+  CHECK_FALSE(IsAllowedDownload(*ParseUrl("https://evil.example/a.png"), "api.aivideoapi.ai",
+                                allowed, &why));
   CHECK(why.find("evil.example is not allowed") != std::string::npos);
   // A look-alike suffix is a different host.
-  CHECK_FALSE(IsAllowedDownload(*ParseUrl("https://file.aivideoapi.ai.evil.example/a"), "x", allowed, &why));
+  CHECK_FALSE(IsAllowedDownload(*ParseUrl("https://file.aivideoapi.ai.evil.example/a"), "x",
+                                allowed, &why));
 }
 
 }  // namespace

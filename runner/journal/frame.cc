@@ -3,7 +3,6 @@
 #include <nmmintrin.h>
 
 #include <boost/crc.hpp>
-
 #include <cstring>
 
 namespace nanobatch::journal {
@@ -117,8 +116,10 @@ FrameScan ScanFrames(std::string_view bytes, bool salvage,
     while (next < bytes.size() && !FrameChecksOut(bytes, next)) ++next;
     if (next >= bytes.size()) {
       // Nothing good follows: a torn tail (only meaningful when nothing was skipped before).
-      if (!scan.corruption_offset) scan.torn_tail_bytes = bytes.size() - pos;
-      else scan.skipped_bytes += bytes.size() - pos;
+      if (!scan.corruption_offset)
+        scan.torn_tail_bytes = bytes.size() - pos;
+      else
+        scan.skipped_bytes += bytes.size() - pos;
       break;
     }
     if (!scan.corruption_offset) scan.corruption_offset = pos;

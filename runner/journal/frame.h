@@ -30,10 +30,10 @@ std::uint32_t MaskCrc(std::uint32_t crc);
 std::string EncodeFrame(FrameType type, std::string_view payload);
 
 struct FrameScan {
-  std::uint64_t valid_end = 0;         // offset after the last good frame (in order)
-  std::uint64_t torn_tail_bytes = 0;   // bytes after valid_end with no good frame in them
+  std::uint64_t valid_end = 0;        // offset after the last good frame (in order)
+  std::uint64_t torn_tail_bytes = 0;  // bytes after valid_end with no good frame in them
   std::optional<std::uint64_t> corruption_offset;  // a bad frame followed by good ones
-  std::uint64_t skipped_bytes = 0;     // with salvage: bytes skipped over
+  std::uint64_t skipped_bytes = 0;                 // with salvage: bytes skipped over
   std::uint64_t frames = 0;
 };
 

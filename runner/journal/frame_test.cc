@@ -1,9 +1,9 @@
+#include "runner/journal/frame.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
-
-#include "runner/journal/frame.h"
 
 namespace nanobatch::journal {
 namespace {

@@ -1,6 +1,7 @@
 #include "runner/journal/journal.h"
 
 #include <fcntl.h>
+#include <google/protobuf/arena.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -10,8 +11,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-
-#include <google/protobuf/arena.h>
 
 #include "runner/journal/frame.h"
 
@@ -77,7 +76,8 @@ class MappedFile {
     return true;
   }
   std::string_view bytes() const {
-    return data_ == nullptr ? std::string_view() : std::string_view(static_cast<const char*>(data_), size_);
+    return data_ == nullptr ? std::string_view()
+                            : std::string_view(static_cast<const char*>(data_), size_);
   }
 
  private:
@@ -143,8 +143,9 @@ bool Replay(std::string_view bytes, const std::string& path, bool salvage, Journ
     return true;
   });
   if (foreign && scan.frames == 0 && !bytes.empty() && !salvage) {
-    error = path + " is not a nanobatch journal (or its header is damaged); run with --salvage "
-                   "to use whatever can be read";
+    error = path +
+            " is not a nanobatch journal (or its header is damaged); run with --salvage "
+            "to use whatever can be read";
     return false;
   }
   if (scan.corruption_offset && !salvage) {
@@ -275,7 +276,8 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
   return journal;
 }
 
-std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir, std::string& error) {
+std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
+                                                    std::string& error) {
   const std::string path = out_dir + "/.nanobatch/journal.log";
   if (!std::filesystem::exists(path)) {
     error = "no nanobatch journal in " + out_dir + " (" + path + " does not exist)";

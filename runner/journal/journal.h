@@ -35,11 +35,11 @@ struct OpenOptions {
 enum class OpenFailure { kNone, kLocked, kCorrupt, kIo };
 
 struct Recovery {
-  std::uint64_t torn_tail_bytes = 0;     // dropped from the end
-  std::uint64_t salvaged_bytes = 0;      // skipped in the middle (with salvage)
+  std::uint64_t torn_tail_bytes = 0;  // dropped from the end
+  std::uint64_t salvaged_bytes = 0;   // skipped in the middle (with salvage)
   std::uint64_t records = 0;
   bool compacted = false;
-  std::vector<std::string> warnings;     // for the log, one line each
+  std::vector<std::string> warnings;  // for the log, one line each
 };
 
 class Journal {

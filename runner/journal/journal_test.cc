@@ -1,10 +1,11 @@
+#include "runner/journal/journal.h"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "runner/journal/frame.h"
-#include "runner/journal/journal.h"
 #include "runner/testing/temp_dir.h"
 
 namespace nanobatch::journal {
@@ -26,7 +27,9 @@ proto::Record Submitted(const std::string& id) {
   return r;
 }
 
-std::string JournalPath(const testing::TempDir& dir) { return dir.path() + "/.nanobatch/journal.log"; }
+std::string JournalPath(const testing::TempDir& dir) {
+  return dir.path() + "/.nanobatch/journal.log";
+}
 
 TEST_CASE("journal: records survive a reopen") {
   testing::TempDir dir;
@@ -100,7 +103,8 @@ TEST_CASE("journal: corruption in the middle is refused, then salvaged on reques
   std::string bytes = dir.Read(".nanobatch/journal.log");
   const std::size_t header = EncodeFrame(FrameType::kHeader, kHeaderPayload).size();
   bytes[header + kFrameHeaderSize + 2] ^= 0x10;  // inside the first record's payload
-  std::ofstream(JournalPath(dir), std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(JournalPath(dir), std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 
   CHECK_FALSE(Journal::Open(dir.path(), {}, error));
   CHECK(error.find("corrupt at byte " + std::to_string(header)) != std::string::npos);

@@ -13,7 +13,8 @@ bool AllImagesDown(const proto::ItemSnapshot& item) {
   if (item.urls_size() == 0) return false;
   for (int k = 0; k < item.urls_size(); ++k) {
     bool found = false;
-    for (const auto& image : item.images()) found = found || image.index() == static_cast<unsigned>(k);
+    for (const auto& image : item.images())
+      found = found || image.index() == static_cast<unsigned>(k);
     if (!found) return false;
   }
   return true;
@@ -47,15 +48,29 @@ void JournalState::Count(const proto::ItemSnapshot& item, int sign) {
   };
   if (item.departed()) {
     add(totals_.departed, 1);
-  } else switch (item.phase()) {
-    case proto::ItemSnapshot::QUEUED: add(totals_.queued, 1); break;
-    case proto::ItemSnapshot::INTENT: add(totals_.intent, 1); break;
-    case proto::ItemSnapshot::SUBMITTED: add(totals_.submitted, 1); break;
-    case proto::ItemSnapshot::COMPLETED: add(totals_.completed, 1); break;
-    case proto::ItemSnapshot::DONE: add(totals_.done, 1); break;
-    case proto::ItemSnapshot::GAVE_UP: add(totals_.gave_up, 1); break;
-    default: break;
-  }
+  } else
+    switch (item.phase()) {
+      case proto::ItemSnapshot::QUEUED:
+        add(totals_.queued, 1);
+        break;
+      case proto::ItemSnapshot::INTENT:
+        add(totals_.intent, 1);
+        break;
+      case proto::ItemSnapshot::SUBMITTED:
+        add(totals_.submitted, 1);
+        break;
+      case proto::ItemSnapshot::COMPLETED:
+        add(totals_.completed, 1);
+        break;
+      case proto::ItemSnapshot::DONE:
+        add(totals_.done, 1);
+        break;
+      case proto::ItemSnapshot::GAVE_UP:
+        add(totals_.gave_up, 1);
+        break;
+      default:
+        break;
+    }
   if (IsOpen(item.phase())) add(totals_.credits_reserved, item.credits());
   add(totals_.credits_spent, item.credits_spent());
   add(totals_.possible_duplicates, item.possible_duplicates());
@@ -148,7 +163,10 @@ void JournalState::Apply(const proto::Record& record) {
       auto existing = std::find_if(images->begin(), images->end(), [&](const auto& image) {
         return image.index() == downloaded.index();
       });
-      if (existing != images->end()) *existing = downloaded; else *images->Add() = downloaded;
+      if (existing != images->end())
+        *existing = downloaded;
+      else
+        *images->Add() = downloaded;
       if (item.phase() == proto::ItemSnapshot::COMPLETED && AllImagesDown(item)) {
         SetPhase(item, proto::ItemSnapshot::DONE);
         recent_done_.push_back(t);
@@ -169,7 +187,8 @@ void JournalState::Apply(const proto::Record& record) {
       if (!failed.task_id().empty()) item.set_failed_tasks(item.failed_tasks() + 1);
       item.set_last_error_code(failed.error_code());
       item.set_last_error_message(failed.message());
-      if (item.phase() != proto::ItemSnapshot::DONE && item.phase() != proto::ItemSnapshot::GAVE_UP) {
+      if (item.phase() != proto::ItemSnapshot::DONE &&
+          item.phase() != proto::ItemSnapshot::GAVE_UP) {
         SetPhase(item, proto::ItemSnapshot::QUEUED);
       }
       item.set_last_unix_time(t);

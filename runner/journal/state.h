@@ -12,6 +12,8 @@
 //   for (const proto::Record& r : records) state.Apply(r);
 //   const proto::ItemSnapshot* item = state.Find("cat-001");
 
+#include <google/protobuf/arena.h>
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -20,8 +22,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <google/protobuf/arena.h>
 
 #include "proto/journal.pb.h"
 

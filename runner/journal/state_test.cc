@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "runner/journal/state.h"
+
+#include <doctest/doctest.h>
 
 namespace nanobatch::journal {
 namespace {

@@ -1,8 +1,7 @@
 #include "runner/manifest/item.h"
 
-#include <boost/url/parse.hpp>
-
 #include <array>
+#include <boost/url/parse.hpp>
 #include <utility>
 
 #include "runner/api/spec.h"
@@ -126,8 +125,8 @@ std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Plac
 
   if (raw.image_urls) {
     if (raw.image_urls->size() > api::kMaxImageUrls) {
-      fail("image_urls", "has " + std::to_string(raw.image_urls->size()) +
-                             " URLs; at most 14 are allowed");
+      fail("image_urls",
+           "has " + std::to_string(raw.image_urls->size()) + " URLs; at most 14 are allowed");
     }
     for (std::size_t i = 0; i < raw.image_urls->size(); ++i) {
       if (auto problem = CheckImageUrl((*raw.image_urls)[i])) {

@@ -1,8 +1,9 @@
+#include "runner/manifest/item.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include "runner/manifest/item.h"
 #include "runner/util/sha256.h"
 
 namespace nanobatch::manifest {
@@ -67,8 +68,8 @@ TEST_CASE("item: empty, missing and non-UTF-8 prompts are errors") {
 
 TEST_CASE("item: every allowed resolution, aspect ratio and format passes; others fail") {
   for (const char* value : {"1K", "2K", "4K"}) CHECK_FALSE(CheckResolution(value));
-  for (const char* value : {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9",
-                            "21:9", "1:4", "4:1", "1:8", "8:1", "auto"}) {
+  for (const char* value : {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
+                            "1:4", "4:1", "1:8", "8:1", "auto"}) {
     CHECK_FALSE(CheckAspectRatio(value));
   }
   for (const char* value : {"jpg", "png"}) CHECK_FALSE(CheckOutputFormat(value));

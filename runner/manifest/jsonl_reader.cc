@@ -3,9 +3,8 @@
 // size, and one bad line is reported without hiding the errors of the others.
 
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <simdjson.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -39,14 +38,20 @@ class FileDescriptor {
 
 std::string_view TypeName(simdjson::dom::element_type type) {
   switch (type) {
-    case simdjson::dom::element_type::ARRAY: return "an array";
-    case simdjson::dom::element_type::OBJECT: return "an object";
+    case simdjson::dom::element_type::ARRAY:
+      return "an array";
+    case simdjson::dom::element_type::OBJECT:
+      return "an object";
     case simdjson::dom::element_type::INT64:
     case simdjson::dom::element_type::UINT64:
-    case simdjson::dom::element_type::DOUBLE: return "a number";
-    case simdjson::dom::element_type::STRING: return "a string";
-    case simdjson::dom::element_type::BOOL: return "a boolean";
-    case simdjson::dom::element_type::NULL_VALUE: return "null";
+    case simdjson::dom::element_type::DOUBLE:
+      return "a number";
+    case simdjson::dom::element_type::STRING:
+      return "a string";
+    case simdjson::dom::element_type::BOOL:
+      return "a boolean";
+    case simdjson::dom::element_type::NULL_VALUE:
+      return "null";
   }
   return "an unknown type";
 }
@@ -68,14 +73,14 @@ class LineParser {
     if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank line
 
     simdjson::dom::element document;
-    if (auto error = parser_.parse(line.data(), line.size(), /*realloc_if_needed=*/false)
-                         .get(document)) {
+    if (auto error =
+            parser_.parse(line.data(), line.size(), /*realloc_if_needed=*/false).get(document)) {
       return Fail("-", std::string("invalid JSON: ") + simdjson::error_message(error));
     }
     simdjson::dom::object object;
     if (document.get_object().get(object)) {
-      return Fail("-", "the line is " + std::string(TypeName(document.type())) +
-                           ", not a JSON object");
+      return Fail("-",
+                  "the line is " + std::string(TypeName(document.type())) + ", not a JSON object");
     }
 
     RawItem raw;

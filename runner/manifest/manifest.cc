@@ -29,8 +29,7 @@ ManifestStats ReadManifest(const std::string& path, const ItemDefaults& defaults
                   "item is identical to the one at line " + first + " (derived id " + item.id +
                       "); give each an explicit id to generate it more than once"});
     } else {
-      errors.Add({path, item.line, "id",
-                  "\"" + item.id + "\" is already used at line " + first});
+      errors.Add({path, item.line, "id", "\"" + item.id + "\" is already used at line " + first});
     }
   };
   return FormatOf(path) == ManifestFormat::kYaml

@@ -25,9 +25,9 @@ namespace nanobatch::manifest {
 using ItemSink = std::function<void(Item&&)>;
 
 struct ManifestStats {
-  std::size_t items = 0;   // valid items handed to the sink
-  std::size_t lines = 0;   // lines read
-  std::uint64_t bytes = 0; // bytes read
+  std::size_t items = 0;    // valid items handed to the sink
+  std::size_t lines = 0;    // lines read
+  std::uint64_t bytes = 0;  // bytes read
 };
 
 enum class ManifestFormat { kJsonl, kYaml };

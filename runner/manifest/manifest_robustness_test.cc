@@ -16,10 +16,18 @@ std::string Mutate(std::string text, std::mt19937_64& random) {
   for (int i = 0; i < edits && !text.empty(); ++i) {
     const std::size_t at = random() % text.size();
     switch (random() % 4) {
-      case 0: text[at] = static_cast<char>(random()); break;
-      case 1: text.erase(at, 1 + random() % 10); break;
-      case 2: text.insert(at, 1, "{}[]\",:-\n &*!|>"[random() % 16]); break;
-      case 3: text.insert(at, text.substr(random() % text.size(), 1 + random() % 20)); break;
+      case 0:
+        text[at] = static_cast<char>(random());
+        break;
+      case 1:
+        text.erase(at, 1 + random() % 10);
+        break;
+      case 2:
+        text.insert(at, 1, "{}[]\",:-\n &*!|>"[random() % 16]);
+        break;
+      case 3:
+        text.insert(at, text.substr(random() % text.size(), 1 + random() % 20));
+        break;
     }
   }
   return text;
@@ -27,7 +35,8 @@ std::string Mutate(std::string text, std::mt19937_64& random) {
 
 TEST_CASE("manifest robustness: 3,000 mutated manifests are read without crashing") {
   const std::string jsonl =
-      "{\"id\":\"a\",\"prompt\":\"a cat\",\"resolution\":\"2K\",\"image_urls\":[\"https://x.y/z.png\"]}\n"
+      "{\"id\":\"a\",\"prompt\":\"a "
+      "cat\",\"resolution\":\"2K\",\"image_urls\":[\"https://x.y/z.png\"]}\n"
       "{\"prompt\":\"\\u732b\",\"aspect_ratio\":\"16:9\",\"output_format\":\"png\"}\n";
   const std::string yaml =
       "defaults:\n  resolution: 1K\nitems:\n  - id: a\n    prompt: a cat\n"
@@ -37,10 +46,11 @@ TEST_CASE("manifest robustness: 3,000 mutated manifests are read without crashin
   std::size_t items = 0, errors_seen = 0;
   for (int i = 0; i < 3000; ++i) {
     const bool as_yaml = i % 2 == 1;
-    const std::string path = dir.Write(as_yaml ? "m.yaml" : "m.jsonl",
-                                       Mutate(as_yaml ? yaml : jsonl, random));
+    const std::string path =
+        dir.Write(as_yaml ? "m.yaml" : "m.jsonl", Mutate(as_yaml ? yaml : jsonl, random));
     util::InputErrors errors;
-    CHECK_NOTHROW(ReadManifest(path, {}, [&](Item&&) { ++items; }, errors));
+    CHECK_NOTHROW(ReadManifest(
+        path, {}, [&](Item&&) { ++items; }, errors));
     errors_seen += errors.total();
   }
   CHECK(items > 0);

@@ -1,9 +1,10 @@
+#include "runner/manifest/manifest.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-#include "runner/manifest/manifest.h"
 #include "runner/testing/temp_dir.h"
 
 namespace nanobatch::manifest {
@@ -37,14 +38,15 @@ std::string Repeat(std::string_view unit, std::size_t times) {
 
 TEST_CASE("jsonl: good items, blank lines, CRLF and a BOM are read in order") {
   testing::TempDir dir;
-  const std::string path = dir.Write(
-      "m.jsonl",
-      "\xEF\xBB\xBF{\"id\":\"cat\",\"prompt\":\"a cat\",\"resolution\":\"2K\"}\r\n"
-      "\n"
-      "   \n"
-      "{\"prompt\":\"\\u732b\\u6234\\u58a8\\u955c\",\"aspect_ratio\":\"16:9\",\"output_format\":\"png\","
-      "\"image_urls\":[\"https://example.com/a.png\"]}\n"
-      "{\"prompt\":\"no newline at the end\"}");
+  const std::string path =
+      dir.Write("m.jsonl",
+                "\xEF\xBB\xBF{\"id\":\"cat\",\"prompt\":\"a cat\",\"resolution\":\"2K\"}\r\n"
+                "\n"
+                "   \n"
+                "{\"prompt\":\"\\u732b\\u6234\\u58a8\\u955c\",\"aspect_ratio\":\"16:9\",\"output_"
+                "format\":\"png\","
+                "\"image_urls\":[\"https://example.com/a.png\"]}\n"
+                "{\"prompt\":\"no newline at the end\"}");
   Outcome outcome = Read(path);
   CHECK(outcome.ErrorText() == "");
   REQUIRE(outcome.items.size() == 3);
@@ -126,8 +128,8 @@ TEST_CASE("manifest: derived ids are the same from JSONL and YAML, whatever the 
 TEST_CASE("jsonl: a line longer than the limit is reported and the next line still read") {
   testing::TempDir dir;
   const std::string huge = "{\"prompt\":\"" + std::string(5 << 20, 'a') + "\"}\n";
-  Outcome outcome = Read(dir.Write("m.jsonl", "{\"prompt\":\"first\"}\n" + huge +
-                                                  "{\"prompt\":\"after\"}\n"));
+  Outcome outcome =
+      Read(dir.Write("m.jsonl", "{\"prompt\":\"first\"}\n" + huge + "{\"prompt\":\"after\"}\n"));
   REQUIRE(outcome.items.size() == 2);
   CHECK(outcome.items[1].prompt == "after");
   CHECK(outcome.items[1].line == 3);

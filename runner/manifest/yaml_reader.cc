@@ -36,7 +36,8 @@ class YamlItemReader {
   // The manifest-level `defaults:` mapping: only the per-item API parameters may be set there.
   bool ReadDefaults(const YAML::Node& node, ItemDefaults& defaults) {
     if (!node.IsMap()) {
-      Fail(LineOf(node), "defaults", "must be a mapping, not " + std::string(util::YamlKindName(node)));
+      Fail(LineOf(node), "defaults",
+           "must be a mapping, not " + std::string(util::YamlKindName(node)));
       return false;
     }
     bool ok = true;
@@ -104,14 +105,18 @@ class YamlItemReader {
       const YAML::Node& value = entry.second;
       if (key == "image_urls") {
         if (!value.IsSequence()) {
-          Fail(LineOf(value), key, "must be a list of strings, not " + std::string(util::YamlKindName(value)));
+          Fail(LineOf(value), key,
+               "must be a list of strings, not " + std::string(util::YamlKindName(value)));
           ok = false;
           continue;
         }
         std::vector<std::string> urls;
         for (std::size_t i = 0; i < value.size(); ++i) {
           auto url = ReadScalar(value[i], key + "[" + std::to_string(i) + "]");
-          if (url) urls.push_back(std::move(*url)); else ok = false;
+          if (url)
+            urls.push_back(std::move(*url));
+          else
+            ok = false;
         }
         raw.image_urls = std::move(urls);
         continue;
@@ -181,7 +186,8 @@ ManifestStats ReadYamlManifest(const std::string& path, const ItemDefaults& conf
       return stats;
     }
     if (!items.IsSequence()) {
-      reader.Fail(LineOf(items), "items", "must be a list, not " + std::string(util::YamlKindName(items)));
+      reader.Fail(LineOf(items), "items",
+                  "must be a list, not " + std::string(util::YamlKindName(items)));
       return stats;
     }
   } else if (root.IsNull()) {

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
-
 #include <cerrno>
 #include <cstring>
 

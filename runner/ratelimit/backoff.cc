@@ -10,7 +10,8 @@ Backoff::Backoff(std::chrono::duration<double> base, std::chrono::duration<doubl
     : base_s_(base.count()), cap_s_(cap.count()), random_(seed) {}
 
 std::chrono::duration<double> Backoff::Delay(unsigned attempt) {
-  const double ceiling = std::min(cap_s_, base_s_ * std::ldexp(1.0, static_cast<int>(std::min(attempt, 60u))));
+  const double ceiling =
+      std::min(cap_s_, base_s_ * std::ldexp(1.0, static_cast<int>(std::min(attempt, 60u))));
   return std::chrono::duration<double>(std::uniform_real_distribution<double>(0, ceiling)(random_));
 }
 

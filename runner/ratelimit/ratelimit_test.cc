@@ -83,10 +83,10 @@ TEST_CASE("budget: reserved + spent never exceeds the limit") {
   CHECK_FALSE(budget.TryReserve(36));  // 108 > 100
   CHECK(budget.TryReserve(24));        // 96
   budget.Spend(36);
-  budget.Release(36);                  // a failed task: refunded
+  budget.Release(36);  // a failed task: refunded
   CHECK(budget.spent() == 36);
   CHECK(budget.reserved() == 24);
-  CHECK(budget.TryReserve(36));        // 96 again
+  CHECK(budget.TryReserve(36));  // 96 again
   CHECK_FALSE(budget.TryReserve(16));
   CHECK(budget.CouldEverAfford(64));
   CHECK_FALSE(budget.CouldEverAfford(65));

@@ -1,7 +1,6 @@
 #include "runner/testing/fake_api_process.h"
 
 #include <boost/json/parse.hpp>
-
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -15,9 +14,10 @@ FakeApiProcess::FakeApiProcess(const TempDir& dir, const std::vector<std::string
   ca_file_ = certs + "/ca.pem";
 
   const std::string port_file = dir.File("fake_api_ports.json");
-  std::vector<std::string> argv = {kFakeApiBinary,  "--cert",      certs + "/server.pem",
-                                   "--key",         certs + "/server.key", "--port", "0",
-                                   "--file-port",   "0",           "--port-file", port_file};
+  std::vector<std::string> argv = {
+      kFakeApiBinary, "--cert", certs + "/server.pem", "--key", certs + "/server.key",
+      "--port",       "0",      "--file-port",         "0",     "--port-file",
+      port_file};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<BackgroundProcess>(argv, std::map<std::string, std::string>{},
                                                  dir.File("fake_api.log"));

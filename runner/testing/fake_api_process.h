@@ -11,7 +11,6 @@
 //   CHECK(api.Stats().at("submissions").as_int64() == 3);
 
 #include <boost/json/object.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>

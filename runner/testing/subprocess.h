@@ -17,9 +17,9 @@
 namespace nanobatch::testing {
 
 struct ProcessResult {
-  int exit_code = -1;   // the exit status, or 128 + signal number when killed by a signal
-  std::string out;      // standard output
-  std::string err;      // standard error
+  int exit_code = -1;  // the exit status, or 128 + signal number when killed by a signal
+  std::string out;     // standard output
+  std::string err;     // standard error
   bool timed_out = false;
 };
 

@@ -1,10 +1,9 @@
+#include "runner/util/async.h"
+
 #include <doctest/doctest.h>
 
 #include <boost/asio.hpp>
-
 #include <vector>
-
-#include "runner/util/async.h"
 
 namespace nanobatch::util {
 namespace {
@@ -38,7 +37,8 @@ TEST_CASE("async semaphore: at most N holders, FIFO hand-over, Close wakes waite
   io.restart();
   AsyncSemaphore none(io.get_executor(), 0);
   bool result = true;
-  net::co_spawn(io, [&]() -> net::awaitable<void> { result = co_await none.Acquire(); }, net::detached);
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { result = co_await none.Acquire(); }, net::detached);
   net::post(io, [&] { none.Close(); });
   io.run();
   CHECK_FALSE(result);
@@ -51,14 +51,20 @@ TEST_CASE("async event: Notify wakes every waiter; WaitFor times out") {
   int woken = 0;
   bool timed_out_result = true;
   for (int i = 0; i < 3; ++i) {
-    net::co_spawn(io, [&]() -> net::awaitable<void> {
-      co_await event.Wait();
-      ++woken;
-    }, net::detached);
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+          co_await event.Wait();
+          ++woken;
+        },
+        net::detached);
   }
-  net::co_spawn(io, [&]() -> net::awaitable<void> {
-    timed_out_result = co_await event.WaitFor(std::chrono::milliseconds(1));
-  }, net::detached);
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        timed_out_result = co_await event.WaitFor(std::chrono::milliseconds(1));
+      },
+      net::detached);
   net::steady_timer later(io, std::chrono::milliseconds(20));
   later.async_wait([&](auto) { event.Notify(); });
   io.run();

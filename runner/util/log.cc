@@ -20,7 +20,9 @@ void Log(LogLevel level, std::string_view message) {
   gmtime_r(&now, &utc);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  const char* name = level == LogLevel::kInfo ? "INFO" : level == LogLevel::kWarning ? "WARN" : "ERROR";
+  const char* name = level == LogLevel::kInfo      ? "INFO"
+                     : level == LogLevel::kWarning ? "WARN"
+                                                   : "ERROR";
   std::string line = progress_line_active ? "\r\033[K" : "";
   line += stamp;
   line += ' ';

@@ -35,7 +35,7 @@ std::optional<std::size_t> CountCodePoints(std::string_view text) {
       code_point = (code_point << 6) | (next & 0x3F);
     }
     static constexpr std::uint32_t kSmallestForLength[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (code_point < kSmallestForLength[length]) return std::nullopt;   // overlong
+    if (code_point < kSmallestForLength[length]) return std::nullopt;  // overlong
     if (code_point > 0x10FFFF) return std::nullopt;
     if (code_point >= 0xD800 && code_point <= 0xDFFF) return std::nullopt;  // surrogate
     i += length;

@@ -13,24 +13,23 @@ namespace {
 TEST_CASE("utf8: counts code points, not bytes") {
   CHECK(CountCodePoints("") == 0u);
   CHECK(CountCodePoints("cat") == 3u);
-  CHECK(CountCodePoints("猫戴墨镜") == 4u);     // 3 bytes each
-  CHECK(CountCodePoints("é") == 1u);            // 2 bytes
+  CHECK(CountCodePoints("猫戴墨镜") == 4u);          // 3 bytes each
+  CHECK(CountCodePoints("é") == 1u);                 // 2 bytes
   CHECK(CountCodePoints("\xF0\x9F\x90\xB1") == 1u);  // U+1F431, 4 bytes
 }
 
 TEST_CASE("utf8: malformed input is rejected") {
   CHECK_FALSE(CountCodePoints("\xff").has_value());
-  CHECK_FALSE(CountCodePoints("\x80").has_value());            // lone continuation
-  CHECK_FALSE(CountCodePoints("\xE7\x8C").has_value());        // truncated
-  CHECK_FALSE(CountCodePoints("\xC0\xAF").has_value());        // overlong '/'
-  CHECK_FALSE(CountCodePoints("\xED\xA0\x80").has_value());    // surrogate U+D800
-  CHECK_FALSE(CountCodePoints("\xF4\x90\x80\x80").has_value()); // above U+10FFFF
+  CHECK_FALSE(CountCodePoints("\x80").has_value());              // lone continuation
+  CHECK_FALSE(CountCodePoints("\xE7\x8C").has_value());          // truncated
+  CHECK_FALSE(CountCodePoints("\xC0\xAF").has_value());          // overlong '/'
+  CHECK_FALSE(CountCodePoints("\xED\xA0\x80").has_value());      // surrogate U+D800
+  CHECK_FALSE(CountCodePoints("\xF4\x90\x80\x80").has_value());  // above U+10FFFF
 }
 
 TEST_CASE("sha256: known vectors, one-shot and incremental agree") {
   CHECK(Sha256::HexOf("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  CHECK(Sha256::HexOf("abc") ==
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(Sha256::HexOf("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   Sha256 incremental;
   incremental.Update("a");
   incremental.Update("bc");

@@ -28,7 +28,8 @@ double CpuSeconds() {
 int main(int argc, char** argv) {
   using nanobatch::journal::Journal;
   const long records = argc > 1 ? std::atol(argv[1]) : 1'000'000;
-  const std::string dir = (argc > 2 ? std::string(argv[2]) : std::string("/tmp")) + "/nanobatch-journal-bench";
+  const std::string dir =
+      (argc > 2 ? std::string(argv[2]) : std::string("/tmp")) + "/nanobatch-journal-bench";
   // "keep" as a third argument reuses a journal left by an earlier run (for profiling the resume).
   const bool reuse = argc > 3 && std::string(argv[3]) == "keep" &&
                      std::filesystem::exists(dir + "/.nanobatch/journal.log");
@@ -48,19 +49,22 @@ int main(int argc, char** argv) {
       intent->set_attempt(1);
       intent->set_credits(16);
       intent->set_content_hash("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0");
-      intent->set_prompt("a photorealistic portrait of a lighthouse keeper number " + std::to_string(i));
+      intent->set_prompt("a photorealistic portrait of a lighthouse keeper number " +
+                         std::to_string(i));
       intent->set_resolution("1K");
       intent->set_aspect_ratio("auto");
       intent->set_output_format("png");
       journal->Append(r);
       r.Clear();
       r.mutable_submitted()->set_item_id(id);
-      r.mutable_submitted()->set_task_id("397ce9f2-0000-4000-8000-" + std::to_string(100000000000 + i));
+      r.mutable_submitted()->set_task_id("397ce9f2-0000-4000-8000-" +
+                                         std::to_string(100000000000 + i));
       r.mutable_submitted()->set_credits(16);
       journal->Append(r);
       r.Clear();
       r.mutable_completed()->set_item_id(id);
-      r.mutable_completed()->add_urls("https://file.aivideoapi.ai/images/2026/04/05/" + id + ".png");
+      r.mutable_completed()->add_urls("https://file.aivideoapi.ai/images/2026/04/05/" + id +
+                                      ".png");
       journal->Append(r);
       r.Clear();
       auto* downloaded = r.mutable_downloaded();
@@ -81,7 +85,8 @@ int main(int argc, char** argv) {
   const double cpu0 = CpuSeconds();
   const auto wall0 = std::chrono::steady_clock::now();
   auto journal = Journal::Open(dir, {}, error);
-  const double open_wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const double open_wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   const double open_cpu = CpuSeconds() - cpu0;
   if (!journal) {
     std::fprintf(stderr, "%s\n", error.c_str());
@@ -89,14 +94,16 @@ int main(int argc, char** argv) {
   }
   const auto wall1 = std::chrono::steady_clock::now();
   if (!reuse && !journal->Compact(error)) return 1;
-  const double compact_wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall1).count();
+  const double compact_wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall1).count();
   const auto compacted = std::filesystem::file_size(dir + "/.nanobatch/journal.log");
 
   std::printf("journal_bench: %llu records (%zu items), %.1f MB\n",
-              static_cast<unsigned long long>(journal->recovery().records), journal->state().items().size(),
-              size / 1e6);
+              static_cast<unsigned long long>(journal->recovery().records),
+              journal->state().items().size(), size / 1e6);
   std::printf("  resume (open + replay): %.3f s CPU, %.3f s wall\n", open_cpu, open_wall);
-  std::printf("  compaction: %.3f s wall, %.1f MB -> %.1f MB\n", compact_wall, size / 1e6, compacted / 1e6);
+  std::printf("  compaction: %.3f s wall, %.1f MB -> %.1f MB\n", compact_wall, size / 1e6,
+              compacted / 1e6);
   journal.reset();
   if (!(argc > 3 && std::string(argv[3]) == "keep")) std::filesystem::remove_all(dir);
   return 0;

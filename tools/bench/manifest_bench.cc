@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
     static const char* kResolutions[] = {"1K", "2K", "4K"};
     for (long i = 0; i < lines; ++i) {
       if (i % 3 == 0) {
-        out << "{\"id\":\"img-" << i << "\",\"prompt\":\"一只戴着墨镜的猫在海滩上，数字艺术，第" << i
-            << "号\",\"resolution\":\"" << kResolutions[i % 3] << "\"}\n";
+        out << "{\"id\":\"img-" << i << "\",\"prompt\":\"一只戴着墨镜的猫在海滩上，数字艺术，第"
+            << i << "号\",\"resolution\":\"" << kResolutions[i % 3] << "\"}\n";
       } else if (i % 3 == 1) {
         out << "{\"prompt\":\"a photorealistic portrait of a lighthouse keeper number " << i
             << ", golden hour, 85mm lens, shallow depth of field\",\"aspect_ratio\":\""
@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
       } else {
         out << "{\"id\":\"edit-" << i << "\",\"prompt\":\"make the sky purple in picture " << i
             << "\",\"image_urls\":[\"https://example.com/refs/" << i
-            << ".png\"],\"resolution\":\"2K\",\"aspect_ratio\":\"3:2\",\"output_format\":\"jpg\"}\n";
+            << ".png\"],\"resolution\":\"2K\",\"aspect_ratio\":\"3:2\",\"output_format\":\"jpg\"}"
+               "\n";
       }
     }
   }

@@ -3,7 +3,6 @@
 #include <signal.h>
 
 #include <boost/json.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -12,10 +11,10 @@
 #include <sstream>
 #include <thread>
 
+#include "runner/download/image_file.h"
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
-#include "runner/download/image_file.h"
 
 namespace nanobatch::chaos {
 namespace {
@@ -48,9 +47,9 @@ ChaosReport RunChaos(const ChaosOptions& options) {
   testing::TempDir& dir = temp;
 
   // Tasks take 0.2-1 s, so kills land in every phase: intents, polls, downloads.
-  testing::FakeApiProcess api(dir, {"--pending-ms", "200", "--processing-ms", "400",
-                                    "--latency-jitter", "0.5", "--images-per-task", "1",
-                                    "--seed", std::to_string(options.seed)});
+  testing::FakeApiProcess api(
+      dir, {"--pending-ms", "200", "--processing-ms", "400", "--latency-jitter", "0.5",
+            "--images-per-task", "1", "--seed", std::to_string(options.seed)});
   std::string manifest;
   std::int64_t cost = 0;
   static const char* kResolutions[] = {"1K", "2K", "4K"};
@@ -71,10 +70,22 @@ ChaosReport RunChaos(const ChaosOptions& options) {
                            "limits: {rate: 60, burst: 10, max_in_flight: 64}\n"
                            "log: {progress_interval_s: 60}\n";
   const std::string out = work + "/out";
-  const std::vector<std::string> args = {
-      kBinary, "run", "--config", config, "--manifest", manifest_path, "--out", out,
-      "--base-url", api.base_url(), "--ca-file", api.ca_file(), "--allow-download-host",
-      "localhost", "--budget-credits", std::to_string(report.budget)};
+  const std::vector<std::string> args = {kBinary,
+                                         "run",
+                                         "--config",
+                                         config,
+                                         "--manifest",
+                                         manifest_path,
+                                         "--out",
+                                         out,
+                                         "--base-url",
+                                         api.base_url(),
+                                         "--ca-file",
+                                         api.ca_file(),
+                                         "--allow-download-host",
+                                         "localhost",
+                                         "--budget-credits",
+                                         std::to_string(report.budget)};
   const std::map<std::string, std::string> env = {{"AIVIDEOAPI_API_KEY", "sk-test"}};
 
   std::mt19937_64 random(options.seed);
@@ -131,13 +142,16 @@ ChaosReport RunChaos(const ChaosOptions& options) {
     const std::string sha = download::FileSha256(file);
     ++images_per_item[std::string(entry.at("id").as_string())];
     ++report.images_checked;
-    if (sha != entry.at("sha256").as_string()) report.failures.push_back(file + ": hash differs from metadata");
-    if (served_hashes.count(sha) == 0) report.failures.push_back(file + ": not what the server served");
+    if (sha != entry.at("sha256").as_string())
+      report.failures.push_back(file + ": hash differs from metadata");
+    if (served_hashes.count(sha) == 0)
+      report.failures.push_back(file + ": not what the server served");
   }
   for (int i = 0; i < options.items; ++i) {
     const int count = images_per_item["c" + std::to_string(i)];
     if (count != 1) {
-      report.failures.push_back("item c" + std::to_string(i) + " has " + std::to_string(count) + " images");
+      report.failures.push_back("item c" + std::to_string(i) + " has " + std::to_string(count) +
+                                " images");
     }
   }
   for (const auto& entry : std::filesystem::recursive_directory_iterator(out)) {
@@ -146,7 +160,8 @@ ChaosReport RunChaos(const ChaosOptions& options) {
       report.failures.push_back("temporary file left: " + entry.path().string());
     }
   }
-  if (report.credits_charged > report.budget) report.failures.push_back("credits charged exceed the budget");
+  if (report.credits_charged > report.budget)
+    report.failures.push_back("credits charged exceed the budget");
   if (report.server_duplicate_submissions > report.reported_possible_duplicates) {
     report.failures.push_back("the server saw more duplicate submissions (" +
                               std::to_string(report.server_duplicate_submissions) +
@@ -154,7 +169,8 @@ ChaosReport RunChaos(const ChaosOptions& options) {
                               std::to_string(report.reported_possible_duplicates) + ")");
   }
   report.ok = report.failures.empty();
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return report;
 }
 

@@ -19,9 +19,9 @@ struct ChaosOptions {
   int items = 500;
   int kills = 20;
   std::uint64_t seed = 1;
-  int min_kill_ms = 50;    // time from a start to its SIGKILL
+  int min_kill_ms = 50;  // time from a start to its SIGKILL
   int max_kill_ms = 600;
-  std::string work_dir;    // empty: a fresh temporary directory
+  std::string work_dir;  // empty: a fresh temporary directory
 };
 
 struct ChaosReport {

@@ -1,12 +1,13 @@
-#include <doctest/doctest.h>
-
 #include "tools/chaos/chaos.h"
+
+#include <doctest/doctest.h>
 
 namespace nanobatch::chaos {
 namespace {
 
 TEST_CASE("chaos: SIGKILL at random moments, restart, and every promise holds") {
-  const ChaosReport report = RunChaos({.items = 60, .kills = 6, .seed = 11, .min_kill_ms = 50, .max_kill_ms = 400, .work_dir = ""});
+  const ChaosReport report = RunChaos(
+      {.items = 60, .kills = 6, .seed = 11, .min_kill_ms = 50, .max_kill_ms = 400, .work_dir = ""});
   INFO(report.Summary());
   CHECK(report.ok);
   CHECK(report.kills == 6);

@@ -5,15 +5,14 @@
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "runner/download/image_file.h"
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
-#include "runner/download/image_file.h"
 
 namespace nanobatch::chaos {
 namespace {
@@ -24,8 +23,19 @@ constexpr const char* kBinary = "runner/nanobatch";
 
 std::vector<std::string> RunArgs(const testing::FakeApiProcess& api, const std::string& config,
                                  const std::string& manifest, const std::string& out) {
-  return {kBinary, "run", "--config", config, "--manifest", manifest, "--out", out,
-          "--base-url", api.base_url(), "--ca-file", api.ca_file(), "--allow-download-host",
+  return {kBinary,
+          "run",
+          "--config",
+          config,
+          "--manifest",
+          manifest,
+          "--out",
+          out,
+          "--base-url",
+          api.base_url(),
+          "--ca-file",
+          api.ca_file(),
+          "--allow-download-host",
           "localhost"};
 }
 
@@ -34,8 +44,9 @@ TEST_CASE("power loss: a journal cut at any byte resumes correctly and pays only
   testing::FakeApiProcess api(dir, {"--pending-ms", "2", "--processing-ms", "3"});
   std::string manifest_text;
   for (int i = 0; i < 12; ++i) {
-    manifest_text += "{\"id\":\"w" + std::to_string(i) + "\",\"prompt\":\"power " + std::to_string(i) +
-                     "\",\"output_format\":\"" + (i % 2 ? "png" : "jpg") + "\"}\n";
+    manifest_text += "{\"id\":\"w" + std::to_string(i) + "\",\"prompt\":\"power " +
+                     std::to_string(i) + "\",\"output_format\":\"" + (i % 2 ? "png" : "jpg") +
+                     "\"}\n";
   }
   const std::string manifest = dir.Write("manifest.jsonl", manifest_text);
   const std::string config = dir.Write("config.yaml",
@@ -58,14 +69,16 @@ TEST_CASE("power loss: a journal cut at any byte resumes correctly and pays only
     const std::string copy = dir.File("cut-" + std::to_string(cut));
     fs::create_directories(copy + "/.nanobatch");
     for (const auto& entry : fs::directory_iterator(original)) {
-      if (entry.is_regular_file()) fs::copy_file(entry.path(), copy + "/" + entry.path().filename().string());
+      if (entry.is_regular_file())
+        fs::copy_file(entry.path(), copy + "/" + entry.path().filename().string());
     }
     std::ofstream(copy + "/.nanobatch/journal.log", std::ios::binary)
         .write(journal.data(), static_cast<std::streamsize>(cut));
 
     // What the cut journal still knows decides what must be paid again.
     std::int64_t known = 0;
-    testing::ProcessResult status = testing::RunProcess({kBinary, "status", "--out", copy, "--json"});
+    testing::ProcessResult status =
+        testing::RunProcess({kBinary, "status", "--out", copy, "--json"});
     if (status.exit_code == 0) {
       json::object s = json::parse(status.out).as_object();
       known = s.at("submitted").as_int64() + s.at("completed_awaiting_download").as_int64() +

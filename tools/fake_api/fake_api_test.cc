@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
-
 #include <string>
 
 #include "runner/testing/fake_api_process.h"
@@ -16,7 +15,8 @@ using testing::FakeApiProcess;
 using testing::ProcessResult;
 
 const std::string kAuth = "Authorization: Bearer sk-test";
-const std::string kSubmit = R"({"model":"nano-banana-2","input":{"prompt":"a cat","output_format":"png"}})";
+const std::string kSubmit =
+    R"({"model":"nano-banana-2","input":{"prompt":"a cat","output_format":"png"}})";
 
 std::string SubmitAndGetId(const FakeApiProcess& api, const std::string& body = kSubmit) {
   ProcessResult r = api.Curl({"-X", "POST", "-H", kAuth, "-H", "Content-Type: application/json",
@@ -60,7 +60,8 @@ TEST_CASE("fake_api: submit, poll and download a real PNG over verified TLS") {
 TEST_CASE("fake_api: TLS is verified: without the test CA curl refuses the server") {
   testing::TempDir dir;
   FakeApiProcess api(dir);
-  ProcessResult r = testing::RunProcess({"curl", "-sS", "--max-time", "10", api.base_url() + "/_stats"});
+  ProcessResult r =
+      testing::RunProcess({"curl", "-sS", "--max-time", "10", api.base_url() + "/_stats"});
   CHECK(r.exit_code == 60);  // CURLE_PEER_FAILED_VERIFICATION
 }
 
@@ -72,7 +73,8 @@ TEST_CASE("fake_api: error bodies and HTTP statuses as api.md documents them") {
     ProcessResult r = api.Curl(args);
     REQUIRE(r.exit_code == 0);
     const auto newline = r.out.rfind('\n');
-    return std::make_pair(std::stoi(r.out.substr(newline + 1)), json::parse(r.out.substr(0, newline)).as_object());
+    return std::make_pair(std::stoi(r.out.substr(newline + 1)),
+                          json::parse(r.out.substr(0, newline)).as_object());
   };
   auto [no_key, no_key_body] = status_and_body({api.base_url() + "/v1/credits"});
   CHECK(no_key == 401);
@@ -82,8 +84,8 @@ TEST_CASE("fake_api: error bodies and HTTP statuses as api.md documents them") {
   CHECK(missing == 404);
   CHECK(missing_body.at("error").at("code") == "task_not_found");
 
-  auto [bad, bad_body] = status_and_body({"-X", "POST", "-H", kAuth, "-d", "{}",
-                                          api.base_url() + "/v1/images/generations"});
+  auto [bad, bad_body] = status_and_body(
+      {"-X", "POST", "-H", kAuth, "-d", "{}", api.base_url() + "/v1/images/generations"});
   CHECK(bad == 400);
   CHECK(bad_body.at("error").at("type") == "invalid_request_error");
 
@@ -112,21 +114,24 @@ TEST_CASE("fake_api: download faults: a reset and a truncated body are errors to
   testing::TempDir dir;
   FakeApiProcess reset_api(dir, {"--p-reset", "1", "--pending-ms", "0", "--processing-ms", "0"});
   json::object task = PollUntilDone(reset_api, SubmitAndGetId(reset_api));
-  ProcessResult reset = reset_api.Curl({"-o", "/dev/null", std::string(task.at("output").at("urls").at(0).as_string())});
+  ProcessResult reset = reset_api.Curl(
+      {"-o", "/dev/null", std::string(task.at("output").at("urls").at(0).as_string())});
   CHECK(reset.exit_code != 0);
 
   testing::TempDir other;
   FakeApiProcess cut_api(other, {"--p-truncate", "1", "--pending-ms", "0", "--processing-ms", "0"});
   task = PollUntilDone(cut_api, SubmitAndGetId(cut_api));
-  ProcessResult cut = cut_api.Curl({"-o", "/dev/null", std::string(task.at("output").at("urls").at(0).as_string())});
+  ProcessResult cut = cut_api.Curl(
+      {"-o", "/dev/null", std::string(task.at("output").at("urls").at(0).as_string())});
   CHECK(cut.exit_code == 18);  // CURLE_PARTIAL_FILE
 }
 
 TEST_CASE("fake_api: the file host serves images only") {
   testing::TempDir dir;
   FakeApiProcess api(dir);
-  ProcessResult r = api.Curl({"-w", "%{http_code}", "-o", "/dev/null", "-H", kAuth,
-                              "https://localhost:" + std::to_string(api.file_port()) + "/v1/credits"});
+  ProcessResult r =
+      api.Curl({"-w", "%{http_code}", "-o", "/dev/null", "-H", kAuth,
+                "https://localhost:" + std::to_string(api.file_port()) + "/v1/credits"});
   REQUIRE(r.exit_code == 0);
   CHECK(r.out == "404");
 }

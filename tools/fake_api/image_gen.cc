@@ -1,9 +1,8 @@
 #include "tools/fake_api/image_gen.h"
 
+#include <jpeglib.h>
 #include <png.h>
 #include <stdio.h>
-
-#include <jpeglib.h>
 
 #include <algorithm>
 #include <cmath>

@@ -8,12 +8,10 @@
 // can start the server on port 0 and find it.
 
 #include <CLI/CLI.hpp>
-
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -63,7 +61,8 @@ net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned
   head.keep_alive(keep_alive);
   http::response_serializer<http::empty_body> serializer{head};
   beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
-  auto [header_error, header_bytes] = co_await http::async_write_header(stream, serializer, kAsTuple);
+  auto [header_error, header_bytes] =
+      co_await http::async_write_header(stream, serializer, kAsTuple);
   if (header_error) co_return false;
 
   const std::size_t half = image.bytes.size() / 2;
@@ -88,10 +87,11 @@ net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned
       for (int i = 0; i < kPieces; ++i) {
         const std::size_t begin = image.bytes.size() * i / kPieces;
         const std::size_t end = image.bytes.size() * (i + 1) / kPieces;
-        auto [error, n] =
-            co_await net::async_write(stream, net::buffer(image.bytes.data() + begin, end - begin), kAsTuple);
+        auto [error, n] = co_await net::async_write(
+            stream, net::buffer(image.bytes.data() + begin, end - begin), kAsTuple);
         if (error) co_return false;
-        timer.expires_after(std::chrono::milliseconds(static_cast<int>(settings.slow_ms / kPieces)));
+        timer.expires_after(
+            std::chrono::milliseconds(static_cast<int>(settings.slow_ms / kPieces)));
         co_await timer.async_wait(kAsTuple);
       }
       co_return keep_alive;
@@ -128,7 +128,10 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     if (request.method() == http::verb::get && target.rfind("/images/", 0) == 0) {
       ImageReply image = simulator.Image(target, now);
       if (image.status != 200) {
-        Reply missing{404, R"({"error":{"code":"not_found","message":"No such image","type":"invalid_request_error"}})", std::nullopt};
+        Reply missing{
+            404,
+            R"({"error":{"code":"not_found","message":"No such image","type":"invalid_request_error"}})",
+            std::nullopt};
         auto response = JsonResponse(missing, request.version(), keep_alive);
         auto [error, n] = co_await http::async_write(stream, response, kAsTuple);
         if (error || !keep_alive) break;
@@ -143,7 +146,10 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     if (target == "/_stats" || target == "/_stats?detail=1") {
       reply = Reply{200, simulator.Stats(now, target.size() > 7), std::nullopt};
     } else if (file_only) {
-      reply = Reply{404, R"({"error":{"code":"not_found","message":"This host serves files only","type":"invalid_request_error"}})", std::nullopt};
+      reply = Reply{
+          404,
+          R"({"error":{"code":"not_found","message":"This host serves files only","type":"invalid_request_error"}})",
+          std::nullopt};
     } else if (request.method() == http::verb::post && target == "/v1/images/generations") {
       reply = simulator.Submit(authorization, request.body(), now);
     } else if (request.method() == http::verb::get && target.rfind("/v1/tasks/", 0) == 0) {
@@ -151,7 +157,10 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     } else if (request.method() == http::verb::get && target == "/v1/credits") {
       reply = simulator.Credits(authorization, now);
     } else {
-      reply = Reply{404, R"({"error":{"code":"not_found","message":"No such endpoint","type":"invalid_request_error"}})", std::nullopt};
+      reply = Reply{
+          404,
+          R"({"error":{"code":"not_found","message":"No such endpoint","type":"invalid_request_error"}})",
+          std::nullopt};
     }
     auto response = JsonResponse(reply, request.version(), keep_alive);
     beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
@@ -210,7 +219,8 @@ int Main(int argc, char** argv) {
   app.add_option("--port-file", port_file, "write {\"api_port\",\"file_port\"} here once bound");
   app.add_option("--public-host", public_host, "host name of the API in image URLs");
   app.add_option("--file-host", file_host, "host name of the file listener in image URLs");
-  app.add_option("--api-key", options.api_key, "the key accepted (default $FAKE_API_KEY or sk-test)");
+  app.add_option("--api-key", options.api_key,
+                 "the key accepted (default $FAKE_API_KEY or sk-test)");
   app.add_option("--credits", options.credits, "starting credit balance");
   app.add_option("--rate", options.rate, "server-side limit, requests/s over /v1 (0: none)");
   app.add_option("--burst", options.burst, "server-side token-bucket depth");
@@ -230,7 +240,8 @@ int Main(int argc, char** argv) {
   app.add_option("--p-task-vanish", options.p_task_vanish,
                  "probability a poll finds its task gone (404 task_not_found)");
   app.add_option("--p-429", options.p_429, "probability of a spurious 429 on any /v1 request");
-  app.add_option("--retry-after-s", options.retry_after_s, "Retry-After of injected 429s (0: none)");
+  app.add_option("--retry-after-s", options.retry_after_s,
+                 "Retry-After of injected 429s (0: none)");
   app.add_option("--p-plain-http-url", options.p_plain_http_url, "probability of an http:// URL");
   app.add_option("--p-foreign-host-url", options.p_foreign_host_url,
                  "probability of a URL on a host not allowed");
@@ -270,7 +281,8 @@ int Main(int argc, char** argv) {
   if (file_acceptor) options.file_authority = file_host + ":" + std::to_string(bound_file_port);
 
   Simulator simulator(options);
-  net::co_spawn(io, Listen(std::move(api_acceptor), tls, simulator, false, settings), net::detached);
+  net::co_spawn(io, Listen(std::move(api_acceptor), tls, simulator, false, settings),
+                net::detached);
   if (file_acceptor) {
     net::co_spawn(io, Listen(std::move(*file_acceptor), tls, simulator, true, settings),
                   net::detached);
@@ -281,8 +293,8 @@ int Main(int argc, char** argv) {
   if (!port_file.empty()) {
     // Written whole, then renamed: a reader never sees half a file.
     const std::string temporary = port_file + ".tmp";
-    std::ofstream(temporary) << "{\"api_port\": " << api_port << ", \"file_port\": "
-                             << bound_file_port << "}\n";
+    std::ofstream(temporary) << "{\"api_port\": " << api_port
+                             << ", \"file_port\": " << bound_file_port << "}\n";
     std::rename(temporary.c_str(), port_file.c_str());
   }
   std::cerr << "fake_api: API on https://" << options.api_authority << "/v1"

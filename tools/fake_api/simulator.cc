@@ -1,8 +1,7 @@
 #include "tools/fake_api/simulator.h"
 
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cmath>
 #include <cstdio>
 
@@ -84,8 +83,7 @@ std::optional<Reply> Simulator::Admit(std::string_view authorization, Clock::tim
   if (authorization.substr(0, kBearer.size()) != kBearer ||
       authorization.substr(kBearer.size()) != options_.api_key ||
       options_.api_key.rfind("sk-", 0) != 0) {
-    return Error(401, "invalid_api_key", "authentication_error",
-                 "Invalid API key provided");
+    return Error(401, "invalid_api_key", "authentication_error", "Invalid API key provided");
   }
   if (options_.deny_all_ips) {
     return Error(403, "ip_not_allowed", "permission_error",
@@ -170,7 +168,8 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
     if (!value->is_string() || check(value->as_string())) return std::nullopt;
     return std::string(value->as_string());
   };
-  auto resolution = optional_string("resolution", api::kDefaultResolution, manifest::CheckResolution);
+  auto resolution =
+      optional_string("resolution", api::kDefaultResolution, manifest::CheckResolution);
   auto aspect_ratio =
       optional_string("aspect_ratio", api::kDefaultAspectRatio, manifest::CheckAspectRatio);
   auto output_format =
@@ -205,8 +204,9 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
       ++spend_limited_;
       Reply reply = Error(429, "spend_limit_exceeded", "billing_error",
                           "The spend limit of this API key has been reached");
-      reply.retry_after = std::max(
-          1, static_cast<int>(std::ceil(options_.spend_window_s - Seconds(now - spend_window_start_))));
+      reply.retry_after =
+          std::max(1, static_cast<int>(
+                          std::ceil(options_.spend_window_s - Seconds(now - spend_window_start_))));
       return reply;
     }
   }
@@ -231,11 +231,10 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
   task.credits = price;
   task.created = now;
   task.created_unix = UnixNow();
-  const double jitter =
-      options_.latency_jitter > 0
-          ? std::uniform_real_distribution<double>(1 - options_.latency_jitter,
-                                                   1 + options_.latency_jitter)(random_)
-          : 1.0;
+  const double jitter = options_.latency_jitter > 0
+                            ? std::uniform_real_distribution<double>(
+                                  1 - options_.latency_jitter, 1 + options_.latency_jitter)(random_)
+                            : 1.0;
   task.processing_at = now + FromMs(options_.pending_ms * jitter);
   task.done_at = task.processing_at + FromMs(options_.processing_ms * jitter);
   task.will_fail = Chance(options_.p_task_fail);
@@ -260,9 +259,8 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
   unsettled_.emplace(task.done_at, id);
   tasks_.emplace(id, std::move(task));
   return Reply{200,
-               json::serialize(json::object{{"code", 200},
-                                            {"msg", "success"},
-                                            {"data", json::object{{"taskId", id}}}}),
+               json::serialize(json::object{
+                   {"code", 200}, {"msg", "success"}, {"data", json::object{{"taskId", id}}}}),
                std::nullopt};
 }
 
@@ -277,7 +275,8 @@ std::string Simulator::TaskJson(const Task& task, Clock::time_point now) const {
     out["error"] = json::object{{"code", "upstream_error"}, {"message", "Image generation failed"}};
   } else {
     out["status"] = "completed";
-    const auto cost_ms = std::chrono::duration_cast<std::chrono::milliseconds>(task.done_at - task.created);
+    const auto cost_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(task.done_at - task.created);
     out["completed_at"] = task.created_unix + cost_ms.count() / 1000;
     json::array urls;
     for (const std::string& url : task.urls) urls.emplace_back(url);
@@ -310,11 +309,11 @@ Reply Simulator::Credits(std::string_view authorization, Clock::time_point now) 
   if (auto refused = Admit(authorization, now)) return *refused;
   ++credit_queries_;
   // The real response shape is undocumented (api.md); this is one plausible shape.
-  return Reply{200,
-               json::serialize(json::object{{"code", 200},
-                                            {"msg", "success"},
-                                            {"data", json::object{{"credits", balance_}}}}),
-               std::nullopt};
+  return Reply{
+      200,
+      json::serialize(json::object{
+          {"code", 200}, {"msg", "success"}, {"data", json::object{{"credits", balance_}}}}),
+      std::nullopt};
 }
 
 ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
@@ -331,7 +330,8 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
   if (it == tasks_.end() || it->second.will_fail || now < it->second.done_at) return reply;
   const Task& task = it->second;
   const int k = std::atoi(std::string(name.substr(dash + 1, dot - dash - 1)).c_str());
-  if (k < 0 || k >= static_cast<int>(task.urls.size()) || name.substr(dot + 1) != task.output_format) {
+  if (k < 0 || k >= static_cast<int>(task.urls.size()) ||
+      name.substr(dot + 1) != task.output_format) {
     return reply;
   }
   const ImageSize size = SizeFor(task.resolution, task.aspect_ratio, options_.image_scale);

@@ -16,10 +16,10 @@
 #include <map>
 #include <optional>
 #include <queue>
-#include <utility>
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace nanobatch::fake_api {
@@ -28,22 +28,22 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string api_key = "sk-test";
-  std::uint64_t credits = 1'000'000;        // starting balance
+  std::uint64_t credits = 1'000'000;  // starting balance
   std::map<std::string, std::uint32_t> prices = {{"1K", 16}, {"2K", 24}, {"4K", 36}};
-  double rate = 0;                          // server-side requests/s over /v1; 0: unlimited
+  double rate = 0;  // server-side requests/s over /v1; 0: unlimited
   double burst = 10;
-  double pending_ms = 50;                   // time a task stays `pending`
-  double processing_ms = 200;               // then `processing`
-  double latency_jitter = 0.0;              // ±fraction applied to both, per task
+  double pending_ms = 50;       // time a task stays `pending`
+  double processing_ms = 200;   // then `processing`
+  double latency_jitter = 0.0;  // ±fraction applied to both, per task
   int images_per_task = 1;
-  double image_scale = 1.0 / 32;            // 1K square -> 32x32 pixels
-  std::uint64_t spend_limit = 0;            // credits per spend window; 0: none
+  double image_scale = 1.0 / 32;  // 1K square -> 32x32 pixels
+  std::uint64_t spend_limit = 0;  // credits per spend window; 0: none
   double spend_window_s = 3600;
-  bool deny_all_ips = false;                // every request gets 403 ip_not_allowed
-  std::string reject_substring;             // prompts containing it get 400 invalid_request
+  bool deny_all_ips = false;     // every request gets 403 ip_not_allowed
+  std::string reject_substring;  // prompts containing it get 400 invalid_request
   // Hosts and ports that go into image URLs.
-  std::string api_authority = "127.0.0.1:0";   // host:port of the API listener
-  std::string file_authority;                  // host:port of the file listener; empty: API's
+  std::string api_authority = "127.0.0.1:0";  // host:port of the API listener
+  std::string file_authority;                 // host:port of the file listener; empty: API's
 
   // Fault injection, each a probability in [0, 1].
   double p_submit_5xx = 0;
@@ -54,23 +54,23 @@ struct Options {
   int retry_after_s = 1;     // Retry-After sent with injected 429s; 0: no header
   double p_plain_http_url = 0;
   double p_foreign_host_url = 0;
-  double p_reset = 0;        // image download: connection reset mid-body
-  double p_truncate = 0;     // image download: body shorter than Content-Length
-  double p_slow = 0;         // image download: body trickles out
+  double p_reset = 0;     // image download: connection reset mid-body
+  double p_truncate = 0;  // image download: body shorter than Content-Length
+  double p_slow = 0;      // image download: body trickles out
   std::uint64_t seed = 1;
 };
 
 struct Reply {
   int status = 200;
-  std::string body;                 // JSON
-  std::optional<int> retry_after;   // seconds, for 429
+  std::string body;                // JSON
+  std::optional<int> retry_after;  // seconds, for 429
 };
 
 // How the server should send one image.
 enum class Delivery { kNormal, kReset, kTruncate, kSlow };
 
 struct ImageReply {
-  int status = 200;         // 404 when there is no such image
+  int status = 200;  // 404 when there is no such image
   std::string content_type;
   std::string bytes;
   Delivery delivery = Delivery::kNormal;

@@ -1,10 +1,9 @@
+#include "tools/fake_api/simulator.h"
+
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
-
 #include <string>
-
-#include "tools/fake_api/simulator.h"
 
 namespace nanobatch::fake_api {
 namespace {
@@ -115,8 +114,7 @@ TEST_CASE("simulator: 400 invalid_request and 404 model_not_found, nothing charg
     CHECK_MESSAGE(reply.status == 400, body);
     CHECK(ErrorCode(reply) == "invalid_request");
   }
-  Reply wrong_model =
-      sim.Submit(kAuth, R"({"model":"nano-banana-1","input":{"prompt":"x"}})", now);
+  Reply wrong_model = sim.Submit(kAuth, R"({"model":"nano-banana-1","input":{"prompt":"x"}})", now);
   CHECK(wrong_model.status == 404);
   CHECK(ErrorCode(wrong_model) == "model_not_found");
   CHECK(sim.balance() == start);
@@ -210,7 +208,8 @@ TEST_CASE("simulator: images are real PNG/JPEG bytes, several per task, only onc
   options.file_authority = "localhost:7";
   Simulator sim(options);
   const auto t0 = Clock::now();
-  const std::string id = TaskId(sim.Submit(kAuth, SubmitBody("x", R"(,"output_format":"png")"), t0));
+  const std::string id =
+      TaskId(sim.Submit(kAuth, SubmitBody("x", R"(,"output_format":"png")"), t0));
   CHECK(sim.Image("/images/" + id + "-0.png", t0).status == 404);  // not finished yet
   json::object done = Parse(sim.Query(kAuth, id, t0 + seconds(1)));
   const json::array& urls = done.at("output").at("urls").as_array();
@@ -239,13 +238,23 @@ TEST_CASE("simulator: URL faults give plain-http and foreign-host URLs") {
   Simulator sim(plain);
   const auto t0 = Clock::now();
   std::string id = TaskId(sim.Submit(kAuth, SubmitBody("x"), t0));
-  CHECK(Parse(sim.Query(kAuth, id, t0 + seconds(1))).at("output").at("urls").at(0).as_string().starts_with("http://"));
+  CHECK(Parse(sim.Query(kAuth, id, t0 + seconds(1)))
+            .at("output")
+            .at("urls")
+            .at(0)
+            .as_string()
+            .starts_with("http://"));
 
   Options foreign = Fast();
   foreign.p_foreign_host_url = 1;
   Simulator other(foreign);
   id = TaskId(other.Submit(kAuth, SubmitBody("x"), t0));
-  CHECK(Parse(other.Query(kAuth, id, t0 + seconds(1))).at("output").at("urls").at(0).as_string().starts_with("https://foreign.invalid/"));
+  CHECK(Parse(other.Query(kAuth, id, t0 + seconds(1)))
+            .at("output")
+            .at("urls")
+            .at(0)
+            .as_string()
+            .starts_with("https://foreign.invalid/"));
 }
 
 TEST_CASE("simulator: stats count submissions per prompt and duplicates") {
