@@ -849,7 +849,8 @@ std::string Engine::ProgressLine() const {
   line.precision(2);
   line << std::fixed << "progress: " << done << " done, " << failed << " failed, " << in_flight
        << " in flight, " << queued << " queued; " << rate << " submits/s; credits "
-       << totals.credits_spent << " spent";
+       << totals.credits_spent << " spent + " << totals.credits_reserved + pending_reservations_
+       << " reserved";
   if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
   if (done_rate > 0 && queued + in_flight > 0) {
     line << "; ETA " << static_cast<long>((queued + in_flight) / done_rate) << " s";
