@@ -58,24 +58,28 @@ void AsyncSemaphore::Close() {
 AsyncEvent::AsyncEvent(net::any_io_executor executor) : executor_(std::move(executor)) {}
 
 net::awaitable<void> AsyncEvent::Wait() {
-  net::steady_timer timer(executor_, net::steady_timer::time_point::max());
-  waiters_.push_back(&timer);
-  co_await timer.async_wait(kAsTuple);
-  waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &timer), waiters_.end());
+  Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+  const auto position = waiters_.insert(waiters_.end(), &waiter);
+  co_await waiter.timer.async_wait(kAsTuple);
+  // Notify() empties the list itself; a wait cancelled otherwise leaves it here.
+  if (!waiter.notified) waiters_.erase(position);
 }
 
 net::awaitable<bool> AsyncEvent::WaitFor(std::chrono::steady_clock::duration timeout) {
-  net::steady_timer timer(executor_, net::steady_timer::time_point::max());
-  waiters_.push_back(&timer);
+  Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+  const auto position = waiters_.insert(waiters_.end(), &waiter);
   net::steady_timer deadline(executor_, timeout);
   using namespace net::experimental::awaitable_operators;
-  auto result = co_await (timer.async_wait(kAsTuple) || deadline.async_wait(kAsTuple));
-  waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &timer), waiters_.end());
-  co_return result.index() == 0;
+  co_await (waiter.timer.async_wait(kAsTuple) || deadline.async_wait(kAsTuple));
+  if (!waiter.notified) waiters_.erase(position);
+  co_return waiter.notified;
 }
 
 void AsyncEvent::Notify() {
-  for (net::steady_timer* timer : waiters_) timer->cancel();
+  for (Waiter* waiter : waiters_) {
+    waiter->notified = true;
+    waiter->timer.cancel();
+  }
   waiters_.clear();
 }
 

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <list>
 
 namespace nanobatch::util {
 
@@ -57,8 +58,15 @@ class AsyncEvent {
   void Notify();
 
  private:
+  struct Waiter {
+    boost::asio::steady_timer timer;
+    bool notified = false;
+  };
+
   boost::asio::any_io_executor executor_;
-  std::deque<boost::asio::steady_timer*> waiters_;
+  // A list, so that a waiter leaving early (WaitFor timing out) is removed in O(1): thousands of
+  // polls sleep on the same event.
+  std::list<Waiter*> waiters_;
 };
 
 }  // namespace nanobatch::util
