@@ -29,7 +29,8 @@ while read -r target verdict; do
   failed=$((failed + f))
   if [ "$verdict" = "FAILED" ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); fi
 done < <(grep -E '^//[^ ]+ +(\(cached\) +)?(PASSED|FAILED|NO STATUS|FAILED TO BUILD|TIMEOUT|FLAKY)' "$output" |
-           sed -E 's/\(cached\) +//' | awk '{ v=$2; if ($2=="NO"||$2=="FAILED"&&$3=="TO") v=$2"_"$3; print $1, v }')
+           sed -E 's/\(cached\) +//; s/FAILED TO BUILD/FAILED_TO_BUILD/; s/NO STATUS/NO_STATUS/' |
+           awk '{ print $1, $2 }')
 
 echo "$passed passed, $failed failed"
 if [ "$bazel_status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
