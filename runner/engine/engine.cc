@@ -484,19 +484,26 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       co_await SubmitPauseSleep(spend_pause_until_ - Clock::now());
       continue;
     }
-    if (!co_await limiter_.Acquire()) continue;  // closed: halted, handled above
-    if (!intent_open) {
-      AppendIntent(run);
-      intent_open = true;
-    }
-    if (!co_await Commit()) co_return SubmitOutcome::kStopped;  // never send an unrecorded POST
+    // Right before the POST leaves (connection slot held): the rate token, then the intent,
+    // durable. A POST is never sent unrecorded.
+    auto gate = [&]() -> net::awaitable<bool> {
+      if (!co_await limiter_.Acquire()) co_return false;
+      if (!intent_open) {
+        AppendIntent(run);
+        intent_open = true;
+      }
+      co_return co_await Commit();
+    };
     retry_budget_.OnRequest();
     ++submissions_this_run_;
     auto result = co_await client_.Fetch(
         ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body),
-        ToDuration(config_.timeouts.request_s), kApiBodyLimit);
+        ToDuration(config_.timeouts.request_s), kApiBodyLimit, gate);
 
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
+      // Not sent because the run is stopping (limiter closed, journal failed): the loop's top
+      // records that.
+      if (!network->maybe_delivered && (halted_ || journal_.failed())) continue;
       ++failures;
       if (network->maybe_delivered) {
         // The one window the API leaves open: the POST may have created (and charged) a task.
@@ -647,10 +654,11 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run) {
       co_await Commit();
       co_return PollOutcome::kTaskFailed;
     }
-    if (!co_await limiter_.Acquire()) co_return PollOutcome::kInterrupted;
     retry_budget_.OnRequest();
     auto result = co_await client_.Fetch(ApiRequest(http::Request::Method::kGet, target, ""),
-                                         ToDuration(config_.timeouts.request_s), kApiBodyLimit);
+                                         ToDuration(config_.timeouts.request_s), kApiBodyLimit,
+                                         [this] { return limiter_.Acquire(); });
+    if (halted_) co_return PollOutcome::kInterrupted;
     if (std::holds_alternative<http::NetworkError>(result)) {
       delay = backoff_.Delay(failures++) + Seconds(0.1);
       continue;  // polling is free to retry; the deadline bounds it
@@ -798,9 +806,9 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
 // Start, progress, end
 
 net::awaitable<void> Engine::LogBalance() {
-  if (!co_await limiter_.Acquire()) co_return;
   auto result = co_await client_.Fetch(ApiRequest(http::Request::Method::kGet, "/v1/credits", ""),
-                                       ToDuration(config_.timeouts.request_s), kApiBodyLimit);
+                                       ToDuration(config_.timeouts.request_s), kApiBodyLimit,
+                                       [this] { return limiter_.Acquire(); });
   if (auto* network = std::get_if<http::NetworkError>(&result)) {
     LogWarning("credit balance unavailable: " + network->what);
     co_return;

@@ -182,7 +182,7 @@ void Client::Shutdown() {
 }
 
 net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout,
-                                               std::size_t body_limit) {
+                                               std::size_t body_limit, SendGate gate) {
   Impl& impl = *impl_;
   const bool is_post = request.method == Request::Method::kPost;
   HostPool& pool = impl.PoolFor(request.endpoint);
@@ -190,6 +190,9 @@ net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout
     co_return Failure(net::error::operation_aborted, "shutting down", false);
   }
   Impl::SlotGuard slot(pool);
+  if (gate && !co_await gate()) {
+    co_return Failure(net::error::operation_aborted, "not sent", false);
+  }
 
   // At most two tries: a reused connection that turns out to be dead is replaced once, when that
   // cannot have delivered the request.

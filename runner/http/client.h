@@ -15,6 +15,7 @@
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -66,6 +67,12 @@ struct NetworkError {
 template <typename T>
 using Result = std::variant<T, NetworkError>;
 
+// Awaited by Fetch once it holds a connection slot and just before it sends: the caller's last
+// word (a rate-limit token, a journal commit). Returning false abandons the request unsent.
+// Taking the rate token here, not before queueing for a slot, means requests leave at the
+// token rate even when they had to wait for a connection.
+using SendGate = std::function<boost::asio::awaitable<bool>()>;
+
 // Receives a download's body as it arrives. Returning false aborts the download.
 class BodySink {
  public:
@@ -88,7 +95,7 @@ class Client {
 
   // One request; the body of the response is capped at `body_limit` bytes.
   boost::asio::awaitable<Result<Response>> Fetch(Request request, Duration timeout,
-                                                 std::size_t body_limit);
+                                                 std::size_t body_limit, SendGate gate = {});
 
   // GET `endpoint`, streaming the body into `sink` (which must outlive the call: it is awaited,
   // never spawned). Bodies above `max_bytes` fail the download with http::error::body_limit.
