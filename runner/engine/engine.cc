@@ -108,7 +108,10 @@ class Engine {
             http::ClientOptions{
                 .ca_file = config.api.ca_file,
                 .connect_timeout = ToDuration(config.timeouts.connect_s),
-                .max_connections_per_host = std::max<std::size_t>(8, config.limits.max_downloads),
+                // Requests queue for a connection before taking their rate token, so the pool
+                // bounds how many submits share one journal commit: 32 keeps group commits
+                // large without many idle TLS connections.
+                .max_connections_per_host = std::max<std::size_t>(32, config.limits.max_downloads),
             }),
         limiter_(executor_, config.limits.rate, config.limits.burst),
         in_flight_(executor_, config.limits.max_in_flight),
