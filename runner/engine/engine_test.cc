@@ -348,10 +348,11 @@ TEST_CASE("engine: the server sees no 1-second window above rate + burst, and al
   CHECK(Stat(stats, "rate_limited_429") <= 2);
 }
 
-TEST_CASE("engine: resets and truncated downloads are retried; files match what was served") {
+TEST_CASE("engine: resets, truncated and slow downloads; files match what was served") {
   TempDir dir;
-  FakeApiProcess api(dir, {"--p-reset", "0.3", "--p-truncate", "0.3", "--pending-ms", "5",
-                           "--processing-ms", "5", "--seed", "3"});
+  FakeApiProcess api(dir, {"--p-reset", "0.3", "--p-truncate", "0.3", "--p-slow", "0.3",
+                           "--slow-ms", "200", "--pending-ms", "5", "--processing-ms", "5",
+                           "--seed", "3"});
   Job job(dir, api, Manifest(10));
   ProcessResult result = job.Run();
   INFO(result.err);
