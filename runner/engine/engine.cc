@@ -162,7 +162,8 @@ class Engine {
   // `reserved`: the submit loop reserved credits for a first submission of this item.
   net::awaitable<void> Lifecycle(std::size_t index, bool holds_permit, bool reserved);
   net::awaitable<SubmitOutcome> SendSubmit(const ItemRun& run);
-  net::awaitable<PollOutcome> Poll(const ItemRun& run);
+  // `resumed`: the task was submitted by an earlier run and may be long finished: poll at once.
+  net::awaitable<PollOutcome> Poll(const ItemRun& run, bool resumed);
   net::awaitable<void> DownloadAll(const ItemRun& run);
   net::awaitable<bool> DownloadOne(const ItemRun& run, int index, const std::string& url);
   net::awaitable<void> LogBalance();
@@ -407,6 +408,7 @@ net::awaitable<void> Engine::SubmitLoop() {
 
 net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, bool reserved) {
   const ItemRun& run = runs_[index];
+  bool resumed = !reserved;
   auto release = [&] {
     if (holds_permit) in_flight_.Release();
     holds_permit = false;
@@ -424,7 +426,8 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, boo
     const proto::ItemSnapshot* snapshot = Snapshot(run);
     const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
     if (phase == proto::ItemSnapshot::SUBMITTED) {
-      const PollOutcome outcome = co_await Poll(run);
+      const PollOutcome outcome = co_await Poll(run, resumed);
+      resumed = false;
       if (outcome == PollOutcome::kInterrupted) {
         release();
         co_return;
@@ -631,12 +634,13 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
 // ---------------------------------------------------------------------------------------------
 // Poll: one coroutine per task, first poll near the typical completion time, then backoff.
 
-net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run) {
+net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
   const std::string task_id = Snapshot(run)->task_id();
   const std::string target = "/v1/tasks/" + task_id;
   const auto started = Clock::now();
   const auto deadline = started + ToDuration(config_.polling.task_deadline_s);
-  Seconds delay = schedule_.FirstDelay(run.item->resolution) * backoff_.Jitter(0.1);
+  Seconds delay =
+      resumed ? Seconds(0) : schedule_.FirstDelay(run.item->resolution) * backoff_.Jitter(0.1);
   unsigned failures = 0;
   auto record_failed = [&](const std::string& code, const std::string& message, bool unknown) {
     proto::Record record;
@@ -677,7 +681,8 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run) {
           delay = schedule_.NextDelay(delay) * backoff_.Jitter(0.2);
           continue;
         case api::TaskStatus::State::kCompleted: {
-          schedule_.RecordCompletion(run.item->resolution, Clock::now() - started);
+          // A resumed task's start is unknown here: it would understate the typical duration.
+          if (!resumed) schedule_.RecordCompletion(run.item->resolution, Clock::now() - started);
           proto::Record record;
           auto* completed = record.mutable_completed();
           completed->set_item_id(run.item->id);
