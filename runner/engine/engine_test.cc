@@ -26,7 +26,7 @@ using testing::FakeApiProcess;
 using testing::ProcessResult;
 using testing::TempDir;
 
-constexpr const char* kBinary = "runner/nanobatch";
+constexpr const char* kBinary = testing::kNanobatchBinary;
 
 // Fast timings for a simulator that answers in milliseconds.
 constexpr const char* kTestConfig =
@@ -67,20 +67,7 @@ struct Job {
   }
 
   std::vector<std::string> Args(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = {kBinary,
-                                     "run",
-                                     "--config",
-                                     config,
-                                     "--manifest",
-                                     manifest,
-                                     "--out",
-                                     out,
-                                     "--base-url",
-                                     api.base_url(),
-                                     "--ca-file",
-                                     api.ca_file(),
-                                     "--allow-download-host",
-                                     "localhost"};
+    std::vector<std::string> args = api.RunnerArgs(config, manifest, out);
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -350,9 +337,9 @@ TEST_CASE("engine: the server sees no 1-second window above rate + burst, and al
 
 TEST_CASE("engine: resets, truncated and slow downloads; files match what was served") {
   TempDir dir;
-  FakeApiProcess api(dir, {"--p-reset", "0.3", "--p-truncate", "0.3", "--p-slow", "0.3",
-                           "--slow-ms", "200", "--pending-ms", "5", "--processing-ms", "5",
-                           "--seed", "3"});
+  FakeApiProcess api(
+      dir, {"--p-reset", "0.3", "--p-truncate", "0.3", "--p-slow", "0.3", "--slow-ms", "200",
+            "--pending-ms", "5", "--processing-ms", "5", "--seed", "3"});
   Job job(dir, api, Manifest(10));
   ProcessResult result = job.Run();
   INFO(result.err);

@@ -35,6 +35,25 @@ std::string FakeApiProcess::base_url() const {
   return "https://127.0.0.1:" + std::to_string(api_port_);
 }
 
+std::vector<std::string> FakeApiProcess::RunnerArgs(const std::string& config,
+                                                    const std::string& manifest,
+                                                    const std::string& out) const {
+  return {kNanobatchBinary,
+          "run",
+          "--config",
+          config,
+          "--manifest",
+          manifest,
+          "--out",
+          out,
+          "--base-url",
+          base_url(),
+          "--ca-file",
+          ca_file(),
+          "--allow-download-host",
+          "localhost"};
+}
+
 ProcessResult FakeApiProcess::Curl(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {"curl", "-sS", "--max-time", "20", "--cacert", ca_file_};
   argv.insert(argv.end(), args.begin(), args.end());

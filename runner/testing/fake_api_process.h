@@ -23,6 +23,8 @@ namespace nanobatch::testing {
 // Runfiles-relative paths of what FakeApiProcess needs; a test lists both in its `data`.
 inline constexpr const char* kFakeApiBinary = "tools/fake_api/fake_api";
 inline constexpr const char* kMakeTestCerts = "tools/fake_api/make_test_certs.sh";
+// The runner, for tests that list //runner:nanobatch in their `data`.
+inline constexpr const char* kNanobatchBinary = "runner/nanobatch";
 
 class FakeApiProcess {
  public:
@@ -36,6 +38,9 @@ class FakeApiProcess {
   std::string base_url() const;
   // The simulator's own view (GET /_stats), fetched with curl.
   boost::json::object Stats(bool detail = false) const;
+  // `nanobatch run` pointed at this simulator: its URL, its CA, its file host allowed.
+  std::vector<std::string> RunnerArgs(const std::string& config, const std::string& manifest,
+                                      const std::string& out) const;
   // curl with the test CA and the test key, for checking the simulator itself; `args` follow.
   ProcessResult Curl(const std::vector<std::string>& args) const;
   BackgroundProcess& process() { return *process_; }

@@ -20,7 +20,7 @@ namespace nanobatch::chaos {
 namespace {
 
 namespace json = boost::json;
-constexpr const char* kBinary = "runner/nanobatch";
+constexpr const char* kBinary = testing::kNanobatchBinary;
 
 }  // namespace
 
@@ -70,22 +70,8 @@ ChaosReport RunChaos(const ChaosOptions& options) {
                            "limits: {rate: 60, burst: 10, max_in_flight: 64}\n"
                            "log: {progress_interval_s: 60}\n";
   const std::string out = work + "/out";
-  const std::vector<std::string> args = {kBinary,
-                                         "run",
-                                         "--config",
-                                         config,
-                                         "--manifest",
-                                         manifest_path,
-                                         "--out",
-                                         out,
-                                         "--base-url",
-                                         api.base_url(),
-                                         "--ca-file",
-                                         api.ca_file(),
-                                         "--allow-download-host",
-                                         "localhost",
-                                         "--budget-credits",
-                                         std::to_string(report.budget)};
+  std::vector<std::string> args = api.RunnerArgs(config, manifest_path, out);
+  args.insert(args.end(), {"--budget-credits", std::to_string(report.budget)});
   const std::map<std::string, std::string> env = {{"AIVIDEOAPI_API_KEY", "sk-test"}};
 
   std::mt19937_64 random(options.seed);

@@ -19,25 +19,7 @@ namespace {
 
 namespace json = boost::json;
 namespace fs = std::filesystem;
-constexpr const char* kBinary = "runner/nanobatch";
-
-std::vector<std::string> RunArgs(const testing::FakeApiProcess& api, const std::string& config,
-                                 const std::string& manifest, const std::string& out) {
-  return {kBinary,
-          "run",
-          "--config",
-          config,
-          "--manifest",
-          manifest,
-          "--out",
-          out,
-          "--base-url",
-          api.base_url(),
-          "--ca-file",
-          api.ca_file(),
-          "--allow-download-host",
-          "localhost"};
-}
+constexpr const char* kBinary = testing::kNanobatchBinary;
 
 TEST_CASE("power loss: a journal cut at any byte resumes correctly and pays only what it lost") {
   testing::TempDir dir;
@@ -55,7 +37,7 @@ TEST_CASE("power loss: a journal cut at any byte resumes correctly and pays only
                                        "log: {progress_interval_s: 60}\n");
   const std::map<std::string, std::string> env = {{"AIVIDEOAPI_API_KEY", "sk-test"}};
   const std::string original = dir.File("original");
-  REQUIRE(testing::RunProcess(RunArgs(api, config, manifest, original), env).exit_code == 0);
+  REQUIRE(testing::RunProcess(api.RunnerArgs(config, manifest, original), env).exit_code == 0);
   const std::string journal = dir.Read("original/.nanobatch/journal.log");
   REQUIRE(journal.size() > 500);
 
@@ -85,7 +67,8 @@ TEST_CASE("power loss: a journal cut at any byte resumes correctly and pays only
               s.at("done").as_int64();
     }
     const std::int64_t before = api.Stats().at("submissions").as_int64();
-    testing::ProcessResult resumed = testing::RunProcess(RunArgs(api, config, manifest, copy), env);
+    testing::ProcessResult resumed =
+        testing::RunProcess(api.RunnerArgs(config, manifest, copy), env);
     INFO(resumed.err);
     REQUIRE(resumed.exit_code == 0);
     CHECK(api.Stats().at("submissions").as_int64() - before == 12 - known);
