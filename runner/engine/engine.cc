@@ -999,7 +999,6 @@ net::awaitable<int> Engine::Run() {
     for (const auto& known : journal_.state().items()) {
       if (in_manifest.count(known->item_id()) == 0) departed.push_back(known->item_id());
     }
-    started->set_departed_items(departed.size());
     for (const std::string& id : departed) {
       if (journal_.state().Find(id)->departed()) continue;
       proto::Record gone;

@@ -22,7 +22,7 @@ Seconds PollSchedule::FirstDelay(const std::string& resolution) const {
 }
 
 Seconds PollSchedule::NextDelay(Seconds previous) const {
-  // After a miss the task is close: start at a quarter of the first wait, then grow by half.
+  // Each miss waits half as long again as the last: few polls for slow tasks, bounded by the cap.
   return std::clamp(previous * 1.5, Seconds(0.05), max_interval_);
 }
 

@@ -24,9 +24,6 @@ class RateLimiter {
   void OnRateLimited(std::optional<double> retry_after_s);
   void Close();
 
-  double current_rate() const { return bucket_.current_rate(); }
-  std::size_t waiting() const { return turn_.waiting(); }
-
  private:
   boost::asio::any_io_executor executor_;
   ratelimit::TokenBucket bucket_;

@@ -127,6 +127,23 @@ struct Client::Impl {
     co_return std::move(connection);
   }
 
+  // A live idle connection of `pool` (when `allow_reuse`), or a new one. `reused` says which.
+  net::awaitable<Result<std::unique_ptr<Connection>>> Lease(HostPool& pool,
+                                                            const Endpoint& endpoint,
+                                                            bool allow_reuse, bool& reused) {
+    std::unique_ptr<Connection> connection = allow_reuse ? TakeIdle(pool) : nullptr;
+    reused = connection != nullptr;
+    if (reused) {
+      ++stats.connections_reused;
+    } else {
+      auto connected = co_await Connect(endpoint);
+      if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
+      connection = std::move(std::get<0>(connected));
+    }
+    if (shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
+    co_return std::move(connection);
+  }
+
   // Keeps the connection for reuse when the exchange ended cleanly and the server allows it.
   void Return(HostPool& pool, std::unique_ptr<Connection> connection, bool reusable) {
     if (!reusable || shut_down) return;  // destroyed: closed without ceremony
@@ -197,16 +214,10 @@ net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout
   // At most two tries: a reused connection that turns out to be dead is replaced once, when that
   // cannot have delivered the request.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<Connection> connection = attempt == 0 ? impl.TakeIdle(pool) : nullptr;
-    const bool reused = connection != nullptr;
-    if (reused) {
-      ++impl.stats.connections_reused;
-    } else {
-      auto connected = co_await impl.Connect(request.endpoint);
-      if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
-      connection = std::move(std::get<0>(connected));
-    }
-    if (impl.shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
+    bool reused = false;
+    auto leased = co_await impl.Lease(pool, request.endpoint, attempt == 0, reused);
+    if (auto* error = std::get_if<NetworkError>(&leased)) co_return *error;
+    std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
     Impl::ActiveGuard active(impl, connection.get());
 
     bhttp::request<bhttp::string_body> message{is_post ? bhttp::verb::post : bhttp::verb::get,
@@ -269,15 +280,10 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   }
   Impl::SlotGuard slot(pool);
 
-  std::unique_ptr<Connection> connection = impl.TakeIdle(pool);
-  if (connection) {
-    ++impl.stats.connections_reused;
-  } else {
-    auto connected = co_await impl.Connect(endpoint);
-    if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
-    connection = std::move(std::get<0>(connected));
-  }
-  if (impl.shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
+  bool reused = false;
+  auto leased = co_await impl.Lease(pool, endpoint, /*allow_reuse=*/true, reused);
+  if (auto* error = std::get_if<NetworkError>(&leased)) co_return *error;
+  std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
   Impl::ActiveGuard active(impl, connection.get());
 
   bhttp::request<bhttp::empty_body> message{bhttp::verb::get, endpoint.target, 11};

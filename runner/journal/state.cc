@@ -78,8 +78,6 @@ void JournalState::Count(const proto::ItemSnapshot& item, int sign) {
   add(totals_.images, static_cast<std::uint64_t>(item.images_size()));
 }
 
-void JournalState::SetPhase(proto::ItemSnapshot& item, Phase phase) { item.set_phase(phase); }
-
 void JournalState::Apply(const proto::Record& record) {
   ++records_;
   const std::int64_t t = record.unix_time();
@@ -112,7 +110,7 @@ void JournalState::Apply(const proto::Record& record) {
       item.clear_task_id();
       item.clear_urls();
       item.clear_images();
-      SetPhase(item, proto::ItemSnapshot::INTENT);
+      item.set_phase(proto::ItemSnapshot::INTENT);
       item.set_last_unix_time(t);
       Count(item, +1);
       break;
@@ -135,7 +133,7 @@ void JournalState::Apply(const proto::Record& record) {
       item.set_departed(false);
       item.set_task_id(submitted.task_id());
       item.set_credits(submitted.credits());
-      SetPhase(item, proto::ItemSnapshot::SUBMITTED);
+      item.set_phase(proto::ItemSnapshot::SUBMITTED);
       item.set_last_unix_time(t);
       Count(item, +1);
       break;
@@ -149,7 +147,7 @@ void JournalState::Apply(const proto::Record& record) {
       if (!completed.task_id().empty()) item.set_task_id(completed.task_id());
       *item.mutable_urls() = completed.urls();
       item.clear_images();
-      SetPhase(item, proto::ItemSnapshot::COMPLETED);
+      item.set_phase(proto::ItemSnapshot::COMPLETED);
       item.set_last_unix_time(t);
       Count(item, +1);
       break;
@@ -168,7 +166,7 @@ void JournalState::Apply(const proto::Record& record) {
       else
         *images->Add() = downloaded;
       if (item.phase() == proto::ItemSnapshot::COMPLETED && AllImagesDown(item)) {
-        SetPhase(item, proto::ItemSnapshot::DONE);
+        item.set_phase(proto::ItemSnapshot::DONE);
         recent_done_.push_back(t);
         if (recent_done_.size() > 4096) recent_done_.pop_front();
       }
@@ -189,7 +187,7 @@ void JournalState::Apply(const proto::Record& record) {
       item.set_last_error_message(failed.message());
       if (item.phase() != proto::ItemSnapshot::DONE &&
           item.phase() != proto::ItemSnapshot::GAVE_UP) {
-        SetPhase(item, proto::ItemSnapshot::QUEUED);
+        item.set_phase(proto::ItemSnapshot::QUEUED);
       }
       item.set_last_unix_time(t);
       Count(item, +1);
@@ -206,7 +204,7 @@ void JournalState::Apply(const proto::Record& record) {
       }
       item.set_last_error_code(gave_up.error_code());
       item.set_last_error_message(gave_up.message());
-      SetPhase(item, proto::ItemSnapshot::GAVE_UP);
+      item.set_phase(proto::ItemSnapshot::GAVE_UP);
       item.set_last_unix_time(t);
       Count(item, +1);
       break;

@@ -74,7 +74,6 @@ class JournalState {
 
  private:
   proto::ItemSnapshot& Item(const std::string& id, std::int64_t unix_time);
-  void SetPhase(proto::ItemSnapshot& item, Phase phase);
   void Count(const proto::ItemSnapshot& item, int sign);
 
   // Item states live on an arena: a million-record replay allocates in bulk and frees at once.

@@ -4,7 +4,6 @@
 #include <deque>
 
 #include "runner/ratelimit/backoff.h"
-#include "runner/ratelimit/budget.h"
 #include "runner/ratelimit/token_bucket.h"
 
 namespace nanobatch::ratelimit {
@@ -74,30 +73,6 @@ TEST_CASE("token bucket: the rate never collapses to zero under a 429 storm") {
   for (int i = 0; i < 100; ++i) bucket.OnRateLimited(t0, std::nullopt);
   CHECK(bucket.current_rate() > 0);
   CHECK(bucket.current_rate() >= 1.0 / 60 - 1e-9);
-}
-
-TEST_CASE("budget: reserved + spent never exceeds the limit") {
-  Budget budget(100);
-  CHECK(budget.TryReserve(36));
-  CHECK(budget.TryReserve(36));
-  CHECK_FALSE(budget.TryReserve(36));  // 108 > 100
-  CHECK(budget.TryReserve(24));        // 96
-  budget.Spend(36);
-  budget.Release(36);  // a failed task: refunded
-  CHECK(budget.spent() == 36);
-  CHECK(budget.reserved() == 24);
-  CHECK(budget.TryReserve(36));  // 96 again
-  CHECK_FALSE(budget.TryReserve(16));
-  CHECK(budget.CouldEverAfford(64));
-  CHECK_FALSE(budget.CouldEverAfford(65));
-}
-
-TEST_CASE("budget: no limit means every reservation succeeds; earlier runs count") {
-  Budget unlimited(std::nullopt);
-  for (int i = 0; i < 1000; ++i) CHECK(unlimited.TryReserve(36));
-  Budget resumed(100, /*spent=*/90);
-  CHECK_FALSE(resumed.TryReserve(16));
-  CHECK(resumed.TryReserve(10));
 }
 
 TEST_CASE("backoff: full jitter stays within [0, min(cap, base * 2^n)]") {
