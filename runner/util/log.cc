@@ -7,6 +7,8 @@
 #include <ctime>
 #include <string>
 
+#include "runner/util/server_text.h"
+
 namespace nanobatch::util {
 namespace {
 
@@ -28,9 +30,11 @@ void Log(LogLevel level, std::string_view message) {
   line += ' ';
   line += name;
   line += ' ';
-  line.append(message);
+  // The last line of defence: no log line can carry the API key, whatever it was built from.
+  const std::string redacted = Redact(message);
+  line.append(redacted);
   // Log lines are one event each: embedded newlines (from a server's message) are flattened.
-  for (std::size_t i = line.size() - message.size(); i < line.size(); ++i) {
+  for (std::size_t i = line.size() - redacted.size(); i < line.size(); ++i) {
     if (line[i] == '\n' || line[i] == '\r') line[i] = ' ';
   }
   line += '\n';

@@ -1,6 +1,7 @@
 #pragma once
-// Logging: one event per line on stderr, "2026-11-25T07:32:43Z LEVEL message". Nothing here ever
-// receives the API key: callers log sources ("$AIVIDEOAPI_API_KEY"), never values.
+// Logging: one event per line on stderr, "2026-11-25T07:32:43Z LEVEL message". Callers log
+// sources ("$AIVIDEOAPI_API_KEY"), never the key; every line also passes through Redact()
+// (server_text.h), so a server's echo of the key cannot reach the log either.
 //
 // Example:
 //   Log(LogLevel::kWarning, "journal: dropped a torn tail of 12 bytes");

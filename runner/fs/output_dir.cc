@@ -1,0 +1,164 @@
+#include "runner/fs/output_dir.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace nanobatch::fs {
+namespace {
+
+std::string Errno() { return std::strerror(errno); }
+
+// Opens the directory `name` under `parent` without following a link, creating it when asked.
+util::UniqueFd OpenSubdirectory(int parent, const std::string& name, const std::string& shown,
+                                bool create, std::string& error, OpenProblem& problem) {
+  if (create && ::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) {
+    error = "cannot create " + shown + ": " + Errno();
+    problem = OpenProblem::kIo;
+    return {};
+  }
+  util::UniqueFd fd(
+      ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ELOOP || errno == ENOTDIR) {
+      error = shown +
+              " is a symbolic link or not a directory; nanobatch follows no links inside its "
+              "output directory: remove it and run again";
+      problem = OpenProblem::kNotADirectory;
+    } else {
+      error = "cannot open " + shown + ": " + Errno();
+      problem = OpenProblem::kIo;
+    }
+  }
+  return fd;
+}
+
+}  // namespace
+
+bool IsPlainName(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." &&
+         name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
+int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode) {
+  if (!IsPlainName(name)) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ::openat(dir, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+
+bool SyncDirectory(int dir, std::string& error) {
+  if (::fsync(dir) == 0) return true;
+  error = "cannot sync a directory: " + Errno();
+  return false;
+}
+
+bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes,
+                         std::string& error) {
+  const std::string temporary = name + ".tmp";
+  util::UniqueFd fd(OpenFileAt(dir, temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+  if (!fd) {
+    error = "cannot create " + temporary + ": " + Errno();
+    return false;
+  }
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = "cannot write " + temporary + ": " + Errno();
+      ::unlinkat(dir, temporary.c_str(), 0);
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) {
+    error = "cannot sync " + temporary + ": " + Errno();
+    ::unlinkat(dir, temporary.c_str(), 0);
+    return false;
+  }
+  fd.Reset();
+  // renameat replaces whatever has the final name (a link included) without following it.
+  if (::renameat(dir, temporary.c_str(), dir, name.c_str()) != 0) {
+    error = "cannot replace " + name + ": " + Errno();
+    ::unlinkat(dir, temporary.c_str(), 0);
+    return false;
+  }
+  return SyncDirectory(dir, error);
+}
+
+std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,
+                                           std::string& error, OpenProblem* problem_out) {
+  OpenProblem ignored;
+  OpenProblem& problem = problem_out != nullptr ? *problem_out : ignored;
+  problem = OpenProblem::kIo;
+  std::unique_ptr<OutputDir> dir(new OutputDir());
+  dir->path_ = path;
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0) {
+    if (!S_ISDIR(info.st_mode)) {
+      error = path + " is not a directory (--out / out must name a directory)";
+      problem = OpenProblem::kNotADirectory;
+      return nullptr;
+    }
+  } else if (errno != ENOENT || !create) {
+    error = "cannot use " + path + " as the output directory: " + Errno();
+    return nullptr;
+  } else if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    error = "cannot create " + path + ": " + Errno();
+    return nullptr;
+  }
+  dir->dir_ = util::UniqueFd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir->dir_) {
+    error = "cannot open " + path + ": " + Errno();
+    if (errno == ENOTDIR) problem = OpenProblem::kNotADirectory;
+    return nullptr;
+  }
+  dir->state_ = OpenSubdirectory(dir->fd(), ".nanobatch", dir->PathOf(".nanobatch"), create,
+                                 error, problem);
+  if (!dir->state_) return nullptr;
+  dir->tmp_ = OpenSubdirectory(dir->state_fd(), "tmp", dir->StatePathOf("tmp"), create, error,
+                               problem);
+  if (!dir->tmp_) return nullptr;
+  problem = OpenProblem::kNone;
+  return dir;
+}
+
+std::string OutputDir::PathOf(std::string_view name) const {
+  return path_ + "/" + std::string(name);
+}
+
+std::string OutputDir::StatePathOf(std::string_view name) const {
+  return path_ + "/.nanobatch/" + std::string(name);
+}
+
+bool OutputDir::ClearTemporary(std::string& error) {
+  // A duplicate descriptor for the listing: closedir() closes it, not ours.
+  DIR* listing = ::fdopendir(::fcntl(tmp_fd(), F_DUPFD_CLOEXEC, 0));
+  if (listing == nullptr) {
+    error = "cannot list " + StatePathOf("tmp") + ": " + Errno();
+    return false;
+  }
+  ::rewinddir(listing);
+  std::vector<std::string> names;
+  while (const dirent* entry = ::readdir(listing)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(listing);
+  for (const std::string& name : names) {
+    // unlinkat removes a link itself, never what it points to; a directory planted here is left.
+    if (::unlinkat(tmp_fd(), name.c_str(), 0) != 0 && errno != ENOENT && errno != EISDIR) {
+      error = "cannot remove " + StatePathOf("tmp/" + name) + ": " + Errno();
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace nanobatch::fs

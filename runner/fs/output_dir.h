@@ -1,0 +1,73 @@
+#pragma once
+// OutputDir: one output directory (interface.md "Output directory"), opened once. Its three
+// directories (`<out>`, `<out>/.nanobatch`, `<out>/.nanobatch/tmp`) are held as descriptors, and
+// every file nanobatch creates, reads, renames or deletes under them is reached relative to one
+// of those descriptors and without following a symbolic link (O_NOFOLLOW, openat, renameat,
+// unlinkat). A link planted anywhere inside therefore cannot send a write, a read or a delete
+// outside the directory: `.nanobatch` or `tmp` being a link is refused outright, and a link with
+// a file's name is replaced, never followed.
+//
+// `<out>` itself is the user's choice and may be reached through links.
+//
+// Example:
+//   std::string error;
+//   auto dir = OutputDir::Open("out", /*create=*/true, error);
+//   int fd = OpenFileAt(dir->tmp_fd(), "dl-1.part", O_WRONLY | O_CREAT | O_TRUNC);
+//   WriteFileAtomically(dir->fd(), "metadata.jsonl", text, error);
+
+#include <fcntl.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "runner/util/input_file.h"
+
+namespace nanobatch::fs {
+
+// Why Open() failed: a path that is not a directory (or holds a link where nanobatch keeps its
+// state) needs the user's fix (usage, exit 2); anything else is an I/O problem (exit 3).
+enum class OpenProblem { kNone, kNotADirectory, kIo };
+
+class OutputDir {
+ public:
+  // Opens `path` and its state directories, creating what is missing when `create`.
+  static std::unique_ptr<OutputDir> Open(const std::string& path, bool create, std::string& error,
+                                         OpenProblem* problem = nullptr);
+
+  const std::string& path() const { return path_; }
+  int fd() const { return dir_.get(); }
+  int state_fd() const { return state_.get(); }  // <out>/.nanobatch
+  int tmp_fd() const { return tmp_.get(); }      // <out>/.nanobatch/tmp
+  // For messages: "<out>/name", "<out>/.nanobatch/name".
+  std::string PathOf(std::string_view name) const;
+  std::string StatePathOf(std::string_view name) const;
+
+  // Removes every entry of the temporary directory (leftovers of an interrupted run), links
+  // included, without following any.
+  bool ClearTemporary(std::string& error);
+
+ private:
+  OutputDir() = default;
+  std::string path_;
+  util::UniqueFd dir_;
+  util::UniqueFd state_;
+  util::UniqueFd tmp_;
+};
+
+// A name that stays inside the directory it is looked up in: not empty, not "." or "..", no '/'
+// and no NUL. Every name built from an item id or read back from the journal is checked.
+bool IsPlainName(std::string_view name);
+
+// openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode), refusing names that are not plain.
+int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode = 0644);
+
+// fsync of a directory, so that a rename or a new file in it survives a power cut.
+bool SyncDirectory(int dir, std::string& error);
+
+// Writes `bytes` to `<name>.tmp` in `dir`, fsyncs, renames over `name`, fsyncs `dir`.
+bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes,
+                         std::string& error);
+
+}  // namespace nanobatch::fs
