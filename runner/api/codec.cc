@@ -1,7 +1,10 @@
 #include "runner/api/codec.h"
 
 #include <boost/json.hpp>
+#include <boost/url/url.hpp>
 #include <charconv>
+
+#include "runner/util/server_text.h"
 
 namespace nanobatch::api {
 namespace json = boost::json;
@@ -14,11 +17,15 @@ std::optional<json::object> ParseObject(std::string_view body) {
   return std::move(value.as_object());
 }
 
-std::string StringOr(const json::object& object, std::string_view key, std::string fallback) {
+// A string the server sent, scrubbed (util::ServerText) and capped at `max_bytes`.
+std::string ServerStringOr(const json::object& object, std::string_view key, std::string fallback,
+                           std::size_t max_bytes = util::kServerTextMaxBytes) {
   const json::value* value = object.if_contains(key);
   if (value == nullptr || !value->is_string()) return fallback;
-  return std::string(value->as_string());
+  return util::ServerText(value->as_string(), max_bytes);
 }
+
+constexpr std::size_t kMaxCodeBytes = 64;
 
 ErrorKind KindFor(int status, std::string_view code) {
   if (code == "invalid_request") return ErrorKind::kInvalidRequest;
@@ -31,10 +38,10 @@ ErrorKind KindFor(int status, std::string_view code) {
   if (code == "spend_limit_exceeded") return ErrorKind::kSpendLimited;
   if (code == "internal_error") return ErrorKind::kInternal;
   if (code == "upstream_error") return ErrorKind::kUpstream;
-  // An undocumented code: fall back on the HTTP status, which api.md ties to each class.
+  // An undocumented code: fall back on the HTTP status where it alone says what happened,
+  // whoever sent it. A 400 or 404 without a documented code says nothing about the item (it is
+  // what a wrong base URL or a proxy answers): kUnexpected.
   switch (status) {
-    case 400:
-      return ErrorKind::kInvalidRequest;
     case 401:
       return ErrorKind::kInvalidApiKey;
     case 402:
@@ -58,8 +65,8 @@ ApiError DecodeError(int status, std::string_view body, std::string_view retry_a
   error.retry_after_s = ParseRetryAfter(retry_after);
   if (auto object = ParseObject(body)) {
     if (const json::value* inner = object->if_contains("error"); inner && inner->is_object()) {
-      error.code = StringOr(inner->as_object(), "code", "");
-      error.message = StringOr(inner->as_object(), "message", "");
+      error.code = ServerStringOr(inner->as_object(), "code", "", kMaxCodeBytes);
+      error.message = ServerStringOr(inner->as_object(), "message", "");
     }
   }
   error.kind = KindFor(status, error.code);
@@ -77,6 +84,8 @@ ApiError Undecodable(int status, std::string what) {
   return error;
 }
 
+bool IsGatewayStatus(int status) { return status == 502 || status == 504; }
+
 }  // namespace
 
 Reaction ReactionTo(const ApiError& error) {
@@ -84,7 +93,7 @@ Reaction ReactionTo(const ApiError& error) {
     case ErrorKind::kInvalidRequest:
       return Reaction::kFailItem;
     case ErrorKind::kModelNotFound:
-      return Reaction::kFailItem;
+      return Reaction::kStopMisconfigured;
     case ErrorKind::kInvalidApiKey:
       return Reaction::kStopRun;
     case ErrorKind::kIpNotAllowed:
@@ -102,10 +111,13 @@ Reaction ReactionTo(const ApiError& error) {
     case ErrorKind::kUpstream:
       return Reaction::kRetry;
     case ErrorKind::kUnexpected:
-      // 5xx from a proxy and undecodable 200s are transient; any other 4xx is about the item.
-      return error.http_status >= 500 || error.http_status == 200 || error.http_status == 408
+      // 5xx from a proxy, timeouts and undecodable 2xx polls are transient. Any other answer
+      // that is no API error (an HTML 404 from a wrong base URL, a 3xx that is never followed)
+      // is the configuration's fault, not the item's.
+      return error.http_status >= 500 || error.http_status == 408 ||
+                     (error.http_status >= 200 && error.http_status < 300)
                  ? Reaction::kRetry
-                 : Reaction::kFailItem;
+                 : Reaction::kStopMisconfigured;
   }
   return Reaction::kFailItem;
 }
@@ -151,6 +163,53 @@ std::optional<double> ParseRetryAfter(std::string_view header) {
   return seconds;
 }
 
+bool IsValidTaskId(std::string_view task_id) {
+  if (task_id.empty() || task_id.size() > kMaxTaskIdBytes) return false;
+  for (char c : task_id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string TaskTarget(std::string_view task_id) {
+  boost::urls::url target;
+  target.set_path("/v1/tasks");
+  target.segments().push_back(task_id);  // percent-encodes anything outside pchar
+  return std::string(target.buffer());
+}
+
+std::string_view OutputProblemCode(TaskStatus::OutputProblem problem) {
+  switch (problem) {
+    case TaskStatus::OutputProblem::kNone:
+      return "";
+    case TaskStatus::OutputProblem::kNoImages:
+      return "no_images";
+    case TaskStatus::OutputProblem::kTooManyImages:
+      return "too_many_images";
+    case TaskStatus::OutputProblem::kMalformed:
+      return "bad_output";
+  }
+  return "bad_output";
+}
+
+std::string DescribeOutputProblem(const TaskStatus& task) {
+  switch (task.output_problem) {
+    case TaskStatus::OutputProblem::kNone:
+      return "";
+    case TaskStatus::OutputProblem::kNoImages:
+      return "the task completed with no image URL in output.urls";
+    case TaskStatus::OutputProblem::kTooManyImages:
+      return "the task completed with " + std::to_string(task.url_count) +
+             " image URLs; at most " + std::to_string(kMaxUrlsPerTask) + " are accepted";
+    case TaskStatus::OutputProblem::kMalformed:
+      return "the task completed with an output.urls entry that is not a string of at most " +
+             std::to_string(kMaxUrlBytes) + " bytes";
+  }
+  return "";
+}
+
 std::string EncodeSubmit(const manifest::Item& item, std::string_view model) {
   json::object input{{"prompt", item.prompt},
                      {"resolution", item.resolution},
@@ -166,20 +225,36 @@ std::string EncodeSubmit(const manifest::Item& item, std::string_view model) {
 
 SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
                                   std::string_view retry_after) {
-  if (http_status != 200) return DecodeError(http_status, body, retry_after);
+  const bool accepted = http_status >= 200 && http_status < 300;
+  if (!accepted) {
+    ApiError error = DecodeError(http_status, body, retry_after);
+    // A gateway's own 502/504 may come after it passed the POST on: a task may exist.
+    if (IsGatewayStatus(http_status) && error.kind == ErrorKind::kUnexpected) {
+      return PossiblyCharged{http_status, "the gateway answered HTTP " +
+                                              std::to_string(http_status) +
+                                              " (the request may have reached the API)"};
+    }
+    return error;
+  }
+  // A 2xx means a task may exist and was charged: whatever is wrong with the body, the outcome
+  // is "possibly charged, id unknown", never "nothing happened".
+  auto unusable = [&](std::string why) {
+    return PossiblyCharged{http_status, "the submit was answered HTTP " +
+                                            std::to_string(http_status) + " but " + why};
+  };
   auto object = ParseObject(body);
-  if (!object) return Undecodable(http_status, "submit response is not a JSON object");
+  if (!object) return unusable("the body is not a JSON object");
   const json::value* data = object->if_contains("data");
-  if (data == nullptr || !data->is_object()) {
-    // A 200 carrying an error body: some gateways do this; classify it by its code.
-    if (object->contains("error")) return DecodeError(http_status, body, retry_after);
-    return Undecodable(http_status, "submit response has no data object");
+  if (data == nullptr || !data->is_object()) return unusable("the body has no data object");
+  const json::value* id = data->as_object().if_contains("taskId");
+  if (id == nullptr || !id->is_string()) return unusable("the body has no data.taskId string");
+  const std::string_view task_id = id->as_string();
+  if (!IsValidTaskId(task_id)) {
+    return unusable("data.taskId is not a valid task id (" +
+                    util::ServerText(task_id, 40) + ", " + std::to_string(task_id.size()) +
+                    " bytes)");
   }
-  std::string task_id = StringOr(data->as_object(), "taskId", "");
-  if (task_id.empty() || task_id.size() > 256) {
-    return Undecodable(http_status, "submit response has no usable data.taskId");
-  }
-  return task_id;
+  return std::string(task_id);
 }
 
 TaskResult DecodeTaskResponse(int http_status, std::string_view body,
@@ -187,7 +262,7 @@ TaskResult DecodeTaskResponse(int http_status, std::string_view body,
   if (http_status != 200) return DecodeError(http_status, body, retry_after);
   auto object = ParseObject(body);
   if (!object) return Undecodable(http_status, "task response is not a JSON object");
-  const std::string status = StringOr(*object, "status", "");
+  const std::string status = ServerStringOr(*object, "status", "", 40);
   TaskStatus task;
   if (status == "pending") {
     task.state = TaskStatus::State::kPending;
@@ -196,8 +271,8 @@ TaskResult DecodeTaskResponse(int http_status, std::string_view body,
   } else if (status == "failed") {
     task.state = TaskStatus::State::kFailed;
     if (const json::value* error = object->if_contains("error"); error && error->is_object()) {
-      task.error_code = StringOr(error->as_object(), "code", "");
-      task.error_message = StringOr(error->as_object(), "message", "");
+      task.error_code = ServerStringOr(error->as_object(), "code", "", kMaxCodeBytes);
+      task.error_message = ServerStringOr(error->as_object(), "message", "");
     }
     if (task.error_code.empty()) task.error_code = "task_failed";
   } else if (status == "completed") {
@@ -206,14 +281,24 @@ TaskResult DecodeTaskResponse(int http_status, std::string_view body,
     const json::value* urls =
         output && output->is_object() ? output->as_object().if_contains("urls") : nullptr;
     if (urls == nullptr || !urls->is_array() || urls->as_array().empty()) {
-      return Undecodable(http_status, "completed task has no output.urls");
+      task.output_problem = TaskStatus::OutputProblem::kNoImages;
+      return task;
+    }
+    task.url_count = urls->as_array().size();
+    if (task.url_count > kMaxUrlsPerTask) {
+      task.output_problem = TaskStatus::OutputProblem::kTooManyImages;
+      return task;
     }
     for (const json::value& url : urls->as_array()) {
-      if (!url.is_string()) return Undecodable(http_status, "output.urls holds a non-string");
+      if (!url.is_string() || url.as_string().size() > kMaxUrlBytes) {
+        task.output_problem = TaskStatus::OutputProblem::kMalformed;
+        task.urls.clear();
+        return task;
+      }
       task.urls.emplace_back(url.as_string());
     }
   } else {
-    return Undecodable(http_status, "task status \"" + status.substr(0, 40) + "\" is unknown");
+    return Undecodable(http_status, "task status \"" + status + "\" is unknown");
   }
   return task;
 }

@@ -3,13 +3,17 @@
 // classification of every documented error into the reaction the engine must have.
 //
 // Responses are decoded defensively: any body (HTML from a proxy, truncated JSON, wrong types)
-// becomes an ApiError, never an exception or a crash.
+// becomes an ApiError, never an exception or a crash. Everything a server says is hostile until
+// checked: every piece of its text passes util::ServerText (key scrubbed, printable, capped), a
+// task id is an opaque token of a conservative charset (IsValidTaskId) before it is used, and a
+// task's URLs are capped in number and length.
 //
 // Example:
 //   std::string body = EncodeSubmit(item, "nano-banana-2");
 //   SubmitResult r = DecodeSubmitResponse(status, response_body, retry_after_header);
 //   if (auto* error = std::get_if<ApiError>(&r)) { switch (ReactionTo(*error)) ... }
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,7 +36,7 @@ enum class ErrorKind {
   kSpendLimited,         // 429 spend_limit_exceeded
   kInternal,             // 500 internal_error
   kUpstream,             // 503 upstream_error
-  kUnexpected,           // another status, or a body that does not decode
+  kUnexpected,           // another status, or a body that is no documented API error
 };
 
 // What the engine does about an error (issue 3's table; api.md's error section).
@@ -41,16 +45,19 @@ enum class Reaction {
   kSlowDown,        // 429 rate_limit_exceeded: halve the rate, honour Retry-After, try again
   kPauseSubmits,    // 429 spend_limit_exceeded: pause submitting; stop if it lasts
   kStopSubmitting,  // 402: no more submissions this run; finish what is in flight; exit 3
-  kFailItem,        // 400, 404 model_not_found, other 4xx: this item fails for good
+  kFailItem,        // 400 invalid_request: this item fails for good
   kStopRun,         // 401/403: stop everything at once; exit 4
   kResubmit,        // 404 task_not_found on a poll: the task is gone; submit the item again
+  // 404 model_not_found, or a 4xx that is no documented API error (a wrong base URL, a proxy's
+  // page): the configuration is wrong and every item would fail alike; stop at once, exit 5.
+  kStopMisconfigured,
 };
 
 struct ApiError {
   ErrorKind kind = ErrorKind::kUnexpected;
   int http_status = 0;
-  std::string code;     // the API's error.code, or a description when there was none
-  std::string message;  // the API's error.message (never contains the key: the API echoes none)
+  std::string code;     // the API's error.code (scrubbed, capped), or http_<status> when none
+  std::string message;  // the API's error.message, through util::ServerText
   std::optional<double> retry_after_s;
 };
 
@@ -60,20 +67,57 @@ std::string_view KindName(ErrorKind kind);
 // "Retry-After: 3" -> 3 seconds. HTTP-date forms and garbage give nullopt (treated as absent).
 std::optional<double> ParseRetryAfter(std::string_view header);
 
+// A task's output holds at most this many image URLs, each at most kMaxUrlBytes long (api.md:
+// "usually one image"). A task beyond either fails clearly rather than making every later
+// resume and `status` pay for thousands of URLs.
+inline constexpr std::size_t kMaxUrlsPerTask = 16;
+inline constexpr std::size_t kMaxUrlBytes = 4096;
+inline constexpr std::size_t kMaxTaskIdBytes = 128;
+
+// A task id is an opaque token: 1 to 128 of [A-Za-z0-9_-] (the API's are UUIDs). Anything else
+// (CR/LF, NUL, '/', "..", 10 KB) is a bad response, never put in a request line or a path.
+bool IsValidTaskId(std::string_view task_id);
+
+// "/v1/tasks/<id>", the id percent-encoded by Boost.URL (defence in depth: ids are validated).
+std::string TaskTarget(std::string_view task_id);
+
 // POST /v1/images/generations body for `item`.
 std::string EncodeSubmit(const manifest::Item& item, std::string_view model);
 
-using SubmitResult = std::variant<std::string /*task id*/, ApiError>;
+// A submit answer that may have created, and charged, a task whose id cannot be known: a 2xx
+// without a usable data.taskId (HTML, invalid JSON, no id, an invalid id), or a gateway's 502/504
+// that is no API error (the gateway may have passed the POST on). Its credits stay counted as
+// spent and a resubmission is a possible duplicate.
+struct PossiblyCharged {
+  int http_status = 0;
+  std::string reason;  // for the log and the journal, scrubbed
+};
+
+using SubmitResult = std::variant<std::string /*task id*/, ApiError, PossiblyCharged>;
 SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
                                   std::string_view retry_after);
 
 struct TaskStatus {
   enum class State { kPending, kProcessing, kCompleted, kFailed };
+  // What is wrong with a completed task's output; such a task was charged and said "completed",
+  // so it is not paid for again: the item fails with the problem's code.
+  enum class OutputProblem {
+    kNone,
+    kNoImages,       // output.urls is empty or missing: error code "no_images"
+    kTooManyImages,  // more than kMaxUrlsPerTask: "too_many_images"
+    kMalformed,      // a URL that is not a string or longer than kMaxUrlBytes: "bad_output"
+  };
   State state = State::kPending;
-  std::vector<std::string> urls;  // when completed
-  std::string error_code;         // when failed
-  std::string error_message;
+  std::vector<std::string> urls;  // when completed without a problem
+  OutputProblem output_problem = OutputProblem::kNone;
+  std::size_t url_count = 0;  // as the server sent them (for the message)
+  std::string error_code;     // when failed (scrubbed)
+  std::string error_message;  // (scrubbed)
 };
+
+// The failure code recorded for an output problem ("no_images", ...), and a sentence for humans.
+std::string_view OutputProblemCode(TaskStatus::OutputProblem problem);
+std::string DescribeOutputProblem(const TaskStatus& task);
 
 using TaskResult = std::variant<TaskStatus, ApiError>;
 TaskResult DecodeTaskResponse(int http_status, std::string_view body, std::string_view retry_after);

@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "runner/util/server_text.h"
+
 namespace nanobatch::api {
 namespace {
 
@@ -54,7 +56,7 @@ TEST_CASE("codec: every documented error code has its kind and reaction") {
       {401, "invalid_api_key", ErrorKind::kInvalidApiKey, Reaction::kStopRun},
       {402, "insufficient_credits", ErrorKind::kInsufficientCredits, Reaction::kStopSubmitting},
       {403, "ip_not_allowed", ErrorKind::kIpNotAllowed, Reaction::kStopRun},
-      {404, "model_not_found", ErrorKind::kModelNotFound, Reaction::kFailItem},
+      {404, "model_not_found", ErrorKind::kModelNotFound, Reaction::kStopMisconfigured},
       {404, "task_not_found", ErrorKind::kTaskNotFound, Reaction::kResubmit},
       {429, "rate_limit_exceeded", ErrorKind::kRateLimited, Reaction::kSlowDown},
       {429, "spend_limit_exceeded", ErrorKind::kSpendLimited, Reaction::kPauseSubmits},
@@ -71,17 +73,75 @@ TEST_CASE("codec: every documented error code has its kind and reaction") {
   }
 }
 
-TEST_CASE("codec: bodies that are not the API's still classify by status") {
-  CHECK(ReactionTo(SubmitError(502, "<html>Bad Gateway</html>")) == Reaction::kRetry);
+PossiblyCharged Charged(int status, std::string_view body) {
+  SubmitResult result = DecodeSubmitResponse(status, body, "");
+  REQUIRE(std::holds_alternative<PossiblyCharged>(result));
+  return std::get<PossiblyCharged>(result);
+}
+
+TEST_CASE("codec: bodies that are not the API's classify by status where it alone is clear") {
+  CHECK(ReactionTo(SubmitError(500, "<html>oops</html>")) == Reaction::kRetry);
+  CHECK(ReactionTo(SubmitError(503, "<html>busy</html>")) == Reaction::kRetry);
   CHECK(ReactionTo(SubmitError(429, "")) == Reaction::kSlowDown);
   CHECK(ReactionTo(SubmitError(401, "nope")) == Reaction::kStopRun);
-  CHECK(ReactionTo(SubmitError(418, "{}")) == Reaction::kFailItem);
-  CHECK(SubmitError(502, "x").code == "http_502");
-  // A 200 that is not the documented shape is retried, not trusted.
-  CHECK(ReactionTo(SubmitError(200, "{\"data\":{}}")) == Reaction::kRetry);
-  CHECK(ReactionTo(SubmitError(200, "[1,2")) == Reaction::kRetry);
-  CHECK(ReactionTo(SubmitError(200, ErrorBody("insufficient_credits"))) ==
-        Reaction::kStopSubmitting);
+  CHECK(SubmitError(500, "x").code == "http_500");
+  // A wrong base URL answers 404 or 405 pages: every item would fail alike, so the run stops
+  // with a configuration error instead of failing items one by one; a redirect is not followed.
+  CHECK(ReactionTo(SubmitError(404, "<html>Not Found</html>")) == Reaction::kStopMisconfigured);
+  CHECK(ReactionTo(SubmitError(405, "")) == Reaction::kStopMisconfigured);
+  CHECK(ReactionTo(SubmitError(400, "<html>Bad Request</html>")) ==
+        Reaction::kStopMisconfigured);
+  CHECK(ReactionTo(SubmitError(301, "")) == Reaction::kStopMisconfigured);
+  CHECK(ReactionTo(SubmitError(418, "{}")) == Reaction::kStopMisconfigured);
+  // A poll's 404 page is never mistaken for task_not_found (which would pay again).
+  TaskResult page = DecodeTaskResponse(404, "<html>Not Found</html>", "");
+  REQUIRE(std::holds_alternative<ApiError>(page));
+  CHECK(ReactionTo(std::get<ApiError>(page)) == Reaction::kStopMisconfigured);
+}
+
+TEST_CASE("codec: a 2xx submit answer without a usable task id is 'possibly charged'") {
+  for (std::string_view body :
+       {"<html>ok</html>", "{\"data\":{}}", "[1,2", "{\"data\":{\"taskId\":7}}",
+        "{\"data\":{\"taskId\":\"\"}}", "{\"data\":{\"taskId\":\"a/../b\"}}",
+        "{\"data\":{\"taskId\":\"a\\r\\nGET / HTTP/1.1\"}}",
+        "{\"data\":{\"taskId\":\"a\\u0000b\"}}"}) {
+    INFO(body);
+    CHECK(Charged(200, body).http_status == 200);
+  }
+  CHECK(Charged(200, "{\"data\":{\"taskId\":\"" + std::string(10000, 'a') + "\"}}")
+            .reason.find("10000 bytes") != std::string::npos);
+  // Invalid UTF-8, and JSON nested beyond any sane depth.
+  CHECK(Charged(200, "{\"data\":{\"taskId\":\"\xff\xfe\"}}").http_status == 200);
+  CHECK(Charged(201, std::string(100000, '[') + std::string(100000, ']')).http_status == 201);
+  // An error body inside a 2xx does not make it "not charged".
+  Charged(200, ErrorBody("insufficient_credits"));
+  // A gateway's own 502/504 may have passed the POST on; an API error with those codes is the
+  // API's word and is taken as such.
+  CHECK(Charged(502, "<html>Bad Gateway</html>").http_status == 502);
+  CHECK(Charged(504, "").http_status == 504);
+  CHECK(SubmitError(502, ErrorBody("upstream_error")).kind == ErrorKind::kUpstream);
+}
+
+TEST_CASE("codec: task ids are opaque tokens, percent-encoded into the request target") {
+  CHECK(IsValidTaskId("397ce9f2-aaaa-bbbb_CC"));
+  CHECK_FALSE(IsValidTaskId(""));
+  CHECK_FALSE(IsValidTaskId(".."));
+  CHECK_FALSE(IsValidTaskId("a/b"));
+  CHECK_FALSE(IsValidTaskId("a\r\nHost: x"));
+  CHECK_FALSE(IsValidTaskId(std::string("a\0b", 3)));
+  CHECK_FALSE(IsValidTaskId(std::string(129, 'a')));
+  CHECK(TaskTarget("397ce9f2-1") == "/v1/tasks/397ce9f2-1");
+  CHECK(TaskTarget("a/b\r\n") == "/v1/tasks/a%2Fb%0D%0A");
+}
+
+TEST_CASE("codec: the server's text is scrubbed of the key and capped before anyone sees it") {
+  util::RegisterSecret("sk-codec-test-key-123");
+  ApiError error = SubmitError(
+      400, R"({"error":{"code":"invalid_request","message":"bad header Authorization: Bearer sk-codec-test-key-123 )" +
+               std::string(5000, 'x') + R"("}})");
+  CHECK(error.message.find("codec-test-key") == std::string::npos);
+  CHECK(error.message.size() <= util::kServerTextMaxBytes + 3);
+  CHECK(error.kind == ErrorKind::kInvalidRequest);
 }
 
 TEST_CASE("codec: Retry-After in seconds is honoured, other forms ignored") {
@@ -112,11 +172,28 @@ TEST_CASE("codec: task states, urls and failures decode") {
   CHECK(failed.error_message == "Image generation failed");
 }
 
+TEST_CASE("codec: a completed task with no, too many or malformed URLs names its problem") {
+  auto problem = [](const std::string& body) {
+    TaskResult result = DecodeTaskResponse(200, body, "");
+    REQUIRE(std::holds_alternative<TaskStatus>(result));
+    CHECK(std::get<TaskStatus>(result).state == TaskStatus::State::kCompleted);
+    return std::get<TaskStatus>(result).output_problem;
+  };
+  CHECK(problem(R"({"status":"completed"})") == TaskStatus::OutputProblem::kNoImages);
+  CHECK(problem(R"({"status":"completed","output":{"urls":[]}})") ==
+        TaskStatus::OutputProblem::kNoImages);
+  CHECK(problem(R"({"status":"completed","output":{"urls":[1]}})") ==
+        TaskStatus::OutputProblem::kMalformed);
+  std::string many = R"({"status":"completed","output":{"urls":[)";
+  for (int i = 0; i < 5000; ++i) many += std::string(i ? "," : "") + "\"https://f/" + std::to_string(i) + "\"";
+  many += "]}}";
+  CHECK(problem(many) == TaskStatus::OutputProblem::kTooManyImages);
+  CHECK(OutputProblemCode(TaskStatus::OutputProblem::kNoImages) == "no_images");
+}
+
 TEST_CASE("codec: malformed task responses are errors, never crashes") {
   for (std::string_view body :
-       {"", "null", "[]", R"({"status":"completed"})",
-        R"({"status":"completed","output":{"urls":[]}})",
-        R"({"status":"completed","output":{"urls":[1]}})", R"({"status":"exploded"})",
+       {"", "null", "[]", R"({"status":"exploded"})",
         R"({"status":7})", "{\"status\":\"completed\",\"output\":{\"urls\":[\"a\""}) {
     TaskResult result = DecodeTaskResponse(200, body, "");
     CHECK_MESSAGE(std::holds_alternative<ApiError>(result), body);

@@ -6,12 +6,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "runner/journal/journal.h"
-
 namespace nanobatch::download {
+namespace {
 
-std::string FileSha256(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+std::string HashFd(int fd) {
   if (fd < 0) return "";
   util::Sha256 hash;
   char buffer[1 << 16];
@@ -23,35 +21,45 @@ std::string FileSha256(const std::string& path) {
   return n < 0 ? "" : hash.FinishHex();
 }
 
-std::string_view DetectImageType(std::string_view head) {
-  if (head.size() >= 8 && head.substr(0, 8) == std::string_view("\x89PNG\r\n\x1a\n", 8))
-    return "png";
-  if (head.size() >= 3 && head.substr(0, 3) == "\xFF\xD8\xFF") return "jpg";
-  if (head.size() >= 12 && head.substr(0, 4) == "RIFF" && head.substr(8, 4) == "WEBP")
-    return "webp";
-  return "";
+// Temporary names are unique in the process by construction (concurrent downloads of `a`'s
+// second image and of item `a-1` must not share one); leftovers are cleared at start.
+std::string NextTempName() {
+  static std::uint64_t counter = 0;
+  return "dl-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ".part";
 }
 
-ImageFile::ImageFile(std::string temp_path) : temp_path_(std::move(temp_path)) {
-  fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) error_ = "cannot create " + temp_path_ + ": " + std::strerror(errno);
+}  // namespace
+
+std::string FileSha256(int dir, const std::string& name) {
+  return HashFd(fs::OpenFileAt(dir, name, O_RDONLY));
+}
+
+std::string FileSha256(const std::string& path) {
+  return HashFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+}
+
+ImageFile::ImageFile(const fs::OutputDir& dir) : dir_(dir), temp_name_(NextTempName()) {
+  fd_ = fs::OpenFileAt(dir_.tmp_fd(), temp_name_, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd_ < 0) {
+    error_ = "cannot create " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(errno);
+  }
 }
 
 ImageFile::~ImageFile() {
   if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(temp_path_.c_str());
+  if (!committed_) ::unlinkat(dir_.tmp_fd(), temp_name_.c_str(), 0);
 }
 
 bool ImageFile::Write(const char* data, std::size_t size) {
   if (!ok()) return false;
-  if (head_.size() < 16) head_.append(data, std::min(size, 16 - head_.size()));
+  check_.Feed(data, size);
   hash_.Update(data, size);
   std::size_t done = 0;
   while (done < size) {
     const ssize_t n = ::write(fd_, data + done, size - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      error_ = "cannot write " + temp_path_ + ": " + std::strerror(errno);
+      error_ = "cannot write " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(errno);
       return false;
     }
     done += static_cast<std::size_t>(n);
@@ -60,32 +68,40 @@ bool ImageFile::Write(const char* data, std::size_t size) {
   return true;
 }
 
-bool ImageFile::Commit(const std::string& out_dir, const std::string& base_name,
-                       std::string& file_name, std::string& error) {
+ImageFile::Committed ImageFile::Commit(const std::string& base_name, std::string& file_name,
+                                       std::string& error) {
   if (!ok()) {
     error = error_;
-    return false;
+    return Committed::kIo;
   }
-  const std::string_view type = DetectImageType(head_);
-  if (type.empty()) {
-    error = "the downloaded body is not a PNG, JPEG or WebP image";
-    return false;
+  const ImageVerdict verdict = check_.Finish();
+  if (verdict.kind == ImageVerdict::Kind::kNotAnImage) {
+    error = verdict.problem;
+    return Committed::kNotAnImage;
+  }
+  if (verdict.kind == ImageVerdict::Kind::kIncomplete) {
+    error = verdict.problem;
+    return Committed::kIncomplete;
   }
   if (::fsync(fd_) != 0) {
-    error = "cannot sync " + temp_path_ + ": " + std::strerror(errno);
-    return false;
+    error = "cannot sync " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(errno);
+    return Committed::kIo;
   }
   ::close(fd_);
   fd_ = -1;
-  file_name = base_name + "." + std::string(type);
-  const std::string final_path = out_dir + "/" + file_name;
-  if (::rename(temp_path_.c_str(), final_path.c_str()) != 0) {
-    error = "cannot rename to " + final_path + ": " + std::strerror(errno);
-    return false;
+  file_name = base_name + "." + verdict.type;
+  if (!fs::IsPlainName(file_name)) {
+    error = "\"" + file_name + "\" is not a plain file name";
+    return Committed::kIo;
+  }
+  // renameat replaces whatever has the final name (a planted link included) without following it.
+  if (::renameat(dir_.tmp_fd(), temp_name_.c_str(), dir_.fd(), file_name.c_str()) != 0) {
+    error = "cannot rename to " + dir_.PathOf(file_name) + ": " + std::strerror(errno);
+    return Committed::kIo;
   }
   committed_ = true;
   sha256_hex_ = hash_.FinishHex();
-  return journal::SyncDirectory(out_dir, error);
+  return fs::SyncDirectory(dir_.fd(), error) ? Committed::kOk : Committed::kIo;
 }
 
 }  // namespace nanobatch::download

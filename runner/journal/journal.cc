@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 
 #include "runner/journal/frame.h"
 
@@ -47,8 +46,8 @@ class MappedFile {
     if (data_ != nullptr) ::munmap(data_, size_);
   }
   // False (with `error`) on failure; a missing file maps as empty.
-  bool Map(const std::string& path, std::string& error) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  bool Map(int dir, const std::string& name, const std::string& path, std::string& error) {
+    const int fd = fs::OpenFileAt(dir, name, O_RDONLY);
     if (fd < 0) {
       if (errno == ENOENT) return true;
       error = Errno("opening " + path);
@@ -87,10 +86,12 @@ class MappedFile {
 
 // A copy of the file, for readers without the lock: another process may truncate a torn tail
 // while we read, which a mapping would turn into SIGBUS.
-bool ReadFileCopy(const std::string& path, std::string& out, std::string& error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+bool ReadFileCopy(int dir, const std::string& name, const std::string& path, std::string& out,
+                  std::string& error) {
+  const int fd = fs::OpenFileAt(dir, name, O_RDONLY);
   if (fd < 0) {
-    error = Errno("opening " + path);
+    error = errno == ENOENT ? "no nanobatch journal in " + path + " (it does not exist)"
+                            : Errno("opening " + path);
     return false;
   }
   char buffer[1 << 16];
@@ -159,18 +160,6 @@ bool Replay(std::string_view bytes, const std::string& path, bool salvage, Journ
 
 }  // namespace
 
-bool SyncDirectory(const std::string& dir, std::string& error) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    error = Errno("opening directory " + dir);
-    return false;
-  }
-  const bool ok = ::fsync(fd) == 0;
-  if (!ok) error = Errno("syncing directory " + dir);
-  ::close(fd);
-  return ok;
-}
-
 Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
@@ -182,19 +171,19 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
   OpenFailure& why = failure != nullptr ? *failure : ignored;
   why = OpenFailure::kIo;
   std::unique_ptr<Journal> journal(new Journal());
-  journal->state_dir_ = out_dir + "/.nanobatch";
-  journal->path_ = journal->state_dir_ + "/journal.log";
-  std::error_code fs_error;
-  std::filesystem::create_directories(journal->state_dir_ + "/tmp", fs_error);
-  if (fs_error) {
-    error = "cannot create " + journal->state_dir_ + ": " + fs_error.message();
+  fs::OpenProblem problem;
+  journal->dir_ = fs::OutputDir::Open(out_dir, /*create=*/true, error, &problem);
+  if (!journal->dir_) {
+    if (problem == fs::OpenProblem::kNotADirectory) why = OpenFailure::kNotADirectory;
     return nullptr;
   }
+  const fs::OutputDir& dir = *journal->dir_;
+  journal->path_ = dir.StatePathOf("journal.log");
 
   // One runner per directory. The lock file is never removed, so that two runners cannot each
   // lock a different inode of the "same" file.
-  const std::string lock_path = journal->state_dir_ + "/lock";
-  journal->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const std::string lock_path = dir.StatePathOf("lock");
+  journal->lock_fd_ = fs::OpenFileAt(dir.state_fd(), "lock", O_RDWR | O_CREAT, 0600);
   if (journal->lock_fd_ < 0) {
     error = Errno("opening " + lock_path);
     return nullptr;
@@ -210,13 +199,10 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
   }
 
   // Leftover temporary downloads of an interrupted run are never valid: remove them.
-  for (const auto& entry :
-       std::filesystem::directory_iterator(journal->state_dir_ + "/tmp", fs_error)) {
-    std::filesystem::remove(entry.path(), fs_error);
-  }
+  if (!journal->dir_->ClearTemporary(error)) return nullptr;
 
   MappedFile file;
-  if (!file.Map(journal->path_, error)) return nullptr;
+  if (!file.Map(dir.state_fd(), "journal.log", journal->path_, error)) return nullptr;
   const std::string_view bytes = file.bytes();
   FrameScan scan;
   if (!Replay(bytes, journal->path_, options.salvage, journal->state_, journal->recovery_, scan,
@@ -238,7 +224,7 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
                                 std::to_string(recovery.salvaged_bytes) + " bytes");
   }
 
-  journal->fd_ = ::open(journal->path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  journal->fd_ = fs::OpenFileAt(dir.state_fd(), "journal.log", O_WRONLY | O_CREAT, 0600);
   if (journal->fd_ < 0) {
     error = Errno("opening " + journal->path_);
     return nullptr;
@@ -257,7 +243,7 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
     }
     journal->pending_ = EncodeFrame(FrameType::kHeader, kHeaderPayload);
     journal->file_bytes_ = 0;
-    if (!journal->Sync(error) || !SyncDirectory(journal->state_dir_, error)) return nullptr;
+    if (!journal->Sync(error) || !fs::SyncDirectory(dir.state_fd(), error)) return nullptr;
     why = OpenFailure::kNone;
     return journal;
   }
@@ -278,13 +264,11 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
 
 std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
                                                     std::string& error) {
-  const std::string path = out_dir + "/.nanobatch/journal.log";
-  if (!std::filesystem::exists(path)) {
-    error = "no nanobatch journal in " + out_dir + " (" + path + " does not exist)";
-    return nullptr;
-  }
+  auto dir = fs::OutputDir::Open(out_dir, /*create=*/false, error);
+  if (!dir) return nullptr;
+  const std::string path = dir->StatePathOf("journal.log");
   std::string bytes;
-  if (!ReadFileCopy(path, bytes, error)) return nullptr;
+  if (!ReadFileCopy(dir->state_fd(), "journal.log", path, bytes, error)) return nullptr;
   auto state = std::make_unique<JournalState>();
   Recovery recovery;
   FrameScan scan;
@@ -329,7 +313,8 @@ bool Journal::MaybeCompact(std::string& error) {
 bool Journal::Compact(std::string& error) {
   if (!Sync(error)) return false;
   const std::string temporary = path_ + ".compact";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int state_fd = dir_->state_fd();
+  const int fd = fs::OpenFileAt(state_fd, "journal.log.compact", O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) {
     error = Errno("creating " + temporary);
     return false;
@@ -342,21 +327,21 @@ bool Journal::Compact(std::string& error) {
   ::close(fd);
   if (!written) {
     if (error.empty()) error = Errno("syncing " + temporary);
-    ::unlink(temporary.c_str());
+    ::unlinkat(state_fd, "journal.log.compact", 0);
     return false;
   }
-  if (::rename(temporary.c_str(), path_.c_str()) != 0) {
+  if (::renameat(state_fd, "journal.log.compact", state_fd, "journal.log") != 0) {
     error = Errno("replacing the journal");
-    ::unlink(temporary.c_str());
+    ::unlinkat(state_fd, "journal.log.compact", 0);
     return false;
   }
-  if (!SyncDirectory(state_dir_, error)) {
+  if (!fs::SyncDirectory(state_fd, error)) {
     failed_ = true;  // the rename may or may not survive a power cut: stop writing
     return false;
   }
   // Continue appending to the new file.
   ::close(fd_);
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+  fd_ = fs::OpenFileAt(state_fd, "journal.log", O_WRONLY);
   if (fd_ < 0 || ::lseek(fd_, 0, SEEK_END) < 0) {
     error = Errno("reopening the journal");
     failed_ = true;

@@ -1,7 +1,8 @@
 #pragma once
 // Journal: the durable memory of one output directory, under `<out>/.nanobatch/`.
 //
-// Open() takes the directory's lock (flock: one runner per directory; a second gets a clear
+// Open() opens the output directory (fs::OutputDir: nothing inside is followed through a link),
+// takes its lock (flock: one runner per directory; a second gets a clear
 // error), reads journal.log, recovers from a torn tail (truncating it, with a warning), refuses a
 // journal corrupt in the middle unless told to salvage, and replays everything into a
 // JournalState. Append() applies a record to that state at once and queues its bytes; Sync()
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "proto/journal.pb.h"
+#include "runner/fs/output_dir.h"
 #include "runner/journal/state.h"
 
 namespace nanobatch::journal {
@@ -30,9 +32,10 @@ struct OpenOptions {
   bool salvage = false;  // use every readable record of a journal corrupt in the middle
 };
 
-// Why Open() failed, for the exit status: a lock held or a corrupt journal needs the user's
-// decision (exit 2); an I/O error such as a full disk is resumable once fixed (exit 3).
-enum class OpenFailure { kNone, kLocked, kCorrupt, kIo };
+// Why Open() failed, for the exit status: a lock held, a corrupt journal or an output path that
+// is not a usable directory needs the user's decision (exit 2); an I/O error such as a full disk
+// is resumable once fixed (exit 3).
+enum class OpenFailure { kNone, kLocked, kCorrupt, kNotADirectory, kIo };
 
 struct Recovery {
   std::uint64_t torn_tail_bytes = 0;  // dropped from the end
@@ -70,14 +73,15 @@ class Journal {
   std::uint64_t file_bytes() const { return file_bytes_; }
   std::size_t pending_records() const { return pending_records_; }
   bool failed() const { return failed_; }
-  // `<out>/.nanobatch`, where temporary downloads also live.
-  const std::string& state_dir() const { return state_dir_; }
+  // The output directory the journal belongs to (opened, locked): images, temporary downloads
+  // and the output files are all reached through it.
+  const fs::OutputDir& dir() const { return *dir_; }
 
  private:
   Journal() = default;
 
-  std::string state_dir_;
-  std::string path_;
+  std::unique_ptr<fs::OutputDir> dir_;
+  std::string path_;  // for messages
   int fd_ = -1;
   int lock_fd_ = -1;
   JournalState state_;
@@ -88,8 +92,5 @@ class Journal {
   std::uint64_t records_since_compaction_ = 0;
   bool failed_ = false;
 };
-
-// Fsyncs a directory, so that a rename or a new file in it survives a power cut.
-bool SyncDirectory(const std::string& dir, std::string& error);
 
 }  // namespace nanobatch::journal

@@ -9,15 +9,10 @@ bool IsOpen(Phase phase) {
   return phase == proto::ItemSnapshot::INTENT || phase == proto::ItemSnapshot::SUBMITTED;
 }
 
+// Images are kept one per index, and only for indexes below urls_size() (see kDownloaded), so
+// counting them is enough: replay stays linear however many URLs a task has.
 bool AllImagesDown(const proto::ItemSnapshot& item) {
-  if (item.urls_size() == 0) return false;
-  for (int k = 0; k < item.urls_size(); ++k) {
-    bool found = false;
-    for (const auto& image : item.images())
-      found = found || image.index() == static_cast<unsigned>(k);
-    if (!found) return false;
-  }
-  return true;
+  return item.urls_size() > 0 && item.images_size() == item.urls_size();
 }
 
 }  // namespace
@@ -155,6 +150,8 @@ void JournalState::Apply(const proto::Record& record) {
     case proto::Record::kDownloaded: {
       const auto& downloaded = record.downloaded();
       proto::ItemSnapshot& item = Item(downloaded.item_id(), t);
+      // An image for no URL of the current task (a record of an older task) is not this task's.
+      if (downloaded.index() >= static_cast<unsigned>(item.urls_size())) break;
       Count(item, -1);
       item.set_departed(false);
       auto* images = item.mutable_images();

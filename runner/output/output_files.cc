@@ -7,42 +7,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "runner/journal/journal.h"
 
 namespace nanobatch::output {
 namespace json = boost::json;
 namespace {
-
-bool WriteFileAtomically(const std::string& dir, const std::string& name, const std::string& bytes,
-                         std::string& error) {
-  const std::string final_path = dir + "/" + name;
-  const std::string temporary = final_path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = "cannot create " + temporary + ": " + std::strerror(errno);
-    return false;
-  }
-  std::size_t done = 0;
-  bool ok = true;
-  while (ok && done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<std::size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  if (!ok) error = "cannot write " + temporary + ": " + std::strerror(errno);
-  ::close(fd);
-  if (ok && ::rename(temporary.c_str(), final_path.c_str()) != 0) {
-    error = "cannot replace " + final_path + ": " + std::strerror(errno);
-    ok = false;
-  }
-  if (!ok) {
-    ::unlink(temporary.c_str());
-    return false;
-  }
-  return journal::SyncDirectory(dir, error);
-}
 
 void AppendLine(int fd, const std::string& line) {
   if (fd < 0) return;
@@ -52,7 +20,7 @@ void AppendLine(int fd, const std::string& line) {
 
 }  // namespace
 
-OutputFiles::OutputFiles(std::string out_dir) : out_dir_(std::move(out_dir)) {}
+OutputFiles::OutputFiles(const fs::OutputDir& dir) : dir_(dir) {}
 
 OutputFiles::~OutputFiles() {
   if (metadata_fd_ >= 0) ::close(metadata_fd_);
@@ -105,14 +73,14 @@ bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error
       for (const auto& image : item->images()) metadata += MetadataLine(*item, image);
     }
   }
-  if (!WriteFileAtomically(out_dir_, "metadata.jsonl", metadata, error) ||
-      !WriteFileAtomically(out_dir_, "failed.jsonl", failed, error)) {
+  if (!fs::WriteFileAtomically(dir_.fd(), "metadata.jsonl", metadata, error) ||
+      !fs::WriteFileAtomically(dir_.fd(), "failed.jsonl", failed, error)) {
     return false;
   }
   if (metadata_fd_ >= 0) ::close(metadata_fd_);
   if (failed_fd_ >= 0) ::close(failed_fd_);
-  metadata_fd_ = ::open((out_dir_ + "/metadata.jsonl").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  failed_fd_ = ::open((out_dir_ + "/failed.jsonl").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  metadata_fd_ = fs::OpenFileAt(dir_.fd(), "metadata.jsonl", O_WRONLY | O_APPEND);
+  failed_fd_ = fs::OpenFileAt(dir_.fd(), "failed.jsonl", O_WRONLY | O_APPEND);
   return true;
 }
 

@@ -7,20 +7,21 @@
 // run, so that a crash between an image and its line can never leave them wrong for long.
 //
 // Example:
-//   OutputFiles outputs(out_dir);
+//   OutputFiles outputs(journal.dir());
 //   outputs.Rewrite(journal.state(), error);
 //   outputs.AppendImage(item, image);
 
 #include <string>
 
 #include "proto/journal.pb.h"
+#include "runner/fs/output_dir.h"
 #include "runner/journal/state.h"
 
 namespace nanobatch::output {
 
 class OutputFiles {
  public:
-  explicit OutputFiles(std::string out_dir);
+  explicit OutputFiles(const fs::OutputDir& dir);
   ~OutputFiles();
   OutputFiles(const OutputFiles&) = delete;
   OutputFiles& operator=(const OutputFiles&) = delete;
@@ -34,7 +35,7 @@ class OutputFiles {
   static std::string FailureLine(const proto::ItemSnapshot& item);
 
  private:
-  std::string out_dir_;
+  const fs::OutputDir& dir_;
   int metadata_fd_ = -1;
   int failed_fd_ = -1;
 };
