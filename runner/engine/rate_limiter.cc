@@ -8,8 +8,8 @@ RateLimiter::RateLimiter(boost::asio::any_io_executor executor, double rate, dou
       turn_(executor, 1),
       closed_(executor) {}
 
-boost::asio::awaitable<bool> RateLimiter::Acquire() {
-  if (is_closed_ || !co_await turn_.Acquire()) co_return false;
+boost::asio::awaitable<bool> RateLimiter::Acquire(util::StopSignal* stop) {
+  if (is_closed_ || !co_await turn_.Acquire(stop)) co_return false;
   while (true) {
     const auto now = ratelimit::Clock::now();
     const auto wait = bucket_.TimeUntilAvailable(now);
@@ -17,8 +17,10 @@ boost::asio::awaitable<bool> RateLimiter::Acquire() {
       bucket_.Take(now);
       break;
     }
-    // A 429 seen meanwhile may lengthen the wait: recompute after every wake-up.
-    if (co_await closed_.WaitFor(wait) || is_closed_) {
+    // A 429 seen meanwhile may lengthen the wait: recompute after every wake-up. The one in
+    // line sleeps; a stop of its own kind wakes it at once and passes the turn on.
+    const bool stopped = stop != nullptr ? co_await stop->SleepFor(wait) : false;
+    if (stopped || (stop == nullptr && co_await closed_.WaitFor(wait)) || is_closed_) {
       turn_.Release();
       co_return false;
     }

@@ -20,7 +20,10 @@ class RateLimiter {
  public:
   RateLimiter(boost::asio::any_io_executor executor, double rate, double burst);
 
-  boost::asio::awaitable<bool> Acquire();
+  // Waits for a token. False when closed, or when `stop` (if given) is triggered first; a
+  // waiter with a stop signal is woken by that signal, so whoever closes the limiter triggers
+  // the signals too (the engine's halt does both).
+  boost::asio::awaitable<bool> Acquire(util::StopSignal* stop = nullptr);
   void OnRateLimited(std::optional<double> retry_after_s);
   void Close();
 

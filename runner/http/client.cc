@@ -1,6 +1,8 @@
 #include "runner/http/client.h"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -49,6 +51,52 @@ NetworkError Failure(boost::system::error_code code, std::string what, bool mayb
   return NetworkError{code, std::move(what) + ": " + code.message(), maybe_delivered};
 }
 
+// A failed handshake: a certificate that does not verify, or a server without TLS >= 1.2, is a
+// configuration problem that no retry cures; anything else (a reset, a timeout) is transient.
+NetworkError HandshakeFailure(boost::system::error_code code, SSL* ssl, const Endpoint& endpoint) {
+  const std::string where = endpoint.Authority();
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    std::string hint;
+    switch (verify) {
+      case X509_V_ERR_HOSTNAME_MISMATCH:
+      case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        hint = "the certificate is not for " + endpoint.host +
+               ": check the URL's host (--base-url / api.base_url, or the download host)";
+        break;
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        hint = "the server's certificate is outside its validity period (or this machine's clock "
+               "is wrong)";
+        break;
+      default:
+        hint = "the certificate is not signed by a trusted CA: set --ca-file (api.ca_file) to the "
+               "CA that signed it, or fix the server's chain";
+        break;
+    }
+    NetworkError error = Failure(code, "TLS certificate of " + where + " rejected (" +
+                                           X509_verify_cert_error_string(verify) + "); " + hint,
+                                 false);
+    error.permanent = true;
+    return error;
+  }
+  if (code.category() == net::error::get_ssl_category()) {
+    const int reason = ERR_GET_REASON(static_cast<unsigned long>(code.value()));
+    if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+        reason == SSL_R_NO_PROTOCOLS_AVAILABLE || reason == SSL_R_WRONG_VERSION_NUMBER ||
+        reason == SSL_R_PACKET_LENGTH_TOO_LONG || reason == SSL_R_RECORD_LENGTH_MISMATCH) {
+      NetworkError error = Failure(code,
+                                   "TLS handshake with " + where +
+                                       " failed: the server speaks no TLS 1.2 or later (or no "
+                                       "TLS at all: is the URL's port an https port?)",
+                                   false);
+      error.permanent = true;
+      return error;
+    }
+  }
+  return Failure(code, "TLS handshake with " + where, false);
+}
+
 }  // namespace
 
 struct Client::Impl {
@@ -58,6 +106,7 @@ struct Client::Impl {
         tls(ssl::context::tls_client) {
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
     tls.set_verify_mode(ssl::verify_peer);
     boost::system::error_code error;
     if (options.ca_file.empty()) {
@@ -109,20 +158,24 @@ struct Client::Impl {
     if (connect_error)
       co_return Failure(connect_error, "connecting to " + endpoint.Authority(), false);
 
-    // SNI (for names only: RFC 6066 forbids IP literals there) and the host-name check.
-    if (!IsIpLiteral(endpoint.host) &&
-        !SSL_set_tlsext_host_name(connection->stream.native_handle(), endpoint.host.c_str())) {
+    // SNI (for names only: RFC 6066 forbids IP literals there) and OpenSSL's own check of the
+    // name or address, so that a mismatch is reported as X509_V_ERR_HOSTNAME_MISMATCH (or
+    // IP_ADDRESS_MISMATCH) by the verify result.
+    SSL* native = connection->stream.native_handle();
+    const bool ip = IsIpLiteral(endpoint.host);
+    const bool configured =
+        ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(native), endpoint.host.c_str()) == 1
+           : SSL_set_tlsext_host_name(native, endpoint.host.c_str()) == 1 &&
+                 SSL_set1_host(native, endpoint.host.c_str()) == 1;
+    if (!configured) {
       co_return Failure(boost::system::error_code(static_cast<int>(::ERR_get_error()),
                                                   net::error::get_ssl_category()),
-                        "setting SNI for " + endpoint.host, false);
+                        "setting up TLS for " + endpoint.host, false);
     }
     connection->stream.set_verify_mode(ssl::verify_peer);
-    connection->stream.set_verify_callback(ssl::host_name_verification(endpoint.host));
     auto [handshake_error] =
         co_await connection->stream.async_handshake(ssl::stream_base::client, kAsTuple);
-    if (handshake_error) {
-      co_return Failure(handshake_error, "TLS handshake with " + endpoint.Authority(), false);
-    }
+    if (handshake_error) co_return HandshakeFailure(handshake_error, native, endpoint);
     ++stats.connections_opened;
     co_return std::move(connection);
   }
@@ -199,11 +252,12 @@ void Client::Shutdown() {
 }
 
 net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout,
-                                               std::size_t body_limit, SendGate gate) {
+                                               std::size_t body_limit, SendGate gate,
+                                               util::StopSignal* stop) {
   Impl& impl = *impl_;
   const bool is_post = request.method == Request::Method::kPost;
   HostPool& pool = impl.PoolFor(request.endpoint);
-  if (impl.shut_down || !co_await pool.slots.Acquire()) {
+  if (impl.shut_down || !co_await pool.slots.Acquire(stop)) {
     co_return Failure(net::error::operation_aborted, "shutting down", false);
   }
   Impl::SlotGuard slot(pool);

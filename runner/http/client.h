@@ -1,7 +1,8 @@
 #pragma once
-// Client: HTTPS requests and streamed downloads on one io_context, with verified TLS (peer
-// verification, SNI, host-name check), a small keep-alive pool per host, and a deadline on every
-// network operation. A connection that failed in any way is closed, never reused.
+// Client: HTTPS requests and streamed downloads on one io_context, with verified TLS (TLS 1.2 or
+// later, peer verification, SNI, OpenSSL's own host-name or IP check), a small keep-alive pool
+// per host, and a deadline on every network operation. A connection that failed in any way is
+// closed, never reused; redirects are never followed (a 3xx is returned as it is).
 //
 // Beast and OpenSSL stay behind the pimpl: this header is cheap to include.
 //
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "runner/http/url.h"
+#include "runner/util/async.h"
 
 namespace nanobatch::http {
 
@@ -58,10 +60,14 @@ struct Response {
 
 // No response was received. `maybe_delivered` is true when the request may have reached the
 // server (it was written, or partly written): for a paid POST that means "may have been charged".
+// `permanent` is true for a TLS failure that no retry can cure (the certificate is not trusted,
+// not for this host, expired; no TLS >= 1.2; not TLS at all): a configuration problem, and
+// `what` says which and what to set.
 struct NetworkError {
   boost::system::error_code code;
   std::string what;
   bool maybe_delivered = false;
+  bool permanent = false;
 };
 
 template <typename T>
@@ -93,9 +99,11 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // One request; the body of the response is capped at `body_limit` bytes.
+  // One request; the body of the response is capped at `body_limit` bytes. While it waits for a
+  // connection slot, `stop` (when given) ends the wait at once, unsent.
   boost::asio::awaitable<Result<Response>> Fetch(Request request, Duration timeout,
-                                                 std::size_t body_limit, SendGate gate = {});
+                                                 std::size_t body_limit, SendGate gate = {},
+                                                 util::StopSignal* stop = nullptr);
 
   // GET `endpoint`, streaming the body into `sink` (which must outlive the call: it is awaited,
   // never spawned). Bodies above `max_bytes` fail the download with http::error::body_limit.

@@ -101,8 +101,55 @@ TEST_CASE("http client: a server outside the trusted CA is refused") {
   Client client(io.get_executor(), {.ca_file = other_api.ca_file()});
   Result<Response> result = RunOn(io, client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20));
   REQUIRE(std::holds_alternative<NetworkError>(result));
-  CHECK(std::get<NetworkError>(result).what.find("TLS handshake") != std::string::npos);
-  CHECK_FALSE(std::get<NetworkError>(result).maybe_delivered);
+  const NetworkError& error = std::get<NetworkError>(result);
+  CHECK(error.what.find("TLS certificate of 127.0.0.1") != std::string::npos);
+  CHECK(error.what.find("--ca-file") != std::string::npos);
+  CHECK(error.permanent);  // configuration, never retried
+  CHECK_FALSE(error.maybe_delivered);
+}
+
+TEST_CASE("http client: expired and wrong-host certificates are permanent failures saying which") {
+  struct Case {
+    const char* certificate;
+    const char* says;
+  };
+  for (const Case& c : {Case{"expired", "certificate has expired"},
+                        Case{"wronghost", "not for 127.0.0.1"}}) {
+    INFO(c.certificate);
+    testing::TempDir dir;
+    testing::FakeApiProcess api(dir, {}, c.certificate);
+    net::io_context io;
+    Client client(io.get_executor(), {.ca_file = api.ca_file()});
+    Result<Response> result = RunOn(io, client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20));
+    REQUIRE(std::holds_alternative<NetworkError>(result));
+    CHECK(std::get<NetworkError>(result).permanent);
+    CHECK(std::get<NetworkError>(result).what.find(c.says) != std::string::npos);
+  }
+}
+
+TEST_CASE("http client: a stop signal ends a wait for a connection slot at once, unsent") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file(), .max_connections_per_host = 1});
+  util::StopSignal stop(io.get_executor());
+  int sent = 0, stopped = 0;
+  // The first request holds the only slot in its gate until the stop; the rest queue behind it.
+  auto one = [&](bool first) -> net::awaitable<void> {
+    SendGate gate = [&, first]() -> net::awaitable<bool> {
+      if (first) co_await stop.SleepFor(std::chrono::seconds(30));
+      co_return !stop.triggered();
+    };
+    Result<Response> result =
+        co_await client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20, gate, &stop);
+    if (std::holds_alternative<Response>(result)) ++sent;
+    else ++stopped;
+  };
+  for (int i = 0; i < 5; ++i) net::co_spawn(io, one(i == 0), net::detached);
+  net::post(io, [&] { stop.Trigger(); });
+  io.run();
+  CHECK(sent == 0);
+  CHECK(stopped == 5);
 }
 
 TEST_CASE("http client: the host name is checked against the certificate") {

@@ -61,20 +61,69 @@ std::optional<Endpoint> ParseUrl(std::string_view text, std::string* why) {
   return endpoint;
 }
 
-bool IsAllowedDownload(const Endpoint& endpoint, std::string_view api_host,
-                       const std::vector<std::string>& allowed_hosts, std::string* why) {
-  if (!endpoint.https) {
-    if (why != nullptr) *why = "image URL is not https";
-    return false;
+std::optional<HostPort> ParseHostPort(std::string_view text) {
+  HostPort out;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    out.host = std::string(text.substr(1, close - 1));
+    const std::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return std::nullopt;
+      port_text = rest.substr(1);
+      if (port_text.empty()) return std::nullopt;
+    }
+  } else {
+    const auto colon = text.find(':');
+    out.host = std::string(text.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = text.substr(colon + 1);
+      if (port_text.empty()) return std::nullopt;
+    }
   }
-  if (EqualsIgnoringCase(endpoint.host, api_host)) return true;
-  for (const std::string& host : allowed_hosts) {
-    if (EqualsIgnoringCase(endpoint.host, host)) return true;
+  if (out.host.empty() || out.host.size() > 253) return std::nullopt;
+  const bool v6 = !text.empty() && text.front() == '[';
+  for (char c : out.host) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                    (v6 && c == ':');
+    if (!ok) return std::nullopt;
+  }
+  if (!port_text.empty()) {
+    unsigned port = 0;
+    if (port_text.size() > 5) return std::nullopt;
+    for (char c : port_text) {
+      if (c < '0' || c > '9') return std::nullopt;
+      port = port * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (port == 0 || port > 65535) return std::nullopt;
+    out.port = static_cast<std::uint16_t>(port);
+  }
+  return out;
+}
+
+DownloadRefusal CheckDownload(const Endpoint& endpoint, const Endpoint& api,
+                              const std::vector<std::string>& allowed_hosts, std::string* why) {
+  if (!endpoint.https) {
+    if (why != nullptr) *why = "the image URL is not https";
+    return DownloadRefusal::kNotHttps;
+  }
+  if (EqualsIgnoringCase(endpoint.host, api.host) && endpoint.port == api.port) {
+    return DownloadRefusal::kNone;
+  }
+  for (const std::string& entry : allowed_hosts) {
+    const std::optional<HostPort> allowed = ParseHostPort(entry);
+    if (allowed && EqualsIgnoringCase(endpoint.host, allowed->host) &&
+        endpoint.port == allowed->port) {
+      return DownloadRefusal::kNone;
+    }
   }
   if (why != nullptr) {
-    *why = "image host " + endpoint.host + " is not allowed (see download.allowed_hosts)";
+    *why = "the image host " + endpoint.Authority() +
+           " is not allowed: add it to download.allowed_hosts or pass --allow-download-host " +
+           (endpoint.port == 443 ? endpoint.host : endpoint.Authority());
   }
-  return false;
+  return DownloadRefusal::kHostNotAllowed;
 }
 
 }  // namespace nanobatch::http

@@ -28,9 +28,22 @@ struct Endpoint {
 // Parses an absolute http or https URL with a host; nullopt (and `why`) otherwise.
 std::optional<Endpoint> ParseUrl(std::string_view url, std::string* why = nullptr);
 
-// Whether nanobatch may download from `endpoint`: https only, and the host is the API's own or
-// one of `allowed_hosts` (case-insensitive). `why` says which rule failed.
-bool IsAllowedDownload(const Endpoint& endpoint, std::string_view api_host,
-                       const std::vector<std::string>& allowed_hosts, std::string* why);
+// An allowed download host as configured: "host" (port 443), "host:port", "[v6]" or
+// "[v6]:port"; nullopt when it is none of these (a scheme, a path, a bad port).
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 443;
+};
+std::optional<HostPort> ParseHostPort(std::string_view text);
+
+// Why a download is refused: a URL that is not https can never be fetched; a host (or port) not
+// allowed can be, once the user allows it (download.allowed_hosts, --allow-download-host).
+enum class DownloadRefusal { kNone, kNotHttps, kHostNotAllowed };
+
+// Whether nanobatch may download from `endpoint`: https only, and host and port are the API's
+// own (`api`) or one of `allowed_hosts`, each "host" (port 443) or "host:port" (host compared
+// case-insensitively). `why` says which rule failed, naming the host and the setting.
+DownloadRefusal CheckDownload(const Endpoint& endpoint, const Endpoint& api,
+                              const std::vector<std::string>& allowed_hosts, std::string* why);
 
 }  // namespace nanobatch::http

@@ -38,23 +38,35 @@ TEST_CASE("url: what is not an absolute http(s) URL with a host is refused, with
   CHECK_FALSE(ParseUrl("not a url at all", &why));
 }
 
-TEST_CASE("url: downloads only over https from the API host or an allowed host") {
-  const std::vector<std::string> allowed = {"file.aivideoapi.ai", "localhost"};
+TEST_CASE("url: downloads only over https from the API's host and port or an allowed one") {
+  const std::vector<std::string> allowed = {"file.aivideoapi.ai", "localhost:8443", "[::1]:9"};
+  const Endpoint api = *ParseUrl("https://api.aivideoapi.ai");
   std::string why;
-  CHECK(IsAllowedDownload(*ParseUrl("https://FILE.aivideoapi.ai/a.png"), "api.aivideoapi.ai",
-                          allowed, &why));
-  CHECK(IsAllowedDownload(*ParseUrl("https://api.aivideoapi.ai/a.png"), "api.aivideoapi.ai", {},
-                          &why));
-  CHECK(IsAllowedDownload(*ParseUrl("https://localhost:9/a.png"), "127.0.0.1", allowed, &why));
-  CHECK_FALSE(IsAllowedDownload(*ParseUrl("http://file.aivideoapi.ai/a.png"), "api.aivideoapi.ai",
-                                allowed, &why));
-  CHECK(why == "image URL is not https");
-  CHECK_FALSE(IsAllowedDownload(*ParseUrl("https://evil.example/a.png"), "api.aivideoapi.ai",
-                                allowed, &why));
-  CHECK(why.find("evil.example is not allowed") != std::string::npos);
+  auto check = [&](std::string_view url) { return CheckDownload(*ParseUrl(url), api, allowed, &why); };
+  CHECK(check("https://FILE.aivideoapi.ai/a.png") == DownloadRefusal::kNone);
+  CHECK(check("https://api.aivideoapi.ai/a.png") == DownloadRefusal::kNone);
+  CHECK(check("https://localhost:8443/a.png") == DownloadRefusal::kNone);
+  CHECK(check("https://[::1]:9/a.png") == DownloadRefusal::kNone);
+  CHECK(check("http://file.aivideoapi.ai/a.png") == DownloadRefusal::kNotHttps);
+  CHECK(check("https://evil.example/a.png") == DownloadRefusal::kHostNotAllowed);
+  CHECK(why.find("evil.example:443 is not allowed") != std::string::npos);
+  CHECK(why.find("--allow-download-host evil.example") != std::string::npos);
+  // The API's host on another port, an allowed host on another port: refused.
+  CHECK(check("https://api.aivideoapi.ai:8443/a.png") == DownloadRefusal::kHostNotAllowed);
+  CHECK(why.find("--allow-download-host api.aivideoapi.ai:8443") != std::string::npos);
+  CHECK(check("https://localhost:9999/a.png") == DownloadRefusal::kHostNotAllowed);
+  CHECK(check("https://file.aivideoapi.ai:444/a.png") == DownloadRefusal::kHostNotAllowed);
   // A look-alike suffix is a different host.
-  CHECK_FALSE(IsAllowedDownload(*ParseUrl("https://file.aivideoapi.ai.evil.example/a"), "x",
-                                allowed, &why));
+  CHECK(check("https://file.aivideoapi.ai.evil.example/a") == DownloadRefusal::kHostNotAllowed);
+}
+
+TEST_CASE("url: allowed hosts are host or host:port, nothing else") {
+  CHECK(ParseHostPort("localhost")->port == 443);
+  CHECK(ParseHostPort("localhost:8443")->port == 8443);
+  CHECK(ParseHostPort("[::1]:9")->host == "::1");
+  for (const char* bad : {"", "https://x", "x/y", "x:", "x:0", "x:65536", "x:1a", "[::1", "a b"}) {
+    CHECK_MESSAGE(!ParseHostPort(bad).has_value(), bad);
+  }
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 
 namespace nanobatch::testing {
 
-FakeApiProcess::FakeApiProcess(const TempDir& dir, const std::vector<std::string>& extra_args) {
+FakeApiProcess::FakeApiProcess(const TempDir& dir, const std::vector<std::string>& extra_args,
+                               const std::string& certificate) {
   const std::string certs = dir.File("certs");
   ProcessResult made = RunProcess({"/bin/bash", kMakeTestCerts, certs});
   if (made.exit_code != 0) throw std::runtime_error("make_test_certs failed: " + made.err);
@@ -15,7 +16,7 @@ FakeApiProcess::FakeApiProcess(const TempDir& dir, const std::vector<std::string
 
   const std::string port_file = dir.File("fake_api_ports.json");
   std::vector<std::string> argv = {
-      kFakeApiBinary, "--cert", certs + "/server.pem", "--key", certs + "/server.key",
+      kFakeApiBinary, "--cert", certs + "/" + certificate + ".pem", "--key", certs + "/" + certificate + ".key",
       "--port",       "0",      "--file-port",         "0",     "--port-file",
       port_file};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
@@ -51,7 +52,7 @@ std::vector<std::string> FakeApiProcess::RunnerArgs(const std::string& config,
           "--ca-file",
           ca_file(),
           "--allow-download-host",
-          "localhost"};
+          "localhost:" + std::to_string(file_port_)};
 }
 
 ProcessResult FakeApiProcess::Curl(const std::vector<std::string>& args) const {

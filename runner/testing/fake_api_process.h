@@ -29,7 +29,10 @@ inline constexpr const char* kNanobatchBinary = "runner/nanobatch";
 class FakeApiProcess {
  public:
   // Starts the simulator with a file host on a second port; `extra_args` are fake_api flags.
-  FakeApiProcess(const TempDir& dir, const std::vector<std::string>& extra_args = {});
+  // `certificate` picks the server certificate make_test_certs.sh made: "server" (valid for
+  // 127.0.0.1 and localhost), "expired" or "wronghost" (for other.invalid only).
+  FakeApiProcess(const TempDir& dir, const std::vector<std::string>& extra_args = {},
+                 const std::string& certificate = "server");
 
   const std::string& ca_file() const { return ca_file_; }
   int api_port() const { return api_port_; }
@@ -38,7 +41,8 @@ class FakeApiProcess {
   std::string base_url() const;
   // The simulator's own view (GET /_stats), fetched with curl.
   boost::json::object Stats(bool detail = false) const;
-  // `nanobatch run` pointed at this simulator: its URL, its CA, its file host allowed.
+  // `nanobatch run` pointed at this simulator: its URL, its CA, its file host (localhost and the
+  // file port) allowed.
   std::vector<std::string> RunnerArgs(const std::string& config, const std::string& manifest,
                                       const std::string& out) const;
   // curl with the test CA and the test key, for checking the simulator itself; `args` follow.

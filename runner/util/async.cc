@@ -13,23 +13,53 @@ constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 
 }  // namespace
 
+StopSignal::StopSignal(net::any_io_executor executor) : executor_(std::move(executor)) {}
+
+void StopSignal::Trigger() {
+  if (triggered_) return;
+  triggered_ = true;
+  for (net::steady_timer* timer : timers_) timer->cancel();
+  timers_.clear();
+  for (StopSignal* child : children_) child->Trigger();
+}
+
+net::awaitable<bool> StopSignal::SleepFor(std::chrono::steady_clock::duration duration) {
+  if (triggered_) co_return true;
+  if (duration <= std::chrono::steady_clock::duration::zero()) co_return false;
+  net::steady_timer timer(executor_, duration);
+  const auto position = timers_.insert(timers_.end(), &timer);
+  co_await timer.async_wait(kAsTuple);
+  if (!triggered_) timers_.erase(position);
+  co_return triggered_;
+}
+
 AsyncSemaphore::AsyncSemaphore(net::any_io_executor executor, std::size_t count)
     : executor_(std::move(executor)), count_(count) {}
 
-net::awaitable<bool> AsyncSemaphore::Acquire() {
-  if (closed_) co_return false;
+net::awaitable<bool> AsyncSemaphore::Acquire(StopSignal* stop) {
+  if (closed_ || (stop != nullptr && stop->triggered())) co_return false;
   if (count_ > 0 && waiters_.empty()) {
     --count_;
     co_return true;
   }
   Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
   waiters_.push_back(&waiter);
+  // The same timer is woken by a grant (Release), Close() or the stop signal; one thread, so
+  // `granted` says unambiguously which, and a unit is never lost.
+  std::list<net::steady_timer*>::iterator in_stop;
+  if (stop != nullptr) in_stop = stop->timers_.insert(stop->timers_.end(), &waiter.timer);
   co_await waiter.timer.async_wait(kAsTuple);
+  if (stop != nullptr && !stop->triggered()) stop->timers_.erase(in_stop);
   if (!waiter.granted) {
-    // Woken by Close(), or the wait itself was cancelled: leave the queue.
+    // Woken by Close() or the stop signal, or the wait itself was cancelled: leave the queue.
     waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &waiter), waiters_.end());
+    co_return false;
   }
-  co_return waiter.granted;
+  if (stop != nullptr && stop->triggered()) {
+    Release();  // granted and stopped in the same turn: hand the unit on
+    co_return false;
+  }
+  co_return true;
 }
 
 bool AsyncSemaphore::TryAcquire() {

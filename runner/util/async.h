@@ -20,14 +20,39 @@
 
 namespace nanobatch::util {
 
+// StopSignal: a one-shot "stop waiting". Trigger() wakes at once every wait that observes it
+// (AsyncSemaphore::Acquire, StopSignal::SleepFor) and makes later ones return at once: "stop"
+// means everything waiting stops, with no list of things to wake kept by hand.
+class StopSignal {
+ public:
+  explicit StopSignal(boost::asio::any_io_executor executor);
+  StopSignal(const StopSignal&) = delete;
+  StopSignal& operator=(const StopSignal&) = delete;
+
+  void Trigger();
+  bool triggered() const { return triggered_; }
+  // `child` is triggered whenever this is: "halt" implies "stop submitting".
+  void AddChild(StopSignal& child) { children_.push_back(&child); }
+  // Sleeps `duration`, or less if triggered meanwhile; true if triggered.
+  boost::asio::awaitable<bool> SleepFor(std::chrono::steady_clock::duration duration);
+
+ private:
+  friend class AsyncSemaphore;
+  boost::asio::any_io_executor executor_;
+  bool triggered_ = false;
+  std::list<boost::asio::steady_timer*> timers_;
+  std::list<StopSignal*> children_;
+};
+
 class AsyncSemaphore {
  public:
   AsyncSemaphore(boost::asio::any_io_executor executor, std::size_t count);
   AsyncSemaphore(const AsyncSemaphore&) = delete;
   AsyncSemaphore& operator=(const AsyncSemaphore&) = delete;
 
-  // Waits for a unit, first come first served. False if Close() was called (no unit taken).
-  boost::asio::awaitable<bool> Acquire();
+  // Waits for a unit, first come first served. False if Close() was called, or `stop` (when
+  // given) was triggered before a unit was handed over: no unit is taken then.
+  boost::asio::awaitable<bool> Acquire(StopSignal* stop = nullptr);
   bool TryAcquire();
   void Release();
   // Wakes every waiter with false, and makes later Acquire() calls return false at once.

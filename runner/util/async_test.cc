@@ -72,5 +72,53 @@ TEST_CASE("async event: Notify wakes every waiter; WaitFor times out") {
   CHECK_FALSE(timed_out_result);
 }
 
+TEST_CASE("stop signal: every waiter on a semaphore stops at once; no unit is lost") {
+  net::io_context io;
+  AsyncSemaphore semaphore(io.get_executor(), 1);
+  StopSignal halt(io.get_executor());
+  StopSignal submits(io.get_executor());
+  halt.AddChild(submits);
+  int stopped = 0, got = 0;
+  REQUIRE(semaphore.TryAcquire());  // held by someone who is not stopping
+  auto waiter = [&]() -> net::awaitable<void> {
+    if (co_await semaphore.Acquire(&submits)) {
+      ++got;
+      semaphore.Release();
+    } else {
+      ++stopped;
+    }
+  };
+  for (int i = 0; i < 20; ++i) net::co_spawn(io, waiter(), net::detached);
+  auto trigger = [&]() -> net::awaitable<void> {
+    net::steady_timer timer(io, std::chrono::milliseconds(1));
+    co_await timer.async_wait(net::use_awaitable);
+    halt.Trigger();  // through the child: "halt" implies "stop submitting"
+    semaphore.Release();
+  };
+  net::co_spawn(io, trigger(), net::detached);
+  io.run();
+  CHECK(stopped == 20);
+  CHECK(got == 0);
+  CHECK(semaphore.available() == 1);  // the released unit went back, not to a stopped waiter
+  // A later acquire observing a triggered signal returns at once.
+  bool later = true;
+  net::co_spawn(io, [&]() -> net::awaitable<void> { later = co_await semaphore.Acquire(&submits); },
+                net::detached);
+  io.restart();
+  io.run();
+  CHECK_FALSE(later);
+}
+
+TEST_CASE("stop signal: a sleep ends early when triggered") {
+  net::io_context io;
+  StopSignal stop(io.get_executor());
+  bool woke = false;
+  net::co_spawn(io, [&]() -> net::awaitable<void> { woke = co_await stop.SleepFor(std::chrono::hours(1)); },
+                net::detached);
+  net::post(io, [&] { stop.Trigger(); });
+  io.run();
+  CHECK(woke);  // (without the trigger, io.run() would sleep for the hour)
+}
+
 }  // namespace
 }  // namespace nanobatch::util
