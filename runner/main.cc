@@ -1,12 +1,28 @@
 // nanobatch: only wiring. The commands live in runner/cli/.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <exception>
 #include <iostream>
 
 #include "runner/cli/commands.h"
 
+// Started with stdin, stdout or stderr closed, the first files opened (the journal) would take
+// fds 0-2 and log lines would be written into them: each missing one is opened on /dev/null.
+void MakeStandardFdsSafe() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1) continue;
+    const int opened = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (opened >= 0 && opened != fd) {
+      ::dup2(opened, fd);
+      ::close(opened);
+    }
+  }
+}
+
 int main(int argc, char** argv) {
+  MakeStandardFdsSafe();
   // A peer that closes a connection must be an error code, not a death by SIGPIPE; a file that
   // outgrows a size limit must be EFBIG from write(), handled like a full disk, not SIGXFSZ.
   ::signal(SIGPIPE, SIG_IGN);
@@ -20,5 +36,5 @@ int main(int argc, char** argv) {
   } catch (...) {
     std::cerr << "nanobatch: internal error\n";
   }
-  return 70;  // EX_SOFTWARE
+  return 70;  // EX_SOFTWARE, documented in the README's exit status table
 }

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <map>
 #include <optional>
 
 #include "runner/cli/commands.h"
@@ -14,35 +15,43 @@ namespace {
 constexpr const char* kDescription =
     "nanobatch: generates image datasets through the Nano Banana 2 API, resumably.\n"
     "Exit status of run: 0 all done, 1 some items failed (failed.jsonl), 2 bad usage/config/"
-    "manifest,\n3 stopped early but resumable, 4 credentials or caller refused by the API.";
+    "manifest,\n3 stopped early but resumable, 4 credentials or caller refused by the API,\n"
+    "5 stopped on a configuration problem no retry can cure (TLS certificate, base URL, model,\n"
+    "download host): fix it and run again, 70 internal error (a bug: please report it).";
 
-// The overrides of `run`: each sets one config key (and is remembered as its origin).
+// The overrides of `run`: each sets one config key (and is remembered as its origin). Values are
+// kept as text and parsed by the config's own parser (config::ApplyFlag), so a flag and its key
+// accept exactly the same values.
+struct Override {
+  const char* flag;
+  const char* key;
+  const char* help;
+};
+constexpr Override kOverrides[] = {
+    {"--manifest", "manifest", "manifest of prompts (.jsonl, .yaml, .yml)"},
+    {"--out", "out", "output directory"},
+    {"--base-url", "api.base_url",
+     "API scheme, host and port, without /v1 (default https://api.aivideoapi.ai)"},
+    {"--ca-file", "api.ca_file", "trust only this CA (PEM) instead of the system store"},
+    {"--rate", "limits.rate", "API requests per second (submits, polls, credit queries)"},
+    {"--burst", "limits.burst", "token-bucket depth"},
+    {"--max-in-flight", "limits.max_in_flight", "tasks submitted and not yet finished"},
+    {"--budget-credits", "limits.budget_credits", "credits this output directory may spend"},
+};
+
 struct RunFlags {
   std::string config_file;
-  std::string manifest;
-  std::string out;
-  std::string base_url;
-  std::string ca_file;
-  double rate = 0;
-  std::uint32_t burst = 0;
-  std::uint32_t max_in_flight = 0;
-  std::uint64_t budget_credits = 0;
+  std::map<std::string, std::string> overrides;  // flag -> text
   std::vector<std::string> allow_download_hosts;
   RunOptions options;
 };
 
 void AddRunFlags(CLI::App& run, RunFlags& flags) {
   run.add_option("--config", flags.config_file, "YAML config file (configs/example.yaml)");
-  run.add_option("--manifest", flags.manifest, "manifest of prompts (.jsonl, .yaml, .yml)");
-  run.add_option("--out", flags.out, "output directory");
-  run.add_option("--base-url", flags.base_url,
-                 "API scheme, host and port, without /v1 (default https://api.aivideoapi.ai)");
-  run.add_option("--ca-file", flags.ca_file,
-                 "trust only this CA (PEM) instead of the system store");
-  run.add_option("--rate", flags.rate, "API requests per second (submits, polls, credit queries)");
-  run.add_option("--burst", flags.burst, "token-bucket depth");
-  run.add_option("--max-in-flight", flags.max_in_flight, "tasks submitted and not yet finished");
-  run.add_option("--budget-credits", flags.budget_credits, "credits this run may spend");
+  for (const Override& override : kOverrides) {
+    run.add_option(override.flag, flags.overrides[override.flag], override.help)
+        ->allow_extra_args(false);
+  }
   run.add_option("--allow-download-host", flags.allow_download_hosts,
                  "also download images from this host (repeatable)");
   run.add_flag("--retry-failed", flags.options.retry_failed,
@@ -57,24 +66,19 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
 int StartRun(const CLI::App& run, const RunFlags& flags) {
   config::Config config;
   util::InputErrors errors;
-  if (!flags.config_file.empty()) config::LoadConfigFile(flags.config_file, config, errors);
+  // A config file that cannot be read at all is the one error worth reading: what would follow
+  // ("manifest is required", ...) only follows from it.
+  if (!flags.config_file.empty() && !config::LoadConfigFile(flags.config_file, config, errors)) {
+    errors.Print(std::cerr);
+    return kExitBadInput;
+  }
 
   // A flag the user gave replaces the file's value and becomes that key's origin in errors.
-  auto override_with = [&](const char* flag, const char* key, auto& target, const auto& value) {
-    if (run.get_option(flag)->count() == 0) return;
-    target = value;
-    config.SetFromFlag(key, flag);
-  };
-  override_with("--manifest", "manifest", config.manifest, flags.manifest);
-  override_with("--out", "out", config.out, flags.out);
-  override_with("--base-url", "api.base_url", config.api.base_url, flags.base_url);
-  override_with("--ca-file", "api.ca_file", config.api.ca_file, flags.ca_file);
-  override_with("--rate", "limits.rate", config.limits.rate, flags.rate);
-  override_with("--burst", "limits.burst", config.limits.burst, flags.burst);
-  override_with("--max-in-flight", "limits.max_in_flight", config.limits.max_in_flight,
-                flags.max_in_flight);
-  override_with("--budget-credits", "limits.budget_credits", config.limits.budget_credits,
-                flags.budget_credits);
+  for (const Override& override : kOverrides) {
+    if (run.get_option(override.flag)->count() == 0) continue;
+    config::ApplyFlag(config, override.key, override.flag, flags.overrides.at(override.flag),
+                      errors);
+  }
   for (const std::string& host : flags.allow_download_hosts) {
     config.download.allowed_hosts.push_back(host);
     config.SetFromFlag("download.allowed_hosts", "--allow-download-host");

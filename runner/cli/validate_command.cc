@@ -11,7 +11,10 @@ int ValidateCommand(const std::string& manifest_path, const std::string& config_
   config::Config config;
   util::InputErrors errors;
   if (!config_path.empty()) {
-    config::LoadConfigFile(config_path, config, errors);
+    // The config is checked as `run` checks it (all but the manifest and out it may not name).
+    if (config::LoadConfigFile(config_path, config, errors)) {
+      config::ValidateConfig(config, errors, {.require_paths = false});
+    }
     if (!errors.empty()) {
       errors.Print(std::cerr);
       return kExitBadInput;

@@ -1,8 +1,8 @@
 #include "runner/config/api_key.h"
 
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
+
+#include "runner/util/input_file.h"
 
 namespace nanobatch::config {
 namespace {
@@ -30,17 +30,9 @@ std::optional<std::string> CleanKey(std::string raw, const std::string& source,
 }
 
 std::optional<std::string> ReadKeyFile(const std::string& path, util::InputErrors& errors) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    errors.Add({path, 0, "api.key_file", "cannot open the key file"});
-    return std::nullopt;
-  }
-  std::string content;
-  content.resize(kMaxKeyBytes + 1);
-  in.read(content.data(), static_cast<std::streamsize>(content.size()));
-  content.resize(static_cast<std::size_t>(in.gcount()));
-  if (content.size() > kMaxKeyBytes) {
-    errors.Add({path, 0, "api.key_file", "is larger than an API key can be"});
+  std::string content, error;
+  if (!util::ReadInputFile(path, kMaxKeyBytes, content, error)) {
+    errors.Add({path, 0, "api.key_file", "cannot read the key file: " + error});
     return std::nullopt;
   }
   return CleanKey(std::move(content), path, errors);

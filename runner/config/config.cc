@@ -13,6 +13,8 @@
 #include <string_view>
 
 #include "runner/api/spec.h"
+#include "runner/http/url.h"
+#include "runner/util/input_file.h"
 #include "runner/util/yaml_names.h"
 
 namespace nanobatch::config {
@@ -220,40 +222,48 @@ void Walk(const YAML::Node& map, const std::string& prefix, const std::string& f
   }
 }
 
-bool IsHostName(std::string_view host) {
-  if (host.empty() || host.size() > 253) return false;
-  for (char c : host) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
-    if (!ok) return false;
-  }
-  return true;
-}
+constexpr std::uint64_t kMaxConfigBytes = 1 << 20;
 
 }  // namespace
 
-void LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    errors.Add({path, 0, "-", "cannot open the config file"});
-    return;
+bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors) {
+  std::string text, error;
+  if (!util::ReadInputFile(path, kMaxConfigBytes, text, error)) {
+    errors.Add({path, 0, "-", "cannot read the config file: " + error});
+    return false;
   }
   YAML::Node root;
   try {
-    root = YAML::Load(in);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     errors.Add({path, e.mark.line + 1, "-", "invalid YAML: " + e.msg});
-    return;
+    return false;
   }
-  if (root.IsNull()) return;  // an empty config changes nothing
+  if (root.IsNull()) return true;  // an empty config changes nothing
   if (!root.IsMap()) {
     errors.Add({path, root.Mark().line + 1, "-", "the config must be a mapping of keys"});
-    return;
+    return false;
   }
   Walk(root, "", path, config, errors);
+  return true;
 }
 
-void ValidateConfig(const Config& config, util::InputErrors& errors) {
+void ApplyFlag(Config& config, const std::string& key, const std::string& flag,
+               const std::string& text, util::InputErrors& errors) {
+  auto setter = KeyTable().find(key);
+  if (setter == KeyTable().end()) {
+    errors.Add({"command line", 0, flag, "is not a setting"});
+    return;
+  }
+  // The flag's text is parsed exactly as the same value written in the config file would be.
+  if (auto problem = setter->second(YAML::Node(text), config)) {
+    errors.Add({"command line", 0, flag, *problem});
+    return;
+  }
+  config.SetFromFlag(key, flag);
+}
+
+void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOptions options) {
   auto report = [&](const std::string& key, const std::string& message) {
     auto origin = config.origins.find(key);
     if (origin == config.origins.end()) {
@@ -262,9 +272,21 @@ void ValidateConfig(const Config& config, util::InputErrors& errors) {
       errors.Add({origin->second.path, origin->second.line, origin->second.name, message});
     }
   };
-  auto positive = [&](const std::string& key, double value) {
-    if (!(value > 0)) report(key, "must be above 0");
+  // One range per numeric key: in the file or on the command line, 0, negative numbers and
+  // absurd magnitudes (1e308 seconds) are errors here, not overflows later.
+  auto seconds = [&](const std::string& key, double value, double max) {
+    if (!(value > 0) || value > max) {
+      report(key, "must be above 0 and at most " + std::to_string(static_cast<long long>(max)) +
+                      " seconds");
+    }
   };
+  auto whole = [&](const std::string& key, std::uint64_t value, std::uint64_t min,
+                   std::uint64_t max) {
+    if (value < min || value > max) {
+      report(key, "must be from " + std::to_string(min) + " to " + std::to_string(max));
+    }
+  };
+  constexpr double kHour = 3600, kDay = 86400;
 
   // The base URL: https only (the API key travels in every request), host and port only.
   auto url = boost::urls::parse_absolute_uri(config.api.base_url);
@@ -281,40 +303,55 @@ void ValidateConfig(const Config& config, util::InputErrors& errors) {
   }
   if (config.api.model.empty()) report("api.model", "must not be empty");
 
-  if (config.manifest.empty()) report("manifest", "is required (in the config or --manifest)");
-  if (config.out.empty()) report("out", "is required (in the config or --out)");
+  if (!config.api.ca_file.empty()) {
+    std::string error;
+    if (!util::OpenInputFile(config.api.ca_file, kMaxConfigBytes, error)) report("api.ca_file", error);
+  }
+  if (options.require_paths) {
+    if (config.manifest.empty()) report("manifest", "is required (in the config or --manifest)");
+    if (config.out.empty()) report("out", "is required (in the config or --out)");
+  }
 
-  positive("limits.rate", config.limits.rate);
-  if (config.limits.rate > 10000) report("limits.rate", "must be at most 10000 requests a second");
-  if (config.limits.burst == 0) report("limits.burst", "must be at least 1");
-  if (config.limits.max_in_flight == 0) report("limits.max_in_flight", "must be at least 1");
-  if (config.limits.max_downloads == 0) report("limits.max_downloads", "must be at least 1");
+  if (!(config.limits.rate > 0) || config.limits.rate > 10000) {
+    report("limits.rate", "must be above 0 and at most 10000 requests a second");
+  }
+  whole("limits.burst", config.limits.burst, 1, 100'000);
+  whole("limits.max_in_flight", config.limits.max_in_flight, 1, 100'000);
+  whole("limits.max_downloads", config.limits.max_downloads, 1, 1'000);
+  if (config.limits.budget_credits) {
+    whole("limits.budget_credits", *config.limits.budget_credits, 0, 1'000'000'000'000ull);
+  }
 
-  positive("polling.first_poll_s", config.polling.first_poll_s);
-  positive("polling.max_interval_s", config.polling.max_interval_s);
-  positive("polling.task_deadline_s", config.polling.task_deadline_s);
-  positive("timeouts.connect_s", config.timeouts.connect_s);
-  positive("timeouts.request_s", config.timeouts.request_s);
-  positive("timeouts.download_s", config.timeouts.download_s);
-  if (config.download.max_bytes < 1024) report("download.max_bytes", "must be at least 1024");
+  seconds("polling.first_poll_s", config.polling.first_poll_s, kHour);
+  seconds("polling.max_interval_s", config.polling.max_interval_s, kHour);
+  seconds("polling.task_deadline_s", config.polling.task_deadline_s, 30 * kDay);
+  seconds("timeouts.connect_s", config.timeouts.connect_s, 600);
+  seconds("timeouts.request_s", config.timeouts.request_s, kHour);
+  seconds("timeouts.download_s", config.timeouts.download_s, kDay);
+  whole("download.max_bytes", config.download.max_bytes, 1024, 1ull << 32);
   for (const std::string& host : config.download.allowed_hosts) {
-    if (!IsHostName(host)) {
+    if (!http::ParseHostPort(host)) {
       report("download.allowed_hosts",
-             "\"" + host + "\" is not a host name (no scheme, port or path: file.aivideoapi.ai)");
+             "\"" + host + "\" is not a host or host:port (no scheme or path: file.aivideoapi.ai)");
     }
   }
 
-  if (config.retry.max_attempts == 0) report("retry.max_attempts", "must be at least 1");
-  if (config.retry.max_task_attempts == 0) report("retry.max_task_attempts", "must be at least 1");
-  positive("retry.base_delay_s", config.retry.base_delay_s);
+  whole("retry.max_attempts", config.retry.max_attempts, 1, 1'000);
+  whole("retry.max_task_attempts", config.retry.max_task_attempts, 1, 1'000);
+  seconds("retry.base_delay_s", config.retry.base_delay_s, kHour);
+  seconds("retry.max_delay_s", config.retry.max_delay_s, kDay);
   if (config.retry.max_delay_s < config.retry.base_delay_s) {
     report("retry.max_delay_s", "must be at least retry.base_delay_s");
   }
-  positive("retry.spend_limit_pause_s", config.retry.spend_limit_pause_s);
+  seconds("retry.spend_limit_pause_s", config.retry.spend_limit_pause_s, 7 * kDay);
+  seconds("retry.spend_limit_give_up_s", config.retry.spend_limit_give_up_s, 30 * kDay);
   if (config.retry.spend_limit_give_up_s < config.retry.spend_limit_pause_s) {
     report("retry.spend_limit_give_up_s", "must be at least retry.spend_limit_pause_s");
   }
-  positive("log.progress_interval_s", config.log.progress_interval_s);
+  seconds("log.progress_interval_s", config.log.progress_interval_s, kDay);
+  for (const auto& [resolution, credits] : config.api.prices) {
+    whole("api.prices", credits, 1, 1'000'000);
+  }
 }
 
 std::uint32_t PriceOf(const Config& config, const std::string& resolution) {

@@ -99,12 +99,23 @@ struct Config {
 };
 
 // Reads `path` into `config`, overwriting only the keys the file sets. Unknown keys, wrong types
-// and YAML syntax errors are reported in `errors`.
-void LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors);
+// and YAML syntax errors are reported in `errors`. Returns false when the file could not be read
+// or parsed at all (missing, unreadable with the errno, not a regular file, larger than 1 MiB,
+// not YAML): the caller stops there rather than report what follows from an empty config.
+bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors);
+
+// Sets one key from text given on the command line (`flag`), through the same parser and the
+// same checks as the config file: "-5" is no budget and "1e308" no timeout, in either place.
+void ApplyFlag(Config& config, const std::string& key, const std::string& flag,
+               const std::string& text, util::InputErrors& errors);
+
+struct ValidateOptions {
+  bool require_paths = true;  // manifest and out must be set (run); validate checks only the rest
+};
 
 // Checks the ranges and the relations between settings (after overrides). Each error names the
-// key and where its value came from.
-void ValidateConfig(const Config& config, util::InputErrors& errors);
+// key and where its value came from. Every numeric key has a range, checked here, once.
+void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOptions options = {});
 
 // The credits one item of `resolution` costs, by the config's price table.
 std::uint32_t PriceOf(const Config& config, const std::string& resolution);

@@ -117,10 +117,10 @@ TEST_CASE("config: range checks name the key or the flag that set it") {
   ValidateConfig(config, errors);
   const std::string text = ErrorText(errors);
   CHECK(text.find("command line: --rate: must be above 0") != std::string::npos);
-  CHECK(text.find("config: limits.burst: must be at least 1") != std::string::npos);
+  CHECK(text.find("config: limits.burst: must be from 1 to 100000") != std::string::npos);
   CHECK(text.find("api.base_url: must be an https URL") != std::string::npos);
-  CHECK(text.find("download.allowed_hosts: \"https://file.example.com/x\" is not a host name") !=
-        std::string::npos);
+  CHECK(text.find("download.allowed_hosts: \"https://file.example.com/x\" is not a host or "
+                  "host:port") != std::string::npos);
   CHECK(text.find("retry.max_delay_s: must be at least retry.base_delay_s") != std::string::npos);
   CHECK(errors.total() == 5);
 }
@@ -156,8 +156,10 @@ TEST_CASE("config: manifest and out are required; a missing file and bad YAML ar
   CHECK(ErrorText(errors).find("out: is required") != std::string::npos);
 
   util::InputErrors missing;
-  LoadConfigFile("/nonexistent.yaml", config, missing);
-  CHECK(ErrorText(missing) == "/nonexistent.yaml: -: cannot open the config file\n");
+  CHECK_FALSE(LoadConfigFile("/nonexistent.yaml", config, missing));
+  CHECK(ErrorText(missing) ==
+        "/nonexistent.yaml: -: cannot read the config file: /nonexistent.yaml: cannot open: No "
+        "such file or directory\n");
 
   testing::TempDir dir;
   util::InputErrors broken;
@@ -165,6 +167,67 @@ TEST_CASE("config: manifest and out are required; a missing file and bad YAML ar
   LoadConfigFile(path, config, broken);
   REQUIRE(broken.total() == 1);
   CHECK(broken.stored()[0].message.find("invalid YAML") == 0);
+}
+
+TEST_CASE("config: flags go through the file's parser and ranges: -5 is no budget") {
+  struct Case {
+    const char* key;
+    const char* flag;
+    const char* text;
+  };
+  for (const Case& c : {Case{"limits.budget_credits", "--budget-credits", "-5"},
+                        Case{"limits.burst", "--burst", "-1"},
+                        Case{"limits.rate", "--rate", "nan"},
+                        Case{"limits.rate", "--rate", "inf"},
+                        Case{"limits.max_in_flight", "--max-in-flight", "1.5"}}) {
+    INFO(c.flag << " " << c.text);
+    Config config;
+    util::InputErrors errors;
+    ApplyFlag(config, c.key, c.flag, c.text, errors);
+    CHECK(errors.total() == 1);
+    CHECK(ErrorText(errors).find(std::string("command line: ") + c.flag) == 0);
+  }
+  Config config;
+  config.manifest = "m";
+  config.out = "o";
+  util::InputErrors errors;
+  ApplyFlag(config, "limits.budget_credits", "--budget-credits", "5000", errors);
+  ApplyFlag(config, "limits.rate", "--rate", "20000", errors);
+  REQUIRE(errors.empty());
+  CHECK(config.limits.budget_credits == 5000u);
+  ValidateConfig(config, errors);
+  CHECK(ErrorText(errors) == "command line: --rate: must be above 0 and at most 10000 requests a second\n");
+}
+
+TEST_CASE("config: absurd durations and sizes are range errors, in the file as on the flag") {
+  testing::TempDir dir;
+  Config config;
+  util::InputErrors errors;
+  REQUIRE(LoadConfigFile(dir.Write("c.yaml",
+                                   "timeouts: {request_s: 1e308}\npolling: {task_deadline_s: -1}\n"
+                                   "download: {max_bytes: 99999999999999}\nretry: {max_attempts: 0}\n"),
+                         config, errors));
+  ValidateConfig(config, errors, {.require_paths = false});
+  const std::string text = ErrorText(errors);
+  INFO(text);
+  CHECK(text.find("c.yaml:1: timeouts.request_s: must be above 0 and at most 3600 seconds") !=
+        std::string::npos);
+  CHECK(text.find("c.yaml:2: polling.task_deadline_s") != std::string::npos);
+  CHECK(text.find("c.yaml:3: download.max_bytes: must be from 1024") != std::string::npos);
+  CHECK(text.find("c.yaml:4: retry.max_attempts: must be from 1") != std::string::npos);
+  CHECK(errors.total() == 4);
+}
+
+TEST_CASE("config: a directory or device as the config file is one clear error") {
+  testing::TempDir dir;
+  for (const std::string& path : {dir.path(), std::string("/dev/zero")}) {
+    Config config;
+    util::InputErrors errors;
+    CHECK_FALSE(LoadConfigFile(path, config, errors));
+    CHECK(errors.total() == 1);
+    CHECK((ErrorText(errors).find("is a directory") != std::string::npos ||
+           ErrorText(errors).find("not a regular file") != std::string::npos));
+  }
 }
 
 }  // namespace

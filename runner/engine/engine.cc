@@ -1,5 +1,6 @@
 #include "runner/engine/engine.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <boost/asio.hpp>
@@ -21,6 +22,7 @@
 #include "runner/ratelimit/backoff.h"
 #include "runner/util/async.h"
 #include "runner/util/log.h"
+#include "runner/util/server_text.h"
 #include "runner/util/service_notify.h"
 #include "runner/version.h"
 
@@ -50,11 +52,16 @@ enum class StopReason {
   kCredits,
   kSpendLimit,
   kServerDown,
-  kModel,
+  kMisconfigured,   // exit 5: TLS verification, a base URL that is not the API, model_not_found
+  kDownloadPolicy,  // exit 5: image hosts refused by download.allowed_hosts, again and again
   kSignal,
   kAuth,
   kDisk
 };
+
+// Consecutive items whose images were refused by the download policy before submitting stops:
+// one odd URL is the item's; the same refusal for several items in a row is the configuration.
+constexpr int kRefusalsBeforeStop = 3;
 
 const char* Describe(StopReason reason) {
   switch (reason) {
@@ -68,9 +75,12 @@ const char* Describe(StopReason reason) {
       return "the key's spend limit stayed reached (429 spend_limit_exceeded)";
     case StopReason::kServerDown:
       return "the API kept failing (5xx or network errors)";
-    case StopReason::kModel:
-      return "the model does not exist or is disabled (404 model_not_found): every item would "
-             "fail the same way; check api.model";
+    case StopReason::kMisconfigured:
+      return "a configuration problem that no retry can cure; fix it and run the same command "
+             "again";
+    case StopReason::kDownloadPolicy:
+      return "image downloads keep being refused by the download policy; the paid images stay "
+             "recorded and are downloaded by the next run once the host is allowed";
     case StopReason::kSignal:
       return "a signal asked to stop";
     case StopReason::kAuth:
@@ -83,7 +93,9 @@ const char* Describe(StopReason reason) {
 }
 
 enum class SubmitOutcome { kSubmitted, kFailedItem, kStopped };
-enum class PollOutcome { kCompleted, kTaskFailed, kInterrupted };
+// kStillOpen: the task is neither finished nor known to be lost (past its deadline, or the run is
+// stopping): it stays submitted and the next run polls it again, never pays for it again.
+enum class PollOutcome { kCompleted, kTaskFailed, kGaveUp, kStillOpen };
 
 struct ItemRun {
   const manifest::Item* item;
@@ -116,8 +128,9 @@ class Engine {
         limiter_(executor_, config.limits.rate, config.limits.burst),
         in_flight_(executor_, config.limits.max_in_flight),
         downloads_(executor_, config.limits.max_downloads),
-        halt_event_(executor_),
         submit_stop_event_(executor_),
+        halt_signal_(executor_),
+        submit_signal_(executor_),
         flushed_(executor_),
         budget_changed_(executor_),
         progress_stop_(executor_),
@@ -126,10 +139,11 @@ class Engine {
         schedule_(Seconds(config.polling.first_poll_s), Seconds(config.polling.max_interval_s)),
         backoff_(Seconds(config.retry.base_delay_s), Seconds(config.retry.max_delay_s),
                  std::random_device{}()),
-        outputs_(config.out),
+        outputs_(journal.dir()),
         grace_timer_(executor_) {
     api_endpoint_ = *http::ParseUrl(config.api.base_url);
     api_endpoint_.target = "/";
+    halt_signal_.AddChild(submit_signal_);  // halting stops submitting too
   }
 
   net::awaitable<int> Run();
@@ -168,6 +182,16 @@ class Engine {
   net::awaitable<bool> DownloadOne(const ItemRun& run, int index, const std::string& url);
   net::awaitable<void> LogBalance();
   net::awaitable<void> Progress();
+  // SIGINT and SIGTERM stop the run; SIGHUP is logged and ignored (a terminal that closes must
+  // not kill an overnight run).
+  void WatchSignals(net::signal_set& signals);
+  // Sleeps unless submitting stops (for any reason but the budget); true if it stopped.
+  net::awaitable<bool> SubmitSleep(Clock::duration duration) {
+    co_return co_await submit_signal_.SleepFor(duration) || halted_;
+  }
+  bool SubmitsCancelled() const {
+    return halted_ || (submitting_stopped_ && stop_reason_ != StopReason::kBudget);
+  }
 
   http::Request ApiRequest(http::Request::Method method, std::string target,
                            std::string body) const {
@@ -195,8 +219,12 @@ class Engine {
   RateLimiter limiter_;
   util::AsyncSemaphore in_flight_;
   util::AsyncSemaphore downloads_;
-  util::AsyncEvent halt_event_;
   util::AsyncEvent submit_stop_event_;  // notified when submitting stops (or everything halts)
+  // Every wait observes one of these: a halt ends all waits at once; a stop of submitting (for
+  // any reason but the budget, which lets reserved submissions go) ends every wait of a submit
+  // for a connection, a rate token or a backoff, so no doomed POST is sent after a 402 or 401.
+  util::StopSignal halt_signal_;
+  util::StopSignal submit_signal_;
   util::AsyncEvent flushed_;
   util::AsyncEvent budget_changed_;
   util::AsyncEvent progress_stop_;
@@ -219,6 +247,8 @@ class Engine {
   StopReason stop_reason_ = StopReason::kNone;
   Clock::time_point spend_pause_until_{};
   std::optional<Clock::time_point> spend_limited_since_;
+  int consecutive_refusals_ = 0;       // items in a row whose images the policy refused
+  std::uint64_t policy_blocked_ = 0;   // paid items held back by the download policy this run
   std::uint64_t submissions_this_run_ = 0;
   std::uint64_t done_this_run_ = 0;
   Clock::time_point started_ = Clock::now();
@@ -319,6 +349,9 @@ void Engine::StopSubmitting(StopReason reason, const std::string& detail) {
   }
   submitting_stopped_ = true;
   if (stop_reason_ == StopReason::kNone) stop_reason_ = reason;
+  // A budget stop lets the submissions already reserved go out (they fit the budget); any other
+  // stop means the API would refuse them too: every submit still waiting is cancelled at once.
+  if (reason != StopReason::kBudget) submit_signal_.Trigger();
   in_flight_.Close();  // wakes the submit loop
   submit_stop_event_.Notify();
   budget_changed_.Notify();
@@ -327,13 +360,17 @@ void Engine::StopSubmitting(StopReason reason, const std::string& detail) {
 void Engine::Halt(StopReason reason, const std::string& detail) {
   if (halted_) return;
   LogWarning("stopping: " + std::string(Describe(reason)) + (detail.empty() ? "" : ": " + detail));
-  // An auth failure outranks whatever stop came before it: it decides the exit status.
-  if (stop_reason_ == StopReason::kNone || reason == StopReason::kAuth) stop_reason_ = reason;
+  // An auth failure or a configuration problem outranks whatever stop came before it: it
+  // decides the exit status.
+  if (stop_reason_ == StopReason::kNone || reason == StopReason::kAuth ||
+      (reason == StopReason::kMisconfigured && stop_reason_ != StopReason::kAuth)) {
+    stop_reason_ = reason;
+  }
   submitting_stopped_ = true;
   halted_ = true;
+  halt_signal_.Trigger();
   in_flight_.Close();
   limiter_.Close();
-  halt_event_.Notify();
   submit_stop_event_.Notify();
   budget_changed_.Notify();
   // Downloads already streaming may finish within the grace period; then everything is cut.
@@ -350,10 +387,7 @@ net::awaitable<bool> Engine::SubmitPauseSleep(Clock::duration duration) {
 }
 
 net::awaitable<bool> Engine::HaltableSleep(Clock::duration duration) {
-  if (halted_) co_return true;
-  if (duration <= Clock::duration::zero()) co_return false;
-  co_await halt_event_.WaitFor(duration);
-  co_return halted_;
+  co_return co_await halt_signal_.SleepFor(duration) || halted_;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,7 +462,7 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, boo
     if (phase == proto::ItemSnapshot::SUBMITTED) {
       const PollOutcome outcome = co_await Poll(run, resumed);
       resumed = false;
-      if (outcome == PollOutcome::kInterrupted) {
+      if (outcome == PollOutcome::kStillOpen || outcome == PollOutcome::kGaveUp) {
         release();
         co_return;
       }
@@ -473,15 +507,43 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
   auto give_back = [&](const std::string& code, const std::string& message) {
     if (intent_open) {
       RecordNotSent(run, code, message);
+      intent_open = false;
     } else {
       Unreserve(run);
     }
   };
+  // The one window the API leaves open (no idempotency key): the POST may have created, and
+  // charged, a task whose id we cannot know (no answer, or an answer without a usable id). The
+  // intent is abandoned: its credits stay counted as spent and a resubmission is a possible
+  // duplicate. Returns whether to submit again (credits reserved anew within the budget).
   unsigned failures = 0;
+  auto outcome_unknown = [&](const std::string& why) -> net::awaitable<bool> {
+    ++failures;
+    proto::Record record;
+    record.mutable_intent_abandoned()->set_item_id(run.item->id);
+    record.mutable_intent_abandoned()->set_reason(why);
+    Append(std::move(record));
+    intent_open = false;
+    LogWarning("item " + run.item->id + ": submit outcome unknown (" + why +
+               "); its credits stay counted and a resubmission counts as a possible duplicate");
+    const bool exhausted = failures >= config_.retry.max_attempts;
+    if (SubmitsCancelled() || exhausted || !Reserve(run)) {
+      co_await Commit();
+      if (exhausted) StopSubmitting(StopReason::kServerDown, why);
+      co_return false;
+    }
+    if (!co_await Commit()) {
+      Unreserve(run);
+      co_return false;
+    }
+    co_return true;
+  };
+  auto backoff = [&]() {
+    return ToDuration(retry_budget_.TryWithdraw() ? backoff_.Delay(failures - 1)
+                                                  : Seconds(config_.retry.max_delay_s));
+  };
   while (true) {
-    // A budget stop lets already-reserved submissions go out (they fit the budget); any other
-    // stop means the API would refuse them too, so they stay queued for the next run.
-    if (halted_ || (submitting_stopped_ && stop_reason_ != StopReason::kBudget)) {
+    if (SubmitsCancelled()) {
       give_back("not_sent", "the run stopped submitting before this item was sent");
       co_await Commit();
       co_return SubmitOutcome::kStopped;
@@ -491,57 +553,42 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       continue;
     }
     // Right before the POST leaves (connection slot held): the rate token, then the intent,
-    // durable. A POST is never sent unrecorded.
+    // durable. A POST is never sent unrecorded, and never after submitting stopped: every wait
+    // on the way observes submit_signal_.
     auto gate = [&]() -> net::awaitable<bool> {
-      if (!co_await limiter_.Acquire()) co_return false;
+      if (!co_await limiter_.Acquire(&submit_signal_) || SubmitsCancelled()) co_return false;
       if (!intent_open) {
         AppendIntent(run);
         intent_open = true;
       }
-      co_return co_await Commit();
+      co_return co_await Commit() && !SubmitsCancelled();
     };
     retry_budget_.OnRequest();
     ++submissions_this_run_;
     auto result = co_await client_.Fetch(
         ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body),
-        ToDuration(config_.timeouts.request_s), kApiBodyLimit, gate);
+        ToDuration(config_.timeouts.request_s), kApiBodyLimit, gate, &submit_signal_);
 
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
-      // Not sent because the run is stopping (limiter closed, journal failed): the loop's top
-      // records that.
-      if (!network->maybe_delivered && (halted_ || journal_.failed())) continue;
-      ++failures;
+      if (network->permanent) {
+        give_back("not_sent", network->what);
+        co_await Commit();
+        Halt(StopReason::kMisconfigured, network->what);
+        co_return SubmitOutcome::kStopped;
+      }
+      // Not sent because the run is stopping (a stop signal, the journal failed): the loop's
+      // top records that.
+      if (!network->maybe_delivered && (SubmitsCancelled() || journal_.failed())) continue;
       if (network->maybe_delivered) {
-        // The one window the API leaves open: the POST may have created (and charged) a task.
-        proto::Record record;
-        record.mutable_intent_abandoned()->set_item_id(run.item->id);
-        record.mutable_intent_abandoned()->set_reason("no response to the submit: " +
-                                                      network->what);
-        Append(std::move(record));
-        intent_open = false;
-        LogWarning("item " + run.item->id + ": submit outcome unknown (" + network->what +
-                   "); counted as a possible duplicate");
-        if (halted_ || submitting_stopped_ || failures >= config_.retry.max_attempts ||
-            !Reserve(run)) {
-          co_await Commit();
-          if (failures >= config_.retry.max_attempts) {
-            StopSubmitting(StopReason::kServerDown, network->what);
-          }
+        if (!co_await outcome_unknown("no response to the submit: " + network->what))
           co_return SubmitOutcome::kStopped;
-        }
-        if (!co_await Commit()) {
-          Unreserve(run);
-          co_return SubmitOutcome::kStopped;
-        }
-      } else if (failures >= config_.retry.max_attempts) {
+      } else if (++failures >= config_.retry.max_attempts) {
         give_back("network_error", network->what);
         co_await Commit();
         StopSubmitting(StopReason::kServerDown, network->what);
         co_return SubmitOutcome::kStopped;
       }
-      const auto delay = retry_budget_.TryWithdraw() ? backoff_.Delay(failures - 1)
-                                                     : Seconds(config_.retry.max_delay_s);
-      co_await HaltableSleep(ToDuration(delay));
+      co_await SubmitSleep(backoff());
       continue;
     }
 
@@ -560,12 +607,17 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       if (!co_await Commit()) co_return SubmitOutcome::kStopped;
       co_return SubmitOutcome::kSubmitted;
     }
+    if (auto* charged = std::get_if<api::PossiblyCharged>(&decoded)) {
+      if (!co_await outcome_unknown(charged->reason)) co_return SubmitOutcome::kStopped;
+      co_await SubmitSleep(backoff());
+      continue;
+    }
 
     const api::ApiError& error = std::get<api::ApiError>(decoded);
     const std::string what = error.code + ": " + error.message;
-    // The API answered, so no task was created: the intent is resolved now (a crash while
-    // waiting to retry must not count it as a possible duplicate). The credits stay reserved in
-    // memory for the next attempt, or are given back below.
+    // The API answered with an error, so no task was created: the intent is resolved now (a
+    // crash while waiting to retry must not count it as a possible duplicate). The credits stay
+    // reserved in memory for the next attempt, or are given back below.
     RecordNotSent(run, error.code, error.message);
     intent_open = false;
     pending_reservations_ += run.price;
@@ -574,16 +626,13 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
         limiter_.OnRateLimited(error.retry_after_s);
         continue;  // not the item's fault and not a failure: just wait for the limiter
       case api::Reaction::kRetry: {
-        ++failures;
-        if (failures >= config_.retry.max_attempts) {
+        if (++failures >= config_.retry.max_attempts) {
           Unreserve(run);
           co_await Commit();
           StopSubmitting(StopReason::kServerDown, what);
           co_return SubmitOutcome::kStopped;
         }
-        const auto delay = retry_budget_.TryWithdraw() ? backoff_.Delay(failures - 1)
-                                                       : Seconds(config_.retry.max_delay_s);
-        co_await HaltableSleep(ToDuration(delay));
+        co_await SubmitSleep(backoff());
         continue;
       }
       case api::Reaction::kPauseSubmits: {
@@ -617,15 +666,21 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
         co_await Commit();
         Halt(StopReason::kAuth, what);
         co_return SubmitOutcome::kStopped;
+      case api::Reaction::kStopMisconfigured:
+        Unreserve(run);
+        co_await Commit();
+        Halt(StopReason::kMisconfigured,
+             error.kind == api::ErrorKind::kModelNotFound
+                 ? what + "; every item would fail alike: check api.model"
+                 : "the submit was answered HTTP " + std::to_string(error.http_status) +
+                       " with no API error in the body; is --base-url (api.base_url) the API? "
+                       "(" + what + ")");
+        co_return SubmitOutcome::kStopped;
       case api::Reaction::kFailItem:
       case api::Reaction::kResubmit:
         Unreserve(run);
         RecordGaveUp(run, error.code, error.message);
         co_await Commit();
-        if (error.kind == api::ErrorKind::kModelNotFound) {
-          // The model is the config's, not the item's: the rest would fail the same way.
-          StopSubmitting(StopReason::kModel, what);
-        }
         co_return SubmitOutcome::kFailedItem;
     }
   }
@@ -636,39 +691,46 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
 
 net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
   const std::string task_id = Snapshot(run)->task_id();
-  const std::string target = "/v1/tasks/" + task_id;
+  const std::string target = api::TaskTarget(task_id);
   const auto started = Clock::now();
   const auto deadline = started + ToDuration(config_.polling.task_deadline_s);
   Seconds delay =
       resumed ? Seconds(0) : schedule_.FirstDelay(run.item->resolution) * backoff_.Jitter(0.1);
+  // Consecutive polls of this task that got no usable answer. Never a reason to pay again: while
+  // the task may still complete it is polled; an API that keeps failing is "API down".
   unsigned failures = 0;
-  auto record_failed = [&](const std::string& code, const std::string& message, bool unknown) {
-    proto::Record record;
-    auto* failed = record.mutable_task_failed();
-    failed->set_item_id(run.item->id);
-    failed->set_task_id(task_id);
-    failed->set_error_code(code);
-    failed->set_message(message);
-    failed->set_attempt(Snapshot(run)->attempt());
-    failed->set_credits_spent_unknown(unknown);
-    Append(std::move(record));
+  auto failed_poll = [&](const std::string& what) {
+    if (++failures >= config_.retry.max_attempts) {
+      Halt(StopReason::kServerDown, "polling task " + task_id + " failed " +
+                                        std::to_string(failures) + " times in a row (" + what +
+                                        ")");
+      return false;
+    }
+    delay = backoff_.Delay(failures - 1) + Seconds(0.1);
+    return true;
   };
   while (true) {
-    if (co_await HaltableSleep(ToDuration(delay))) co_return PollOutcome::kInterrupted;
+    if (co_await HaltableSleep(ToDuration(delay))) co_return PollOutcome::kStillOpen;
     if (Clock::now() >= deadline) {
-      record_failed("deadline_exceeded",
-                    "task " + task_id + " did not finish within polling.task_deadline_s", true);
-      co_await Commit();
-      co_return PollOutcome::kTaskFailed;
+      // Only the API saying `failed` or `task_not_found` frees an item for another payment.
+      LogWarning("item " + run.item->id + ": task " + task_id +
+                 " is not finished after polling.task_deadline_s; it stays submitted and the "
+                 "next run polls it again");
+      co_return PollOutcome::kStillOpen;
     }
     retry_budget_.OnRequest();
-    auto result = co_await client_.Fetch(ApiRequest(http::Request::Method::kGet, target, ""),
-                                         ToDuration(config_.timeouts.request_s), kApiBodyLimit,
-                                         [this] { return limiter_.Acquire(); });
-    if (halted_) co_return PollOutcome::kInterrupted;
-    if (std::holds_alternative<http::NetworkError>(result)) {
-      delay = backoff_.Delay(failures++) + Seconds(0.1);
-      continue;  // polling is free to retry; the deadline bounds it
+    auto result = co_await client_.Fetch(
+        ApiRequest(http::Request::Method::kGet, target, ""),
+        ToDuration(config_.timeouts.request_s), kApiBodyLimit,
+        [this]() { return limiter_.Acquire(&halt_signal_); }, &halt_signal_);
+    if (halted_) co_return PollOutcome::kStillOpen;
+    if (auto* network = std::get_if<http::NetworkError>(&result)) {
+      if (network->permanent) {
+        Halt(StopReason::kMisconfigured, network->what);
+        co_return PollOutcome::kStillOpen;
+      }
+      if (!failed_poll(network->what)) co_return PollOutcome::kStillOpen;
+      continue;
     }
     const http::Response& response = std::get<http::Response>(result);
     api::TaskResult decoded =
@@ -689,16 +751,32 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
           completed->set_task_id(task_id);
           for (const std::string& url : task->urls) completed->add_urls(url);
           Append(std::move(record));
-          if (!co_await Commit()) co_return PollOutcome::kInterrupted;
+          if (task->output_problem != api::TaskStatus::OutputProblem::kNone) {
+            // Completed (and so charged), but with nothing usable: the item fails with its own
+            // code rather than being paid for again.
+            RecordGaveUp(run, std::string(api::OutputProblemCode(task->output_problem)),
+                         "task " + task_id + ": " + api::DescribeOutputProblem(*task));
+            co_await Commit();
+            co_return PollOutcome::kGaveUp;
+          }
+          if (!co_await Commit()) co_return PollOutcome::kStillOpen;
           co_return PollOutcome::kCompleted;
         }
-        case api::TaskStatus::State::kFailed:
+        case api::TaskStatus::State::kFailed: {
           // api.md: the credits of a failed task are refunded automatically.
-          record_failed(task->error_code, task->error_message, false);
+          proto::Record record;
+          auto* failed = record.mutable_task_failed();
+          failed->set_item_id(run.item->id);
+          failed->set_task_id(task_id);
+          failed->set_error_code(task->error_code);
+          failed->set_message(task->error_message);
+          failed->set_attempt(Snapshot(run)->attempt());
+          Append(std::move(record));
           LogWarning("item " + run.item->id + ": task " + task_id + " failed: " + task->error_code +
                      ": " + task->error_message);
-          if (!co_await Commit()) co_return PollOutcome::kInterrupted;
+          if (!co_await Commit()) co_return PollOutcome::kStillOpen;
           co_return PollOutcome::kTaskFailed;
+        }
       }
     }
     const api::ApiError& error = std::get<api::ApiError>(decoded);
@@ -709,14 +787,30 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
         continue;
       case api::Reaction::kStopRun:
         Halt(StopReason::kAuth, error.code + ": " + error.message);
-        co_return PollOutcome::kInterrupted;
-      case api::Reaction::kResubmit:
-        // The task is gone; whether it was charged is unknown.
-        record_failed(error.code, error.message, true);
-        if (!co_await Commit()) co_return PollOutcome::kInterrupted;
+        co_return PollOutcome::kStillOpen;
+      case api::Reaction::kStopMisconfigured:
+        Halt(StopReason::kMisconfigured,
+             "polling was answered HTTP " + std::to_string(error.http_status) +
+                 " with no API error in the body; is --base-url (api.base_url) the API? (" +
+                 error.code + ": " + error.message + ")");
+        co_return PollOutcome::kStillOpen;
+      case api::Reaction::kResubmit: {
+        // The API says the task does not exist; whether it was charged is unknown, so its
+        // credits stay counted as spent.
+        proto::Record record;
+        auto* failed = record.mutable_task_failed();
+        failed->set_item_id(run.item->id);
+        failed->set_task_id(task_id);
+        failed->set_error_code(error.code);
+        failed->set_message(error.message);
+        failed->set_attempt(Snapshot(run)->attempt());
+        failed->set_credits_spent_unknown(true);
+        Append(std::move(record));
+        if (!co_await Commit()) co_return PollOutcome::kStillOpen;
         co_return PollOutcome::kTaskFailed;
+      }
       default:
-        delay = backoff_.Delay(failures++) + Seconds(0.1);
+        if (!failed_poll(error.code + ": " + error.message)) co_return PollOutcome::kStillOpen;
         continue;
     }
   }
@@ -727,6 +821,13 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
 
 net::awaitable<void> Engine::DownloadAll(const ItemRun& run) {
   const std::vector<std::string> urls(Snapshot(run)->urls().begin(), Snapshot(run)->urls().end());
+  if (urls.empty()) {
+    // A completed task recorded without URLs (an older journal, or a crash between the two
+    // records of an output problem): it was charged; it is not paid for again.
+    RecordGaveUp(run, "no_images", "the task completed with no image URL");
+    co_await Commit();
+    co_return;
+  }
   for (int k = 0; k < static_cast<int>(urls.size()); ++k) {
     bool have = false;
     for (const auto& image : Snapshot(run)->images())
@@ -744,13 +845,28 @@ net::awaitable<void> Engine::DownloadAll(const ItemRun& run) {
 net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const std::string& url) {
   std::string why;
   auto endpoint = http::ParseUrl(url, &why);
-  if (!endpoint || !http::IsAllowedDownload(*endpoint, api_endpoint_.host,
-                                            config_.download.allowed_hosts, &why)) {
-    RecordGaveUp(run, "download_refused", "image URL " + url.substr(0, 200) + " refused: " + why);
-    co_await Commit();
+  const http::DownloadRefusal refusal =
+      !endpoint ? http::DownloadRefusal::kNotHttps
+                : http::CheckDownload(*endpoint, api_endpoint_, config_.download.allowed_hosts,
+                                      &why);
+  if (refusal != http::DownloadRefusal::kNone) {
+    const std::string shown = util::ServerText(url, 200);
+    if (refusal == http::DownloadRefusal::kHostNotAllowed) {
+      // Allowing the host is the user's call: the item stays completed (paid), and the run that
+      // follows the fix downloads it without paying again.
+      ++policy_blocked_;
+      LogError("item " + run.item->id + ": image " + shown + " not downloaded: " + why);
+    } else {
+      RecordGaveUp(run, "download_refused", "image URL " + shown + " refused: " + why);
+      co_await Commit();
+    }
+    if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
+      StopSubmitting(StopReason::kDownloadPolicy,
+                     std::to_string(consecutive_refusals_) + " items in a row: " + why);
+    }
     co_return false;
   }
-  if (halted_ || !co_await downloads_.Acquire()) co_return false;
+  if (halted_ || !co_await downloads_.Acquire(&halt_signal_)) co_return false;
   struct SlotRelease {
     util::AsyncSemaphore& slots;
     ~SlotRelease() { slots.Release(); }
@@ -758,10 +874,11 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
 
   const std::string base_name =
       index == 0 ? run.item->id : run.item->id + "-" + std::to_string(index);
+  std::string image_problem;  // the last bad body, if the attempts end on one
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
     if (attempt > 0 && co_await HaltableSleep(ToDuration(backoff_.Delay(attempt - 1))))
       co_return false;
-    download::ImageFile file(journal_.state_dir() + "/tmp/" + base_name + ".part");
+    download::ImageFile file(journal_.dir());
     if (!file.ok()) {
       Halt(StopReason::kDisk, file.error());
       co_return false;
@@ -770,6 +887,10 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
                                             ToDuration(config_.timeouts.download_s));
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
       if (halted_) co_return false;
+      if (network->permanent) {
+        Halt(StopReason::kMisconfigured, network->what);
+        co_return false;
+      }
       if (!file.ok()) {
         Halt(StopReason::kDisk, file.error());
         co_return false;
@@ -786,15 +907,21 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
       co_return false;
     }
     std::string file_name, error;
-    if (!file.Commit(config_.out, base_name, file_name, error)) {
-      if (error.find("not a PNG") != std::string::npos) {
-        RecordGaveUp(run, "not_an_image", error);
-        co_await Commit();
+    switch (file.Commit(base_name, file_name, error)) {
+      case download::ImageFile::Committed::kOk:
+        break;
+      case download::ImageFile::Committed::kNotAnImage:
+      case download::ImageFile::Committed::kIncomplete:
+        // Possibly a body cut short on the way: fetched again, and given up on only when the
+        // server keeps sending it so.
+        image_problem = error;
+        LogWarning("item " + run.item->id + ": " + error + "; downloading again");
+        continue;
+      case download::ImageFile::Committed::kIo:
+        Halt(StopReason::kDisk, error);
         co_return false;
-      }
-      Halt(StopReason::kDisk, error);
-      co_return false;
     }
+    consecutive_refusals_ = 0;
     proto::Record record;
     auto* downloaded = record.mutable_downloaded();
     downloaded->set_item_id(run.item->id);
@@ -805,6 +932,12 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
     Append(std::move(record));
     co_return co_await Commit();
   }
+  if (!image_problem.empty()) {
+    RecordGaveUp(run, "bad_image", image_problem + " (" +
+                                      std::to_string(config_.retry.max_attempts) + " downloads)");
+    co_await Commit();
+    co_return false;
+  }
   LogWarning("item " + run.item->id +
              ": download kept failing; it will be retried by the next run");
   co_return false;
@@ -814,11 +947,17 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
 // Start, progress, end
 
 net::awaitable<void> Engine::LogBalance() {
-  auto result = co_await client_.Fetch(ApiRequest(http::Request::Method::kGet, "/v1/credits", ""),
-                                       ToDuration(config_.timeouts.request_s), kApiBodyLimit,
-                                       [this] { return limiter_.Acquire(); });
+  auto result = co_await client_.Fetch(
+      ApiRequest(http::Request::Method::kGet, "/v1/credits", ""),
+      ToDuration(config_.timeouts.request_s), kApiBodyLimit,
+      [this]() { return limiter_.Acquire(&halt_signal_); }, &halt_signal_);
   if (auto* network = std::get_if<http::NetworkError>(&result)) {
-    LogWarning("credit balance unavailable: " + network->what);
+    // The first request of the run: a certificate problem stops it before anything is paid.
+    if (network->permanent) {
+      Halt(StopReason::kMisconfigured, network->what);
+    } else {
+      LogWarning("credit balance unavailable: " + network->what);
+    }
     co_return;
   }
   const http::Response& response = std::get<http::Response>(result);
@@ -901,8 +1040,22 @@ net::awaitable<void> Engine::Progress() {
   }
 }
 
+void Engine::WatchSignals(net::signal_set& signals) {
+  signals.async_wait([this, &signals](boost::system::error_code error, int signal) {
+    if (error) return;  // cancelled at the end of the run
+    if (signal == SIGHUP) {
+      LogInfo("SIGHUP received: ignored by run (it goes on; SIGTERM or SIGINT stop it)");
+      WatchSignals(signals);
+      return;
+    }
+    Halt(StopReason::kSignal, signal == SIGINT ? "SIGINT" : "SIGTERM");
+  });
+}
+
 int Engine::ExitCode() const {
   if (stop_reason_ == StopReason::kAuth) return 4;
+  const bool misconfigured = stop_reason_ == StopReason::kMisconfigured ||
+                             stop_reason_ == StopReason::kDownloadPolicy || policy_blocked_ > 0;
   std::size_t unfinished = 0, failed = 0;
   for (const ItemRun& run : runs_) {
     const proto::ItemSnapshot* snapshot = Snapshot(run);
@@ -912,7 +1065,7 @@ int Engine::ExitCode() const {
     else if (phase != proto::ItemSnapshot::DONE)
       ++unfinished;
   }
-  if (unfinished > 0) return 3;
+  if (unfinished > 0) return misconfigured ? 5 : 3;
   return failed > 0 ? 1 : 0;
 }
 
@@ -947,13 +1100,18 @@ net::awaitable<int> Engine::Run() {
       case proto::ItemSnapshot::DONE: {
         // A final image that is gone or has the wrong size is downloaded again (the URL is
         // permanent, api.md), not paid for again.
+        // Looked up through the output directory's descriptor, never through a link: a link
+        // planted under an image's name counts as missing and is replaced by the download.
         bool intact = true;
+        const int out_fd = journal_.dir().fd();
         for (const auto& image : snapshot->images()) {
           struct stat info;
-          const std::string path = config_.out + "/" + image.file_name();
-          intact = intact && ::stat(path.c_str(), &info) == 0 &&
+          const std::string& name = image.file_name();
+          intact = intact && fs::IsPlainName(name) &&
+                   ::fstatat(out_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+                   S_ISREG(info.st_mode) &&
                    static_cast<std::uint64_t>(info.st_size) == image.bytes() &&
-                   (!flags_.verify_images || download::FileSha256(path) == image.sha256());
+                   (!flags_.verify_images || download::FileSha256(out_fd, name) == image.sha256());
         }
         if (!intact) {
           ++verified_missing;
@@ -1025,10 +1183,8 @@ net::awaitable<int> Engine::Run() {
                ? " of a budget of " + std::to_string(*config_.limits.budget_credits)
                : std::string()));
 
-  net::signal_set signals(executor_, SIGINT, SIGTERM);
-  signals.async_wait([this](boost::system::error_code error, int signal) {
-    if (!error) Halt(StopReason::kSignal, signal == SIGINT ? "SIGINT" : "SIGTERM");
-  });
+  net::signal_set signals(executor_, SIGINT, SIGTERM, SIGHUP);
+  WatchSignals(signals);
 
   co_await LogBalance();
   util::NotifyService("READY=1\nSTATUS=" + ProgressLine());

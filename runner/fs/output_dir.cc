@@ -122,9 +122,11 @@ std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,
   dir->state_ = OpenSubdirectory(dir->fd(), ".nanobatch", dir->PathOf(".nanobatch"), create,
                                  error, problem);
   if (!dir->state_) return nullptr;
+  // A reader (`status`) needs no temporary area; a writer does.
   dir->tmp_ = OpenSubdirectory(dir->state_fd(), "tmp", dir->StatePathOf("tmp"), create, error,
                                problem);
-  if (!dir->tmp_) return nullptr;
+  if (!dir->tmp_ && create) return nullptr;
+  error.clear();
   problem = OpenProblem::kNone;
   return dir;
 }

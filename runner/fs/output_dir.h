@@ -32,7 +32,8 @@ enum class OpenProblem { kNone, kNotADirectory, kIo };
 
 class OutputDir {
  public:
-  // Opens `path` and its state directories, creating what is missing when `create`.
+  // Opens `path` and its state directories, creating what is missing when `create`. Without
+  // `create` (a reader such as `status`), the temporary area may be missing (tmp_fd() is -1).
   static std::unique_ptr<OutputDir> Open(const std::string& path, bool create, std::string& error,
                                          OpenProblem* problem = nullptr);
 

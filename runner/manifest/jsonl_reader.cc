@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runner/manifest/manifest.h"
+#include "runner/util/input_file.h"
 
 namespace nanobatch::manifest {
 namespace {
@@ -162,9 +163,10 @@ class LineParser {
 ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& defaults,
                                 const ItemSink& sink, util::InputErrors& errors) {
   ManifestStats stats;
-  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  std::string open_error;
+  FileDescriptor file(util::OpenInputFile(path, kMaxJsonlManifestBytes, open_error).Release());
   if (file.get() < 0) {
-    errors.Add({path, 0, "-", std::string("cannot open: ") + std::strerror(errno)});
+    errors.Add({path, 0, "-", open_error});
     return stats;
   }
   ::posix_fadvise(file.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -217,6 +219,12 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
     if (n == 0) at_eof = true;
     end += static_cast<std::size_t>(n);
     stats.bytes += static_cast<std::uint64_t>(n);
+    // A file that grows while it is read is still bounded.
+    if (stats.bytes > kMaxJsonlManifestBytes) {
+      errors.Add({path, line_number + 1, "-",
+                  "is larger than the " + util::DescribeBytes(kMaxJsonlManifestBytes) + " accepted"});
+      break;
+    }
   }
   stats.lines = static_cast<std::size_t>(line_number);
   stats.items = parser.items();

@@ -15,7 +15,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "runner/manifest/item.h"
 #include "runner/util/input_error.h"
@@ -31,6 +33,26 @@ struct ManifestStats {
 };
 
 enum class ManifestFormat { kJsonl, kYaml };
+
+// Size caps of a manifest file (a regular file only: a device such as /dev/zero, a FIFO or a
+// directory is refused with a clear message). yaml-cpp holds the whole document in memory, so
+// YAML manifests are for hand-written batches; JSONL streams and can be large.
+inline constexpr std::uint64_t kMaxYamlManifestBytes = 64ull << 20;
+inline constexpr std::uint64_t kMaxJsonlManifestBytes = 64ull << 30;
+
+// Output file names must not collide, on any filesystem: an item's images are `<id>.<ext>` and
+// `<id>-<k>.<ext>` for k = 1 .. kMaxUrlsPerTask - 1 (interface.md). So ids are unique ignoring
+// case (case-insensitive filesystems), and an id may not be another id followed by -1 .. -15
+// (that name belongs to the other item's second to sixteenth image). NameClaims enforces both.
+class NameClaims {
+ public:
+  // The id an `id` would collide with, if any; otherwise claims its names and returns nullopt.
+  std::optional<std::string> Claim(const std::string& id);
+
+ private:
+  std::unordered_map<std::string, std::string> ids_;          // folded id -> id
+  std::unordered_map<std::string, std::string> extra_of_;     // folded X of an id X-k -> id
+};
 
 // By extension: `.yaml` and `.yml` are YAML, anything else is JSONL.
 ManifestFormat FormatOf(const std::string& path);

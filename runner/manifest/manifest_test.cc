@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 #include <string>
 #include <vector>
 
@@ -141,7 +143,8 @@ TEST_CASE("jsonl: a line longer than the limit is reported and the next line sti
 TEST_CASE("manifest: a missing file is one clear error") {
   Outcome outcome = Read("/nonexistent/m.jsonl");
   REQUIRE(outcome.errors.total() == 1);
-  CHECK(outcome.ErrorText().find("/nonexistent/m.jsonl: -: cannot open") == 0);
+  CHECK(outcome.ErrorText().find("/nonexistent/m.jsonl: -: /nonexistent/m.jsonl: cannot open: No "
+                                 "such file") == 0);
   Outcome yaml = Read("/nonexistent/m.yaml");
   CHECK(yaml.errors.total() == 1);
 }
@@ -244,6 +247,40 @@ TEST_CASE("manifest: format is chosen by extension") {
   CHECK(FormatOf("a.jsonl") == ManifestFormat::kJsonl);
   CHECK(FormatOf("a.json") == ManifestFormat::kJsonl);
   CHECK(FormatOf("yaml") == ManifestFormat::kJsonl);
+}
+
+TEST_CASE("manifest: devices, FIFOs and directories are refused at once with a clear error") {
+  testing::TempDir dir;
+  for (const std::string& path : {std::string("/dev/zero"), dir.File("x.yaml"), dir.File("y.jsonl")}) {
+    if (path != "/dev/zero") std::filesystem::create_directories(path);
+    Outcome outcome = Read(path);  // returns: never spins on an endless file
+    INFO(outcome.ErrorText());
+    REQUIRE(outcome.errors.total() == 1);
+    CHECK((outcome.ErrorText().find("is a directory") != std::string::npos ||
+           outcome.ErrorText().find("not a regular file") != std::string::npos));
+  }
+}
+
+TEST_CASE("manifest: ids that would write the same file name are refused, naming both lines") {
+  testing::TempDir dir;
+  // "a" may get a second image a-1.png; "A" and "a" are one file on a case-insensitive disk.
+  Outcome extra = Read(dir.Write("m.jsonl",
+                                 "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a-1\",\"prompt\":\"y\"}\n"
+                                 "{\"id\":\"B-15\",\"prompt\":\"z\"}\n{\"id\":\"b\",\"prompt\":\"w\"}\n"
+                                 "{\"id\":\"Cat\",\"prompt\":\"v\"}\n{\"id\":\"cat\",\"prompt\":\"u\"}\n"));
+  INFO(extra.ErrorText());
+  CHECK(extra.errors.total() == 3);
+  CHECK(extra.ErrorText().find("m.jsonl:2: id: \"a-1\" and \"a\" (line 1)") != std::string::npos);
+  CHECK(extra.ErrorText().find("m.jsonl:4: id: \"b\" and \"B-15\" (line 3)") != std::string::npos);
+  CHECK(extra.ErrorText().find("m.jsonl:6: id: \"cat\" and \"Cat\" (line 5)") != std::string::npos);
+  // Names no image of another item can take are fine: -0, -16 and beyond, leading zeros.
+  Outcome fine = Read(dir.Write("n.jsonl",
+                                "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a-0\",\"prompt\":\"y\"}\n"
+                                "{\"id\":\"a-16\",\"prompt\":\"z\"}\n{\"id\":\"a-01\",\"prompt\":\"w\"}\n"
+                                "{\"id\":\"img-1\",\"prompt\":\"v\"}\n{\"id\":\"img-2\",\"prompt\":\"u\"}\n"));
+  INFO(fine.ErrorText());
+  CHECK(fine.errors.empty());
+  CHECK(fine.items.size() == 6);
 }
 
 }  // namespace

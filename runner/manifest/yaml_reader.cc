@@ -4,11 +4,11 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <utility>
 #include <vector>
 
 #include "runner/manifest/manifest.h"
+#include "runner/util/input_file.h"
 #include "runner/util/yaml_names.h"
 
 namespace nanobatch::manifest {
@@ -150,12 +150,12 @@ class YamlItemReader {
 ManifestStats ReadYamlManifest(const std::string& path, const ItemDefaults& config_defaults,
                                const ItemSink& sink, util::InputErrors& errors) {
   ManifestStats stats;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    errors.Add({path, 0, "-", "cannot open the file"});
+  std::string text, error;
+  if (!util::ReadInputFile(path, kMaxYamlManifestBytes, text, error)) {
+    const bool too_large = error.find("larger than") != std::string::npos;
+    errors.Add({path, 0, "-", error + (too_large ? " (large batches belong in JSONL)" : "")});
     return stats;
   }
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   stats.bytes = text.size();
   for (char c : text) stats.lines += c == '\n';
 

@@ -12,6 +12,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -36,7 +37,19 @@ constexpr auto kIdleTimeout = std::chrono::seconds(30);
 struct ServerSettings {
   double slow_ms = 2000;  // how long a "slow" image body takes in all
   bool log_requests = false;
+  bool echo_authorization = false;  // every error message quotes the request's Authorization
 };
+
+// A careless server: its error message repeats the request's Authorization header.
+void EchoAuthorization(Reply& reply, const std::string& authorization) {
+  boost::system::error_code error;
+  boost::json::value body = boost::json::parse(reply.body, error);
+  if (error || !body.is_object() || !body.as_object().contains("error")) return;
+  auto& inner = body.as_object()["error"].as_object();
+  inner["message"] = std::string(inner["message"].as_string()) +
+                     " (request header Authorization: " + authorization + ")";
+  reply.body = boost::json::serialize(body);
+}
 
 http::response<http::string_body> JsonResponse(const Reply& reply, unsigned version,
                                                bool keep_alive) {
@@ -162,6 +175,7 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
           R"({"error":{"code":"not_found","message":"No such endpoint","type":"invalid_request_error"}})",
           std::nullopt};
     }
+    if (settings.echo_authorization && reply.status >= 400) EchoAuthorization(reply, authorization);
     auto response = JsonResponse(reply, request.version(), keep_alive);
     beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
     auto [write_error, written] = co_await http::async_write(stream, response, kAsTuple);
@@ -251,6 +265,16 @@ int Main(int argc, char** argv) {
   app.add_option("--slow-ms", settings.slow_ms, "duration of a slow image body");
   app.add_option("--seed", options.seed, "random seed of the fault injection");
   app.add_flag("--log-requests", settings.log_requests, "one stderr line per request");
+  app.add_option("--p-bad-submit-body", options.p_bad_submit_body,
+                 "probability a submit (task created, charged) is answered 200 with a bad body");
+  app.add_option("--bad-submit-body", options.bad_submit_body,
+                 "its kind: html no-task-id invalid-utf8 deep-json long-id crlf-id slash-id");
+  app.add_option("--p-poll-garbage", options.p_poll_garbage,
+                 "probability a poll is answered 200 with an HTML page");
+  app.add_option("--drop-image-tail", options.drop_image_tail,
+                 "serve image bodies this many bytes short of their end (a PNG without IEND)");
+  app.add_flag("--echo-authorization", settings.echo_authorization,
+               "error messages quote the request's Authorization header (a key leak test)");
   if (const char* env_key = std::getenv("FAKE_API_KEY"); env_key != nullptr && *env_key) {
     options.api_key = env_key;
   }

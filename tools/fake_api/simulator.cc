@@ -258,10 +258,29 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
   const std::string id = task.id;
   unsettled_.emplace(task.done_at, id);
   tasks_.emplace(id, std::move(task));
+  if (Chance(options_.p_bad_submit_body)) {
+    ++bad_submit_bodies_;
+    return Reply{200, BadSubmitBody(id), std::nullopt};
+  }
   return Reply{200,
                json::serialize(json::object{
                    {"code", 200}, {"msg", "success"}, {"data", json::object{{"taskId", id}}}}),
                std::nullopt};
+}
+
+std::string Simulator::BadSubmitBody(const std::string& id) const {
+  const std::string& kind = options_.bad_submit_body;
+  auto with_id = [](const std::string& task_id) {
+    return json::serialize(json::object{
+        {"code", 200}, {"msg", "success"}, {"data", json::object{{"taskId", task_id}}}});
+  };
+  if (kind == "no-task-id") return R"({"code":200,"msg":"success","data":{}})";
+  if (kind == "invalid-utf8") return "{\"code\":200,\"data\":{\"taskId\":\"\xff\xfe" + id + "\"}}";
+  if (kind == "deep-json") return std::string(10000, '[') + std::string(10000, ']');
+  if (kind == "long-id") return with_id(id + std::string(10000, 'a'));
+  if (kind == "crlf-id") return with_id(id + "\r\nGET /v1/credits HTTP/1.1\r\nX: y");
+  if (kind == "slash-id") return with_id("../../" + id);
+  return "<html><body>200 OK</body></html>";
 }
 
 std::string Simulator::TaskJson(const Task& task, Clock::time_point now) const {
@@ -294,6 +313,10 @@ Reply Simulator::Query(std::string_view authorization, std::string_view task_id,
   if (Chance(options_.p_poll_5xx)) {
     ++injected_5xx_;
     return Error(500, "internal_error", "api_error", "Internal server error");
+  }
+  if (Chance(options_.p_poll_garbage)) {
+    ++injected_garbage_;
+    return Reply{200, "<html><body>Service temporarily unavailable</body></html>", std::nullopt};
   }
   auto it = tasks_.find(std::string(task_id));
   if (it != tasks_.end() && !it->second.vanished && Chance(options_.p_task_vanish)) {
@@ -344,6 +367,9 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
     reply.content_type = "image/jpeg";
     reply.bytes = MakeJpeg(size, seed);
   }
+  if (options_.drop_image_tail > 0) {
+    reply.bytes.resize(reply.bytes.size() - std::min(options_.drop_image_tail, reply.bytes.size() / 2));
+  }
   image_sha256_[std::string(path)] = util::Sha256::HexOf(reply.bytes);
   ++images_served_;
   if (Chance(options_.p_reset)) {
@@ -388,6 +414,8 @@ std::string Simulator::Stats(Clock::time_point now, bool detail) {
       {"duplicate_prompt_submissions", duplicates},
       {"max_submissions_per_prompt", max_per_prompt},
       {"max_requests_in_1s", max_requests_in_1s_},
+      {"bad_submit_bodies", bad_submit_bodies_},
+      {"injected_garbage", injected_garbage_},
   };
   if (detail) {
     json::object by_prompt;

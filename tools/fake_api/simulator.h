@@ -57,6 +57,12 @@ struct Options {
   double p_reset = 0;     // image download: connection reset mid-body
   double p_truncate = 0;  // image download: body shorter than Content-Length
   double p_slow = 0;      // image download: body trickles out
+  // Hostile answers (each still a real task, created and charged as the API would have):
+  double p_bad_submit_body = 0;         // a 200 submit answer whose body is unusable, ...
+  std::string bad_submit_body = "html";  // ... of this kind: html no-task-id invalid-utf8
+                                         // deep-json long-id crlf-id slash-id
+  double p_poll_garbage = 0;            // a poll answered 200 with an HTML page
+  std::size_t drop_image_tail = 0;      // image bodies served this many bytes short of their end
   std::uint64_t seed = 1;
 };
 
@@ -116,6 +122,7 @@ class Simulator {
   bool Chance(double probability);
   std::string NewTaskId();
   std::string TaskJson(const Task& task, Clock::time_point now) const;
+  std::string BadSubmitBody(const std::string& id) const;
   static Reply Error(int status, std::string_view code, std::string_view type,
                      std::string_view message);
 
@@ -151,6 +158,8 @@ class Simulator {
   std::uint64_t credits_charged_ = 0;
   std::uint64_t credits_refunded_ = 0;
   std::uint64_t image_faults_ = 0;
+  std::uint64_t bad_submit_bodies_ = 0;
+  std::uint64_t injected_garbage_ = 0;
   std::size_t max_requests_in_1s_ = 0;
   std::map<std::string, std::uint64_t> submissions_by_prompt_;
   std::map<std::string, std::string> image_sha256_;  // path -> sha256 of the bytes served
