@@ -50,7 +50,7 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
   run.add_option("--config", flags.config_file, "YAML config file (configs/example.yaml)");
   for (const Override& override : kOverrides) {
     run.add_option(override.flag, flags.overrides[override.flag], override.help)
-        ->allow_extra_args(false);
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given wins
   }
   run.add_option("--allow-download-host", flags.allow_download_hosts,
                  "also download images from this host (repeatable)");

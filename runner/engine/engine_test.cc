@@ -229,7 +229,7 @@ TEST_CASE("engine: 402 insufficient_credits stops submitting, finishes in flight
   CHECK(status.at("credits_reserved").as_int64() == 0);
 }
 
-TEST_CASE("engine: 400 and 404 model_not_found fail the item for good, exit 1") {
+TEST_CASE("engine: 400 fails the item for good (exit 1); model_not_found stops the run (exit 5)") {
   TempDir dir;
   FakeApiProcess api(
       dir, {"--reject-substring", "forbidden", "--pending-ms", "5", "--processing-ms", "5"});
@@ -243,19 +243,17 @@ TEST_CASE("engine: 400 and 404 model_not_found fail the item for good, exit 1") 
   CHECK(failed[0].at("error_code") == "invalid_request");
   CHECK(job.Lines("metadata.jsonl").size() == 1);
 
-  // A model that does not exist fails every item the same way: submitting stops (exit 3, the
-  // rest stay queued for a corrected config) instead of burning through the whole manifest.
+  // A model that does not exist is the config's fault: the run stops at once with exit 5 and a
+  // message naming the key; no item is failed (they stay queued for the corrected config).
   TempDir other;
   FakeApiProcess api2(other);
   Job wrong_model(other, api2, Manifest(40),
                   "api: {model: nano-banana-9}\nlimits: {max_in_flight: 2}\n");
   ProcessResult model = wrong_model.Run();
-  CHECK(model.exit_code == 3);
+  CHECK(model.exit_code == 5);
   CHECK(model.err.find("check api.model") != std::string::npos);
-  auto model_failed = wrong_model.Lines("failed.jsonl");
-  REQUIRE(model_failed.size() >= 1);
-  CHECK(model_failed.size() <= 2);
-  CHECK(model_failed[0].at("error_code") == "model_not_found");
+  CHECK(wrong_model.Lines("failed.jsonl").empty());
+  CHECK(wrong_model.Status().at("queued").as_int64() == 40);
   CHECK(Stat(api2.Stats(), "credits_charged") == 0);
 }
 
@@ -357,18 +355,16 @@ TEST_CASE("engine: resets, truncated and slow downloads; files match what was se
   CHECK(NoTempFiles(job.out));
 }
 
-TEST_CASE("engine: plain-http and foreign-host image URLs are refused, never fetched") {
-  for (const char* fault : {"--p-plain-http-url", "--p-foreign-host-url"}) {
-    TempDir dir;
-    FakeApiProcess api(dir, {fault, "1", "--pending-ms", "5", "--processing-ms", "5"});
-    Job job(dir, api, Manifest(2));
-    ProcessResult result = job.Run();
-    CHECK(result.exit_code == 1);
-    auto failed = job.Lines("failed.jsonl");
-    REQUIRE(failed.size() == 2);
-    CHECK(failed[0].at("error_code") == "download_refused");
-    CHECK(Stat(api.Stats(), "images_served") == 0);
-  }
+TEST_CASE("engine: plain-http image URLs are refused, never fetched; the items fail") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--p-plain-http-url", "1", "--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(2));
+  ProcessResult result = job.Run();
+  CHECK(result.exit_code == 1);
+  auto failed = job.Lines("failed.jsonl");
+  REQUIRE(failed.size() == 2);
+  CHECK(failed[0].at("error_code") == "download_refused");
+  CHECK(Stat(api.Stats(), "images_served") == 0);
 }
 
 TEST_CASE("engine: SIGTERM mid-run exits 3 quickly; the resume submits nothing twice") {

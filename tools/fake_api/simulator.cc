@@ -211,6 +211,7 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
     }
   }
   if (balance_ < static_cast<std::int64_t>(price)) {
+    ++refused_402_;
     return Error(402, "insufficient_credits", "billing_error",
                  "Insufficient credits; check your balance at GET /v1/credits");
   }
@@ -415,6 +416,7 @@ std::string Simulator::Stats(Clock::time_point now, bool detail) {
       {"max_submissions_per_prompt", max_per_prompt},
       {"max_requests_in_1s", max_requests_in_1s_},
       {"bad_submit_bodies", bad_submit_bodies_},
+      {"insufficient_credits_402", refused_402_},
       {"injected_garbage", injected_garbage_},
   };
   if (detail) {

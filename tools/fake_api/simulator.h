@@ -159,6 +159,7 @@ class Simulator {
   std::uint64_t credits_refunded_ = 0;
   std::uint64_t image_faults_ = 0;
   std::uint64_t bad_submit_bodies_ = 0;
+  std::uint64_t refused_402_ = 0;
   std::uint64_t injected_garbage_ = 0;
   std::size_t max_requests_in_1s_ = 0;
   std::map<std::string, std::uint64_t> submissions_by_prompt_;

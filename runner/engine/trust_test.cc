@@ -1,0 +1,366 @@
+// Issue 7's promises, end to end: the real binary against the simulator's hostile modes over real
+// TLS on loopback. Each case is a class of failure found outside testing (money, the key, the
+// files, the process), checked from both sides: the runner's files and exit code, and the
+// server's own counts.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "runner/testing/fake_api_process.h"
+#include "runner/testing/subprocess.h"
+#include "runner/testing/temp_dir.h"
+
+namespace nanobatch::engine {
+namespace {
+
+namespace json = boost::json;
+namespace stdfs = std::filesystem;
+using testing::FakeApiProcess;
+using testing::ProcessResult;
+using testing::TempDir;
+
+constexpr const char* kBinary = testing::kNanobatchBinary;
+constexpr const char* kKey = "sk-unique-leak-canary-20261126";
+
+constexpr const char* kFastConfig =
+    "polling: {first_poll_s: 0.05, max_interval_s: 0.2, task_deadline_s: 60}\n"
+    "retry: {max_attempts: 4, base_delay_s: 0.02, max_delay_s: 0.1}\n"
+    "timeouts: {connect_s: 5, request_s: 10, download_s: 20}\n"
+    "log: {progress_interval_s: 60}\n"
+    "limits: {rate: 300, burst: 30, max_in_flight: 8, max_downloads: 4}\n";
+
+std::string Manifest(int count) {
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    out += "{\"id\":\"t" + std::to_string(i) + "\",\"prompt\":\"trust prompt " + std::to_string(i) +
+           "\",\"output_format\":\"" + (i % 2 ? "png" : "jpg") + "\"}\n";
+  }
+  return out;
+}
+
+std::vector<std::string> Fast(std::vector<std::string> args) {
+  args.insert(args.end(), {"--api-key", kKey, "--pending-ms", "5", "--processing-ms", "5"});
+  return args;
+}
+
+struct Job {
+  TempDir& dir;
+  FakeApiProcess& api;
+  std::string manifest, out, config;
+
+  Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text, const std::string& extra = "")
+      : dir(d), api(a) {
+    manifest = dir.Write("manifest.jsonl", manifest_text);
+    out = dir.File("out");
+    config = dir.Write("config.yaml", std::string(kFastConfig) + extra);
+  }
+  ProcessResult Run(const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> args = api.RunnerArgs(config, manifest, out);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing::RunProcess(args, {{"AIVIDEOAPI_API_KEY", kKey}}, std::chrono::seconds(120));
+  }
+  json::object Status() const {
+    ProcessResult r = testing::RunProcess({kBinary, "status", "--out", out, "--json"});
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out).as_object();
+  }
+  std::vector<json::object> Lines(const std::string& name) const {
+    std::vector<json::object> lines;
+    std::ifstream in(out + "/" + name);
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(json::parse(line).as_object());
+    return lines;
+  }
+};
+
+std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
+std::int64_t Get(const json::object& object, const char* key) { return object.at(key).as_int64(); }
+
+// --- Money ----------------------------------------------------------------------------------
+
+TEST_CASE("trust: a 200 submit answer without a usable task id is counted, never overspent") {
+  for (const char* kind : {"html", "no-task-id", "invalid-utf8", "deep-json", "long-id",
+                           "crlf-id", "slash-id"}) {
+    INFO(kind);
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({"--p-bad-submit-body", "0.5", "--bad-submit-body", kind,
+                                  "--seed", "7"}));
+    Job job(dir, api, Manifest(10), "limits: {budget_credits: 240}\n");  // 15 tasks of 16
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK((result.exit_code == 0 || result.exit_code == 3));
+    const json::object stats = api.Stats();
+    // The server charged every task it created, answered well or not: never past the budget.
+    CHECK(Stat(stats, "credits_charged") <= 240);
+    CHECK(Stat(stats, "bad_submit_bodies") >= 1);
+    // Every unusable answer is a possible duplicate in status, its credits counted as spent.
+    const json::object status = job.Status();
+    CHECK(Get(status, "possible_duplicate_submissions") == Stat(stats, "bad_submit_bodies"));
+    CHECK(Get(status, "credits_spent") + Get(status, "credits_reserved") >=
+          Stat(stats, "credits_charged"));
+    // Nothing unencoded ever reached a request line: the simulator saw only real task ids.
+    CHECK(Stat(stats, "queries") >= 1);
+  }
+}
+
+TEST_CASE("trust: polls that keep failing stop the run (exit 3); the task is never paid again") {
+  for (const char* fault : {"--p-poll-5xx", "--p-poll-garbage"}) {
+    INFO(fault);
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({fault, "1"}));
+    Job job(dir, api, Manifest(4), "limits: {max_in_flight: 2}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 3);
+    CHECK(result.err.find("API kept failing") != std::string::npos);
+    const json::object stats = api.Stats();
+    CHECK(Stat(stats, "submissions") == 2);  // the two in flight, no resubmission
+    CHECK(Stat(stats, "duplicate_prompt_submissions") == 0);
+    CHECK(job.Lines("failed.jsonl").empty());
+    CHECK(Get(job.Status(), "in_flight") == 2);
+  }
+}
+
+TEST_CASE("trust: a task past its deadline stays submitted; the next run polls, not pays") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--api-key", kKey, "--pending-ms", "5", "--processing-ms", "3000"});
+  Job job(dir, api, Manifest(3), "polling: {first_poll_s: 0.05, max_interval_s: 0.2, task_deadline_s: 0.3}\n");
+  ProcessResult first = job.Run();
+  INFO(first.err);
+  CHECK(first.exit_code == 3);
+  CHECK(first.err.find("stays submitted") != std::string::npos);
+  CHECK(job.Lines("failed.jsonl").empty());
+  CHECK(Get(job.Status(), "in_flight") == 3);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // the simulator's tasks finish
+  ProcessResult second = job.Run();
+  INFO(second.err);
+  CHECK(second.exit_code == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 3);
+}
+
+TEST_CASE("trust: after 402 no queued submission is sent; 'stop' stops every waiting submit") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--credits", "48"}));  // three 1K tasks
+  Job job(dir, api, Manifest(30), "limits: {rate: 5, burst: 1, max_in_flight: 30}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  const json::object stats = api.Stats();
+  CHECK(Stat(stats, "submissions") == 3);
+  CHECK(Stat(stats, "insufficient_credits_402") == 1);  // the one that told us; none after it
+  CHECK(Get(job.Status(), "done") == 3);
+}
+
+TEST_CASE("trust: a completed task with no images, or thousands, fails clearly; status stays fast") {
+  struct Case {
+    const char* images;
+    const char* code;
+  };
+  for (const Case& c : {Case{"0", "no_images"}, Case{"5000", "too_many_images"}}) {
+    INFO(c.code);
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({"--images-per-task", c.images}));
+    Job job(dir, api, Manifest(2));
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 1);
+    auto failed = job.Lines("failed.jsonl");
+    REQUIRE(failed.size() == 2);
+    CHECK(failed[0].at("error_code") == c.code);
+    CHECK(Stat(api.Stats(), "submissions") == 2);  // completed means charged: not paid again
+    CHECK(Get(job.Status(), "credits_spent") == 32);
+  }
+}
+
+// --- Configuration problems stop at once ------------------------------------------------------
+
+TEST_CASE("trust: TLS verification failures stop at once with exit 5, recording nothing per item") {
+  for (const char* certificate : {"expired", "wronghost"}) {
+    INFO(certificate);
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({}), certificate);
+    Job job(dir, api, Manifest(5));
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 5);
+    CHECK(result.err.find("TLS certificate of 127.0.0.1") != std::string::npos);
+    CHECK(job.Lines("failed.jsonl").empty());
+    CHECK(Get(job.Status(), "queued") == 5);
+  }
+  // A CA that did not sign the server's certificate: the message says to set --ca-file.
+  TempDir dir, other_dir;
+  FakeApiProcess api(dir, Fast({}));
+  FakeApiProcess other(other_dir, Fast({}));
+  Job job(dir, api, Manifest(2));
+  ProcessResult result = job.Run({"--ca-file", other.ca_file()});
+  CHECK(result.exit_code == 5);
+  CHECK(result.err.find("--ca-file") != std::string::npos);
+}
+
+TEST_CASE("trust: a base URL that is not the API stops with exit 5 instead of failing items") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({}));
+  Job job(dir, api, Manifest(6));
+  // The file host answers every /v1 request 404 with a body that is no API error.
+  ProcessResult result =
+      job.Run({"--base-url", "https://127.0.0.1:" + std::to_string(api.file_port())});
+  INFO(result.err);
+  CHECK(result.exit_code == 5);
+  CHECK(result.err.find("is --base-url (api.base_url) the API?") != std::string::npos);
+  CHECK(job.Lines("failed.jsonl").empty());
+  CHECK(Get(job.Status(), "queued") == 6);
+}
+
+TEST_CASE("trust: image hosts refused by policy stop after 3 in a row; the rerun downloads them") {
+  TempDir dir;
+  // URLs on the API's host but the file port: allowed only when host *and* port are.
+  FakeApiProcess api(dir, Fast({"--file-host", "127.0.0.1"}));
+  Job job(dir, api, Manifest(10), "limits: {max_in_flight: 1}\n");
+  ProcessResult first = job.Run();
+  INFO(first.err);
+  CHECK(first.exit_code == 5);
+  CHECK(first.err.find("--allow-download-host 127.0.0.1:" + std::to_string(api.file_port())) !=
+        std::string::npos);
+  const std::int64_t paid = Stat(api.Stats(), "submissions");
+  CHECK(paid <= 4);
+  CHECK(Stat(api.Stats(), "images_served") == 0);
+  CHECK(job.Lines("failed.jsonl").empty());
+  // Allowing the host: the paid images are downloaded, nothing is paid twice.
+  ProcessResult second =
+      job.Run({"--allow-download-host", "127.0.0.1:" + std::to_string(api.file_port())});
+  INFO(second.err);
+  CHECK(second.exit_code == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 10);
+  CHECK(Stat(api.Stats(), "duplicate_prompt_submissions") == 0);
+  CHECK(job.Lines("metadata.jsonl").size() == 10);
+}
+
+// --- The key and what the server sends -------------------------------------------------------
+
+TEST_CASE("trust: a server that echoes the key leaks it nowhere: stderr, journal, output files") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--echo-authorization", "--reject-substring", "prompt 1",
+                                "--p-poll-5xx", "0.3", "--p-submit-5xx", "0.3"}));
+  Job job(dir, api, Manifest(6));
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 1);
+  REQUIRE(job.Lines("failed.jsonl").size() == 1);
+  CHECK(result.err.find("[redacted]") != std::string::npos);  // the echo was there, scrubbed
+  CHECK(result.err.find("leak-canary") == std::string::npos);
+  CHECK(result.out.find("leak-canary") == std::string::npos);
+  for (const auto& entry : stdfs::recursive_directory_iterator(job.out)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    CHECK_MESSAGE(bytes.str().find("leak-canary") == std::string::npos, entry.path().string());
+  }
+}
+
+TEST_CASE("trust: an image short of its end is never kept; the item fails with bad_image") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--drop-image-tail", "50"}));
+  Job job(dir, api, Manifest(2));
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 1);
+  auto failed = job.Lines("failed.jsonl");
+  REQUIRE(failed.size() == 2);
+  CHECK(failed[0].at("error_code") == "bad_image");
+  CHECK_FALSE(stdfs::exists(job.out + "/t0.jpg"));
+  CHECK_FALSE(stdfs::exists(job.out + "/t1.png"));
+  CHECK(Stat(api.Stats(), "submissions") == 2);
+}
+
+// --- Files, local input and the process -------------------------------------------------------
+
+TEST_CASE("trust: a link planted at .nanobatch/tmp is refused; nothing outside is deleted") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({}));
+  Job job(dir, api, Manifest(2));
+  stdfs::create_directories(dir.File("victim"));
+  dir.Write("victim/precious.txt", "keep me");
+  stdfs::create_directories(job.out + "/.nanobatch");
+  stdfs::create_directory_symlink(dir.File("victim"), job.out + "/.nanobatch/tmp");
+  ProcessResult result = job.Run();
+  CHECK(result.exit_code == 2);
+  CHECK(result.err.find("symbolic link") != std::string::npos);
+  CHECK(dir.Read("victim/precious.txt") == "keep me");
+  CHECK(Stat(api.Stats(), "submissions") == 0);
+}
+
+TEST_CASE("trust: started with stdout and stderr closed, the journal stays sound") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({}));
+  Job job(dir, api, Manifest(3));
+  std::string command = "exec 1>&- 2>&-";
+  command += " " + std::string(kBinary);
+  for (const std::string& arg : api.RunnerArgs(job.config, job.manifest, job.out)) {
+    if (arg == kBinary) continue;
+    command += " '" + arg + "'";
+  }
+  ProcessResult closed = testing::RunProcess({"/bin/sh", "-c", command},
+                                             {{"AIVIDEOAPI_API_KEY", kKey}});
+  CHECK(closed.exit_code == 0);
+  ProcessResult again = job.Run();
+  INFO(again.err);
+  CHECK(again.exit_code == 0);
+  CHECK(again.err.find("corrupt") == std::string::npos);
+  CHECK(Get(job.Status(), "done") == 3);
+}
+
+TEST_CASE("trust: SIGHUP does not stop a run") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--api-key", kKey, "--pending-ms", "5", "--processing-ms", "1500"});
+  Job job(dir, api, Manifest(3));
+  std::vector<std::string> args = api.RunnerArgs(job.config, job.manifest, job.out);
+  testing::BackgroundProcess runner(args, {{"AIVIDEOAPI_API_KEY", kKey}}, dir.File("runner.log"));
+  REQUIRE(testing::WaitForFile(job.out + "/.nanobatch/journal.log", std::chrono::seconds(20)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  runner.Signal(SIGHUP);
+  CHECK(runner.Wait(std::chrono::seconds(60)) == 0);
+  CHECK(dir.Read("runner.log").find("SIGHUP received") != std::string::npos);
+}
+
+TEST_CASE("trust: bad local input is a usage error (2) that names the problem") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({}));
+  Job job(dir, api, Manifest(1));
+  ProcessResult budget = job.Run({"--budget-credits", "-5"});
+  CHECK(budget.exit_code == 2);
+  CHECK(budget.err.find("--budget-credits") != std::string::npos);
+  ProcessResult timeout = job.Run({"--rate", "1e308"});
+  CHECK(timeout.exit_code == 2);
+  const std::string file = dir.Write("a-file", "x");
+  ProcessResult out_file = testing::RunProcess(
+      {kBinary, "run", "--manifest", job.manifest, "--out", file}, {{"AIVIDEOAPI_API_KEY", kKey}});
+  CHECK(out_file.exit_code == 2);
+  CHECK(out_file.err.find("is not a directory") != std::string::npos);
+  ProcessResult zero = testing::RunProcess({kBinary, "run", "--manifest", "/dev/zero", "--out",
+                                            dir.File("o")},
+                                           {{"AIVIDEOAPI_API_KEY", kKey}});
+  CHECK(zero.exit_code == 2);
+  CHECK(zero.err.find("not a regular file") != std::string::npos);
+  stdfs::create_directories(dir.File("x.yaml"));
+  ProcessResult directory = testing::RunProcess({kBinary, "validate", dir.File("x.yaml")});
+  CHECK(directory.exit_code == 2);
+  CHECK(directory.err.find("is a directory") != std::string::npos);
+  ProcessResult config = testing::RunProcess({kBinary, "run", "--config", dir.File("missing.yaml")});
+  CHECK(config.exit_code == 2);
+  CHECK(config.err.find("No such file or directory") != std::string::npos);
+  CHECK(config.err.find("is required") == std::string::npos);  // no follow-on errors
+  ProcessResult validate = testing::RunProcess(
+      {kBinary, "validate", job.manifest, "--config", dir.Write("bad.yaml", "limits: {rate: 0}\n")});
+  CHECK(validate.exit_code == 2);
+  CHECK(validate.err.find("limits.rate") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace nanobatch::engine
