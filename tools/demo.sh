@@ -20,6 +20,7 @@ simulator=$!
 trap 'kill "$simulator" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$work/ports.json" ] && break; sleep 0.1; done
 api_port=$(sed -E 's/.*"api_port": ([0-9]+).*/\1/' "$work/ports.json")
+file_port=$(sed -E 's/.*"file_port": ([0-9]+).*/\1/' "$work/ports.json")
 
 echo "== nanobatch validate"
 bazel-bin/runner/nanobatch validate testdata/manifests/demo.jsonl --config configs/demo.yaml
@@ -28,7 +29,7 @@ status=0
 AIVIDEOAPI_API_KEY=sk-demo-local \
   bazel-bin/runner/nanobatch run --config configs/demo.yaml \
   --base-url "https://127.0.0.1:$api_port" --ca-file "$work/certs/ca.pem" \
-  --allow-download-host localhost || status=$?
+  --allow-download-host "localhost:$file_port" || status=$?
 echo "== nanobatch status"
 bazel-bin/runner/nanobatch status --out "$work/images"
 echo "== images"
