@@ -15,6 +15,7 @@
 
 #include "runner/download/image_file.h"
 #include "runner/testing/fake_api_process.h"
+#include "runner/testing/runner_job.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
 
@@ -51,46 +52,11 @@ std::string Manifest(int count, const std::string& prefix = "p") {
   return out;
 }
 
-struct Job {
-  TempDir& dir;
-  FakeApiProcess& api;
-  std::string manifest;
-  std::string out;
-  std::string config;
-
+// A job with the fast test config (plus `extra_config`) and the simulator's default key.
+struct Job : testing::RunnerJob {
   Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text,
       const std::string& extra_config = "")
-      : dir(d), api(a) {
-    manifest = dir.Write("manifest.jsonl", manifest_text);
-    out = dir.File("out");
-    config = dir.Write("config.yaml", std::string(kTestConfig) + extra_config);
-  }
-
-  std::vector<std::string> Args(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = api.RunnerArgs(config, manifest, out);
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
-  }
-
-  ProcessResult Run(const std::vector<std::string>& extra = {},
-                    const std::string& key = "sk-test") const {
-    return testing::RunProcess(Args(extra), {{"AIVIDEOAPI_API_KEY", key}},
-                               std::chrono::seconds(120));
-  }
-
-  std::vector<json::object> Lines(const std::string& name) const {
-    std::vector<json::object> lines;
-    std::ifstream in(out + "/" + name);
-    std::string line;
-    while (std::getline(in, line)) lines.push_back(json::parse(line).as_object());
-    return lines;
-  }
-
-  json::object Status() const {
-    ProcessResult r = testing::RunProcess({kBinary, "status", "--out", out, "--json"});
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out).as_object();
-  }
+      : RunnerJob(d, a, manifest_text, std::string(kTestConfig) + extra_config, "sk-test") {}
 };
 
 using download::FileSha256;

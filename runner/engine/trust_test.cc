@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "runner/testing/fake_api_process.h"
+#include "runner/testing/runner_job.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
 
@@ -49,34 +50,10 @@ std::vector<std::string> Fast(std::vector<std::string> args) {
   return args;
 }
 
-struct Job {
-  TempDir& dir;
-  FakeApiProcess& api;
-  std::string manifest, out, config;
-
+// A job with fast timings (plus `extra`) and the leak-canary key.
+struct Job : testing::RunnerJob {
   Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text, const std::string& extra = "")
-      : dir(d), api(a) {
-    manifest = dir.Write("manifest.jsonl", manifest_text);
-    out = dir.File("out");
-    config = dir.Write("config.yaml", std::string(kFastConfig) + extra);
-  }
-  ProcessResult Run(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = api.RunnerArgs(config, manifest, out);
-    args.insert(args.end(), extra.begin(), extra.end());
-    return testing::RunProcess(args, {{"AIVIDEOAPI_API_KEY", kKey}}, std::chrono::seconds(120));
-  }
-  json::object Status() const {
-    ProcessResult r = testing::RunProcess({kBinary, "status", "--out", out, "--json"});
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out).as_object();
-  }
-  std::vector<json::object> Lines(const std::string& name) const {
-    std::vector<json::object> lines;
-    std::ifstream in(out + "/" + name);
-    std::string line;
-    while (std::getline(in, line)) lines.push_back(json::parse(line).as_object());
-    return lines;
-  }
+      : RunnerJob(d, a, manifest_text, std::string(kFastConfig) + extra, kKey) {}
 };
 
 std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
