@@ -92,6 +92,16 @@ const char* Describe(StopReason reason) {
   return "unknown";
 }
 
+// The stop message for an answer that is no API error (Reaction::kStopMisconfigured).
+std::string Misconfigured(const api::ApiError& error, std::string_view request) {
+  const std::string what = error.code + ": " + error.message;
+  if (error.kind == api::ErrorKind::kModelNotFound) {
+    return what + "; every item would fail alike: check api.model";
+  }
+  return std::string(request) + " was answered HTTP " + std::to_string(error.http_status) +
+         " with no API error in the body; is --base-url (api.base_url) the API? (" + what + ")";
+}
+
 enum class SubmitOutcome { kSubmitted, kFailedItem, kStopped };
 // kStillOpen: the task is neither finished nor known to be lost (past its deadline, or the run is
 // stopping): it stays submitted and the next run polls it again, never pays for it again.
@@ -187,7 +197,7 @@ class Engine {
   void WatchSignals(net::signal_set& signals);
   // Sleeps unless submitting stops (for any reason but the budget); true if it stopped.
   net::awaitable<bool> SubmitSleep(Clock::duration duration) {
-    co_return co_await submit_signal_.SleepFor(duration) || halted_;
+    co_return co_await submit_signal_.SleepFor(duration);  // a halt triggers it too
   }
   bool SubmitsCancelled() const {
     return halted_ || (submitting_stopped_ && stop_reason_ != StopReason::kBudget);
@@ -387,7 +397,7 @@ net::awaitable<bool> Engine::SubmitPauseSleep(Clock::duration duration) {
 }
 
 net::awaitable<bool> Engine::HaltableSleep(Clock::duration duration) {
-  co_return co_await halt_signal_.SleepFor(duration) || halted_;
+  co_return co_await halt_signal_.SleepFor(duration);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -669,12 +679,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       case api::Reaction::kStopMisconfigured:
         Unreserve(run);
         co_await Commit();
-        Halt(StopReason::kMisconfigured,
-             error.kind == api::ErrorKind::kModelNotFound
-                 ? what + "; every item would fail alike: check api.model"
-                 : "the submit was answered HTTP " + std::to_string(error.http_status) +
-                       " with no API error in the body; is --base-url (api.base_url) the API? "
-                       "(" + what + ")");
+        Halt(StopReason::kMisconfigured, Misconfigured(error, "the submit"));
         co_return SubmitOutcome::kStopped;
       case api::Reaction::kFailItem:
       case api::Reaction::kResubmit:
@@ -699,6 +704,19 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
   // Consecutive polls of this task that got no usable answer. Never a reason to pay again: while
   // the task may still complete it is polled; an API that keeps failing is "API down".
   unsigned failures = 0;
+  // `credits_unknown`: the task's charge is unknown (it vanished), so its credits stay spent.
+  auto record_failed = [&](const std::string& code, const std::string& message,
+                           bool credits_unknown) {
+    proto::Record record;
+    auto* failed = record.mutable_task_failed();
+    failed->set_item_id(run.item->id);
+    failed->set_task_id(task_id);
+    failed->set_error_code(code);
+    failed->set_message(message);
+    failed->set_attempt(Snapshot(run)->attempt());
+    failed->set_credits_spent_unknown(credits_unknown);
+    Append(std::move(record));
+  };
   auto failed_poll = [&](const std::string& what) {
     if (++failures >= config_.retry.max_attempts) {
       Halt(StopReason::kServerDown, "polling task " + task_id + " failed " +
@@ -764,14 +782,7 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
         }
         case api::TaskStatus::State::kFailed: {
           // api.md: the credits of a failed task are refunded automatically.
-          proto::Record record;
-          auto* failed = record.mutable_task_failed();
-          failed->set_item_id(run.item->id);
-          failed->set_task_id(task_id);
-          failed->set_error_code(task->error_code);
-          failed->set_message(task->error_message);
-          failed->set_attempt(Snapshot(run)->attempt());
-          Append(std::move(record));
+          record_failed(task->error_code, task->error_message, false);
           LogWarning("item " + run.item->id + ": task " + task_id + " failed: " + task->error_code +
                      ": " + task->error_message);
           if (!co_await Commit()) co_return PollOutcome::kStillOpen;
@@ -789,23 +800,11 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
         Halt(StopReason::kAuth, error.code + ": " + error.message);
         co_return PollOutcome::kStillOpen;
       case api::Reaction::kStopMisconfigured:
-        Halt(StopReason::kMisconfigured,
-             "polling was answered HTTP " + std::to_string(error.http_status) +
-                 " with no API error in the body; is --base-url (api.base_url) the API? (" +
-                 error.code + ": " + error.message + ")");
+        Halt(StopReason::kMisconfigured, Misconfigured(error, "polling"));
         co_return PollOutcome::kStillOpen;
       case api::Reaction::kResubmit: {
-        // The API says the task does not exist; whether it was charged is unknown, so its
-        // credits stay counted as spent.
-        proto::Record record;
-        auto* failed = record.mutable_task_failed();
-        failed->set_item_id(run.item->id);
-        failed->set_task_id(task_id);
-        failed->set_error_code(error.code);
-        failed->set_message(error.message);
-        failed->set_attempt(Snapshot(run)->attempt());
-        failed->set_credits_spent_unknown(true);
-        Append(std::move(record));
+        // The API says the task does not exist; whether it was charged is unknown.
+        record_failed(error.code, error.message, true);
         if (!co_await Commit()) co_return PollOutcome::kStillOpen;
         co_return PollOutcome::kTaskFailed;
       }

@@ -22,21 +22,6 @@ namespace {
 // escapes; with 14 image URLs a legitimate line stays far below this.
 constexpr std::size_t kMaxLineBytes = 4 << 20;
 
-// Closes the file descriptor on every path out.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 std::string_view TypeName(simdjson::dom::element_type type) {
   switch (type) {
     case simdjson::dom::element_type::ARRAY:
@@ -164,8 +149,8 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
                                 const ItemSink& sink, util::InputErrors& errors) {
   ManifestStats stats;
   std::string open_error;
-  FileDescriptor file(util::OpenInputFile(path, kMaxJsonlManifestBytes, open_error).Release());
-  if (file.get() < 0) {
+  util::UniqueFd file = util::OpenInputFile(path, kMaxJsonlManifestBytes, open_error);
+  if (!file) {
     errors.Add({path, 0, "-", open_error});
     return stats;
   }
