@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   // outgrows a size limit must be EFBIG from write(), handled like a full disk, not SIGXFSZ.
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGXFSZ, SIG_IGN);
+  // A hang-up (a closed terminal, a reload request) never ends a run, not even while a large
+  // manifest is still being validated; the engine logs it once its loop is up.
+  ::signal(SIGHUP, SIG_IGN);
   // The one catch-all of the program (style.md): an exception reaching here is a bug, reported
   // plainly instead of as an abort with no message.
   try {

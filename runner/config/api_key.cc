@@ -32,7 +32,7 @@ std::optional<std::string> CleanKey(std::string raw, const std::string& source,
 std::optional<std::string> ReadKeyFile(const std::string& path, util::InputErrors& errors) {
   std::string content, error;
   if (!util::ReadInputFile(path, kMaxKeyBytes, content, error)) {
-    errors.Add({path, 0, "api.key_file", "cannot read the key file: " + error});
+    errors.Add({path, 0, "api.key_file", error});
     return std::nullopt;
   }
   return CleanKey(std::move(content), path, errors);

@@ -228,7 +228,7 @@ constexpr std::uint64_t kMaxConfigBytes = 1 << 20;
 bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors) {
   std::string text, error;
   if (!util::ReadInputFile(path, kMaxConfigBytes, text, error)) {
-    errors.Add({path, 0, "-", "cannot read the config file: " + error});
+    errors.Add({path, 0, "-", error});
     return false;
   }
   YAML::Node root;
@@ -304,7 +304,9 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
 
   if (!config.api.ca_file.empty()) {
     std::string error;
-    if (!util::OpenInputFile(config.api.ca_file, kMaxConfigBytes, error)) report("api.ca_file", error);
+    if (!util::OpenInputFile(config.api.ca_file, kMaxConfigBytes, error)) {
+      report("api.ca_file", config.api.ca_file + ": " + error);
+    }
   }
   if (options.require_paths) {
     if (config.manifest.empty()) report("manifest", "is required (in the config or --manifest)");

@@ -158,8 +158,7 @@ TEST_CASE("config: manifest and out are required; a missing file and bad YAML ar
   util::InputErrors missing;
   CHECK_FALSE(LoadConfigFile("/nonexistent.yaml", config, missing));
   CHECK(ErrorText(missing) ==
-        "/nonexistent.yaml: -: cannot read the config file: /nonexistent.yaml: cannot open: No "
-        "such file or directory\n");
+        "/nonexistent.yaml: -: cannot open: No such file or directory\n");
 
   testing::TempDir dir;
   util::InputErrors broken;

@@ -302,8 +302,14 @@ TEST_CASE("trust: SIGHUP does not stop a run") {
   Job job(dir, api, Manifest(3));
   std::vector<std::string> args = api.RunnerArgs(job.config, job.manifest, job.out);
   testing::BackgroundProcess runner(args, {{"AIVIDEOAPI_API_KEY", kKey}}, dir.File("runner.log"));
+  // Once during start-up (ignored from main on), once with the event loop up (logged).
   REQUIRE(testing::WaitForFile(job.out + "/.nanobatch/journal.log", std::chrono::seconds(20)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  runner.Signal(SIGHUP);
+  for (int i = 0; i < 1000 && dir.Read("runner.log").find("credit balance") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // bounded: 20 s at most
+  }
+  REQUIRE(dir.Read("runner.log").find("credit balance") != std::string::npos);
   runner.Signal(SIGHUP);
   CHECK(runner.Wait(std::chrono::seconds(60)) == 0);
   CHECK(dir.Read("runner.log").find("SIGHUP received") != std::string::npos);

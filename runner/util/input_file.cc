@@ -28,24 +28,24 @@ UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::st
   // O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
-    error = path + ": cannot open: " + std::strerror(errno);
+    error = std::string("cannot open: ") + std::strerror(errno);
     return {};
   }
   struct stat info;
   if (::fstat(fd.get(), &info) != 0) {
-    error = path + ": cannot read: " + std::strerror(errno);
+    error = std::string("cannot read: ") + std::strerror(errno);
     return {};
   }
   if (S_ISDIR(info.st_mode)) {
-    error = path + ": is a directory, not a file";
+    error = "is a directory, not a file";
     return {};
   }
   if (!S_ISREG(info.st_mode)) {
-    error = path + ": is not a regular file (a device, FIFO or socket); give a file";
+    error = "is not a regular file (a device, FIFO or socket); give a file";
     return {};
   }
   if (static_cast<std::uint64_t>(info.st_size) > max_bytes) {
-    error = path + ": is larger than the " + DescribeBytes(max_bytes) + " accepted";
+    error = "is larger than the " + DescribeBytes(max_bytes) + " accepted";
     return {};
   }
   const int flags = ::fcntl(fd.get(), F_GETFL);
@@ -63,13 +63,13 @@ bool ReadInputFile(const std::string& path, std::uint64_t max_bytes, std::string
     const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      error = path + ": cannot read: " + std::strerror(errno);
+      error = std::string("cannot read: ") + std::strerror(errno);
       return false;
     }
     if (n == 0) return true;
     // The file may grow while it is read: the cap holds for what is read, not only for stat.
     if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
-      error = path + ": is larger than the " + DescribeBytes(max_bytes) + " accepted";
+      error = "is larger than the " + DescribeBytes(max_bytes) + " accepted";
       return false;
     }
     out.append(buffer, static_cast<std::size_t>(n));

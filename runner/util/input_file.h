@@ -47,7 +47,8 @@ class UniqueFd {
 };
 
 // Opens `path` read-only if it is a regular file of at most `max_bytes`; otherwise an invalid
-// UniqueFd and `error` ("PATH: is a directory", "PATH: cannot open: Permission denied", ...).
+// UniqueFd and `error` ("is a directory, not a file", "cannot open: Permission denied", ...),
+// without the path: callers report it as an InputError that names the file already.
 UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::string& error);
 
 // OpenInputFile, then the whole content into `out`.
