@@ -84,6 +84,22 @@ ApiError Undecodable(int status, std::string what) {
   return error;
 }
 
+// An integral Unix time in seconds, between 2001 and 2286 (10 digits); anything else is absent.
+std::optional<std::int64_t> UnixSeconds(const json::object& object, std::string_view key) {
+  const json::value* value = object.if_contains(key);
+  if (value == nullptr) return std::nullopt;
+  std::int64_t seconds = 0;
+  if (value->is_int64()) {
+    seconds = value->as_int64();
+  } else if (value->is_uint64() && value->as_uint64() < 10'000'000'000ull) {
+    seconds = static_cast<std::int64_t>(value->as_uint64());
+  } else {
+    return std::nullopt;
+  }
+  if (seconds < 1'000'000'000 || seconds >= 10'000'000'000) return std::nullopt;
+  return seconds;
+}
+
 bool IsGatewayStatus(int status) { return status == 502 || status == 504; }
 
 }  // namespace
@@ -210,7 +226,8 @@ std::string DescribeOutputProblem(const TaskStatus& task) {
   return "";
 }
 
-std::string EncodeSubmit(const manifest::Item& item, std::string_view model) {
+std::string EncodeSubmit(const manifest::Item& item, std::string_view model,
+                         std::string_view callback_url) {
   json::object input{{"prompt", item.prompt},
                      {"resolution", item.resolution},
                      {"aspect_ratio", item.aspect_ratio},
@@ -220,7 +237,10 @@ std::string EncodeSubmit(const manifest::Item& item, std::string_view model) {
     for (const std::string& url : item.image_urls) urls.emplace_back(url);
     input["image_urls"] = std::move(urls);
   }
-  return json::serialize(json::object{{"model", model}, {"input", std::move(input)}});
+  json::object request{{"model", model}};
+  if (!callback_url.empty()) request["callback_url"] = callback_url;
+  request["input"] = std::move(input);
+  return json::serialize(request);
 }
 
 SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
@@ -264,6 +284,12 @@ TaskResult DecodeTaskResponse(int http_status, std::string_view body,
   if (!object) return Undecodable(http_status, "task response is not a JSON object");
   const std::string status = ServerStringOr(*object, "status", "", 40);
   TaskStatus task;
+  if (const json::value* id = object->if_contains("id");
+      id && id->is_string() && IsValidTaskId(id->as_string())) {
+    task.id = std::string(id->as_string());
+  }
+  task.created_at = UnixSeconds(*object, "created_at");
+  task.completed_at = UnixSeconds(*object, "completed_at");
   if (status == "pending") {
     task.state = TaskStatus::State::kPending;
   } else if (status == "processing") {
@@ -301,6 +327,13 @@ TaskResult DecodeTaskResponse(int http_status, std::string_view body,
     return Undecodable(http_status, "task status \"" + status + "\" is unknown");
   }
   return task;
+}
+
+std::optional<std::int64_t> ReportedDurationSeconds(const TaskStatus& task) {
+  if (!task.created_at || !task.completed_at) return std::nullopt;
+  const std::int64_t took = *task.completed_at - *task.created_at;
+  if (took < 0 || took > 86'400) return std::nullopt;
+  return took;
 }
 
 std::optional<std::int64_t> DecodeCredits(std::string_view body) {

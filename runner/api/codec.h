@@ -81,8 +81,9 @@ bool IsValidTaskId(std::string_view task_id);
 // "/v1/tasks/<id>", the id percent-encoded by Boost.URL (defence in depth: ids are validated).
 std::string TaskTarget(std::string_view task_id);
 
-// POST /v1/images/generations body for `item`.
-std::string EncodeSubmit(const manifest::Item& item, std::string_view model);
+// POST /v1/images/generations body for `item`; `callback_url` only when not empty.
+std::string EncodeSubmit(const manifest::Item& item, std::string_view model,
+                         std::string_view callback_url = {});
 
 // A submit answer that may have created, and charged, a task whose id cannot be known: a 2xx
 // without a usable data.taskId (HTML, invalid JSON, no id, an invalid id), or a gateway's 502/504
@@ -113,7 +114,19 @@ struct TaskStatus {
   std::size_t url_count = 0;  // as the server sent them (for the message)
   std::string error_code;     // when failed (scrubbed)
   std::string error_message;  // (scrubbed)
+  // The task's own id as the body states it, when it is a valid task id (else empty): a callback
+  // must name the task it is about, and a poll answer naming another task is no answer.
+  std::string id;
+  // The API's timestamps (whole Unix seconds), when present, integral and plausible.
+  std::optional<std::int64_t> created_at;
+  std::optional<std::int64_t> completed_at;
 };
+
+// How long the API says a completed task took: completed_at - created_at, in whole seconds (an
+// unbiased estimate of the true duration when the submit's fraction of a second is random), or
+// nullopt when either is missing or the difference is negative or over a day. Never from
+// output.metadata.costTime, whose unit is undocumented (api.md's example: 70 for 2 s).
+std::optional<std::int64_t> ReportedDurationSeconds(const TaskStatus& task);
 
 // The failure code recorded for an output problem ("no_images", ...), and a sentence for humans.
 std::string_view OutputProblemCode(TaskStatus::OutputProblem problem);

@@ -37,6 +37,18 @@ TEST_CASE("codec: the submit body has the model and every item field") {
   CHECK_FALSE(body.as_object().contains("callback_url"));
 }
 
+TEST_CASE("codec: a callback URL goes into the submit only when given") {
+  manifest::Item item;
+  item.id = "a";
+  item.prompt = "p";
+  item.resolution = "1K";
+  item.aspect_ratio = "auto";
+  item.output_format = "png";
+  CHECK(EncodeSubmit(item, "nano-banana-2").find("callback_url") == std::string::npos);
+  const std::string body = EncodeSubmit(item, "nano-banana-2", "https://hooks.example/cb/0123");
+  CHECK(body.find(R"("callback_url":"https://hooks.example/cb/0123")") != std::string::npos);
+}
+
 TEST_CASE("codec: a successful submit yields the task id") {
   SubmitResult ok = DecodeSubmitResponse(
       200, R"({"code": 200, "msg": "success", "data": {"taskId": "397ce9f2-1"}})", "");
@@ -170,6 +182,36 @@ TEST_CASE("codec: task states, urls and failures decode") {
   CHECK(failed.state == TaskStatus::State::kFailed);
   CHECK(failed.error_code == "upstream_error");
   CHECK(failed.error_message == "Image generation failed");
+}
+
+TEST_CASE("codec: the task's id and timestamps are read; costTime is never taken for a duration") {
+  auto decode = [](std::string_view body) {
+    TaskResult result = DecodeTaskResponse(200, body, "");
+    REQUIRE(std::holds_alternative<TaskStatus>(result));
+    return std::get<TaskStatus>(result);
+  };
+  // api.md's own example: timestamps 2 s apart, costTime 70.
+  TaskStatus done = decode(
+      R"({"id":"397ce9f2-a","status":"completed","created_at":1775383908,"completed_at":1775383910,"output":{"urls":["https://f/a.png"],"metadata":{"costTime":70}}})");
+  CHECK(done.id == "397ce9f2-a");
+  CHECK(ReportedDurationSeconds(done) == 2);
+  // Missing, fractional, string, negative or absurd timestamps are no duration.
+  for (std::string_view body : {
+           R"({"id":"t","status":"completed","created_at":1775383908})",
+           R"({"id":"t","status":"completed","created_at":1775383908.5,"completed_at":1775383910})",
+           R"({"id":"t","status":"completed","created_at":"1775383908","completed_at":1775383910})",
+           R"({"id":"t","status":"completed","created_at":1775383910,"completed_at":1775383908})",
+           R"({"id":"t","status":"completed","created_at":5,"completed_at":1775383908})",
+           R"({"id":"t","status":"completed","created_at":1775383908,"completed_at":99999999999999})",
+           R"({"id":"t","status":"completed","created_at":1775383908,"completed_at":1775983908})",
+       }) {
+    CAPTURE(body);
+    CHECK_FALSE(ReportedDurationSeconds(decode(body)).has_value());
+  }
+  // An id that is no valid task id is not taken (the body stays decodable; a caller that needs
+  // the id refuses it).
+  CHECK(decode(R"({"id":"../x","status":"pending"})").id.empty());
+  CHECK(decode(R"({"id":7,"status":"pending"})").id.empty());
 }
 
 TEST_CASE("codec: a completed task with no, too many or malformed URLs names its problem") {

@@ -37,6 +37,9 @@ constexpr Override kOverrides[] = {
     {"--burst", "limits.burst", "token-bucket depth"},
     {"--max-in-flight", "limits.max_in_flight", "tasks submitted and not yet finished"},
     {"--budget-credits", "limits.budget_credits", "credits this output directory may spend"},
+    {"--callback-url", "callbacks.public_url",
+     "base URL at which the API reaches this process's webhook receiver (https)"},
+    {"--callback-listen", "callbacks.listen", "IP:PORT the webhook receiver listens on (HTTP)"},
 };
 
 struct RunFlags {

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 #include <charconv>
 #include <cmath>
@@ -169,6 +170,13 @@ const std::map<std::string, Setter>& KeyTable() {
        Number([](Config& c) -> double& { return c.retry.spend_limit_pause_s; })},
       {"retry.spend_limit_give_up_s",
        Number([](Config& c) -> double& { return c.retry.spend_limit_give_up_s; })},
+      {"callbacks.public_url",
+       String([](Config& c) -> std::string& { return c.callbacks.public_url; })},
+      {"callbacks.listen", String([](Config& c) -> std::string& { return c.callbacks.listen; })},
+      {"callbacks.safety_poll_s",
+       Number([](Config& c) -> double& { return c.callbacks.safety_poll_s; })},
+      {"callbacks.reveal_wait_s",
+       Number([](Config& c) -> double& { return c.callbacks.reveal_wait_s; })},
       {"log.progress_interval_s",
        Number([](Config& c) -> double& { return c.log.progress_interval_s; })},
       {"defaults.resolution",
@@ -222,6 +230,45 @@ void Walk(const YAML::Node& map, const std::string& prefix, const std::string& f
 }
 
 constexpr std::uint64_t kMaxConfigBytes = 1 << 20;
+
+bool IsLoopbackHost(std::string_view host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host == "::1";
+}
+
+// The API must reach public_url over https (an http URL would carry the callback tokens in the
+// clear), except on loopback (tests); the receiver listens on an IP address and port.
+template <typename Report>
+void ValidateCallbacks(const CallbacksConfig& callbacks, Report& report) {
+  if (callbacks.public_url.empty()) {
+    if (!callbacks.listen.empty()) {
+      report("callbacks.listen", "needs callbacks.public_url (--callback-url) too");
+    }
+    return;
+  }
+  auto url = boost::urls::parse_absolute_uri(callbacks.public_url);
+  if (!url || url->encoded_host().empty()) {
+    report("callbacks.public_url", "\"" + callbacks.public_url + "\" is not an absolute URL");
+  } else if (url->has_query() || url->has_fragment() || url->has_userinfo()) {
+    report("callbacks.public_url", "must have no query, fragment or user name");
+  } else if (url->scheme_id() != boost::urls::scheme::https &&
+             !(url->scheme_id() == boost::urls::scheme::http &&
+               IsLoopbackHost(url->encoded_host()))) {
+    report("callbacks.public_url",
+           "must be an https URL (http only for a loopback host): the API sends the callback "
+           "token in it");
+  }
+  if (callbacks.listen.empty()) {
+    report("callbacks.listen", "is required with callbacks.public_url (--callback-listen)");
+    return;
+  }
+  const auto host_port = http::ParseHostPort(callbacks.listen);
+  boost::system::error_code error;
+  if (!host_port || callbacks.listen.find(':') == std::string::npos ||
+      (boost::asio::ip::make_address(host_port->host, error), error)) {
+    report("callbacks.listen",
+           "\"" + callbacks.listen + "\" is not IP:PORT (for example 127.0.0.1:8751)");
+  }
+}
 
 }  // namespace
 
@@ -350,6 +397,9 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
     report("retry.spend_limit_give_up_s", "must be at least retry.spend_limit_pause_s");
   }
   seconds("log.progress_interval_s", config.log.progress_interval_s, kDay);
+  ValidateCallbacks(config.callbacks, report);
+  seconds("callbacks.safety_poll_s", config.callbacks.safety_poll_s, kDay);
+  seconds("callbacks.reveal_wait_s", config.callbacks.reveal_wait_s, kDay);
   for (const auto& [resolution, credits] : config.api.prices) {
     whole("api.prices", credits, 1, 1'000'000);
   }

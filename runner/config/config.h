@@ -67,6 +67,17 @@ struct RetryConfig {
   double spend_limit_give_up_s = 7200.0;  // stop (exit 3) when the spend limit lasts this long
 };
 
+// Webhooks (interface.md "Webhooks"): with public_url set, every submission carries a callback
+// URL and the API's POST settles the task; polling goes on as a slow safety net.
+struct CallbacksConfig {
+  std::string public_url;  // base URL the API can reach; empty: no callbacks
+  std::string listen;      // HOST:PORT of the receiver (plain HTTP); required with public_url
+  double safety_poll_s = 60.0;  // a task without a callback is polled no sooner than this
+  // How long a submission whose answer was lost waits for its callback to tell the task id
+  // before it is given up as a possible duplicate and submitted again.
+  double reveal_wait_s = 300.0;
+};
+
 struct LogConfig {
   double progress_interval_s = 10.0;  // summary line period when stderr is not a terminal
 };
@@ -87,6 +98,7 @@ struct Config {
   TimeoutsConfig timeouts;
   DownloadConfig download;
   RetryConfig retry;
+  CallbacksConfig callbacks;
   LogConfig log;
   manifest::ItemDefaults defaults;
 

@@ -148,6 +148,32 @@ TEST_CASE("config: the base URL is scheme, host and port only") {
   }
 }
 
+TEST_CASE("config: callbacks need an https public URL (http on loopback) and an IP:PORT") {
+  auto errors_for = [](const std::string& url, const std::string& listen) {
+    Config config;
+    config.manifest = "m.jsonl";
+    config.out = "out";
+    config.callbacks.public_url = url;
+    config.callbacks.listen = listen;
+    util::InputErrors errors;
+    ValidateConfig(config, errors);
+    return ErrorText(errors);
+  };
+  CHECK(errors_for("", "") == "");
+  CHECK(errors_for("https://hooks.example.com/nb", "127.0.0.1:8751") == "");
+  CHECK(errors_for("http://127.0.0.1:8751/hooks", "127.0.0.1:8751") == "");
+  CHECK(errors_for("http://hooks.example.com/nb", "127.0.0.1:8751").find("must be an https URL") !=
+        std::string::npos);
+  CHECK(errors_for("https://hooks.example.com/?a=b", "127.0.0.1:8751").find("no query") !=
+        std::string::npos);
+  CHECK(errors_for("hooks", "127.0.0.1:8751").find("not an absolute URL") != std::string::npos);
+  CHECK(errors_for("https://h.example/", "").find("callbacks.listen: is required") !=
+        std::string::npos);
+  CHECK(errors_for("https://h.example/", "localhost:8751").find("is not IP:PORT") !=
+        std::string::npos);
+  CHECK(errors_for("", "127.0.0.1:8751").find("needs callbacks.public_url") != std::string::npos);
+}
+
 TEST_CASE("config: manifest and out are required; a missing file and bad YAML are errors") {
   Config config;
   util::InputErrors errors;

@@ -13,15 +13,18 @@
 
 #include "runner/api/codec.h"
 #include "runner/download/image_file.h"
-#include "runner/engine/poll_schedule.h"
 #include "runner/engine/rate_limiter.h"
+#include "runner/engine/stop_reason.h"
 #include "runner/engine/task_group.h"
+#include "runner/engine/task_watcher.h"
 #include "runner/http/client.h"
+#include "runner/http/server.h"
 #include "runner/http/url.h"
 #include "runner/output/output_files.h"
 #include "runner/ratelimit/backoff.h"
 #include "runner/util/async.h"
 #include "runner/util/log.h"
+#include "runner/util/random_token.h"
 #include "runner/util/server_text.h"
 #include "runner/util/service_notify.h"
 #include "runner/version.h"
@@ -46,61 +49,9 @@ Clock::duration ToDuration(Seconds seconds) {
   return std::chrono::duration_cast<Clock::duration>(seconds);
 }
 
-enum class StopReason {
-  kNone,
-  kBudget,
-  kCredits,
-  kSpendLimit,
-  kServerDown,
-  kMisconfigured,   // exit 5: TLS verification, a base URL that is not the API, model_not_found
-  kDownloadPolicy,  // exit 5: image hosts refused by download.allowed_hosts, again and again
-  kSignal,
-  kAuth,
-  kDisk
-};
-
 // Consecutive items whose images were refused by the download policy before submitting stops:
 // one odd URL is the item's; the same refusal for several items in a row is the configuration.
 constexpr int kRefusalsBeforeStop = 3;
-
-const char* Describe(StopReason reason) {
-  switch (reason) {
-    case StopReason::kNone:
-      return "none";
-    case StopReason::kBudget:
-      return "the credit budget is reached";
-    case StopReason::kCredits:
-      return "the account has insufficient credits (402)";
-    case StopReason::kSpendLimit:
-      return "the key's spend limit stayed reached (429 spend_limit_exceeded)";
-    case StopReason::kServerDown:
-      return "the API kept failing (5xx or network errors)";
-    case StopReason::kMisconfigured:
-      return "a configuration problem that no retry can cure; fix it and run the same command "
-             "again";
-    case StopReason::kDownloadPolicy:
-      return "image downloads keep being refused by the download policy; the paid images stay "
-             "recorded and are downloaded by the next run once the host is allowed";
-    case StopReason::kSignal:
-      return "a signal asked to stop";
-    case StopReason::kAuth:
-      return "the API refused the credentials or the caller (401/403)";
-    case StopReason::kDisk:
-      return "the output directory cannot be written (free disk space or fix its permissions, "
-             "then run the same command again)";
-  }
-  return "unknown";
-}
-
-// The stop message for an answer that is no API error (Reaction::kStopMisconfigured).
-std::string Misconfigured(const api::ApiError& error, std::string_view request) {
-  const std::string what = error.code + ": " + error.message;
-  if (error.kind == api::ErrorKind::kModelNotFound) {
-    return what + "; every item would fail alike: check api.model";
-  }
-  return std::string(request) + " was answered HTTP " + std::to_string(error.http_status) +
-         " with no API error in the body; is --base-url (api.base_url) the API? (" + what + ")";
-}
 
 enum class SubmitOutcome { kSubmitted, kFailedItem, kStopped };
 // kStillOpen: the task is neither finished nor known to be lost (past its deadline, or the run is
@@ -146,11 +97,19 @@ class Engine {
         progress_stop_(executor_),
         group_(executor_),
         background_(executor_),
-        schedule_(Seconds(config.polling.first_poll_s), Seconds(config.polling.max_interval_s)),
         backoff_(Seconds(config.retry.base_delay_s), Seconds(config.retry.max_delay_s),
                  std::random_device{}()),
         outputs_(journal.dir()),
-        grace_timer_(executor_) {
+        grace_timer_(executor_),
+        watcher_(
+            executor_, client_, limiter_, halt_signal_,
+            [this](http::Request::Method method, std::string target) {
+              return ApiRequest(method, std::move(target), "");
+            },
+            WatcherOptions(config), [this](StopReason reason, const std::string& detail) {
+              Halt(reason, detail);
+            }),
+        receiver_stop_(executor_) {
     api_endpoint_ = *http::ParseUrl(config.api.base_url);
     api_endpoint_.target = "/";
     halt_signal_.AddChild(submit_signal_);  // halting stops submitting too
@@ -170,7 +129,7 @@ class Engine {
   // POST was about to go out or was out, which is the window the API leaves (no idempotency key).
   bool Reserve(const ItemRun& run);
   void Unreserve(const ItemRun& run);
-  void AppendIntent(const ItemRun& run);
+  void AppendIntent(const ItemRun& run, const std::string& callback_token);
   void RecordNotSent(const ItemRun& run, const std::string& code, const std::string& message);
   void RecordGaveUp(const ItemRun& run, const std::string& code, const std::string& message);
 
@@ -183,11 +142,22 @@ class Engine {
 
   // --- the lifecycle -------------------------------------------------------------------------
   net::awaitable<void> SubmitLoop();
-  // `reserved`: the submit loop reserved credits for a first submission of this item.
-  net::awaitable<void> Lifecycle(std::size_t index, bool holds_permit, bool reserved);
+  // Where an item enters its lifecycle: a new submission (credits reserved by the submit loop),
+  // a task to settle or images to fetch (the journal says which), or an open intent to recover.
+  enum class Entry { kSubmit, kResume, kRecover };
+  net::awaitable<void> Lifecycle(std::size_t index, bool holds_permit, Entry entry);
   net::awaitable<SubmitOutcome> SendSubmit(const ItemRun& run);
+  // Settles the item's task through the watcher (poll or webhook) and records the verdict.
   // `resumed`: the task was submitted by an earlier run and may be long finished: poll at once.
-  net::awaitable<PollOutcome> Poll(const ItemRun& run, bool resumed);
+  net::awaitable<PollOutcome> AwaitTask(const ItemRun& run, bool resumed);
+  // An intent of an earlier run with no recorded outcome: its callback may still name the task.
+  net::awaitable<SubmitOutcome> Recover(const ItemRun& run);
+  void RecordSubmitted(const ItemRun& run, const std::string& task_id, bool revealed);
+  // --- webhooks ------------------------------------------------------------------------------
+  bool callbacks() const { return !config_.callbacks.public_url.empty(); }
+  std::string CallbackUrl(const std::string& token) const;
+  http::Reply OnReceiverRequest(const http::IncomingRequest& request);
+  static TaskWatcherOptions WatcherOptions(const config::Config& config);
   net::awaitable<void> DownloadAll(const ItemRun& run);
   net::awaitable<bool> DownloadOne(const ItemRun& run, int index, const std::string& url);
   net::awaitable<void> LogBalance();
@@ -240,13 +210,16 @@ class Engine {
   util::AsyncEvent progress_stop_;
   TaskGroup group_;
   TaskGroup background_;
-  PollSchedule schedule_;
   ratelimit::Backoff backoff_;
   ratelimit::RetryBudget retry_budget_;
   output::OutputFiles outputs_;
   net::steady_timer grace_timer_;
+  TaskWatcher watcher_;
+  std::optional<http::Server> receiver_;
+  util::StopSignal receiver_stop_;
 
   std::vector<ItemRun> runs_;
+  std::deque<std::size_t> recover_;  // open intents of an earlier run, with a callback token
   std::deque<std::size_t> resume_;  // submitted or completed: poll or download, no new submit
   std::deque<std::size_t> fresh_;   // need a submission
 
@@ -307,7 +280,7 @@ void Engine::Unreserve(const ItemRun& run) {
   budget_changed_.Notify();
 }
 
-void Engine::AppendIntent(const ItemRun& run) {
+void Engine::AppendIntent(const ItemRun& run, const std::string& callback_token) {
   pending_reservations_ -= run.price;  // from here on the journal holds the reservation
   const proto::ItemSnapshot* snapshot = Snapshot(run);
   proto::Record record;
@@ -321,6 +294,18 @@ void Engine::AppendIntent(const ItemRun& run) {
   intent->set_aspect_ratio(run.item->aspect_ratio);
   intent->set_output_format(run.item->output_format);
   for (const std::string& url : run.item->image_urls) intent->add_image_urls(url);
+  intent->set_callback_token(callback_token);
+  Append(std::move(record));
+}
+
+void Engine::RecordSubmitted(const ItemRun& run, const std::string& task_id, bool revealed) {
+  proto::Record record;
+  auto* submitted = record.mutable_submitted();
+  submitted->set_item_id(run.item->id);
+  submitted->set_task_id(task_id);
+  submitted->set_credits(run.price);
+  submitted->set_attempt(Snapshot(run)->attempt());
+  submitted->set_revealed_by_callback(revealed);
   Append(std::move(record));
 }
 
@@ -404,6 +389,11 @@ net::awaitable<bool> Engine::HaltableSleep(Clock::duration duration) {
 // The submit loop: one lifecycle per item, at most max_in_flight tasks open at once.
 
 net::awaitable<void> Engine::SubmitLoop() {
+  // Open intents of an earlier run wait for their callbacks (they hold credits already).
+  for (std::size_t index : recover_) {
+    if (halted_ || !co_await in_flight_.Acquire(&halt_signal_)) co_return;
+    group_.Spawn(Lifecycle(index, true, Entry::kRecover));
+  }
   // Items already submitted or completed are finished first; they cost nothing more.
   for (std::size_t index : resume_) {
     if (halted_) co_return;
@@ -415,7 +405,7 @@ net::awaitable<void> Engine::SubmitLoop() {
       if (got_permit) in_flight_.Release();
       co_return;
     }
-    group_.Spawn(Lifecycle(index, got_permit, false));
+    group_.Spawn(Lifecycle(index, got_permit, Entry::kResume));
   }
   for (std::size_t index : fresh_) {
     while (true) {
@@ -446,22 +436,35 @@ net::awaitable<void> Engine::SubmitLoop() {
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
       co_await budget_changed_.Wait();
     }
-    group_.Spawn(Lifecycle(index, true, true));
+    group_.Spawn(Lifecycle(index, true, Entry::kSubmit));
   }
 }
 
-net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, bool reserved) {
+net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, Entry entry) {
   const ItemRun& run = runs_[index];
-  bool resumed = !reserved;
   auto release = [&] {
     if (holds_permit) in_flight_.Release();
     holds_permit = false;
   };
+  // A resumed task may be long finished: its first poll goes out at once.
+  bool resumed = entry == Entry::kResume;
+  // Submit again after a failed task (refunded by the API) or an abandoned intent, within the
+  // item's attempts and the budget; otherwise it stays queued for the next run.
+  auto resubmit = [&]() {
+    if (submitting_stopped_ || halted_ || !Reserve(run)) return false;
+    entry = Entry::kSubmit;
+    return true;
+  };
   while (true) {
-    if (reserved) {
-      reserved = false;
-      const SubmitOutcome outcome = co_await SendSubmit(run);
-      if (outcome != SubmitOutcome::kSubmitted) {
+    // The one switch: the step this item is at. Each step records what it learned before the
+    // next is chosen, so a crash anywhere resumes at the right step.
+    if (entry == Entry::kRecover) {
+      entry = Entry::kResume;
+      if (co_await Recover(run) == SubmitOutcome::kFailedItem && resubmit()) continue;
+    }
+    if (entry == Entry::kSubmit) {
+      entry = Entry::kResume;
+      if (co_await SendSubmit(run) != SubmitOutcome::kSubmitted) {
         release();
         co_return;
       }
@@ -470,7 +473,7 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, boo
     const proto::ItemSnapshot* snapshot = Snapshot(run);
     const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
     if (phase == proto::ItemSnapshot::SUBMITTED) {
-      const PollOutcome outcome = co_await Poll(run, resumed);
+      const PollOutcome outcome = co_await AwaitTask(run, resumed);
       resumed = false;
       if (outcome == PollOutcome::kStillOpen || outcome == PollOutcome::kGaveUp) {
         release();
@@ -487,12 +490,9 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, boo
           release();
           co_return;
         }
-        if (submitting_stopped_ || halted_ || !Reserve(run)) {
-          release();  // stays queued for the next run
-          co_return;
-        }
-        reserved = true;  // resubmit: the API refunded the failed task
-        continue;
+        if (resubmit()) continue;
+        release();  // stays queued for the next run
+        co_return;
       }
       release();  // the task is finished: its slot can go to a new submission
       continue;
@@ -503,7 +503,7 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, boo
       co_return;
     }
     release();
-    co_return;  // DONE, GAVE_UP or QUEUED: nothing more this run
+    co_return;  // DONE, GAVE_UP, QUEUED or an intent still open: nothing more this run
   }
 }
 
@@ -511,13 +511,21 @@ net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, boo
 // Submit: credits are reserved; the intent is recorded, durably, right before the POST.
 
 net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
-  const std::string body = api::EncodeSubmit(*run.item, config_.api.model);
   bool intent_open = false;  // recorded and not yet resolved
+  // Each intent has its own callback token (with callbacks on), so that a callback names the
+  // submission that created its task; the body carries the token's URL.
+  std::string token;
+  std::string body = api::EncodeSubmit(*run.item, config_.api.model);
+  auto close_intent = [&]() {
+    intent_open = false;
+    if (!token.empty()) watcher_.Forget(token);
+    token.clear();
+  };
   // Leaves the item queued: drops the reservation, or records that the open intent was not sent.
   auto give_back = [&](const std::string& code, const std::string& message) {
     if (intent_open) {
       RecordNotSent(run, code, message);
-      intent_open = false;
+      close_intent();
     } else {
       Unreserve(run);
     }
@@ -527,13 +535,23 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
   // intent is abandoned: its credits stay counted as spent and a resubmission is a possible
   // duplicate. Returns whether to submit again (credits reserved anew within the budget).
   unsigned failures = 0;
+  std::optional<std::string> revealed;  // the task id a callback told, for a lost answer
   auto outcome_unknown = [&](const std::string& why) -> net::awaitable<bool> {
     ++failures;
+    if (!token.empty() && !halted_) {
+      // With callbacks, the task (if the POST created one) names itself when it finishes: wait
+      // for that rather than pay again.
+      LogWarning("item " + run.item->id + ": submit outcome unknown (" + why +
+                 "); waiting up to callbacks.reveal_wait_s for its callback");
+      revealed = co_await watcher_.AwaitReveal(
+          token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
+      if (revealed) co_return false;
+    }
     proto::Record record;
     record.mutable_intent_abandoned()->set_item_id(run.item->id);
     record.mutable_intent_abandoned()->set_reason(why);
     Append(std::move(record));
-    intent_open = false;
+    close_intent();
     LogWarning("item " + run.item->id + ": submit outcome unknown (" + why +
                "); its credits stay counted and a resubmission counts as a possible duplicate");
     const bool exhausted = failures >= config_.retry.max_attempts;
@@ -547,6 +565,18 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       co_return false;
     }
     co_return true;
+  };
+  // The task is known (from the answer, or revealed by its callback): recorded, durably.
+  auto submitted = [&](const std::string& task_id, bool by_callback) -> net::awaitable<SubmitOutcome> {
+    if (!token.empty()) watcher_.Bind(token, task_id);
+    RecordSubmitted(run, task_id, by_callback);
+    intent_open = false;
+    if (by_callback) {
+      LogInfo("item " + run.item->id + ": its callback named task " + task_id +
+              "; not submitted again");
+    }
+    if (!co_await Commit()) co_return SubmitOutcome::kStopped;
+    co_return SubmitOutcome::kSubmitted;
   };
   auto backoff = [&]() {
     return ToDuration(retry_budget_.TryWithdraw() ? backoff_.Delay(failures - 1)
@@ -568,11 +598,17 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
     auto gate = [&]() -> net::awaitable<bool> {
       if (!co_await limiter_.Acquire(&submit_signal_) || SubmitsCancelled()) co_return false;
       if (!intent_open) {
-        AppendIntent(run);
+        if (!token.empty()) watcher_.Expect(token);
+        AppendIntent(run, token);
         intent_open = true;
       }
       co_return co_await Commit() && !SubmitsCancelled();
     };
+    if (!intent_open && token.empty() && callbacks()) {
+      // A new intent, a new token: its URL goes in the body the gate's intent records.
+      token = util::RandomToken();
+      body = api::EncodeSubmit(*run.item, config_.api.model, CallbackUrl(token));
+    }
     retry_budget_.OnRequest();
     ++submissions_this_run_;
     auto result = co_await client_.Fetch(
@@ -590,8 +626,9 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       // top records that.
       if (!network->maybe_delivered && (SubmitsCancelled() || journal_.failed())) continue;
       if (network->maybe_delivered) {
-        if (!co_await outcome_unknown("no response to the submit: " + network->what))
-          co_return SubmitOutcome::kStopped;
+        if (!co_await outcome_unknown("no response to the submit: " + network->what)) {
+          co_return revealed ? co_await submitted(*revealed, true) : SubmitOutcome::kStopped;
+        }
       } else if (++failures >= config_.retry.max_attempts) {
         give_back("network_error", network->what);
         co_await Commit();
@@ -606,19 +643,13 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
     api::SubmitResult decoded =
         api::DecodeSubmitResponse(response.status, response.body, response.retry_after);
     if (auto* task_id = std::get_if<std::string>(&decoded)) {
-      proto::Record record;
-      auto* submitted = record.mutable_submitted();
-      submitted->set_item_id(run.item->id);
-      submitted->set_task_id(*task_id);
-      submitted->set_credits(run.price);
-      submitted->set_attempt(Snapshot(run)->attempt());
-      Append(std::move(record));
       spend_limited_since_.reset();
-      if (!co_await Commit()) co_return SubmitOutcome::kStopped;
-      co_return SubmitOutcome::kSubmitted;
+      co_return co_await submitted(*task_id, false);
     }
     if (auto* charged = std::get_if<api::PossiblyCharged>(&decoded)) {
-      if (!co_await outcome_unknown(charged->reason)) co_return SubmitOutcome::kStopped;
+      if (!co_await outcome_unknown(charged->reason)) {
+        co_return revealed ? co_await submitted(*revealed, true) : SubmitOutcome::kStopped;
+      }
       co_await SubmitSleep(backoff());
       continue;
     }
@@ -629,7 +660,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
     // crash while waiting to retry must not count it as a possible duplicate). The credits stay
     // reserved in memory for the next attempt, or are given back below.
     RecordNotSent(run, error.code, error.message);
-    intent_open = false;
+    close_intent();
     pending_reservations_ += run.price;
     switch (api::ReactionTo(error)) {
       case api::Reaction::kSlowDown:
@@ -679,7 +710,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
       case api::Reaction::kStopMisconfigured:
         Unreserve(run);
         co_await Commit();
-        Halt(StopReason::kMisconfigured, Misconfigured(error, "the submit"));
+        Halt(StopReason::kMisconfigured, MisconfiguredMessage(error, "the submit"));
         co_return SubmitOutcome::kStopped;
       case api::Reaction::kFailItem:
       case api::Reaction::kResubmit:
@@ -692,18 +723,21 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Poll: one coroutine per task, first poll near the typical completion time, then backoff.
+// Awaiting a task: the watcher settles it (poll or webhook); the verdict is recorded here.
 
-net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
-  const std::string task_id = Snapshot(run)->task_id();
-  const std::string target = api::TaskTarget(task_id);
-  const auto started = Clock::now();
-  const auto deadline = started + ToDuration(config_.polling.task_deadline_s);
-  Seconds delay =
-      resumed ? Seconds(0) : schedule_.FirstDelay(run.item->resolution) * backoff_.Jitter(0.1);
-  // Consecutive polls of this task that got no usable answer. Never a reason to pay again: while
-  // the task may still complete it is polled; an API that keeps failing is "API down".
-  unsigned failures = 0;
+net::awaitable<PollOutcome> Engine::AwaitTask(const ItemRun& run, bool resumed) {
+  const proto::ItemSnapshot* snapshot = Snapshot(run);
+  const std::string task_id = snapshot->task_id();
+  const std::string token = snapshot->callback_token();
+  if (callbacks() && !token.empty()) {
+    // A task of an earlier run (or an earlier attempt) still answers to its token.
+    watcher_.Expect(token);
+    watcher_.Bind(token, task_id);
+  }
+  // A named argument: GCC 12 destroys a braced temporary passed to a coroutine twice.
+  WatchedTask watched{.task_id = task_id, .resolution = run.item->resolution, .resumed = resumed};
+  const TaskVerdict verdict = co_await watcher_.Await(std::move(watched));
+  if (verdict.kind != TaskVerdict::Kind::kOpen && !token.empty()) watcher_.Forget(token);
   // `credits_unknown`: the task's charge is unknown (it vanished), so its credits stay spent.
   auto record_failed = [&](const std::string& code, const std::string& message,
                            bool credits_unknown) {
@@ -717,102 +751,74 @@ net::awaitable<PollOutcome> Engine::Poll(const ItemRun& run, bool resumed) {
     failed->set_credits_spent_unknown(credits_unknown);
     Append(std::move(record));
   };
-  auto failed_poll = [&](const std::string& what) {
-    if (++failures >= config_.retry.max_attempts) {
-      Halt(StopReason::kServerDown, "polling task " + task_id + " failed " +
-                                        std::to_string(failures) + " times in a row (" + what +
-                                        ")");
-      return false;
-    }
-    delay = backoff_.Delay(failures - 1) + Seconds(0.1);
-    return true;
-  };
-  while (true) {
-    if (co_await HaltableSleep(ToDuration(delay))) co_return PollOutcome::kStillOpen;
-    if (Clock::now() >= deadline) {
-      // Only the API saying `failed` or `task_not_found` frees an item for another payment.
-      LogWarning("item " + run.item->id + ": task " + task_id +
-                 " is not finished after polling.task_deadline_s; it stays submitted and the "
-                 "next run polls it again");
+  switch (verdict.kind) {
+    case TaskVerdict::Kind::kOpen:
       co_return PollOutcome::kStillOpen;
-    }
-    retry_budget_.OnRequest();
-    auto result = co_await client_.Fetch(
-        ApiRequest(http::Request::Method::kGet, target, ""),
-        ToDuration(config_.timeouts.request_s), kApiBodyLimit,
-        [this]() { return limiter_.Acquire(&halt_signal_); }, &halt_signal_);
-    if (halted_) co_return PollOutcome::kStillOpen;
-    if (auto* network = std::get_if<http::NetworkError>(&result)) {
-      if (network->permanent) {
-        Halt(StopReason::kMisconfigured, network->what);
-        co_return PollOutcome::kStillOpen;
+    case TaskVerdict::Kind::kCompleted: {
+      const api::TaskStatus& task = verdict.status;
+      proto::Record record;
+      auto* completed = record.mutable_completed();
+      completed->set_item_id(run.item->id);
+      completed->set_task_id(task_id);
+      for (const std::string& url : task.urls) completed->add_urls(url);
+      Append(std::move(record));
+      if (task.output_problem != api::TaskStatus::OutputProblem::kNone) {
+        // Completed (and so charged), but with nothing usable: the item fails with its own
+        // code rather than being paid for again.
+        RecordGaveUp(run, std::string(api::OutputProblemCode(task.output_problem)),
+                     "task " + task_id + ": " + api::DescribeOutputProblem(task));
+        co_await Commit();
+        co_return PollOutcome::kGaveUp;
       }
-      if (!failed_poll(network->what)) co_return PollOutcome::kStillOpen;
-      continue;
+      if (!co_await Commit()) co_return PollOutcome::kStillOpen;
+      co_return PollOutcome::kCompleted;
     }
-    const http::Response& response = std::get<http::Response>(result);
-    api::TaskResult decoded =
-        api::DecodeTaskResponse(response.status, response.body, response.retry_after);
-    if (auto* task = std::get_if<api::TaskStatus>(&decoded)) {
-      failures = 0;
-      switch (task->state) {
-        case api::TaskStatus::State::kPending:
-        case api::TaskStatus::State::kProcessing:
-          delay = schedule_.NextDelay(delay) * backoff_.Jitter(0.2);
-          continue;
-        case api::TaskStatus::State::kCompleted: {
-          // A resumed task's start is unknown here: it would understate the typical duration.
-          if (!resumed) schedule_.RecordCompletion(run.item->resolution, Clock::now() - started);
-          proto::Record record;
-          auto* completed = record.mutable_completed();
-          completed->set_item_id(run.item->id);
-          completed->set_task_id(task_id);
-          for (const std::string& url : task->urls) completed->add_urls(url);
-          Append(std::move(record));
-          if (task->output_problem != api::TaskStatus::OutputProblem::kNone) {
-            // Completed (and so charged), but with nothing usable: the item fails with its own
-            // code rather than being paid for again.
-            RecordGaveUp(run, std::string(api::OutputProblemCode(task->output_problem)),
-                         "task " + task_id + ": " + api::DescribeOutputProblem(*task));
-            co_await Commit();
-            co_return PollOutcome::kGaveUp;
-          }
-          if (!co_await Commit()) co_return PollOutcome::kStillOpen;
-          co_return PollOutcome::kCompleted;
-        }
-        case api::TaskStatus::State::kFailed: {
-          // api.md: the credits of a failed task are refunded automatically.
-          record_failed(task->error_code, task->error_message, false);
-          LogWarning("item " + run.item->id + ": task " + task_id + " failed: " + task->error_code +
-                     ": " + task->error_message);
-          if (!co_await Commit()) co_return PollOutcome::kStillOpen;
-          co_return PollOutcome::kTaskFailed;
-        }
-      }
+    case TaskVerdict::Kind::kFailed: {
+      // api.md: the credits of a failed task are refunded automatically.
+      const api::TaskStatus& task = verdict.status;
+      record_failed(task.error_code, task.error_message, false);
+      LogWarning("item " + run.item->id + ": task " + task_id + " failed: " + task.error_code +
+                 ": " + task.error_message);
+      if (!co_await Commit()) co_return PollOutcome::kStillOpen;
+      co_return PollOutcome::kTaskFailed;
     }
-    const api::ApiError& error = std::get<api::ApiError>(decoded);
-    switch (api::ReactionTo(error)) {
-      case api::Reaction::kSlowDown:
-        limiter_.OnRateLimited(error.retry_after_s);
-        delay = Seconds(0);
-        continue;
-      case api::Reaction::kStopRun:
-        Halt(StopReason::kAuth, error.code + ": " + error.message);
-        co_return PollOutcome::kStillOpen;
-      case api::Reaction::kStopMisconfigured:
-        Halt(StopReason::kMisconfigured, Misconfigured(error, "polling"));
-        co_return PollOutcome::kStillOpen;
-      case api::Reaction::kResubmit: {
-        // The API says the task does not exist; whether it was charged is unknown.
-        record_failed(error.code, error.message, true);
-        if (!co_await Commit()) co_return PollOutcome::kStillOpen;
-        co_return PollOutcome::kTaskFailed;
-      }
-      default:
-        if (!failed_poll(error.code + ": " + error.message)) co_return PollOutcome::kStillOpen;
-        continue;
-    }
+    case TaskVerdict::Kind::kNotFound:
+      // The API says the task does not exist; whether it was charged is unknown.
+      record_failed(verdict.error.code, verdict.error.message, true);
+      if (!co_await Commit()) co_return PollOutcome::kStillOpen;
+      co_return PollOutcome::kTaskFailed;
   }
+  co_return PollOutcome::kStillOpen;
+}
+
+// An intent an earlier run left open (it stopped between recording the intent and its outcome):
+// the POST may have created a task. With its callback token, the task names itself when it
+// finishes; only when no callback comes in time is the intent abandoned (a possible duplicate)
+// and the item submitted again.
+net::awaitable<SubmitOutcome> Engine::Recover(const ItemRun& run) {
+  const std::string token = Snapshot(run)->callback_token();
+  watcher_.Expect(token);
+  LogInfo("item " + run.item->id +
+          ": its last submit's outcome was not recorded; waiting up to "
+          "callbacks.reveal_wait_s for its callback");
+  auto task_id = co_await watcher_.AwaitReveal(
+      token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
+  if (task_id) {
+    RecordSubmitted(run, *task_id, true);
+    LogInfo("item " + run.item->id + ": its callback named task " + *task_id +
+            "; not submitted again");
+    co_return co_await Commit() ? SubmitOutcome::kSubmitted : SubmitOutcome::kStopped;
+  }
+  watcher_.Forget(token);
+  if (halted_) co_return SubmitOutcome::kStopped;  // still open: the next run waits again
+  proto::Record record;
+  record.mutable_intent_abandoned()->set_item_id(run.item->id);
+  record.mutable_intent_abandoned()->set_reason(
+      "the previous run stopped before the submit's outcome was recorded, and no callback "
+      "named its task within callbacks.reveal_wait_s");
+  Append(std::move(record));
+  co_await Commit();
+  co_return SubmitOutcome::kFailedItem;  // queued again: the caller decides whether to submit
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -973,6 +979,53 @@ net::awaitable<void> Engine::LogBalance() {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+TaskWatcherOptions Engine::WatcherOptions(const config::Config& config) {
+  TaskWatcherOptions options;
+  options.first_poll = Seconds(config.polling.first_poll_s);
+  options.max_interval = Seconds(config.polling.max_interval_s);
+  options.task_deadline = Seconds(config.polling.task_deadline_s);
+  options.request_timeout = Seconds(config.timeouts.request_s);
+  options.retry_base = Seconds(config.retry.base_delay_s);
+  options.retry_max = Seconds(config.retry.max_delay_s);
+  options.max_failed_polls = config.retry.max_attempts;
+  if (!config.callbacks.public_url.empty()) {
+    options.callback_safety_poll = Seconds(config.callbacks.safety_poll_s);
+  }
+  return options;
+}
+
+std::string Engine::CallbackUrl(const std::string& token) const {
+  std::string base = config_.callbacks.public_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/" + token;
+}
+
+// The receiver takes the token from the last segment of the path, whatever comes before it: a
+// reverse proxy may keep or strip its own prefix.
+http::Reply Engine::OnReceiverRequest(const http::IncomingRequest& request) {
+  if (request.method != "POST") return {405, "POST only\n"};
+  std::string_view path = request.target;
+  path = path.substr(0, path.find('?'));
+  const std::string_view token = path.substr(path.rfind('/') + 1);
+  if (token.size() != 32 || token.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    return {404, "unknown callback\n"};
+  }
+  const int status = watcher_.OnCallback(token, request.body);
+  switch (status) {
+    case 200:
+      return {200, "ok\n"};
+    case 400:
+      return {400, "the body is not a task in the shape of the query response\n"};
+    case 409:
+      return {409, "the body names another task than this callback's\n"};
+    default:
+      return {404, "unknown callback\n"};
+  }
+}
+
 std::string Engine::ProgressLine() const {
   const journal::Totals& totals = journal_.state().totals();
   std::size_t done = 0, failed = 0, in_flight = 0;
@@ -1083,7 +1136,12 @@ net::awaitable<int> Engine::Run() {
     switch (phase) {
       case proto::ItemSnapshot::INTENT: {
         // Interrupted between recording the intent and recording its outcome: the POST may have
-        // gone out. Counted as a possible duplicate; submitted again.
+        // gone out. With a callback token, its task may still name itself (Recover); otherwise
+        // it counts as a possible duplicate and is submitted again.
+        if (callbacks() && !snapshot->callback_token().empty()) {
+          recover_.push_back(index);
+          break;
+        }
         proto::Record record;
         record.mutable_intent_abandoned()->set_item_id(item.id);
         record.mutable_intent_abandoned()->set_reason(
@@ -1182,6 +1240,21 @@ net::awaitable<int> Engine::Run() {
                ? " of a budget of " + std::to_string(*config_.limits.budget_credits)
                : std::string()));
 
+  if (callbacks()) {
+    receiver_.emplace(executor_,
+                      [this](const http::IncomingRequest& request) {
+                        return OnReceiverRequest(request);
+                      },
+                      http::ServerOptions{});
+    if (!receiver_->Listen(config_.callbacks.listen, error)) {
+      LogError("webhook receiver: " + error + " (callbacks.listen, --callback-listen)");
+      co_return 5;
+    }
+    LogInfo("webhook receiver listening on " + config_.callbacks.listen + "; callbacks go to " +
+            config_.callbacks.public_url + "/<token>");
+    background_.Spawn(receiver_->Run(receiver_stop_));
+  }
+
   net::signal_set signals(executor_, SIGINT, SIGTERM, SIGHUP);
   WatchSignals(signals);
 
@@ -1191,6 +1264,7 @@ net::awaitable<int> Engine::Run() {
   if (!halted_) group_.Spawn(SubmitLoop());
   co_await group_.Join();
   progress_stop_.Notify();
+  receiver_stop_.Trigger();
   co_await background_.Join();
   signals.cancel();
   grace_timer_.cancel();

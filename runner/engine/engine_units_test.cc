@@ -13,18 +13,50 @@ namespace {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
-TEST_CASE("poll schedule: first poll near the running median, then growing to the cap") {
+TEST_CASE("poll schedule: before anything is known, first_poll; a few probes poll early") {
   PollSchedule schedule(Seconds(8), Seconds(30));
-  CHECK(schedule.FirstDelay("1K").count() == doctest::Approx(8));
-  for (double took : {40.0, 42.0, 41.0, 300.0, 39.0})
-    schedule.RecordCompletion("2K", Seconds(took));
-  CHECK(schedule.Median("2K").count() == doctest::Approx(41));
-  CHECK(schedule.FirstDelay("2K").count() == doctest::Approx(30));  // capped
-  CHECK(schedule.FirstDelay("1K").count() == doctest::Approx(8));   // per resolution
-  schedule.RecordCompletion("1K", Seconds(0.001));
-  CHECK(schedule.FirstDelay("1K").count() == doctest::Approx(0.05));
-  CHECK(schedule.NextDelay(Seconds(4)).count() == doctest::Approx(6));
-  CHECK(schedule.NextDelay(Seconds(29)).count() == doctest::Approx(30));
+  CHECK_FALSE(schedule.Knows("1K"));
+  CHECK(schedule.FirstPoll("1K").count() == doctest::Approx(8));
+  for (int i = 0; i < PollSchedule::kProbes; ++i) CHECK(schedule.StartProbe("1K"));
+  CHECK_FALSE(schedule.StartProbe("1K"));  // the rest wait for the probes' lesson
+  CHECK(schedule.ProbeFirst().count() == doctest::Approx(1));
+  // Nothing known: each miss waits half as long again as the task has taken so far.
+  CHECK(schedule.NextPoll("1K", Seconds(4)).count() == doctest::Approx(2));
+  CHECK(schedule.NextPoll("1K", Seconds(100)).count() == doctest::Approx(30));  // the cap
+  schedule.Learn("1K", Seconds(3));
+  CHECK_FALSE(schedule.StartProbe("1K"));  // known now: no more probes
+}
+
+TEST_CASE("poll schedule: the first poll aims at the 90th percentile of what the API reported") {
+  PollSchedule schedule(Seconds(8), Seconds(30));
+  // Tasks of 2..6 s (whole seconds, as completed_at - created_at reports them): 100 of them.
+  for (int i = 0; i < 100; ++i) schedule.Learn("1K", Seconds(2 + i % 5));
+  CHECK(schedule.FirstPoll("1K").count() == doctest::Approx(6));
+  CHECK(schedule.Quantile("1K", 0.5)->count() == doctest::Approx(4));
+  // Far below the old estimate, which could never drop under the first poll's 8 s.
+  CHECK(schedule.FirstPoll("1K") < Seconds(8));
+  CHECK(schedule.FirstPoll("2K").count() == doctest::Approx(8));  // per resolution
+  // A task that missed is polled at the next landmark ahead, then backs off geometrically.
+  for (int i = 0; i < 100; ++i) schedule.Learn("2K", Seconds(i < 90 ? 10 : 20));
+  CHECK(schedule.FirstPoll("2K").count() == doctest::Approx(10).epsilon(0.2));
+  CHECK(schedule.NextPoll("2K", Seconds(11)).count() == doctest::Approx(9));  // to 20 s
+  CHECK(schedule.NextPoll("2K", Seconds(21)).count() == doctest::Approx(10.5));
+  // Sub-second tasks: polled at the floor, never in a busy loop.
+  PollSchedule fast(Seconds(8), Seconds(30));
+  for (int i = 0; i < 20; ++i) fast.Learn("1K", Seconds(0));
+  CHECK(fast.FirstPoll("1K").count() == doctest::Approx(0.05));
+  CHECK(fast.NextPoll("1K", Seconds(0.01)).count() == doctest::Approx(0.05));
+}
+
+TEST_CASE("poll schedule: few durations give the slowest seen; the window follows a slower API") {
+  PollSchedule schedule(Seconds(8), Seconds(60));
+  schedule.Learn("4K", Seconds(3));
+  schedule.Learn("4K", Seconds(5));
+  CHECK(schedule.FirstPoll("4K").count() == doctest::Approx(5));  // 2 samples: the slowest
+  for (std::size_t i = 0; i < PollSchedule::kWindow; ++i) schedule.Learn("4K", Seconds(40));
+  CHECK(schedule.FirstPoll("4K").count() == doctest::Approx(40));  // the old ones left
+  schedule.Learn("4K", Seconds(-1));  // no lesson
+  CHECK(schedule.samples("4K") == PollSchedule::kWindow);
 }
 
 TEST_CASE("rate limiter: many waiters are served at the rate, in order") {

@@ -102,6 +102,7 @@ void JournalState::Apply(const proto::Record& record) {
       *item.mutable_image_urls() = intent.image_urls();
       item.set_attempt(intent.attempt());
       item.set_credits(intent.credits());
+      item.set_callback_token(intent.callback_token());
       item.clear_task_id();
       item.clear_urls();
       item.clear_images();

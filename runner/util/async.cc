@@ -33,6 +33,14 @@ net::awaitable<bool> StopSignal::SleepFor(std::chrono::steady_clock::duration du
   co_return triggered_;
 }
 
+net::awaitable<bool> StopSignal::SleepOn(net::steady_timer& timer) {
+  if (triggered_) co_return true;
+  const auto position = timers_.insert(timers_.end(), &timer);
+  co_await timer.async_wait(kAsTuple);
+  if (!triggered_) timers_.erase(position);
+  co_return triggered_;
+}
+
 AsyncSemaphore::AsyncSemaphore(net::any_io_executor executor, std::size_t count)
     : executor_(std::move(executor)), count_(count) {}
 

@@ -35,6 +35,9 @@ class StopSignal {
   void AddChild(StopSignal& child) { children_.push_back(&child); }
   // Sleeps `duration`, or less if triggered meanwhile; true if triggered.
   boost::asio::awaitable<bool> SleepFor(std::chrono::steady_clock::duration duration);
+  // Waits on the caller's `timer` (already set to expire), which someone else may also cancel
+  // to wake the sleeper early (a webhook's arrival); a trigger cancels it too. True if triggered.
+  boost::asio::awaitable<bool> SleepOn(boost::asio::steady_timer& timer);
 
  private:
   friend class AsyncSemaphore;

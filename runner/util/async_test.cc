@@ -120,5 +120,24 @@ TEST_CASE("stop signal: a sleep ends early when triggered") {
   CHECK(woke);  // (without the trigger, io.run() would sleep for the hour)
 }
 
+TEST_CASE("stop signal: SleepOn wakes on the caller's cancel (false) or on a trigger (true)") {
+  net::io_context io;
+  StopSignal stop(io.get_executor());
+  net::steady_timer mine(io, std::chrono::hours(1));
+  net::steady_timer theirs(io, std::chrono::hours(1));
+  int woke_by_cancel = -1, woke_by_trigger = -1;
+  net::co_spawn(io, [&]() -> net::awaitable<void> { woke_by_cancel = co_await stop.SleepOn(mine); },
+                net::detached);
+  net::post(io, [&] { mine.cancel(); });
+  io.run();
+  CHECK(woke_by_cancel == 0);  // someone else's wake-up, not a stop
+  net::co_spawn(io, [&]() -> net::awaitable<void> { woke_by_trigger = co_await stop.SleepOn(theirs); },
+                net::detached);
+  net::post(io, [&] { stop.Trigger(); });
+  io.restart();
+  io.run();
+  CHECK(woke_by_trigger == 1);
+}
+
 }  // namespace
 }  // namespace nanobatch::util

@@ -1,9 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <set>
 #include <sstream>
 #include <string>
 
 #include "runner/util/input_error.h"
+#include "runner/util/random_token.h"
 #include "runner/util/sha256.h"
 #include "runner/util/utf8.h"
 
@@ -46,6 +48,17 @@ TEST_CASE("input errors: format is FILE:LINE: field: message, and the cap counts
   std::ostringstream out;
   errors.Print(out);
   CHECK(out.str() == "f:1: id: bad\nf:2: id: bad\n... and 3 more errors\n");
+}
+
+TEST_CASE("random tokens: 128 bits as 32 hex digits, never repeated") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string token = RandomToken();
+    CHECK(token.size() == 32);
+    CHECK(token.find_first_not_of("0123456789abcdef") == std::string::npos);
+    seen.insert(token);
+  }
+  CHECK(seen.size() == 1000);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ bazel-bin/tools/fake_api/fake_api --cert "$work/certs/server.pem" --key "$work/c
 simulator=$!
 for _ in $(seq 100); do [ -s "$work/ports.json" ] && break; sleep 0.1; done
 api_port=$(sed -E 's/.*"api_port": ([0-9]+).*/\1/' "$work/ports.json")
+file_port=$(sed -E 's/.*"file_port": ([0-9]+).*/\1/' "$work/ports.json")
 cat > "$work/config.yaml" <<YAML
 polling: {first_poll_s: 0.05, max_interval_s: 1}
 limits: {rate: 10000, burst: 1000, max_in_flight: $in_flight, max_downloads: 16}
@@ -30,7 +31,7 @@ YAML
 start=$(date +%s.%N)
 AIVIDEOAPI_API_KEY=sk-test /usr/bin/time -v bazel-bin/runner/nanobatch run --config "$work/config.yaml" \
   --manifest "$work/manifest.jsonl" --out "$work/out" --base-url "https://127.0.0.1:$api_port" \
-  --ca-file "$work/certs/ca.pem" --allow-download-host localhost 2>"$work/run.log" || true
+  --ca-file "$work/certs/ca.pem" --allow-download-host "localhost:$file_port" 2>"$work/run.log" || true
 end=$(date +%s.%N)
 user=$(grep 'User time' "$work/run.log" | awk '{print $NF}')
 sys=$(grep 'System time' "$work/run.log" | awk '{print $NF}')

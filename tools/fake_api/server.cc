@@ -13,6 +13,7 @@
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -206,6 +207,60 @@ net::awaitable<void> Listen(tcp::acceptor acceptor, ssl::context& tls, Simulator
   }
 }
 
+// POSTs one callback (http only: the receiver under test listens on loopback without TLS) and
+// tells the simulator what the receiver answered.
+net::awaitable<void> PostCallback(Callback callback, Simulator& simulator, bool log_requests) {
+  auto url = boost::urls::parse_absolute_uri(callback.url);
+  if (!url || url->scheme_id() != boost::urls::scheme::http) {
+    std::cerr << "fake_api: callback to " << callback.url << " not sent (http only)\n";
+    simulator.OnCallbackResult(0);
+    co_return;
+  }
+  const std::string host(url->encoded_host());
+  const std::string port = url->has_port() ? std::string(url->port()) : "80";
+  std::string target(url->encoded_path());
+  if (target.empty()) target = "/";
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  tcp::resolver resolver(stream.get_executor());
+  auto [resolve_error, endpoints] = co_await resolver.async_resolve(host, port, kAsTuple);
+  int status = 0;
+  if (!resolve_error) {
+    stream.expires_after(std::chrono::seconds(5));
+    auto [connect_error, connected] = co_await stream.async_connect(endpoints, kAsTuple);
+    if (!connect_error) {
+      http::request<http::string_body> request{http::verb::post, target, 11};
+      request.set(http::field::host, std::string(url->encoded_authority()));
+      request.set(http::field::content_type, "application/json");
+      request.set(http::field::user_agent, "nanobatch-fake-api");
+      request.body() = callback.body;
+      request.prepare_payload();
+      auto [write_error, written] = co_await http::async_write(stream, request, kAsTuple);
+      beast::flat_buffer buffer;
+      http::response<http::string_body> response;
+      if (!write_error) {
+        auto [read_error, read] = co_await http::async_read(stream, buffer, response, kAsTuple);
+        if (!read_error) status = response.result_int();
+      }
+    }
+  }
+  if (log_requests) std::cerr << "fake_api: callback " << target << " -> " << status << "\n";
+  simulator.OnCallbackResult(status);
+}
+
+// Sends the callbacks as they fall due (every 10 ms).
+net::awaitable<void> CallbackSender(Simulator& simulator, bool log_requests) {
+  net::steady_timer tick(co_await net::this_coro::executor);
+  while (true) {
+    for (Callback& callback : simulator.DueCallbacks(Clock::now())) {
+      net::co_spawn(co_await net::this_coro::executor,
+                    PostCallback(std::move(callback), simulator, log_requests), net::detached);
+    }
+    tick.expires_after(std::chrono::milliseconds(10));
+    auto [error] = co_await tick.async_wait(kAsTuple);
+    if (error) co_return;
+  }
+}
+
 tcp::acceptor Bind(net::io_context& io, const std::string& address, int port) {
   tcp::endpoint endpoint(net::ip::make_address(address), static_cast<unsigned short>(port));
   tcp::acceptor acceptor(io);
@@ -273,6 +328,12 @@ int Main(int argc, char** argv) {
                  "probability a poll is answered 200 with an HTML page");
   app.add_option("--drop-image-tail", options.drop_image_tail,
                  "serve image bodies this many bytes short of their end (a PNG without IEND)");
+  app.add_option("--callback-delay-ms", options.callback_delay_ms,
+                 "callbacks are POSTed this long after their task ends");
+  app.add_option("--p-callback-drop", options.p_callback_drop,
+                 "probability a task's callback is never sent");
+  app.add_option("--p-callback-duplicate", options.p_callback_duplicate,
+                 "probability a task's callback is sent twice");
   app.add_flag("--echo-authorization", settings.echo_authorization,
                "error messages quote the request's Authorization header (a key leak test)");
   if (const char* env_key = std::getenv("FAKE_API_KEY"); env_key != nullptr && *env_key) {
@@ -311,6 +372,7 @@ int Main(int argc, char** argv) {
     net::co_spawn(io, Listen(std::move(*file_acceptor), tls, simulator, true, settings),
                   net::detached);
   }
+  net::co_spawn(io, CallbackSender(simulator, settings.log_requests), net::detached);
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const beast::error_code&, int) { io.stop(); });
 

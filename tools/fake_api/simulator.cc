@@ -21,8 +21,10 @@ Clock::duration FromMs(double ms) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(ms));
 }
 
-std::int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
+// Milliseconds, so that created_at and completed_at are each rounded down from the true instants
+// as a real API's are (their difference is then an unbiased duration, not always the floor).
+std::int64_t UnixNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
@@ -118,6 +120,17 @@ void Simulator::Settle(Clock::time_point now) {
     Task& task = tasks_.at(unsettled_.top().second);
     unsettled_.pop();
     task.settled = true;
+    if (!task.callback_url.empty()) {
+      const auto delay = FromMs(options_.callback_delay_ms);
+      if (Chance(options_.p_callback_drop)) {
+        ++callbacks_dropped_;
+      } else {
+        callbacks_due_.emplace(task.done_at + delay, task.id);
+        if (Chance(options_.p_callback_duplicate)) {
+          callbacks_due_.emplace(task.done_at + delay + std::chrono::milliseconds(20), task.id);
+        }
+      }
+    }
     if (task.will_fail) {
       balance_ += task.credits;
       credits_refunded_ += task.credits;
@@ -194,6 +207,9 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
     return Error(400, "invalid_request", "invalid_request_error", "callback_url must be a string");
   }
 
+  const json::value* callback = request.if_contains("callback_url");
+  const std::string callback_url = callback ? std::string(callback->as_string()) : "";
+
   const std::uint32_t price = options_.prices.at(*resolution);
   if (options_.spend_limit > 0) {
     if (now - spend_window_start_ >= FromMs(options_.spend_window_s * 1000)) {
@@ -226,12 +242,13 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
   Task task;
   task.id = NewTaskId();
   task.prompt = std::string(*prompt);
+  task.callback_url = callback_url;
   task.resolution = *resolution;
   task.aspect_ratio = *aspect_ratio;
   task.output_format = *output_format;
   task.credits = price;
   task.created = now;
-  task.created_unix = UnixNow();
+  task.created_unix_ms = UnixNowMs();
   const double jitter = options_.latency_jitter > 0
                             ? std::uniform_real_distribution<double>(
                                   1 - options_.latency_jitter, 1 + options_.latency_jitter)(random_)
@@ -285,7 +302,8 @@ std::string Simulator::BadSubmitBody(const std::string& id) const {
 }
 
 std::string Simulator::TaskJson(const Task& task, Clock::time_point now) const {
-  json::object out{{"id", task.id}, {"model", api::kModel}, {"created_at", task.created_unix}};
+  json::object out{
+      {"id", task.id}, {"model", api::kModel}, {"created_at", task.created_unix_ms / 1000}};
   if (now < task.processing_at) {
     out["status"] = "pending";
   } else if (now < task.done_at) {
@@ -297,7 +315,7 @@ std::string Simulator::TaskJson(const Task& task, Clock::time_point now) const {
     out["status"] = "completed";
     const auto cost_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(task.done_at - task.created);
-    out["completed_at"] = task.created_unix + cost_ms.count() / 1000;
+    out["completed_at"] = (task.created_unix_ms + cost_ms.count()) / 1000;
     json::array urls;
     for (const std::string& url : task.urls) urls.emplace_back(url);
     out["output"] = json::object{
@@ -384,6 +402,28 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
   return reply;
 }
 
+std::vector<Callback> Simulator::DueCallbacks(Clock::time_point now) {
+  Settle(now);
+  std::vector<Callback> due;
+  while (!callbacks_due_.empty() && callbacks_due_.top().first <= now) {
+    const Task& task = tasks_.at(callbacks_due_.top().second);
+    callbacks_due_.pop();
+    ++callbacks_sent_;
+    due.push_back(Callback{task.callback_url, TaskJson(task, now)});
+  }
+  return due;
+}
+
+void Simulator::OnCallbackResult(int status) {
+  if (status == 0) {
+    ++callbacks_failed_;
+  } else if (status >= 200 && status < 300) {
+    ++callbacks_accepted_;
+  } else {
+    ++callbacks_refused_;
+  }
+}
+
 std::string Simulator::Stats(Clock::time_point now, bool detail) {
   Settle(now);
   std::uint64_t duplicates = 0;
@@ -416,6 +456,11 @@ std::string Simulator::Stats(Clock::time_point now, bool detail) {
       {"max_submissions_per_prompt", max_per_prompt},
       {"max_requests_in_1s", max_requests_in_1s_},
       {"bad_submit_bodies", bad_submit_bodies_},
+      {"callbacks_sent", callbacks_sent_},
+      {"callbacks_dropped", callbacks_dropped_},
+      {"callbacks_accepted", callbacks_accepted_},
+      {"callbacks_refused", callbacks_refused_},
+      {"callbacks_failed", callbacks_failed_},
       {"insufficient_credits_402", refused_402_},
       {"injected_garbage", injected_garbage_},
   };

@@ -63,7 +63,17 @@ struct Options {
                                          // deep-json long-id crlf-id slash-id
   double p_poll_garbage = 0;            // a poll answered 200 with an HTML page
   std::size_t drop_image_tail = 0;      // image bodies served this many bytes short of their end
+  // Webhooks: a task submitted with a callback_url is POSTed there this long after it ends ...
+  double callback_delay_ms = 0;
+  double p_callback_drop = 0;       // ... or never (a callback the API loses) ...
+  double p_callback_duplicate = 0;  // ... or twice (a retry, a replay)
   std::uint64_t seed = 1;
+};
+
+// A callback due to be POSTed (by the server shell) to `url`, with the task's query body.
+struct Callback {
+  std::string url;
+  std::string body;
 };
 
 struct Reply {
@@ -91,6 +101,10 @@ class Simulator {
   Reply Credits(std::string_view authorization, Clock::time_point now);
   // GET /images/<task>-<k>.<ext>; images are served without auth (api.md: public URLs).
   ImageReply Image(std::string_view path, Clock::time_point now);
+  // The callbacks due by `now` (settling the tasks that ended by then), in order.
+  std::vector<Callback> DueCallbacks(Clock::time_point now);
+  // What came of a callback's POST: the receiver's HTTP status, or 0 for a network failure.
+  void OnCallbackResult(int status);
   // GET /_stats: what the server saw, for tests; `detail` adds per-prompt and per-image maps.
   std::string Stats(Clock::time_point now, bool detail);
 
@@ -107,13 +121,14 @@ class Simulator {
     std::string output_format;
     std::uint32_t credits = 0;
     Clock::time_point created;
-    std::int64_t created_unix = 0;
+    std::int64_t created_unix_ms = 0;
     Clock::time_point processing_at;
     Clock::time_point done_at;
     bool will_fail = false;
     bool settled = false;   // refund applied (failed) or spend final (completed)
     bool vanished = false;  // answered 404 task_not_found from then on
     std::vector<std::string> urls;
+    std::string callback_url;
   };
 
   // Checks shared by every /v1 request: auth, IP, rate limit, injected 429s.
@@ -133,6 +148,10 @@ class Simulator {
   std::priority_queue<std::pair<Clock::time_point, std::string>,
                       std::vector<std::pair<Clock::time_point, std::string>>, std::greater<>>
       unsettled_;
+  // Callbacks not yet due, soonest first: (due, task id).
+  std::priority_queue<std::pair<Clock::time_point, std::string>,
+                      std::vector<std::pair<Clock::time_point, std::string>>, std::greater<>>
+      callbacks_due_;
   std::int64_t balance_;
   // Token bucket of the server-side rate limit.
   double tokens_;
@@ -161,6 +180,11 @@ class Simulator {
   std::uint64_t bad_submit_bodies_ = 0;
   std::uint64_t refused_402_ = 0;
   std::uint64_t injected_garbage_ = 0;
+  std::uint64_t callbacks_sent_ = 0;
+  std::uint64_t callbacks_dropped_ = 0;
+  std::uint64_t callbacks_accepted_ = 0;  // answered 2xx
+  std::uint64_t callbacks_refused_ = 0;   // answered otherwise
+  std::uint64_t callbacks_failed_ = 0;    // no answer
   std::size_t max_requests_in_1s_ = 0;
   std::map<std::string, std::uint64_t> submissions_by_prompt_;
   std::map<std::string, std::string> image_sha256_;  // path -> sha256 of the bytes served

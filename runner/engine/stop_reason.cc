@@ -1,0 +1,43 @@
+#include "runner/engine/stop_reason.h"
+
+namespace nanobatch::engine {
+
+const char* Describe(StopReason reason) {
+  switch (reason) {
+    case StopReason::kNone:
+      return "none";
+    case StopReason::kBudget:
+      return "the credit budget is reached";
+    case StopReason::kCredits:
+      return "the account has insufficient credits (402)";
+    case StopReason::kSpendLimit:
+      return "the key's spend limit stayed reached (429 spend_limit_exceeded)";
+    case StopReason::kServerDown:
+      return "the API kept failing (5xx or network errors)";
+    case StopReason::kMisconfigured:
+      return "a configuration problem that no retry can cure; fix it and run the same command "
+             "again";
+    case StopReason::kDownloadPolicy:
+      return "image downloads keep being refused by the download policy; the paid images stay "
+             "recorded and are downloaded by the next run once the host is allowed";
+    case StopReason::kSignal:
+      return "a signal asked to stop";
+    case StopReason::kAuth:
+      return "the API refused the credentials or the caller (401/403)";
+    case StopReason::kDisk:
+      return "the output directory cannot be written (free disk space or fix its permissions, "
+             "then run the same command again)";
+  }
+  return "unknown";
+}
+
+std::string MisconfiguredMessage(const api::ApiError& error, std::string_view request) {
+  const std::string what = error.code + ": " + error.message;
+  if (error.kind == api::ErrorKind::kModelNotFound) {
+    return what + "; every item would fail alike: check api.model";
+  }
+  return std::string(request) + " was answered HTTP " + std::to_string(error.http_status) +
+         " with no API error in the body; is --base-url (api.base_url) the API? (" + what + ")";
+}
+
+}  // namespace nanobatch::engine

@@ -1,0 +1,36 @@
+#pragma once
+// Why a run (or a job) stops early, and the sentence that tells the user what to change. One
+// enum for every part of the engine that can decide to stop (the submitter, the task watcher,
+// downloads, signals), so the exit status follows from it alone.
+//
+// Example:
+//   halt(StopReason::kServerDown, "polling task t1 failed 5 times in a row");
+//   LogWarning(std::string("stopping: ") + Describe(reason));
+
+#include <string>
+#include <string_view>
+
+#include "runner/api/codec.h"
+
+namespace nanobatch::engine {
+
+enum class StopReason {
+  kNone,
+  kBudget,
+  kCredits,
+  kSpendLimit,
+  kServerDown,
+  kMisconfigured,   // exit 5: TLS verification, a base URL that is not the API, model_not_found
+  kDownloadPolicy,  // exit 5: image hosts refused by download.allowed_hosts, again and again
+  kSignal,
+  kAuth,
+  kDisk
+};
+
+const char* Describe(StopReason reason);
+
+// The stop message for an answer that is no API error (api::Reaction::kStopMisconfigured);
+// `request` names what was answered ("the submit", "polling").
+std::string MisconfiguredMessage(const api::ApiError& error, std::string_view request);
+
+}  // namespace nanobatch::engine

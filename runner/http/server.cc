@@ -1,0 +1,173 @@
+#include "runner/http/server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <list>
+
+
+namespace nanobatch::http {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+
+constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
+
+// An exception escaping a connection's coroutine is a bug: it leaves io_context::run(), and main
+// reports it (exit 70), rather than being dropped.
+void Rethrow(std::exception_ptr failure) {
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(net::any_io_executor executor, Handler handler, ServerOptions options)
+      : executor(executor),
+        handler(std::move(handler)),
+        options(options),
+        acceptor(executor),
+        sessions_done(executor) {}
+
+  net::awaitable<void> Session(beast::tcp_stream& stream) {
+    beast::flat_buffer buffer;
+    while (true) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(options.max_body);
+      parser.header_limit(16 * 1024);
+      stream.expires_after(options.read_timeout);
+      auto [read_error, read_bytes] = co_await bhttp::async_read(stream, buffer, parser, kAsTuple);
+      if (read_error == bhttp::error::body_limit) {
+        bhttp::response<bhttp::string_body> too_big{bhttp::status::payload_too_large, 11};
+        too_big.body() = "request body too large\n";
+        too_big.keep_alive(false);
+        too_big.prepare_payload();
+        stream.expires_after(options.read_timeout);
+        co_await bhttp::async_write(stream, too_big, kAsTuple);
+        co_return;
+      }
+      if (read_error) co_return;  // closed, timed out, or not HTTP: nothing to answer
+      auto& request = parser.get();
+      IncomingRequest incoming;
+      incoming.method = std::string(request.method_string());
+      incoming.target = std::string(request.target());
+      incoming.body = std::move(request.body());
+      if (auto it = request.find(bhttp::field::authorization); it != request.end()) {
+        incoming.authorization = std::string(it->value());
+      }
+      const Reply reply = handler(incoming);
+      bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(reply.status),
+                                                   request.version()};
+      response.set(bhttp::field::server, "nanobatch");
+      response.set(bhttp::field::content_type, reply.content_type);
+      response.keep_alive(request.keep_alive());
+      response.body() = reply.body;
+      response.prepare_payload();
+      stream.expires_after(options.read_timeout);
+      auto [write_error, written] = co_await bhttp::async_write(stream, response, kAsTuple);
+      if (write_error || !response.keep_alive()) co_return;
+    }
+  }
+
+  net::any_io_executor executor;
+  Handler handler;
+  ServerOptions options;
+  tcp::acceptor acceptor;
+  std::list<beast::tcp_stream*> open;
+  util::AsyncEvent sessions_done;
+};
+
+Server::Server(net::any_io_executor executor, Handler handler, ServerOptions options)
+    : impl_(std::make_unique<Impl>(executor, std::move(handler), options)) {}
+
+Server::~Server() = default;
+
+bool Server::Listen(const std::string& address, std::string& error) {
+  // "IP:PORT" or "[V6]:PORT"; port 0 asks the kernel for a free one.
+  const auto colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
+  const std::string port_text = colon == std::string::npos ? "" : address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const auto [end, parse_error] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (host.empty() || port_text.empty() || parse_error != std::errc() ||
+      end != port_text.data() + port_text.size() || port > 65535) {
+    error = "\"" + address + "\" is not IP:PORT";
+    return false;
+  }
+  boost::system::error_code code;
+  const auto ip = net::ip::make_address(host, code);
+  if (code) {
+    error = "\"" + host + "\" is not an IP address";
+    return false;
+  }
+  const tcp::endpoint endpoint(ip, static_cast<std::uint16_t>(port));
+  auto& acceptor = impl_->acceptor;
+  if (acceptor.open(endpoint.protocol(), code); !code) {
+    acceptor.set_option(net::socket_base::reuse_address(true), code);
+    if (acceptor.bind(endpoint, code); !code) acceptor.listen(net::socket_base::max_listen_connections, code);
+  }
+  if (code) {
+    error = "cannot listen on " + address + ": " + code.message();
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    return false;
+  }
+  return true;
+}
+
+std::uint16_t Server::port() const {
+  boost::system::error_code error;
+  const auto endpoint = impl_->acceptor.local_endpoint(error);
+  return error ? 0 : endpoint.port();
+}
+
+net::awaitable<void> Server::Run(util::StopSignal& stop) {
+  Impl& impl = *impl_;
+  std::size_t sessions = 0;
+  // The stop signal wakes this watcher, which closes the acceptor and every connection.
+  net::co_spawn(
+      impl.executor,
+      [&]() -> net::awaitable<void> {
+        co_await stop.SleepFor(std::chrono::hours(24 * 365 * 100));
+        boost::system::error_code ignored;
+        impl.acceptor.close(ignored);
+        for (beast::tcp_stream* stream : impl.open) stream->socket().close(ignored);
+      },
+      net::detached);
+  while (!stop.triggered()) {
+    auto [error, socket] = co_await impl.acceptor.async_accept(kAsTuple);
+    if (error) {
+      if (stop.triggered() || error == net::error::operation_aborted ||
+          error == net::error::bad_descriptor) {
+        break;
+      }
+      continue;  // a connection that failed on its way in (reset, too many files): go on
+    }
+    if (sessions >= impl.options.max_connections) continue;  // dropped: the peer retries
+    ++sessions;
+    net::co_spawn(
+        impl.executor,
+        [&impl, &sessions, socket = std::move(socket)]() mutable -> net::awaitable<void> {
+          beast::tcp_stream stream(std::move(socket));
+          const auto position = impl.open.insert(impl.open.end(), &stream);
+          co_await impl.Session(stream);
+          impl.open.erase(position);
+          boost::system::error_code ignored;
+          stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+          --sessions;
+          impl.sessions_done.Notify();
+        },
+        Rethrow);
+  }
+  while (sessions > 0) co_await impl.sessions_done.Wait();
+}
+
+}  // namespace nanobatch::http

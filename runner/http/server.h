@@ -1,0 +1,63 @@
+#pragma once
+// Server: a small plain-HTTP/1.1 server on the engine's event loop, for the webhook receiver now
+// and the daemon's API later (production puts a TLS-terminating proxy in front). One coroutine
+// per connection, keep-alive, a deadline on every read and write, request bodies capped, a cap
+// on open connections; the handler is synchronous (the loop is single-threaded, so it may touch
+// the engine's state directly) and never sees a request that failed to parse.
+//
+// Example:
+//   Server server(executor, [](const IncomingRequest& r) { return Reply{200, "ok\n"}; }, {});
+//   if (!server.Listen("127.0.0.1:8751", error)) ...;
+//   co_await server.Run(stop);   // until `stop` is triggered; then every connection is closed
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "runner/util/async.h"
+
+namespace nanobatch::http {
+
+struct IncomingRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as sent: path and query
+  std::string body;
+  std::string authorization;  // the Authorization header, if any
+};
+
+struct Reply {
+  int status = 200;
+  std::string body;
+  std::string content_type = "text/plain; charset=utf-8";
+};
+
+struct ServerOptions {
+  std::size_t max_body = 64 * 1024;
+  std::chrono::steady_clock::duration read_timeout = std::chrono::seconds(10);
+  std::size_t max_connections = 256;
+};
+
+class Server {
+ public:
+  using Handler = std::function<Reply(const IncomingRequest&)>;
+  Server(boost::asio::any_io_executor executor, Handler handler, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds `address` ("HOST:PORT", "[V6]:PORT"; port 0 picks one). False with `error` otherwise.
+  bool Listen(const std::string& address, std::string& error);
+  std::uint16_t port() const;
+  // Serves until `stop` is triggered, then closes every connection and returns.
+  boost::asio::awaitable<void> Run(util::StopSignal& stop);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nanobatch::http

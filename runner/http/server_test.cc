@@ -1,0 +1,97 @@
+#include "runner/http/server.h"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace nanobatch::http {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using namespace std::chrono_literals;
+constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
+
+// One request over a fresh connection; the status (0 when no answer) and body.
+net::awaitable<std::pair<int, std::string>> Send(std::uint16_t port, bhttp::verb verb,
+                                                 std::string target, std::string body) {
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  stream.expires_after(5s);
+  auto [connect_error] = co_await stream.async_connect(
+      net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), kAsTuple);
+  if (connect_error) co_return std::pair{0, std::string()};
+  bhttp::request<bhttp::string_body> request{verb, target, 11};
+  request.set(bhttp::field::host, "127.0.0.1");
+  request.set(bhttp::field::authorization, "Bearer t");
+  request.body() = std::move(body);
+  request.prepare_payload();
+  auto [write_error, written] = co_await bhttp::async_write(stream, request, kAsTuple);
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> response;
+  auto [read_error, read] = co_await bhttp::async_read(stream, buffer, response, kAsTuple);
+  if (read_error) co_return std::pair{0, std::string()};
+  co_return std::pair{static_cast<int>(response.result_int()), response.body()};
+}
+
+TEST_CASE("server: requests reach the handler; big bodies get 413; a stop ends Run") {
+  net::io_context io(1);
+  std::vector<IncomingRequest> seen;
+  Server server(
+      io.get_executor(),
+      [&](const IncomingRequest& request) {
+        seen.push_back(request);
+        return Reply{request.method == "POST" ? 201 : 200, "got " + request.target};
+      },
+      ServerOptions{.max_body = 1024});
+  std::string error;
+  REQUIRE(server.Listen("127.0.0.1:0", error));
+  REQUIRE(server.port() != 0);
+  util::StopSignal stop(io.get_executor());
+  bool ran_out = false;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        co_await server.Run(stop);
+        ran_out = true;
+      },
+      net::detached);
+  std::vector<std::pair<int, std::string>> answers;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        answers.push_back(co_await Send(server.port(), bhttp::verb::post, "/hooks/abc", "{}"));
+        answers.push_back(co_await Send(server.port(), bhttp::verb::get, "/x?y=1", ""));
+        answers.push_back(
+            co_await Send(server.port(), bhttp::verb::post, "/big", std::string(4096, 'x')));
+        stop.Trigger();
+      },
+      net::detached);
+  for (int i = 0; i < 500 && !ran_out; ++i) io.run_for(10ms);
+  CHECK(ran_out);
+  REQUIRE(answers.size() == 3);
+  CHECK(answers[0] == std::pair{201, std::string("got /hooks/abc")});
+  CHECK(answers[1] == std::pair{200, std::string("got /x?y=1")});
+  CHECK(answers[2].first == 413);
+  REQUIRE(seen.size() == 2);  // the oversized request never reached the handler
+  CHECK(seen[0].body == "{}");
+  CHECK(seen[0].authorization == "Bearer t");
+}
+
+TEST_CASE("server: Listen refuses what is not IP:PORT, and a port in use") {
+  net::io_context io(1);
+  Server first(io.get_executor(), [](const IncomingRequest&) { return Reply{}; }, {});
+  Server second(io.get_executor(), [](const IncomingRequest&) { return Reply{}; }, {});
+  std::string error;
+  CHECK_FALSE(first.Listen("localhost:80x", error));
+  CHECK_FALSE(first.Listen("example.com:8080", error));
+  CHECK(error.find("not an IP address") != std::string::npos);
+  REQUIRE(first.Listen("127.0.0.1:0", error));
+  CHECK_FALSE(second.Listen("127.0.0.1:" + std::to_string(first.port()), error));
+  CHECK(error.find("cannot listen") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace nanobatch::http
