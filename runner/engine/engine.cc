@@ -58,8 +58,10 @@ enum class SubmitOutcome { kSubmitted, kFailedItem, kStopped };
 // stopping): it stays submitted and the next run polls it again, never pays for it again.
 enum class PollOutcome { kCompleted, kTaskFailed, kGaveUp, kStillOpen };
 
+// One item during its lifecycle: read from the manifest when the lifecycle starts, held only
+// while it runs (memory follows the work in flight, not the manifest's size).
 struct ItemRun {
-  const manifest::Item* item;
+  manifest::Item item;
   std::string content_hash;
   std::uint32_t price;
   std::uint32_t failed_tasks_base;  // failed tasks before this run's fresh attempts
@@ -68,12 +70,14 @@ struct ItemRun {
 class Engine {
  public:
   Engine(net::io_context& io, const config::Config& config, std::string api_key,
-         std::vector<manifest::Item> items, journal::Journal& journal, EngineFlags flags)
+         const manifest::ItemStore& store, JobPlan plan, journal::Journal& journal,
+         EngineFlags flags)
       : io_(io),
         executor_(io.get_executor()),
         config_(config),
         authorization_("Bearer " + api_key),
-        items_(std::move(items)),
+        store_(store),
+        plan_(std::move(plan)),
         journal_(journal),
         flags_(flags),
         client_(
@@ -122,7 +126,7 @@ class Engine {
   net::awaitable<bool> Commit();
   void Append(proto::Record record) { journal_.Append(std::move(record)); }
   const proto::ItemSnapshot* Snapshot(const ItemRun& run) const {
-    return journal_.state().Find(run.item->id);
+    return journal_.state().Find(run.item.id);
   }
   // Credits are reserved (in memory) when an item is scheduled, and the intent is recorded only
   // once the rate limiter lets its POST go: a crash can then leave open only the intents whose
@@ -145,7 +149,10 @@ class Engine {
   // Where an item enters its lifecycle: a new submission (credits reserved by the submit loop),
   // a task to settle or images to fetch (the journal says which), or an open intent to recover.
   enum class Entry { kSubmit, kResume, kRecover };
-  net::awaitable<void> Lifecycle(std::size_t index, bool holds_permit, Entry entry);
+  net::awaitable<void> Lifecycle(ItemRun run, bool holds_permit, Entry entry);
+  // Reads item `index` of the manifest for its lifecycle; a manifest edited since validation
+  // stops the run (nothing of the changed item is submitted).
+  std::optional<ItemRun> LoadRun(std::uint32_t index);
   net::awaitable<SubmitOutcome> SendSubmit(const ItemRun& run);
   // Settles the item's task through the watcher (poll or webhook) and records the verdict.
   // `resumed`: the task was submitted by an earlier run and may be long finished: poll at once.
@@ -191,7 +198,8 @@ class Engine {
   net::any_io_executor executor_;
   const config::Config& config_;
   const std::string authorization_;
-  std::vector<manifest::Item> items_;
+  const manifest::ItemStore& store_;
+  JobPlan plan_;
   journal::Journal& journal_;
   EngineFlags flags_;
   http::Client client_;
@@ -218,10 +226,6 @@ class Engine {
   std::optional<http::Server> receiver_;
   util::StopSignal receiver_stop_;
 
-  std::vector<ItemRun> runs_;
-  std::deque<std::size_t> recover_;  // open intents of an earlier run, with a callback token
-  std::deque<std::size_t> resume_;  // submitted or completed: poll or download, no new submit
-  std::deque<std::size_t> fresh_;   // need a submission
 
   std::uint64_t pending_reservations_ = 0;  // reserved, intent not yet recorded
   bool flushing_ = false;
@@ -285,15 +289,15 @@ void Engine::AppendIntent(const ItemRun& run, const std::string& callback_token)
   const proto::ItemSnapshot* snapshot = Snapshot(run);
   proto::Record record;
   auto* intent = record.mutable_submit_intent();
-  intent->set_item_id(run.item->id);
+  intent->set_item_id(run.item.id);
   intent->set_content_hash(run.content_hash);
   intent->set_attempt((snapshot ? snapshot->attempt() : 0) + 1);
   intent->set_credits(run.price);
-  intent->set_prompt(run.item->prompt);
-  intent->set_resolution(run.item->resolution);
-  intent->set_aspect_ratio(run.item->aspect_ratio);
-  intent->set_output_format(run.item->output_format);
-  for (const std::string& url : run.item->image_urls) intent->add_image_urls(url);
+  intent->set_prompt(run.item.prompt);
+  intent->set_resolution(run.item.resolution);
+  intent->set_aspect_ratio(run.item.aspect_ratio);
+  intent->set_output_format(run.item.output_format);
+  for (const std::string& url : run.item.image_urls) intent->add_image_urls(url);
   intent->set_callback_token(callback_token);
   Append(std::move(record));
 }
@@ -301,7 +305,7 @@ void Engine::AppendIntent(const ItemRun& run, const std::string& callback_token)
 void Engine::RecordSubmitted(const ItemRun& run, const std::string& task_id, bool revealed) {
   proto::Record record;
   auto* submitted = record.mutable_submitted();
-  submitted->set_item_id(run.item->id);
+  submitted->set_item_id(run.item.id);
   submitted->set_task_id(task_id);
   submitted->set_credits(run.price);
   submitted->set_attempt(Snapshot(run)->attempt());
@@ -313,7 +317,7 @@ void Engine::RecordNotSent(const ItemRun& run, const std::string& code,
                            const std::string& message) {
   proto::Record record;
   auto* failed = record.mutable_task_failed();
-  failed->set_item_id(run.item->id);
+  failed->set_item_id(run.item.id);
   failed->set_error_code(code);
   failed->set_message(message);
   Append(std::move(record));
@@ -323,7 +327,7 @@ void Engine::RecordNotSent(const ItemRun& run, const std::string& code,
 void Engine::RecordGaveUp(const ItemRun& run, const std::string& code, const std::string& message) {
   proto::Record record;
   auto* gave_up = record.mutable_gave_up();
-  gave_up->set_item_id(run.item->id);
+  gave_up->set_item_id(run.item.id);
   gave_up->set_error_code(code);
   gave_up->set_message(message);
   const proto::ItemSnapshot* snapshot = Snapshot(run);
@@ -331,7 +335,7 @@ void Engine::RecordGaveUp(const ItemRun& run, const std::string& code, const std
   Append(std::move(record));
   outputs_.AppendFailure(*Snapshot(run));
   budget_changed_.Notify();
-  LogWarning("item " + run.item->id + " failed for good: " + code + ": " + message);
+  LogWarning("item " + run.item.id + " failed for good: " + code + ": " + message);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,26 +392,50 @@ net::awaitable<bool> Engine::HaltableSleep(Clock::duration duration) {
 // ---------------------------------------------------------------------------------------------
 // The submit loop: one lifecycle per item, at most max_in_flight tasks open at once.
 
+std::optional<ItemRun> Engine::LoadRun(std::uint32_t index) {
+  std::string error;
+  std::optional<manifest::Item> item = store_.Load(index, error);
+  if (!item) {
+    Halt(StopReason::kMisconfigured, error);
+    return std::nullopt;
+  }
+  ItemRun run{std::move(*item), "", 0, 0};
+  run.content_hash = manifest::ContentHash(run.item);
+  run.price = config::PriceOf(config_, run.item.resolution);
+  // An item given up on in an earlier run and retried (--retry-failed) gets a fresh set of
+  // attempts: its failed tasks so far do not count against them.
+  const proto::ItemSnapshot* snapshot = Snapshot(run);
+  if (snapshot && snapshot->phase() == proto::ItemSnapshot::GAVE_UP) {
+    run.failed_tasks_base = snapshot->failed_tasks();
+  }
+  return run;
+}
+
 net::awaitable<void> Engine::SubmitLoop() {
   // Open intents of an earlier run wait for their callbacks (they hold credits already).
-  for (std::size_t index : recover_) {
+  for (std::uint32_t index : plan_.recover) {
     if (halted_ || !co_await in_flight_.Acquire(&halt_signal_)) co_return;
-    group_.Spawn(Lifecycle(index, true, Entry::kRecover));
+    std::optional<ItemRun> run = LoadRun(index);
+    if (!run) co_return;
+    group_.Spawn(Lifecycle(std::move(*run), true, Entry::kRecover));
   }
   // Items already submitted or completed are finished first; they cost nothing more.
-  for (std::size_t index : resume_) {
+  for (std::uint32_t index : plan_.resume) {
     if (halted_) co_return;
+    std::optional<ItemRun> run = LoadRun(index);
+    if (!run) co_return;
     // A task still open counts against max_in_flight. If submitting has stopped (budget,
     // credits) the semaphore is closed; polling is still free, so the task goes on without one.
-    const bool needs_permit = Snapshot(runs_[index])->phase() == proto::ItemSnapshot::SUBMITTED;
+    const bool needs_permit = Snapshot(*run)->phase() == proto::ItemSnapshot::SUBMITTED;
     const bool got_permit = needs_permit && co_await in_flight_.Acquire();
     if (halted_) {
       if (got_permit) in_flight_.Release();
       co_return;
     }
-    group_.Spawn(Lifecycle(index, got_permit, Entry::kResume));
+    group_.Spawn(Lifecycle(std::move(*run), got_permit, Entry::kResume));
   }
-  for (std::size_t index : fresh_) {
+  for (std::uint32_t index : plan_.fresh) {
+    std::optional<ItemRun> run;
     while (true) {
       if (submitting_stopped_ || halted_) co_return;
       if (!co_await in_flight_.Acquire()) co_return;
@@ -421,14 +449,18 @@ net::awaitable<void> Engine::SubmitLoop() {
         if (co_await SubmitPauseSleep(spend_pause_until_ - Clock::now())) co_return;
         continue;
       }
+      if (!run && !(run = LoadRun(index))) {
+        in_flight_.Release();
+        co_return;
+      }
       // Reserve here, synchronously, so that no two items can both pass the budget check with
       // the same credits.
-      if (Reserve(runs_[index])) break;
+      if (Reserve(*run)) break;
       in_flight_.Release();
       const journal::Totals& totals = journal_.state().totals();
       const std::uint64_t budget = *config_.limits.budget_credits;
       if (totals.credits_reserved + pending_reservations_ == 0 ||
-          totals.credits_spent + runs_[index].price > budget) {
+          totals.credits_spent + run->price > budget) {
         StopSubmitting(StopReason::kBudget, std::to_string(totals.credits_spent) + " of " +
                                                 std::to_string(budget) + " credits spent");
         co_return;
@@ -436,12 +468,11 @@ net::awaitable<void> Engine::SubmitLoop() {
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
       co_await budget_changed_.Wait();
     }
-    group_.Spawn(Lifecycle(index, true, Entry::kSubmit));
+    group_.Spawn(Lifecycle(std::move(*run), true, Entry::kSubmit));
   }
 }
 
-net::awaitable<void> Engine::Lifecycle(std::size_t index, bool holds_permit, Entry entry) {
-  const ItemRun& run = runs_[index];
+net::awaitable<void> Engine::Lifecycle(ItemRun run, bool holds_permit, Entry entry) {
   auto release = [&] {
     if (holds_permit) in_flight_.Release();
     holds_permit = false;
@@ -515,7 +546,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
   // Each intent has its own callback token (with callbacks on), so that a callback names the
   // submission that created its task; the body carries the token's URL.
   std::string token;
-  std::string body = api::EncodeSubmit(*run.item, config_.api.model);
+  std::string body = api::EncodeSubmit(run.item, config_.api.model);
   auto close_intent = [&]() {
     intent_open = false;
     if (!token.empty()) watcher_.Forget(token);
@@ -541,18 +572,18 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
     if (!token.empty() && !halted_) {
       // With callbacks, the task (if the POST created one) names itself when it finishes: wait
       // for that rather than pay again.
-      LogWarning("item " + run.item->id + ": submit outcome unknown (" + why +
+      LogWarning("item " + run.item.id + ": submit outcome unknown (" + why +
                  "); waiting up to callbacks.reveal_wait_s for its callback");
       revealed = co_await watcher_.AwaitReveal(
           token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
       if (revealed) co_return false;
     }
     proto::Record record;
-    record.mutable_intent_abandoned()->set_item_id(run.item->id);
+    record.mutable_intent_abandoned()->set_item_id(run.item.id);
     record.mutable_intent_abandoned()->set_reason(why);
     Append(std::move(record));
     close_intent();
-    LogWarning("item " + run.item->id + ": submit outcome unknown (" + why +
+    LogWarning("item " + run.item.id + ": submit outcome unknown (" + why +
                "); its credits stay counted and a resubmission counts as a possible duplicate");
     const bool exhausted = failures >= config_.retry.max_attempts;
     if (SubmitsCancelled() || exhausted || !Reserve(run)) {
@@ -572,7 +603,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
     RecordSubmitted(run, task_id, by_callback);
     intent_open = false;
     if (by_callback) {
-      LogInfo("item " + run.item->id + ": its callback named task " + task_id +
+      LogInfo("item " + run.item.id + ": its callback named task " + task_id +
               "; not submitted again");
     }
     if (!co_await Commit()) co_return SubmitOutcome::kStopped;
@@ -607,7 +638,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
     if (!intent_open && token.empty() && callbacks()) {
       // A new intent, a new token: its URL goes in the body the gate's intent records.
       token = util::RandomToken();
-      body = api::EncodeSubmit(*run.item, config_.api.model, CallbackUrl(token));
+      body = api::EncodeSubmit(run.item, config_.api.model, CallbackUrl(token));
     }
     retry_budget_.OnRequest();
     ++submissions_this_run_;
@@ -735,7 +766,7 @@ net::awaitable<PollOutcome> Engine::AwaitTask(const ItemRun& run, bool resumed) 
     watcher_.Bind(token, task_id);
   }
   // A named argument: GCC 12 destroys a braced temporary passed to a coroutine twice.
-  WatchedTask watched{.task_id = task_id, .resolution = run.item->resolution, .resumed = resumed};
+  WatchedTask watched{.task_id = task_id, .resolution = run.item.resolution, .resumed = resumed};
   const TaskVerdict verdict = co_await watcher_.Await(std::move(watched));
   if (verdict.kind != TaskVerdict::Kind::kOpen && !token.empty()) watcher_.Forget(token);
   // `credits_unknown`: the task's charge is unknown (it vanished), so its credits stay spent.
@@ -743,7 +774,7 @@ net::awaitable<PollOutcome> Engine::AwaitTask(const ItemRun& run, bool resumed) 
                            bool credits_unknown) {
     proto::Record record;
     auto* failed = record.mutable_task_failed();
-    failed->set_item_id(run.item->id);
+    failed->set_item_id(run.item.id);
     failed->set_task_id(task_id);
     failed->set_error_code(code);
     failed->set_message(message);
@@ -758,7 +789,7 @@ net::awaitable<PollOutcome> Engine::AwaitTask(const ItemRun& run, bool resumed) 
       const api::TaskStatus& task = verdict.status;
       proto::Record record;
       auto* completed = record.mutable_completed();
-      completed->set_item_id(run.item->id);
+      completed->set_item_id(run.item.id);
       completed->set_task_id(task_id);
       for (const std::string& url : task.urls) completed->add_urls(url);
       Append(std::move(record));
@@ -777,7 +808,7 @@ net::awaitable<PollOutcome> Engine::AwaitTask(const ItemRun& run, bool resumed) 
       // api.md: the credits of a failed task are refunded automatically.
       const api::TaskStatus& task = verdict.status;
       record_failed(task.error_code, task.error_message, false);
-      LogWarning("item " + run.item->id + ": task " + task_id + " failed: " + task.error_code +
+      LogWarning("item " + run.item.id + ": task " + task_id + " failed: " + task.error_code +
                  ": " + task.error_message);
       if (!co_await Commit()) co_return PollOutcome::kStillOpen;
       co_return PollOutcome::kTaskFailed;
@@ -798,21 +829,21 @@ net::awaitable<PollOutcome> Engine::AwaitTask(const ItemRun& run, bool resumed) 
 net::awaitable<SubmitOutcome> Engine::Recover(const ItemRun& run) {
   const std::string token = Snapshot(run)->callback_token();
   watcher_.Expect(token);
-  LogInfo("item " + run.item->id +
+  LogInfo("item " + run.item.id +
           ": its last submit's outcome was not recorded; waiting up to "
           "callbacks.reveal_wait_s for its callback");
   auto task_id = co_await watcher_.AwaitReveal(
       token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
   if (task_id) {
     RecordSubmitted(run, *task_id, true);
-    LogInfo("item " + run.item->id + ": its callback named task " + *task_id +
+    LogInfo("item " + run.item.id + ": its callback named task " + *task_id +
             "; not submitted again");
     co_return co_await Commit() ? SubmitOutcome::kSubmitted : SubmitOutcome::kStopped;
   }
   watcher_.Forget(token);
   if (halted_) co_return SubmitOutcome::kStopped;  // still open: the next run waits again
   proto::Record record;
-  record.mutable_intent_abandoned()->set_item_id(run.item->id);
+  record.mutable_intent_abandoned()->set_item_id(run.item.id);
   record.mutable_intent_abandoned()->set_reason(
       "the previous run stopped before the submit's outcome was recorded, and no callback "
       "named its task within callbacks.reveal_wait_s");
@@ -860,7 +891,7 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
       // Allowing the host is the user's call: the item stays completed (paid), and the run that
       // follows the fix downloads it without paying again.
       ++policy_blocked_;
-      LogError("item " + run.item->id + ": image " + shown + " not downloaded: " + why);
+      LogError("item " + run.item.id + ": image " + shown + " not downloaded: " + why);
     } else {
       RecordGaveUp(run, "download_refused", "image URL " + shown + " refused: " + why);
       co_await Commit();
@@ -878,7 +909,7 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
   } slot{downloads_};
 
   const std::string base_name =
-      index == 0 ? run.item->id : run.item->id + "-" + std::to_string(index);
+      index == 0 ? run.item.id : run.item.id + "-" + std::to_string(index);
   std::string image_problem;  // the last bad body, if the attempts end on one
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
     if (attempt > 0 && co_await HaltableSleep(ToDuration(backoff_.Delay(attempt - 1))))
@@ -900,7 +931,7 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
         Halt(StopReason::kDisk, file.error());
         co_return false;
       }
-      LogWarning("item " + run.item->id + ": download failed (" + network->what + "), retrying");
+      LogWarning("item " + run.item.id + ": download failed (" + network->what + "), retrying");
       continue;
     }
     const auto& outcome = std::get<http::DownloadOutcome>(result);
@@ -920,7 +951,7 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
         // Possibly a body cut short on the way: fetched again, and given up on only when the
         // server keeps sending it so.
         image_problem = error;
-        LogWarning("item " + run.item->id + ": " + error + "; downloading again");
+        LogWarning("item " + run.item.id + ": " + error + "; downloading again");
         continue;
       case download::ImageFile::Committed::kIo:
         Halt(StopReason::kDisk, error);
@@ -929,7 +960,7 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
     consecutive_refusals_ = 0;
     proto::Record record;
     auto* downloaded = record.mutable_downloaded();
-    downloaded->set_item_id(run.item->id);
+    downloaded->set_item_id(run.item.id);
     downloaded->set_index(static_cast<unsigned>(index));
     downloaded->set_file_name(file_name);
     downloaded->set_sha256(file.sha256());
@@ -943,7 +974,7 @@ net::awaitable<bool> Engine::DownloadOne(const ItemRun& run, int index, const st
     co_await Commit();
     co_return false;
   }
-  LogWarning("item " + run.item->id +
+  LogWarning("item " + run.item.id +
              ": download kept failing; it will be retried by the next run");
   co_return false;
 }
@@ -1027,28 +1058,13 @@ http::Reply Engine::OnReceiverRequest(const http::IncomingRequest& request) {
 }
 
 std::string Engine::ProgressLine() const {
+  // The journal counts the manifest's items it knows (departed items apart); the rest are
+  // queued. Counters, not a walk over a million items, every second.
   const journal::Totals& totals = journal_.state().totals();
-  std::size_t done = 0, failed = 0, in_flight = 0;
-  for (const ItemRun& run : runs_) {
-    const proto::ItemSnapshot* snapshot = Snapshot(run);
-    if (!snapshot) continue;
-    switch (snapshot->phase()) {
-      case proto::ItemSnapshot::DONE:
-        ++done;
-        break;
-      case proto::ItemSnapshot::GAVE_UP:
-        ++failed;
-        break;
-      case proto::ItemSnapshot::INTENT:
-      case proto::ItemSnapshot::SUBMITTED:
-      case proto::ItemSnapshot::COMPLETED:
-        ++in_flight;
-        break;
-      default:
-        break;
-    }
-  }
-  const std::size_t queued = runs_.size() - done - failed - in_flight;
+  const std::uint64_t done = totals.done, failed = totals.gave_up;
+  const std::uint64_t in_flight = totals.intent + totals.submitted + totals.completed;
+  const std::uint64_t known = done + failed + in_flight;
+  const std::uint64_t queued = store_.size() > known ? store_.size() - known : 0;
   const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
   const double rate = elapsed > 0 ? submissions_this_run_ / elapsed : 0;
   const double done_rate = elapsed > 0 ? done_this_run_ / elapsed : 0;
@@ -1108,122 +1124,72 @@ int Engine::ExitCode() const {
   if (stop_reason_ == StopReason::kAuth) return 4;
   const bool misconfigured = stop_reason_ == StopReason::kMisconfigured ||
                              stop_reason_ == StopReason::kDownloadPolicy || policy_blocked_ > 0;
-  std::size_t unfinished = 0, failed = 0;
-  for (const ItemRun& run : runs_) {
-    const proto::ItemSnapshot* snapshot = Snapshot(run);
-    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
-    if (phase == proto::ItemSnapshot::GAVE_UP)
-      ++failed;
-    else if (phase != proto::ItemSnapshot::DONE)
-      ++unfinished;
-  }
-  if (unfinished > 0) return misconfigured ? 5 : 3;
-  return failed > 0 ? 1 : 0;
+  const journal::Totals& totals = journal_.state().totals();
+  const std::uint64_t finished = totals.done + totals.gave_up;
+  if (store_.size() > finished) return misconfigured ? 5 : 3;
+  return totals.gave_up > 0 ? 1 : 0;
 }
 
 net::awaitable<int> Engine::Run() {
   std::string error;
-  // Sort every manifest item by what the journal says about it.
-  std::size_t verified_missing = 0;
-  runs_.reserve(items_.size());
-  for (const manifest::Item& item : items_) {
-    runs_.push_back(
-        ItemRun{&item, manifest::ContentHash(item), config::PriceOf(config_, item.resolution), 0});
-    ItemRun& run = runs_.back();
-    const std::size_t index = runs_.size() - 1;
-    const proto::ItemSnapshot* snapshot = Snapshot(run);
-    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
-    switch (phase) {
-      case proto::ItemSnapshot::INTENT: {
-        // Interrupted between recording the intent and recording its outcome: the POST may have
-        // gone out. With a callback token, its task may still name itself (Recover); otherwise
-        // it counts as a possible duplicate and is submitted again.
-        if (callbacks() && !snapshot->callback_token().empty()) {
-          recover_.push_back(index);
-          break;
-        }
-        proto::Record record;
-        record.mutable_intent_abandoned()->set_item_id(item.id);
-        record.mutable_intent_abandoned()->set_reason(
-            "the previous run stopped before the submit's outcome was recorded");
-        Append(std::move(record));
-        fresh_.push_back(index);
-        break;
-      }
-      case proto::ItemSnapshot::SUBMITTED:
-      case proto::ItemSnapshot::COMPLETED:
-        resume_.push_back(index);
-        break;
-      case proto::ItemSnapshot::DONE: {
-        // A final image that is gone or has the wrong size is downloaded again (the URL is
-        // permanent, api.md), not paid for again.
-        // Looked up through the output directory's descriptor, never through a link: a link
-        // planted under an image's name counts as missing and is replaced by the download.
-        bool intact = true;
-        const int out_fd = journal_.dir().fd();
-        for (const auto& image : snapshot->images()) {
-          struct stat info;
-          const std::string& name = image.file_name();
-          intact = intact && fs::IsPlainName(name) &&
-                   ::fstatat(out_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
-                   S_ISREG(info.st_mode) &&
-                   static_cast<std::uint64_t>(info.st_size) == image.bytes() &&
-                   (!flags_.verify_images || download::FileSha256(out_fd, name) == image.sha256());
-        }
-        if (!intact) {
-          ++verified_missing;
-          proto::Record record;
-          auto* completed = record.mutable_completed();
-          completed->set_item_id(item.id);
-          completed->set_task_id(snapshot->task_id());
-          *completed->mutable_urls() = snapshot->urls();
-          Append(std::move(record));
-          resume_.push_back(index);
-        }
-        break;
-      }
-      case proto::ItemSnapshot::GAVE_UP:
-        if (flags_.retry_failed) {
-          run.failed_tasks_base = snapshot->failed_tasks();
-          fresh_.push_back(index);
-        }
-        break;
-      default:
-        fresh_.push_back(index);
-        break;
-    }
+  // What the plan implies, recorded before anything is sent.
+  auto load_id = [&](std::uint32_t index) -> std::optional<std::string> {
+    std::optional<manifest::Item> item = store_.Load(index, error);
+    if (!item) LogError(error);
+    return item ? std::optional<std::string>(item->id) : std::nullopt;
+  };
+  for (const std::string& id : plan_.returned) {
+    proto::Record record;
+    record.mutable_item_returned()->set_item_id(id);
+    Append(std::move(record));
   }
-  if (verified_missing > 0) {
-    LogWarning(std::to_string(verified_missing) +
+  for (std::uint32_t index : plan_.abandon) {
+    // Interrupted between recording the intent and recording its outcome: the POST may have
+    // gone out. Counted as a possible duplicate; submitted again.
+    auto id = load_id(index);
+    if (!id) co_return 5;
+    proto::Record record;
+    record.mutable_intent_abandoned()->set_item_id(*id);
+    record.mutable_intent_abandoned()->set_reason(
+        "the previous run stopped before the submit's outcome was recorded");
+    Append(std::move(record));
+  }
+  for (std::uint32_t index : plan_.refetch) {
+    // Missing or changed on disk: downloaded again from its permanent URL, not paid again.
+    auto id = load_id(index);
+    if (!id) co_return 5;
+    const proto::ItemSnapshot* snapshot = journal_.state().Find(*id);
+    proto::Record record;
+    auto* completed = record.mutable_completed();
+    completed->set_item_id(*id);
+    completed->set_task_id(snapshot->task_id());
+    *completed->mutable_urls() = snapshot->urls();
+    Append(std::move(record));
+  }
+  if (!plan_.refetch.empty()) {
+    LogWarning(std::to_string(plan_.refetch.size()) +
                " finished images are missing or changed on disk; downloading them again");
+  }
+  // Items of earlier runs that left the manifest are left alone, and marked so that `status`
+  // counts them apart.
+  for (const std::string& id : plan_.departed) {
+    proto::Record gone;
+    gone.mutable_item_departed()->set_item_id(id);
+    Append(std::move(gone));
+  }
+  if (!plan_.departed.empty()) {
+    LogInfo(std::to_string(plan_.departed.size()) +
+            " items of earlier runs are no longer in the manifest; they are left alone");
   }
   {
     proto::Record record;
     auto* started = record.mutable_run_started();
     started->set_manifest_path(config_.manifest);
-    started->set_manifest_items(items_.size());
+    started->set_manifest_items(store_.size());
     started->set_has_budget(config_.limits.budget_credits.has_value());
     started->set_budget_credits(config_.limits.budget_credits.value_or(0));
     started->set_version(kVersion);
     started->set_retry_failed(flags_.retry_failed);
-    // Items of earlier runs that left the manifest are left alone, and marked so that `status`
-    // counts them apart.
-    std::unordered_map<std::string_view, bool> in_manifest;
-    for (const manifest::Item& item : items_) in_manifest[item.id] = true;
-    std::vector<std::string> departed;
-    for (const auto& known : journal_.state().items()) {
-      if (in_manifest.count(known->item_id()) == 0) departed.push_back(known->item_id());
-    }
-    for (const std::string& id : departed) {
-      if (journal_.state().Find(id)->departed()) continue;
-      proto::Record gone;
-      gone.mutable_item_departed()->set_item_id(id);
-      Append(std::move(gone));
-    }
-    if (!departed.empty()) {
-      LogInfo(std::to_string(departed.size()) +
-              " items of earlier runs are no longer in the manifest; they are left alone");
-    }
     Append(std::move(record));
   }
   if (!co_await Commit()) co_return 3;
@@ -1233,8 +1199,9 @@ net::awaitable<int> Engine::Run() {
   }
 
   const journal::Totals& totals = journal_.state().totals();
-  LogInfo("run: " + std::to_string(items_.size()) + " items; " + std::to_string(fresh_.size()) +
-          " to submit, " + std::to_string(resume_.size()) + " to resume; " +
+  LogInfo("run: " + std::to_string(store_.size()) + " items; " +
+          std::to_string(plan_.fresh.size()) + " to submit, " +
+          std::to_string(plan_.resume.size() + plan_.recover.size()) + " to resume; " +
           std::to_string(totals.credits_spent) + " credits spent so far" +
           (config_.limits.budget_credits
                ? " of a budget of " + std::to_string(*config_.limits.budget_credits)
@@ -1291,12 +1258,13 @@ net::awaitable<int> Engine::Run() {
 }  // namespace
 
 int RunEngine(const config::Config& config, const std::string& api_key,
-              std::vector<manifest::Item> items, journal::Journal& journal, EngineFlags flags) {
+              const manifest::ItemStore& store, JobPlan plan, journal::Journal& journal,
+              EngineFlags flags) {
   net::io_context io(1);
-  Engine engine(io, config, api_key, std::move(items), journal, flags);
+  Engine engine(io, config, api_key, store, std::move(plan), journal, flags);
   int exit_code = 3;
   net::co_spawn(io, engine.Run(), [&](std::exception_ptr failure, int code) {
-    if (failure) std::rethrow_exception(failure);  // a bug: main reports it
+    if (failure) std::rethrow_exception(failure);  // a bug: main reports it (exit 70)
     exit_code = code;
   });
   io.run();

@@ -7,14 +7,15 @@
 // the budget first; every API request waits for the rate limiter first.
 //
 // Example:
-//   int exit_code = RunEngine(config, api_key, std::move(items), journal, {.retry_failed = false});
+//   int exit_code = RunEngine(config, api_key, store, std::move(plan), journal, flags);
 
 #include <string>
 #include <vector>
 
 #include "runner/config/config.h"
+#include "runner/engine/job_plan.h"
 #include "runner/journal/journal.h"
-#include "runner/manifest/item.h"
+#include "runner/manifest/item_store.h"
 
 namespace nanobatch::engine {
 
@@ -28,6 +29,7 @@ struct EngineFlags {
 // Returns the exit status of interface.md (0, 1, 3 or 4; 2 is the caller's, before this).
 // Throws std::runtime_error when the TLS trust store cannot be loaded.
 int RunEngine(const config::Config& config, const std::string& api_key,
-              std::vector<manifest::Item> items, journal::Journal& journal, EngineFlags flags);
+              const manifest::ItemStore& store, JobPlan plan, journal::Journal& journal,
+              EngineFlags flags);
 
 }  // namespace nanobatch::engine

@@ -223,6 +223,13 @@ void JournalState::Apply(const proto::Record& record) {
       Count(item, +1);
       break;
     }
+    case proto::Record::kItemReturned: {
+      proto::ItemSnapshot& item = Item(record.item_returned().item_id(), t);
+      Count(item, -1);
+      item.set_departed(false);
+      Count(item, +1);
+      break;
+    }
     case proto::Record::kRunStarted:
       last_run_ = record.run_started();
       has_run_ = true;

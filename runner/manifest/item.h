@@ -37,6 +37,11 @@ struct Item {
   std::string output_format;
   std::vector<std::string> image_urls;
   int line = 0;  // where the item starts in its manifest, for later messages
+  // Where a JSONL item's line is in its file (bytes), so it can be read again on demand instead
+  // of being held in memory; source_length is 0 for YAML items.
+  std::uint64_t source_offset = 0;
+  std::uint32_t source_length = 0;
+  std::uint64_t source_fingerprint = 0;  // FNV-1a of the line's bytes, to notice an edited file
 };
 
 // What a reader found for one item, before validation. Absent fields stay nullopt.

@@ -22,6 +22,19 @@ namespace {
 // escapes; with 14 image URLs a legitimate line stays far below this.
 constexpr std::size_t kMaxLineBytes = 4 << 20;
 
+}  // namespace
+
+std::uint64_t LineFingerprint(std::string_view line) {
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits
+  for (unsigned char c : line) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+namespace {
+
 std::string_view TypeName(simdjson::dom::element_type type) {
   switch (type) {
     case simdjson::dom::element_type::ARRAY:
@@ -48,12 +61,14 @@ std::string_view TypeName(simdjson::dom::element_type type) {
 class LineParser {
  public:
   LineParser(const std::string& path, const ItemDefaults& defaults, const ItemSink& sink,
-             util::InputErrors& errors)
-      : path_(path), defaults_(defaults), sink_(sink), errors_(errors) {}
+             util::InputErrors& errors, simdjson::dom::parser& parser)
+      : path_(path), defaults_(defaults), sink_(sink), errors_(errors), parser_(parser) {}
 
-  // `line` must be followed by at least SIMDJSON_PADDING readable bytes.
-  void Parse(std::string_view line, int line_number) {
+  // `line` must be followed by at least SIMDJSON_PADDING readable bytes; it starts at byte
+  // `offset` of the file.
+  void Parse(std::string_view line, int line_number, std::uint64_t offset) {
     line_number_ = line_number;
+    const auto source_length = static_cast<std::uint32_t>(line.size());
     failed_on_line_ = false;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank line
@@ -96,6 +111,9 @@ class LineParser {
 
     if (auto item = ValidateItem(std::move(raw), defaults_, {path_, line_number_}, errors_)) {
       ++items_;
+      item->source_offset = offset;
+      item->source_length = source_length;
+      item->source_fingerprint = LineFingerprint(std::string_view(line.data(), source_length));
       sink_(std::move(*item));
     }
   }
@@ -137,13 +155,27 @@ class LineParser {
   const ItemDefaults& defaults_;
   const ItemSink& sink_;
   util::InputErrors& errors_;
-  simdjson::dom::parser parser_{kMaxLineBytes};
+  simdjson::dom::parser& parser_;
   int line_number_ = 0;
   bool failed_on_line_ = false;
   std::size_t items_ = 0;
 };
 
 }  // namespace
+
+std::optional<Item> ParseJsonlLine(const std::string& path, std::string_view line, int line_number,
+                                   std::uint64_t offset, const ItemDefaults& defaults,
+                                   util::InputErrors& errors) {
+  std::optional<Item> parsed;
+  const ItemSink keep = [&](Item&& item) { parsed = std::move(item); };
+  // One parser for every re-read (single-threaded): its buffers grow to the longest line once.
+  static simdjson::dom::parser* shared = new simdjson::dom::parser(kMaxLineBytes);
+  LineParser parser(path, defaults, keep, errors, *shared);
+  std::string padded(line);
+  padded.resize(line.size() + simdjson::SIMDJSON_PADDING);
+  parser.Parse(std::string_view(padded.data(), line.size()), line_number, offset);
+  return parsed;
+}
 
 ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& defaults,
                                 const ItemSink& sink, util::InputErrors& errors) {
@@ -156,7 +188,8 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
   }
   ::posix_fadvise(file.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
 
-  LineParser parser(path, defaults, sink, errors);
+  simdjson::dom::parser json(kMaxLineBytes);
+  LineParser parser(path, defaults, sink, errors, json);
   // [begin, end) is unparsed data; the padding after kMaxLineBytes lets simdjson read past the
   // last line safely.
   std::vector<char> buffer(kMaxLineBytes + simdjson::SIMDJSON_PADDING);
@@ -165,6 +198,7 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
   bool at_eof = false;
   bool skipping_long_line = false;
   int line_number = 0;
+  std::uint64_t buffer_offset = 0;  // file offset of buffer[0]
 
   while (true) {
     char* newline = static_cast<char*>(std::memchr(buffer.data() + begin, '\n', end - begin));
@@ -175,8 +209,12 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
         skipping_long_line = false;  // the tail of a line already reported as too long
       } else {
         std::string_view line(buffer.data() + begin, line_end - begin);
-        if (line_number == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);
-        parser.Parse(line, line_number);
+        std::uint64_t offset = buffer_offset + begin;
+        if (line_number == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") {
+          line.remove_prefix(3);
+          offset += 3;
+        }
+        parser.Parse(line, line_number, offset);
       }
       begin = newline ? line_end + 1 : end;
       continue;
@@ -185,6 +223,7 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
 
     // No complete line in the buffer: move the partial line to the front and read more.
     std::memmove(buffer.data(), buffer.data() + begin, end - begin);
+    buffer_offset += begin;
     end -= begin;
     begin = 0;
     if (end == kMaxLineBytes) {
@@ -193,6 +232,7 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
                     "line is longer than " + std::to_string(kMaxLineBytes) + " bytes"});
       }
       skipping_long_line = true;
+      buffer_offset += end;
       end = 0;
     }
     const ssize_t n = ::read(file.get(), buffer.data() + end, kMaxLineBytes - end);

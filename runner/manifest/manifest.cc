@@ -1,5 +1,7 @@
 #include "runner/manifest/manifest.h"
 
+#include "runner/manifest/item_store.h"
+
 #include <unordered_map>
 #include <utility>
 
@@ -40,51 +42,52 @@ std::string ExtraImageOwner(std::string_view id) {
 
 }  // namespace
 
-std::optional<std::string> NameClaims::Claim(const std::string& id) {
+std::uint64_t HashName(std::string_view folded) { return LineFingerprint(folded); }
+
+std::optional<NameClaims::Owner> NameClaims::Check(const std::string& id) const {
   const std::string folded = Fold(id);
-  if (auto it = ids_.find(folded); it != ids_.end() && it->second != id) return it->second;
-  if (auto it = extra_of_.find(folded); it != extra_of_.end()) return it->second;
+  // Candidates share a hash; the owner's real id decides.
+  auto range = ids_.equal_range(HashName(folded));
+  for (auto it = range.first; it != range.second; ++it) {
+    if (Fold(id_of_(it->second)) == folded) return it->second;
+  }
+  range = extra_of_.equal_range(HashName(folded));
+  for (auto it = range.first; it != range.second; ++it) {
+    if (ExtraImageOwner(Fold(id_of_(it->second))) == folded) return it->second;
+  }
   const std::string owner = ExtraImageOwner(folded);
   if (!owner.empty()) {
-    if (auto it = ids_.find(owner); it != ids_.end()) return it->second;
-    extra_of_.emplace(owner, id);
+    range = ids_.equal_range(HashName(owner));
+    for (auto it = range.first; it != range.second; ++it) {
+      if (Fold(id_of_(it->second)) == owner) return it->second;
+    }
   }
-  ids_.emplace(folded, id);
+  return std::nullopt;
+}
+
+std::optional<NameClaims::Owner> NameClaims::Claim(const std::string& id, Owner owner) {
+  if (auto other = Check(id)) return other;
+  const std::string folded = Fold(id);
+  const std::string extra_owner = ExtraImageOwner(folded);
+  if (!extra_owner.empty()) extra_of_.emplace(HashName(extra_owner), owner);
+  ids_.emplace(HashName(folded), owner);
+  return std::nullopt;
+}
+
+std::optional<NameClaims::Owner> NameClaims::Find(const std::string& id) const {
+  auto range = ids_.equal_range(HashName(Fold(id)));
+  for (auto it = range.first; it != range.second; ++it) {
+    if (id_of_(it->second) == id) return it->second;
+  }
   return std::nullopt;
 }
 
 ManifestStats ReadManifest(const std::string& path, const ItemDefaults& defaults,
                            const ItemSink& sink, util::InputErrors& errors) {
-  // id -> line of its first use.
-  std::unordered_map<std::string, int> first_line_of_id;
-  NameClaims claims;
-  auto unique_sink = [&](Item&& item) {
-    auto [it, inserted] = first_line_of_id.emplace(item.id, item.line);
-    if (inserted) {
-      if (auto other = claims.Claim(item.id)) {
-        const std::string where = std::to_string(first_line_of_id.at(*other));
-        errors.Add({path, item.line, "id",
-                    "\"" + item.id + "\" and \"" + *other + "\" (line " + where +
-                        ") would write the same image file name (ids must differ in more than "
-                        "case, and an id must not be another id followed by -1 to -15, the "
-                        "names of that item's extra images); give one of them another id"});
-        return;
-      }
-      sink(std::move(item));
-      return;
-    }
-    const std::string first = std::to_string(it->second);
-    if (item.id_derived) {
-      errors.Add({path, item.line, "id",
-                  "item is identical to the one at line " + first + " (derived id " + item.id +
-                      "); give each an explicit id to generate it more than once"});
-    } else {
-      errors.Add({path, item.line, "id", "\"" + item.id + "\" is already used at line " + first});
-    }
-  };
-  return FormatOf(path) == ManifestFormat::kYaml
-             ? ReadYamlManifest(path, defaults, unique_sink, errors)
-             : ReadJsonlManifest(path, defaults, unique_sink, errors);
+  ManifestStats stats;
+  ItemStore::Open(
+      path, defaults, [&](Item&& item, std::uint32_t) { sink(std::move(item)); }, errors, &stats);
+  return stats;
 }
 
 }  // namespace nanobatch::manifest

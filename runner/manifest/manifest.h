@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "runner/manifest/item.h"
 #include "runner/util/input_error.h"
@@ -44,15 +45,39 @@ inline constexpr std::uint64_t kMaxJsonlManifestBytes = 64ull << 30;
 // `<id>-<k>.<ext>` for k = 1 .. kMaxUrlsPerTask - 1 (interface.md). So ids are unique ignoring
 // case (case-insensitive filesystems), and an id may not be another id followed by -1 .. -15
 // (that name belongs to the other item's second to sixteenth image). NameClaims enforces both.
+//
+// It holds 64-bit hashes of the folded names and the owner's number, not the names: a million
+// ids cost tens of megabytes. On a hash match, `id_of` fetches the earlier owner's id (the
+// manifest re-reads it) to confirm, so a hash collision is never a false error.
 class NameClaims {
  public:
-  // The id an `id` would collide with, if any; otherwise claims its names and returns nullopt.
-  std::optional<std::string> Claim(const std::string& id);
+  using Owner = std::uint32_t;
+  using IdOf = std::function<std::string(Owner)>;
+  explicit NameClaims(IdOf id_of) : id_of_(std::move(id_of)) {}
+
+  // The owner whose names `id` would collide with (including an identical id), if any;
+  // otherwise claims the names for `owner` and returns nullopt.
+  std::optional<Owner> Claim(const std::string& id, Owner owner);
+  // Like Claim, without claiming: whom `id` would collide with.
+  std::optional<Owner> Check(const std::string& id) const;
+  // The owner of exactly `id`, if claimed.
+  std::optional<Owner> Find(const std::string& id) const;
+  void Reserve(std::size_t ids) { ids_.reserve(ids); }
 
  private:
-  std::unordered_map<std::string, std::string> ids_;          // folded id -> id
-  std::unordered_map<std::string, std::string> extra_of_;     // folded X of an id X-k -> id
+  IdOf id_of_;
+  std::unordered_multimap<std::uint64_t, Owner> ids_;       // hash of the folded id -> owner
+  std::unordered_multimap<std::uint64_t, Owner> extra_of_;  // hash of folded X of an id X-k
 };
+
+// The fingerprint of a JSONL line's bytes (Item::source_fingerprint).
+std::uint64_t LineFingerprint(std::string_view line);
+
+// Re-parses one JSONL line as ReadJsonlManifest did (same checks, same derived id); errors go to
+// `errors`. For ItemStore's reads on demand.
+std::optional<Item> ParseJsonlLine(const std::string& path, std::string_view line, int line_number,
+                                   std::uint64_t offset, const ItemDefaults& defaults,
+                                   util::InputErrors& errors);
 
 // By extension: `.yaml` and `.yml` are YAML, anything else is JSONL.
 ManifestFormat FormatOf(const std::string& path);
