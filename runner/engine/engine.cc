@@ -13,6 +13,7 @@
 
 #include "runner/api/codec.h"
 #include "runner/download/image_file.h"
+#include "runner/engine/ledger.h"
 #include "runner/engine/rate_limiter.h"
 #include "runner/engine/stop_reason.h"
 #include "runner/engine/task_group.h"
@@ -113,7 +114,8 @@ class Engine {
             WatcherOptions(config), [this](StopReason reason, const std::string& detail) {
               Halt(reason, detail);
             }),
-        receiver_stop_(executor_) {
+        receiver_stop_(executor_),
+        ledger_(config.limits.budget_credits) {
     api_endpoint_ = *http::ParseUrl(config.api.base_url);
     api_endpoint_.target = "/";
     halt_signal_.AddChild(submit_signal_);  // halting stops submitting too
@@ -131,6 +133,8 @@ class Engine {
   // Credits are reserved (in memory) when an item is scheduled, and the intent is recorded only
   // once the rate limiter lets its POST go: a crash can then leave open only the intents whose
   // POST was about to go out or was out, which is the window the API leaves (no idempotency key).
+  // Credits: held in the ledger (budget checked) before anything is recorded or sent.
+  Ledger::Durable DurableCredits() const;
   bool Reserve(const ItemRun& run);
   void Unreserve(const ItemRun& run);
   void AppendIntent(const ItemRun& run, const std::string& callback_token);
@@ -227,7 +231,7 @@ class Engine {
   util::StopSignal receiver_stop_;
 
 
-  std::uint64_t pending_reservations_ = 0;  // reserved, intent not yet recorded
+  Ledger ledger_;
   bool flushing_ = false;
   bool submitting_stopped_ = false;
   bool halted_ = false;
@@ -268,24 +272,22 @@ net::awaitable<bool> Engine::Commit() {
   co_return ok;
 }
 
-bool Engine::Reserve(const ItemRun& run) {
+Ledger::Durable Engine::DurableCredits() const {
   const journal::Totals& totals = journal_.state().totals();
-  const auto& budget = config_.limits.budget_credits;
-  if (budget && totals.credits_spent + totals.credits_reserved + pending_reservations_ + run.price >
-                    *budget) {
-    return false;
-  }
-  pending_reservations_ += run.price;
-  return true;
+  return {totals.credits_spent, totals.credits_reserved};
+}
+
+bool Engine::Reserve(const ItemRun& run) {
+  return ledger_.TryHold(run.price, DurableCredits()) == Ledger::Hold::kHeld;
 }
 
 void Engine::Unreserve(const ItemRun& run) {
-  pending_reservations_ -= run.price;
+  ledger_.Release(run.price);
   budget_changed_.Notify();
 }
 
 void Engine::AppendIntent(const ItemRun& run, const std::string& callback_token) {
-  pending_reservations_ -= run.price;  // from here on the journal holds the reservation
+  ledger_.Recorded(run.price);  // from here on the journal holds the reservation
   const proto::ItemSnapshot* snapshot = Snapshot(run);
   proto::Record record;
   auto* intent = record.mutable_submit_intent();
@@ -453,16 +455,15 @@ net::awaitable<void> Engine::SubmitLoop() {
         in_flight_.Release();
         co_return;
       }
-      // Reserve here, synchronously, so that no two items can both pass the budget check with
-      // the same credits.
-      if (Reserve(*run)) break;
+      // Hold the credits here, synchronously, so that no two items can both pass the budget
+      // check with the same credits.
+      const Ledger::Hold hold = ledger_.TryHold(run->price, DurableCredits());
+      if (hold == Ledger::Hold::kHeld) break;
       in_flight_.Release();
-      const journal::Totals& totals = journal_.state().totals();
-      const std::uint64_t budget = *config_.limits.budget_credits;
-      if (totals.credits_reserved + pending_reservations_ == 0 ||
-          totals.credits_spent + run->price > budget) {
-        StopSubmitting(StopReason::kBudget, std::to_string(totals.credits_spent) + " of " +
-                                                std::to_string(budget) + " credits spent");
+      if (hold == Ledger::Hold::kExhausted) {
+        StopSubmitting(StopReason::kBudget, std::to_string(DurableCredits().spent) + " of " +
+                                                std::to_string(*ledger_.budget()) +
+                                                " credits spent");
         co_return;
       }
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
@@ -692,7 +693,7 @@ net::awaitable<SubmitOutcome> Engine::SendSubmit(const ItemRun& run) {
     // reserved in memory for the next attempt, or are given back below.
     RecordNotSent(run, error.code, error.message);
     close_intent();
-    pending_reservations_ += run.price;
+    ledger_.HoldAgain(run.price);
     switch (api::ReactionTo(error)) {
       case api::Reaction::kSlowDown:
         limiter_.OnRateLimited(error.retry_after_s);
@@ -1072,7 +1073,7 @@ std::string Engine::ProgressLine() const {
   line.precision(2);
   line << std::fixed << "progress: " << done << " done, " << failed << " failed, " << in_flight
        << " in flight, " << queued << " queued; " << rate << " submits/s; credits "
-       << totals.credits_spent << " spent + " << totals.credits_reserved + pending_reservations_
+       << totals.credits_spent << " spent + " << totals.credits_reserved + ledger_.held()
        << " reserved";
   if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
   if (done_rate > 0 && queued + in_flight > 0) {

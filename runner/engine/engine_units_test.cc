@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <deque>
 
+#include "runner/engine/ledger.h"
 #include "runner/engine/poll_schedule.h"
 #include "runner/engine/rate_limiter.h"
 #include "runner/engine/task_group.h"
@@ -57,6 +58,35 @@ TEST_CASE("poll schedule: few durations give the slowest seen; the window follow
   CHECK(schedule.FirstPoll("4K").count() == doctest::Approx(40));  // the old ones left
   schedule.Learn("4K", Seconds(-1));  // no lesson
   CHECK(schedule.samples("4K") == PollSchedule::kWindow);
+}
+
+TEST_CASE("ledger: held credits count against the budget until the journal takes them") {
+  Ledger ledger(100);
+  const Ledger::Durable none{};
+  CHECK(ledger.TryHold(40, none) == Ledger::Hold::kHeld);
+  CHECK(ledger.TryHold(40, none) == Ledger::Hold::kHeld);
+  CHECK(ledger.held() == 80);
+  // 80 held + 40 > 100: held credits may come back (a submit refused), so wait.
+  CHECK(ledger.TryHold(40, none) == Ledger::Hold::kWaitRefunds);
+  ledger.Recorded(40);  // one intent is durable: the journal reserves those 40 now
+  CHECK(ledger.held() == 40);
+  CHECK(ledger.TryHold(40, {.spent = 0, .reserved = 40}) == Ledger::Hold::kWaitRefunds);
+  ledger.Release(40);  // the other was not sent
+  CHECK(ledger.TryHold(40, {.spent = 0, .reserved = 40}) == Ledger::Hold::kHeld);
+  // Spent credits never come back: a submission that cannot fit even then is the end.
+  Ledger spent(100);
+  CHECK(spent.TryHold(40, {.spent = 70, .reserved = 0}) == Ledger::Hold::kExhausted);
+  CHECK(spent.TryHold(20, {.spent = 70, .reserved = 20}) == Ledger::Hold::kWaitRefunds);
+  CHECK(spent.TryHold(40, {.spent = 70, .reserved = 20}) == Ledger::Hold::kExhausted);
+  // An API error answer: the journal releases the intent, the ledger holds the credits again.
+  Ledger again(16);
+  REQUIRE(again.TryHold(16, none) == Ledger::Hold::kHeld);
+  again.Recorded(16);
+  again.HoldAgain(16);
+  CHECK(again.TryHold(16, none) == Ledger::Hold::kWaitRefunds);
+  // No budget: everything is held, nothing refused.
+  Ledger unlimited(std::nullopt);
+  CHECK(unlimited.TryHold(1'000'000, {.spent = 1ull << 40, .reserved = 0}) == Ledger::Hold::kHeld);
 }
 
 TEST_CASE("rate limiter: many waiters are served at the rate, in order") {

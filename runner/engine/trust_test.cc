@@ -348,5 +348,36 @@ TEST_CASE("trust: bad local input is a usage error (2) that names the problem") 
   CHECK(validate.err.find("limits.rate") != std::string::npos);
 }
 
+TEST_CASE("trust: a manifest edited during the run stops it; the edited item is never submitted") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--api-key", kKey, "--pending-ms", "100", "--processing-ms", "300"});
+  // Items are read again from the file when their turn comes: two at a time here.
+  Job job(dir, api, Manifest(12), "limits: {max_in_flight: 2}\n");
+  testing::BackgroundProcess runner(job.Args(), {{"AIVIDEOAPI_API_KEY", kKey}},
+                                    dir.File("runner.log"));
+  for (int i = 0; i < 500 && Stat(api.Stats(), "submissions") == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(Stat(api.Stats(), "submissions") >= 1);
+  // The last item's prompt changes in place (same length): "trust prompt 11" -> "TRUST PROMPT 11".
+  std::string edited = Manifest(12);
+  edited.replace(edited.rfind("trust prompt 11"), 15, "TRUST PROMPT 11");
+  dir.Write("manifest.jsonl", edited);
+  const int exit_code = runner.Wait(std::chrono::seconds(60));
+  std::ifstream log(dir.File("runner.log"));
+  const std::string err((std::istreambuf_iterator<char>(log)), {});
+  INFO(err);
+  CHECK(exit_code == 5);
+  CHECK(err.find("the manifest changed since it was validated") != std::string::npos);
+  const json::object stats = api.Stats(true);
+  const json::object& by_prompt = stats.at("submissions_by_prompt").as_object();
+  CHECK_FALSE(by_prompt.contains("TRUST PROMPT 11"));
+  CHECK(Stat(stats, "submissions") < 12);
+  // The next run validates the new version and finishes it.
+  ProcessResult again = job.Run();
+  CHECK(again.exit_code == 0);
+  CHECK(api.Stats(true).at("submissions_by_prompt").as_object().contains("TRUST PROMPT 11"));
+}
+
 }  // namespace
 }  // namespace nanobatch::engine

@@ -1,4 +1,5 @@
 #include "runner/manifest/manifest.h"
+#include "runner/manifest/item_store.h"
 
 #include <doctest/doctest.h>
 
@@ -280,6 +281,93 @@ TEST_CASE("manifest: ids that would write the same file name are refused, naming
   INFO(fine.ErrorText());
   CHECK(fine.errors.empty());
   CHECK(fine.items.size() == 6);
+}
+
+}  // namespace
+}  // namespace nanobatch::manifest
+
+namespace nanobatch::manifest {
+namespace {
+
+TEST_CASE("item store: items are read again on demand, equal to what was validated") {
+  testing::TempDir dir;
+  const std::string path =
+      dir.Write("m.jsonl",
+                "\xEF\xBB\xBF{\"id\":\"a\",\"prompt\":\"first\"}\r\n"
+                "\n"
+                "{\"prompt\":\"second, derived id\",\"resolution\":\"4K\"}\n"
+                "{\"id\":\"c\",\"prompt\":\"last, no newline\",\"image_urls\":[\"https://x.org/i.png\"]}");
+  std::vector<Item> visited;
+  util::InputErrors errors;
+  auto store = ItemStore::Open(
+      path, {}, [&](Item&& item, std::uint32_t index) {
+        CHECK(index == visited.size());
+        visited.push_back(std::move(item));
+      },
+      errors);
+  REQUIRE(errors.empty());
+  REQUIRE(store->size() == 3);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    std::string error;
+    std::optional<Item> again = store->Load(i, error);
+    REQUIRE(again.has_value());
+    CHECK(again->id == visited[i].id);
+    CHECK(again->prompt == visited[i].prompt);
+    CHECK(again->line == visited[i].line);
+    CHECK(ContentHash(*again) == ContentHash(visited[i]));
+  }
+  CHECK(store->Find("c") == 2u);
+  CHECK_FALSE(store->Find("C").has_value());  // exact ids only
+  CHECK(store->Clash("C") == 2u);             // ...but names clash ignoring case
+  CHECK(store->Clash("a-3") == 0u);           // a's fourth image
+  CHECK_FALSE(store->Clash("zz").has_value());
+}
+
+TEST_CASE("item store: a line edited after validation is an error, never a different item") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("m.jsonl",
+                                     "{\"id\":\"a\",\"prompt\":\"a cat\"}\n"
+                                     "{\"id\":\"b\",\"prompt\":\"a dog\"}\n");
+  util::InputErrors errors;
+  auto store = ItemStore::Open(path, {}, [](Item&&, std::uint32_t) {}, errors);
+  REQUIRE(errors.empty());
+  // Same length, different bytes (rewritten in place, as an editor's save might).
+  dir.Write("m.jsonl",
+            "{\"id\":\"a\",\"prompt\":\"a cat\"}\n"
+            "{\"id\":\"b\",\"prompt\":\"a fox\"}\n");
+  std::string error;
+  CHECK(store->Load(0, error).has_value());
+  CHECK_FALSE(store->Load(1, error).has_value());
+  CHECK(error.find("m.jsonl:2: the manifest changed since it was validated") != std::string::npos);
+}
+
+TEST_CASE("item store: YAML items are kept in memory and found the same way") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("m.yaml", "- {id: x, prompt: one}\n- {id: y, prompt: two}\n");
+  util::InputErrors errors;
+  auto store = ItemStore::Open(path, {}, [](Item&&, std::uint32_t) {}, errors);
+  REQUIRE(errors.empty());
+  std::string error;
+  auto y = store->Load(1, error);
+  REQUIRE(y.has_value());
+  CHECK(y->prompt == "two");
+  CHECK(store->Find("y") == 1u);
+}
+
+TEST_CASE("name claims: a hash match is confirmed against the owner's real id") {
+  // Claims hold hashes; every match is confirmed through id_of (the owner's real id), so a
+  // report always names a real clash.
+  std::vector<std::string> ids = {"Cat", "dog", "cat-2"};
+  NameClaims claims([&](NameClaims::Owner owner) { return ids[owner]; });
+  CHECK_FALSE(claims.Claim("Cat", 0).has_value());
+  CHECK_FALSE(claims.Claim("dog", 1).has_value());
+  CHECK(claims.Claim("cat-2", 2) == 0u);  // the second name of Cat's third image
+  CHECK(claims.Check("CAT") == 0u);
+  CHECK(claims.Check("dog-15") == 1u);
+  CHECK_FALSE(claims.Check("dog-16").has_value());
+  CHECK_FALSE(claims.Check("dog-01").has_value());
+  CHECK(claims.Find("dog") == 1u);
+  CHECK_FALSE(claims.Find("DOG").has_value());
 }
 
 }  // namespace
