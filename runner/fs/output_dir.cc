@@ -52,6 +52,10 @@ int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode) {
   return ::openat(dir, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
 }
 
+namespace {
+constexpr std::size_t kBufferBytes = 1 << 20;
+}  // namespace
+
 bool SyncDirectory(int dir, std::string& error) {
   if (::fsync(dir) == 0) return true;
   error = "cannot sync a directory: " + Errno();
@@ -60,36 +64,60 @@ bool SyncDirectory(int dir, std::string& error) {
 
 bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes,
                          std::string& error) {
-  const std::string temporary = name + ".tmp";
-  util::UniqueFd fd(OpenFileAt(dir, temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-  if (!fd) {
-    error = "cannot create " + temporary + ": " + Errno();
-    return false;
-  }
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      error = "cannot write " + temporary + ": " + Errno();
-      ::unlinkat(dir, temporary.c_str(), 0);
-      return false;
+  AtomicFileWriter out(dir, name, 0644);
+  out.Write(bytes);
+  return out.Commit(error);
+}
+
+AtomicFileWriter::AtomicFileWriter(int dir, std::string name, mode_t mode)
+    : dir_(dir), name_(std::move(name)), temporary_(name_ + ".tmp") {
+  fd_ = OpenFileAt(dir_, temporary_, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd_ < 0) error_ = "cannot create " + temporary_ + ": " + Errno();
+  buffer_.reserve(kBufferBytes);
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlinkat(dir_, temporary_.c_str(), 0);
+}
+
+void AtomicFileWriter::Write(std::string_view bytes) {
+  buffer_.append(bytes);
+  if (buffer_.size() >= kBufferBytes) Flush();
+}
+
+void AtomicFileWriter::Flush() {
+  if (error_.empty() && fd_ >= 0) {
+    std::size_t done = 0;
+    while (done < buffer_.size()) {
+      const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error_ = "cannot write " + temporary_ + ": " + Errno();
+        break;
+      }
+      done += static_cast<std::size_t>(n);
     }
-    done += static_cast<std::size_t>(n);
+    written_ += done;
   }
-  if (::fsync(fd.get()) != 0) {
-    error = "cannot sync " + temporary + ": " + Errno();
-    ::unlinkat(dir, temporary.c_str(), 0);
-    return false;
-  }
-  fd.Reset();
+  buffer_.clear();
+}
+
+bool AtomicFileWriter::Commit(std::string& error) {
+  Flush();
+  if (error_.empty() && ::fsync(fd_) != 0) error_ = "cannot sync " + temporary_ + ": " + Errno();
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
   // renameat replaces whatever has the final name (a link included) without following it.
-  if (::renameat(dir, temporary.c_str(), dir, name.c_str()) != 0) {
-    error = "cannot replace " + name + ": " + Errno();
-    ::unlinkat(dir, temporary.c_str(), 0);
+  if (error_.empty() && ::renameat(dir_, temporary_.c_str(), dir_, name_.c_str()) != 0) {
+    error_ = "cannot replace " + name_ + ": " + Errno();
+  }
+  if (!error_.empty()) {
+    error = error_;
     return false;
   }
-  return SyncDirectory(dir, error);
+  committed_ = true;
+  return SyncDirectory(dir_, error);
 }
 
 std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,

@@ -19,7 +19,9 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <string_view>
 
 #include "runner/util/input_file.h"
@@ -70,5 +72,37 @@ bool SyncDirectory(int dir, std::string& error);
 // Writes `bytes` to `<name>.tmp` in `dir`, fsyncs, renames over `name`, fsyncs `dir`.
 bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes,
                          std::string& error);
+
+// The same, streamed: a file of any size is written through a fixed buffer (a million-line
+// metadata.jsonl or a journal compaction never sits whole in memory). Nothing replaces `name`
+// until Commit() succeeds; a writer destroyed without a commit removes its temporary file.
+//
+//   AtomicFileWriter out(dir, "metadata.jsonl", 0644);
+//   out.Write(line); ...
+//   if (!out.Commit(error)) ...
+class AtomicFileWriter {
+ public:
+  AtomicFileWriter(int dir, std::string name, mode_t mode);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  void Write(std::string_view bytes);
+  std::uint64_t bytes_written() const { return written_ + buffer_.size(); }
+  // Flushes, fsyncs, renames over `name` and fsyncs the directory. False (with `error`) if any
+  // step, or any earlier write, failed.
+  bool Commit(std::string& error);
+
+ private:
+  void Flush();
+  int dir_;
+  std::string name_;
+  std::string temporary_;
+  int fd_ = -1;
+  std::string buffer_;
+  std::uint64_t written_ = 0;
+  std::string error_;  // the first failure
+  bool committed_ = false;
+};
 
 }  // namespace nanobatch::fs

@@ -112,8 +112,20 @@ bool ReadFileCopy(int dir, const std::string& name, const std::string& path, std
 
 // Replays `bytes` into `state`. Returns false (with `error`) for mid-file corruption without
 // salvage, or a journal that is not one.
-bool Replay(std::string_view bytes, const std::string& path, bool salvage, JournalState& state,
-            Recovery& recovery, FrameScan& scan, std::string& error) {
+// `mapped`: `bytes` is a private read-only mapping of the file, whose pages are given back as the
+// replay leaves them behind (a 400 MB journal then never sits whole in memory).
+bool Replay(std::string_view bytes, const std::string& path, bool salvage, bool mapped,
+            JournalState& state, Recovery& recovery, FrameScan& scan, std::string& error) {
+  constexpr std::size_t kReleaseBytes = 32 << 20;
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::size_t released = 0;  // bytes from the start already given back
+  auto release_behind = [&](const char* position) {
+    const std::size_t done = static_cast<std::size_t>(position - bytes.data());
+    if (!mapped || done < released + kReleaseBytes) return;
+    const std::size_t end = done / page * page;
+    ::madvise(const_cast<char*>(bytes.data()) + released, end - released, MADV_DONTNEED);
+    released = end;
+  };
   bool header_seen = false;
   bool foreign = false;
   // Records are parsed on an arena, reset every few thousand: parsing a different event kind
@@ -139,6 +151,7 @@ bool Replay(std::string_view bytes, const std::string& path, bool salvage, Journ
       parsed_on_arena = 0;
     }
     if (!record->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
+    release_behind(payload.data());
     state.Apply(*record);
     ++recovery.records;
     return true;
@@ -205,12 +218,13 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
   if (!file.Map(dir.state_fd(), "journal.log", journal->path_, error)) return nullptr;
   const std::string_view bytes = file.bytes();
   FrameScan scan;
-  if (!Replay(bytes, journal->path_, options.salvage, journal->state_, journal->recovery_, scan,
-              error)) {
+  if (!Replay(bytes, journal->path_, options.salvage, /*mapped=*/true, journal->state_,
+              journal->recovery_, scan, error)) {
     why = OpenFailure::kCorrupt;
     return nullptr;
   }
   Recovery& recovery = journal->recovery_;
+  journal->records_in_file_ = recovery.records;
   recovery.torn_tail_bytes = scan.torn_tail_bytes;
   recovery.salvaged_bytes = scan.skipped_bytes;
   if (scan.torn_tail_bytes > 0) {
@@ -273,7 +287,9 @@ std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
   Recovery recovery;
   FrameScan scan;
   // A live run may be mid-append: a torn tail is normal here. Corruption is still reported.
-  if (!Replay(bytes, path, /*salvage=*/false, *state, recovery, scan, error)) return nullptr;
+  if (!Replay(bytes, path, /*salvage=*/false, /*mapped=*/false, *state, recovery, scan, error)) {
+    return nullptr;
+  }
   return state;
 }
 
@@ -283,6 +299,7 @@ void Journal::Append(proto::Record record) {
   pending_ += EncodeFrame(FrameType::kRecord, record.SerializeAsString());
   ++pending_records_;
   ++records_since_compaction_;
+  ++records_in_file_;
 }
 
 bool Journal::Sync(std::string& error) {
@@ -303,32 +320,34 @@ bool Journal::Sync(std::string& error) {
 }
 
 bool Journal::MaybeCompact(std::string& error) {
-  // Compact when the history is at least 4x the live state (and not tiny): the rewrite costs
-  // about the size of the live state, so the amortised cost stays constant per record.
+  // Compact when the file holds at least 4x the records of the live state (and not tiny), and
+  // at least twice what the last compaction wrote: the rewrite costs about the live state, and
+  // growing geometrically between rewrites keeps a million-item run linear, not quadratic.
   const std::uint64_t live = state_.items().size() + 1;
-  if (records_since_compaction_ < 10'000 || state_.records() < 4 * live) return false;
+  if (records_since_compaction_ < 10'000 || records_in_file_ < 4 * live ||
+      records_in_file_ < 2 * records_after_compaction_) {
+    return false;
+  }
   return Compact(error);
 }
 
 bool Journal::Compact(std::string& error) {
   if (!Sync(error)) return false;
-  const std::string temporary = path_ + ".compact";
   const int state_fd = dir_->state_fd();
-  const int fd = fs::OpenFileAt(state_fd, "journal.log.compact", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) {
-    error = Errno("creating " + temporary);
-    return false;
-  }
-  std::string bytes = EncodeFrame(FrameType::kHeader, kHeaderPayload);
-  for (const proto::Record& record : state_.Snapshot()) {
-    bytes += EncodeFrame(FrameType::kRecord, record.SerializeAsString());
-  }
-  const bool written = WriteAll(fd, bytes, error) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!written) {
-    if (error.empty()) error = Errno("syncing " + temporary);
-    ::unlinkat(state_fd, "journal.log.compact", 0);
-    return false;
+  // Streamed through a fixed buffer: one snapshot record per item, never the whole file.
+  std::uint64_t records = 0;
+  std::uint64_t size = 0;
+  {
+    fs::AtomicFileWriter out(state_fd, "journal.log.compact", 0600);
+    out.Write(EncodeFrame(FrameType::kHeader, kHeaderPayload));
+    state_.ForEachSnapshotRecord([&](const proto::Record& record) {
+      out.Write(EncodeFrame(FrameType::kRecord, record.SerializeAsString()));
+      ++records;
+    });
+    size = out.bytes_written();
+    // The writer renames journal.log.compact.tmp over journal.log.compact; then it replaces the
+    // journal in one more rename below.
+    if (!out.Commit(error)) return false;
   }
   if (::renameat(state_fd, "journal.log.compact", state_fd, "journal.log") != 0) {
     error = Errno("replacing the journal");
@@ -347,8 +366,10 @@ bool Journal::Compact(std::string& error) {
     failed_ = true;
     return false;
   }
-  file_bytes_ = bytes.size();
+  file_bytes_ = size;
   records_since_compaction_ = 0;
+  records_in_file_ = records;
+  records_after_compaction_ = records;
   return true;
 }
 

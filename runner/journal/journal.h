@@ -90,6 +90,8 @@ class Journal {
   std::size_t pending_records_ = 0;
   std::uint64_t file_bytes_ = 0;
   std::uint64_t records_since_compaction_ = 0;
+  std::uint64_t records_in_file_ = 0;           // records in journal.log now
+  std::uint64_t records_after_compaction_ = 0;  // records the last compaction wrote
   bool failed_ = false;
 };
 

@@ -247,22 +247,20 @@ std::map<std::string, std::uint64_t> JournalState::FailuresByCode() const {
   return failures;
 }
 
-std::vector<proto::Record> JournalState::Snapshot() const {
-  std::vector<proto::Record> records;
-  records.reserve(items_.size() + 1);
+void JournalState::ForEachSnapshotRecord(
+    const std::function<void(const proto::Record&)>& sink) const {
+  proto::Record record;
   for (const auto& item : items_) {
-    proto::Record record;
     record.set_unix_time(item->last_unix_time());
     *record.mutable_item_snapshot() = *item;
-    records.push_back(std::move(record));
+    sink(record);
   }
   if (has_run_) {
-    proto::Record record;
+    record.Clear();
     record.set_unix_time(totals_.last_unix_time);
     *record.mutable_run_started() = last_run_;
-    records.push_back(std::move(record));
+    sink(record);
   }
-  return records;
 }
 
 }  // namespace nanobatch::journal

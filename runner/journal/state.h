@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -69,8 +70,8 @@ class JournalState {
   std::uint64_t records() const { return records_; }
 
   // Records that rebuild this state exactly: one ItemSnapshot per item, then the last
-  // RunStarted. Used by compaction.
-  std::vector<proto::Record> Snapshot() const;
+  // RunStarted, handed to `sink` one at a time (compaction streams them to disk).
+  void ForEachSnapshotRecord(const std::function<void(const proto::Record&)>& sink) const;
 
  private:
   proto::ItemSnapshot& Item(const std::string& id, std::int64_t unix_time);

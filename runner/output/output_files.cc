@@ -65,18 +65,16 @@ std::string OutputFiles::FailureLine(const proto::ItemSnapshot& item) {
 }
 
 bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error) {
-  std::string metadata;
-  std::string failed;
+  // Streamed: a million finished items make a file of hundreds of megabytes, never a string.
+  fs::AtomicFileWriter metadata(dir_.fd(), "metadata.jsonl", 0644);
+  fs::AtomicFileWriter failed(dir_.fd(), "failed.jsonl", 0644);
   for (const auto& item : state.items()) {
-    if (item->phase() == proto::ItemSnapshot::GAVE_UP) failed += FailureLine(*item);
+    if (item->phase() == proto::ItemSnapshot::GAVE_UP) failed.Write(FailureLine(*item));
     if (item->phase() == proto::ItemSnapshot::DONE) {
-      for (const auto& image : item->images()) metadata += MetadataLine(*item, image);
+      for (const auto& image : item->images()) metadata.Write(MetadataLine(*item, image));
     }
   }
-  if (!fs::WriteFileAtomically(dir_.fd(), "metadata.jsonl", metadata, error) ||
-      !fs::WriteFileAtomically(dir_.fd(), "failed.jsonl", failed, error)) {
-    return false;
-  }
+  if (!metadata.Commit(error) || !failed.Commit(error)) return false;
   if (metadata_fd_ >= 0) ::close(metadata_fd_);
   if (failed_fd_ >= 0) ::close(failed_fd_);
   metadata_fd_ = fs::OpenFileAt(dir_.fd(), "metadata.jsonl", O_WRONLY | O_APPEND);
