@@ -139,7 +139,9 @@ class Engine {
   void Unreserve(const ItemRun& run);
   void AppendIntent(const ItemRun& run, const std::string& callback_token);
   void RecordNotSent(const ItemRun& run, const std::string& code, const std::string& message);
-  void RecordGaveUp(const ItemRun& run, const std::string& code, const std::string& message);
+  // `code` and `message` are copied: they often come from the item's own snapshot, which
+  // Finalize releases.
+  void RecordGaveUp(const ItemRun& run, std::string code, std::string message);
 
   // --- stopping ------------------------------------------------------------------------------
   void StopSubmitting(StopReason reason, const std::string& detail);
@@ -326,7 +328,7 @@ void Engine::RecordNotSent(const ItemRun& run, const std::string& code,
   budget_changed_.Notify();
 }
 
-void Engine::RecordGaveUp(const ItemRun& run, const std::string& code, const std::string& message) {
+void Engine::RecordGaveUp(const ItemRun& run, std::string code, std::string message) {
   proto::Record record;
   auto* gave_up = record.mutable_gave_up();
   gave_up->set_item_id(run.item.id);
@@ -336,8 +338,9 @@ void Engine::RecordGaveUp(const ItemRun& run, const std::string& code, const std
   gave_up->set_attempts(snapshot ? snapshot->attempt() : 0);
   Append(std::move(record));
   outputs_.AppendFailure(*Snapshot(run));
-  budget_changed_.Notify();
   LogWarning("item " + run.item.id + " failed for good: " + code + ": " + message);
+  journal_.Finalize(run.item.id);  // finished: kept compact from now on
+  budget_changed_.Notify();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -876,6 +879,8 @@ net::awaitable<void> Engine::DownloadAll(const ItemRun& run) {
   if (done->phase() == proto::ItemSnapshot::DONE) {
     ++done_this_run_;
     for (const auto& image : done->images()) outputs_.AppendImage(*done, image);
+    journal_.Finalize(run.item.id);  // finished: kept compact from now on
+    co_await Commit();
   }
 }
 

@@ -64,7 +64,7 @@ class JobPlanner {
   int out_fd_;
   PlanOptions options_;
   JobPlan plan_;
-  std::vector<const proto::ItemSnapshot*> seen_;  // journal items met in the manifest
+  std::vector<bool> seen_;  // by journal index: items met in the manifest
 };
 
 }  // namespace nanobatch::engine

@@ -96,6 +96,17 @@ std::string EncodeFrame(FrameType type, std::string_view payload) {
   return frame;
 }
 
+std::optional<std::string_view> RecordFrameAt(std::string_view bytes) {
+  if (!FrameChecksOut(bytes, 0) || static_cast<FrameType>(bytes[8]) != FrameType::kRecord) {
+    return std::nullopt;
+  }
+  return bytes.substr(kFrameHeaderSize, ReadU32(bytes.data()));
+}
+
+std::uint32_t FramePayloadLength(std::string_view header) {
+  return header.size() < kFrameHeaderSize ? 0 : ReadU32(header.data());
+}
+
 FrameScan ScanFrames(std::string_view bytes, bool salvage,
                      const std::function<bool(FrameType, std::string_view)>& visit) {
   FrameScan scan;

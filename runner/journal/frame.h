@@ -29,6 +29,11 @@ std::uint32_t MaskCrc(std::uint32_t crc);
 
 std::string EncodeFrame(FrameType type, std::string_view payload);
 
+// The payload of the record frame at the start of `bytes`, if it is whole and its checksum holds.
+std::optional<std::string_view> RecordFrameAt(std::string_view bytes);
+// The payload length a frame header (kFrameHeaderSize bytes) announces.
+std::uint32_t FramePayloadLength(std::string_view header);
+
 struct FrameScan {
   std::uint64_t valid_end = 0;        // offset after the last good frame (in order)
   std::uint64_t torn_tail_bytes = 0;  // bytes after valid_end with no good frame in them

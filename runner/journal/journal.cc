@@ -152,7 +152,9 @@ bool Replay(std::string_view bytes, const std::string& path, bool salvage, bool 
     }
     if (!record->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
     release_behind(payload.data());
-    state.Apply(*record);
+    const auto frame_offset =
+        static_cast<std::uint64_t>(payload.data() - bytes.data()) - kFrameHeaderSize;
+    state.Apply(*record, frame_offset);
     ++recovery.records;
     return true;
   });
@@ -175,6 +177,7 @@ bool Replay(std::string_view bytes, const std::string& path, bool salvage, bool 
 
 Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
+  if (read_fd_ >= 0) ::close(read_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
@@ -214,9 +217,21 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
   // Leftover temporary downloads of an interrupted run are never valid: remove them.
   if (!journal->dir_->ClearTemporary(error)) return nullptr;
 
+  // Compact items are read back from the file through their own descriptor.
+  Journal* self = journal.get();
+  journal->state_.SetLoader([self](std::uint64_t offset, proto::ItemSnapshot& out) {
+    return self->LoadSnapshot(offset, out);
+  });
+  journal->read_fd_ = fs::OpenFileAt(dir.state_fd(), "journal.log", O_RDONLY | O_CREAT, 0600);
+  if (journal->read_fd_ < 0) {
+    error = Errno("opening " + journal->path_);
+    return nullptr;
+  }
   MappedFile file;
   if (!file.Map(dir.state_fd(), "journal.log", journal->path_, error)) return nullptr;
   const std::string_view bytes = file.bytes();
+  // Records met during the replay may read earlier snapshots back: all of them are in the file.
+  journal->file_bytes_ = bytes.size();
   FrameScan scan;
   if (!Replay(bytes, journal->path_, options.salvage, /*mapped=*/true, journal->state_,
               journal->recovery_, scan, error)) {
@@ -295,11 +310,59 @@ std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
 
 void Journal::Append(proto::Record record) {
   if (record.unix_time() == 0) record.set_unix_time(UnixNow());
-  state_.Apply(record);
+  state_.Apply(record, file_bytes_ + pending_.size());
   pending_ += EncodeFrame(FrameType::kRecord, record.SerializeAsString());
   ++pending_records_;
   ++records_since_compaction_;
   ++records_in_file_;
+}
+
+void Journal::Finalize(const std::string& item_id) {
+  const proto::ItemSnapshot* item = state_.Find(item_id);
+  if (item == nullptr || (item->phase() != proto::ItemSnapshot::DONE &&
+                          item->phase() != proto::ItemSnapshot::GAVE_UP)) {
+    return;
+  }
+  proto::Record record;
+  *record.mutable_item_snapshot() = *item;
+  Append(std::move(record));  // applied with its offset: the item is kept compact from now on
+}
+
+bool Journal::LoadSnapshot(std::uint64_t offset, proto::ItemSnapshot& out) const {
+  std::string frame;
+  if (offset >= file_bytes_) {
+    // Appended, not yet synced: still in the queue.
+    const std::uint64_t at = offset - file_bytes_;
+    if (at + kFrameHeaderSize > pending_.size()) return false;
+    const std::uint32_t length =
+        FramePayloadLength(std::string_view(pending_).substr(at, kFrameHeaderSize));
+    frame = pending_.substr(at, kFrameHeaderSize + length);
+  } else {
+    char header[kFrameHeaderSize];
+    if (::pread(read_fd_, header, sizeof header, static_cast<off_t>(offset)) !=
+        static_cast<ssize_t>(sizeof header)) {
+      return false;
+    }
+    const std::uint32_t length = FramePayloadLength(std::string_view(header, sizeof header));
+    if (length > kMaxPayload) return false;
+    frame.resize(kFrameHeaderSize + length);
+    std::size_t done = 0;
+    while (done < frame.size()) {
+      const ssize_t n = ::pread(read_fd_, frame.data() + done, frame.size() - done,
+                                static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  auto payload = RecordFrameAt(frame);
+  proto::Record record;
+  if (!payload || !record.ParseFromArray(payload->data(), static_cast<int>(payload->size())) ||
+      !record.has_item_snapshot()) {
+    return false;
+  }
+  out = std::move(*record.mutable_item_snapshot());
+  return true;
 }
 
 bool Journal::Sync(std::string& error) {
@@ -323,7 +386,7 @@ bool Journal::MaybeCompact(std::string& error) {
   // Compact when the file holds at least 4x the records of the live state (and not tiny), and
   // at least twice what the last compaction wrote: the rewrite costs about the live state, and
   // growing geometrically between rewrites keeps a million-item run linear, not quadratic.
-  const std::uint64_t live = state_.items().size() + 1;
+  const std::uint64_t live = state_.size() + 1;
   if (records_since_compaction_ < 10'000 || records_in_file_ < 4 * live ||
       records_in_file_ < 2 * records_after_compaction_) {
     return false;
@@ -337,13 +400,22 @@ bool Journal::Compact(std::string& error) {
   // Streamed through a fixed buffer: one snapshot record per item, never the whole file.
   std::uint64_t records = 0;
   std::uint64_t size = 0;
+  // Finished items' snapshots in the new file: they are read back from there, not kept.
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> new_offsets;
   {
     fs::AtomicFileWriter out(state_fd, "journal.log.compact", 0600);
     out.Write(EncodeFrame(FrameType::kHeader, kHeaderPayload));
-    state_.ForEachSnapshotRecord([&](const proto::Record& record) {
-      out.Write(EncodeFrame(FrameType::kRecord, record.SerializeAsString()));
-      ++records;
-    });
+    state_.ForEachSnapshotRecord(
+        [&](const proto::Record& record, std::optional<std::uint32_t> index) {
+          const std::uint64_t offset = out.bytes_written();
+          out.Write(EncodeFrame(FrameType::kRecord, record.SerializeAsString()));
+          ++records;
+          const auto phase = record.item_snapshot().phase();
+          if (index && (phase == proto::ItemSnapshot::DONE ||
+                        phase == proto::ItemSnapshot::GAVE_UP)) {
+            new_offsets.emplace_back(*index, offset);
+          }
+        });
     size = out.bytes_written();
     // The writer renames journal.log.compact.tmp over journal.log.compact; then it replaces the
     // journal in one more rename below.
@@ -358,6 +430,16 @@ bool Journal::Compact(std::string& error) {
     failed_ = true;  // the rename may or may not survive a power cut: stop writing
     return false;
   }
+  // Read back from the new file from now on; its finished items need not stay in memory.
+  const int read_fd = fs::OpenFileAt(state_fd, "journal.log", O_RDONLY);
+  if (read_fd < 0) {
+    error = Errno("reopening the journal");
+    failed_ = true;
+    return false;
+  }
+  ::close(read_fd_);
+  read_fd_ = read_fd;
+  for (const auto& [index, offset] : new_offsets) state_.MakeCompactAt(index, offset);
   // Continue appending to the new file.
   ::close(fd_);
   fd_ = fs::OpenFileAt(state_fd, "journal.log", O_WRONLY);

@@ -62,6 +62,10 @@ class Journal {
   void Append(proto::Record record);
   // Writes and fdatasyncs everything queued. False (with `error`) on failure, and for ever after.
   bool Sync(std::string& error);
+  // An item is finished (done or given up) and its output lines are written: its whole
+  // snapshot is appended as one record, and the state keeps only a compact entry pointing at it.
+  // Memory then follows the items in flight, not the items finished.
+  void Finalize(const std::string& item_id);
 
   // Rewrites the journal as one snapshot record per item (temporary file, fsync, rename, fsync
   // of the directory), when the file is much larger than its live state. Returns whether it did.
@@ -79,10 +83,12 @@ class Journal {
 
  private:
   Journal() = default;
+  bool LoadSnapshot(std::uint64_t offset, proto::ItemSnapshot& out) const;
 
   std::unique_ptr<fs::OutputDir> dir_;
   std::string path_;  // for messages
   int fd_ = -1;
+  int read_fd_ = -1;  // journal.log, for reading compact items back
   int lock_fd_ = -1;
   JournalState state_;
   Recovery recovery_;

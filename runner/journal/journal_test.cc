@@ -170,3 +170,95 @@ TEST_CASE("journal: a file that is not a journal is refused") {
 
 }  // namespace
 }  // namespace nanobatch::journal
+
+namespace nanobatch::journal {
+namespace {
+
+// An item through to done: intent (with its prompt), submitted, completed, downloaded.
+void Finish(Journal& journal, const std::string& id) {
+  proto::Record intent = Intent(id);
+  intent.mutable_submit_intent()->set_prompt("a long prompt for " + id);
+  intent.mutable_submit_intent()->set_content_hash(std::string(64, 'c'));
+  journal.Append(intent);
+  journal.Append(Submitted(id));
+  proto::Record completed;
+  completed.mutable_completed()->set_item_id(id);
+  completed.mutable_completed()->add_urls("https://f.example/" + id + ".png");
+  journal.Append(completed);
+  proto::Record downloaded;
+  downloaded.mutable_downloaded()->set_item_id(id);
+  downloaded.mutable_downloaded()->set_file_name(id + ".png");
+  downloaded.mutable_downloaded()->set_bytes(1234);
+  journal.Append(downloaded);
+}
+
+TEST_CASE("journal: finished items are kept compact and read back whole, across reopen and compaction") {
+  testing::TempDir dir;
+  std::string error;
+  Totals before;
+  {
+    auto journal = Journal::Open(dir.path(), {}, error);
+    REQUIRE_MESSAGE(journal, error);
+    for (const char* id : {"a", "b", "c"}) {
+      Finish(*journal, id);
+      journal->Finalize(id);
+    }
+    journal->Append(Intent("open"));  // not finished: stays in memory
+    journal->Finalize("open");        // no effect
+    CHECK(journal->state().compact_items() == 3);
+    // Read back before the records are even synced (from the queue), then from the file.
+    REQUIRE(journal->state().Find("b") != nullptr);
+    CHECK(journal->state().Find("b")->prompt() == "a long prompt for b");
+    REQUIRE(journal->Sync(error));
+    CHECK(journal->state().Find("c")->images(0).file_name() == "c.png");
+    CHECK(journal->state().totals().done == 3);
+    CHECK(journal->state().totals().images == 3);
+    before = journal->state().totals();
+    // A flag on a compact item changes without reading it back, and is seen when read back.
+    proto::Record departed;
+    departed.mutable_item_departed()->set_item_id("a");
+    journal->Append(departed);
+    CHECK(journal->state().compact_items() == 3);
+    CHECK(journal->state().Find("a")->departed());
+    CHECK(journal->state().totals().departed == 1);
+    REQUIRE(journal->Sync(error));
+  }
+  {
+    auto reopened = Journal::Open(dir.path(), {}, error);
+    REQUIRE_MESSAGE(reopened, error);
+    const JournalState& state = reopened->state();
+    CHECK(state.compact_items() == 3);
+    CHECK(state.totals().done == 2);
+    CHECK(state.totals().departed == 1);
+    CHECK(state.totals().credits_spent == before.credits_spent);
+    CHECK(state.Find("a")->departed());
+    CHECK(state.Find("a")->prompt() == "a long prompt for a");
+    // A record for a compact item brings it back into memory with everything it had.
+    proto::Record again;
+    again.mutable_completed()->set_item_id("b");
+    again.mutable_completed()->add_urls("https://f.example/b-again.png");
+    reopened->Append(again);
+    CHECK(state.compact_items() == 2);
+    CHECK(state.Find("b")->prompt() == "a long prompt for b");
+    CHECK(state.Find("b")->phase() == proto::ItemSnapshot::COMPLETED);
+    // Compaction writes every item once and keeps the finished ones compact at their new place.
+    REQUIRE(reopened->Compact(error));
+    CHECK(state.compact_items() == 2);
+    CHECK(state.Find("c")->prompt() == "a long prompt for c");
+    CHECK(state.Find("b")->urls(0) == "https://f.example/b-again.png");
+  }
+  auto last = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(last, error);
+  CHECK(last->recovery().records == 4);  // one snapshot per item (no run was recorded)
+  CHECK(last->state().compact_items() == 2);
+  CHECK(last->state().Find("a")->departed());
+  CHECK(last->state().Find("c")->images(0).bytes() == 1234);
+  // status reads the same totals without the lock (and without reading items back).
+  auto read_only = Journal::OpenReadOnly(dir.path(), error);
+  REQUIRE(read_only);
+  CHECK(read_only->totals().done == last->state().totals().done);
+  CHECK(read_only->totals().departed == 1);
+}
+
+}  // namespace
+}  // namespace nanobatch::journal

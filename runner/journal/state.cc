@@ -1,6 +1,7 @@
 #include "runner/journal/state.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace nanobatch::journal {
 namespace {
@@ -9,42 +10,202 @@ bool IsOpen(Phase phase) {
   return phase == proto::ItemSnapshot::INTENT || phase == proto::ItemSnapshot::SUBMITTED;
 }
 
+bool IsFinished(Phase phase) {
+  return phase == proto::ItemSnapshot::DONE || phase == proto::ItemSnapshot::GAVE_UP;
+}
+
 // Images are kept one per index, and only for indexes below urls_size() (see kDownloaded), so
 // counting them is enough: replay stays linear however many URLs a task has.
 bool AllImagesDown(const proto::ItemSnapshot& item) {
   return item.urls_size() > 0 && item.images_size() == item.urls_size();
 }
 
-}  // namespace
-
-const proto::ItemSnapshot* JournalState::Find(std::string_view id) const {
-  auto it = by_id_.find(std::string(id));
-  return it == by_id_.end() ? nullptr : it->second;
+std::uint64_t HashId(std::string_view id) {
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a
+  for (unsigned char c : id) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash ^ (hash >> 29);
 }
 
-proto::ItemSnapshot& JournalState::Item(const std::string& id, std::int64_t unix_time) {
-  auto it = by_id_.find(id);
-  if (it != by_id_.end()) return *it->second;
-  items_.push_back(google::protobuf::Arena::CreateMessage<proto::ItemSnapshot>(arena_.get()));
-  proto::ItemSnapshot& item = *items_.back();
-  item.set_item_id(id);
-  item.set_first_unix_time(unix_time);
-  by_id_.emplace(id, &item);
+}  // namespace
+
+// One item: its whole snapshot while in memory (`live`), or, compact, what the totals count and
+// where its snapshot record is in the journal.
+struct JournalState::Slot {
+  std::unique_ptr<proto::ItemSnapshot> live;
+  std::uint64_t offset = 0;  // compact: the snapshot record's frame in the journal file
+  std::uint64_t credits_spent = 0;
+  std::uint32_t id_offset = 0;  // in ids_
+  std::uint32_t id_length = 0;
+  std::uint32_t possible_duplicates = 0;
+  std::uint32_t failed_tasks = 0;
+  std::uint16_t images = 0;
+  std::uint16_t error_code = 0;  // in codes_
+  Phase phase = proto::ItemSnapshot::QUEUED;
+  bool departed = false;
+};
+
+JournalState::JournalState() = default;
+JournalState::~JournalState() = default;
+
+std::size_t JournalState::size() const { return slots_.size(); }
+
+void JournalState::Reserve(std::size_t items) {
+  slots_.reserve(items);
+  ids_.reserve(items * 16);
+  std::size_t capacity = 1024;
+  while (capacity < items * 2) capacity *= 2;
+  if (capacity > table_.size()) {
+    table_.assign(capacity, 0);
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) Index(i);
+  }
+}
+
+std::string_view JournalState::IdAt(std::uint32_t index) const {
+  const Slot& slot = slots_[index];
+  return std::string_view(ids_).substr(slot.id_offset, slot.id_length);
+}
+
+bool JournalState::DepartedAt(std::uint32_t index) const {
+  const Slot& slot = slots_[index];
+  return slot.live ? slot.live->departed() : slot.departed;
+}
+
+std::uint32_t JournalState::ImagesAt(std::uint32_t index) const {
+  const Slot& slot = slots_[index];
+  return slot.live ? static_cast<std::uint32_t>(slot.live->images_size()) : slot.images;
+}
+
+void JournalState::Index(std::uint32_t slot) {
+  const std::size_t mask = table_.size() - 1;
+  for (std::size_t i = HashId(IdAt(slot)) & mask;; i = (i + 1) & mask) {
+    if (table_[i] == 0) {
+      table_[i] = slot + 1;
+      return;
+    }
+  }
+}
+
+std::optional<std::uint32_t> JournalState::Lookup(std::string_view id) const {
+  if (table_.empty()) return std::nullopt;
+  const std::size_t mask = table_.size() - 1;
+  for (std::size_t i = HashId(id) & mask; table_[i] != 0; i = (i + 1) & mask) {
+    if (IdAt(table_[i] - 1) == id) return table_[i] - 1;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint32_t> JournalState::IndexOf(std::string_view id) const { return Lookup(id); }
+
+JournalState::Slot& JournalState::SlotFor(const std::string& id, std::int64_t unix_time) {
+  if (auto index = Lookup(id)) return slots_[*index];
+  if ((slots_.size() + 1) * 10 > table_.size() * 6) Reserve(std::max<std::size_t>(slots_.size() * 2, 512));
+  Slot& slot = slots_.emplace_back();
+  slot.id_offset = static_cast<std::uint32_t>(ids_.size());
+  slot.id_length = static_cast<std::uint32_t>(id.size());
+  ids_.append(id);
+  Index(static_cast<std::uint32_t>(slots_.size() - 1));
+  slot.live = std::make_unique<proto::ItemSnapshot>();
+  slot.live->set_item_id(id);
+  slot.live->set_first_unix_time(unix_time);
   ++totals_.items;
-  Count(item, +1);
-  return item;
+  Count(slot, +1);
+  return slot;
+}
+
+bool JournalState::Load(const Slot& slot, proto::ItemSnapshot& out) const {
+  if (!loader_ || !loader_(slot.offset, out)) return false;
+  out.set_departed(slot.departed);  // the flag may have changed since the record was written
+  return true;
+}
+
+proto::ItemSnapshot& JournalState::Live(Slot& slot) {
+  if (slot.live) return *slot.live;
+  auto live = std::make_unique<proto::ItemSnapshot>();
+  if (!Load(slot, *live)) {
+    // Our own journal cannot be read back where it was written: nothing sensible can follow.
+    throw std::runtime_error("journal: cannot read back the snapshot of an item at byte " +
+                             std::to_string(slot.offset));
+  }
+  slot.live = std::move(live);
+  --compact_;
+  return *slot.live;
+}
+
+std::uint16_t JournalState::CodeIndex(const std::string& code) {
+  for (std::size_t i = 0; i < codes_.size(); ++i) {
+    if (codes_[i] == code) return static_cast<std::uint16_t>(i);
+  }
+  if (codes_.size() >= 65535) return 0;  // more distinct codes than that: counted under the first
+  codes_.push_back(code);
+  return static_cast<std::uint16_t>(codes_.size() - 1);
+}
+
+void JournalState::Compact(Slot& slot, std::uint64_t offset) {
+  if (!slot.live) {
+    slot.offset = offset;  // a newer copy of the same snapshot (compaction)
+    return;
+  }
+  const proto::ItemSnapshot& item = *slot.live;
+  if (!IsFinished(item.phase())) return;
+  slot.offset = offset;
+  slot.phase = item.phase();
+  slot.departed = item.departed();
+  slot.credits_spent = item.credits_spent();
+  slot.possible_duplicates = item.possible_duplicates();
+  slot.failed_tasks = item.failed_tasks();
+  slot.images = static_cast<std::uint16_t>(item.images_size());
+  slot.error_code = CodeIndex(item.last_error_code());
+  slot.live.reset();
+  ++compact_;
+}
+
+void JournalState::MakeCompact(std::string_view id, std::uint64_t offset) {
+  if (auto index = Lookup(id)) Compact(slots_[*index], offset);
+}
+
+void JournalState::MakeCompactAt(std::uint32_t index, std::uint64_t offset) {
+  if (index < slots_.size()) Compact(slots_[index], offset);
+}
+
+const proto::ItemSnapshot* JournalState::Find(std::string_view id) const {
+  auto index = Lookup(id);
+  if (!index) return nullptr;
+  const Slot& slot = slots_[*index];
+  if (slot.live) return slot.live.get();
+  return Load(slot, loaded_) ? &loaded_ : nullptr;
+}
+
+void JournalState::ForEachItem(
+    const std::function<void(const proto::ItemSnapshot&)>& visit) const {
+  proto::ItemSnapshot scratch;
+  for (const Slot& slot : slots_) {
+    if (slot.live) {
+      visit(*slot.live);
+    } else if (Load(slot, scratch)) {
+      visit(scratch);
+    } else {
+      throw std::runtime_error("journal: cannot read back the snapshot of an item at byte " +
+                               std::to_string(slot.offset));
+    }
+  }
 }
 
 // Adds (sign +1) or removes (sign -1) an item's contribution to the totals, so that any change
 // is "remove, mutate, add back" and the totals cannot drift.
-void JournalState::Count(const proto::ItemSnapshot& item, int sign) {
+void JournalState::Count(const Slot& slot, int sign) {
   auto add = [sign](std::uint64_t& counter, std::uint64_t amount) {
     counter = sign > 0 ? counter + amount : counter - amount;
   };
-  if (item.departed()) {
+  const proto::ItemSnapshot* item = slot.live.get();
+  const Phase phase = item ? item->phase() : slot.phase;
+  const bool departed = item ? item->departed() : slot.departed;
+  if (departed) {
     add(totals_.departed, 1);
-  } else
-    switch (item.phase()) {
+  } else {
+    switch (phase) {
       case proto::ItemSnapshot::QUEUED:
         add(totals_.queued, 1);
         break;
@@ -66,14 +227,22 @@ void JournalState::Count(const proto::ItemSnapshot& item, int sign) {
       default:
         break;
     }
-  if (IsOpen(item.phase())) add(totals_.credits_reserved, item.credits());
-  add(totals_.credits_spent, item.credits_spent());
-  add(totals_.possible_duplicates, item.possible_duplicates());
-  add(totals_.failed_tasks, item.failed_tasks());
-  add(totals_.images, static_cast<std::uint64_t>(item.images_size()));
+  }
+  if (item) {
+    if (IsOpen(phase)) add(totals_.credits_reserved, item->credits());
+    add(totals_.credits_spent, item->credits_spent());
+    add(totals_.possible_duplicates, item->possible_duplicates());
+    add(totals_.failed_tasks, item->failed_tasks());
+    add(totals_.images, static_cast<std::uint64_t>(item->images_size()));
+  } else {
+    add(totals_.credits_spent, slot.credits_spent);
+    add(totals_.possible_duplicates, slot.possible_duplicates);
+    add(totals_.failed_tasks, slot.failed_tasks);
+    add(totals_.images, slot.images);
+  }
 }
 
-void JournalState::Apply(const proto::Record& record) {
+void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_t> offset) {
   ++records_;
   const std::int64_t t = record.unix_time();
   if (t != 0) {
@@ -90,8 +259,9 @@ void JournalState::Apply(const proto::Record& record) {
   switch (record.event_case()) {
     case proto::Record::kSubmitIntent: {
       const auto& intent = record.submit_intent();
-      proto::ItemSnapshot& item = Item(intent.item_id(), t);
-      Count(item, -1);
+      Slot& slot = SlotFor(intent.item_id(), t);
+      Count(slot, -1);
+      proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
       if (item.phase() == proto::ItemSnapshot::INTENT) abandon_intent(item);
       item.set_content_hash(intent.content_hash());
@@ -108,36 +278,39 @@ void JournalState::Apply(const proto::Record& record) {
       item.clear_images();
       item.set_phase(proto::ItemSnapshot::INTENT);
       item.set_last_unix_time(t);
-      Count(item, +1);
+      Count(slot, +1);
       break;
     }
     case proto::Record::kIntentAbandoned: {
-      proto::ItemSnapshot& item = Item(record.intent_abandoned().item_id(), t);
-      Count(item, -1);
+      Slot& slot = SlotFor(record.intent_abandoned().item_id(), t);
+      Count(slot, -1);
+      proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
       if (item.phase() == proto::ItemSnapshot::INTENT) abandon_intent(item);
       item.set_last_error_code("possible_duplicate");
       item.set_last_error_message(record.intent_abandoned().reason());
       item.set_last_unix_time(t);
-      Count(item, +1);
+      Count(slot, +1);
       break;
     }
     case proto::Record::kSubmitted: {
       const auto& submitted = record.submitted();
-      proto::ItemSnapshot& item = Item(submitted.item_id(), t);
-      Count(item, -1);
+      Slot& slot = SlotFor(submitted.item_id(), t);
+      Count(slot, -1);
+      proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
       item.set_task_id(submitted.task_id());
       item.set_credits(submitted.credits());
       item.set_phase(proto::ItemSnapshot::SUBMITTED);
       item.set_last_unix_time(t);
-      Count(item, +1);
+      Count(slot, +1);
       break;
     }
     case proto::Record::kCompleted: {
       const auto& completed = record.completed();
-      proto::ItemSnapshot& item = Item(completed.item_id(), t);
-      Count(item, -1);
+      Slot& slot = SlotFor(completed.item_id(), t);
+      Count(slot, -1);
+      proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
       if (IsOpen(item.phase())) item.set_credits_spent(item.credits_spent() + item.credits());
       if (!completed.task_id().empty()) item.set_task_id(completed.task_id());
@@ -145,15 +318,19 @@ void JournalState::Apply(const proto::Record& record) {
       item.clear_images();
       item.set_phase(proto::ItemSnapshot::COMPLETED);
       item.set_last_unix_time(t);
-      Count(item, +1);
+      Count(slot, +1);
       break;
     }
     case proto::Record::kDownloaded: {
       const auto& downloaded = record.downloaded();
-      proto::ItemSnapshot& item = Item(downloaded.item_id(), t);
+      Slot& slot = SlotFor(downloaded.item_id(), t);
+      Count(slot, -1);
+      proto::ItemSnapshot& item = Live(slot);
       // An image for no URL of the current task (a record of an older task) is not this task's.
-      if (downloaded.index() >= static_cast<unsigned>(item.urls_size())) break;
-      Count(item, -1);
+      if (downloaded.index() >= static_cast<unsigned>(item.urls_size())) {
+        Count(slot, +1);
+        break;
+      }
       item.set_departed(false);
       auto* images = item.mutable_images();
       auto existing = std::find_if(images->begin(), images->end(), [&](const auto& image) {
@@ -169,13 +346,14 @@ void JournalState::Apply(const proto::Record& record) {
         if (recent_done_.size() > 4096) recent_done_.pop_front();
       }
       item.set_last_unix_time(t);
-      Count(item, +1);
+      Count(slot, +1);
       break;
     }
     case proto::Record::kTaskFailed: {
       const auto& failed = record.task_failed();
-      proto::ItemSnapshot& item = Item(failed.item_id(), t);
-      Count(item, -1);
+      Slot& slot = SlotFor(failed.item_id(), t);
+      Count(slot, -1);
+      proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
       if (IsOpen(item.phase()) && failed.credits_spent_unknown()) {
         item.set_credits_spent(item.credits_spent() + item.credits());
@@ -188,13 +366,14 @@ void JournalState::Apply(const proto::Record& record) {
         item.set_phase(proto::ItemSnapshot::QUEUED);
       }
       item.set_last_unix_time(t);
-      Count(item, +1);
+      Count(slot, +1);
       break;
     }
     case proto::Record::kGaveUp: {
       const auto& gave_up = record.gave_up();
-      proto::ItemSnapshot& item = Item(gave_up.item_id(), t);
-      Count(item, -1);
+      Slot& slot = SlotFor(gave_up.item_id(), t);
+      Count(slot, -1);
+      proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
       if (IsOpen(item.phase())) {
         // Giving up on an open task: its fate is unknown, so its credits count as spent.
@@ -204,30 +383,40 @@ void JournalState::Apply(const proto::Record& record) {
       item.set_last_error_message(gave_up.message());
       item.set_phase(proto::ItemSnapshot::GAVE_UP);
       item.set_last_unix_time(t);
-      Count(item, +1);
+      Count(slot, +1);
       break;
     }
     case proto::Record::kItemSnapshot: {
       const auto& snapshot = record.item_snapshot();
-      proto::ItemSnapshot& item = Item(snapshot.item_id(), t);
-      Count(item, -1);
-      item = snapshot;
-      if (item.phase() == proto::ItemSnapshot::DONE) recent_done_.push_back(item.last_unix_time());
-      Count(item, +1);
+      Slot& slot = SlotFor(snapshot.item_id(), t);
+      Count(slot, -1);
+      const bool finished = snapshot.phase() == proto::ItemSnapshot::DONE ||
+                            snapshot.phase() == proto::ItemSnapshot::GAVE_UP;
+      if (!slot.live) {
+        slot.live = std::make_unique<proto::ItemSnapshot>();
+        --compact_;
+      }
+      *slot.live = snapshot;
+      // A finished item whose whole snapshot is this record need not stay in memory.
+      if (finished && offset) Compact(slot, *offset);
+      if (snapshot.phase() == proto::ItemSnapshot::DONE) {
+        recent_done_.push_back(snapshot.last_unix_time());
+        if (recent_done_.size() > 4096) recent_done_.pop_front();
+      }
+      Count(slot, +1);
       break;
     }
-    case proto::Record::kItemDeparted: {
-      proto::ItemSnapshot& item = Item(record.item_departed().item_id(), t);
-      Count(item, -1);
-      item.set_departed(true);
-      Count(item, +1);
-      break;
-    }
+    case proto::Record::kItemDeparted:
     case proto::Record::kItemReturned: {
-      proto::ItemSnapshot& item = Item(record.item_returned().item_id(), t);
-      Count(item, -1);
-      item.set_departed(false);
-      Count(item, +1);
+      // Only the flag changes: a compact item stays compact.
+      const bool departed = record.event_case() == proto::Record::kItemDeparted;
+      Slot& slot = SlotFor(departed ? record.item_departed().item_id()
+                                    : record.item_returned().item_id(),
+                           t);
+      Count(slot, -1);
+      if (slot.live) slot.live->set_departed(departed);
+      slot.departed = departed;
+      Count(slot, +1);
       break;
     }
     case proto::Record::kRunStarted:
@@ -241,25 +430,36 @@ void JournalState::Apply(const proto::Record& record) {
 
 std::map<std::string, std::uint64_t> JournalState::FailuresByCode() const {
   std::map<std::string, std::uint64_t> failures;
-  for (const auto& item : items_) {
-    if (item->phase() == proto::ItemSnapshot::GAVE_UP) ++failures[item->last_error_code()];
+  for (const Slot& slot : slots_) {
+    if (slot.live) {
+      if (slot.live->phase() == proto::ItemSnapshot::GAVE_UP) ++failures[slot.live->last_error_code()];
+    } else if (slot.phase == proto::ItemSnapshot::GAVE_UP) {
+      ++failures[codes_[slot.error_code]];
+    }
   }
   return failures;
 }
 
 void JournalState::ForEachSnapshotRecord(
-    const std::function<void(const proto::Record&)>& sink) const {
+    const std::function<void(const proto::Record&, std::optional<std::uint32_t>)>& sink) const {
   proto::Record record;
-  for (const auto& item : items_) {
-    record.set_unix_time(item->last_unix_time());
-    *record.mutable_item_snapshot() = *item;
-    sink(record);
+  for (std::uint32_t index = 0; index < slots_.size(); ++index) {
+    const Slot& slot = slots_[index];
+    proto::ItemSnapshot* snapshot = record.mutable_item_snapshot();
+    if (slot.live) {
+      *snapshot = *slot.live;
+    } else if (!Load(slot, *snapshot)) {
+      throw std::runtime_error("journal: cannot read back the snapshot of an item at byte " +
+                               std::to_string(slot.offset));
+    }
+    record.set_unix_time(snapshot->last_unix_time());
+    sink(record, index);
   }
   if (has_run_) {
     record.Clear();
     record.set_unix_time(totals_.last_unix_time);
     *record.mutable_run_started() = last_run_;
-    sink(record);
+    sink(record, std::nullopt);
   }
 }
 

@@ -7,21 +7,25 @@
 // its task completed, or when its fate is unknown (an abandoned intent, a task past its deadline):
 // counting the unknown as spent keeps the budget a promise. A failed task gives them back.
 //
+// Memory follows the items that are not finished. A finished item (done or given up) whose
+// snapshot record is in the journal file is kept *compact*: its id, where that record is, and
+// what the totals count (about 60 bytes), not its prompt, URLs and images (about 1.3 KB as a
+// message). Find() reads a compact item's snapshot back through the loader the journal
+// provides; a record applied to a compact item brings it back into memory first.
+//
 // Example:
 //   JournalState state;
 //   for (const proto::Record& r : records) state.Apply(r);
 //   const proto::ItemSnapshot* item = state.Find("cat-001");
-
-#include <google/protobuf/arena.h>
 
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "proto/journal.pb.h"
@@ -50,16 +54,41 @@ struct Totals {
 
 class JournalState {
  public:
-  void Apply(const proto::Record& record);
-  // Room for about `items` items, so that replaying a large journal does not rehash repeatedly.
-  void Reserve(std::size_t items) {
-    items_.reserve(items);
-    by_id_.reserve(items);
-  }
+  // Reads the snapshot record at a journal offset (SetLoader). False if it cannot.
+  using Loader = std::function<bool(std::uint64_t offset, proto::ItemSnapshot& out)>;
 
+  JournalState();
+  ~JournalState();
+  JournalState(const JournalState&) = delete;
+  JournalState& operator=(const JournalState&) = delete;
+
+  // `offset`: where the record's frame is in the journal file, when known (replay, append); a
+  // finished item's snapshot record there lets the item be kept compact.
+  void Apply(const proto::Record& record, std::optional<std::uint64_t> offset = std::nullopt);
+  void SetLoader(Loader loader) { loader_ = std::move(loader); }
+  // Room for about `items` items, so that replaying a large journal does not rehash repeatedly.
+  void Reserve(std::size_t items);
+
+  // The item's whole snapshot, or nullptr if unknown (or compact and unreadable). For a compact
+  // item the snapshot is read back into a slot of the state: the pointer is valid until the
+  // next call of Find, ForEachItem or Apply.
   const proto::ItemSnapshot* Find(std::string_view id) const;
-  // Every item, in the order the journal first mentioned it.
-  const std::vector<proto::ItemSnapshot*>& items() const { return items_; }
+  std::size_t size() const;
+  // Calls `visit` with every item's snapshot, in the order the journal first mentioned them
+  // (compact items read back one at a time).
+  void ForEachItem(const std::function<void(const proto::ItemSnapshot&)>& visit) const;
+  // Cheap facts of item `index` (0 .. size()-1), without reading anything back.
+  std::string_view IdAt(std::uint32_t index) const;
+  bool DepartedAt(std::uint32_t index) const;
+  std::uint32_t ImagesAt(std::uint32_t index) const;
+  std::optional<std::uint32_t> IndexOf(std::string_view id) const;
+
+  // Keeps finished item `id` compact from now on: its current snapshot is the record at
+  // `offset` of the journal. No effect on an item that is not finished.
+  void MakeCompact(std::string_view id, std::uint64_t offset);
+  void MakeCompactAt(std::uint32_t index, std::uint64_t offset);
+  std::size_t compact_items() const { return compact_; }
+
   const Totals& totals() const { return totals_; }
   // Items given up on, by their error code.
   std::map<std::string, std::uint64_t> FailuresByCode() const;
@@ -70,17 +99,30 @@ class JournalState {
   std::uint64_t records() const { return records_; }
 
   // Records that rebuild this state exactly: one ItemSnapshot per item, then the last
-  // RunStarted, handed to `sink` one at a time (compaction streams them to disk).
-  void ForEachSnapshotRecord(const std::function<void(const proto::Record&)>& sink) const;
+  // RunStarted, handed to `sink` one at a time with the item's index (compaction streams them to
+  // disk, then tells the new offsets with MakeCompact).
+  void ForEachSnapshotRecord(
+      const std::function<void(const proto::Record&, std::optional<std::uint32_t>)>& sink) const;
 
  private:
-  proto::ItemSnapshot& Item(const std::string& id, std::int64_t unix_time);
-  void Count(const proto::ItemSnapshot& item, int sign);
+  struct Slot;
+  Slot& SlotFor(const std::string& id, std::int64_t unix_time);
+  // The item's snapshot in memory, read back first if it was compact.
+  proto::ItemSnapshot& Live(Slot& slot);
+  bool Load(const Slot& slot, proto::ItemSnapshot& out) const;
+  void Count(const Slot& slot, int sign);
+  void Compact(Slot& slot, std::uint64_t offset);
+  std::uint16_t CodeIndex(const std::string& code);
+  std::optional<std::uint32_t> Lookup(std::string_view id) const;
+  void Index(std::uint32_t slot);
 
-  // Item states live on an arena: a million-record replay allocates in bulk and frees at once.
-  std::unique_ptr<google::protobuf::Arena> arena_ = std::make_unique<google::protobuf::Arena>();
-  std::vector<proto::ItemSnapshot*> items_;
-  std::unordered_map<std::string, proto::ItemSnapshot*> by_id_;
+  std::vector<Slot> slots_;
+  std::string ids_;                      // every id's bytes, back to back
+  std::vector<std::uint32_t> table_;     // open addressing: slot + 1, 0 = empty
+  std::vector<std::string> codes_;       // error codes of compact items, interned
+  std::size_t compact_ = 0;
+  mutable proto::ItemSnapshot loaded_;   // Find's slot for a compact item
+  Loader loader_;
   Totals totals_;
   std::deque<std::int64_t> recent_done_;
   proto::RunStarted last_run_;

@@ -138,7 +138,8 @@ TEST_CASE("state: a snapshot replays to the same totals and items") {
   state.Apply(run);
 
   JournalState replayed;
-  state.ForEachSnapshotRecord([&](const proto::Record& record) { replayed.Apply(record); });
+  state.ForEachSnapshotRecord(
+      [&](const proto::Record& record, std::optional<std::uint32_t>) { replayed.Apply(record); });
   const Totals& a = state.totals();
   const Totals& b = replayed.totals();
   CHECK(a.items == b.items);

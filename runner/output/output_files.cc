@@ -68,12 +68,12 @@ bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error
   // Streamed: a million finished items make a file of hundreds of megabytes, never a string.
   fs::AtomicFileWriter metadata(dir_.fd(), "metadata.jsonl", 0644);
   fs::AtomicFileWriter failed(dir_.fd(), "failed.jsonl", 0644);
-  for (const auto& item : state.items()) {
-    if (item->phase() == proto::ItemSnapshot::GAVE_UP) failed.Write(FailureLine(*item));
-    if (item->phase() == proto::ItemSnapshot::DONE) {
-      for (const auto& image : item->images()) metadata.Write(MetadataLine(*item, image));
+  state.ForEachItem([&](const proto::ItemSnapshot& item) {
+    if (item.phase() == proto::ItemSnapshot::GAVE_UP) failed.Write(FailureLine(item));
+    if (item.phase() == proto::ItemSnapshot::DONE) {
+      for (const auto& image : item.images()) metadata.Write(MetadataLine(item, image));
     }
-  }
+  });
   if (!metadata.Commit(error) || !failed.Commit(error)) return false;
   if (metadata_fd_ >= 0) ::close(metadata_fd_);
   if (failed_fd_ >= 0) ::close(failed_fd_);
