@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Memory and start-up of `nanobatch run` on a large manifest (issue 8: 1,000,000 items under
 # 256 MiB with max_in_flight 1000, on first start and on resume):
-#   tools/bench/memory_bench.sh [ITEMS] [SECONDS]
-# Generates ITEMS realistic prompts (~200 bytes each), runs against the simulator for SECONDS
-# (then SIGTERM), twice: a first start and a resume of the same output directory. Prints, for
-# each, the peak RSS (/usr/bin/time -v), the seconds until the first submission reached the
-# server, and how many tasks were submitted.
+#   tools/bench/memory_bench.sh [ITEMS] [SECONDS] [FIRST_SECONDS]
+# Generates ITEMS realistic prompts (~200 bytes each), runs against the simulator for
+# FIRST_SECONDS (default SECONDS; then SIGTERM, or until it ends), then resumes the same output
+# directory for SECONDS. Prints, for each, the peak RSS (/usr/bin/time -v), the seconds until the
+# first submission reached the server, how many tasks were submitted, and the items done.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 items=${1:-1000000}
 seconds=${2:-20}
+first_seconds=${3:-$seconds}
 bazel build -c opt //runner:nanobatch //tools/fake_api >/dev/null 2>&1 </dev/null
 work=$(mktemp -d /tmp/nanobatch-memory.XXXXXX)
 trap 'kill "$simulator" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -47,7 +48,9 @@ for phase in first-start resume; do
     --allow-download-host "localhost:$file_port" 2>"$work/run-$phase.log" &
   runner=$!
   first=""
-  deadline=$(awk -v s="$start" -v d="$seconds" 'BEGIN { printf "%.3f", s + d }')
+  phase_seconds=$seconds
+  [ "$phase" = first-start ] && phase_seconds=$first_seconds
+  deadline=$(awk -v s="$start" -v d="$phase_seconds" 'BEGIN { printf "%.3f", s + d }')
   while kill -0 "$runner" 2>/dev/null; do
     now=$(date +%s.%N)
     if [ -z "$first" ] && [ "$(submissions)" -gt "$before" ]; then
@@ -61,7 +64,9 @@ for phase in first-start resume; do
   done
   wait "$runner" || true
   rss=$(grep 'Maximum resident' "$work/run-$phase.log" | awk '{print $NF}')
-  printf "memory_bench %s: %d items (%s MB manifest), max_in_flight 1000: peak RSS %.1f MiB, first submission after %s s, %d submitted in %d s\n" \
-    "$phase" "$items" "$manifest_mb" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" "${first:-never}" \
-    "$(( $(submissions) - before ))" "$seconds"
+  elapsed=$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN { printf "%.0f", n - s }')
+  done_items=$(wc -l < "$work/out/metadata.jsonl" 2>/dev/null || echo 0)
+  printf "memory_bench %s: %d items (%s MB manifest), max_in_flight 1000: peak RSS %.1f MiB, first submission after %s s, %d submitted in %s s, %d items done in all\n" \
+    "$phase" "$items" "$manifest_mb" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" \
+    "${first:-never}" "$(( $(submissions) - before ))" "$elapsed" "$done_items"
 done

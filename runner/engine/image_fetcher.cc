@@ -1,0 +1,141 @@
+#include "runner/engine/image_fetcher.h"
+
+#include "runner/download/image_file.h"
+#include "runner/http/url.h"
+#include "runner/util/log.h"
+#include "runner/util/server_text.h"
+
+namespace nanobatch::engine {
+
+namespace net = boost::asio;
+using util::LogError;
+using util::LogWarning;
+
+ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
+    : service_(service), recorder_(recorder), config_(service.config()) {}
+
+net::awaitable<void> ImageFetcher::FetchAll(const ItemRun& run) {
+  const std::vector<std::string> urls(recorder_.Snapshot(run)->urls().begin(), recorder_.Snapshot(run)->urls().end());
+  if (urls.empty()) {
+    // A completed task recorded without URLs (an older journal, or a crash between the two
+    // records of an output problem): it was charged; it is not paid for again.
+    recorder_.RecordGaveUp(run, "no_images", "the task completed with no image URL");
+    co_await recorder_.Commit();
+    co_return;
+  }
+  for (int k = 0; k < static_cast<int>(urls.size()); ++k) {
+    bool have = false;
+    for (const auto& image : recorder_.Snapshot(run)->images())
+      have = have || image.index() == static_cast<unsigned>(k);
+    if (have) continue;
+    if (!co_await FetchOne(run, k, urls[k])) co_return;
+  }
+  if (recorder_.Snapshot(run)->phase() == proto::ItemSnapshot::DONE) {
+    ++done_;
+    recorder_.RecordDone(run);
+    co_await recorder_.Commit();
+  }
+}
+
+net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const std::string& url) {
+  std::string why;
+  auto endpoint = http::ParseUrl(url, &why);
+  const http::DownloadRefusal refusal =
+      !endpoint ? http::DownloadRefusal::kNotHttps
+                : http::CheckDownload(*endpoint, service_.api_endpoint(), config_.download.allowed_hosts,
+                                      &why);
+  if (refusal != http::DownloadRefusal::kNone) {
+    const std::string shown = util::ServerText(url, 200);
+    if (refusal == http::DownloadRefusal::kHostNotAllowed) {
+      // Allowing the host is the user's call: the item stays completed (paid), and the run that
+      // follows the fix downloads it without paying again.
+      ++policy_blocked_;
+      LogError("item " + run.item.id + ": image " + shown + " not downloaded: " + why);
+    } else {
+      recorder_.RecordGaveUp(run, "download_refused", "image URL " + shown + " refused: " + why);
+      co_await recorder_.Commit();
+    }
+    if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
+      service_.StopSubmitting(StopReason::kDownloadPolicy,
+                     std::to_string(consecutive_refusals_) + " items in a row: " + why);
+    }
+    co_return false;
+  }
+  if (service_.halted() || !co_await service_.downloads().Acquire(&service_.halt_signal())) co_return false;
+  struct SlotRelease {
+    util::AsyncSemaphore& slots;
+    ~SlotRelease() { slots.Release(); }
+  } slot{service_.downloads()};
+
+  const std::string base_name =
+      index == 0 ? run.item.id : run.item.id + "-" + std::to_string(index);
+  std::string image_problem;  // the last bad body, if the attempts end on one
+  for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
+    if (attempt > 0 && co_await service_.HaltableSleep(ToDuration(service_.backoff().Delay(attempt - 1))))
+      co_return false;
+    download::ImageFile file(recorder_.journal().dir());
+    if (!file.ok()) {
+      service_.Halt(StopReason::kDisk, file.error());
+      co_return false;
+    }
+    auto result = co_await service_.client().Download(*endpoint, file, config_.download.max_bytes,
+                                            ToDuration(config_.timeouts.download_s));
+    if (auto* network = std::get_if<http::NetworkError>(&result)) {
+      if (service_.halted()) co_return false;
+      if (network->permanent) {
+        service_.Halt(StopReason::kMisconfigured, network->what);
+        co_return false;
+      }
+      if (!file.ok()) {
+        service_.Halt(StopReason::kDisk, file.error());
+        co_return false;
+      }
+      LogWarning("item " + run.item.id + ": download failed (" + network->what + "), retrying");
+      continue;
+    }
+    const auto& outcome = std::get<http::DownloadOutcome>(result);
+    if (outcome.status != 200) {
+      if (outcome.status >= 500 || outcome.status == 429) continue;
+      recorder_.RecordGaveUp(run, "download_failed",
+                   "image URL answered HTTP " + std::to_string(outcome.status));
+      co_await recorder_.Commit();
+      co_return false;
+    }
+    std::string file_name, error;
+    switch (file.Commit(base_name, file_name, error)) {
+      case download::ImageFile::Committed::kOk:
+        break;
+      case download::ImageFile::Committed::kNotAnImage:
+      case download::ImageFile::Committed::kIncomplete:
+        // Possibly a body cut short on the way: fetched again, and given up on only when the
+        // server keeps sending it so.
+        image_problem = error;
+        LogWarning("item " + run.item.id + ": " + error + "; downloading again");
+        continue;
+      case download::ImageFile::Committed::kIo:
+        service_.Halt(StopReason::kDisk, error);
+        co_return false;
+    }
+    consecutive_refusals_ = 0;
+    proto::Record record;
+    auto* downloaded = record.mutable_downloaded();
+    downloaded->set_item_id(run.item.id);
+    downloaded->set_index(static_cast<unsigned>(index));
+    downloaded->set_file_name(file_name);
+    downloaded->set_sha256(file.sha256());
+    downloaded->set_bytes(file.bytes());
+    recorder_.Append(std::move(record));
+    co_return co_await recorder_.Commit();
+  }
+  if (!image_problem.empty()) {
+    recorder_.RecordGaveUp(run, "bad_image", image_problem + " (" +
+                                      std::to_string(config_.retry.max_attempts) + " downloads)");
+    co_await recorder_.Commit();
+    co_return false;
+  }
+  LogWarning("item " + run.item.id +
+             ": download kept failing; it will be retried by the next run");
+  co_return false;
+}
+
+}  // namespace nanobatch::engine

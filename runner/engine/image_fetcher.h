@@ -1,0 +1,49 @@
+#pragma once
+// ImageFetcher: a completed item's images, from their URLs to files in the output directory and
+// records in the journal. Each URL is checked against the download policy first (https, the
+// API's host and port or an allowed host and port); each download streams to a temporary file
+// (size-capped, hashed, typed by its magic bytes, checked for completeness), is fsynced, renamed
+// and recorded. A body cut short is fetched again; a host the policy refuses leaves the item
+// completed (paid, fetched by the run after the fix); the same refusal for several items in a
+// row stops submitting (it is the configuration, not the item).
+//
+// Example:
+//   ImageFetcher fetcher(service, recorder);
+//   co_await fetcher.FetchAll(run);   // the item is DONE, given up, or left completed
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <string>
+
+#include "runner/engine/item_run.h"
+#include "runner/engine/recorder.h"
+#include "runner/engine/service.h"
+
+namespace nanobatch::engine {
+
+class ImageFetcher {
+ public:
+  // Consecutive items whose images the download policy refused before submitting stops: one odd
+  // URL is the item's; the same refusal for several items in a row is the configuration.
+  static constexpr int kRefusalsBeforeStop = 3;
+
+  ImageFetcher(Service& service, Recorder& recorder);
+
+  boost::asio::awaitable<void> FetchAll(const ItemRun& run);
+
+  std::uint64_t done() const { return done_; }  // items finished this run
+  // Paid items whose images the download policy held back this run (exit 5 if unfinished).
+  std::uint64_t policy_blocked() const { return policy_blocked_; }
+
+ private:
+  boost::asio::awaitable<bool> FetchOne(const ItemRun& run, int index, const std::string& url);
+
+  Service& service_;
+  Recorder& recorder_;
+  const config::Config& config_;
+  int consecutive_refusals_ = 0;
+  std::uint64_t policy_blocked_ = 0;
+  std::uint64_t done_ = 0;
+};
+
+}  // namespace nanobatch::engine

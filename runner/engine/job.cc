@@ -1,0 +1,433 @@
+#include "runner/engine/job.h"
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstdio>
+#include <sstream>
+
+#include "runner/util/log.h"
+#include "runner/util/service_notify.h"
+#include "runner/version.h"
+
+namespace nanobatch::engine {
+
+namespace net = boost::asio;
+using util::LogError;
+using util::LogInfo;
+using util::LogWarning;
+
+Job::Job(Service& service, const manifest::ItemStore& store, JobPlan plan,
+         journal::Journal& journal, JobFlags flags)
+    : service_(service),
+      config_(service.config()),
+      store_(store),
+      plan_(std::move(plan)),
+      journal_(journal),
+      flags_(flags),
+      recorder_(service, journal),
+      submitter_(service, recorder_),
+      fetcher_(service, recorder_),
+      items_(service.executor()),
+      background_(service.executor()),
+      progress_stop_(service.executor()) {}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduling: one lifecycle per item, at most max_in_flight items holding a slot at once.
+
+std::optional<ItemRun> Job::LoadRun(std::uint32_t index) {
+  std::string error;
+  std::optional<manifest::Item> item = store_.Load(index, error);
+  if (!item) {
+    service_.Halt(StopReason::kMisconfigured, error);
+    return std::nullopt;
+  }
+  ItemRun run{std::move(*item), "", 0, 0};
+  run.content_hash = manifest::ContentHash(run.item);
+  run.price = config::PriceOf(config_, run.item.resolution);
+  // An item given up on in an earlier run and retried (--retry-failed) gets a fresh set of
+  // attempts: its failed tasks so far do not count against them.
+  const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
+  if (snapshot && snapshot->phase() == proto::ItemSnapshot::GAVE_UP) {
+    run.failed_tasks_base = snapshot->failed_tasks();
+  }
+  return run;
+}
+
+net::awaitable<void> Job::SubmitLoop() {
+  util::AsyncSemaphore& slots = service_.in_flight();
+  // Open intents of an earlier run wait for their callbacks (they hold credits already).
+  for (std::uint32_t index : plan_.recover) {
+    if (service_.halted() || !co_await slots.Acquire(&service_.halt_signal())) co_return;
+    std::optional<ItemRun> run = LoadRun(index);
+    if (!run) {
+      slots.Release();
+      co_return;
+    }
+    items_.Spawn(Lifecycle(std::move(*run), true, Entry::kRecover));
+  }
+  // Items already submitted or completed are finished first; they cost nothing more. Each holds
+  // a slot; when submitting has stopped (budget, credits) the slots are closed, but polls and
+  // downloads are still free, so they go on, bounded by the number of items running instead.
+  for (std::uint32_t index : plan_.resume) {
+    if (service_.halted()) co_return;
+    std::optional<ItemRun> run = LoadRun(index);
+    if (!run) co_return;
+    const bool got_slot = co_await slots.Acquire(&service_.halt_signal());
+    if (service_.halted()) {
+      if (got_slot) slots.Release();
+      co_return;
+    }
+    if (!got_slot) co_await items_.WaitBelow(config_.limits.max_in_flight + 1);
+    items_.Spawn(Lifecycle(std::move(*run), got_slot, Entry::kResume));
+  }
+  for (std::uint32_t index : plan_.fresh) {
+    std::optional<ItemRun> run;
+    while (true) {
+      if (service_.submitting_stopped()) co_return;
+      if (!co_await slots.Acquire()) co_return;
+      if (service_.submitting_stopped()) {
+        slots.Release();
+        co_return;
+      }
+      // Spend-limit pause: nothing new goes out until it lifts.
+      if (Clock::now() < service_.spend_pause_until()) {
+        slots.Release();
+        if (co_await service_.SubmitPauseSleep(service_.spend_pause_until() - Clock::now())) {
+          co_return;
+        }
+        continue;
+      }
+      if (!run && !(run = LoadRun(index))) {
+        slots.Release();
+        co_return;
+      }
+      // Hold the credits here, synchronously, so that no two items can both pass the budget
+      // check with the same credits.
+      const Ledger::Hold hold = service_.ledger().TryHold(run->price, recorder_.DurableCredits());
+      if (hold == Ledger::Hold::kHeld) break;
+      slots.Release();
+      if (hold == Ledger::Hold::kExhausted) {
+        service_.StopSubmitting(StopReason::kBudget,
+                                std::to_string(recorder_.DurableCredits().spent) + " of " +
+                                    std::to_string(*service_.ledger().budget()) +
+                                    " credits spent");
+        co_return;
+      }
+      // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
+      co_await service_.WaitBudgetChanged();
+    }
+    items_.Spawn(Lifecycle(std::move(*run), true, Entry::kSubmit));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The item lifecycle
+
+net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry) {
+  // The slot is held from the submission until the images are on disk (or the item stops).
+  struct SlotRelease {
+    util::AsyncSemaphore& slots;
+    bool held;
+    ~SlotRelease() {
+      if (held) slots.Release();
+    }
+  } slot{service_.in_flight(), holds_slot};
+  // A resumed task may be long finished: its first poll goes out at once.
+  bool resumed = entry == Entry::kResume;
+  // Submit again after a failed task (refunded by the API) or an abandoned intent, within the
+  // item's attempts and the budget; otherwise it stays queued for the next run.
+  auto resubmit = [&]() {
+    if (service_.submitting_stopped() || !submitter_.Hold(run)) return false;
+    entry = Entry::kSubmit;
+    return true;
+  };
+  while (true) {
+    // The one switch: the step this item is at. Each step records what it learned before the
+    // next is chosen, so a crash anywhere resumes at the right step.
+    if (entry == Entry::kRecover) {
+      entry = Entry::kResume;
+      if (co_await submitter_.Recover(run) == SubmitOutcome::kFailedItem && resubmit()) continue;
+    }
+    if (entry == Entry::kSubmit) {
+      entry = Entry::kResume;
+      if (co_await submitter_.Submit(run) != SubmitOutcome::kSubmitted) co_return;
+      continue;
+    }
+    const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
+    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
+    if (phase == proto::ItemSnapshot::SUBMITTED) {
+      const TaskOutcome outcome = co_await AwaitTask(run, resumed);
+      resumed = false;
+      if (outcome == TaskOutcome::kStillOpen || outcome == TaskOutcome::kGaveUp) co_return;
+      if (outcome == TaskOutcome::kTaskFailed) {
+        const proto::ItemSnapshot* failed = recorder_.Snapshot(run);
+        const std::uint32_t failures = failed->failed_tasks() - run.failed_tasks_base;
+        if (failures >= config_.retry.max_task_attempts) {
+          recorder_.RecordGaveUp(run, failed->last_error_code(),
+                                 failed->last_error_message() + " (after " +
+                                     std::to_string(failures) + " failed tasks)");
+          co_await recorder_.Commit();
+          co_return;
+        }
+        if (resubmit()) continue;
+        co_return;  // stays queued for the next run
+      }
+      continue;  // completed: its images next
+    }
+    if (phase == proto::ItemSnapshot::COMPLETED) {
+      co_await fetcher_.FetchAll(run);
+      co_return;
+    }
+    co_return;  // DONE, GAVE_UP, QUEUED or an intent still open: nothing more this run
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Awaiting a task: the watcher settles it (poll or webhook); the verdict is recorded here.
+
+net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
+  const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
+  const std::string task_id = snapshot->task_id();
+  const std::string token = snapshot->callback_token();
+  if (service_.callbacks() && !token.empty()) {
+    // A task of an earlier run (or an earlier attempt) still answers to its token.
+    service_.watcher().Expect(token);
+    service_.watcher().Bind(token, task_id);
+  }
+  // A named argument: GCC 12 destroys a braced temporary passed to a coroutine twice.
+  WatchedTask watched{.task_id = task_id, .resolution = run.item.resolution, .resumed = resumed};
+  const TaskVerdict verdict = co_await service_.watcher().Await(std::move(watched));
+  if (verdict.kind != TaskVerdict::Kind::kOpen && !token.empty()) service_.watcher().Forget(token);
+  // `credits_unknown`: the task's charge is unknown (it vanished), so its credits stay spent.
+  auto record_failed = [&](const std::string& code, const std::string& message,
+                           bool credits_unknown) {
+    proto::Record record;
+    auto* failed = record.mutable_task_failed();
+    failed->set_item_id(run.item.id);
+    failed->set_task_id(task_id);
+    failed->set_error_code(code);
+    failed->set_message(message);
+    failed->set_attempt(recorder_.Snapshot(run)->attempt());
+    failed->set_credits_spent_unknown(credits_unknown);
+    recorder_.Append(std::move(record));
+  };
+  switch (verdict.kind) {
+    case TaskVerdict::Kind::kOpen:
+      co_return TaskOutcome::kStillOpen;
+    case TaskVerdict::Kind::kCompleted: {
+      const api::TaskStatus& task = verdict.status;
+      proto::Record record;
+      auto* completed = record.mutable_completed();
+      completed->set_item_id(run.item.id);
+      completed->set_task_id(task_id);
+      for (const std::string& url : task.urls) completed->add_urls(url);
+      recorder_.Append(std::move(record));
+      if (task.output_problem != api::TaskStatus::OutputProblem::kNone) {
+        // Completed (and so charged), but with nothing usable: the item fails with its own
+        // code rather than being paid for again.
+        recorder_.RecordGaveUp(run, std::string(api::OutputProblemCode(task.output_problem)),
+                     "task " + task_id + ": " + api::DescribeOutputProblem(task));
+        co_await recorder_.Commit();
+        co_return TaskOutcome::kGaveUp;
+      }
+      if (!co_await recorder_.Commit()) co_return TaskOutcome::kStillOpen;
+      co_return TaskOutcome::kCompleted;
+    }
+    case TaskVerdict::Kind::kFailed: {
+      // api.md: the credits of a failed task are refunded automatically.
+      const api::TaskStatus& task = verdict.status;
+      record_failed(task.error_code, task.error_message, false);
+      LogWarning("item " + run.item.id + ": task " + task_id + " failed: " + task.error_code +
+                 ": " + task.error_message);
+      if (!co_await recorder_.Commit()) co_return TaskOutcome::kStillOpen;
+      co_return TaskOutcome::kTaskFailed;
+    }
+    case TaskVerdict::Kind::kNotFound:
+      // The API says the task does not exist; whether it was charged is unknown.
+      record_failed(verdict.error.code, verdict.error.message, true);
+      if (!co_await recorder_.Commit()) co_return TaskOutcome::kStillOpen;
+      co_return TaskOutcome::kTaskFailed;
+  }
+  co_return TaskOutcome::kStillOpen;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start, progress, end
+
+net::awaitable<bool> Job::RecordPlan() {
+  std::string error;
+  auto load_id = [&](std::uint32_t index) -> std::optional<std::string> {
+    std::optional<manifest::Item> item = store_.Load(index, error);
+    if (!item) service_.Halt(StopReason::kMisconfigured, error);
+    return item ? std::optional<std::string>(item->id) : std::nullopt;
+  };
+  for (const std::string& id : plan_.returned) {
+    proto::Record record;
+    record.mutable_item_returned()->set_item_id(id);
+    recorder_.Append(std::move(record));
+  }
+  for (std::uint32_t index : plan_.abandon) {
+    // Interrupted between recording the intent and recording its outcome: the POST may have
+    // gone out. Counted as a possible duplicate; submitted again.
+    auto id = load_id(index);
+    if (!id) co_return false;
+    recorder_.RecordAbandoned(*id, "the previous run stopped before the submit's outcome was "
+                                   "recorded");
+  }
+  for (std::uint32_t index : plan_.refetch) {
+    // Missing or changed on disk: downloaded again from its permanent URL, not paid again.
+    auto id = load_id(index);
+    if (!id) co_return false;
+    const proto::ItemSnapshot* snapshot = journal_.state().Find(*id);
+    proto::Record record;
+    auto* completed = record.mutable_completed();
+    completed->set_item_id(*id);
+    completed->set_task_id(snapshot->task_id());
+    *completed->mutable_urls() = snapshot->urls();
+    recorder_.Append(std::move(record));
+  }
+  if (!plan_.refetch.empty()) {
+    LogWarning(std::to_string(plan_.refetch.size()) +
+               " finished images are missing or changed on disk; downloading them again");
+  }
+  // Items of earlier runs that left the manifest are left alone, and marked so that `status`
+  // counts them apart.
+  for (const std::string& id : plan_.departed) {
+    proto::Record gone;
+    gone.mutable_item_departed()->set_item_id(id);
+    recorder_.Append(std::move(gone));
+  }
+  if (!plan_.departed.empty()) {
+    LogInfo(std::to_string(plan_.departed.size()) +
+            " items of earlier runs are no longer in the manifest; they are left alone");
+  }
+  proto::Record record;
+  auto* started = record.mutable_run_started();
+  started->set_manifest_path(config_.manifest);
+  started->set_manifest_items(store_.size());
+  started->set_has_budget(config_.limits.budget_credits.has_value());
+  started->set_budget_credits(config_.limits.budget_credits.value_or(0));
+  started->set_version(kVersion);
+  started->set_retry_failed(flags_.retry_failed);
+  recorder_.Append(std::move(record));
+  if (!co_await recorder_.Commit()) co_return false;
+  if (!recorder_.outputs().Rewrite(journal_.state(), error)) {
+    LogError("cannot write the output files: " + error);
+    co_return false;
+  }
+  co_return true;
+}
+
+std::string Job::ProgressLine() const {
+  // The journal counts the manifest's items it knows (departed items apart); the rest are
+  // queued. Counters, not a walk over a million items, every second.
+  const journal::Totals& totals = journal_.state().totals();
+  const std::uint64_t done = totals.done, failed = totals.gave_up;
+  const std::uint64_t in_flight = totals.intent + totals.submitted + totals.completed;
+  const std::uint64_t known = done + failed + in_flight;
+  const std::uint64_t queued = store_.size() > known ? store_.size() - known : 0;
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
+  const double rate = elapsed > 0 ? submitter_.sent() / elapsed : 0;
+  const double done_rate = elapsed > 0 ? fetcher_.done() / elapsed : 0;
+  std::ostringstream line;
+  line.precision(2);
+  line << std::fixed << "progress: " << done << " done, " << failed << " failed, " << in_flight
+       << " in flight, " << queued << " queued; " << rate << " submits/s; credits "
+       << totals.credits_spent << " spent + "
+       << totals.credits_reserved + service_.ledger().held() << " reserved";
+  if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
+  if (done_rate > 0 && queued + in_flight > 0) {
+    line << "; ETA " << static_cast<long>((queued + in_flight) / done_rate) << " s";
+  }
+  return line.str();
+}
+
+net::awaitable<void> Job::Progress() {
+  const bool terminal = util::StderrIsTerminal();
+  const auto period =
+      terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
+  while (!co_await progress_stop_.WaitFor(period)) {
+    util::NotifyService("STATUS=" + ProgressLine());
+    // A long run's journal is compacted as it goes (Compact is synchronous: no record can slip
+    // in between the snapshot and the switch to the new file).
+    std::string error;
+    if (!journal_.failed() && !journal_.MaybeCompact(error) && !error.empty()) {
+      LogWarning("journal compaction failed: " + error);
+    }
+    if (terminal) {
+      const std::string line = "\r\033[K" + ProgressLine();
+      std::fwrite(line.data(), 1, line.size(), stderr);
+      std::fflush(stderr);
+      util::SetProgressLineActive(true);
+    } else {
+      LogInfo(ProgressLine());
+    }
+  }
+  if (terminal) {
+    std::fputs("\r\033[K", stderr);
+    util::SetProgressLineActive(false);
+  }
+}
+
+int Job::ExitCode() const {
+  const StopReason reason = service_.stop_reason();
+  if (reason == StopReason::kAuth) return 4;
+  const bool misconfigured = reason == StopReason::kMisconfigured ||
+                             reason == StopReason::kDownloadPolicy ||
+                             fetcher_.policy_blocked() > 0;
+  const journal::Totals& totals = journal_.state().totals();
+  const std::uint64_t finished = totals.done + totals.gave_up;
+  if (store_.size() > finished) return misconfigured ? 5 : 3;
+  return totals.gave_up > 0 ? 1 : 0;
+}
+
+net::awaitable<int> Job::Run() {
+  if (!co_await RecordPlan()) co_return service_.halted() ? 5 : 3;
+  const journal::Totals& totals = journal_.state().totals();
+  LogInfo("run: " + std::to_string(store_.size()) + " items; " +
+          std::to_string(plan_.fresh.size()) + " to submit, " +
+          std::to_string(plan_.resume.size() + plan_.recover.size()) + " to resume; " +
+          std::to_string(totals.credits_spent) + " credits spent so far" +
+          (config_.limits.budget_credits
+               ? " of a budget of " + std::to_string(*config_.limits.budget_credits)
+               : std::string()));
+
+  std::string error;
+  if (!service_.StartReceiver(background_, error)) {
+    LogError(error);
+    co_return 5;
+  }
+  net::signal_set signals(service_.executor(), SIGINT, SIGTERM, SIGHUP);
+  service_.WatchSignals(signals);
+
+  co_await service_.LogBalance();
+  util::NotifyService("READY=1\nSTATUS=" + ProgressLine());
+  background_.Spawn(Progress());
+  if (!service_.halted()) items_.Spawn(SubmitLoop());
+  co_await items_.Join();
+  progress_stop_.Notify();
+  service_.StopReceiver();
+  co_await background_.Join();
+  signals.cancel();
+  service_.CancelGraceTimer();
+
+  util::NotifyService("STOPPING=1");
+  co_await recorder_.Commit();
+  if (!journal_.failed() && !journal_.MaybeCompact(error) && !error.empty()) {
+    LogWarning("journal compaction skipped: " + error);
+  }
+  if (!recorder_.outputs().Rewrite(journal_.state(), error)) {
+    LogError("cannot write the output files: " + error);
+  }
+
+  const int exit_code = ExitCode();
+  const StopReason reason = service_.stop_reason();
+  LogInfo(ProgressLine());
+  LogInfo("run ended (exit " + std::to_string(exit_code) + ")" +
+          (reason != StopReason::kNone ? std::string(": ") + Describe(reason) : "") +
+          "; possible duplicate submissions so far: " +
+          std::to_string(journal_.state().totals().possible_duplicates));
+  co_return exit_code;
+}
+
+}  // namespace nanobatch::engine

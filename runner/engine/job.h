@@ -1,0 +1,81 @@
+#pragma once
+// Job: one output directory's work on a Service: its journal (through a Recorder), its manifest
+// (an ItemStore), its plan, and the item lifecycle that drives every item to an image on disk or
+// a recorded failure. Each item is one coroutine whose body reads top to bottom:
+//
+//   hold credits -> submit (Submitter) -> await the task (TaskWatcher: poll or webhook)
+//     -> fetch the images (ImageFetcher) -> record
+//
+// entering at the right step (through one switch at its top) when an earlier run left it
+// submitted, completed or with an open intent. At most limits.max_in_flight items hold a slot
+// from their submission until their images are on disk, so memory and paid-but-unfetched images
+// both follow the work in flight.
+//
+// Example:
+//   Job job(service, config, store, std::move(plan), journal, flags);
+//   int exit_code = co_await job.Run();
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "runner/config/config.h"
+#include "runner/engine/image_fetcher.h"
+#include "runner/engine/item_run.h"
+#include "runner/engine/job_plan.h"
+#include "runner/engine/recorder.h"
+#include "runner/engine/service.h"
+#include "runner/engine/submitter.h"
+#include "runner/engine/task_group.h"
+#include "runner/journal/journal.h"
+#include "runner/manifest/item_store.h"
+
+namespace nanobatch::engine {
+
+struct JobFlags {
+  bool retry_failed = false;
+};
+
+class Job {
+ public:
+  Job(Service& service, const manifest::ItemStore& store, JobPlan plan, journal::Journal& journal,
+      JobFlags flags);
+
+  // The whole job: what the plan implies is recorded, then every item runs; returns the exit
+  // status of interface.md (0, 1, 3, 4 or 5).
+  boost::asio::awaitable<int> Run();
+
+ private:
+  enum class Entry { kSubmit, kResume, kRecover };
+
+  boost::asio::awaitable<void> SubmitLoop();
+  boost::asio::awaitable<void> Lifecycle(ItemRun run, bool holds_slot, Entry entry);
+  // Reads item `index` of the manifest for its lifecycle; a manifest edited since validation
+  // stops the run (nothing of the changed item is submitted).
+  std::optional<ItemRun> LoadRun(std::uint32_t index);
+  // Settles the item's task through the watcher and records the verdict. `resumed`: submitted
+  // by an earlier run, so it may be long finished: polled at once.
+  boost::asio::awaitable<TaskOutcome> AwaitTask(const ItemRun& run, bool resumed);
+  // Records what the plan implies before anything is sent; false if the journal failed.
+  boost::asio::awaitable<bool> RecordPlan();
+  boost::asio::awaitable<void> Progress();
+  std::string ProgressLine() const;
+  int ExitCode() const;
+
+  Service& service_;
+  const config::Config& config_;
+  const manifest::ItemStore& store_;
+  JobPlan plan_;
+  journal::Journal& journal_;
+  JobFlags flags_;
+  Recorder recorder_;
+  Submitter submitter_;
+  ImageFetcher fetcher_;
+  TaskGroup items_;
+  TaskGroup background_;
+  util::AsyncEvent progress_stop_;
+  Clock::time_point started_ = Clock::now();
+};
+
+}  // namespace nanobatch::engine

@@ -1,0 +1,111 @@
+#include "runner/engine/recorder.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "runner/util/log.h"
+
+namespace nanobatch::engine {
+
+namespace net = boost::asio;
+
+Recorder::Recorder(Service& service, journal::Journal& journal)
+    : service_(service),
+      journal_(journal),
+      outputs_(journal.dir()),
+      flushed_(service.executor()) {}
+
+net::awaitable<bool> Recorder::Commit() {
+  if (journal_.failed()) co_return false;
+  if (flushing_) {
+    // Someone is about to write: our record is in their batch.
+    co_await flushed_.Wait();
+    co_return !journal_.failed();
+  }
+  flushing_ = true;
+  // Let every coroutine that is ready append first, then write them all with one fdatasync.
+  co_await net::post(service_.executor(), net::use_awaitable);
+  std::string error;
+  const bool ok = journal_.Sync(error);
+  flushing_ = false;
+  flushed_.Notify();
+  // Every change of reserved or spent credits is followed by a commit: a submit loop waiting
+  // for credits to come back re-checks now.
+  service_.NotifyBudgetChanged();
+  if (!ok) {
+    service_.Halt(StopReason::kDisk, error + "; free space in " + service_.config().out +
+                                         " (or fix its permissions) and run the same command "
+                                         "again");
+  }
+  co_return ok;
+}
+
+void Recorder::AppendIntent(const ItemRun& run, const std::string& callback_token) {
+  service_.ledger().Recorded(run.price);  // from here on the journal holds the reservation
+  const proto::ItemSnapshot* snapshot = Snapshot(run);
+  proto::Record record;
+  auto* intent = record.mutable_submit_intent();
+  intent->set_item_id(run.item.id);
+  intent->set_content_hash(run.content_hash);
+  intent->set_attempt((snapshot ? snapshot->attempt() : 0) + 1);
+  intent->set_credits(run.price);
+  intent->set_prompt(run.item.prompt);
+  intent->set_resolution(run.item.resolution);
+  intent->set_aspect_ratio(run.item.aspect_ratio);
+  intent->set_output_format(run.item.output_format);
+  for (const std::string& url : run.item.image_urls) intent->add_image_urls(url);
+  intent->set_callback_token(callback_token);
+  Append(std::move(record));
+}
+
+void Recorder::RecordSubmitted(const ItemRun& run, const std::string& task_id, bool revealed) {
+  proto::Record record;
+  auto* submitted = record.mutable_submitted();
+  submitted->set_item_id(run.item.id);
+  submitted->set_task_id(task_id);
+  submitted->set_credits(run.price);
+  submitted->set_attempt(Snapshot(run)->attempt());
+  submitted->set_revealed_by_callback(revealed);
+  Append(std::move(record));
+}
+
+void Recorder::RecordNotSent(const ItemRun& run, const std::string& code,
+                             const std::string& message) {
+  proto::Record record;
+  auto* failed = record.mutable_task_failed();
+  failed->set_item_id(run.item.id);
+  failed->set_error_code(code);
+  failed->set_message(message);
+  Append(std::move(record));
+  service_.NotifyBudgetChanged();
+}
+
+void Recorder::RecordAbandoned(const std::string& item_id, const std::string& why) {
+  proto::Record record;
+  record.mutable_intent_abandoned()->set_item_id(item_id);
+  record.mutable_intent_abandoned()->set_reason(why);
+  Append(std::move(record));
+}
+
+void Recorder::RecordGaveUp(const ItemRun& run, std::string code, std::string message) {
+  proto::Record record;
+  auto* gave_up = record.mutable_gave_up();
+  gave_up->set_item_id(run.item.id);
+  gave_up->set_error_code(code);
+  gave_up->set_message(message);
+  const proto::ItemSnapshot* snapshot = Snapshot(run);
+  gave_up->set_attempts(snapshot ? snapshot->attempt() : 0);
+  Append(std::move(record));
+  outputs_.AppendFailure(*Snapshot(run));
+  util::LogWarning("item " + run.item.id + " failed for good: " + code + ": " + message);
+  journal_.Finalize(run.item.id);  // finished: kept compact from now on
+  service_.NotifyBudgetChanged();
+}
+
+void Recorder::RecordDone(const ItemRun& run) {
+  const proto::ItemSnapshot* done = Snapshot(run);
+  for (const auto& image : done->images()) outputs_.AppendImage(*done, image);
+  journal_.Finalize(run.item.id);  // finished: kept compact from now on
+}
+
+}  // namespace nanobatch::engine

@@ -1,0 +1,246 @@
+#include "runner/engine/service.h"
+
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "runner/util/log.h"
+
+namespace nanobatch::engine {
+namespace {
+
+namespace net = boost::asio;
+using util::LogInfo;
+using util::LogWarning;
+
+constexpr auto kDownloadGrace = std::chrono::seconds(5);
+
+}  // namespace
+
+Service::Service(net::any_io_executor executor, const config::Config& config,
+                 const std::string& api_key)
+    : executor_(executor),
+      config_(config),
+      authorization_("Bearer " + api_key),
+      client_(executor_,
+              http::ClientOptions{
+                  .ca_file = config.api.ca_file,
+                  .connect_timeout = ToDuration(config.timeouts.connect_s),
+                  // Requests queue for a connection before taking their rate token, so the pool
+                  // bounds how many submits share one journal commit: 32 keeps group commits
+                  // large without many idle TLS connections.
+                  .max_connections_per_host =
+                      std::max<std::size_t>(32, config.limits.max_downloads),
+              }),
+      limiter_(executor_, config.limits.rate, config.limits.burst),
+      ledger_(config.limits.budget_credits),
+      in_flight_(executor_, config.limits.max_in_flight),
+      downloads_(executor_, config.limits.max_downloads),
+      halt_signal_(executor_),
+      submit_signal_(executor_),
+      submit_stop_event_(executor_),
+      budget_changed_(executor_),
+      backoff_(Seconds(config.retry.base_delay_s), Seconds(config.retry.max_delay_s),
+               std::random_device{}()),
+      grace_timer_(executor_),
+      watcher_(
+          executor_, client_, limiter_, halt_signal_,
+          [this](http::Request::Method method, std::string target) {
+            return ApiRequest(method, std::move(target), "");
+          },
+          WatcherOptions(config),
+          [this](StopReason reason, const std::string& detail) { Halt(reason, detail); }),
+      receiver_stop_(executor_) {
+  api_endpoint_ = *http::ParseUrl(config.api.base_url);
+  api_endpoint_.target = "/";
+  halt_signal_.AddChild(submit_signal_);  // halting stops submitting too
+}
+
+http::Request Service::ApiRequest(http::Request::Method method, std::string target,
+                                  std::string body) const {
+  http::Request request;
+  request.method = method;
+  request.endpoint = api_endpoint_;
+  request.endpoint.target = std::move(target);
+  request.headers.push_back({"Authorization", authorization_});
+  request.body = std::move(body);
+  return request;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stopping
+
+void Service::StopSubmitting(StopReason reason, const std::string& detail) {
+  if (!submitting_stopped_) {
+    LogWarning("no more submissions: " + std::string(Describe(reason)) +
+               (detail.empty() ? "" : " (" + detail + ")") + "; finishing the tasks in flight");
+  }
+  submitting_stopped_ = true;
+  if (stop_reason_ == StopReason::kNone) stop_reason_ = reason;
+  // A budget stop lets the submissions already reserved go out (they fit the budget); any other
+  // stop means the API would refuse them too: every submit still waiting is cancelled at once.
+  if (reason != StopReason::kBudget) submit_signal_.Trigger();
+  in_flight_.Close();  // wakes the submit loop
+  submit_stop_event_.Notify();
+  budget_changed_.Notify();
+}
+
+void Service::Halt(StopReason reason, const std::string& detail) {
+  if (halted_) return;
+  LogWarning("stopping: " + std::string(Describe(reason)) + (detail.empty() ? "" : ": " + detail));
+  // An auth failure or a configuration problem outranks whatever stop came before it: it
+  // decides the exit status.
+  if (stop_reason_ == StopReason::kNone || reason == StopReason::kAuth ||
+      (reason == StopReason::kMisconfigured && stop_reason_ != StopReason::kAuth)) {
+    stop_reason_ = reason;
+  }
+  submitting_stopped_ = true;
+  halted_ = true;
+  halt_signal_.Trigger();
+  in_flight_.Close();
+  limiter_.Close();
+  submit_stop_event_.Notify();
+  budget_changed_.Notify();
+  // Downloads already streaming may finish within the grace period; then everything is cut.
+  grace_timer_.expires_after(kDownloadGrace);
+  grace_timer_.async_wait([this](boost::system::error_code error) {
+    if (!error) client_.Shutdown();
+  });
+}
+
+net::awaitable<bool> Service::SubmitSleep(Clock::duration duration) {
+  co_return co_await submit_signal_.SleepFor(duration);  // a halt triggers it too
+}
+
+net::awaitable<bool> Service::HaltableSleep(Clock::duration duration) {
+  co_return co_await halt_signal_.SleepFor(duration);
+}
+
+bool Service::PauseForSpendLimit(const api::ApiError& error) {
+  const auto now = Clock::now();
+  if (!spend_limited_since_) spend_limited_since_ = now;
+  const double pause = std::max(error.retry_after_s.value_or(0), config_.retry.spend_limit_pause_s);
+  // Stop now if the limit will not have lifted before the give-up time: waiting longer than that
+  // would only delay the same outcome.
+  if (now + ToDuration(pause) - *spend_limited_since_ >
+      ToDuration(config_.retry.spend_limit_give_up_s)) {
+    return false;
+  }
+  if (spend_pause_until_ < now + ToDuration(pause)) {
+    spend_pause_until_ = now + ToDuration(pause);
+    LogWarning("spend limit reached (" + error.code + ": " + error.message +
+               "); pausing submissions for " + std::to_string(static_cast<int>(pause)) + " s");
+  }
+  return true;
+}
+
+net::awaitable<bool> Service::SubmitPauseSleep(Clock::duration duration) {
+  if (submitting_stopped_) co_return true;
+  if (duration > Clock::duration::zero()) co_await submit_stop_event_.WaitFor(duration);
+  co_return submitting_stopped_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+TaskWatcherOptions Service::WatcherOptions(const config::Config& config) {
+  TaskWatcherOptions options;
+  options.first_poll = Seconds(config.polling.first_poll_s);
+  options.max_interval = Seconds(config.polling.max_interval_s);
+  options.task_deadline = Seconds(config.polling.task_deadline_s);
+  options.request_timeout = Seconds(config.timeouts.request_s);
+  options.retry_base = Seconds(config.retry.base_delay_s);
+  options.retry_max = Seconds(config.retry.max_delay_s);
+  options.max_failed_polls = config.retry.max_attempts;
+  if (!config.callbacks.public_url.empty()) {
+    options.callback_safety_poll = Seconds(config.callbacks.safety_poll_s);
+  }
+  return options;
+}
+
+std::string Service::CallbackUrl(const std::string& token) const {
+  std::string base = config_.callbacks.public_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/" + token;
+}
+
+bool Service::StartReceiver(TaskGroup& background, std::string& error) {
+  if (!callbacks()) return true;
+  receiver_.emplace(
+      executor_, [this](const http::IncomingRequest& request) { return OnReceiverRequest(request); },
+      http::ServerOptions{});
+  if (!receiver_->Listen(config_.callbacks.listen, error)) {
+    error = "webhook receiver: " + error + " (callbacks.listen, --callback-listen)";
+    return false;
+  }
+  LogInfo("webhook receiver listening on " + config_.callbacks.listen + "; callbacks go to " +
+          config_.callbacks.public_url + "/<token>");
+  background.Spawn(receiver_->Run(receiver_stop_));
+  return true;
+}
+
+// The receiver takes the token from the last segment of the path, whatever comes before it: a
+// reverse proxy may keep or strip its own prefix.
+http::Reply Service::OnReceiverRequest(const http::IncomingRequest& request) {
+  if (request.method != "POST") return {405, "POST only\n"};
+  std::string_view path = request.target;
+  path = path.substr(0, path.find('?'));
+  const std::string_view token = path.substr(path.rfind('/') + 1);
+  if (token.size() != 32 || token.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    return {404, "unknown callback\n"};
+  }
+  switch (watcher_.OnCallback(token, request.body)) {
+    case 200:
+      return {200, "ok\n"};
+    case 400:
+      return {400, "the body is not a task in the shape of the query response\n"};
+    case 409:
+      return {409, "the body names another task than this callback's\n"};
+    default:
+      return {404, "unknown callback\n"};
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start and signals
+
+net::awaitable<void> Service::LogBalance() {
+  auto result = co_await client_.Fetch(
+      ApiRequest(http::Request::Method::kGet, "/v1/credits", ""),
+      ToDuration(config_.timeouts.request_s), kApiBodyLimit,
+      [this]() { return limiter_.Acquire(&halt_signal_); }, &halt_signal_);
+  if (auto* network = std::get_if<http::NetworkError>(&result)) {
+    // The first request of the run: a certificate problem stops it before anything is paid.
+    if (network->permanent) {
+      Halt(StopReason::kMisconfigured, network->what);
+    } else {
+      LogWarning("credit balance unavailable: " + network->what);
+    }
+    co_return;
+  }
+  const http::Response& response = std::get<http::Response>(result);
+  if (response.status == 401 || response.status == 403) {
+    api::SubmitResult decoded = api::DecodeSubmitResponse(response.status, response.body, "");
+    const api::ApiError& error = std::get<api::ApiError>(decoded);
+    Halt(StopReason::kAuth, error.code + ": " + error.message);
+    co_return;
+  }
+  if (auto balance = response.status == 200 ? api::DecodeCredits(response.body) : std::nullopt) {
+    LogInfo("credit balance: " + std::to_string(*balance) + " credits");
+  } else {
+    LogInfo("credit balance: not reported (HTTP " + std::to_string(response.status) + ")");
+  }
+}
+
+void Service::WatchSignals(net::signal_set& signals) {
+  signals.async_wait([this, &signals](boost::system::error_code error, int signal) {
+    if (error) return;  // cancelled at the end of the run
+    if (signal == SIGHUP) {
+      LogInfo("SIGHUP received: ignored by run (it goes on; SIGTERM or SIGINT stop it)");
+      WatchSignals(signals);
+      return;
+    }
+    Halt(StopReason::kSignal, signal == SIGINT ? "SIGINT" : "SIGTERM");
+  });
+}
+
+}  // namespace nanobatch::engine

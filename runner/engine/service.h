@@ -1,0 +1,145 @@
+#pragma once
+// Service: what every job of a process shares, built on an executor it does not own: the HTTPS
+// client and its pool, the rate limiter, the credit Ledger, the TaskWatcher (polls and
+// webhooks), the limits on tasks in flight and downloads, and the stop state. `run` is one
+// Service and one Job; `serve` will be one Service and many Jobs.
+//
+// Stopping composes: a stop reason triggers a util::StopSignal (halt, or "stop submitting"),
+// and every wait in the engine observes one of them (connection slots, rate tokens, backoffs,
+// polls, callbacks), so nothing keeps a list of things to wake.
+//
+// Example:
+//   Service service(io.get_executor(), config, api_key);
+//   if (!service.StartReceiver(error)) ...;          // webhooks, when configured
+//   service.Halt(StopReason::kSignal, "SIGTERM");   // every wait ends at once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "runner/config/config.h"
+#include "runner/engine/ledger.h"
+#include "runner/engine/rate_limiter.h"
+#include "runner/engine/stop_reason.h"
+#include "runner/engine/task_group.h"
+#include "runner/engine/task_watcher.h"
+#include "runner/http/client.h"
+#include "runner/http/server.h"
+#include "runner/ratelimit/backoff.h"
+#include "runner/util/async.h"
+
+namespace nanobatch::engine {
+
+// API responses are small JSON.
+inline constexpr std::size_t kApiBodyLimit = 1 << 20;
+
+inline Clock::duration ToDuration(Seconds seconds) {
+  return std::chrono::duration_cast<Clock::duration>(seconds);
+}
+inline Clock::duration ToDuration(double seconds) { return ToDuration(Seconds(seconds)); }
+
+class Service {
+ public:
+  // Throws std::runtime_error when the TLS trust store cannot be loaded.
+  Service(boost::asio::any_io_executor executor, const config::Config& config,
+          const std::string& api_key);
+
+  const boost::asio::any_io_executor& executor() const { return executor_; }
+  const config::Config& config() const { return config_; }
+  http::Client& client() { return client_; }
+  RateLimiter& limiter() { return limiter_; }
+  Ledger& ledger() { return ledger_; }
+  TaskWatcher& watcher() { return watcher_; }
+  util::AsyncSemaphore& in_flight() { return in_flight_; }
+  util::AsyncSemaphore& downloads() { return downloads_; }
+  ratelimit::Backoff& backoff() { return backoff_; }
+  ratelimit::RetryBudget& retry_budget() { return retry_budget_; }
+  const http::Endpoint& api_endpoint() const { return api_endpoint_; }
+  // A request to the API: its base URL, the credentials.
+  http::Request ApiRequest(http::Request::Method method, std::string target,
+                           std::string body) const;
+
+  // --- stopping --------------------------------------------------------------------------------
+  // No more submissions; the tasks in flight finish. A budget stop lets the submissions already
+  // holding credits go out; any other cancels every submit still waiting.
+  void StopSubmitting(StopReason reason, const std::string& detail);
+  // Everything stops: every wait ends at once; downloads already streaming get a grace period.
+  void Halt(StopReason reason, const std::string& detail);
+  bool halted() const { return halted_; }
+  bool submitting_stopped() const { return submitting_stopped_; }
+  StopReason stop_reason() const { return stop_reason_; }
+  // A submit must not go out: halted, or stopped for any reason but the budget.
+  bool SubmitsCancelled() const {
+    return halted_ || (submitting_stopped_ && stop_reason_ != StopReason::kBudget);
+  }
+  util::StopSignal& halt_signal() { return halt_signal_; }
+  util::StopSignal& submit_signal() { return submit_signal_; }
+  // Sleeps unless submitting stops (for any reason but the budget); true if it stopped.
+  boost::asio::awaitable<bool> SubmitSleep(Clock::duration duration);
+  // Sleeps unless halted; true if halted.
+  boost::asio::awaitable<bool> HaltableSleep(Clock::duration duration);
+  // Credits held or given back: a submit loop waiting for refunds checks again.
+  void NotifyBudgetChanged() { budget_changed_.Notify(); }
+  boost::asio::awaitable<void> WaitBudgetChanged() { return budget_changed_.Wait(); }
+
+  // --- the spend limit (429 spend_limit_exceeded) ------------------------------------------------
+  // Pauses every submission until `until`; false when the limit has lasted past the give-up time
+  // (then submitting stops).
+  bool PauseForSpendLimit(const api::ApiError& error);
+  void SpendLimitLifted() { spend_limited_since_.reset(); }
+  Clock::time_point spend_pause_until() const { return spend_pause_until_; }
+  // Sleeps through a spend-limit pause; true if submitting stopped meanwhile.
+  boost::asio::awaitable<bool> SubmitPauseSleep(Clock::duration duration);
+
+  // --- webhooks ------------------------------------------------------------------------------------
+  bool callbacks() const { return !config_.callbacks.public_url.empty(); }
+  std::string CallbackUrl(const std::string& token) const;
+  // Binds callbacks.listen and starts the receiver in `background` (no-op without callbacks).
+  bool StartReceiver(TaskGroup& background, std::string& error);
+  void StopReceiver() { receiver_stop_.Trigger(); }
+
+  // --- start and signals ----------------------------------------------------------------------------
+  // Logs the account's balance (advisory); a certificate or credential problem stops here,
+  // before anything is paid.
+  boost::asio::awaitable<void> LogBalance();
+  // SIGINT and SIGTERM halt; SIGHUP is logged and ignored (a terminal that closes must not kill
+  // an overnight run).
+  void WatchSignals(boost::asio::signal_set& signals);
+  void CancelGraceTimer() { grace_timer_.cancel(); }
+
+ private:
+  static TaskWatcherOptions WatcherOptions(const config::Config& config);
+  http::Reply OnReceiverRequest(const http::IncomingRequest& request);
+
+  boost::asio::any_io_executor executor_;
+  const config::Config& config_;
+  const std::string authorization_;
+  http::Endpoint api_endpoint_;
+  http::Client client_;
+  RateLimiter limiter_;
+  Ledger ledger_;
+  util::AsyncSemaphore in_flight_;
+  util::AsyncSemaphore downloads_;
+  util::StopSignal halt_signal_;
+  util::StopSignal submit_signal_;
+  util::AsyncEvent submit_stop_event_;  // notified when submitting stops (or everything halts)
+  util::AsyncEvent budget_changed_;
+  ratelimit::Backoff backoff_;
+  ratelimit::RetryBudget retry_budget_;
+  boost::asio::steady_timer grace_timer_;
+  TaskWatcher watcher_;
+  std::optional<http::Server> receiver_;
+  util::StopSignal receiver_stop_;
+
+  bool submitting_stopped_ = false;
+  bool halted_ = false;
+  StopReason stop_reason_ = StopReason::kNone;
+  Clock::time_point spend_pause_until_{};
+  std::optional<Clock::time_point> spend_limited_since_;
+};
+
+}  // namespace nanobatch::engine

@@ -1,0 +1,252 @@
+#include "runner/engine/submitter.h"
+
+#include <boost/asio/use_awaitable.hpp>
+
+#include "runner/api/codec.h"
+#include "runner/util/log.h"
+#include "runner/util/random_token.h"
+
+namespace nanobatch::engine {
+
+namespace net = boost::asio;
+using util::LogInfo;
+using util::LogWarning;
+
+Submitter::Submitter(Service& service, Recorder& recorder)
+    : service_(service), recorder_(recorder), config_(service.config()) {}
+
+bool Submitter::Hold(const ItemRun& run) {
+  return service_.ledger().TryHold(run.price, recorder_.DurableCredits()) == Ledger::Hold::kHeld;
+}
+
+void Submitter::Release(const ItemRun& run) {
+  service_.ledger().Release(run.price);
+  service_.NotifyBudgetChanged();
+}
+
+net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
+  bool intent_open = false;  // recorded and not yet resolved
+  // Each intent has its own callback token (with callbacks on), so that a callback names the
+  // submission that created its task; the body carries the token's URL.
+  std::string token;
+  std::string body = api::EncodeSubmit(run.item, config_.api.model);
+  auto close_intent = [&]() {
+    intent_open = false;
+    if (!token.empty()) service_.watcher().Forget(token);
+    token.clear();
+  };
+  // Leaves the item queued: drops the reservation, or records that the open intent was not sent.
+  auto give_back = [&](const std::string& code, const std::string& message) {
+    if (intent_open) {
+      recorder_.RecordNotSent(run, code, message);
+      close_intent();
+    } else {
+      Release(run);
+    }
+  };
+  // The one window the API leaves open (no idempotency key): the POST may have created, and
+  // charged, a task whose id we cannot know (no answer, or an answer without a usable id). The
+  // intent is abandoned: its credits stay counted as spent and a resubmission is a possible
+  // duplicate. Returns whether to submit again (credits reserved anew within the budget).
+  unsigned failures = 0;
+  std::optional<std::string> revealed;  // the task id a callback told, for a lost answer
+  auto outcome_unknown = [&](const std::string& why) -> net::awaitable<bool> {
+    ++failures;
+    if (!token.empty() && !service_.halted()) {
+      // With callbacks, the task (if the POST created one) names itself when it finishes: wait
+      // for that rather than pay again.
+      LogWarning("item " + run.item.id + ": submit outcome unknown (" + why +
+                 "); waiting up to callbacks.reveal_wait_s for its callback");
+      revealed = co_await service_.watcher().AwaitReveal(
+          token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
+      if (revealed) co_return false;
+    }
+    recorder_.RecordAbandoned(run.item.id, why);
+    close_intent();
+    LogWarning("item " + run.item.id + ": submit outcome unknown (" + why +
+               "); its credits stay counted and a resubmission counts as a possible duplicate");
+    const bool exhausted = failures >= config_.retry.max_attempts;
+    if (service_.SubmitsCancelled() || exhausted || !Hold(run)) {
+      co_await recorder_.Commit();
+      if (exhausted) service_.StopSubmitting(StopReason::kServerDown, why);
+      co_return false;
+    }
+    if (!co_await recorder_.Commit()) {
+      Release(run);
+      co_return false;
+    }
+    co_return true;
+  };
+  // The task is known (from the answer, or revealed by its callback): recorded, durably.
+  auto submitted = [&](const std::string& task_id, bool by_callback) -> net::awaitable<SubmitOutcome> {
+    if (!token.empty()) service_.watcher().Bind(token, task_id);
+    recorder_.RecordSubmitted(run, task_id, by_callback);
+    intent_open = false;
+    if (by_callback) {
+      LogInfo("item " + run.item.id + ": its callback named task " + task_id +
+              "; not submitted again");
+    }
+    if (!co_await recorder_.Commit()) co_return SubmitOutcome::kStopped;
+    co_return SubmitOutcome::kSubmitted;
+  };
+  auto backoff = [&]() {
+    return ToDuration(service_.retry_budget().TryWithdraw() ? service_.backoff().Delay(failures - 1)
+                                                  : Seconds(config_.retry.max_delay_s));
+  };
+  while (true) {
+    if (service_.SubmitsCancelled()) {
+      give_back("not_sent", "the run stopped submitting before this item was sent");
+      co_await recorder_.Commit();
+      co_return SubmitOutcome::kStopped;
+    }
+    if (Clock::now() < service_.spend_pause_until()) {
+      co_await service_.SubmitPauseSleep(service_.spend_pause_until() - Clock::now());
+      continue;
+    }
+    // Right before the POST leaves (connection slot held): the rate token, then the intent,
+    // durable. A POST is never sent unrecorded, and never after submitting stopped: every wait
+    // on the way observes submit_signal_.
+    auto gate = [&]() -> net::awaitable<bool> {
+      if (!co_await service_.limiter().Acquire(&service_.submit_signal()) || service_.SubmitsCancelled()) co_return false;
+      if (!intent_open) {
+        if (!token.empty()) service_.watcher().Expect(token);
+        recorder_.AppendIntent(run, token);
+        intent_open = true;
+      }
+      co_return co_await recorder_.Commit() && !service_.SubmitsCancelled();
+    };
+    if (!intent_open && token.empty() && service_.callbacks()) {
+      // A new intent, a new token: its URL goes in the body the gate's intent records.
+      token = util::RandomToken();
+      body = api::EncodeSubmit(run.item, config_.api.model, service_.CallbackUrl(token));
+    }
+    service_.retry_budget().OnRequest();
+    ++sent_;
+    auto result = co_await service_.client().Fetch(
+        service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body),
+        ToDuration(config_.timeouts.request_s), kApiBodyLimit, gate, &service_.submit_signal());
+
+    if (auto* network = std::get_if<http::NetworkError>(&result)) {
+      if (network->permanent) {
+        give_back("not_sent", network->what);
+        co_await recorder_.Commit();
+        service_.Halt(StopReason::kMisconfigured, network->what);
+        co_return SubmitOutcome::kStopped;
+      }
+      // Not sent because the run is stopping (a stop signal, the journal failed): the loop's
+      // top records that.
+      if (!network->maybe_delivered && (service_.SubmitsCancelled() || recorder_.journal().failed())) continue;
+      if (network->maybe_delivered) {
+        if (!co_await outcome_unknown("no response to the submit: " + network->what)) {
+          co_return revealed ? co_await submitted(*revealed, true) : SubmitOutcome::kStopped;
+        }
+      } else if (++failures >= config_.retry.max_attempts) {
+        give_back("network_error", network->what);
+        co_await recorder_.Commit();
+        service_.StopSubmitting(StopReason::kServerDown, network->what);
+        co_return SubmitOutcome::kStopped;
+      }
+      co_await service_.SubmitSleep(backoff());
+      continue;
+    }
+
+    const http::Response& response = std::get<http::Response>(result);
+    api::SubmitResult decoded =
+        api::DecodeSubmitResponse(response.status, response.body, response.retry_after);
+    if (auto* task_id = std::get_if<std::string>(&decoded)) {
+      service_.SpendLimitLifted();
+      co_return co_await submitted(*task_id, false);
+    }
+    if (auto* charged = std::get_if<api::PossiblyCharged>(&decoded)) {
+      if (!co_await outcome_unknown(charged->reason)) {
+        co_return revealed ? co_await submitted(*revealed, true) : SubmitOutcome::kStopped;
+      }
+      co_await service_.SubmitSleep(backoff());
+      continue;
+    }
+
+    const api::ApiError& error = std::get<api::ApiError>(decoded);
+    const std::string what = error.code + ": " + error.message;
+    // The API answered with an error, so no task was created: the intent is resolved now (a
+    // crash while waiting to retry must not count it as a possible duplicate). The credits stay
+    // reserved in memory for the next attempt, or are given back below.
+    recorder_.RecordNotSent(run, error.code, error.message);
+    close_intent();
+    service_.ledger().HoldAgain(run.price);
+    switch (api::ReactionTo(error)) {
+      case api::Reaction::kSlowDown:
+        service_.limiter().OnRateLimited(error.retry_after_s);
+        continue;  // not the item's fault and not a failure: just wait for the limiter
+      case api::Reaction::kRetry: {
+        if (++failures >= config_.retry.max_attempts) {
+          Release(run);
+          co_await recorder_.Commit();
+          service_.StopSubmitting(StopReason::kServerDown, what);
+          co_return SubmitOutcome::kStopped;
+        }
+        co_await service_.SubmitSleep(backoff());
+        continue;
+      }
+      case api::Reaction::kPauseSubmits:
+        if (!service_.PauseForSpendLimit(error)) {
+          Release(run);
+          co_await recorder_.Commit();
+          service_.StopSubmitting(StopReason::kSpendLimit, what);
+          co_return SubmitOutcome::kStopped;
+        }
+        continue;  // the loop's top sleeps through the pause
+      case api::Reaction::kStopSubmitting:
+        Release(run);
+        co_await recorder_.Commit();
+        service_.StopSubmitting(StopReason::kCredits, what);
+        co_return SubmitOutcome::kStopped;
+      case api::Reaction::kStopRun:
+        Release(run);
+        co_await recorder_.Commit();
+        service_.Halt(StopReason::kAuth, what);
+        co_return SubmitOutcome::kStopped;
+      case api::Reaction::kStopMisconfigured:
+        Release(run);
+        co_await recorder_.Commit();
+        service_.Halt(StopReason::kMisconfigured, MisconfiguredMessage(error, "the submit"));
+        co_return SubmitOutcome::kStopped;
+      case api::Reaction::kFailItem:
+      case api::Reaction::kResubmit:
+        Release(run);
+        recorder_.RecordGaveUp(run, error.code, error.message);
+        co_await recorder_.Commit();
+        co_return SubmitOutcome::kFailedItem;
+    }
+  }
+}
+
+
+// An intent an earlier run left open (it stopped between recording the intent and its outcome):
+// the POST may have created a task. With its callback token, the task names itself when it
+// finishes; only when no callback comes in time is the intent abandoned (a possible duplicate)
+// and the item submitted again.
+net::awaitable<SubmitOutcome> Submitter::Recover(const ItemRun& run) {
+  const std::string token = recorder_.Snapshot(run)->callback_token();
+  service_.watcher().Expect(token);
+  LogInfo("item " + run.item.id +
+          ": its last submit's outcome was not recorded; waiting up to "
+          "callbacks.reveal_wait_s for its callback");
+  auto task_id = co_await service_.watcher().AwaitReveal(
+      token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
+  if (task_id) {
+    recorder_.RecordSubmitted(run, *task_id, true);
+    LogInfo("item " + run.item.id + ": its callback named task " + *task_id +
+            "; not submitted again");
+    co_return co_await recorder_.Commit() ? SubmitOutcome::kSubmitted : SubmitOutcome::kStopped;
+  }
+  service_.watcher().Forget(token);
+  if (service_.halted()) co_return SubmitOutcome::kStopped;  // still open: the next run waits again
+  recorder_.RecordAbandoned(
+      run.item.id,
+      "the previous run stopped before the submit's outcome was recorded, and no callback "
+      "named its task within callbacks.reveal_wait_s");
+  co_await recorder_.Commit();
+  co_return SubmitOutcome::kFailedItem;  // queued again: the caller decides whether to submit
+}
+
+}  // namespace nanobatch::engine
