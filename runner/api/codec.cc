@@ -217,8 +217,8 @@ std::string DescribeOutputProblem(const TaskStatus& task) {
     case TaskStatus::OutputProblem::kNoImages:
       return "the task completed with no image URL in output.urls";
     case TaskStatus::OutputProblem::kTooManyImages:
-      return "the task completed with " + std::to_string(task.url_count) +
-             " image URLs; at most " + std::to_string(kMaxUrlsPerTask) + " are accepted";
+      return "the task completed with " + std::to_string(task.url_count) + " image URLs; at most " +
+             std::to_string(kMaxUrlsPerTask) + " are accepted";
     case TaskStatus::OutputProblem::kMalformed:
       return "the task completed with an output.urls entry that is not a string of at most " +
              std::to_string(kMaxUrlBytes) + " bytes";
@@ -259,8 +259,8 @@ SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
   // A 2xx means a task may exist and was charged: whatever is wrong with the body, the outcome
   // is "possibly charged, id unknown", never "nothing happened".
   auto unusable = [&](std::string why) {
-    return PossiblyCharged{http_status, "the submit was answered HTTP " +
-                                            std::to_string(http_status) + " but " + why};
+    return PossiblyCharged{
+        http_status, "the submit was answered HTTP " + std::to_string(http_status) + " but " + why};
   };
   auto object = ParseObject(body);
   if (!object) return unusable("the body is not a JSON object");
@@ -270,9 +270,8 @@ SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
   if (id == nullptr || !id->is_string()) return unusable("the body has no data.taskId string");
   const std::string_view task_id = id->as_string();
   if (!IsValidTaskId(task_id)) {
-    return unusable("data.taskId is not a valid task id (" +
-                    util::ServerText(task_id, 40) + ", " + std::to_string(task_id.size()) +
-                    " bytes)");
+    return unusable("data.taskId is not a valid task id (" + util::ServerText(task_id, 40) + ", " +
+                    std::to_string(task_id.size()) + " bytes)");
   }
   return std::string(task_id);
 }

@@ -101,8 +101,7 @@ TEST_CASE("codec: bodies that are not the API's classify by status where it alon
   // with a configuration error instead of failing items one by one; a redirect is not followed.
   CHECK(ReactionTo(SubmitError(404, "<html>Not Found</html>")) == Reaction::kStopMisconfigured);
   CHECK(ReactionTo(SubmitError(405, "")) == Reaction::kStopMisconfigured);
-  CHECK(ReactionTo(SubmitError(400, "<html>Bad Request</html>")) ==
-        Reaction::kStopMisconfigured);
+  CHECK(ReactionTo(SubmitError(400, "<html>Bad Request</html>")) == Reaction::kStopMisconfigured);
   CHECK(ReactionTo(SubmitError(301, "")) == Reaction::kStopMisconfigured);
   CHECK(ReactionTo(SubmitError(418, "{}")) == Reaction::kStopMisconfigured);
   // A poll's 404 page is never mistaken for task_not_found (which would pay again).
@@ -149,8 +148,9 @@ TEST_CASE("codec: task ids are opaque tokens, percent-encoded into the request t
 TEST_CASE("codec: the server's text is scrubbed of the key and capped before anyone sees it") {
   util::RegisterSecret("sk-codec-test-key-123");
   ApiError error = SubmitError(
-      400, R"({"error":{"code":"invalid_request","message":"bad header Authorization: Bearer sk-codec-test-key-123 )" +
-               std::string(5000, 'x') + R"("}})");
+      400,
+      R"({"error":{"code":"invalid_request","message":"bad header Authorization: Bearer sk-codec-test-key-123 )" +
+          std::string(5000, 'x') + R"("}})");
   CHECK(error.message.find("codec-test-key") == std::string::npos);
   CHECK(error.message.size() <= util::kServerTextMaxBytes + 3);
   CHECK(error.kind == ErrorKind::kInvalidRequest);
@@ -196,15 +196,16 @@ TEST_CASE("codec: the task's id and timestamps are read; costTime is never taken
   CHECK(done.id == "397ce9f2-a");
   CHECK(ReportedDurationSeconds(done) == 2);
   // Missing, fractional, string, negative or absurd timestamps are no duration.
-  for (std::string_view body : {
-           R"({"id":"t","status":"completed","created_at":1775383908})",
-           R"({"id":"t","status":"completed","created_at":1775383908.5,"completed_at":1775383910})",
-           R"({"id":"t","status":"completed","created_at":"1775383908","completed_at":1775383910})",
-           R"({"id":"t","status":"completed","created_at":1775383910,"completed_at":1775383908})",
-           R"({"id":"t","status":"completed","created_at":5,"completed_at":1775383908})",
-           R"({"id":"t","status":"completed","created_at":1775383908,"completed_at":99999999999999})",
-           R"({"id":"t","status":"completed","created_at":1775383908,"completed_at":1775983908})",
-       }) {
+  for (
+      std::string_view body : {
+          R"({"id":"t","status":"completed","created_at":1775383908})",
+          R"({"id":"t","status":"completed","created_at":1775383908.5,"completed_at":1775383910})",
+          R"({"id":"t","status":"completed","created_at":"1775383908","completed_at":1775383910})",
+          R"({"id":"t","status":"completed","created_at":1775383910,"completed_at":1775383908})",
+          R"({"id":"t","status":"completed","created_at":5,"completed_at":1775383908})",
+          R"({"id":"t","status":"completed","created_at":1775383908,"completed_at":99999999999999})",
+          R"({"id":"t","status":"completed","created_at":1775383908,"completed_at":1775983908})",
+      }) {
     CAPTURE(body);
     CHECK_FALSE(ReportedDurationSeconds(decode(body)).has_value());
   }
@@ -227,16 +228,16 @@ TEST_CASE("codec: a completed task with no, too many or malformed URLs names its
   CHECK(problem(R"({"status":"completed","output":{"urls":[1]}})") ==
         TaskStatus::OutputProblem::kMalformed);
   std::string many = R"({"status":"completed","output":{"urls":[)";
-  for (int i = 0; i < 5000; ++i) many += std::string(i ? "," : "") + "\"https://f/" + std::to_string(i) + "\"";
+  for (int i = 0; i < 5000; ++i)
+    many += std::string(i ? "," : "") + "\"https://f/" + std::to_string(i) + "\"";
   many += "]}}";
   CHECK(problem(many) == TaskStatus::OutputProblem::kTooManyImages);
   CHECK(OutputProblemCode(TaskStatus::OutputProblem::kNoImages) == "no_images");
 }
 
 TEST_CASE("codec: malformed task responses are errors, never crashes") {
-  for (std::string_view body :
-       {"", "null", "[]", R"({"status":"exploded"})",
-        R"({"status":7})", "{\"status\":\"completed\",\"output\":{\"urls\":[\"a\""}) {
+  for (std::string_view body : {"", "null", "[]", R"({"status":"exploded"})", R"({"status":7})",
+                                "{\"status\":\"completed\",\"output\":{\"urls\":[\"a\""}) {
     TaskResult result = DecodeTaskResponse(200, body, "");
     CHECK_MESSAGE(std::holds_alternative<ApiError>(result), body);
   }

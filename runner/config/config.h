@@ -70,8 +70,8 @@ struct RetryConfig {
 // Webhooks (interface.md "Webhooks"): with public_url set, every submission carries a callback
 // URL and the API's POST settles the task; polling goes on as a slow safety net.
 struct CallbacksConfig {
-  std::string public_url;  // base URL the API can reach; empty: no callbacks
-  std::string listen;      // HOST:PORT of the receiver (plain HTTP); required with public_url
+  std::string public_url;       // base URL the API can reach; empty: no callbacks
+  std::string listen;           // HOST:PORT of the receiver (plain HTTP); required with public_url
   double safety_poll_s = 60.0;  // a task without a callback is polled no sooner than this
   // How long a submission whose answer was lost waits for its callback to tell the task id
   // before it is given up as a possible duplicate and submitted again.

@@ -183,8 +183,7 @@ TEST_CASE("config: manifest and out are required; a missing file and bad YAML ar
 
   util::InputErrors missing;
   CHECK_FALSE(LoadConfigFile("/nonexistent.yaml", config, missing));
-  CHECK(ErrorText(missing) ==
-        "/nonexistent.yaml: -: cannot open: No such file or directory\n");
+  CHECK(ErrorText(missing) == "/nonexistent.yaml: -: cannot open: No such file or directory\n");
 
   testing::TempDir dir;
   util::InputErrors broken;
@@ -201,8 +200,7 @@ TEST_CASE("config: flags go through the file's parser and ranges: -5 is no budge
     const char* text;
   };
   for (const Case& c : {Case{"limits.budget_credits", "--budget-credits", "-5"},
-                        Case{"limits.burst", "--burst", "-1"},
-                        Case{"limits.rate", "--rate", "nan"},
+                        Case{"limits.burst", "--burst", "-1"}, Case{"limits.rate", "--rate", "nan"},
                         Case{"limits.rate", "--rate", "inf"},
                         Case{"limits.max_in_flight", "--max-in-flight", "1.5"}}) {
     INFO(c.flag << " " << c.text);
@@ -221,17 +219,19 @@ TEST_CASE("config: flags go through the file's parser and ranges: -5 is no budge
   REQUIRE(errors.empty());
   CHECK(config.limits.budget_credits == 5000u);
   ValidateConfig(config, errors);
-  CHECK(ErrorText(errors) == "command line: --rate: must be above 0 and at most 10000 requests a second\n");
+  CHECK(ErrorText(errors) ==
+        "command line: --rate: must be above 0 and at most 10000 requests a second\n");
 }
 
 TEST_CASE("config: absurd durations and sizes are range errors, in the file as on the flag") {
   testing::TempDir dir;
   Config config;
   util::InputErrors errors;
-  REQUIRE(LoadConfigFile(dir.Write("c.yaml",
-                                   "timeouts: {request_s: 1e308}\npolling: {task_deadline_s: -1}\n"
-                                   "download: {max_bytes: 99999999999999}\nretry: {max_attempts: 0}\n"),
-                         config, errors));
+  REQUIRE(
+      LoadConfigFile(dir.Write("c.yaml",
+                               "timeouts: {request_s: 1e308}\npolling: {task_deadline_s: -1}\n"
+                               "download: {max_bytes: 99999999999999}\nretry: {max_attempts: 0}\n"),
+                     config, errors));
   ValidateConfig(config, errors, {.require_paths = false});
   const std::string text = ErrorText(errors);
   INFO(text);

@@ -56,7 +56,7 @@ TEST_CASE("poll schedule: few durations give the slowest seen; the window follow
   CHECK(schedule.FirstPoll("4K").count() == doctest::Approx(5));  // 2 samples: the slowest
   for (std::size_t i = 0; i < PollSchedule::kWindow; ++i) schedule.Learn("4K", Seconds(40));
   CHECK(schedule.FirstPoll("4K").count() == doctest::Approx(40));  // the old ones left
-  schedule.Learn("4K", Seconds(-1));  // no lesson
+  schedule.Learn("4K", Seconds(-1));                               // no lesson
   CHECK(schedule.samples("4K") == PollSchedule::kWindow);
 }
 

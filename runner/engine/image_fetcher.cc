@@ -15,7 +15,8 @@ ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
     : service_(service), recorder_(recorder), config_(service.config()) {}
 
 net::awaitable<void> ImageFetcher::FetchAll(const ItemRun& run) {
-  const std::vector<std::string> urls(recorder_.Snapshot(run)->urls().begin(), recorder_.Snapshot(run)->urls().end());
+  const std::vector<std::string> urls(recorder_.Snapshot(run)->urls().begin(),
+                                      recorder_.Snapshot(run)->urls().end());
   if (urls.empty()) {
     // A completed task recorded without URLs (an older journal, or a crash between the two
     // records of an output problem): it was charged; it is not paid for again.
@@ -42,8 +43,8 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
   auto endpoint = http::ParseUrl(url, &why);
   const http::DownloadRefusal refusal =
       !endpoint ? http::DownloadRefusal::kNotHttps
-                : http::CheckDownload(*endpoint, service_.api_endpoint(), config_.download.allowed_hosts,
-                                      &why);
+                : http::CheckDownload(*endpoint, service_.api_endpoint(),
+                                      config_.download.allowed_hosts, &why);
   if (refusal != http::DownloadRefusal::kNone) {
     const std::string shown = util::ServerText(url, 200);
     if (refusal == http::DownloadRefusal::kHostNotAllowed) {
@@ -57,11 +58,12 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     }
     if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
       service_.StopSubmitting(StopReason::kDownloadPolicy,
-                     std::to_string(consecutive_refusals_) + " items in a row: " + why);
+                              std::to_string(consecutive_refusals_) + " items in a row: " + why);
     }
     co_return false;
   }
-  if (service_.halted() || !co_await service_.downloads().Acquire(&service_.halt_signal())) co_return false;
+  if (service_.halted() || !co_await service_.downloads().Acquire(&service_.halt_signal()))
+    co_return false;
   struct SlotRelease {
     util::AsyncSemaphore& slots;
     ~SlotRelease() { slots.Release(); }
@@ -71,7 +73,8 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       index == 0 ? run.item.id : run.item.id + "-" + std::to_string(index);
   std::string image_problem;  // the last bad body, if the attempts end on one
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
-    if (attempt > 0 && co_await service_.HaltableSleep(ToDuration(service_.backoff().Delay(attempt - 1))))
+    if (attempt > 0 &&
+        co_await service_.HaltableSleep(ToDuration(service_.backoff().Delay(attempt - 1))))
       co_return false;
     download::ImageFile file(recorder_.journal().dir());
     if (!file.ok()) {
@@ -79,7 +82,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       co_return false;
     }
     auto result = co_await service_.client().Download(*endpoint, file, config_.download.max_bytes,
-                                            ToDuration(config_.timeouts.download_s));
+                                                      ToDuration(config_.timeouts.download_s));
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
       if (service_.halted()) co_return false;
       if (network->permanent) {
@@ -97,7 +100,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     if (outcome.status != 200) {
       if (outcome.status >= 500 || outcome.status == 429) continue;
       recorder_.RecordGaveUp(run, "download_failed",
-                   "image URL answered HTTP " + std::to_string(outcome.status));
+                             "image URL answered HTTP " + std::to_string(outcome.status));
       co_await recorder_.Commit();
       co_return false;
     }
@@ -128,13 +131,13 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     co_return co_await recorder_.Commit();
   }
   if (!image_problem.empty()) {
-    recorder_.RecordGaveUp(run, "bad_image", image_problem + " (" +
-                                      std::to_string(config_.retry.max_attempts) + " downloads)");
+    recorder_.RecordGaveUp(
+        run, "bad_image",
+        image_problem + " (" + std::to_string(config_.retry.max_attempts) + " downloads)");
     co_await recorder_.Commit();
     co_return false;
   }
-  LogWarning("item " + run.item.id +
-             ": download kept failing; it will be retried by the next run");
+  LogWarning("item " + run.item.id + ": download kept failing; it will be retried by the next run");
   co_return false;
 }
 

@@ -109,8 +109,7 @@ net::awaitable<void> Job::SubmitLoop() {
       if (hold == Ledger::Hold::kExhausted) {
         service_.StopSubmitting(StopReason::kBudget,
                                 std::to_string(recorder_.DurableCredits().spent) + " of " +
-                                    std::to_string(*service_.ledger().budget()) +
-                                    " credits spent");
+                                    std::to_string(*service_.ledger().budget()) + " credits spent");
         co_return;
       }
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
@@ -226,7 +225,7 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
         // Completed (and so charged), but with nothing usable: the item fails with its own
         // code rather than being paid for again.
         recorder_.RecordGaveUp(run, std::string(api::OutputProblemCode(task.output_problem)),
-                     "task " + task_id + ": " + api::DescribeOutputProblem(task));
+                               "task " + task_id + ": " + api::DescribeOutputProblem(task));
         co_await recorder_.Commit();
         co_return TaskOutcome::kGaveUp;
       }
@@ -271,8 +270,9 @@ net::awaitable<bool> Job::RecordPlan() {
     // gone out. Counted as a possible duplicate; submitted again.
     auto id = load_id(index);
     if (!id) co_return false;
-    recorder_.RecordAbandoned(*id, "the previous run stopped before the submit's outcome was "
-                                   "recorded");
+    recorder_.RecordAbandoned(*id,
+                              "the previous run stopped before the submit's outcome was "
+                              "recorded");
   }
   for (std::uint32_t index : plan_.refetch) {
     // Missing or changed on disk: downloaded again from its permanent URL, not paid again.
@@ -333,8 +333,8 @@ std::string Job::ProgressLine() const {
   line.precision(2);
   line << std::fixed << "progress: " << done << " done, " << failed << " failed, " << in_flight
        << " in flight, " << queued << " queued; " << rate << " submits/s; credits "
-       << totals.credits_spent << " spent + "
-       << totals.credits_reserved + service_.ledger().held() << " reserved";
+       << totals.credits_spent << " spent + " << totals.credits_reserved + service_.ledger().held()
+       << " reserved";
   if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
   if (done_rate > 0 && queued + in_flight > 0) {
     line << "; ETA " << static_cast<long>((queued + in_flight) / done_rate) << " s";
@@ -373,8 +373,7 @@ int Job::ExitCode() const {
   const StopReason reason = service_.stop_reason();
   if (reason == StopReason::kAuth) return 4;
   const bool misconfigured = reason == StopReason::kMisconfigured ||
-                             reason == StopReason::kDownloadPolicy ||
-                             fetcher_.policy_blocked() > 0;
+                             reason == StopReason::kDownloadPolicy || fetcher_.policy_blocked() > 0;
   const journal::Totals& totals = journal_.state().totals();
   const std::uint64_t finished = totals.done + totals.gave_up;
   if (store_.size() > finished) return misconfigured ? 5 : 3;

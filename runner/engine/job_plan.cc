@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-
 #include "runner/download/image_file.h"
 #include "runner/fs/output_dir.h"
 
@@ -12,8 +11,7 @@ namespace nanobatch::engine {
 JobPlanner::JobPlanner(const journal::JournalState& state, int out_fd, PlanOptions options)
     : state_(state), out_fd_(out_fd), options_(std::move(options)), seen_(state.size()) {}
 
-void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index,
-                       util::InputErrors& errors) {
+void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::InputErrors& errors) {
   const proto::ItemSnapshot* snapshot = state_.Find(item.id);
   if (snapshot == nullptr) {
     plan_.fresh.push_back(index);
@@ -57,8 +55,7 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index,
                  ::fstatat(out_fd_, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
                  S_ISREG(info.st_mode) &&
                  static_cast<std::uint64_t>(info.st_size) == image.bytes() &&
-                 (!options_.verify_images ||
-                  download::FileSha256(out_fd_, name) == image.sha256());
+                 (!options_.verify_images || download::FileSha256(out_fd_, name) == image.sha256());
       }
       if (!intact) {
         plan_.refetch.push_back(index);

@@ -43,10 +43,10 @@ struct JobPlan {
 };
 
 struct PlanOptions {
-  std::string manifest;      // for error messages
-  std::string out;           // for error messages
-  bool callbacks = false;    // open intents wait for their callbacks (JobPlan::recover)
-  bool retry_failed = false; // items given up on are submitted again
+  std::string manifest;        // for error messages
+  std::string out;             // for error messages
+  bool callbacks = false;      // open intents wait for their callbacks (JobPlan::recover)
+  bool retry_failed = false;   // items given up on are submitted again
   bool verify_images = false;  // hash finished images, not only their sizes
 };
 

@@ -10,10 +10,7 @@ namespace nanobatch::engine {
 namespace net = boost::asio;
 
 Recorder::Recorder(Service& service, journal::Journal& journal)
-    : service_(service),
-      journal_(journal),
-      outputs_(journal.dir()),
-      flushed_(service.executor()) {}
+    : service_(service), journal_(journal), outputs_(journal.dir()), flushed_(service.executor()) {}
 
 net::awaitable<bool> Recorder::Commit() {
   if (journal_.failed()) co_return false;

@@ -21,16 +21,16 @@ Service::Service(net::any_io_executor executor, const config::Config& config,
     : executor_(executor),
       config_(config),
       authorization_("Bearer " + api_key),
-      client_(executor_,
-              http::ClientOptions{
-                  .ca_file = config.api.ca_file,
-                  .connect_timeout = ToDuration(config.timeouts.connect_s),
-                  // Requests queue for a connection before taking their rate token, so the pool
-                  // bounds how many submits share one journal commit: 32 keeps group commits
-                  // large without many idle TLS connections.
-                  .max_connections_per_host =
-                      std::max<std::size_t>(32, config.limits.max_downloads),
-              }),
+      client_(
+          executor_,
+          http::ClientOptions{
+              .ca_file = config.api.ca_file,
+              .connect_timeout = ToDuration(config.timeouts.connect_s),
+              // Requests queue for a connection before taking their rate token, so the pool
+              // bounds how many submits share one journal commit: 32 keeps group commits
+              // large without many idle TLS connections.
+              .max_connections_per_host = std::max<std::size_t>(32, config.limits.max_downloads),
+          }),
       limiter_(executor_, config.limits.rate, config.limits.burst),
       ledger_(config.limits.budget_credits),
       in_flight_(executor_, config.limits.max_in_flight),
@@ -166,7 +166,8 @@ std::string Service::CallbackUrl(const std::string& token) const {
 bool Service::StartReceiver(TaskGroup& background, std::string& error) {
   if (!callbacks()) return true;
   receiver_.emplace(
-      executor_, [this](const http::IncomingRequest& request) { return OnReceiverRequest(request); },
+      executor_,
+      [this](const http::IncomingRequest& request) { return OnReceiverRequest(request); },
       http::ServerOptions{});
   if (!receiver_->Listen(config_.callbacks.listen, error)) {
     error = "webhook receiver: " + error + " (callbacks.listen, --callback-listen)";

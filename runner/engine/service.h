@@ -95,16 +95,17 @@ class Service {
   // Sleeps through a spend-limit pause; true if submitting stopped meanwhile.
   boost::asio::awaitable<bool> SubmitPauseSleep(Clock::duration duration);
 
-  // --- webhooks ------------------------------------------------------------------------------------
+  // --- webhooks
+  // ------------------------------------------------------------------------------------
   bool callbacks() const { return !config_.callbacks.public_url.empty(); }
   std::string CallbackUrl(const std::string& token) const;
   // Binds callbacks.listen and starts the receiver in `background` (no-op without callbacks).
   bool StartReceiver(TaskGroup& background, std::string& error);
   void StopReceiver() { receiver_stop_.Trigger(); }
 
-  // --- start and signals ----------------------------------------------------------------------------
-  // Logs the account's balance (advisory); a certificate or credential problem stops here,
-  // before anything is paid.
+  // --- start and signals
+  // ---------------------------------------------------------------------------- Logs the account's
+  // balance (advisory); a certificate or credential problem stops here, before anything is paid.
   boost::asio::awaitable<void> LogBalance();
   // SIGINT and SIGTERM halt; SIGHUP is logged and ignored (a terminal that closes must not kill
   // an overnight run).

@@ -78,7 +78,8 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     co_return true;
   };
   // The task is known (from the answer, or revealed by its callback): recorded, durably.
-  auto submitted = [&](const std::string& task_id, bool by_callback) -> net::awaitable<SubmitOutcome> {
+  auto submitted = [&](const std::string& task_id,
+                       bool by_callback) -> net::awaitable<SubmitOutcome> {
     if (!token.empty()) service_.watcher().Bind(token, task_id);
     recorder_.RecordSubmitted(run, task_id, by_callback);
     intent_open = false;
@@ -91,7 +92,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   };
   auto backoff = [&]() {
     return ToDuration(service_.retry_budget().TryWithdraw() ? service_.backoff().Delay(failures - 1)
-                                                  : Seconds(config_.retry.max_delay_s));
+                                                            : Seconds(config_.retry.max_delay_s));
   };
   while (true) {
     if (service_.SubmitsCancelled()) {
@@ -107,7 +108,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     // durable. A POST is never sent unrecorded, and never after submitting stopped: every wait
     // on the way observes submit_signal_.
     auto gate = [&]() -> net::awaitable<bool> {
-      if (!co_await service_.limiter().Acquire(&service_.submit_signal()) || service_.SubmitsCancelled()) co_return false;
+      if (!co_await service_.limiter().Acquire(&service_.submit_signal()) ||
+          service_.SubmitsCancelled())
+        co_return false;
       if (!intent_open) {
         if (!token.empty()) service_.watcher().Expect(token);
         recorder_.AppendIntent(run, token);
@@ -135,7 +138,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       }
       // Not sent because the run is stopping (a stop signal, the journal failed): the loop's
       // top records that.
-      if (!network->maybe_delivered && (service_.SubmitsCancelled() || recorder_.journal().failed())) continue;
+      if (!network->maybe_delivered &&
+          (service_.SubmitsCancelled() || recorder_.journal().failed()))
+        continue;
       if (network->maybe_delivered) {
         if (!co_await outcome_unknown("no response to the submit: " + network->what)) {
           co_return revealed ? co_await submitted(*revealed, true) : SubmitOutcome::kStopped;
@@ -219,7 +224,6 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     }
   }
 }
-
 
 // An intent an earlier run left open (it stopped between recording the intent and its outcome):
 // the POST may have created a task. With its callback token, the task names itself when it

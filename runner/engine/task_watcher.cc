@@ -31,7 +31,7 @@ bool IsFinal(const api::TaskStatus& status) {
 TaskVerdict VerdictOf(const api::TaskStatus& status, bool by_callback) {
   TaskVerdict verdict;
   verdict.kind = status.state == api::TaskStatus::State::kCompleted ? TaskVerdict::Kind::kCompleted
-                                                                     : TaskVerdict::Kind::kFailed;
+                                                                    : TaskVerdict::Kind::kFailed;
   verdict.status = status;
   verdict.by_callback = by_callback;
   return verdict;
@@ -39,9 +39,9 @@ TaskVerdict VerdictOf(const api::TaskStatus& status, bool by_callback) {
 
 }  // namespace
 
-TaskWatcher::TaskWatcher(net::any_io_executor executor, http::Client& client,
-                         RateLimiter& limiter, util::StopSignal& halt, RequestFn request,
-                         TaskWatcherOptions options, StopFn stop)
+TaskWatcher::TaskWatcher(net::any_io_executor executor, http::Client& client, RateLimiter& limiter,
+                         util::StopSignal& halt, RequestFn request, TaskWatcherOptions options,
+                         StopFn stop)
     : executor_(std::move(executor)),
       client_(client),
       limiter_(limiter),

@@ -107,11 +107,11 @@ class TaskWatcher {
 
   PollSchedule& schedule() { return schedule_; }
   struct Stats {
-    std::uint64_t polls = 0;               // poll requests sent
+    std::uint64_t polls = 0;  // poll requests sent
     std::uint64_t settled_by_callback = 0;
-    std::uint64_t callbacks_refused = 0;   // 4xx answered
-    std::uint64_t callbacks_ignored = 0;   // duplicates, replays, non-final states
-    std::uint64_t revealed = 0;            // lost submit answers recovered by a callback
+    std::uint64_t callbacks_refused = 0;  // 4xx answered
+    std::uint64_t callbacks_ignored = 0;  // duplicates, replays, non-final states
+    std::uint64_t revealed = 0;           // lost submit answers recovered by a callback
   };
   const Stats& stats() const { return stats_; }
   std::size_t waiting() const { return waiters_.size(); }
@@ -125,8 +125,8 @@ class TaskWatcher {
     std::optional<api::TaskStatus> callback;  // a verdict delivered by the webhook
   };
   struct Token {
-    std::string task_id;                      // bound: the task its submission created
-    std::optional<api::TaskStatus> early;     // a verdict that arrived before anyone awaited
+    std::string task_id;                             // bound: the task its submission created
+    std::optional<api::TaskStatus> early;            // a verdict that arrived before anyone awaited
     boost::asio::steady_timer* revealing = nullptr;  // AwaitReveal's sleep
   };
 

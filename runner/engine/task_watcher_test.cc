@@ -19,20 +19,20 @@ struct Fixture {
   RateLimiter limiter{io.get_executor(), 100, 10};
   util::StopSignal halt{io.get_executor()};
   std::vector<std::string> stops;
-  TaskWatcher watcher{io.get_executor(),
-                      client,
-                      limiter,
-                      halt,
-                      [](http::Request::Method method, std::string target) {
-                        http::Request request;
-                        request.method = method;
-                        request.endpoint = *http::ParseUrl("https://127.0.0.1:9");
-                        request.endpoint.target = std::move(target);
-                        return request;
-                      },
-                      TaskWatcherOptions{.first_poll = Seconds(3600),
-                                         .callback_safety_poll = Seconds(3600)},
-                      [this](StopReason, const std::string& detail) { stops.push_back(detail); }};
+  TaskWatcher watcher{
+      io.get_executor(),
+      client,
+      limiter,
+      halt,
+      [](http::Request::Method method, std::string target) {
+        http::Request request;
+        request.method = method;
+        request.endpoint = *http::ParseUrl("https://127.0.0.1:9");
+        request.endpoint.target = std::move(target);
+        return request;
+      },
+      TaskWatcherOptions{.first_poll = Seconds(3600), .callback_safety_poll = Seconds(3600)},
+      [this](StopReason, const std::string& detail) { stops.push_back(detail); }};
 
   // Runs the loop until `done` or 5 s pass (every loop in a test is bounded).
   void RunUntil(const bool& done) {

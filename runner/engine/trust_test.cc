@@ -52,7 +52,8 @@ std::vector<std::string> Fast(std::vector<std::string> args) {
 
 // A job with fast timings (plus `extra`) and the leak-canary key.
 struct Job : testing::RunnerJob {
-  Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text, const std::string& extra = "")
+  Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text,
+      const std::string& extra = "")
       : RunnerJob(d, a, manifest_text, std::string(kFastConfig) + extra, kKey) {}
 };
 
@@ -62,12 +63,12 @@ std::int64_t Get(const json::object& object, const char* key) { return object.at
 // --- Money ----------------------------------------------------------------------------------
 
 TEST_CASE("trust: a 200 submit answer without a usable task id is counted, never overspent") {
-  for (const char* kind : {"html", "no-task-id", "invalid-utf8", "deep-json", "long-id",
-                           "crlf-id", "slash-id"}) {
+  for (const char* kind :
+       {"html", "no-task-id", "invalid-utf8", "deep-json", "long-id", "crlf-id", "slash-id"}) {
     INFO(kind);
     TempDir dir;
-    FakeApiProcess api(dir, Fast({"--p-bad-submit-body", "0.5", "--bad-submit-body", kind,
-                                  "--seed", "7"}));
+    FakeApiProcess api(
+        dir, Fast({"--p-bad-submit-body", "0.5", "--bad-submit-body", kind, "--seed", "7"}));
     Job job(dir, api, Manifest(10), "limits: {budget_credits: 240}\n");  // 15 tasks of 16
     ProcessResult result = job.Run();
     INFO(result.err);
@@ -137,7 +138,8 @@ TEST_CASE("trust: after 402 no queued submission is sent; 'stop' stops every wai
   CHECK(Get(job.Status(), "done") == 3);
 }
 
-TEST_CASE("trust: a completed task with no images, or thousands, fails clearly; status stays fast") {
+TEST_CASE(
+    "trust: a completed task with no images, or thousands, fails clearly; status stays fast") {
   struct Case {
     const char* images;
     const char* code;
@@ -286,8 +288,8 @@ TEST_CASE("trust: started with stdout and stderr closed, the journal stays sound
     if (arg == kBinary) continue;
     command += " '" + arg + "'";
   }
-  ProcessResult closed = testing::RunProcess({"/bin/sh", "-c", command},
-                                             {{"AIVIDEOAPI_API_KEY", kKey}});
+  ProcessResult closed =
+      testing::RunProcess({"/bin/sh", "-c", command}, {{"AIVIDEOAPI_API_KEY", kKey}});
   CHECK(closed.exit_code == 0);
   ProcessResult again = job.Run();
   INFO(again.err);
@@ -329,21 +331,22 @@ TEST_CASE("trust: bad local input is a usage error (2) that names the problem") 
       {kBinary, "run", "--manifest", job.manifest, "--out", file}, {{"AIVIDEOAPI_API_KEY", kKey}});
   CHECK(out_file.exit_code == 2);
   CHECK(out_file.err.find("is not a directory") != std::string::npos);
-  ProcessResult zero = testing::RunProcess({kBinary, "run", "--manifest", "/dev/zero", "--out",
-                                            dir.File("o")},
-                                           {{"AIVIDEOAPI_API_KEY", kKey}});
+  ProcessResult zero =
+      testing::RunProcess({kBinary, "run", "--manifest", "/dev/zero", "--out", dir.File("o")},
+                          {{"AIVIDEOAPI_API_KEY", kKey}});
   CHECK(zero.exit_code == 2);
   CHECK(zero.err.find("not a regular file") != std::string::npos);
   stdfs::create_directories(dir.File("x.yaml"));
   ProcessResult directory = testing::RunProcess({kBinary, "validate", dir.File("x.yaml")});
   CHECK(directory.exit_code == 2);
   CHECK(directory.err.find("is a directory") != std::string::npos);
-  ProcessResult config = testing::RunProcess({kBinary, "run", "--config", dir.File("missing.yaml")});
+  ProcessResult config =
+      testing::RunProcess({kBinary, "run", "--config", dir.File("missing.yaml")});
   CHECK(config.exit_code == 2);
   CHECK(config.err.find("No such file or directory") != std::string::npos);
   CHECK(config.err.find("is required") == std::string::npos);  // no follow-on errors
-  ProcessResult validate = testing::RunProcess(
-      {kBinary, "validate", job.manifest, "--config", dir.Write("bad.yaml", "limits: {rate: 0}\n")});
+  ProcessResult validate = testing::RunProcess({kBinary, "validate", job.manifest, "--config",
+                                                dir.Write("bad.yaml", "limits: {rate: 0}\n")});
   CHECK(validate.exit_code == 2);
   CHECK(validate.err.find("limits.rate") != std::string::npos);
 }

@@ -102,7 +102,8 @@ TEST_CASE("webhooks: lost callbacks are covered by polling; duplicates change no
   CHECK(job.Lines("metadata.jsonl").size() == 30);
 }
 
-TEST_CASE("webhooks: a submit answer without a task id is recovered from its callback, not paid twice") {
+TEST_CASE(
+    "webhooks: a submit answer without a task id is recovered from its callback, not paid twice") {
   TempDir dir;
   FakeApiProcess api(dir, {"--pending-ms", "20", "--processing-ms", "100", "--p-bad-submit-body",
                            "0.5", "--bad-submit-body", "no-task-id", "--seed", "5"});
@@ -120,7 +121,8 @@ TEST_CASE("webhooks: a submit answer without a task id is recovered from its cal
   CHECK(result.err.find("its callback named task") != std::string::npos);
 }
 
-TEST_CASE("webhooks: killed while answers are lost, the restarted run learns the tasks from callbacks") {
+TEST_CASE(
+    "webhooks: killed while answers are lost, the restarted run learns the tasks from callbacks") {
   TempDir dir;
   // Every answer is unusable and every callback comes 4 s after its task: the first run is
   // killed (-9) while all its intents are open; the second receives the callbacks.
@@ -166,7 +168,7 @@ TEST_CASE("webhooks: forged callbacks are refused (4xx) and change nothing") {
     if (unknown != "000") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  CHECK(unknown == "404");                              // a token nobody issued
+  CHECK(unknown == "404");                                // a token nobody issued
   CHECK(post(base + "../../etc/passwd", "{}") == "404");  // not a token at all
   CHECK(post(base, "{}") == "404");
   ProcessResult get = testing::RunProcess(

@@ -40,8 +40,8 @@ util::UniqueFd OpenSubdirectory(int parent, const std::string& name, const std::
 }  // namespace
 
 bool IsPlainName(std::string_view name) {
-  return !name.empty() && name != "." && name != ".." &&
-         name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
 }
 
 int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode) {
@@ -120,8 +120,8 @@ bool AtomicFileWriter::Commit(std::string& error) {
   return SyncDirectory(dir_, error);
 }
 
-std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,
-                                           std::string& error, OpenProblem* problem_out) {
+std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create, std::string& error,
+                                           OpenProblem* problem_out) {
   OpenProblem ignored;
   OpenProblem& problem = problem_out != nullptr ? *problem_out : ignored;
   problem = OpenProblem::kIo;
@@ -147,12 +147,12 @@ std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,
     if (errno == ENOTDIR) problem = OpenProblem::kNotADirectory;
     return nullptr;
   }
-  dir->state_ = OpenSubdirectory(dir->fd(), ".nanobatch", dir->PathOf(".nanobatch"), create,
-                                 error, problem);
+  dir->state_ =
+      OpenSubdirectory(dir->fd(), ".nanobatch", dir->PathOf(".nanobatch"), create, error, problem);
   if (!dir->state_) return nullptr;
   // A reader (`status`) needs no temporary area; a writer does.
-  dir->tmp_ = OpenSubdirectory(dir->state_fd(), "tmp", dir->StatePathOf("tmp"), create, error,
-                               problem);
+  dir->tmp_ =
+      OpenSubdirectory(dir->state_fd(), "tmp", dir->StatePathOf("tmp"), create, error, problem);
   if (!dir->tmp_ && create) return nullptr;
   error.clear();
   problem = OpenProblem::kNone;

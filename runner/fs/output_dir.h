@@ -18,10 +18,9 @@
 #include <fcntl.h>
 #include <sys/types.h>
 
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
-#include <string_view>
 #include <string_view>
 
 #include "runner/util/input_file.h"

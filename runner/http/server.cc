@@ -6,7 +6,6 @@
 #include <charconv>
 #include <list>
 
-
 namespace nanobatch::http {
 namespace {
 
@@ -112,7 +111,8 @@ bool Server::Listen(const std::string& address, std::string& error) {
   auto& acceptor = impl_->acceptor;
   if (acceptor.open(endpoint.protocol(), code); !code) {
     acceptor.set_option(net::socket_base::reuse_address(true), code);
-    if (acceptor.bind(endpoint, code); !code) acceptor.listen(net::socket_base::max_listen_connections, code);
+    if (acceptor.bind(endpoint, code); !code)
+      acceptor.listen(net::socket_base::max_listen_connections, code);
   }
   if (code) {
     error = "cannot listen on " + address + ": " + code.message();

@@ -405,17 +405,16 @@ bool Journal::Compact(std::string& error) {
   {
     fs::AtomicFileWriter out(state_fd, "journal.log.compact", 0600);
     out.Write(EncodeFrame(FrameType::kHeader, kHeaderPayload));
-    state_.ForEachSnapshotRecord(
-        [&](const proto::Record& record, std::optional<std::uint32_t> index) {
-          const std::uint64_t offset = out.bytes_written();
-          out.Write(EncodeFrame(FrameType::kRecord, record.SerializeAsString()));
-          ++records;
-          const auto phase = record.item_snapshot().phase();
-          if (index && (phase == proto::ItemSnapshot::DONE ||
-                        phase == proto::ItemSnapshot::GAVE_UP)) {
-            new_offsets.emplace_back(*index, offset);
-          }
-        });
+    state_.ForEachSnapshotRecord([&](const proto::Record& record,
+                                     std::optional<std::uint32_t> index) {
+      const std::uint64_t offset = out.bytes_written();
+      out.Write(EncodeFrame(FrameType::kRecord, record.SerializeAsString()));
+      ++records;
+      const auto phase = record.item_snapshot().phase();
+      if (index && (phase == proto::ItemSnapshot::DONE || phase == proto::ItemSnapshot::GAVE_UP)) {
+        new_offsets.emplace_back(*index, offset);
+      }
+    });
     size = out.bytes_written();
     // The writer renames journal.log.compact.tmp over journal.log.compact; then it replaces the
     // journal in one more rename below.

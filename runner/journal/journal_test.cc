@@ -192,7 +192,8 @@ void Finish(Journal& journal, const std::string& id) {
   journal.Append(downloaded);
 }
 
-TEST_CASE("journal: finished items are kept compact and read back whole, across reopen and compaction") {
+TEST_CASE(
+    "journal: finished items are kept compact and read back whole, across reopen and compaction") {
   testing::TempDir dir;
   std::string error;
   Totals before;

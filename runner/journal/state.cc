@@ -101,7 +101,8 @@ std::optional<std::uint32_t> JournalState::IndexOf(std::string_view id) const { 
 
 JournalState::Slot& JournalState::SlotFor(const std::string& id, std::int64_t unix_time) {
   if (auto index = Lookup(id)) return slots_[*index];
-  if ((slots_.size() + 1) * 10 > table_.size() * 6) Reserve(std::max<std::size_t>(slots_.size() * 2, 512));
+  if ((slots_.size() + 1) * 10 > table_.size() * 6)
+    Reserve(std::max<std::size_t>(slots_.size() * 2, 512));
   Slot& slot = slots_.emplace_back();
   slot.id_offset = static_cast<std::uint32_t>(ids_.size());
   slot.id_length = static_cast<std::uint32_t>(id.size());
@@ -178,8 +179,7 @@ const proto::ItemSnapshot* JournalState::Find(std::string_view id) const {
   return Load(slot, loaded_) ? &loaded_ : nullptr;
 }
 
-void JournalState::ForEachItem(
-    const std::function<void(const proto::ItemSnapshot&)>& visit) const {
+void JournalState::ForEachItem(const std::function<void(const proto::ItemSnapshot&)>& visit) const {
   proto::ItemSnapshot scratch;
   for (const Slot& slot : slots_) {
     if (slot.live) {
@@ -410,9 +410,8 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
     case proto::Record::kItemReturned: {
       // Only the flag changes: a compact item stays compact.
       const bool departed = record.event_case() == proto::Record::kItemDeparted;
-      Slot& slot = SlotFor(departed ? record.item_departed().item_id()
-                                    : record.item_returned().item_id(),
-                           t);
+      Slot& slot = SlotFor(
+          departed ? record.item_departed().item_id() : record.item_returned().item_id(), t);
       Count(slot, -1);
       if (slot.live) slot.live->set_departed(departed);
       slot.departed = departed;
@@ -432,7 +431,8 @@ std::map<std::string, std::uint64_t> JournalState::FailuresByCode() const {
   std::map<std::string, std::uint64_t> failures;
   for (const Slot& slot : slots_) {
     if (slot.live) {
-      if (slot.live->phase() == proto::ItemSnapshot::GAVE_UP) ++failures[slot.live->last_error_code()];
+      if (slot.live->phase() == proto::ItemSnapshot::GAVE_UP)
+        ++failures[slot.live->last_error_code()];
     } else if (slot.phase == proto::ItemSnapshot::GAVE_UP) {
       ++failures[codes_[slot.error_code]];
     }

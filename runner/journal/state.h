@@ -117,11 +117,11 @@ class JournalState {
   void Index(std::uint32_t slot);
 
   std::vector<Slot> slots_;
-  std::string ids_;                      // every id's bytes, back to back
-  std::vector<std::uint32_t> table_;     // open addressing: slot + 1, 0 = empty
-  std::vector<std::string> codes_;       // error codes of compact items, interned
+  std::string ids_;                   // every id's bytes, back to back
+  std::vector<std::uint32_t> table_;  // open addressing: slot + 1, 0 = empty
+  std::vector<std::string> codes_;    // error codes of compact items, interned
   std::size_t compact_ = 0;
-  mutable proto::ItemSnapshot loaded_;   // Find's slot for a compact item
+  mutable proto::ItemSnapshot loaded_;  // Find's slot for a compact item
   Loader loader_;
   Totals totals_;
   std::deque<std::int64_t> recent_done_;

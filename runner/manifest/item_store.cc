@@ -87,8 +87,7 @@ std::optional<Item> ItemStore::Load(std::uint32_t index, std::string& error) con
     return std::nullopt;
   }
   util::InputErrors parse_errors;
-  auto item =
-      ParseJsonlLine(path_, line, record.line, record.offset, defaults_, parse_errors);
+  auto item = ParseJsonlLine(path_, line, record.line, record.offset, defaults_, parse_errors);
   if (!item) {
     error = path_ + ":" + std::to_string(record.line) + ": the item no longer parses";
     return std::nullopt;

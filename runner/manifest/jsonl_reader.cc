@@ -246,8 +246,9 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
     stats.bytes += static_cast<std::uint64_t>(n);
     // A file that grows while it is read is still bounded.
     if (stats.bytes > kMaxJsonlManifestBytes) {
-      errors.Add({path, line_number + 1, "-",
-                  "is larger than the " + util::DescribeBytes(kMaxJsonlManifestBytes) + " accepted"});
+      errors.Add(
+          {path, line_number + 1, "-",
+           "is larger than the " + util::DescribeBytes(kMaxJsonlManifestBytes) + " accepted"});
       break;
     }
   }

@@ -1,9 +1,9 @@
 #include "runner/manifest/manifest.h"
 
-#include "runner/manifest/item_store.h"
-
 #include <unordered_map>
 #include <utility>
+
+#include "runner/manifest/item_store.h"
 
 namespace nanobatch::manifest {
 

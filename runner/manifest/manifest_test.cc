@@ -1,13 +1,12 @@
 #include "runner/manifest/manifest.h"
-#include "runner/manifest/item_store.h"
 
 #include <doctest/doctest.h>
 
 #include <filesystem>
-
 #include <string>
 #include <vector>
 
+#include "runner/manifest/item_store.h"
 #include "runner/testing/temp_dir.h"
 
 namespace nanobatch::manifest {
@@ -251,7 +250,8 @@ TEST_CASE("manifest: format is chosen by extension") {
 
 TEST_CASE("manifest: devices, FIFOs and directories are refused at once with a clear error") {
   testing::TempDir dir;
-  for (const std::string& path : {std::string("/dev/zero"), dir.File("x.yaml"), dir.File("y.jsonl")}) {
+  for (const std::string& path :
+       {std::string("/dev/zero"), dir.File("x.yaml"), dir.File("y.jsonl")}) {
     if (path != "/dev/zero") std::filesystem::create_directories(path);
     Outcome outcome = Read(path);  // returns: never spins on an endless file
     INFO(outcome.ErrorText());
@@ -264,20 +264,22 @@ TEST_CASE("manifest: devices, FIFOs and directories are refused at once with a c
 TEST_CASE("manifest: ids that would write the same file name are refused, naming both lines") {
   testing::TempDir dir;
   // "a" may get a second image a-1.png; "A" and "a" are one file on a case-insensitive disk.
-  Outcome extra = Read(dir.Write("m.jsonl",
-                                 "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a-1\",\"prompt\":\"y\"}\n"
-                                 "{\"id\":\"B-15\",\"prompt\":\"z\"}\n{\"id\":\"b\",\"prompt\":\"w\"}\n"
-                                 "{\"id\":\"Cat\",\"prompt\":\"v\"}\n{\"id\":\"cat\",\"prompt\":\"u\"}\n"));
+  Outcome extra =
+      Read(dir.Write("m.jsonl",
+                     "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a-1\",\"prompt\":\"y\"}\n"
+                     "{\"id\":\"B-15\",\"prompt\":\"z\"}\n{\"id\":\"b\",\"prompt\":\"w\"}\n"
+                     "{\"id\":\"Cat\",\"prompt\":\"v\"}\n{\"id\":\"cat\",\"prompt\":\"u\"}\n"));
   INFO(extra.ErrorText());
   CHECK(extra.errors.total() == 3);
   CHECK(extra.ErrorText().find("m.jsonl:2: id: \"a-1\" and \"a\" (line 1)") != std::string::npos);
   CHECK(extra.ErrorText().find("m.jsonl:4: id: \"b\" and \"B-15\" (line 3)") != std::string::npos);
   CHECK(extra.ErrorText().find("m.jsonl:6: id: \"cat\" and \"Cat\" (line 5)") != std::string::npos);
   // Names no image of another item can take are fine: -0, -16 and beyond, leading zeros.
-  Outcome fine = Read(dir.Write("n.jsonl",
-                                "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a-0\",\"prompt\":\"y\"}\n"
-                                "{\"id\":\"a-16\",\"prompt\":\"z\"}\n{\"id\":\"a-01\",\"prompt\":\"w\"}\n"
-                                "{\"id\":\"img-1\",\"prompt\":\"v\"}\n{\"id\":\"img-2\",\"prompt\":\"u\"}\n"));
+  Outcome fine =
+      Read(dir.Write("n.jsonl",
+                     "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a-0\",\"prompt\":\"y\"}\n"
+                     "{\"id\":\"a-16\",\"prompt\":\"z\"}\n{\"id\":\"a-01\",\"prompt\":\"w\"}\n"
+                     "{\"id\":\"img-1\",\"prompt\":\"v\"}\n{\"id\":\"img-2\",\"prompt\":\"u\"}\n"));
   INFO(fine.ErrorText());
   CHECK(fine.errors.empty());
   CHECK(fine.items.size() == 6);
@@ -291,16 +293,17 @@ namespace {
 
 TEST_CASE("item store: items are read again on demand, equal to what was validated") {
   testing::TempDir dir;
-  const std::string path =
-      dir.Write("m.jsonl",
-                "\xEF\xBB\xBF{\"id\":\"a\",\"prompt\":\"first\"}\r\n"
-                "\n"
-                "{\"prompt\":\"second, derived id\",\"resolution\":\"4K\"}\n"
-                "{\"id\":\"c\",\"prompt\":\"last, no newline\",\"image_urls\":[\"https://x.org/i.png\"]}");
+  const std::string path = dir.Write(
+      "m.jsonl",
+      "\xEF\xBB\xBF{\"id\":\"a\",\"prompt\":\"first\"}\r\n"
+      "\n"
+      "{\"prompt\":\"second, derived id\",\"resolution\":\"4K\"}\n"
+      "{\"id\":\"c\",\"prompt\":\"last, no newline\",\"image_urls\":[\"https://x.org/i.png\"]}");
   std::vector<Item> visited;
   util::InputErrors errors;
   auto store = ItemStore::Open(
-      path, {}, [&](Item&& item, std::uint32_t index) {
+      path, {},
+      [&](Item&& item, std::uint32_t index) {
         CHECK(index == visited.size());
         visited.push_back(std::move(item));
       },
@@ -329,7 +332,8 @@ TEST_CASE("item store: a line edited after validation is an error, never a diffe
                                      "{\"id\":\"a\",\"prompt\":\"a cat\"}\n"
                                      "{\"id\":\"b\",\"prompt\":\"a dog\"}\n");
   util::InputErrors errors;
-  auto store = ItemStore::Open(path, {}, [](Item&&, std::uint32_t) {}, errors);
+  auto store = ItemStore::Open(
+      path, {}, [](Item&&, std::uint32_t) {}, errors);
   REQUIRE(errors.empty());
   // Same length, different bytes (rewritten in place, as an editor's save might).
   dir.Write("m.jsonl",
@@ -345,7 +349,8 @@ TEST_CASE("item store: YAML items are kept in memory and found the same way") {
   testing::TempDir dir;
   const std::string path = dir.Write("m.yaml", "- {id: x, prompt: one}\n- {id: y, prompt: two}\n");
   util::InputErrors errors;
-  auto store = ItemStore::Open(path, {}, [](Item&&, std::uint32_t) {}, errors);
+  auto store = ItemStore::Open(
+      path, {}, [](Item&&, std::uint32_t) {}, errors);
   REQUIRE(errors.empty());
   std::string error;
   auto y = store->Load(1, error);

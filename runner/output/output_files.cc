@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 
-
 namespace nanobatch::output {
 namespace json = boost::json;
 namespace {

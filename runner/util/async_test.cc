@@ -102,8 +102,9 @@ TEST_CASE("stop signal: every waiter on a semaphore stops at once; no unit is lo
   CHECK(semaphore.available() == 1);  // the released unit went back, not to a stopped waiter
   // A later acquire observing a triggered signal returns at once.
   bool later = true;
-  net::co_spawn(io, [&]() -> net::awaitable<void> { later = co_await semaphore.Acquire(&submits); },
-                net::detached);
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { later = co_await semaphore.Acquire(&submits); },
+      net::detached);
   io.restart();
   io.run();
   CHECK_FALSE(later);
@@ -113,8 +114,9 @@ TEST_CASE("stop signal: a sleep ends early when triggered") {
   net::io_context io;
   StopSignal stop(io.get_executor());
   bool woke = false;
-  net::co_spawn(io, [&]() -> net::awaitable<void> { woke = co_await stop.SleepFor(std::chrono::hours(1)); },
-                net::detached);
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { woke = co_await stop.SleepFor(std::chrono::hours(1)); },
+      net::detached);
   net::post(io, [&] { stop.Trigger(); });
   io.run();
   CHECK(woke);  // (without the trigger, io.run() would sleep for the hour)
@@ -126,13 +128,15 @@ TEST_CASE("stop signal: SleepOn wakes on the caller's cancel (false) or on a tri
   net::steady_timer mine(io, std::chrono::hours(1));
   net::steady_timer theirs(io, std::chrono::hours(1));
   int woke_by_cancel = -1, woke_by_trigger = -1;
-  net::co_spawn(io, [&]() -> net::awaitable<void> { woke_by_cancel = co_await stop.SleepOn(mine); },
-                net::detached);
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { woke_by_cancel = co_await stop.SleepOn(mine); },
+      net::detached);
   net::post(io, [&] { mine.cancel(); });
   io.run();
   CHECK(woke_by_cancel == 0);  // someone else's wake-up, not a stop
-  net::co_spawn(io, [&]() -> net::awaitable<void> { woke_by_trigger = co_await stop.SleepOn(theirs); },
-                net::detached);
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { woke_by_trigger = co_await stop.SleepOn(theirs); },
+      net::detached);
   net::post(io, [&] { stop.Trigger(); });
   io.restart();
   io.run();

@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
   const auto compacted = std::filesystem::file_size(dir + "/.nanobatch/journal.log");
 
   std::printf("journal_bench: %llu records (%zu items), %.1f MB\n",
-              static_cast<unsigned long long>(journal->recovery().records),
-              journal->state().size(), size / 1e6);
+              static_cast<unsigned long long>(journal->recovery().records), journal->state().size(),
+              size / 1e6);
   std::printf("  resume (open + replay): %.3f s CPU, %.3f s wall\n", open_cpu, open_wall);
   std::printf("  compaction: %.3f s wall, %.1f MB -> %.1f MB\n", compact_wall, size / 1e6,
               compacted / 1e6);

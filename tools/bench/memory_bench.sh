@@ -36,7 +36,7 @@ submissions() {
 }
 cat > "$work/config.yaml" <<YAML
 polling: {first_poll_s: 0.5, max_interval_s: 2}
-limits: {rate: 2000, burst: 200, max_in_flight: 1000, max_downloads: 16}
+limits: {rate: 2000, burst: 200, max_in_flight: 1000, max_downloads: 64}
 log: {progress_interval_s: 5}
 YAML
 for phase in first-start resume; do

@@ -387,7 +387,8 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
     reply.bytes = MakeJpeg(size, seed);
   }
   if (options_.drop_image_tail > 0) {
-    reply.bytes.resize(reply.bytes.size() - std::min(options_.drop_image_tail, reply.bytes.size() / 2));
+    reply.bytes.resize(reply.bytes.size() -
+                       std::min(options_.drop_image_tail, reply.bytes.size() / 2));
   }
   image_sha256_[std::string(path)] = util::Sha256::HexOf(reply.bytes);
   ++images_served_;

@@ -58,11 +58,11 @@ struct Options {
   double p_truncate = 0;  // image download: body shorter than Content-Length
   double p_slow = 0;      // image download: body trickles out
   // Hostile answers (each still a real task, created and charged as the API would have):
-  double p_bad_submit_body = 0;         // a 200 submit answer whose body is unusable, ...
+  double p_bad_submit_body = 0;          // a 200 submit answer whose body is unusable, ...
   std::string bad_submit_body = "html";  // ... of this kind: html no-task-id invalid-utf8
                                          // deep-json long-id crlf-id slash-id
-  double p_poll_garbage = 0;            // a poll answered 200 with an HTML page
-  std::size_t drop_image_tail = 0;      // image bodies served this many bytes short of their end
+  double p_poll_garbage = 0;             // a poll answered 200 with an HTML page
+  std::size_t drop_image_tail = 0;       // image bodies served this many bytes short of their end
   // Webhooks: a task submitted with a callback_url is POSTed there this long after it ends ...
   double callback_delay_ms = 0;
   double p_callback_drop = 0;       // ... or never (a callback the API loses) ...
