@@ -7,6 +7,7 @@
 #include "runner/cli/commands.h"
 #include "runner/config/api_key.h"
 #include "runner/engine/engine.h"
+#include "runner/http/client.h"
 #include "runner/journal/journal.h"
 #include "runner/manifest/item_store.h"
 #include "runner/util/log.h"
@@ -20,6 +21,9 @@ int RunCommand(config::Config config, const RunOptions& options) {
   // Everything is checked before anything is spent: the key, then the whole manifest, against
   // the journal of the output directory (whose lock this run holds from here on).
   std::optional<config::ApiKey> key = config::ResolveApiKey(config.api.key_file, errors);
+  if (std::string trust_error; !http::Client::CheckTrustStore(config.api.ca_file, trust_error)) {
+    errors.Add({"config", 0, "api.ca_file", trust_error});
+  }
   if (!errors.empty()) {
     errors.Print(std::cerr);
     std::cerr << "nanobatch: nothing was submitted\n";
@@ -62,14 +66,10 @@ int RunCommand(config::Config config, const RunOptions& options) {
   util::RegisterSecret(key->value);
   util::LogInfo("nanobatch " + std::string(kVersion) + ": API key from " + key->source +
                 "; output in " + config.out);
-  try {
-    return engine::RunEngine(
-        config, key->value, *store, planner.Take(), *journal,
-        {.retry_failed = options.retry_failed, .verify_images = options.verify_images});
-  } catch (const std::runtime_error& e) {
-    util::LogError(e.what());  // for example, the CA file cannot be loaded
-    return kExitBadInput;
-  }
+  // An exception escaping the engine is a bug: main reports it and exits 70.
+  return engine::RunEngine(config, key->value, *store, planner.Take(), *journal,
+                           {.retry_failed = options.retry_failed,
+                            .verify_images = options.verify_images});
 }
 
 }  // namespace nanobatch::cli

@@ -27,7 +27,8 @@ struct EngineFlags {
 };
 
 // Returns the exit status of interface.md (0, 1, 3 or 4; 2 is the caller's, before this).
-// Throws std::runtime_error when the TLS trust store cannot be loaded.
+// The caller has checked the trust store (http::Client::CheckTrustStore); an exception leaving
+// here is a bug (main reports it, exit 70).
 int RunEngine(const config::Config& config, const std::string& api_key,
               const manifest::ItemStore& store, JobPlan plan, journal::Journal& journal,
               EngineFlags flags);

@@ -345,6 +345,11 @@ TEST_CASE("trust: bad local input is a usage error (2) that names the problem") 
   CHECK(config.exit_code == 2);
   CHECK(config.err.find("No such file or directory") != std::string::npos);
   CHECK(config.err.find("is required") == std::string::npos);  // no follow-on errors
+  // A CA file that is no certificate: a configuration error naming the key, before anything.
+  ProcessResult bad_ca = job.Run({"--ca-file", dir.Write("not-a-ca.pem", "hello\n")});
+  CHECK(bad_ca.exit_code == 2);
+  CHECK(bad_ca.err.find("api.ca_file: cannot load the CA file") != std::string::npos);
+  CHECK(bad_ca.err.find("internal error") == std::string::npos);
   ProcessResult validate = testing::RunProcess({kBinary, "validate", job.manifest, "--config",
                                                 dir.Write("bad.yaml", "limits: {rate: 0}\n")});
   CHECK(validate.exit_code == 2);

@@ -97,7 +97,27 @@ NetworkError HandshakeFailure(boost::system::error_code code, SSL* ssl, const En
   return Failure(code, "TLS handshake with " + where, false);
 }
 
+bool LoadTrustStore(ssl::context& tls, const std::string& ca_file, std::string& error) {
+  boost::system::error_code code;
+  if (ca_file.empty()) {
+    tls.set_default_verify_paths(code);
+  } else {
+    tls.load_verify_file(ca_file, code);
+  }
+  if (code) {
+    error = "cannot load the CA " + (ca_file.empty() ? std::string("store") : "file " + ca_file) +
+            ": " + code.message();
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool Client::CheckTrustStore(const std::string& ca_file, std::string& error) {
+  ssl::context tls(ssl::context::tls_client);
+  return LoadTrustStore(tls, ca_file, error);
+}
 
 struct Client::Impl {
   Impl(net::any_io_executor executor_in, ClientOptions options_in)
@@ -108,17 +128,8 @@ struct Client::Impl {
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
     tls.set_verify_mode(ssl::verify_peer);
-    boost::system::error_code error;
-    if (options.ca_file.empty()) {
-      tls.set_default_verify_paths(error);
-    } else {
-      tls.load_verify_file(options.ca_file, error);
-    }
-    if (error) {
-      throw std::runtime_error("cannot load the CA " +
-                               (options.ca_file.empty() ? "store" : "file " + options.ca_file) +
-                               ": " + error.message());
-    }
+    std::string error;
+    if (!LoadTrustStore(tls, options.ca_file, error)) throw std::runtime_error(error);
   }
 
   HostPool& PoolFor(const Endpoint& endpoint) {

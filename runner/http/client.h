@@ -93,7 +93,11 @@ struct DownloadOutcome {
 
 class Client {
  public:
-  // Throws std::runtime_error if the CA file cannot be loaded (reported at start-up).
+  // Whether the trust store (`ca_file`, or the system's when empty) loads; `error` says why not.
+  // Checked before a run starts, so that a bad CA file is a configuration error (exit 2).
+  static bool CheckTrustStore(const std::string& ca_file, std::string& error);
+  // Throws std::runtime_error if the trust store cannot be loaded (CheckTrustStore said it could:
+  // the file changed since, which is no state a run can go on from).
   Client(boost::asio::any_io_executor executor, ClientOptions options);
   ~Client();
   Client(const Client&) = delete;
