@@ -151,8 +151,9 @@ ManifestStats ReadYamlManifest(const std::string& path, const ItemDefaults& conf
                                const ItemSink& sink, util::InputErrors& errors) {
   ManifestStats stats;
   std::string text, error;
-  if (!util::ReadInputFile(path, kMaxYamlManifestBytes, text, error)) {
-    const bool too_large = error.find("larger than") != std::string::npos;
+  util::InputFileProblem problem;
+  if (!util::ReadInputFile(path, kMaxYamlManifestBytes, text, error, &problem)) {
+    const bool too_large = problem == util::InputFileProblem::kTooLarge;
     errors.Add({path, 0, "-", error + (too_large ? " (large batches belong in JSONL)" : "")});
     return stats;
   }

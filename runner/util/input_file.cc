@@ -24,28 +24,37 @@ std::string DescribeBytes(std::uint64_t bytes) {
   return std::to_string(bytes) + " bytes";
 }
 
-UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::string& error) {
+UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::string& error,
+                       InputFileProblem* problem) {
+  InputFileProblem ignored;
+  InputFileProblem& why = problem != nullptr ? *problem : ignored;
+  why = InputFileProblem::kNone;
   // O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
     error = std::string("cannot open: ") + std::strerror(errno);
+    why = InputFileProblem::kCannotOpen;
     return {};
   }
   struct stat info;
   if (::fstat(fd.get(), &info) != 0) {
     error = std::string("cannot read: ") + std::strerror(errno);
+    why = InputFileProblem::kCannotRead;
     return {};
   }
   if (S_ISDIR(info.st_mode)) {
     error = "is a directory, not a file";
+    why = InputFileProblem::kNotAFile;
     return {};
   }
   if (!S_ISREG(info.st_mode)) {
     error = "is not a regular file (a device, FIFO or socket); give a file";
+    why = InputFileProblem::kNotAFile;
     return {};
   }
   if (static_cast<std::uint64_t>(info.st_size) > max_bytes) {
     error = "is larger than the " + DescribeBytes(max_bytes) + " accepted";
+    why = InputFileProblem::kTooLarge;
     return {};
   }
   const int flags = ::fcntl(fd.get(), F_GETFL);
@@ -54,8 +63,10 @@ UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::st
 }
 
 bool ReadInputFile(const std::string& path, std::uint64_t max_bytes, std::string& out,
-                   std::string& error) {
-  UniqueFd fd = OpenInputFile(path, max_bytes, error);
+                   std::string& error, InputFileProblem* problem) {
+  InputFileProblem ignored;
+  InputFileProblem& why = problem != nullptr ? *problem : ignored;
+  UniqueFd fd = OpenInputFile(path, max_bytes, error, &why);
   if (!fd) return false;
   out.clear();
   char buffer[1 << 16];
@@ -64,12 +75,14 @@ bool ReadInputFile(const std::string& path, std::uint64_t max_bytes, std::string
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       error = std::string("cannot read: ") + std::strerror(errno);
+      why = InputFileProblem::kCannotRead;
       return false;
     }
     if (n == 0) return true;
     // The file may grow while it is read: the cap holds for what is read, not only for stat.
     if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
       error = "is larger than the " + DescribeBytes(max_bytes) + " accepted";
+      why = InputFileProblem::kTooLarge;
       return false;
     }
     out.append(buffer, static_cast<std::size_t>(n));

@@ -46,14 +46,18 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// Why an input file was refused, for callers that react to one reason (never by its text).
+enum class InputFileProblem { kNone, kCannotOpen, kNotAFile, kTooLarge, kCannotRead };
+
 // Opens `path` read-only if it is a regular file of at most `max_bytes`; otherwise an invalid
 // UniqueFd and `error` ("is a directory, not a file", "cannot open: Permission denied", ...),
 // without the path: callers report it as an InputError that names the file already.
-UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::string& error);
+UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::string& error,
+                       InputFileProblem* problem = nullptr);
 
 // OpenInputFile, then the whole content into `out`.
 bool ReadInputFile(const std::string& path, std::uint64_t max_bytes, std::string& out,
-                   std::string& error);
+                   std::string& error, InputFileProblem* problem = nullptr);
 
 // "12 MiB", "1 GiB": sizes in error messages.
 std::string DescribeBytes(std::uint64_t bytes);
