@@ -61,6 +61,8 @@ int RunCommand(config::Config config, const RunOptions& options) {
     return kExitBadInput;
   }
 
+  store->ReleaseNameIndex();  // validated and planned: the run needs items by index only
+
   // From here on, whatever a server sends back is scrubbed of the key before it is printed or
   // stored (util::ServerText), and every log line is too.
   util::RegisterSecret(key->value);

@@ -254,6 +254,7 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
 // Start, progress, end
 
 net::awaitable<bool> Job::RecordPlan() {
+  journal_.ReserveItems(journal_.state().size() + plan_.fresh.size());
   std::string error;
   auto load_id = [&](std::uint32_t index) -> std::optional<std::string> {
     std::optional<manifest::Item> item = store_.Load(index, error);

@@ -133,8 +133,9 @@ bool Replay(std::string_view bytes, const std::string& path, bool salvage, bool 
   google::protobuf::Arena arena;
   proto::Record* record = google::protobuf::Arena::CreateMessage<proto::Record>(&arena);
   std::size_t parsed_on_arena = 0;
-  // A record is some 100 bytes and an item has about four: a fair guess of the item count.
-  state.Reserve(bytes.size() / 400);
+  // An item takes some 400 to 1,000 bytes of journal: room for the fewest it could be (the
+  // state grows past a low guess; a high one would hold memory for items that do not exist).
+  state.Reserve(bytes.size() / 1000);
   scan = ScanFrames(bytes, salvage, [&](FrameType type, std::string_view payload) {
     if (type == FrameType::kHeader) {
       header_seen = payload == kHeaderPayload;

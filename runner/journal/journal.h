@@ -73,6 +73,9 @@ class Journal {
   bool Compact(std::string& error);
 
   const JournalState& state() const { return state_; }
+  // Room for `items` items in the state (a run knows its manifest's size): no reallocation, and
+  // no doubling past what is needed, as a million items are recorded.
+  void ReserveItems(std::size_t items) { state_.Reserve(items); }
   const Recovery& recovery() const { return recovery_; }
   std::uint64_t file_bytes() const { return file_bytes_; }
   std::size_t pending_records() const { return pending_records_; }

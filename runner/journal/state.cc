@@ -53,7 +53,6 @@ JournalState::~JournalState() = default;
 std::size_t JournalState::size() const { return slots_.size(); }
 
 void JournalState::Reserve(std::size_t items) {
-  slots_.reserve(items);
   ids_.reserve(items * 16);
   std::size_t capacity = 1024;
   while (capacity < items * 2) capacity *= 2;

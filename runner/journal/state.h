@@ -116,7 +116,8 @@ class JournalState {
   std::optional<std::uint32_t> Lookup(std::string_view id) const;
   void Index(std::uint32_t slot);
 
-  std::vector<Slot> slots_;
+  // A deque: a million items grow it in small blocks, never by a doubling copy.
+  std::deque<Slot> slots_;
   std::string ids_;                   // every id's bytes, back to back
   std::vector<std::uint32_t> table_;  // open addressing: slot + 1, 0 = empty
   std::vector<std::string> codes_;    // error codes of compact items, interned

@@ -48,6 +48,9 @@ class ItemStore {
   std::optional<std::uint32_t> Find(const std::string& id) const { return claims_.Find(id); }
   // The item whose image names `id` (an item of an earlier run) would collide with.
   std::optional<std::uint32_t> Clash(const std::string& id) const { return claims_.Check(id); }
+  // Frees the name index once validation and planning are over (tens of megabytes for a
+  // million ids); Find and Clash find nothing afterwards.
+  void ReleaseNameIndex() { claims_.Clear(); }
 
  private:
   ItemStore(std::string path, ItemDefaults defaults);

@@ -63,6 +63,10 @@ class NameClaims {
   // The owner of exactly `id`, if claimed.
   std::optional<Owner> Find(const std::string& id) const;
   void Reserve(std::size_t ids) { ids_.reserve(ids); }
+  void Clear() {
+    decltype(ids_)().swap(ids_);
+    decltype(extra_of_)().swap(extra_of_);
+  }
 
  private:
   IdOf id_of_;
