@@ -205,10 +205,11 @@ http::Reply Service::OnReceiverRequest(const http::IncomingRequest& request) {
 // Start and signals
 
 net::awaitable<void> Service::LogBalance() {
-  auto result = co_await client_.Fetch(
-      ApiRequest(http::Request::Method::kGet, "/v1/credits", ""),
-      ToDuration(config_.timeouts.request_s), kApiBodyLimit,
-      [this]() { return limiter_.Acquire(&halt_signal_); }, &halt_signal_);
+  http::Request request = ApiRequest(http::Request::Method::kGet, "/v1/credits", "");
+  http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_signal_);
+  if (!connection || !co_await limiter_.Acquire(&halt_signal_)) co_return;
+  auto result = co_await client_.Send(connection, std::move(request),
+                                      ToDuration(config_.timeouts.request_s), kApiBodyLimit);
   if (auto* network = std::get_if<http::NetworkError>(&result)) {
     // The first request of the run: a certificate problem stops it before anything is paid.
     if (network->permanent) {

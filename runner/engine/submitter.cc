@@ -104,30 +104,33 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       co_await service_.SubmitPauseSleep(service_.spend_pause_until() - Clock::now());
       continue;
     }
-    // Right before the POST leaves (connection slot held): the rate token, then the intent,
-    // durable. A POST is never sent unrecorded, and never after submitting stopped: every wait
-    // on the way observes submit_signal_.
-    auto gate = [&]() -> net::awaitable<bool> {
-      if (!co_await service_.limiter().Acquire(&service_.submit_signal()) ||
-          service_.SubmitsCancelled())
-        co_return false;
-      if (!intent_open) {
-        if (!token.empty()) service_.watcher().Expect(token);
-        recorder_.AppendIntent(run, token);
-        intent_open = true;
-      }
-      co_return co_await recorder_.Commit() && !service_.SubmitsCancelled();
-    };
     if (!intent_open && token.empty() && service_.callbacks()) {
-      // A new intent, a new token: its URL goes in the body the gate's intent records.
+      // A new intent, a new token: its URL goes in the body the intent records.
       token = util::RandomToken();
       body = api::EncodeSubmit(run.item, config_.api.model, service_.CallbackUrl(token));
     }
+    // Lease a connection, take a rate token, record the intent (durably), send. A POST is never
+    // sent unrecorded, and never after submitting stopped: every wait on the way observes the
+    // submit signal. Holding the connection first means POSTs leave at the token rate even when
+    // they queued for a connection, and an intent is open only while its POST is about to leave.
+    http::Request request =
+        service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body);
+    http::Client::Slot connection =
+        co_await service_.client().AcquireSlot(request.endpoint, &service_.submit_signal());
+    if (!connection || !co_await service_.limiter().Acquire(&service_.submit_signal()) ||
+        service_.SubmitsCancelled()) {
+      continue;  // stopping: the loop's top gives the credits back or records "not sent"
+    }
+    if (!intent_open) {
+      if (!token.empty()) service_.watcher().Expect(token);
+      recorder_.AppendIntent(run, token);
+      intent_open = true;
+    }
+    if (!co_await recorder_.Commit() || service_.SubmitsCancelled()) continue;
     service_.retry_budget().OnRequest();
     ++sent_;
-    auto result = co_await service_.client().Fetch(
-        service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body),
-        ToDuration(config_.timeouts.request_s), kApiBodyLimit, gate, &service_.submit_signal());
+    auto result = co_await service_.client().Send(
+        connection, std::move(request), ToDuration(config_.timeouts.request_s), kApiBodyLimit);
 
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
       if (network->permanent) {

@@ -146,9 +146,12 @@ net::awaitable<TaskVerdict> TaskWatcher::Await(WatchedTask task) {
     }
 
     ++stats_.polls;
-    auto result = co_await client_.Fetch(
-        request_(http::Request::Method::kGet, target), ToDuration(options_.request_timeout),
-        kApiBodyLimit, [this]() { return limiter_.Acquire(&halt_); }, &halt_);
+    // A connection slot, then a rate token, then the request.
+    http::Request request = request_(http::Request::Method::kGet, target);
+    http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_);
+    if (!connection || !co_await limiter_.Acquire(&halt_)) co_return TaskVerdict{};
+    auto result = co_await client_.Send(connection, std::move(request),
+                                        ToDuration(options_.request_timeout), kApiBodyLimit);
     if (halt_.triggered()) co_return TaskVerdict{};
     if (waiter.callback) continue;  // the webhook answered while the poll was out
     const Seconds elapsed = Clock::now() - task.answered_at;

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <utility>
 
 #include "runner/util/async.h"
 #include "runner/version.h"
@@ -66,16 +67,19 @@ NetworkError HandshakeFailure(boost::system::error_code code, SSL* ssl, const En
         break;
       case X509_V_ERR_CERT_HAS_EXPIRED:
       case X509_V_ERR_CERT_NOT_YET_VALID:
-        hint = "the server's certificate is outside its validity period (or this machine's clock "
-               "is wrong)";
+        hint =
+            "the server's certificate is outside its validity period (or this machine's clock "
+            "is wrong)";
         break;
       default:
-        hint = "the certificate is not signed by a trusted CA: set --ca-file (api.ca_file) to the "
-               "CA that signed it, or fix the server's chain";
+        hint =
+            "the certificate is not signed by a trusted CA: set --ca-file (api.ca_file) to the "
+            "CA that signed it, or fix the server's chain";
         break;
     }
-    NetworkError error = Failure(code, "TLS certificate of " + where + " rejected (" +
-                                           X509_verify_cert_error_string(verify) + "); " + hint,
+    NetworkError error = Failure(code,
+                                 "TLS certificate of " + where + " rejected (" +
+                                     X509_verify_cert_error_string(verify) + "); " + hint,
                                  false);
     error.permanent = true;
     return error;
@@ -262,17 +266,45 @@ void Client::Shutdown() {
   }
 }
 
+Client::Slot::Slot(Slot&& other) noexcept
+    : slots_(std::exchange(other.slots_, nullptr)), authority_(std::move(other.authority_)) {}
+
+Client::Slot& Client::Slot::operator=(Slot&& other) noexcept {
+  if (this != &other) {
+    if (slots_ != nullptr) slots_->Release();
+    slots_ = std::exchange(other.slots_, nullptr);
+    authority_ = std::move(other.authority_);
+  }
+  return *this;
+}
+
+Client::Slot::~Slot() {
+  if (slots_ != nullptr) slots_->Release();
+}
+
+net::awaitable<Client::Slot> Client::AcquireSlot(const Endpoint& endpoint, util::StopSignal* stop) {
+  Impl& impl = *impl_;
+  HostPool& pool = impl.PoolFor(endpoint);
+  Slot slot;
+  if (impl.shut_down || !co_await pool.slots.Acquire(stop)) co_return slot;
+  slot.slots_ = &pool.slots;
+  slot.authority_ = endpoint.Authority();
+  co_return slot;
+}
+
 net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout,
-                                               std::size_t body_limit, SendGate gate,
-                                               util::StopSignal* stop) {
+                                               std::size_t body_limit, util::StopSignal* stop) {
+  Slot slot = co_await AcquireSlot(request.endpoint, stop);
+  if (!slot) co_return Failure(net::error::operation_aborted, "shutting down", false);
+  co_return co_await Send(slot, std::move(request), timeout, body_limit);
+}
+
+net::awaitable<Result<Response>> Client::Send(const Slot& slot, Request request, Duration timeout,
+                                              std::size_t body_limit) {
   Impl& impl = *impl_;
   const bool is_post = request.method == Request::Method::kPost;
   HostPool& pool = impl.PoolFor(request.endpoint);
-  if (impl.shut_down || !co_await pool.slots.Acquire(stop)) {
-    co_return Failure(net::error::operation_aborted, "shutting down", false);
-  }
-  Impl::SlotGuard slot(pool);
-  if (gate && !co_await gate()) {
+  if (!slot || slot.authority_ != request.endpoint.Authority() || impl.shut_down) {
     co_return Failure(net::error::operation_aborted, "not sent", false);
   }
 

@@ -73,12 +73,6 @@ struct NetworkError {
 template <typename T>
 using Result = std::variant<T, NetworkError>;
 
-// Awaited by Fetch once it holds a connection slot and just before it sends: the caller's last
-// word (a rate-limit token, a journal commit). Returning false abandons the request unsent.
-// Taking the rate token here, not before queueing for a slot, means requests leave at the
-// token rate even when they had to wait for a connection.
-using SendGate = std::function<boost::asio::awaitable<bool>()>;
-
 // Receives a download's body as it arrives. Returning false aborts the download.
 class BodySink {
  public:
@@ -103,10 +97,36 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // One request; the body of the response is capped at `body_limit` bytes. While it waits for a
-  // connection slot, `stop` (when given) ends the wait at once, unsent.
+  // One of a host's connection slots, held: at most max_connections_per_host exchanges with a
+  // host at once. A caller that must do something right before its request leaves (take a rate
+  // token, record a paid intent) acquires the slot first, does it, then Sends: requests then
+  // leave at the token rate even when they had to queue for a connection. Released when
+  // destroyed; empty (false) when the client shut down or the stop signal came first.
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(Slot&& other) noexcept;
+    Slot& operator=(Slot&& other) noexcept;
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    ~Slot();
+    explicit operator bool() const { return slots_ != nullptr; }
+
+   private:
+    friend class Client;
+    util::AsyncSemaphore* slots_ = nullptr;
+    std::string authority_;
+  };
+  // Waits for a slot of `endpoint`'s host; `stop` (when given) ends the wait at once.
+  boost::asio::awaitable<Slot> AcquireSlot(const Endpoint& endpoint,
+                                           util::StopSignal* stop = nullptr);
+  // One request over `slot` (of the request's host); the body of the response is capped at
+  // `body_limit` bytes.
+  boost::asio::awaitable<Result<Response>> Send(const Slot& slot, Request request, Duration timeout,
+                                                std::size_t body_limit);
+  // AcquireSlot, then Send.
   boost::asio::awaitable<Result<Response>> Fetch(Request request, Duration timeout,
-                                                 std::size_t body_limit, SendGate gate = {},
+                                                 std::size_t body_limit,
                                                  util::StopSignal* stop = nullptr);
 
   // GET `endpoint`, streaming the body into `sink` (which must outlive the call: it is awaited,

@@ -113,8 +113,8 @@ TEST_CASE("http client: expired and wrong-host certificates are permanent failur
     const char* certificate;
     const char* says;
   };
-  for (const Case& c : {Case{"expired", "certificate has expired"},
-                        Case{"wronghost", "not for 127.0.0.1"}}) {
+  for (const Case& c :
+       {Case{"expired", "certificate has expired"}, Case{"wronghost", "not for 127.0.0.1"}}) {
     INFO(c.certificate);
     testing::TempDir dir;
     testing::FakeApiProcess api(dir, {}, c.certificate);
@@ -134,22 +134,38 @@ TEST_CASE("http client: a stop signal ends a wait for a connection slot at once,
   Client client(io.get_executor(), {.ca_file = api.ca_file(), .max_connections_per_host = 1});
   util::StopSignal stop(io.get_executor());
   int sent = 0, stopped = 0;
-  // The first request holds the only slot in its gate until the stop; the rest queue behind it.
+  // The first request holds the only slot until the stop; the rest queue behind it.
   auto one = [&](bool first) -> net::awaitable<void> {
-    SendGate gate = [&, first]() -> net::awaitable<bool> {
-      if (first) co_await stop.SleepFor(std::chrono::seconds(30));
-      co_return !stop.triggered();
-    };
-    Result<Response> result =
-        co_await client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20, gate, &stop);
+    Client::Slot slot = co_await client.AcquireSlot(Get(api, "/v1/credits").endpoint, &stop);
+    if (first && slot) co_await stop.SleepFor(std::chrono::seconds(30));
+    if (!slot || stop.triggered()) {
+      ++stopped;
+      co_return;
+    }
+    Result<Response> result = co_await client.Send(slot, Get(api, "/v1/credits"), 10s, 1 << 20);
     if (std::holds_alternative<Response>(result)) ++sent;
-    else ++stopped;
   };
   for (int i = 0; i < 5; ++i) net::co_spawn(io, one(i == 0), net::detached);
   net::post(io, [&] { stop.Trigger(); });
   io.run();
   CHECK(sent == 0);
   CHECK(stopped == 5);
+}
+
+TEST_CASE("http client: a slot is for its own host only") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  Request other = Get(api, "/v1/credits");
+  other.endpoint.port = static_cast<std::uint16_t>(api.file_port());  // another authority
+  auto run = [&]() -> net::awaitable<Result<Response>> {
+    Client::Slot slot = co_await client.AcquireSlot(Get(api, "/v1/credits").endpoint);
+    co_return co_await client.Send(slot, other, 10s, 1 << 20);
+  };
+  Result<Response> result = RunOn(io, run());
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK_FALSE(std::get<NetworkError>(result).maybe_delivered);
 }
 
 TEST_CASE("http client: the host name is checked against the certificate") {
