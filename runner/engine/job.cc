@@ -66,25 +66,20 @@ net::awaitable<void> Job::SubmitLoop() {
     items_.Spawn(Lifecycle(std::move(*run), true, Entry::kRecover));
   }
   // Items already submitted or completed are finished first; they cost nothing more. Each holds
-  // a slot; when submitting has stopped (budget, credits) the slots are closed, but polls and
-  // downloads are still free, so they go on, bounded by the number of items running instead.
+  // a slot (polls and downloads go on after submitting stopped; only a halt ends them).
   for (std::uint32_t index : plan_.resume) {
-    if (service_.halted()) co_return;
+    if (!co_await slots.Acquire(&service_.halt_signal())) co_return;
     std::optional<ItemRun> run = LoadRun(index);
-    if (!run) co_return;
-    const bool got_slot = co_await slots.Acquire(&service_.halt_signal());
-    if (service_.halted()) {
-      if (got_slot) slots.Release();
+    if (!run) {
+      slots.Release();
       co_return;
     }
-    if (!got_slot) co_await items_.WaitBelow(config_.limits.max_in_flight + 1);
-    items_.Spawn(Lifecycle(std::move(*run), got_slot, Entry::kResume));
+    items_.Spawn(Lifecycle(std::move(*run), true, Entry::kResume));
   }
   for (std::uint32_t index : plan_.fresh) {
     std::optional<ItemRun> run;
     while (true) {
-      if (service_.submitting_stopped()) co_return;
-      if (!co_await slots.Acquire()) co_return;
+      if (!co_await slots.Acquire(&service_.no_new_submissions())) co_return;
       if (service_.submitting_stopped()) {
         slots.Release();
         co_return;
@@ -113,7 +108,7 @@ net::awaitable<void> Job::SubmitLoop() {
         co_return;
       }
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
-      co_await service_.WaitBudgetChanged();
+      if (!co_await service_.WaitBudgetChanged()) co_return;
     }
     items_.Spawn(Lifecycle(std::move(*run), true, Entry::kSubmit));
   }

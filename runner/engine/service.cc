@@ -37,7 +37,7 @@ Service::Service(net::any_io_executor executor, const config::Config& config,
       downloads_(executor_, config.limits.max_downloads),
       halt_signal_(executor_),
       submit_signal_(executor_),
-      submit_stop_event_(executor_),
+      no_new_submissions_(executor_),
       budget_changed_(executor_),
       backoff_(Seconds(config.retry.base_delay_s), Seconds(config.retry.max_delay_s),
                std::random_device{}()),
@@ -52,7 +52,9 @@ Service::Service(net::any_io_executor executor, const config::Config& config,
       receiver_stop_(executor_) {
   api_endpoint_ = *http::ParseUrl(config.api.base_url);
   api_endpoint_.target = "/";
-  halt_signal_.AddChild(submit_signal_);  // halting stops submitting too
+  // Halting cancels every waiting submit; cancelling them means no new ones either.
+  halt_signal_.AddChild(submit_signal_);
+  submit_signal_.AddChild(no_new_submissions_);
 }
 
 http::Request Service::ApiRequest(http::Request::Method method, std::string target,
@@ -78,10 +80,11 @@ void Service::StopSubmitting(StopReason reason, const std::string& detail) {
   if (stop_reason_ == StopReason::kNone) stop_reason_ = reason;
   // A budget stop lets the submissions already reserved go out (they fit the budget); any other
   // stop means the API would refuse them too: every submit still waiting is cancelled at once.
-  if (reason != StopReason::kBudget) submit_signal_.Trigger();
-  in_flight_.Close();  // wakes the submit loop
-  submit_stop_event_.Notify();
-  budget_changed_.Notify();
+  if (reason == StopReason::kBudget) {
+    no_new_submissions_.Trigger();
+  } else {
+    submit_signal_.Trigger();
+  }
 }
 
 void Service::Halt(StopReason reason, const std::string& detail) {
@@ -95,11 +98,7 @@ void Service::Halt(StopReason reason, const std::string& detail) {
   }
   submitting_stopped_ = true;
   halted_ = true;
-  halt_signal_.Trigger();
-  in_flight_.Close();
-  limiter_.Close();
-  submit_stop_event_.Notify();
-  budget_changed_.Notify();
+  halt_signal_.Trigger();  // every wait ends: each observes this signal or one it implies
   // Downloads already streaming may finish within the grace period; then everything is cut.
   grace_timer_.expires_after(kDownloadGrace);
   grace_timer_.async_wait([this](boost::system::error_code error) {
@@ -134,9 +133,7 @@ bool Service::PauseForSpendLimit(const api::ApiError& error) {
 }
 
 net::awaitable<bool> Service::SubmitPauseSleep(Clock::duration duration) {
-  if (submitting_stopped_) co_return true;
-  if (duration > Clock::duration::zero()) co_await submit_stop_event_.WaitFor(duration);
-  co_return submitting_stopped_;
+  co_return co_await no_new_submissions_.SleepFor(duration);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@
 // webhooks), the limits on tasks in flight and downloads, and the stop state. `run` is one
 // Service and one Job; `serve` will be one Service and many Jobs.
 //
-// Stopping composes: a stop reason triggers a util::StopSignal (halt, or "stop submitting"),
-// and every wait in the engine observes one of them (connection slots, rate tokens, backoffs,
-// polls, callbacks), so nothing keeps a list of things to wake.
+// Stopping composes: a stop reason triggers a util::StopSignal (halt, "cancel submits" or "no new
+// submissions"), and every wait in the engine observes one of them (in-flight slots, connection
+// slots, rate tokens, backoffs, pauses, polls, callbacks), so nothing keeps a list of things to
+// wake.
 //
 // Example:
 //   Service service(io.get_executor(), config, api_key);
@@ -76,15 +77,21 @@ class Service {
   bool SubmitsCancelled() const {
     return halted_ || (submitting_stopped_ && stop_reason_ != StopReason::kBudget);
   }
+  // The three stop signals, each implying the next: halt (everything), cancel submits (every
+  // submit still waiting), no new submissions (a budget stop: the ones holding credits go out).
   util::StopSignal& halt_signal() { return halt_signal_; }
   util::StopSignal& submit_signal() { return submit_signal_; }
+  util::StopSignal& no_new_submissions() { return no_new_submissions_; }
   // Sleeps unless submitting stops (for any reason but the budget); true if it stopped.
   boost::asio::awaitable<bool> SubmitSleep(Clock::duration duration);
   // Sleeps unless halted; true if halted.
   boost::asio::awaitable<bool> HaltableSleep(Clock::duration duration);
   // Credits held or given back: a submit loop waiting for refunds checks again.
   void NotifyBudgetChanged() { budget_changed_.Notify(); }
-  boost::asio::awaitable<void> WaitBudgetChanged() { return budget_changed_.Wait(); }
+  // Waits for credits to come back; false when no new submission may go out any more.
+  boost::asio::awaitable<bool> WaitBudgetChanged() {
+    return budget_changed_.Wait(no_new_submissions_);
+  }
 
   // --- the spend limit (429 spend_limit_exceeded) ------------------------------------------------
   // Pauses every submission until `until`; false when the limit has lasted past the give-up time
@@ -127,7 +134,7 @@ class Service {
   util::AsyncSemaphore downloads_;
   util::StopSignal halt_signal_;
   util::StopSignal submit_signal_;
-  util::AsyncEvent submit_stop_event_;  // notified when submitting stops (or everything halts)
+  util::StopSignal no_new_submissions_;
   util::AsyncEvent budget_changed_;
   ratelimit::Backoff backoff_;
   ratelimit::RetryBudget retry_budget_;

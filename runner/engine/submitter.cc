@@ -101,7 +101,8 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       co_return SubmitOutcome::kStopped;
     }
     if (Clock::now() < service_.spend_pause_until()) {
-      co_await service_.SubmitPauseSleep(service_.spend_pause_until() - Clock::now());
+      // Waits out the pause unless submits are cancelled (a budget stop lets this one go).
+      co_await service_.SubmitSleep(service_.spend_pause_until() - Clock::now());
       continue;
     }
     if (!intent_open && token.empty() && service_.callbacks()) {

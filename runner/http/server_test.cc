@@ -28,7 +28,8 @@ net::awaitable<std::pair<int, std::string>> Send(std::uint16_t port, bhttp::verb
   request.set(bhttp::field::authorization, "Bearer t");
   request.body() = std::move(body);
   request.prepare_payload();
-  auto [write_error, written] = co_await bhttp::async_write(stream, request, kAsTuple);
+  [[maybe_unused]] auto [write_error, written] =
+      co_await bhttp::async_write(stream, request, kAsTuple);
   beast::flat_buffer buffer;
   bhttp::response<bhttp::string_body> response;
   auto [read_error, read] = co_await bhttp::async_read(stream, buffer, response, kAsTuple);

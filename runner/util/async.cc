@@ -103,6 +103,17 @@ net::awaitable<void> AsyncEvent::Wait() {
   if (!waiter.notified) waiters_.erase(position);
 }
 
+net::awaitable<bool> AsyncEvent::Wait(StopSignal& stop) {
+  if (stop.triggered()) co_return false;
+  Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+  const auto position = waiters_.insert(waiters_.end(), &waiter);
+  const auto in_stop = stop.timers_.insert(stop.timers_.end(), &waiter.timer);
+  co_await waiter.timer.async_wait(kAsTuple);
+  if (!stop.triggered()) stop.timers_.erase(in_stop);
+  if (!waiter.notified) waiters_.erase(position);
+  co_return waiter.notified;
+}
+
 net::awaitable<bool> AsyncEvent::WaitFor(std::chrono::steady_clock::duration timeout) {
   Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
   const auto position = waiters_.insert(waiters_.end(), &waiter);

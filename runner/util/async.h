@@ -41,6 +41,7 @@ class StopSignal {
 
  private:
   friend class AsyncSemaphore;
+  friend class AsyncEvent;
   boost::asio::any_io_executor executor_;
   bool triggered_ = false;
   std::list<boost::asio::steady_timer*> timers_;
@@ -81,6 +82,8 @@ class AsyncEvent {
  public:
   explicit AsyncEvent(boost::asio::any_io_executor executor);
   boost::asio::awaitable<void> Wait();
+  // Waits for the next Notify(), or until `stop` is triggered; true if notified.
+  boost::asio::awaitable<bool> Wait(StopSignal& stop);
   // Waits at most `timeout`; returns true if notified, false on timeout.
   boost::asio::awaitable<bool> WaitFor(std::chrono::steady_clock::duration timeout);
   void Notify();

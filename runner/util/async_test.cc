@@ -143,5 +143,23 @@ TEST_CASE("stop signal: SleepOn wakes on the caller's cancel (false) or on a tri
   CHECK(woke_by_trigger == 1);
 }
 
+TEST_CASE("async event: a wait observing a stop signal ends when it is triggered") {
+  net::io_context io;
+  AsyncEvent event(io.get_executor());
+  StopSignal stop(io.get_executor());
+  int notified = -1, stopped = -1;
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { notified = co_await event.Wait(stop); }, net::detached);
+  net::post(io, [&] { event.Notify(); });
+  io.run();
+  CHECK(notified == 1);
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { stopped = co_await event.Wait(stop); }, net::detached);
+  net::post(io, [&] { stop.Trigger(); });
+  io.restart();
+  io.run();  // (without the trigger, it would wait for ever)
+  CHECK(stopped == 0);
+}
+
 }  // namespace
 }  // namespace nanobatch::util
