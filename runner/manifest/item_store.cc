@@ -56,7 +56,6 @@ std::unique_ptr<ItemStore> ItemStore::Open(const std::string& path, const ItemDe
                             : ReadJsonlManifest(path, defaults, unique_sink, errors);
   read.items = store->records_.size();
   if (stats) *stats = read;
-  store->records_.shrink_to_fit();
   return store;
 }
 

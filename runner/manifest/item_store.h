@@ -16,6 +16,7 @@
 //   std::optional<Item> item = store->Load(17, error);
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -66,7 +67,7 @@ class ItemStore {
   std::string path_;
   ItemDefaults defaults_;
   util::UniqueFd file_;
-  std::vector<Record> records_;
+  std::deque<Record> records_;   // grows in blocks: ten million items, no doubling copy
   std::vector<Item> in_memory_;  // YAML manifests only
   NameClaims claims_;
 };

@@ -1,5 +1,6 @@
 #include "runner/manifest/manifest.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <utility>
 
@@ -42,44 +43,85 @@ std::string ExtraImageOwner(std::string_view id) {
 
 }  // namespace
 
-std::uint64_t HashName(std::string_view folded) { return LineFingerprint(folded); }
+// FNV-1a, then a finaliser (MurmurHash3's) so that every bit of the 32 kept depends on every byte.
+std::uint32_t HashName(std::string_view folded) {
+  std::uint64_t h = LineFingerprint(folded);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return static_cast<std::uint32_t>(h);
+}
+
+void NameHashIndex::Reserve(std::size_t entries) {
+  std::size_t capacity = 64;
+  while (capacity * 7 < entries * 10) capacity *= 2;  // load at most 0.7
+  if (capacity <= table_.size()) return;
+  std::vector<Entry> old;
+  old.swap(table_);
+  table_.assign(capacity, Entry{});
+  used_ = 0;
+  for (const Entry& entry : old) {
+    if (entry.owner_plus_one != 0) Insert(entry.hash, entry.owner_plus_one - 1);
+  }
+}
+
+void NameHashIndex::Insert(std::uint32_t hash, std::uint32_t owner) {
+  if ((used_ + 1) * 10 > table_.size() * 7) Reserve(std::max<std::size_t>(used_ * 2, 64));
+  const std::size_t mask = table_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    if (table_[i].owner_plus_one == 0) {
+      table_[i] = Entry{hash, owner + 1};
+      ++used_;
+      return;
+    }
+  }
+}
+
+std::optional<std::uint32_t> NameHashIndex::Find(
+    std::uint32_t hash, const std::function<bool(std::uint32_t)>& confirm) const {
+  if (table_.empty()) return std::nullopt;
+  const std::size_t mask = table_.size() - 1;
+  for (std::size_t i = hash & mask; table_[i].owner_plus_one != 0; i = (i + 1) & mask) {
+    if (table_[i].hash == hash && confirm(table_[i].owner_plus_one - 1)) {
+      return table_[i].owner_plus_one - 1;
+    }
+  }
+  return std::nullopt;
+}
 
 std::optional<NameClaims::Owner> NameClaims::Check(const std::string& id) const {
   const std::string folded = Fold(id);
   // Candidates share a hash; the owner's real id decides.
-  auto range = ids_.equal_range(HashName(folded));
-  for (auto it = range.first; it != range.second; ++it) {
-    if (Fold(id_of_(it->second)) == folded) return it->second;
+  if (auto same =
+          ids_.Find(HashName(folded), [&](Owner owner) { return Fold(id_of_(owner)) == folded; })) {
+    return same;
   }
-  range = extra_of_.equal_range(HashName(folded));
-  for (auto it = range.first; it != range.second; ++it) {
-    if (ExtraImageOwner(Fold(id_of_(it->second))) == folded) return it->second;
+  // `id` is X and some X-k claimed X's extra names.
+  if (auto extra = extra_of_.Find(HashName(folded), [&](Owner owner) {
+        return ExtraImageOwner(Fold(id_of_(owner))) == folded;
+      })) {
+    return extra;
   }
-  const std::string owner = ExtraImageOwner(folded);
-  if (!owner.empty()) {
-    range = ids_.equal_range(HashName(owner));
-    for (auto it = range.first; it != range.second; ++it) {
-      if (Fold(id_of_(it->second)) == owner) return it->second;
-    }
-  }
-  return std::nullopt;
+  // `id` is X-k and X exists.
+  const std::string owner_name = ExtraImageOwner(folded);
+  if (owner_name.empty()) return std::nullopt;
+  return ids_.Find(HashName(owner_name),
+                   [&](Owner owner) { return Fold(id_of_(owner)) == owner_name; });
 }
 
 std::optional<NameClaims::Owner> NameClaims::Claim(const std::string& id, Owner owner) {
   if (auto other = Check(id)) return other;
   const std::string folded = Fold(id);
   const std::string extra_owner = ExtraImageOwner(folded);
-  if (!extra_owner.empty()) extra_of_.emplace(HashName(extra_owner), owner);
-  ids_.emplace(HashName(folded), owner);
+  if (!extra_owner.empty()) extra_of_.Insert(HashName(extra_owner), owner);
+  ids_.Insert(HashName(folded), owner);
   return std::nullopt;
 }
 
 std::optional<NameClaims::Owner> NameClaims::Find(const std::string& id) const {
-  auto range = ids_.equal_range(HashName(Fold(id)));
-  for (auto it = range.first; it != range.second; ++it) {
-    if (id_of_(it->second) == id) return it->second;
-  }
-  return std::nullopt;
+  return ids_.Find(HashName(Fold(id)), [&](Owner owner) { return id_of_(owner) == id; });
 }
 
 ManifestStats ReadManifest(const std::string& path, const ItemDefaults& defaults,

@@ -375,5 +375,19 @@ TEST_CASE("name claims: a hash match is confirmed against the owner's real id") 
   CHECK_FALSE(claims.Find("DOG").has_value());
 }
 
+TEST_CASE(
+    "name hash index: equal hashes are candidates, the caller's check decides; growth keeps all") {
+  NameHashIndex index;
+  for (std::uint32_t owner = 0; owner < 1000; ++owner) index.Insert(owner % 7, owner);
+  // Owners 3, 10, 17, ..., 997 share hash 3: the one the check accepts is returned.
+  CHECK(index.Find(3, [](std::uint32_t owner) { return owner == 997; }) == 997u);
+  CHECK(
+      index.Find(3, [](std::uint32_t owner) { return owner > 500 && owner % 2 == 0; }).has_value());
+  CHECK_FALSE(index.Find(3, [](std::uint32_t owner) { return owner == 995; }).has_value());
+  CHECK_FALSE(index.Find(9, [](std::uint32_t) { return true; }).has_value());
+  index.Clear();
+  CHECK_FALSE(index.Find(3, [](std::uint32_t) { return true; }).has_value());
+}
+
 }  // namespace
 }  // namespace nanobatch::manifest
