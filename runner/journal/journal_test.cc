@@ -207,6 +207,7 @@ TEST_CASE(
     journal->Append(Intent("open"));  // not finished: stays in memory
     journal->Finalize("open");        // no effect
     CHECK(journal->state().compact_items() == 3);
+    CHECK(journal->state().recent_done_times().size() == 3);  // finalizing is not done anew
     // Read back before the records are even synced (from the queue), then from the file.
     REQUIRE(journal->state().Find("b") != nullptr);
     CHECK(journal->state().Find("b")->prompt() == "a long prompt for b");
@@ -229,6 +230,7 @@ TEST_CASE(
     REQUIRE_MESSAGE(reopened, error);
     const JournalState& state = reopened->state();
     CHECK(state.compact_items() == 3);
+    CHECK(state.recent_done_times().size() == 3);  // replayed: each item done once
     CHECK(state.totals().done == 2);
     CHECK(state.totals().departed == 1);
     CHECK(state.totals().credits_spent == before.credits_spent);

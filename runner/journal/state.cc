@@ -391,6 +391,9 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       Count(slot, -1);
       const bool finished = snapshot.phase() == proto::ItemSnapshot::DONE ||
                             snapshot.phase() == proto::ItemSnapshot::GAVE_UP;
+      // A finished item's own snapshot (Finalize) repeats what is known: it is not done anew.
+      const bool was_done = (slot.live ? slot.live->phase() : slot.phase) ==
+                            proto::ItemSnapshot::DONE;
       if (!slot.live) {
         slot.live = std::make_unique<proto::ItemSnapshot>();
         --compact_;
@@ -398,7 +401,7 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       *slot.live = snapshot;
       // A finished item whose whole snapshot is this record need not stay in memory.
       if (finished && offset) Compact(slot, *offset);
-      if (snapshot.phase() == proto::ItemSnapshot::DONE) {
+      if (snapshot.phase() == proto::ItemSnapshot::DONE && !was_done) {
         recent_done_.push_back(snapshot.last_unix_time());
         if (recent_done_.size() > 4096) recent_done_.pop_front();
       }
