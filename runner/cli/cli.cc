@@ -2,6 +2,7 @@
 // every setting lands in config::Config, so a flag and its config key behave the same.
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -44,6 +45,7 @@ constexpr Override kOverrides[] = {
 
 struct RunFlags {
   std::string config_file;
+  std::string shard;                             // K/N or auto/N
   std::map<std::string, std::string> overrides;  // flag -> text
   std::vector<std::string> allow_download_hosts;
   RunOptions options;
@@ -63,6 +65,9 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
                "continue from every readable record of a journal corrupt in the middle");
   run.add_flag("--verify-images", flags.options.verify_images,
                "hash every finished image against the journal at start (default: size check)");
+  run.add_option("--shard", flags.shard,
+                 "K/N: only the items whose id hashes to shard K of N (auto/N: K from "
+                 "$JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID)");
 }
 
 // Config file first, then each flag the user gave; a flag wins over the file.
@@ -87,11 +92,21 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
     config.SetFromFlag("download.allowed_hosts", "--allow-download-host");
   }
   ValidateConfig(config, errors);
+  RunOptions options = flags.options;
+  if (!flags.shard.empty()) {
+    std::string error;
+    auto shard = manifest::ParseShard(flags.shard, std::getenv, error);
+    if (shard) {
+      options.shard = *shard;
+    } else {
+      errors.Add({"command line", 0, "--shard", error});
+    }
+  }
   if (!errors.empty()) {
     errors.Print(std::cerr);
     return kExitBadInput;
   }
-  return RunCommand(std::move(config), flags.options);
+  return RunCommand(std::move(config), options);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "runner/config/config.h"
+#include "runner/manifest/shard.h"
 
 namespace nanobatch::cli {
 
@@ -23,6 +24,7 @@ struct RunOptions {
   bool retry_failed = false;   // --retry-failed: fresh attempts for the items in failed.jsonl
   bool salvage = false;        // --salvage: continue from a journal corrupt in the middle
   bool verify_images = false;  // --verify-images: hash every finished image at start
+  manifest::Shard shard;       // --shard K/N: only the items of shard K (default: all)
 };
 
 // `nanobatch run`: `config` already holds the file's values and the overrides.

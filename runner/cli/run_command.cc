@@ -49,7 +49,8 @@ int RunCommand(config::Config config, const RunOptions& options) {
                               .out = config.out,
                               .callbacks = !config.callbacks.public_url.empty(),
                               .retry_failed = options.retry_failed,
-                              .verify_images = options.verify_images});
+                              .verify_images = options.verify_images,
+                              .shard = options.shard});
   std::unique_ptr<manifest::ItemStore> store = manifest::ItemStore::Open(
       config.manifest, config.defaults,
       [&](manifest::Item&& item, std::uint32_t index) { planner.Visit(item, index, errors); },
@@ -71,7 +72,8 @@ int RunCommand(config::Config config, const RunOptions& options) {
   // An exception escaping the engine is a bug: main reports it and exits 70.
   return engine::RunEngine(config, key->value, *store, planner.Take(), *journal,
                            {.retry_failed = options.retry_failed,
-                            .verify_images = options.verify_images});
+                            .verify_images = options.verify_images,
+                            .shard = options.shard});
 }
 
 }  // namespace nanobatch::cli

@@ -45,6 +45,11 @@ int StatusCommand(const std::string& out_dir, bool json_output) {
 
   boost::json::object failures;
   for (const auto& [code, count] : state->FailuresByCode()) failures[code] = count;
+  // "K/N" when the last run took one shard of its manifest.
+  const std::string shard =
+      run && run->shard_count() > 1
+          ? std::to_string(run->shard_index()) + "/" + std::to_string(run->shard_count())
+          : "";
 
   if (json_output) {
     boost::json::object out{
@@ -69,12 +74,14 @@ int StatusCommand(const std::string& out_dir, bool json_output) {
         {"last_activity", IsoTime(totals.last_unix_time)},
         {"images_per_minute_recent", per_minute},
         {"journal_records", state->records()},
+        {"shard", shard.empty() ? boost::json::value(nullptr) : boost::json::value(shard)},
     };
     std::cout << boost::json::serialize(out) << "\n";
     return kExitOk;
   }
   std::cout << "output:      " << out_dir << "\n"
             << "items:       " << manifest_items << " in the manifest of the last run"
+            << (shard.empty() ? "" : " (shard " + shard + ")")
             << (departed ? " (+" + std::to_string(departed) + " no longer in it)" : "") << "\n"
             << "done:        " << totals.done << " (" << totals.images << " images)\n"
             << "failed:      " << totals.gave_up << "\n"

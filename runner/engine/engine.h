@@ -16,6 +16,7 @@
 #include "runner/engine/job_plan.h"
 #include "runner/journal/journal.h"
 #include "runner/manifest/item_store.h"
+#include "runner/manifest/shard.h"
 
 namespace nanobatch::engine {
 
@@ -24,6 +25,7 @@ struct EngineFlags {
   // Hash every finished image against the journal at start (default: size only, which is cheap
   // for 100,000 images; files are fsynced before their record, so sizes catch truncation).
   bool verify_images = false;
+  manifest::Shard shard;  // --shard K/N
 };
 
 // Returns the exit status of interface.md (0, 1, 3, 4 or 5; 2 is the caller's, before this).

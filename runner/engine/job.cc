@@ -300,7 +300,9 @@ net::awaitable<bool> Job::RecordPlan() {
   proto::Record record;
   auto* started = record.mutable_run_started();
   started->set_manifest_path(config_.manifest);
-  started->set_manifest_items(store_.size());
+  started->set_manifest_items(plan_.items);
+  started->set_shard_index(flags_.shard.index);
+  started->set_shard_count(flags_.shard.count);
   started->set_has_budget(config_.limits.budget_credits.has_value());
   started->set_budget_credits(config_.limits.budget_credits.value_or(0));
   started->set_version(kVersion);
@@ -321,7 +323,7 @@ std::string Job::ProgressLine() const {
   const std::uint64_t done = totals.done, failed = totals.gave_up;
   const std::uint64_t in_flight = totals.intent + totals.submitted + totals.completed;
   const std::uint64_t known = done + failed + in_flight;
-  const std::uint64_t queued = store_.size() > known ? store_.size() - known : 0;
+  const std::uint64_t queued = plan_.items > known ? plan_.items - known : 0;
   const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
   const double rate = elapsed > 0 ? submitter_.sent() / elapsed : 0;
   const double done_rate = elapsed > 0 ? fetcher_.done() / elapsed : 0;
@@ -372,14 +374,19 @@ int Job::ExitCode() const {
                              reason == StopReason::kDownloadPolicy || fetcher_.policy_blocked() > 0;
   const journal::Totals& totals = journal_.state().totals();
   const std::uint64_t finished = totals.done + totals.gave_up;
-  if (store_.size() > finished) return misconfigured ? 5 : 3;
+  if (plan_.items > finished) return misconfigured ? 5 : 3;
   return totals.gave_up > 0 ? 1 : 0;
 }
 
 net::awaitable<int> Job::Run() {
   if (!co_await RecordPlan()) co_return service_.halted() ? 5 : 3;
   const journal::Totals& totals = journal_.state().totals();
-  LogInfo("run: " + std::to_string(store_.size()) + " items; " +
+  const std::string shard = flags_.shard.count > 1
+                                ? " (shard " + std::to_string(flags_.shard.index) + " of " +
+                                      std::to_string(flags_.shard.count) + " of " +
+                                      std::to_string(store_.size()) + ")"
+                                : "";
+  LogInfo("run: " + std::to_string(plan_.items) + " items" + shard + "; " +
           std::to_string(plan_.fresh.size()) + " to submit, " +
           std::to_string(plan_.resume.size() + plan_.recover.size()) + " to resume; " +
           std::to_string(totals.credits_spent) + " credits spent so far" +

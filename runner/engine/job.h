@@ -30,11 +30,13 @@
 #include "runner/engine/task_group.h"
 #include "runner/journal/journal.h"
 #include "runner/manifest/item_store.h"
+#include "runner/manifest/shard.h"
 
 namespace nanobatch::engine {
 
 struct JobFlags {
   bool retry_failed = false;
+  manifest::Shard shard;  // recorded in RunStarted (the plan holds only this shard's items)
 };
 
 class Job {

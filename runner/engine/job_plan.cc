@@ -12,6 +12,9 @@ JobPlanner::JobPlanner(const journal::JournalState& state, int out_fd, PlanOptio
     : state_(state), out_fd_(out_fd), options_(std::move(options)), seen_(state.size()) {}
 
 void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::InputErrors& errors) {
+  // Items of other shards are another run's (the whole manifest is still validated).
+  if (!manifest::InShard(options_.shard, item.id)) return;
+  ++plan_.items;
   const proto::ItemSnapshot* snapshot = state_.Find(item.id);
   if (snapshot == nullptr) {
     plan_.fresh.push_back(index);

@@ -22,11 +22,13 @@
 #include "runner/journal/state.h"
 #include "runner/manifest/item.h"
 #include "runner/manifest/item_store.h"
+#include "runner/manifest/shard.h"
 #include "runner/util/input_error.h"
 
 namespace nanobatch::engine {
 
 struct JobPlan {
+  std::uint32_t items = 0;             // the manifest's items in this run's shard
   std::vector<std::uint32_t> fresh;    // to submit: never submitted, queued, or retried
   std::vector<std::uint32_t> resume;   // a task to settle, or images to fetch: no new payment
   std::vector<std::uint32_t> recover;  // an intent left open, with a callback token
@@ -48,6 +50,7 @@ struct PlanOptions {
   bool callbacks = false;      // open intents wait for their callbacks (JobPlan::recover)
   bool retry_failed = false;   // items given up on are submitted again
   bool verify_images = false;  // hash finished images, not only their sizes
+  manifest::Shard shard;       // only the items of this shard are planned
 };
 
 class JobPlanner {

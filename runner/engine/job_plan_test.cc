@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <set>
+
 #include "runner/testing/temp_dir.h"
 
 namespace nanobatch::engine {
@@ -145,12 +147,35 @@ TEST_CASE("job plan: a finished item whose image is missing is fetched again, no
   REQUIRE(out >= 0);
   dir.Write("x.png", "abc");
   CHECK(Plan(path, state, out).plan.refetch.empty());  // intact
-  dir.Write("x.png", "abcd");                           // another size
+  dir.Write("x.png", "abcd");                          // another size
   Planned changed = Plan(path, state, out);
   CHECK(changed.plan.refetch == std::vector<std::uint32_t>{0});
   CHECK(changed.plan.resume == std::vector<std::uint32_t>{0});
   CHECK(changed.plan.fresh.empty());
   ::close(out);
+}
+
+TEST_CASE("job plan: a shard plans only its own items, and counts only them") {
+  testing::TempDir dir;
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text += "{\"id\":\"i" + std::to_string(i) + "\",\"prompt\":\"p\"}\n";
+  }
+  const std::string path = dir.Write("m.jsonl", text);
+  std::set<std::uint32_t> seen;
+  std::uint32_t items = 0;
+  for (std::uint32_t k = 0; k < 4; ++k) {
+    Planned planned = Plan(path, journal::JournalState(), -1, {.shard = {k, 4}});
+    REQUIRE(planned.errors.empty());
+    CHECK(planned.plan.items == planned.plan.fresh.size());
+    items += planned.plan.items;
+    for (std::uint32_t index : planned.plan.fresh) {
+      CHECK(seen.insert(index).second);
+      CHECK(manifest::ShardOf(planned.items[index].id, 4) == k);
+    }
+  }
+  CHECK(items == 100);
+  CHECK(seen.size() == 100);
 }
 
 }  // namespace

@@ -1,12 +1,12 @@
 """End-to-end tests: the real nanobatch binary against the simulator over TLS on loopback."""
 
-def nanobatch_e2e_test(name, srcs, deps = []):
+def nanobatch_e2e_test(name, srcs, deps = [], data = []):
     """A large cc_test with the runner and the simulator as data, and the shared test helpers."""
     native.cc_test(
         name = name,
         size = "large",
         srcs = srcs,
-        data = [
+        data = data + [
             "//runner:nanobatch",
             "//tools/fake_api:simulator_runtime",
         ],
