@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "runner/cli/commands.h"
+#include "runner/util/log.h"
 #include "runner/version.h"
 
 namespace nanobatch::cli {
@@ -106,6 +107,7 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
     errors.Print(std::cerr);
     return kExitBadInput;
   }
+  util::SetLogFormat(*util::ParseLogFormat(config.log.format));
   return RunCommand(std::move(config), options);
 }
 

@@ -15,6 +15,7 @@
 #include "runner/api/spec.h"
 #include "runner/http/url.h"
 #include "runner/util/input_file.h"
+#include "runner/util/log.h"
 #include "runner/util/yaml_names.h"
 
 namespace nanobatch::config {
@@ -179,6 +180,7 @@ const std::map<std::string, Setter>& KeyTable() {
        Number([](Config& c) -> double& { return c.callbacks.reveal_wait_s; })},
       {"log.progress_interval_s",
        Number([](Config& c) -> double& { return c.log.progress_interval_s; })},
+      {"log.format", String([](Config& c) -> std::string& { return c.log.format; })},
       {"defaults.resolution",
        ItemValue([](Config& c) -> std::string& { return c.defaults.resolution; },
                  manifest::CheckResolution)},
@@ -397,6 +399,9 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
     report("retry.spend_limit_give_up_s", "must be at least retry.spend_limit_pause_s");
   }
   seconds("log.progress_interval_s", config.log.progress_interval_s, kDay);
+  if (!util::ParseLogFormat(config.log.format)) {
+    report("log.format", "\"" + config.log.format + "\" is not auto, text, json or journal");
+  }
   ValidateCallbacks(config.callbacks, report);
   seconds("callbacks.safety_poll_s", config.callbacks.safety_poll_s, kDay);
   seconds("callbacks.reveal_wait_s", config.callbacks.reveal_wait_s, kDay);

@@ -80,6 +80,8 @@ struct CallbacksConfig {
 
 struct LogConfig {
   double progress_interval_s = 10.0;  // summary line period when stderr is not a terminal
+  // auto (journal priority prefixes under systemd, else text), text, json or journal.
+  std::string format = "auto";
 };
 
 // Where a setting's value came from, so that an error points at the right place.

@@ -387,5 +387,35 @@ TEST_CASE("trust: a manifest edited during the run stops it; the edited item is 
   CHECK(api.Stats(true).at("submissions_by_prompt").as_object().contains("TRUST PROMPT 11"));
 }
 
+TEST_CASE("trust: log formats: syslog priorities for the journal, one JSON object a line, no key") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--echo-authorization", "--reject-substring", "trust prompt 1"}));
+  {
+    Job job(dir, api, Manifest(2), "log: {format: journal}\n");
+    ProcessResult result = job.Run();
+    CHECK(result.exit_code == 1);  // one item refused (400): failed for good
+    CHECK(result.err.find("<6>run: 2 items") != std::string::npos);
+    CHECK(result.err.find("<4>item t1 failed for good") != std::string::npos);
+    CHECK(result.err.find("INFO") == std::string::npos);  // no duplicate timestamp or level
+    CHECK(result.err.find(kKey) == std::string::npos);
+  }
+  TempDir other;
+  FakeApiProcess api2(other, Fast({"--echo-authorization"}));
+  Job job(other, api2, Manifest(2), "log: {format: json}\n");
+  ProcessResult result = job.Run();
+  CHECK(result.exit_code == 0);
+  std::istringstream lines(result.err);
+  std::string line;
+  int parsed = 0;
+  while (std::getline(lines, line)) {
+    json::object object = json::parse(line).as_object();
+    CHECK(object.contains("time"));
+    CHECK(object.contains("level"));
+    ++parsed;
+  }
+  CHECK(parsed >= 3);
+  CHECK(result.err.find(kKey) == std::string::npos);
+}
+
 }  // namespace
 }  // namespace nanobatch::engine

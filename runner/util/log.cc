@@ -1,10 +1,12 @@
 #include "runner/util/log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
+#include <cstdlib>
 #include <string>
 
 #include "runner/util/server_text.h"
@@ -14,30 +16,70 @@ namespace {
 
 bool progress_line_active = false;
 
+// Under systemd, stderr is the journal's stream when $JOURNAL_STREAM ("DEV:INODE") names it.
+bool StderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr) return false;
+  struct stat info;
+  if (::fstat(STDERR_FILENO, &info) != 0) return false;
+  return std::string(stream) == std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino);
+}
+
+LogFormat format = StderrIsJournal() ? LogFormat::kJournal : LogFormat::kText;
+
 }  // namespace
 
-void Log(LogLevel level, std::string_view message) {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+void SetLogFormat(LogFormat chosen) { format = chosen; }
+
+std::optional<LogFormat> ParseLogFormat(std::string_view name) {
+  if (name == "text") return LogFormat::kText;
+  if (name == "json") return LogFormat::kJson;
+  if (name == "journal") return LogFormat::kJournal;
+  if (name == "auto") return StderrIsJournal() ? LogFormat::kJournal : LogFormat::kText;
+  return std::nullopt;
+}
+
+std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat chosen,
+                          std::time_t now) {
+  // The last line of defence: no log line can carry the API key, whatever it was built from.
+  std::string redacted = Redact(message);
+  // Log lines are one event each: embedded newlines (from a server's message) are flattened.
+  for (char& c : redacted) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
   std::tm utc{};
   gmtime_r(&now, &utc);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  switch (chosen) {
+    case LogFormat::kJournal: {
+      // sd-daemon.h: SD_ERR "<3>", SD_WARNING "<4>", SD_INFO "<6>"; the journal adds the time.
+      const char* priority = level == LogLevel::kInfo      ? "<6>"
+                             : level == LogLevel::kWarning ? "<4>"
+                                                           : "<3>";
+      return priority + redacted + "\n";
+    }
+    case LogFormat::kJson: {
+      const char* name = level == LogLevel::kInfo      ? "info"
+                         : level == LogLevel::kWarning ? "warning"
+                                                       : "error";
+      return boost::json::serialize(
+                 boost::json::object{{"time", stamp}, {"level", name}, {"message", redacted}}) +
+             "\n";
+    }
+    case LogFormat::kText:
+      break;
+  }
   const char* name = level == LogLevel::kInfo      ? "INFO"
                      : level == LogLevel::kWarning ? "WARN"
                                                    : "ERROR";
+  return std::string(stamp) + " " + name + " " + redacted + "\n";
+}
+
+void Log(LogLevel level, std::string_view message) {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::string line = progress_line_active ? "\r\033[K" : "";
-  line += stamp;
-  line += ' ';
-  line += name;
-  line += ' ';
-  // The last line of defence: no log line can carry the API key, whatever it was built from.
-  const std::string redacted = Redact(message);
-  line.append(redacted);
-  // Log lines are one event each: embedded newlines (from a server's message) are flattened.
-  for (std::size_t i = line.size() - redacted.size(); i < line.size(); ++i) {
-    if (line[i] == '\n' || line[i] == '\r') line[i] = ' ';
-  }
-  line += '\n';
+  line += FormatLogLine(level, message, format, now);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }

@@ -1,21 +1,38 @@
 #pragma once
-// Logging: one event per line on stderr, "2026-11-25T07:32:43Z LEVEL message". Callers log
-// sources ("$AIVIDEOAPI_API_KEY"), never the key; every line also passes through Redact()
-// (server_text.h), so a server's echo of the key cannot reach the log either.
+// Logging: one event per line on stderr. Callers log sources ("$AIVIDEOAPI_API_KEY"), never the
+// key; every line also passes through Redact() (server_text.h), so a server's echo of the key
+// cannot reach the log either. Three formats:
+//   text     "2026-11-25T07:32:43Z WARN message"          (terminals, files)
+//   journal  "<4>message"                                 (under systemd: the journal keeps the
+//            time, and the sd-daemon.h priority prefix lets `journalctl -p warning` filter)
+//   json     {"time":"2026-11-25T07:32:43Z","level":"warning","message":"..."}
+// `auto` (the default) is journal when stderr is the stream $JOURNAL_STREAM names, else text.
 //
 // Example:
+//   SetLogFormat(LogFormat::kJson);
 //   Log(LogLevel::kWarning, "journal: dropped a torn tail of 12 bytes");
 
+#include <ctime>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace nanobatch::util {
 
 enum class LogLevel { kInfo, kWarning, kError };
+enum class LogFormat { kText, kJournal, kJson };
 
 void Log(LogLevel level, std::string_view message);
 inline void LogInfo(std::string_view message) { Log(LogLevel::kInfo, message); }
 inline void LogWarning(std::string_view message) { Log(LogLevel::kWarning, message); }
 inline void LogError(std::string_view message) { Log(LogLevel::kError, message); }
+
+void SetLogFormat(LogFormat format);
+// "text", "json", "journal", or "auto" (journal when stderr is $JOURNAL_STREAM); nullopt else.
+std::optional<LogFormat> ParseLogFormat(std::string_view name);
+// The line Log() writes (with its newline), before the terminal's progress-line handling.
+std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat format,
+                          std::time_t now);
 
 // Whether stderr is a terminal (progress then redraws one line instead of logging).
 bool StderrIsTerminal();
