@@ -144,6 +144,10 @@ TEST_CASE("engine: failed tasks are resubmitted up to max_task_attempts, then fa
   CHECK(Stat(stats, "submissions") == 9);
   CHECK(Stat(stats, "credits_net") == 0);  // every failed task was refunded
   CHECK(job.Status().at("credits_spent").as_int64() == 0);
+  // The report counts the refunds and the failures by code, as the server did.
+  CHECK(result.err.find("report: 0 done, 3 failed (upstream_error 3) of 3; credits 0 spent, " +
+                        std::to_string(Stat(stats, "credits_refunded")) + " refunded this run") !=
+        std::string::npos);
 
   // --retry-failed gives them a fresh set of attempts (the server still fails them).
   ProcessResult retried = job.Run({"--retry-failed"});

@@ -2,9 +2,11 @@
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
 #include <cstdio>
 #include <sstream>
 
+#include "runner/fs/output_dir.h"
 #include "runner/util/log.h"
 #include "runner/util/service_notify.h"
 #include "runner/version.h"
@@ -209,6 +211,7 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
     case TaskVerdict::Kind::kOpen:
       co_return TaskOutcome::kStillOpen;
     case TaskVerdict::Kind::kCompleted: {
+      ++tasks_settled_;
       const api::TaskStatus& task = verdict.status;
       proto::Record record;
       auto* completed = record.mutable_completed();
@@ -229,6 +232,8 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
     }
     case TaskVerdict::Kind::kFailed: {
       // api.md: the credits of a failed task are refunded automatically.
+      ++tasks_settled_;
+      credits_refunded_ += run.price;
       const api::TaskStatus& task = verdict.status;
       record_failed(task.error_code, task.error_message, false);
       LogWarning("item " + run.item.id + ": task " + task_id + " failed: " + task.error_code +
@@ -378,7 +383,66 @@ int Job::ExitCode() const {
   return totals.gave_up > 0 ? 1 : 0;
 }
 
+void Job::Report(int exit_code) {
+  const journal::Totals& totals = journal_.state().totals();
+  const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+  const std::uint64_t polls = service_.watcher().stats().polls;
+  const double polls_per_task = tasks_settled_ > 0 ? double(polls) / tasks_settled_ : 0;
+  const double rate = seconds > 0 ? fetcher_.done() / seconds : 0;
+  boost::json::object failures;
+  std::string failure_text;
+  for (const auto& [code, count] : journal_.state().FailuresByCode()) {
+    failures[code] = count;
+    failure_text += (failure_text.empty() ? "" : ", ") + code + " " + std::to_string(count);
+  }
+  const StopReason reason = service_.stop_reason();
+  boost::json::object report{
+      {"exit_code", exit_code},
+      {"stop_reason", reason == StopReason::kNone ? boost::json::value(nullptr)
+                                                  : boost::json::value(Describe(reason))},
+      {"items", plan_.items},
+      {"done", totals.done},
+      {"failed", totals.gave_up},
+      {"failed_by_code", std::move(failures)},
+      {"credits_spent", totals.credits_spent},
+      {"credits_reserved", totals.credits_reserved},
+      {"budget_credits", config_.limits.budget_credits
+                             ? boost::json::value(*config_.limits.budget_credits)
+                             : boost::json::value(nullptr)},
+      {"possible_duplicate_submissions", totals.possible_duplicates},
+      {"this_run",
+       boost::json::object{
+           {"started_unix", started_unix_},
+           {"duration_s", seconds},
+           {"submissions", submitter_.sent()},
+           {"items_done", fetcher_.done()},
+           {"items_per_s", rate},
+           {"tasks_settled", tasks_settled_},
+           {"polls", polls},
+           {"polls_per_task", polls_per_task},
+           {"settled_by_callback", service_.watcher().stats().settled_by_callback},
+           {"credits_refunded", credits_refunded_},
+       }},
+  };
+  std::string error;
+  if (!fs::WriteFileAtomically(journal_.dir().fd(), "report.json",
+                               boost::json::serialize(report) + "\n", error)) {
+    LogWarning("cannot write report.json: " + error);
+  }
+  std::ostringstream line;
+  line.precision(2);
+  line << std::fixed << "report: " << totals.done << " done, " << totals.gave_up << " failed"
+       << (failure_text.empty() ? "" : " (" + failure_text + ")") << " of " << plan_.items
+       << "; credits " << totals.credits_spent << " spent, " << credits_refunded_
+       << " refunded this run; " << seconds << " s, " << rate << " items/s, " << polls_per_task
+       << " polls per task";
+  LogInfo(line.str());
+}
+
 net::awaitable<int> Job::Run() {
+  started_unix_ = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
   if (!co_await RecordPlan()) co_return service_.halted() ? 5 : 3;
   const journal::Totals& totals = journal_.state().totals();
   const std::string shard = flags_.shard.count > 1
@@ -425,6 +489,7 @@ net::awaitable<int> Job::Run() {
   const int exit_code = ExitCode();
   const StopReason reason = service_.stop_reason();
   LogInfo(ProgressLine());
+  Report(exit_code);
   LogInfo("run ended (exit " + std::to_string(exit_code) + ")" +
           (reason != StopReason::kNone ? std::string(": ") + Describe(reason) : "") +
           "; possible duplicate submissions so far: " +

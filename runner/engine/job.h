@@ -64,6 +64,9 @@ class Job {
   boost::asio::awaitable<void> Progress();
   std::string ProgressLine() const;
   int ExitCode() const;
+  // The job's report: <out>/report.json and one log line (done, failed by code, credits spent
+  // and refunded, duration, mean rate, polls per task).
+  void Report(int exit_code);
 
   Service& service_;
   const config::Config& config_;
@@ -78,6 +81,9 @@ class Job {
   TaskGroup background_;
   util::AsyncEvent progress_stop_;
   Clock::time_point started_ = Clock::now();
+  std::int64_t started_unix_ = 0;
+  std::uint64_t tasks_settled_ = 0;     // completed or failed verdicts this run
+  std::uint64_t credits_refunded_ = 0;  // failed tasks this run (api.md: refunded)
 };
 
 }  // namespace nanobatch::engine

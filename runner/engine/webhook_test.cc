@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -84,6 +86,16 @@ TEST_CASE("webhooks: callbacks settle the tasks; polls are only a safety net") {
   CHECK(Stat(stats, "queries") <= 10);
   CHECK(Stat(stats, "submissions") == 40);
   CHECK(job.Lines("metadata.jsonl").size() == 40);
+  // The job's report says the same from the runner's side.
+  std::ifstream file(job.out + "/report.json");
+  std::stringstream text;
+  text << file.rdbuf();
+  const json::object report = json::parse(text.str()).as_object();
+  const json::object& this_run = report.at("this_run").as_object();
+  CHECK(report.at("done").as_int64() == 40);
+  CHECK(this_run.at("settled_by_callback").as_int64() == 40);
+  CHECK(this_run.at("polls_per_task").to_number<double>() <= 0.25);
+  CHECK(result.err.find("report: 40 done, 0 failed of 40") != std::string::npos);
 }
 
 TEST_CASE("webhooks: lost callbacks are covered by polling; duplicates change nothing") {
