@@ -372,6 +372,14 @@ net::awaitable<void> Job::Progress() {
   }
 }
 
+net::awaitable<void> Job::Watchdog(Clock::duration interval) {
+  while (true) {
+    const bool stopped = co_await progress_stop_.WaitFor(interval);
+    if (stopped) co_return;
+    util::NotifyService("WATCHDOG=1");
+  }
+}
+
 int Job::ExitCode() const {
   const StopReason reason = service_.stop_reason();
   if (reason == StopReason::kAuth) return 4;
@@ -466,6 +474,7 @@ net::awaitable<int> Job::Run() {
   net::signal_set signals(service_.executor(), SIGINT, SIGTERM, SIGHUP);
   service_.WatchSignals(signals);
 
+  if (auto interval = util::WatchdogInterval()) background_.Spawn(Watchdog(*interval));
   co_await service_.LogBalance();
   util::NotifyService("READY=1\nSTATUS=" + ProgressLine());
   background_.Spawn(Progress());

@@ -62,6 +62,8 @@ class Job {
   // Records what the plan implies before anything is sent; false if the journal failed.
   boost::asio::awaitable<bool> RecordPlan();
   boost::asio::awaitable<void> Progress();
+  // WATCHDOG=1 every half WatchdogSec=, from the loop itself (a stalled loop stops pinging).
+  boost::asio::awaitable<void> Watchdog(Clock::duration interval);
   std::string ProgressLine() const;
   int ExitCode() const;
   // The job's report: <out>/report.json and one log line (done, failed by code, credits spent

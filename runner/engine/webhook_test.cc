@@ -6,13 +6,17 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/runner_job.h"
@@ -190,6 +194,64 @@ TEST_CASE("webhooks: forged callbacks are refused (4xx) and change nothing") {
   CHECK(runner.Wait(std::chrono::seconds(60)) == 0);
   CHECK(job.Lines("metadata.jsonl").size() == 3);
   CHECK(Stat(api.Stats(), "submissions") == 3);
+}
+
+}  // namespace
+}  // namespace nanobatch::engine
+
+namespace nanobatch::engine {
+namespace {
+
+// A NOTIFY_SOCKET as systemd makes one: a datagram socket the test reads after the run. In the
+// abstract namespace ("@name"): test directories are too long for a socket path.
+struct NotifySocket {
+  NotifySocket() : path("@nanobatch-test-" + std::to_string(::getpid())) {
+    fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string name = path.substr(1);
+    std::memcpy(address.sun_path + 1, name.data(), name.size());
+    const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0);
+  }
+  ~NotifySocket() { ::close(fd); }
+  std::vector<std::string> Messages() {
+    std::vector<std::string> messages;
+    char buffer[4096];
+    while (true) {
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      messages.emplace_back(buffer, static_cast<std::size_t>(n));
+    }
+    return messages;
+  }
+  std::string path;
+  int fd = -1;
+};
+
+TEST_CASE(
+    "systemd: READY, STATUS, WATCHDOG pings from the event loop, STOPPING, on a real socket") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "100", "--processing-ms", "600"});
+  testing::RunnerJob job(dir, api, Manifest(4), kConfig, "sk-test");
+  NotifySocket socket;
+  ProcessResult result =
+      testing::RunProcess(job.Args(), {{"AIVIDEOAPI_API_KEY", "sk-test"},
+                                       {"NOTIFY_SOCKET", socket.path},
+                                       {"WATCHDOG_USEC", "200000"}});  // pings every 0.1 s
+  INFO(result.err);
+  CHECK(result.exit_code == 0);
+  int ready = 0, status = 0, watchdog = 0, stopping = 0;
+  for (const std::string& message : socket.Messages()) {
+    ready += message.rfind("READY=1", 0) == 0;
+    status += message.find("STATUS=") != std::string::npos;
+    watchdog += message == "WATCHDOG=1";
+    stopping += message == "STOPPING=1";
+  }
+  CHECK(ready == 1);
+  CHECK(status >= 1);
+  CHECK(watchdog >= 3);  // the run lasts well over 0.3 s
+  CHECK(stopping == 1);
 }
 
 }  // namespace
