@@ -23,6 +23,7 @@ packages=(
   openssl                  # test certificates
   time                     # /usr/bin/time for tools/bench
   curl                     # an independent client for the simulator's tests
+  systemd                  # systemd-analyze: the shipped unit is verified and rated in a test
   ca-certificates
 )
 
