@@ -451,7 +451,11 @@ net::awaitable<int> Job::Run() {
   started_unix_ = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
-  if (!co_await RecordPlan()) co_return service_.halted() ? 5 : 3;
+  if (!co_await RecordPlan()) {
+    // The manifest changed since validation (5), or the journal or output files cannot be
+    // written (3: free space, then run again).
+    co_return service_.stop_reason() == StopReason::kMisconfigured ? 5 : 3;
+  }
   const journal::Totals& totals = journal_.state().totals();
   const std::string shard = flags_.shard.count > 1
                                 ? " (shard " + std::to_string(flags_.shard.index) + " of " +
