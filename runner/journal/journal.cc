@@ -84,91 +84,96 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
-// A copy of the file, for readers without the lock: another process may truncate a torn tail
-// while we read, which a mapping would turn into SIGBUS.
-bool ReadFileCopy(int dir, const std::string& name, const std::string& path, std::string& out,
-                  std::string& error) {
-  const int fd = fs::OpenFileAt(dir, name, O_RDONLY);
-  if (fd < 0) {
-    error = errno == ENOENT ? "no nanobatch journal in " + path + " (it does not exist)"
-                            : Errno("opening " + path);
-    return false;
+// Applies the frames of a journal to a state, fed in one piece (a mapped file) or in windows (a
+// file read in chunks): what it learned (the header seen, the record arena) carries over.
+class Replayer {
+ public:
+  Replayer(JournalState& state, Recovery& recovery) : state_(state), recovery_(recovery) {
+    record_ = google::protobuf::Arena::CreateMessage<proto::Record>(&arena_);
   }
-  char buffer[1 << 16];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = Errno("reading " + path);
-      ::close(fd);
-      return false;
-    }
-    if (n == 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
+
+  // The frames of `bytes`, which start at byte `base` of the file. `mapped`: `bytes` is a
+  // private read-only mapping, whose pages are given back as the replay leaves them behind (a
+  // 400 MB journal then never sits whole in memory).
+  FrameScan Feed(std::string_view bytes, std::uint64_t base, bool salvage, bool mapped) {
+    constexpr std::size_t kReleaseBytes = 32 << 20;
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    std::size_t released = 0;  // bytes from the start already given back
+    auto release_behind = [&](const char* position) {
+      const std::size_t done = static_cast<std::size_t>(position - bytes.data());
+      if (!mapped || done < released + kReleaseBytes) return;
+      const std::size_t end = done / page * page;
+      ::madvise(const_cast<char*>(bytes.data()) + released, end - released, MADV_DONTNEED);
+      released = end;
+    };
+    return ScanFrames(bytes, salvage, [&](FrameType type, std::string_view payload) {
+      if (type == FrameType::kHeader) {
+        header_seen_ = payload == kHeaderPayload;
+        foreign_ = foreign_ || !header_seen_;
+        return header_seen_;
+      }
+      if (!header_seen_ && !salvage) {
+        foreign_ = true;
+        return false;
+      }
+      // Records are parsed on an arena, reset every few thousand: parsing a different event
+      // kind into one message would otherwise free and allocate its sub-message every time.
+      if (++parsed_on_arena_ == 4096) {
+        arena_.Reset();
+        record_ = google::protobuf::Arena::CreateMessage<proto::Record>(&arena_);
+        parsed_on_arena_ = 0;
+      }
+      if (!record_->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        return false;
+      }
+      release_behind(payload.data());
+      const auto frame_offset =
+          base + static_cast<std::uint64_t>(payload.data() - bytes.data()) - kFrameHeaderSize;
+      state_.Apply(*record_, frame_offset);
+      ++recovery_.records;
+      return true;
+    });
   }
-  ::close(fd);
-  return true;
+
+  bool foreign() const { return foreign_; }
+
+ private:
+  JournalState& state_;
+  Recovery& recovery_;
+  google::protobuf::Arena arena_;
+  proto::Record* record_ = nullptr;
+  std::size_t parsed_on_arena_ = 0;
+  bool header_seen_ = false;
+  bool foreign_ = false;
+};
+
+std::string NotAJournal(const std::string& path) {
+  return path +
+         " is not a nanobatch journal (or its header is damaged); run with --salvage to use "
+         "whatever can be read";
 }
 
-// Replays `bytes` into `state`. Returns false (with `error`) for mid-file corruption without
-// salvage, or a journal that is not one.
-// `mapped`: `bytes` is a private read-only mapping of the file, whose pages are given back as the
-// replay leaves them behind (a 400 MB journal then never sits whole in memory).
-bool Replay(std::string_view bytes, const std::string& path, bool salvage, bool mapped,
-            JournalState& state, Recovery& recovery, FrameScan& scan, std::string& error) {
-  constexpr std::size_t kReleaseBytes = 32 << 20;
-  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  std::size_t released = 0;  // bytes from the start already given back
-  auto release_behind = [&](const char* position) {
-    const std::size_t done = static_cast<std::size_t>(position - bytes.data());
-    if (!mapped || done < released + kReleaseBytes) return;
-    const std::size_t end = done / page * page;
-    ::madvise(const_cast<char*>(bytes.data()) + released, end - released, MADV_DONTNEED);
-    released = end;
-  };
-  bool header_seen = false;
-  bool foreign = false;
-  // Records are parsed on an arena, reset every few thousand: parsing a different event kind
-  // into one message would otherwise free and allocate its sub-message for every record.
-  google::protobuf::Arena arena;
-  proto::Record* record = google::protobuf::Arena::CreateMessage<proto::Record>(&arena);
-  std::size_t parsed_on_arena = 0;
+std::string CorruptAt(const std::string& path, std::uint64_t offset) {
+  return path + " is corrupt at byte " + std::to_string(offset) +
+         " (valid records follow it); nothing was changed. Run again with --salvage to continue "
+         "from every record that can still be read";
+}
+
+// Replays `bytes` (the whole file, mapped) into `state`. Returns false (with `error`) for
+// mid-file corruption without salvage, or a journal that is not one.
+bool Replay(std::string_view bytes, const std::string& path, bool salvage, JournalState& state,
+            Recovery& recovery, FrameScan& scan, std::string& error) {
   // An item takes some 400 to 1,000 bytes of journal: room for the fewest it could be (the
   // state grows past a low guess; a high one would hold memory for items that do not exist).
   state.Reserve(bytes.size() / 1000);
-  scan = ScanFrames(bytes, salvage, [&](FrameType type, std::string_view payload) {
-    if (type == FrameType::kHeader) {
-      header_seen = payload == kHeaderPayload;
-      foreign = foreign || !header_seen;
-      return header_seen;
-    }
-    if (!header_seen && !salvage) {
-      foreign = true;
-      return false;
-    }
-    if (++parsed_on_arena == 4096) {
-      arena.Reset();
-      record = google::protobuf::Arena::CreateMessage<proto::Record>(&arena);
-      parsed_on_arena = 0;
-    }
-    if (!record->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return false;
-    release_behind(payload.data());
-    const auto frame_offset =
-        static_cast<std::uint64_t>(payload.data() - bytes.data()) - kFrameHeaderSize;
-    state.Apply(*record, frame_offset);
-    ++recovery.records;
-    return true;
-  });
-  if (foreign && scan.frames == 0 && !bytes.empty() && !salvage) {
-    error = path +
-            " is not a nanobatch journal (or its header is damaged); run with --salvage "
-            "to use whatever can be read";
+  Replayer replayer(state, recovery);
+  scan = replayer.Feed(bytes, 0, salvage, /*mapped=*/true);
+  if (replayer.foreign() && scan.frames == 0 && !bytes.empty() && !salvage) {
+    error = NotAJournal(path);
     return false;
   }
   if (scan.corruption_offset && !salvage) {
-    error = path + " is corrupt at byte " + std::to_string(*scan.corruption_offset) +
-            " (valid records follow it); nothing was changed. Run again with --salvage to "
-            "continue from every record that can still be read";
+    error = CorruptAt(path, *scan.corruption_offset);
     return false;
   }
   return true;
@@ -234,8 +239,8 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
   // Records met during the replay may read earlier snapshots back: all of them are in the file.
   journal->file_bytes_ = bytes.size();
   FrameScan scan;
-  if (!Replay(bytes, journal->path_, options.salvage, /*mapped=*/true, journal->state_,
-              journal->recovery_, scan, error)) {
+  if (!Replay(bytes, journal->path_, options.salvage, journal->state_, journal->recovery_, scan,
+              error)) {
     why = OpenFailure::kCorrupt;
     return nullptr;
   }
@@ -297,15 +302,55 @@ std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
   auto dir = fs::OutputDir::Open(out_dir, /*create=*/false, error);
   if (!dir) return nullptr;
   const std::string path = dir->StatePathOf("journal.log");
-  std::string bytes;
-  if (!ReadFileCopy(dir->state_fd(), "journal.log", path, bytes, error)) return nullptr;
   auto state = std::make_unique<JournalState>();
-  Recovery recovery;
-  FrameScan scan;
-  // A live run may be mid-append: a torn tail is normal here. Corruption is still reported.
-  if (!Replay(bytes, path, /*salvage=*/false, /*mapped=*/false, *state, recovery, scan, error)) {
+  const int fd = fs::OpenFileAt(dir->state_fd(), "journal.log", O_RDONLY);
+  if (fd < 0) {
+    if (errno == ENOENT) return state;  // nothing recorded yet
+    error = Errno("opening " + path);
     return nullptr;
   }
+  // Read in windows, not whole: `status` next to a 1,000,000-item run must not need the
+  // journal's size in memory. Bytes that do not make a whole frame yet are carried to the next
+  // window; at the end they are a torn tail (a live run may be mid-append: normal here).
+  constexpr std::size_t kWindow = 32 << 20;  // above the largest frame (16 MiB + header)
+  Recovery recovery;
+  Replayer replayer(*state, recovery);
+  std::string buffer;
+  std::uint64_t base = 0;  // file offset of buffer[0]
+  bool first = true;
+  while (true) {
+    const std::size_t carried = buffer.size();
+    buffer.resize(carried + kWindow);
+    ssize_t n;
+    do {
+      n = ::read(fd, buffer.data() + carried, kWindow);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      error = Errno("reading " + path);
+      ::close(fd);
+      return nullptr;
+    }
+    buffer.resize(carried + static_cast<std::size_t>(n));
+    const bool at_end = n == 0;
+    const FrameScan scan = replayer.Feed(buffer, base, /*salvage=*/false, /*mapped=*/false);
+    if (first && replayer.foreign() && scan.frames == 0 && !buffer.empty()) {
+      error = NotAJournal(path);
+      ::close(fd);
+      return nullptr;
+    }
+    first = false;
+    const std::size_t rest = buffer.size() - static_cast<std::size_t>(scan.valid_end);
+    if (scan.corruption_offset || (!at_end && rest > kMaxPayload + kFrameHeaderSize)) {
+      error = CorruptAt(path,
+                        base + (scan.corruption_offset ? *scan.corruption_offset : scan.valid_end));
+      ::close(fd);
+      return nullptr;
+    }
+    if (at_end) break;
+    buffer.erase(0, static_cast<std::size_t>(scan.valid_end));
+    base += scan.valid_end;
+  }
+  ::close(fd);
   return state;
 }
 
