@@ -71,9 +71,7 @@ int RunCommand(config::Config config, const RunOptions& options) {
                 "; output in " + config.out);
   // An exception escaping the engine is a bug: main reports it and exits 70.
   return engine::RunEngine(config, key->value, *store, planner.Take(), *journal,
-                           {.retry_failed = options.retry_failed,
-                            .verify_images = options.verify_images,
-                            .shard = options.shard});
+                           {.retry_failed = options.retry_failed, .shard = options.shard});
 }
 
 }  // namespace nanobatch::cli

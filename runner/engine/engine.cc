@@ -10,13 +10,12 @@ namespace nanobatch::engine {
 
 int RunEngine(const config::Config& config, const std::string& api_key,
               const manifest::ItemStore& store, JobPlan plan, journal::Journal& journal,
-              EngineFlags flags) {
+              JobFlags flags) {
   // `run`: one event loop, one Service on it, one Job (serve will host many Jobs on one
   // Service).
   boost::asio::io_context io(1);
   Service service(io.get_executor(), config, api_key);
-  Job job(service, store, std::move(plan), journal,
-          {.retry_failed = flags.retry_failed, .shard = flags.shard});
+  Job job(service, store, std::move(plan), journal, flags);
   int exit_code = 3;
   boost::asio::co_spawn(io, job.Run(), [&](std::exception_ptr failure, int code) {
     if (failure) std::rethrow_exception(failure);  // a bug: main reports it (exit 70)

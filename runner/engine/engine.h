@@ -13,26 +13,18 @@
 #include <string>
 
 #include "runner/config/config.h"
+#include "runner/engine/job.h"
 #include "runner/engine/job_plan.h"
 #include "runner/journal/journal.h"
 #include "runner/manifest/item_store.h"
-#include "runner/manifest/shard.h"
 
 namespace nanobatch::engine {
-
-struct EngineFlags {
-  bool retry_failed = false;  // give items in failed.jsonl a fresh set of attempts
-  // Hash every finished image against the journal at start (default: size only, which is cheap
-  // for 100,000 images; files are fsynced before their record, so sizes catch truncation).
-  bool verify_images = false;
-  manifest::Shard shard;  // --shard K/N
-};
 
 // Returns the exit status of interface.md (0, 1, 3, 4 or 5; 2 is the caller's, before this).
 // The caller has checked the trust store (http::Client::CheckTrustStore); an exception leaving
 // here is a bug (main reports it, exit 70).
 int RunEngine(const config::Config& config, const std::string& api_key,
               const manifest::ItemStore& store, JobPlan plan, journal::Journal& journal,
-              EngineFlags flags);
+              JobFlags flags);
 
 }  // namespace nanobatch::engine

@@ -59,7 +59,7 @@ net::awaitable<void> Job::SubmitLoop() {
   util::AsyncSemaphore& slots = service_.in_flight();
   // Open intents of an earlier run wait for their callbacks (they hold credits already).
   for (std::uint32_t index : plan_.recover) {
-    if (service_.halted() || !co_await slots.Acquire(&service_.halt_signal())) co_return;
+    if (!co_await slots.Acquire(&service_.halt_signal())) co_return;
     std::optional<ItemRun> run = LoadRun(index);
     if (!run) {
       slots.Release();
@@ -256,33 +256,24 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
 net::awaitable<bool> Job::RecordPlan() {
   journal_.ReserveItems(journal_.state().size() + plan_.fresh.size());
   std::string error;
-  auto load_id = [&](std::uint32_t index) -> std::optional<std::string> {
-    std::optional<manifest::Item> item = store_.Load(index, error);
-    if (!item) service_.Halt(StopReason::kMisconfigured, error);
-    return item ? std::optional<std::string>(item->id) : std::nullopt;
-  };
   for (const std::string& id : plan_.returned) {
     proto::Record record;
     record.mutable_item_returned()->set_item_id(id);
     recorder_.Append(std::move(record));
   }
-  for (std::uint32_t index : plan_.abandon) {
+  for (const std::string& id : plan_.abandon) {
     // Interrupted between recording the intent and recording its outcome: the POST may have
     // gone out. Counted as a possible duplicate; submitted again.
-    auto id = load_id(index);
-    if (!id) co_return false;
-    recorder_.RecordAbandoned(*id,
+    recorder_.RecordAbandoned(id,
                               "the previous run stopped before the submit's outcome was "
                               "recorded");
   }
-  for (std::uint32_t index : plan_.refetch) {
+  for (const std::string& id : plan_.refetch) {
     // Missing or changed on disk: downloaded again from its permanent URL, not paid again.
-    auto id = load_id(index);
-    if (!id) co_return false;
-    const proto::ItemSnapshot* snapshot = journal_.state().Find(*id);
+    const proto::ItemSnapshot* snapshot = journal_.state().Find(id);
     proto::Record record;
     auto* completed = record.mutable_completed();
-    completed->set_item_id(*id);
+    completed->set_item_id(id);
     completed->set_task_id(snapshot->task_id());
     *completed->mutable_urls() = snapshot->urls();
     recorder_.Append(std::move(record));
@@ -451,11 +442,8 @@ net::awaitable<int> Job::Run() {
   started_unix_ = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
-  if (!co_await RecordPlan()) {
-    // The manifest changed since validation (5), or the journal or output files cannot be
-    // written (3: free space, then run again).
-    co_return service_.stop_reason() == StopReason::kMisconfigured ? 5 : 3;
-  }
+  // The journal or the output files cannot be written: 3 (free space, then run again).
+  if (!co_await RecordPlan()) co_return 3;
   const journal::Totals& totals = journal_.state().totals();
   const std::string shard = flags_.shard.count > 1
                                 ? " (shard " + std::to_string(flags_.shard.index) + " of " +

@@ -35,8 +35,8 @@
 namespace nanobatch::engine {
 
 struct JobFlags {
-  bool retry_failed = false;
-  manifest::Shard shard;  // recorded in RunStarted (the plan holds only this shard's items)
+  bool retry_failed = false;  // give items in failed.jsonl a fresh set of attempts
+  manifest::Shard shard;      // recorded in RunStarted (the plan holds only this shard's items)
 };
 
 class Job {

@@ -37,7 +37,7 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::In
       if (options_.callbacks && !snapshot->callback_token().empty()) {
         plan_.recover.push_back(index);
       } else {
-        plan_.abandon.push_back(index);
+        plan_.abandon.push_back(item.id);
         plan_.fresh.push_back(index);
       }
       break;
@@ -61,7 +61,7 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::In
                  (!options_.verify_images || download::FileSha256(out_fd_, name) == image.sha256());
       }
       if (!intact) {
-        plan_.refetch.push_back(index);
+        plan_.refetch.push_back(item.id);
         plan_.resume.push_back(index);
       }
       break;

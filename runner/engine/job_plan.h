@@ -32,12 +32,12 @@ struct JobPlan {
   std::vector<std::uint32_t> fresh;    // to submit: never submitted, queued, or retried
   std::vector<std::uint32_t> resume;   // a task to settle, or images to fetch: no new payment
   std::vector<std::uint32_t> recover;  // an intent left open, with a callback token
-  // Intents left open without a way to learn their task: abandoned (possible duplicates) when
-  // the run starts, and submitted again (they are in `fresh` too).
-  std::vector<std::uint32_t> abandon;
-  // Done, but an image is missing or changed on disk: fetched again from its permanent URL when
-  // the run starts (they are in `resume` too).
-  std::vector<std::uint32_t> refetch;
+  // Intents left open without a way to learn their task, by id: abandoned (possible duplicates)
+  // when the run starts, and submitted again (they are in `fresh` too).
+  std::vector<std::string> abandon;
+  // Done, but an image is missing or changed on disk, by id: fetched again from its permanent URL
+  // when the run starts (they are in `resume` too).
+  std::vector<std::string> refetch;
   // Journal items no longer in the manifest (left alone; marked departed when the run starts),
   // and items marked so that are in the manifest again (counted again).
   std::vector<std::string> departed;

@@ -81,7 +81,7 @@ TEST_CASE("job plan: each item goes where the journal says, and nothing is writt
   Planned planned = Plan(path, state, -1, {.callbacks = true});
   REQUIRE(planned.errors.empty());
   CHECK(planned.plan.fresh == std::vector<std::uint32_t>{0, 1});  // new; open (abandoned)
-  CHECK(planned.plan.abandon == std::vector<std::uint32_t>{1});
+  CHECK(planned.plan.abandon == std::vector<std::string>{"open"});
   CHECK(planned.plan.recover == std::vector<std::uint32_t>{2});  // has a callback token
   CHECK(planned.plan.resume == std::vector<std::uint32_t>{3});
   CHECK(planned.plan.departed == std::vector<std::string>{"old"});
@@ -89,7 +89,7 @@ TEST_CASE("job plan: each item goes where the journal says, and nothing is writt
   // Without callbacks an open intent cannot learn its task: abandoned and submitted again.
   Planned plain = Plan(path, state, -1);
   CHECK(plain.plan.recover.empty());
-  CHECK(plain.plan.abandon == std::vector<std::uint32_t>{1, 2});
+  CHECK(plain.plan.abandon == std::vector<std::string>{"open", "hooked"});
   // Given up: submitted again only with --retry-failed.
   Planned retry = Plan(path, state, -1, {.retry_failed = true});
   CHECK(retry.plan.fresh.back() == 4u);
@@ -149,7 +149,7 @@ TEST_CASE("job plan: a finished item whose image is missing is fetched again, no
   CHECK(Plan(path, state, out).plan.refetch.empty());  // intact
   dir.Write("x.png", "abcd");                          // another size
   Planned changed = Plan(path, state, out);
-  CHECK(changed.plan.refetch == std::vector<std::uint32_t>{0});
+  CHECK(changed.plan.refetch == std::vector<std::string>{"x"});
   CHECK(changed.plan.resume == std::vector<std::uint32_t>{0});
   CHECK(changed.plan.fresh.empty());
   ::close(out);

@@ -30,6 +30,14 @@ namespace nanobatch::engine {
 
 using Seconds = std::chrono::duration<double>;
 
+// Seconds (from the config, or computed) as a steady_clock duration for timers.
+inline std::chrono::steady_clock::duration ToDuration(Seconds seconds) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(seconds);
+}
+inline std::chrono::steady_clock::duration ToDuration(double seconds) {
+  return ToDuration(Seconds(seconds));
+}
+
 class PollSchedule {
  public:
   // Recent durations kept per resolution: enough for a stable 99th percentile, few enough to

@@ -35,14 +35,6 @@
 
 namespace nanobatch::engine {
 
-// API responses are small JSON.
-inline constexpr std::size_t kApiBodyLimit = 1 << 20;
-
-inline Clock::duration ToDuration(Seconds seconds) {
-  return std::chrono::duration_cast<Clock::duration>(seconds);
-}
-inline Clock::duration ToDuration(double seconds) { return ToDuration(Seconds(seconds)); }
-
 class Service {
  public:
   // Throws std::runtime_error when the TLS trust store cannot be loaded.

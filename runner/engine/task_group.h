@@ -37,11 +37,6 @@ class TaskGroup {
     if (failure_) std::rethrow_exception(failure_);
   }
 
-  // Waits until fewer than `count` tasks run (a bound on coroutines, when no semaphore applies).
-  boost::asio::awaitable<void> WaitBelow(std::size_t count) {
-    while (running_ >= count) co_await finished_.Wait();
-  }
-
   std::size_t running() const { return running_; }
 
  private:

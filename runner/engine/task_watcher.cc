@@ -13,15 +13,10 @@ namespace {
 namespace net = boost::asio;
 using util::LogWarning;
 
-constexpr std::size_t kApiBodyLimit = 1 << 20;
 // Tokens of finished submissions remembered so that their replays are answered 200 rather than
 // 404 (which a sender might retry for ever). Bounded: a replay older than this gets a 404, which
 // changes nothing either.
 constexpr std::size_t kSettledTokensKept = 65536;
-
-Clock::duration ToDuration(Seconds seconds) {
-  return std::chrono::duration_cast<Clock::duration>(seconds);
-}
 
 bool IsFinal(const api::TaskStatus& status) {
   return status.state == api::TaskStatus::State::kCompleted ||

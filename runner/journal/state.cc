@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "runner/util/fnv.h"
+
 namespace nanobatch::journal {
 namespace {
 
@@ -21,12 +23,8 @@ bool AllImagesDown(const proto::ItemSnapshot& item) {
 }
 
 std::uint64_t HashId(std::string_view id) {
-  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a
-  for (unsigned char c : id) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return hash ^ (hash >> 29);
+  const std::uint64_t hash = util::Fnv1a64(id);
+  return hash ^ (hash >> 29);  // FNV's low bits alone index the table poorly
 }
 
 }  // namespace
@@ -160,10 +158,6 @@ void JournalState::Compact(Slot& slot, std::uint64_t offset) {
   slot.error_code = CodeIndex(item.last_error_code());
   slot.live.reset();
   ++compact_;
-}
-
-void JournalState::MakeCompact(std::string_view id, std::uint64_t offset) {
-  if (auto index = Lookup(id)) Compact(slots_[*index], offset);
 }
 
 void JournalState::MakeCompactAt(std::uint32_t index, std::uint64_t offset) {
@@ -392,8 +386,8 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       const bool finished = snapshot.phase() == proto::ItemSnapshot::DONE ||
                             snapshot.phase() == proto::ItemSnapshot::GAVE_UP;
       // A finished item's own snapshot (Finalize) repeats what is known: it is not done anew.
-      const bool was_done = (slot.live ? slot.live->phase() : slot.phase) ==
-                            proto::ItemSnapshot::DONE;
+      const bool was_done =
+          (slot.live ? slot.live->phase() : slot.phase) == proto::ItemSnapshot::DONE;
       if (!slot.live) {
         slot.live = std::make_unique<proto::ItemSnapshot>();
         --compact_;

@@ -83,9 +83,8 @@ class JournalState {
   std::uint32_t ImagesAt(std::uint32_t index) const;
   std::optional<std::uint32_t> IndexOf(std::string_view id) const;
 
-  // Keeps finished item `id` compact from now on: its current snapshot is the record at
-  // `offset` of the journal. No effect on an item that is not finished.
-  void MakeCompact(std::string_view id, std::uint64_t offset);
+  // Keeps finished item `index` compact from now on: its current snapshot is the record at
+  // `offset` of the journal (compaction moved it there). No effect on an unfinished item.
   void MakeCompactAt(std::uint32_t index, std::uint64_t offset);
   std::size_t compact_items() const { return compact_; }
 

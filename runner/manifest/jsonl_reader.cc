@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runner/manifest/manifest.h"
+#include "runner/util/fnv.h"
 #include "runner/util/input_file.h"
 
 namespace nanobatch::manifest {
@@ -24,14 +25,7 @@ constexpr std::size_t kMaxLineBytes = 4 << 20;
 
 }  // namespace
 
-std::uint64_t LineFingerprint(std::string_view line) {
-  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits
-  for (unsigned char c : line) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
+std::uint64_t LineFingerprint(std::string_view line) { return util::Fnv1a64(line); }
 
 namespace {
 

@@ -1,10 +1,10 @@
 #include "runner/manifest/manifest.h"
 
 #include <algorithm>
-#include <unordered_map>
 #include <utility>
 
 #include "runner/manifest/item_store.h"
+#include "runner/util/fnv.h"
 
 namespace nanobatch::manifest {
 
@@ -45,7 +45,7 @@ std::string ExtraImageOwner(std::string_view id) {
 
 // FNV-1a, then a finaliser (MurmurHash3's) so that every bit of the 32 kept depends on every byte.
 std::uint32_t HashName(std::string_view folded) {
-  std::uint64_t h = LineFingerprint(folded);
+  std::uint64_t h = util::Fnv1a64(folded);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdull;
   h ^= h >> 33;

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "runner/util/fnv.h"
+
 namespace nanobatch::manifest {
 namespace {
 
@@ -15,12 +17,7 @@ std::optional<std::uint32_t> Number(std::string_view text) {
 }  // namespace
 
 std::uint32_t ShardOf(std::string_view id, std::uint32_t count) {
-  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits
-  for (unsigned char c : id) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return count == 0 ? 0 : static_cast<std::uint32_t>(hash % count);
+  return count == 0 ? 0 : static_cast<std::uint32_t>(util::Fnv1a64(id) % count);
 }
 
 std::optional<Shard> ParseShard(std::string_view text, const Getenv& getenv, std::string& error) {

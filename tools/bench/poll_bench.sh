@@ -26,7 +26,7 @@ awk -v n="$items" 'BEGIN { for (i = 0; i < n; i++)
   printf "{\"id\":\"p%d\",\"prompt\":\"poll benchmark prompt %d\"}\n", i, i }' > "$work/manifest.jsonl"
 bazel-bin/tools/fake_api/fake_api --cert "$work/certs/server.pem" --key "$work/certs/server.key" \
   --port 0 --file-port 0 --port-file "$work/ports.json" --pending-ms 0 --processing-ms 4000 \
-  --latency-jitter 0.5 --rate 25 --burst 25 --credits 100000000 ${SIMULATOR_FLAGS:-} \
+  --latency-jitter 0.5 --rate 25 --burst 25 --credits 100000000 \
   2>"$work/fake_api.log" &
 simulator=$!
 for _ in $(seq 100); do [ -s "$work/ports.json" ] && break; sleep 0.1; done
