@@ -9,7 +9,7 @@
 //
 // Memory follows the items that are not finished. A finished item (done or given up) whose
 // snapshot record is in the journal file is kept *compact*: its id, where that record is, and
-// what the totals count (about 60 bytes), not its prompt, URLs and images (about 1.3 KB as a
+// what the totals count (about 70 bytes), not its prompt, URLs and images (about 1.3 KB as a
 // message). Find() reads a compact item's snapshot back through the loader the journal
 // provides; a record applied to a compact item brings it back into memory first.
 //
