@@ -24,6 +24,7 @@ packages=(
   time                     # /usr/bin/time for tools/bench
   curl                     # an independent client for the simulator's tests
   systemd                  # systemd-analyze: the shipped unit is verified and rated in a test
+  prometheus               # promtool: serve's /metrics is checked with Prometheus's own linter
   ca-certificates
 )
 

@@ -108,7 +108,23 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
     return kExitBadInput;
   }
   util::SetLogFormat(*util::ParseLogFormat(config.log.format));
+  util::SetLogLevel(*util::ParseLogLevel(config.log.level));
   return RunCommand(std::move(config), options);
+}
+
+int StartServe(const std::string& config_path) {
+  config::Config config;
+  util::InputErrors errors;
+  if (config::LoadConfigFile(config_path, config, errors)) {
+    ValidateConfig(config, errors, {.require_paths = false, .serve = true});
+  }
+  if (!errors.empty()) {
+    errors.Print(std::cerr);
+    return kExitBadInput;
+  }
+  util::SetLogFormat(*util::ParseLogFormat(config.log.format));
+  util::SetLogLevel(*util::ParseLogLevel(config.log.level));
+  return ServeCommand(std::move(config), config_path);
 }
 
 }  // namespace
@@ -121,6 +137,11 @@ int Main(int argc, char** argv) {
   RunFlags run_flags;
   CLI::App* run = app.add_subcommand("run", "process a manifest to the end, resumably");
   AddRunFlags(*run, run_flags);
+
+  std::string serve_config;
+  CLI::App* serve = app.add_subcommand(
+      "serve", "the daemon: jobs from a spool directory, an HTTP jobs API, Prometheus metrics");
+  serve->add_option("--config", serve_config, "YAML config file with a serve: section")->required();
 
   std::string status_out;
   bool status_json = false;
@@ -150,6 +171,7 @@ int Main(int argc, char** argv) {
 
   if (*validate) return ValidateCommand(validate_manifest, validate_config);
   if (*status) return StatusCommand(status_out, status_json);
+  if (*serve) return StartServe(serve_config);
   return StartRun(*run, run_flags);
 }
 

@@ -30,6 +30,10 @@ struct RunOptions {
 // `nanobatch run`: `config` already holds the file's values and the overrides.
 int RunCommand(config::Config config, const RunOptions& options);
 
+// `nanobatch serve --config FILE`: the daemon (interface.md "serve"); `config` holds the file's
+// values, validated.
+int ServeCommand(config::Config config, const std::string& config_path);
+
 // `nanobatch status --out DIR [--json]`.
 int StatusCommand(const std::string& out_dir, bool json);
 

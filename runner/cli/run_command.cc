@@ -1,15 +1,13 @@
 #include <iostream>
 #include <stdexcept>
 #include <string_view>
-#include <unordered_map>
-#include <vector>
+#include <variant>
 
 #include "runner/cli/commands.h"
 #include "runner/config/api_key.h"
 #include "runner/engine/engine.h"
+#include "runner/engine/job_inputs.h"
 #include "runner/http/client.h"
-#include "runner/journal/journal.h"
-#include "runner/manifest/item_store.h"
 #include "runner/util/log.h"
 #include "runner/util/server_text.h"
 #include "runner/version.h"
@@ -30,39 +28,24 @@ int RunCommand(config::Config config, const RunOptions& options) {
     return kExitBadInput;
   }
 
-  std::string error;
-  journal::OpenFailure failure = journal::OpenFailure::kNone;
-  auto journal = journal::Journal::Open(config.out, {.salvage = options.salvage}, error, &failure);
-  if (!journal) {
-    util::LogError(error);
-    // A lock held by another runner, a corrupt journal or an --out that is not a directory
-    // needs the user (2); a disk problem is resumable once space or permissions are fixed (3).
-    // Nothing was submitted either way.
-    return failure == journal::OpenFailure::kIo ? kExitStoppedResumable : kExitBadInput;
+  auto opened = engine::OpenJobInputs({.plan = {.manifest = config.manifest,
+                                                .out = config.out,
+                                                .callbacks = !config.callbacks.public_url.empty(),
+                                                .retry_failed = options.retry_failed,
+                                                .verify_images = options.verify_images,
+                                                .shard = options.shard},
+                                       .defaults = config.defaults,
+                                       .salvage = options.salvage},
+                                      errors);
+  if (auto* failure = std::get_if<engine::JobInputsFailure>(&opened)) {
+    if (!failure->message.empty()) util::LogError(failure->message);
+    if (!errors.empty()) {
+      errors.Print(std::cerr);
+      std::cerr << "nanobatch: nothing was submitted\n";
+    }
+    return failure->exit_code;
   }
-  for (const std::string& warning : journal->recovery().warnings) util::LogWarning(warning);
-
-  // One pass over the manifest validates every item and plans each one from the journal; the
-  // items themselves are not kept (the store re-reads each when its turn comes).
-  engine::JobPlanner planner(journal->state(), journal->dir().fd(),
-                             {.manifest = config.manifest,
-                              .out = config.out,
-                              .callbacks = !config.callbacks.public_url.empty(),
-                              .retry_failed = options.retry_failed,
-                              .verify_images = options.verify_images,
-                              .shard = options.shard});
-  std::unique_ptr<manifest::ItemStore> store = manifest::ItemStore::Open(
-      config.manifest, config.defaults,
-      [&](manifest::Item&& item, std::uint32_t index) { planner.Visit(item, index, errors); },
-      errors);
-  if (errors.empty()) planner.Finish(*store, errors);
-  if (!errors.empty()) {
-    errors.Print(std::cerr);
-    std::cerr << "nanobatch: nothing was submitted\n";
-    return kExitBadInput;
-  }
-
-  store->ReleaseNameIndex();  // validated and planned: the run needs items by index only
+  engine::JobInputs& inputs = std::get<engine::JobInputs>(opened);
 
   // From here on, whatever a server sends back is scrubbed of the key before it is printed or
   // stored (util::ServerText), and every log line is too.
@@ -70,8 +53,11 @@ int RunCommand(config::Config config, const RunOptions& options) {
   util::LogInfo("nanobatch " + std::string(kVersion) + ": API key from " + key->source +
                 "; output in " + config.out);
   // An exception escaping the engine is a bug: main reports it and exits 70.
-  return engine::RunEngine(config, key->value, *store, planner.Take(), *journal,
-                           {.retry_failed = options.retry_failed, .shard = options.shard});
+  return engine::RunEngine(config, key->value, *inputs.store, std::move(inputs.plan),
+                           *inputs.journal,
+                           {.retry_failed = options.retry_failed,
+                            .shard = options.shard,
+                            .manifest_path = config.manifest});
 }
 
 }  // namespace nanobatch::cli

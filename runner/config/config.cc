@@ -181,6 +181,17 @@ const std::map<std::string, Setter>& KeyTable() {
       {"log.progress_interval_s",
        Number([](Config& c) -> double& { return c.log.progress_interval_s; })},
       {"log.format", String([](Config& c) -> std::string& { return c.log.format; })},
+      {"log.level", String([](Config& c) -> std::string& { return c.log.level; })},
+      {"serve.spool_dir", String([](Config& c) -> std::string& { return c.serve.spool_dir; })},
+      {"serve.listen", String([](Config& c) -> std::string& { return c.serve.listen; })},
+      {"serve.token_file", String([](Config& c) -> std::string& { return c.serve.token_file; })},
+      {"serve.max_jobs",
+       WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& { return c.serve.max_jobs; })},
+      {"serve.scan_interval_s",
+       Number([](Config& c) -> double& { return c.serve.scan_interval_s; })},
+      {"serve.max_manifest_bytes", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
+         return c.serve.max_manifest_bytes;
+       })},
       {"defaults.resolution",
        ItemValue([](Config& c) -> std::string& { return c.defaults.resolution; },
                  manifest::CheckResolution)},
@@ -240,7 +251,11 @@ bool IsLoopbackHost(std::string_view host) {
 // The API must reach public_url over https (an http URL would carry the callback tokens in the
 // clear), except on loopback (tests); the receiver listens on an IP address and port.
 template <typename Report>
-void ValidateCallbacks(const CallbacksConfig& callbacks, Report& report) {
+void ValidateCallbacks(const CallbacksConfig& callbacks, Report& report, bool serve) {
+  if (serve && !callbacks.listen.empty()) {
+    report("callbacks.listen", "is not used by serve: the webhooks share serve.listen");
+    return;
+  }
   if (callbacks.public_url.empty()) {
     if (!callbacks.listen.empty()) {
       report("callbacks.listen", "needs callbacks.public_url (--callback-url) too");
@@ -259,6 +274,7 @@ void ValidateCallbacks(const CallbacksConfig& callbacks, Report& report) {
            "must be an https URL (http only for a loopback host): the API sends the callback "
            "token in it");
   }
+  if (serve) return;
   if (callbacks.listen.empty()) {
     report("callbacks.listen", "is required with callbacks.public_url (--callback-listen)");
     return;
@@ -402,7 +418,21 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
   if (!util::ParseLogFormat(config.log.format)) {
     report("log.format", "\"" + config.log.format + "\" is not auto, text, json or journal");
   }
-  ValidateCallbacks(config.callbacks, report);
+  if (!util::ParseLogLevel(config.log.level)) {
+    report("log.level", "\"" + config.log.level + "\" is not debug, info, warning or error");
+  }
+  ValidateCallbacks(config.callbacks, report, options.serve);
+  if (options.serve) {
+    if (config.serve.spool_dir.empty()) report("serve.spool_dir", "is required by serve");
+    const auto colon = config.serve.listen.rfind(':');
+    if (colon == std::string::npos || !http::ParseHostPort(config.serve.listen)) {
+      report("serve.listen",
+             "\"" + config.serve.listen + "\" is not IP:PORT (for example 127.0.0.1:8750)");
+    }
+    whole("serve.max_jobs", config.serve.max_jobs, 1, 1'000);
+    seconds("serve.scan_interval_s", config.serve.scan_interval_s, kHour);
+    whole("serve.max_manifest_bytes", config.serve.max_manifest_bytes, 1024, 1ull << 32);
+  }
   seconds("callbacks.safety_poll_s", config.callbacks.safety_poll_s, kDay);
   seconds("callbacks.reveal_wait_s", config.callbacks.reveal_wait_s, kDay);
   for (const auto& [resolution, credits] : config.api.prices) {

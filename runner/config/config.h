@@ -82,6 +82,18 @@ struct LogConfig {
   double progress_interval_s = 10.0;  // summary line period when stderr is not a terminal
   // auto (journal priority prefixes under systemd, else text), text, json or journal.
   std::string format = "auto";
+  // debug, info, warning or error: lines below it are not written (prompts only at debug).
+  std::string level = "info";
+};
+
+// `nanobatch serve` (interface.md "serve"): the spool, the HTTP listener, the jobs API.
+struct ServeConfig {
+  std::string spool_dir;                  // inbox/, jobs/, done/, failed/; required by serve
+  std::string listen = "127.0.0.1:8750";  // /healthz /readyz /metrics /jobs and the webhooks
+  std::string token_file;                 // POST /jobs bearer token; empty: POST /jobs refused
+  std::uint32_t max_jobs = 2;             // jobs running at once
+  double scan_interval_s = 1.0;           // how often inbox/ is looked at
+  std::uint64_t max_manifest_bytes = 64ull << 20;  // the body of POST /jobs
 };
 
 // Where a setting's value came from, so that an error points at the right place.
@@ -102,6 +114,7 @@ struct Config {
   RetryConfig retry;
   CallbacksConfig callbacks;
   LogConfig log;
+  ServeConfig serve;
   manifest::ItemDefaults defaults;
 
   // Dotted key -> where it was set; keys left at their default are absent.
@@ -125,6 +138,7 @@ void ApplyFlag(Config& config, const std::string& key, const std::string& flag,
 
 struct ValidateOptions {
   bool require_paths = true;  // manifest and out must be set (run); validate checks only the rest
+  bool serve = false;         // serve: spool_dir required; webhooks share serve.listen
 };
 
 // Checks the ranges and the relations between settings (after overrides). Each error names the

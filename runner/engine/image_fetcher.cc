@@ -97,6 +97,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       continue;
     }
     const auto& outcome = std::get<http::DownloadOutcome>(result);
+    service_.counters().download_bytes += outcome.bytes;
     if (outcome.status != 200) {
       if (outcome.status >= 500 || outcome.status == 429) continue;
       recorder_.RecordGaveUp(run, "download_failed",

@@ -1,6 +1,5 @@
 #include "runner/engine/job.h"
 
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <cstdio>
@@ -8,7 +7,6 @@
 
 #include "runner/fs/output_dir.h"
 #include "runner/util/log.h"
-#include "runner/util/service_notify.h"
 #include "runner/version.h"
 
 namespace nanobatch::engine {
@@ -31,7 +29,11 @@ Job::Job(Service& service, const manifest::ItemStore& store, JobPlan plan,
       fetcher_(service, recorder_),
       items_(service.executor()),
       background_(service.executor()),
-      progress_stop_(service.executor()) {}
+      progress_stop_(service.executor()) {
+  service_.AddJournal(journal_);  // its credits count against the service's budget from now on
+}
+
+Job::~Job() { service_.RemoveJournal(journal_); }
 
 // ---------------------------------------------------------------------------------------------
 // Scheduling: one lifecycle per item, at most max_in_flight items holding a slot at once.
@@ -100,12 +102,12 @@ net::awaitable<void> Job::SubmitLoop() {
       }
       // Hold the credits here, synchronously, so that no two items can both pass the budget
       // check with the same credits.
-      const Ledger::Hold hold = service_.ledger().TryHold(run->price, recorder_.DurableCredits());
+      const Ledger::Hold hold = service_.ledger().TryHold(run->price, service_.DurableCredits());
       if (hold == Ledger::Hold::kHeld) break;
       slots.Release();
       if (hold == Ledger::Hold::kExhausted) {
         service_.StopSubmitting(StopReason::kBudget,
-                                std::to_string(recorder_.DurableCredits().spent) + " of " +
+                                std::to_string(service_.DurableCredits().spent) + " of " +
                                     std::to_string(*service_.ledger().budget()) + " credits spent");
         co_return;
       }
@@ -191,8 +193,12 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
     service_.watcher().Bind(token, task_id);
   }
   // A named argument: GCC 12 destroys a braced temporary passed to a coroutine twice.
-  WatchedTask watched{.task_id = task_id, .resolution = run.item.resolution, .resumed = resumed};
+  WatchedTask watched{.task_id = task_id,
+                      .resolution = run.item.resolution,
+                      .resumed = resumed,
+                      .poll_counter = &polls_};
   const TaskVerdict verdict = co_await service_.watcher().Await(std::move(watched));
+  settled_by_callback_ += verdict.by_callback;
   if (verdict.kind != TaskVerdict::Kind::kOpen && !token.empty()) service_.watcher().Forget(token);
   // `credits_unknown`: the task's charge is unknown (it vanished), so its credits stay spent.
   auto record_failed = [&](const std::string& code, const std::string& message,
@@ -295,7 +301,7 @@ net::awaitable<bool> Job::RecordPlan() {
   }
   proto::Record record;
   auto* started = record.mutable_run_started();
-  started->set_manifest_path(config_.manifest);
+  started->set_manifest_path(flags_.manifest_path);
   started->set_manifest_items(plan_.items);
   started->set_shard_index(flags_.shard.index);
   started->set_shard_count(flags_.shard.count);
@@ -312,21 +318,27 @@ net::awaitable<bool> Job::RecordPlan() {
   co_return true;
 }
 
-std::string Job::ProgressLine() const {
+std::uint64_t Job::queued() const {
   // The journal counts the manifest's items it knows (departed items apart); the rest are
   // queued. Counters, not a walk over a million items, every second.
   const journal::Totals& totals = journal_.state().totals();
+  const std::uint64_t known =
+      totals.done + totals.gave_up + totals.intent + totals.submitted + totals.completed;
+  return plan_.items > known ? plan_.items - known : 0;
+}
+
+std::string Job::ProgressLine() const {
+  const journal::Totals& totals = journal_.state().totals();
   const std::uint64_t done = totals.done, failed = totals.gave_up;
   const std::uint64_t in_flight = totals.intent + totals.submitted + totals.completed;
-  const std::uint64_t known = done + failed + in_flight;
-  const std::uint64_t queued = plan_.items > known ? plan_.items - known : 0;
+  const std::uint64_t queued = this->queued();
   const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
   const double rate = elapsed > 0 ? submitter_.sent() / elapsed : 0;
   const double done_rate = elapsed > 0 ? fetcher_.done() / elapsed : 0;
   std::ostringstream line;
   line.precision(2);
-  line << std::fixed << "progress: " << done << " done, " << failed << " failed, " << in_flight
-       << " in flight, " << queued << " queued; " << rate << " submits/s; credits "
+  line << std::fixed << Prefix() << "progress: " << done << " done, " << failed << " failed, "
+       << in_flight << " in flight, " << queued << " queued; " << rate << " submits/s; credits "
        << totals.credits_spent << " spent + " << totals.credits_reserved + service_.ledger().held()
        << " reserved";
   if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
@@ -341,7 +353,6 @@ net::awaitable<void> Job::Progress() {
   const auto period =
       terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
   while (!co_await progress_stop_.WaitFor(period)) {
-    util::NotifyService("STATUS=" + ProgressLine());
     // A long run's journal is compacted as it goes (Compact is synchronous: no record can slip
     // in between the snapshot and the switch to the new file).
     std::string error;
@@ -363,14 +374,6 @@ net::awaitable<void> Job::Progress() {
   }
 }
 
-net::awaitable<void> Job::Watchdog(Clock::duration interval) {
-  while (true) {
-    const bool stopped = co_await progress_stop_.WaitFor(interval);
-    if (stopped) co_return;
-    util::NotifyService("WATCHDOG=1");
-  }
-}
-
 int Job::ExitCode() const {
   const StopReason reason = service_.stop_reason();
   if (reason == StopReason::kAuth) return 4;
@@ -385,7 +388,7 @@ int Job::ExitCode() const {
 void Job::Report(int exit_code) {
   const journal::Totals& totals = journal_.state().totals();
   const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
-  const std::uint64_t polls = service_.watcher().stats().polls;
+  const std::uint64_t polls = polls_;
   const double polls_per_task = tasks_settled_ > 0 ? double(polls) / tasks_settled_ : 0;
   const double rate = seconds > 0 ? fetcher_.done() / seconds : 0;
   boost::json::object failures;
@@ -405,6 +408,7 @@ void Job::Report(int exit_code) {
       {"failed_by_code", std::move(failures)},
       {"credits_spent", totals.credits_spent},
       {"credits_reserved", totals.credits_reserved},
+      {"credits_refunded", credits_refunded_},
       {"budget_credits", config_.limits.budget_credits
                              ? boost::json::value(*config_.limits.budget_credits)
                              : boost::json::value(nullptr)},
@@ -419,20 +423,21 @@ void Job::Report(int exit_code) {
            {"tasks_settled", tasks_settled_},
            {"polls", polls},
            {"polls_per_task", polls_per_task},
-           {"settled_by_callback", service_.watcher().stats().settled_by_callback},
+           {"settled_by_callback", settled_by_callback_},
            {"credits_refunded", credits_refunded_},
        }},
   };
   std::string error;
+  report_ = report;
   if (!fs::WriteFileAtomically(journal_.dir().fd(), "report.json",
                                boost::json::serialize(report) + "\n", error)) {
     LogWarning("cannot write report.json: " + error);
   }
   std::ostringstream line;
   line.precision(2);
-  line << std::fixed << "report: " << totals.done << " done, " << totals.gave_up << " failed"
-       << (failure_text.empty() ? "" : " (" + failure_text + ")") << " of " << plan_.items
-       << "; credits " << totals.credits_spent << " spent, " << credits_refunded_
+  line << std::fixed << Prefix() << "report: " << totals.done << " done, " << totals.gave_up
+       << " failed" << (failure_text.empty() ? "" : " (" + failure_text + ")") << " of "
+       << plan_.items << "; credits " << totals.credits_spent << " spent, " << credits_refunded_
        << " refunded this run; " << seconds << " s, " << rate << " items/s, " << polls_per_task
        << " polls per task";
   LogInfo(line.str());
@@ -450,7 +455,7 @@ net::awaitable<int> Job::Run() {
                                       std::to_string(flags_.shard.count) + " of " +
                                       std::to_string(store_.size()) + ")"
                                 : "";
-  LogInfo("run: " + std::to_string(plan_.items) + " items" + shard + "; " +
+  LogInfo(Prefix() + "run: " + std::to_string(plan_.items) + " items" + shard + "; " +
           std::to_string(plan_.fresh.size()) + " to submit, " +
           std::to_string(plan_.resume.size() + plan_.recover.size()) + " to resume; " +
           std::to_string(totals.credits_spent) + " credits spent so far" +
@@ -458,40 +463,26 @@ net::awaitable<int> Job::Run() {
                ? " of a budget of " + std::to_string(*config_.limits.budget_credits)
                : std::string()));
 
-  std::string error;
-  if (!service_.StartReceiver(background_, error)) {
-    LogError(error);
-    co_return 5;
-  }
-  net::signal_set signals(service_.executor(), SIGINT, SIGTERM, SIGHUP);
-  service_.WatchSignals(signals);
-
-  if (auto interval = util::WatchdogInterval()) background_.Spawn(Watchdog(*interval));
-  co_await service_.LogBalance();
-  util::NotifyService("READY=1\nSTATUS=" + ProgressLine());
   background_.Spawn(Progress());
   if (!service_.halted()) items_.Spawn(SubmitLoop());
   co_await items_.Join();
   progress_stop_.Notify();
-  service_.StopReceiver();
   co_await background_.Join();
-  signals.cancel();
-  service_.CancelGraceTimer();
 
-  util::NotifyService("STOPPING=1");
+  std::string error;
   co_await recorder_.Commit();
   if (!journal_.failed() && !journal_.MaybeCompact(error) && !error.empty()) {
-    LogWarning("journal compaction skipped: " + error);
+    LogWarning(Prefix() + "journal compaction skipped: " + error);
   }
   if (!recorder_.outputs().Rewrite(journal_.state(), error)) {
-    LogError("cannot write the output files: " + error);
+    LogError(Prefix() + "cannot write the output files: " + error);
   }
 
   const int exit_code = ExitCode();
   const StopReason reason = service_.stop_reason();
   LogInfo(ProgressLine());
   Report(exit_code);
-  LogInfo("run ended (exit " + std::to_string(exit_code) + ")" +
+  LogInfo(Prefix() + "run ended (exit " + std::to_string(exit_code) + ")" +
           (reason != StopReason::kNone ? std::string(": ") + Describe(reason) : "") +
           "; possible duplicate submissions so far: " +
           std::to_string(journal_.state().totals().possible_duplicates));

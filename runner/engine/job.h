@@ -16,6 +16,7 @@
 //   int exit_code = co_await job.Run();
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,16 +38,31 @@ namespace nanobatch::engine {
 struct JobFlags {
   bool retry_failed = false;  // give items in failed.jsonl a fresh set of attempts
   manifest::Shard shard;      // recorded in RunStarted (the plan holds only this shard's items)
+  std::string manifest_path;  // recorded in RunStarted
+  std::string name;           // serve's job name, prefixed to the job's log lines; empty for run
 };
 
 class Job {
  public:
   Job(Service& service, const manifest::ItemStore& store, JobPlan plan, journal::Journal& journal,
       JobFlags flags);
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
 
   // The whole job: what the plan implies is recorded, then every item runs; returns the exit
-  // status of interface.md (0, 1, 3, 4 or 5).
+  // status of interface.md (0, 1, 3, 4 or 5). The process around it (signals, systemd, the
+  // webhook receiver, the first balance query) is the host's: RunEngine's or the daemon's.
   boost::asio::awaitable<int> Run();
+
+  // One line: done, failed, in flight, queued, rate, credits, ETA.
+  std::string ProgressLine() const;
+  // Items of the plan not yet known to the journal (nor departed).
+  std::uint64_t queued() const;
+  std::uint64_t items() const { return plan_.items; }
+  const journal::Journal& journal() const { return journal_; }
+  // The report written at the end of Run() (report.json's content); empty before.
+  const boost::json::object& report() const { return report_; }
 
  private:
   enum class Entry { kSubmit, kResume, kRecover };
@@ -62,10 +78,8 @@ class Job {
   // Records what the plan implies before anything is sent; false if the journal failed.
   boost::asio::awaitable<bool> RecordPlan();
   boost::asio::awaitable<void> Progress();
-  // WATCHDOG=1 every half WatchdogSec=, from the loop itself (a stalled loop stops pinging).
-  boost::asio::awaitable<void> Watchdog(Clock::duration interval);
-  std::string ProgressLine() const;
   int ExitCode() const;
+  std::string Prefix() const { return flags_.name.empty() ? "" : "job " + flags_.name + ": "; }
   // The job's report: <out>/report.json and one log line (done, failed by code, credits spent
   // and refunded, duration, mean rate, polls per task).
   void Report(int exit_code);
@@ -86,6 +100,9 @@ class Job {
   std::int64_t started_unix_ = 0;
   std::uint64_t tasks_settled_ = 0;     // completed or failed verdicts this run
   std::uint64_t credits_refunded_ = 0;  // failed tasks this run (api.md: refunded)
+  std::uint64_t polls_ = 0;             // this job's polls (the watcher counts the service's)
+  std::uint64_t settled_by_callback_ = 0;
+  boost::json::object report_;
 };
 
 }  // namespace nanobatch::engine

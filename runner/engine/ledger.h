@@ -8,8 +8,8 @@
 // *spent* (a task, or a submission of unknown fate) or given back (a failed task is refunded,
 // an answer said no task was created). The journal's totals are the durable part; the ledger
 // adds what is held in memory, so that no two items can pass the budget with the same credits.
-// Pure arithmetic: the durable totals are passed in by the caller (one job's journal now; the
-// sum over the jobs of a service later).
+// Pure arithmetic: the durable totals are passed in by the caller (Service::DurableCredits: the
+// sum over the journals of every job on the service, and what finished jobs spent).
 //
 // Example:
 //   Ledger ledger(/*budget=*/1000);
@@ -46,6 +46,8 @@ class Ledger {
 
   std::uint64_t held() const { return held_; }
   const std::optional<std::uint64_t>& budget() const { return budget_; }
+  // serve's SIGHUP reload: held credits stay held; the next TryHold checks the new budget.
+  void set_budget(std::optional<std::uint64_t> budget) { budget_ = budget; }
 
  private:
   std::optional<std::uint64_t> budget_;

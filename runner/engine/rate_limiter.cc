@@ -1,12 +1,12 @@
 #include "runner/engine/rate_limiter.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 namespace nanobatch::engine {
 
 RateLimiter::RateLimiter(boost::asio::any_io_executor executor, double rate, double burst)
-    : executor_(executor),
-      bucket_(rate, burst, ratelimit::Clock::now()),
-      turn_(executor, 1),
-      closed_(executor) {}
+    : executor_(executor), bucket_(rate, burst, ratelimit::Clock::now()), turn_(executor, 1) {}
 
 boost::asio::awaitable<bool> RateLimiter::Acquire(util::StopSignal* stop) {
   if (is_closed_ || !co_await turn_.Acquire(stop)) co_return false;
@@ -17,10 +17,19 @@ boost::asio::awaitable<bool> RateLimiter::Acquire(util::StopSignal* stop) {
       bucket_.Take(now);
       break;
     }
-    // A 429 seen meanwhile may lengthen the wait: recompute after every wake-up. The one in
-    // line sleeps; a stop of its own kind wakes it at once and passes the turn on.
-    const bool stopped = stop != nullptr ? co_await stop->SleepFor(wait) : false;
-    if (stopped || (stop == nullptr && co_await closed_.WaitFor(wait)) || is_closed_) {
+    // A 429 or a reload seen meanwhile changes the wait: recompute after every wake-up. The one
+    // in line sleeps on a timer that a reload or Close() cancels; a stop of its own kind wakes it
+    // at once and passes the turn on.
+    boost::asio::steady_timer timer(executor_, wait);
+    sleeping_ = &timer;
+    bool stopped = false;
+    if (stop != nullptr) {
+      stopped = co_await stop->SleepOn(timer);
+    } else {
+      co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    sleeping_ = nullptr;
+    if (stopped || is_closed_) {
       turn_.Release();
       co_return false;
     }
@@ -38,10 +47,15 @@ void RateLimiter::OnRateLimited(std::optional<double> retry_after_s) {
   bucket_.OnRateLimited(ratelimit::Clock::now(), pause);
 }
 
+void RateLimiter::Reconfigure(double rate, double burst) {
+  bucket_.Reconfigure(rate, burst, ratelimit::Clock::now());
+  if (sleeping_ != nullptr) sleeping_->cancel();
+}
+
 void RateLimiter::Close() {
   is_closed_ = true;
   turn_.Close();
-  closed_.Notify();
+  if (sleeping_ != nullptr) sleeping_->cancel();
 }
 
 }  // namespace nanobatch::engine

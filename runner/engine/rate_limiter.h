@@ -9,6 +9,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <optional>
 
 #include "runner/ratelimit/token_bucket.h"
@@ -25,14 +26,20 @@ class RateLimiter {
   // the signals too (the engine's halt does both).
   boost::asio::awaitable<bool> Acquire(util::StopSignal* stop = nullptr);
   void OnRateLimited(std::optional<double> retry_after_s);
+  // A new rate and burst from now on (serve's SIGHUP reload); the waiter in line recomputes its
+  // wait at once.
+  void Reconfigure(double rate, double burst);
+  double configured_rate() const { return bucket_.configured_rate(); }
+  double current_rate() const { return bucket_.current_rate(); }
+  double tokens() const { return bucket_.tokens(); }
   void Close();
 
  private:
   boost::asio::any_io_executor executor_;
   ratelimit::TokenBucket bucket_;
   util::AsyncSemaphore turn_;
-  util::AsyncEvent closed_;
   bool is_closed_ = false;
+  boost::asio::steady_timer* sleeping_ = nullptr;  // the timer of the waiter in line, if asleep
 };
 
 }  // namespace nanobatch::engine

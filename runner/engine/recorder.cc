@@ -23,14 +23,17 @@ net::awaitable<bool> Recorder::Commit() {
   // Let every coroutine that is ready append first, then write them all with one fdatasync.
   co_await net::post(service_.executor(), net::use_awaitable);
   std::string error;
+  const auto sync_started = Clock::now();
   const bool ok = journal_.Sync(error);
+  service_.counters().journal_sync_seconds.Observe(
+      std::chrono::duration<double>(Clock::now() - sync_started).count());
   flushing_ = false;
   flushed_.Notify();
   // Every change of reserved or spent credits is followed by a commit: a submit loop waiting
   // for credits to come back re-checks now.
   service_.NotifyBudgetChanged();
   if (!ok) {
-    service_.Halt(StopReason::kDisk, error + "; free space in " + service_.config().out +
+    service_.Halt(StopReason::kDisk, error + "; free space in " + journal_.dir().path() +
                                          " (or fix its permissions) and run the same command "
                                          "again");
   }

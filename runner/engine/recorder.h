@@ -29,11 +29,6 @@ class Recorder {
     return journal_.state().Find(run.item.id);
   }
   journal::Journal& journal() { return journal_; }
-  // What the journal counts, for the ledger's budget check.
-  Ledger::Durable DurableCredits() const {
-    const journal::Totals& totals = journal_.state().totals();
-    return {totals.credits_spent, totals.credits_reserved};
-  }
   output::OutputFiles& outputs() { return outputs_; }
 
   // The intent is recorded once the rate limiter lets its POST go: a crash can then leave open

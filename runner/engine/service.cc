@@ -30,6 +30,8 @@ Service::Service(net::any_io_executor executor, const config::Config& config,
               // bounds how many submits share one journal commit: 32 keeps group commits
               // large without many idle TLS connections.
               .max_connections_per_host = std::max<std::size_t>(32, config.limits.max_downloads),
+              .on_response = [this](bool is_post, const std::string& target,
+                                    int status) { CountApiResponse(is_post, target, status); },
           }),
       limiter_(executor_, config.limits.rate, config.limits.burst),
       ledger_(config.limits.budget_credits),
@@ -66,6 +68,42 @@ http::Request Service::ApiRequest(http::Request::Method method, std::string targ
   request.headers.push_back({"Authorization", authorization_});
   request.body = std::move(body);
   return request;
+}
+
+void Service::CountApiResponse(bool is_post, const std::string& target, int status) {
+  const char* endpoint = is_post                             ? "submit"
+                         : target.starts_with("/v1/tasks")   ? "query"
+                         : target.starts_with("/v1/credits") ? "credits"
+                                                             : "other";
+  ++counters_.api_requests[{endpoint, status}];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credits and limits
+
+Ledger::Durable Service::DurableCredits() const {
+  Ledger::Durable durable{credits_of_other_jobs_, 0};
+  for (const journal::Journal* journal : journals_) {
+    durable.spent += journal->state().totals().credits_spent;
+    durable.reserved += journal->state().totals().credits_reserved;
+  }
+  return durable;
+}
+
+void Service::ApplyLimits() {
+  limiter_.Reconfigure(config_.limits.rate, config_.limits.burst);
+  ledger_.set_budget(config_.limits.budget_credits);
+  const Ledger::Durable durable = DurableCredits();
+  const bool room =
+      !config_.limits.budget_credits ||
+      durable.spent + durable.reserved + ledger_.held() < *config_.limits.budget_credits;
+  if (!halted_ && submitting_stopped_ && stop_reason_ == StopReason::kBudget && room) {
+    LogInfo("the budget leaves room again: submitting resumes");
+    submitting_stopped_ = false;
+    stop_reason_ = StopReason::kNone;
+    no_new_submissions_.Rearm();
+  }
+  NotifyBudgetChanged();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,18 +266,6 @@ net::awaitable<void> Service::LogBalance() {
   } else {
     LogInfo("credit balance: not reported (HTTP " + std::to_string(response.status) + ")");
   }
-}
-
-void Service::WatchSignals(net::signal_set& signals) {
-  signals.async_wait([this, &signals](boost::system::error_code error, int signal) {
-    if (error) return;  // cancelled at the end of the run
-    if (signal == SIGHUP) {
-      LogInfo("SIGHUP received: ignored by run (it goes on; SIGTERM or SIGINT stop it)");
-      WatchSignals(signals);
-      return;
-    }
-    Halt(StopReason::kSignal, signal == SIGINT ? "SIGINT" : "SIGTERM");
-  });
 }
 
 }  // namespace nanobatch::engine

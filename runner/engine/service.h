@@ -19,8 +19,11 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "runner/config/config.h"
 #include "runner/engine/ledger.h"
@@ -30,10 +33,23 @@
 #include "runner/engine/task_watcher.h"
 #include "runner/http/client.h"
 #include "runner/http/server.h"
+#include "runner/journal/journal.h"
+#include "runner/metrics/exposition.h"
 #include "runner/ratelimit/backoff.h"
 #include "runner/util/async.h"
 
 namespace nanobatch::engine {
+
+// What the service accumulates for /metrics; everything else there is read from live state
+// (journal totals, the limiter, the semaphores) when scraped.
+struct ServiceCounters {
+  // (endpoint, HTTP status; 0: no response) -> API requests. Endpoints: submit, query, credits.
+  std::map<std::pair<std::string, int>, std::uint64_t> api_requests;
+  std::uint64_t download_bytes = 0;
+  // One fdatasync of a journal's group commit: what every recorded step waits for.
+  metrics::Histogram journal_sync_seconds{
+      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
+};
 
 class Service {
  public:
@@ -52,9 +68,28 @@ class Service {
   ratelimit::Backoff& backoff() { return backoff_; }
   ratelimit::RetryBudget& retry_budget() { return retry_budget_; }
   const http::Endpoint& api_endpoint() const { return api_endpoint_; }
+  ServiceCounters& counters() { return counters_; }
+  // Read-only views for /metrics and status lines.
+  const ServiceCounters& counters() const { return counters_; }
+  const RateLimiter& limiter() const { return limiter_; }
+  const Ledger& ledger() const { return ledger_; }
+  const TaskWatcher& watcher() const { return watcher_; }
+  std::size_t in_flight_available() const { return in_flight_.available(); }
+  std::size_t downloads_available() const { return downloads_.available(); }
   // A request to the API: its base URL, the credentials.
   http::Request ApiRequest(http::Request::Method method, std::string target,
                            std::string body) const;
+
+  // --- credits of every job ----------------------------------------------------------------------
+  // The ledger's budget check counts the journals of every job on this service (each Job adds
+  // its own while it runs) plus what jobs no longer running spent (serve persists that).
+  void AddJournal(const journal::Journal& journal) { journals_.push_back(&journal); }
+  void RemoveJournal(const journal::Journal& journal) { std::erase(journals_, &journal); }
+  void set_credits_of_other_jobs(std::uint64_t credits) { credits_of_other_jobs_ = credits; }
+  Ledger::Durable DurableCredits() const;
+  // The config's limits and budget changed (serve's SIGHUP): the limiter and the ledger take
+  // them from now on, and a budget stop lifts if the new budget leaves room.
+  void ApplyLimits();
 
   // --- stopping --------------------------------------------------------------------------------
   // No more submissions; the tasks in flight finish. A budget stop lets the submissions already
@@ -101,24 +136,24 @@ class Service {
   // Binds callbacks.listen and starts the receiver in `background` (no-op without callbacks).
   bool StartReceiver(TaskGroup& background, std::string& error);
   void StopReceiver() { receiver_stop_.Trigger(); }
+  // One request to the receiver (its own listener, or serve's shared one).
+  http::Reply OnReceiverRequest(const http::IncomingRequest& request);
 
   // --- start and signals
   // ---------------------------------------------------------------------------- Logs the account's
   // balance (advisory); a certificate or credential problem stops here, before anything is paid.
   boost::asio::awaitable<void> LogBalance();
-  // SIGINT and SIGTERM halt; SIGHUP is logged and ignored (a terminal that closes must not kill
-  // an overnight run).
-  void WatchSignals(boost::asio::signal_set& signals);
   void CancelGraceTimer() { grace_timer_.cancel(); }
 
  private:
   static TaskWatcherOptions WatcherOptions(const config::Config& config);
-  http::Reply OnReceiverRequest(const http::IncomingRequest& request);
+  void CountApiResponse(bool is_post, const std::string& target, int status);
 
   boost::asio::any_io_executor executor_;
   const config::Config& config_;
   const std::string authorization_;
   http::Endpoint api_endpoint_;
+  ServiceCounters counters_;
   http::Client client_;
   RateLimiter limiter_;
   Ledger ledger_;
@@ -135,6 +170,8 @@ class Service {
   std::optional<http::Server> receiver_;
   util::StopSignal receiver_stop_;
 
+  std::vector<const journal::Journal*> journals_;
+  std::uint64_t credits_of_other_jobs_ = 0;
   bool submitting_stopped_ = false;
   bool halted_ = false;
   StopReason stop_reason_ = StopReason::kNone;

@@ -16,7 +16,7 @@ Submitter::Submitter(Service& service, Recorder& recorder)
     : service_(service), recorder_(recorder), config_(service.config()) {}
 
 bool Submitter::Hold(const ItemRun& run) {
-  return service_.ledger().TryHold(run.price, recorder_.DurableCredits()) == Ledger::Hold::kHeld;
+  return service_.ledger().TryHold(run.price, service_.DurableCredits()) == Ledger::Hold::kHeld;
 }
 
 void Submitter::Release(const ItemRun& run) {

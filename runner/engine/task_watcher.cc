@@ -141,6 +141,7 @@ net::awaitable<TaskVerdict> TaskWatcher::Await(WatchedTask task) {
     }
 
     ++stats_.polls;
+    if (task.poll_counter != nullptr) ++*task.poll_counter;
     // A connection slot, then a rate token, then the request.
     http::Request request = request_(http::Request::Method::kGet, target);
     http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_);

@@ -68,6 +68,8 @@ struct WatchedTask {
   // Submitted by an earlier run (or long ago): may be long finished, so polled at once.
   bool resumed = false;
   Clock::time_point answered_at = Clock::now();  // when the submit's answer arrived
+  // The job's own count of polls (serve hosts several jobs on one watcher), or null.
+  std::uint64_t* poll_counter = nullptr;
 };
 
 struct TaskWatcherOptions {

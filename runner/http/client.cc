@@ -301,6 +301,18 @@ net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout
 
 net::awaitable<Result<Response>> Client::Send(const Slot& slot, Request request, Duration timeout,
                                               std::size_t body_limit) {
+  const bool is_post = request.method == Request::Method::kPost;
+  const std::string target = request.endpoint.target;
+  Result<Response> result = co_await SendUnobserved(slot, std::move(request), timeout, body_limit);
+  if (impl_->options.on_response) {
+    const Response* response = std::get_if<Response>(&result);
+    impl_->options.on_response(is_post, target, response ? response->status : 0);
+  }
+  co_return result;
+}
+
+net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Request request,
+                                                        Duration timeout, std::size_t body_limit) {
   Impl& impl = *impl_;
   const bool is_post = request.method == Request::Method::kPost;
   HostPool& pool = impl.PoolFor(request.endpoint);

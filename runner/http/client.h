@@ -37,6 +37,9 @@ struct ClientOptions {
   // A kept-alive connection idle longer than this is closed instead of reused: servers drop idle
   // connections, and a POST sent on one already dropped would leave us unsure whether it arrived.
   Duration max_idle = std::chrono::seconds(10);
+  // Called after every Send (not downloads) with the request's method, its target and the
+  // response's status, 0 when no response came: the service counts API requests with it.
+  std::function<void(bool is_post, const std::string& target, int status)> on_response;
 };
 
 struct Header {
@@ -145,6 +148,9 @@ class Client {
   Stats stats() const;
 
  private:
+  boost::asio::awaitable<Result<Response>> SendUnobserved(const Slot& slot, Request request,
+                                                          Duration timeout, std::size_t body_limit);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -4,6 +4,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <limits>
 #include <list>
 
 namespace nanobatch::http {
@@ -36,17 +37,35 @@ struct Server::Impl {
     beast::flat_buffer buffer;
     while (true) {
       bhttp::request_parser<bhttp::string_body> parser;
-      parser.body_limit(options.max_body);
+      // With a limit per route, the header is read first under the largest limit, then the
+      // route's limit applies to the body (a declared length above it is refused at once).
+      parser.body_limit(options.body_limit ? std::numeric_limits<std::uint64_t>::max()
+                                           : options.max_body);
       parser.header_limit(16 * 1024);
       stream.expires_after(options.read_timeout);
-      auto [read_error, read_bytes] = co_await bhttp::async_read(stream, buffer, parser, kAsTuple);
-      if (read_error == bhttp::error::body_limit) {
-        bhttp::response<bhttp::string_body> too_big{bhttp::status::payload_too_large, 11};
-        too_big.body() = "request body too large\n";
-        too_big.keep_alive(false);
-        too_big.prepare_payload();
+      auto [header_error, header_bytes] =
+          co_await bhttp::async_read_header(stream, buffer, parser, kAsTuple);
+      bool too_big = header_error == bhttp::error::body_limit;
+      if (header_error && !too_big) co_return;  // closed, timed out, or not HTTP
+      if (!too_big && options.body_limit) {
+        const std::size_t limit =
+            options.body_limit(parser.get().method_string(), parser.get().target());
+        parser.body_limit(limit);
+        too_big = parser.content_length() && *parser.content_length() > limit;
+      }
+      boost::system::error_code read_error;
+      if (!too_big) {
+        auto [error, read_bytes] = co_await bhttp::async_read(stream, buffer, parser, kAsTuple);
+        read_error = error;
+        too_big = read_error == bhttp::error::body_limit;
+      }
+      if (too_big) {
+        bhttp::response<bhttp::string_body> refusal{bhttp::status::payload_too_large, 11};
+        refusal.body() = "request body too large\n";
+        refusal.keep_alive(false);
+        refusal.prepare_payload();
         stream.expires_after(options.read_timeout);
-        co_await bhttp::async_write(stream, too_big, kAsTuple);
+        co_await bhttp::async_write(stream, refusal, kAsTuple);
         co_return;
       }
       if (read_error) co_return;  // closed, timed out, or not HTTP: nothing to answer

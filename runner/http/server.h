@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "runner/util/async.h"
 
@@ -37,6 +38,9 @@ struct Reply {
 
 struct ServerOptions {
   std::size_t max_body = 64 * 1024;
+  // When set, the body cap of each request by its method and target (read from its header
+  // first): serve takes manifests on POST /jobs and small callbacks everywhere else.
+  std::function<std::size_t(std::string_view method, std::string_view target)> body_limit;
   std::chrono::steady_clock::duration read_timeout = std::chrono::seconds(10);
   std::size_t max_connections = 256;
 };

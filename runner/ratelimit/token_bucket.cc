@@ -66,6 +66,18 @@ void TokenBucket::Take(Clock::time_point now) {
   tokens_ -= 1;
 }
 
+void TokenBucket::Reconfigure(double rate, double burst, Clock::time_point now) {
+  Refill(now);
+  const double share = current_rate_ / configured_rate_;
+  const double recovery_s = configured_rate_ / recovery_per_s_;
+  configured_rate_ = rate;
+  burst_ = std::max(1.0, burst);
+  recovery_per_s_ = rate / std::max(recovery_s, 1e-3);
+  min_rate_ = std::min(rate, std::max(rate / 64, 1.0 / 60));
+  current_rate_ = std::max(min_rate_, rate * share);
+  tokens_ = std::min(tokens_, Capacity());
+}
+
 void TokenBucket::OnRateLimited(Clock::time_point now, std::optional<Duration> retry_after) {
   Refill(now);
   current_rate_ = std::max(min_rate_, current_rate_ / 2);

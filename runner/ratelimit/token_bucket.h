@@ -32,6 +32,10 @@ class TokenBucket {
 
   // The server said 429 rate_limit_exceeded.
   void OnRateLimited(Clock::time_point now, std::optional<Duration> retry_after);
+  // A new configured rate and burst (serve's SIGHUP reload), in force from `now`: tokens earned
+  // so far are kept up to the new burst; a slow-down after a 429 keeps its share of the rate.
+  void Reconfigure(double rate, double burst, Clock::time_point now);
+  double tokens() const { return tokens_; }
 
   double current_rate() const { return current_rate_; }
   double configured_rate() const { return configured_rate_; }

@@ -12,6 +12,7 @@ def nanobatch_e2e_test(name, srcs, deps = [], data = []):
         ],
         deps = deps + [
             "//runner/testing:fake_api_process",
+            "//runner/testing:local_sockets",
             "//runner/testing:runner_job",
             "//runner/testing:subprocess",
             "//runner/testing:temp_dir",

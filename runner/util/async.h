@@ -31,6 +31,9 @@ class StopSignal {
 
   void Trigger();
   bool triggered() const { return triggered_; }
+  // Makes a triggered signal wait-able again. Only a budget stop is ever lifted (serve: a reload
+  // raised the budget); its waits have all ended by then.
+  void Rearm() { triggered_ = false; }
   // `child` is triggered whenever this is: "halt" implies "stop submitting".
   void AddChild(StopSignal& child) { children_.push_back(&child); }
   // Sleeps `duration`, or less if triggered meanwhile; true if triggered.

@@ -26,10 +26,21 @@ bool StderrIsJournal() {
 }
 
 LogFormat format = StderrIsJournal() ? LogFormat::kJournal : LogFormat::kText;
+LogLevel threshold = LogLevel::kInfo;
 
 }  // namespace
 
 void SetLogFormat(LogFormat chosen) { format = chosen; }
+
+void SetLogLevel(LogLevel level) { threshold = level; }
+
+std::optional<LogLevel> ParseLogLevel(std::string_view name) {
+  if (name == "debug") return LogLevel::kDebug;
+  if (name == "info") return LogLevel::kInfo;
+  if (name == "warning") return LogLevel::kWarning;
+  if (name == "error") return LogLevel::kError;
+  return std::nullopt;
+}
 
 std::optional<LogFormat> ParseLogFormat(std::string_view name) {
   if (name == "text") return LogFormat::kText;
@@ -53,14 +64,17 @@ std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat ch
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
   switch (chosen) {
     case LogFormat::kJournal: {
-      // sd-daemon.h: SD_ERR "<3>", SD_WARNING "<4>", SD_INFO "<6>"; the journal adds the time.
-      const char* priority = level == LogLevel::kInfo      ? "<6>"
+      // sd-daemon.h: SD_ERR "<3>", SD_WARNING "<4>", SD_INFO "<6>", SD_DEBUG "<7>"; the journal
+      // adds the time.
+      const char* priority = level == LogLevel::kDebug     ? "<7>"
+                             : level == LogLevel::kInfo    ? "<6>"
                              : level == LogLevel::kWarning ? "<4>"
                                                            : "<3>";
       return priority + redacted + "\n";
     }
     case LogFormat::kJson: {
-      const char* name = level == LogLevel::kInfo      ? "info"
+      const char* name = level == LogLevel::kDebug     ? "debug"
+                         : level == LogLevel::kInfo    ? "info"
                          : level == LogLevel::kWarning ? "warning"
                                                        : "error";
       return boost::json::serialize(
@@ -70,13 +84,15 @@ std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat ch
     case LogFormat::kText:
       break;
   }
-  const char* name = level == LogLevel::kInfo      ? "INFO"
+  const char* name = level == LogLevel::kDebug     ? "DEBUG"
+                     : level == LogLevel::kInfo    ? "INFO"
                      : level == LogLevel::kWarning ? "WARN"
                                                    : "ERROR";
   return std::string(stamp) + " " + name + " " + redacted + "\n";
 }
 
 void Log(LogLevel level, std::string_view message) {
+  if (level < threshold) return;
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::string line = progress_line_active ? "\r\033[K" : "";
   line += FormatLogLine(level, message, format, now);

@@ -19,15 +19,20 @@
 
 namespace nanobatch::util {
 
-enum class LogLevel { kInfo, kWarning, kError };
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
 enum class LogFormat { kText, kJournal, kJson };
 
 void Log(LogLevel level, std::string_view message);
+inline void LogDebug(std::string_view message) { Log(LogLevel::kDebug, message); }
 inline void LogInfo(std::string_view message) { Log(LogLevel::kInfo, message); }
 inline void LogWarning(std::string_view message) { Log(LogLevel::kWarning, message); }
 inline void LogError(std::string_view message) { Log(LogLevel::kError, message); }
 
 void SetLogFormat(LogFormat format);
+// Lines below `level` are dropped (default: info).
+void SetLogLevel(LogLevel level);
+// "debug", "info", "warning", "error"; nullopt else.
+std::optional<LogLevel> ParseLogLevel(std::string_view name);
 // "text", "json", "journal", or "auto" (journal when stderr is $JOURNAL_STREAM); nullopt else.
 std::optional<LogFormat> ParseLogFormat(std::string_view name);
 // The line Log() writes (with its newline), before the terminal's progress-line handling.

@@ -1,0 +1,63 @@
+#include "runner/journal/status.h"
+
+#include <boost/json.hpp>
+#include <ctime>
+
+namespace nanobatch::journal {
+
+std::string IsoTime(std::int64_t unix_time) {
+  if (unix_time == 0) return "";
+  const std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+boost::json::object StatusJson(const JournalState& state) {
+  const Totals& totals = state.totals();
+  const proto::RunStarted* run = state.last_run();
+  const std::uint64_t manifest_items = run ? run->manifest_items() : totals.items;
+  const std::uint64_t in_flight = totals.intent + totals.submitted;
+  const std::uint64_t known_active = totals.done + totals.gave_up + in_flight + totals.completed;
+  const std::uint64_t queued = manifest_items > known_active ? manifest_items - known_active : 0;
+
+  // Images completed in the last 5 minutes, by the journal's own clock.
+  std::uint64_t recent = 0;
+  for (std::int64_t t : state.recent_done_times()) recent += t >= totals.last_unix_time - 300;
+
+  boost::json::object failures;
+  for (const auto& [code, count] : state.FailuresByCode()) failures[code] = count;
+  // "K/N" when the last run took one shard of its manifest.
+  const std::string shard =
+      run && run->shard_count() > 1
+          ? std::to_string(run->shard_index()) + "/" + std::to_string(run->shard_count())
+          : "";
+  return boost::json::object{
+      {"total", manifest_items},
+      {"done", totals.done},
+      {"failed", totals.gave_up},
+      {"in_flight", in_flight},
+      {"queued", queued},
+      {"submitted", totals.submitted},
+      {"intents_open", totals.intent},
+      {"completed_awaiting_download", totals.completed},
+      {"images", totals.images},
+      {"credits_spent", totals.credits_spent},
+      {"credits_reserved", totals.credits_reserved},
+      {"budget_credits", run && run->has_budget() ? boost::json::value(run->budget_credits())
+                                                  : boost::json::value(nullptr)},
+      {"possible_duplicate_submissions", totals.possible_duplicates},
+      {"failed_tasks", totals.failed_tasks},
+      {"departed_items", totals.departed},
+      {"failures_by_code", std::move(failures)},
+      {"first_activity", IsoTime(totals.first_unix_time)},
+      {"last_activity", IsoTime(totals.last_unix_time)},
+      {"images_per_minute_recent", recent / 5.0},
+      {"journal_records", state.records()},
+      {"shard", shard.empty() ? boost::json::value(nullptr) : boost::json::value(shard)},
+  };
+}
+
+}  // namespace nanobatch::journal

@@ -1,0 +1,907 @@
+#include "runner/serve/daemon.h"
+
+#include <openssl/crypto.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <variant>
+
+#include "runner/engine/job.h"
+#include "runner/engine/job_inputs.h"
+#include "runner/engine/service.h"
+#include "runner/http/server.h"
+#include "runner/journal/journal.h"
+#include "runner/journal/status.h"
+#include "runner/manifest/manifest.h"
+#include "runner/metrics/exposition.h"
+#include "runner/serve/spool.h"
+#include "runner/util/input_file.h"
+#include "runner/util/log.h"
+#include "runner/util/service_notify.h"
+#include "runner/util/sha256.h"
+
+namespace nanobatch::serve {
+namespace {
+
+namespace net = boost::asio;
+namespace json = boost::json;
+using engine::Clock;
+using engine::StopReason;
+using util::LogError;
+using util::LogInfo;
+using util::LogWarning;
+
+constexpr std::size_t kCallbackBodyLimit = 64 * 1024;
+constexpr std::size_t kTokenFileLimit = 4096;
+
+enum class JobState { kQueued, kRunning, kWaiting, kDone, kFailed };
+
+const char* StateName(JobState state) {
+  switch (state) {
+    case JobState::kQueued:
+      return "queued";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kWaiting:
+      return "waiting";
+    case JobState::kDone:
+      return "done";
+    case JobState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+// What the daemon knows of each job name it has seen: the list GET /jobs answers with.
+struct JobRecord {
+  JobState state = JobState::kQueued;
+  std::uint64_t order = 0;  // arrival, for listing
+  int exit_code = -1;       // of its last end; -1 while it has none
+  std::string manifest;     // jobs/NAME/.nanobatch/manifest.EXT once claimed
+  std::uint64_t spent = 0;  // credits its journal counts, while it is not running
+  std::uint64_t reserved = 0;
+};
+
+// A job on the service: its journal, manifest store and plan, and the engine's Job over them.
+struct RunningJob {
+  std::string name;
+  std::string manifest;
+  engine::JobInputs inputs;
+  std::unique_ptr<engine::Job> job;
+};
+
+http::Reply JsonReply(int status, const json::value& body) {
+  return {status, json::serialize(body) + "\n", "application/json"};
+}
+
+http::Reply JsonError(int status, const std::string& message) {
+  return JsonReply(status, json::object{{"error", message}});
+}
+
+// Constant time in the content: both sides are hashed first, so neither the length nor the
+// first differing byte of the token shows in the time taken.
+bool SameToken(std::string_view given, std::string_view expected) {
+  const std::string a = util::Sha256::HexOf(given);
+  const std::string b = util::Sha256::HexOf(expected);
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+int ExitCodeFor(StopReason reason) {
+  switch (reason) {
+    case StopReason::kNone:
+    case StopReason::kSignal:
+      return 0;
+    case StopReason::kAuth:
+      return 4;
+    case StopReason::kMisconfigured:
+    case StopReason::kDownloadPolicy:
+      return 5;
+    default:
+      return 3;
+  }
+}
+
+class Daemon {
+ public:
+  Daemon(net::io_context& io, config::Config& config, std::string config_path,
+         std::unique_ptr<Spool> spool, std::string token, const std::string& api_key)
+      : io_(io),
+        config_(config),
+        config_path_(std::move(config_path)),
+        spool_(std::move(spool)),
+        token_(std::move(token)),
+        service_(io.get_executor(), config_, api_key),
+        scan_wake_(io.get_executor()),
+        stop_(io.get_executor()),
+        listener_stop_(io.get_executor()),
+        jobs_group_(io.get_executor()),
+        background_(io.get_executor()) {}
+
+  net::awaitable<int> Run();
+
+ private:
+  // --- jobs --------------------------------------------------------------------------------------
+  void LoadSpool();
+  net::awaitable<void> Schedule();
+  void ScanInbox();
+  bool MayStartJobs() const {
+    return !draining_ && !service_.halted() && !service_.submitting_stopped();
+  }
+  void StartNext();
+  void StartJob(const std::string& name, const std::string& manifest);
+  net::awaitable<void> RunJob(RunningJob* running);
+  void FinishJob(RunningJob& running, int exit_code);
+  void EndWithoutRunning(const std::string& name, const std::string& manifest, int exit_code,
+                         json::object summary);
+  void UpdateOtherCredits();
+  JobRecord& Record(const std::string& name) {
+    auto [it, inserted] = records_.try_emplace(name);
+    if (inserted) it->second.order = next_order_++;
+    return it->second;
+  }
+
+  // --- HTTP --------------------------------------------------------------------------------------
+  http::Reply Handle(const http::IncomingRequest& request);
+  http::Reply Ready() const;
+  http::Reply ListJobs() const;
+  http::Reply JobStatus(const std::string& name) const;
+  http::Reply PostJob(const http::IncomingRequest& request, const std::string& name);
+  std::string MetricsPage() const;
+
+  // --- the process -------------------------------------------------------------------------------
+  void WatchSignals(net::signal_set& signals);
+  void Drain(const char* why);
+  void Reload();
+  net::awaitable<void> Heartbeat();
+  std::string StatusLine() const;
+  std::uint64_t CountIn(JobState state) const;
+
+  net::io_context& io_;
+  config::Config& config_;
+  std::string config_path_;
+  std::unique_ptr<Spool> spool_;
+  std::string token_;
+  engine::Service service_;
+  std::optional<http::Server> listener_;
+  util::AsyncEvent scan_wake_;
+  util::AsyncEvent stop_;  // the scheduler and the heartbeat end
+  util::StopSignal listener_stop_;
+  engine::TaskGroup jobs_group_;
+  engine::TaskGroup background_;
+
+  std::map<std::string, JobRecord> records_;
+  std::uint64_t next_order_ = 0;
+  std::deque<std::string> resumable_;  // active jobs of the spool to start first
+  std::vector<InboxEntry> inbox_;      // ready in inbox/, in arrival order
+  std::map<std::string, std::unique_ptr<RunningJob>> running_;
+  bool draining_ = false;
+  bool ready_ = false;
+  std::uint64_t jobs_started_ = 0;
+  const Clock::time_point started_ = Clock::now();
+};
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+void Daemon::LoadSpool() {
+  for (const FinishedJob& finished : spool_->ScanFinished()) {
+    JobRecord& record = Record(finished.name);
+    record.state = finished.done ? JobState::kDone : JobState::kFailed;
+  }
+  for (const auto& [name, credits] : spool_->finished_credits()) Record(name).spent = credits;
+  std::string error;
+  for (const ActiveJob& active : spool_->ScanActive(error)) {
+    // Stopped by a restart (or the budget): resumed first, from its journal. What it spent so
+    // far counts against the budget before it runs again.
+    JobRecord& record = Record(active.name);
+    record.state = JobState::kWaiting;
+    record.manifest = active.manifest;
+    std::string read_error;
+    if (auto state = journal::Journal::OpenReadOnly(spool_->JobDir(active.name), read_error)) {
+      record.spent = state->totals().credits_spent;
+      record.reserved = state->totals().credits_reserved;
+    }
+    resumable_.push_back(active.name);
+  }
+  if (!error.empty()) LogWarning(error);
+  if (!resumable_.empty()) {
+    LogInfo(std::to_string(resumable_.size()) + " jobs of an earlier start resume first");
+  }
+  UpdateOtherCredits();
+}
+
+void Daemon::UpdateOtherCredits() {
+  // The budget counts every job's journal: running jobs' live, the others' as they ended.
+  std::uint64_t credits = 0;
+  for (const auto& [name, record] : records_) {
+    if (!running_.contains(name)) credits += record.spent + record.reserved;
+  }
+  service_.set_credits_of_other_jobs(credits);
+}
+
+void Daemon::ScanInbox() {
+  std::vector<std::string> ignored;
+  inbox_ = spool_->ScanInbox(&ignored);
+  for (const std::string& message : ignored) LogWarning(message);
+  for (const InboxEntry& entry : inbox_) {
+    JobRecord& record = Record(entry.name);
+    if (record.state == JobState::kDone || record.state == JobState::kFailed) {
+      record.state = JobState::kQueued;  // the same name again: it resumes its directory
+      record.exit_code = -1;
+    }
+  }
+}
+
+void Daemon::StartNext() {
+  while (MayStartJobs() && running_.size() < config_.serve.max_jobs) {
+    if (!resumable_.empty()) {
+      const std::string name = resumable_.front();
+      resumable_.pop_front();
+      if (running_.contains(name)) continue;
+      StartJob(name, records_.at(name).manifest);
+      continue;
+    }
+    // The first inbox manifest whose name is not running (a second drop of a running job's
+    // name waits for that run to end).
+    auto next = std::find_if(inbox_.begin(), inbox_.end(), [&](const InboxEntry& entry) {
+      return !running_.contains(entry.name) && !records_[entry.name].manifest.size();
+    });
+    if (next == inbox_.end()) return;
+    const InboxEntry entry = *next;
+    inbox_.erase(next);
+    std::string error;
+    auto manifest = spool_->Claim(entry, error);
+    if (!manifest) {
+      LogError("job " + entry.name + ": " + error);
+      continue;  // left in inbox/; tried again at the next scan
+    }
+    Record(entry.name).manifest = *manifest;
+    StartJob(entry.name, *manifest);
+  }
+}
+
+void Daemon::EndWithoutRunning(const std::string& name, const std::string& manifest, int exit_code,
+                               json::object summary) {
+  JobRecord& record = Record(name);
+  summary["name"] = name;
+  summary["exit_code"] = exit_code;
+  summary["state"] = "failed";
+  std::string error;
+  if (!spool_->Finish(name, manifest, /*done=*/false, json::serialize(summary) + "\n", error)) {
+    LogError("job " + name + ": " + error);
+    record.state = JobState::kWaiting;
+    return;
+  }
+  record.state = JobState::kFailed;
+  record.exit_code = exit_code;
+  record.manifest.clear();
+}
+
+void Daemon::StartJob(const std::string& name, const std::string& manifest) {
+  JobRecord& record = Record(name);
+  util::InputErrors errors;
+  // Validation and planning are synchronous: a 10M-line manifest holds the loop ~10 s (the
+  // watchdog allows 60).
+  auto opened = engine::OpenJobInputs({.plan = {.manifest = manifest,
+                                                .out = spool_->JobDir(name),
+                                                .callbacks = service_.callbacks(),
+                                                .retry_failed = false,
+                                                .verify_images = false,
+                                                .shard = {}},
+                                       .defaults = config_.defaults},
+                                      errors);
+  if (auto* failure = std::get_if<engine::JobInputsFailure>(&opened)) {
+    json::array listed;
+    for (const util::InputError& error : errors.stored()) {
+      util::InputError shown = error;
+      if (shown.path == manifest) shown.path = name + manifest.substr(manifest.rfind('.'));
+      listed.push_back(json::string(shown.Format()));
+    }
+    if (failure->exit_code == 3) {
+      // The disk, not the manifest: the job stays where it is; the service stops (exit 3).
+      record.state = JobState::kWaiting;
+      service_.Halt(StopReason::kDisk, "job " + name + ": " + failure->message);
+      return;
+    }
+    LogWarning("job " + name + ": refused, nothing was submitted: " +
+               (failure->message.empty()
+                    ? std::to_string(errors.total()) + " errors in its manifest"
+                    : failure->message));
+    for (const auto& line : listed) LogWarning("job " + name + ": " + line.as_string().c_str());
+    json::object summary{
+        {"errors", listed},
+        {"error_count", errors.total()},
+        {"message", failure->message.empty() ? "the manifest has errors; nothing was submitted"
+                                             : failure->message},
+        {"credits_spent", 0}};
+    EndWithoutRunning(name, manifest, 2, std::move(summary));
+    return;
+  }
+  auto running = std::make_unique<RunningJob>();
+  running->name = name;
+  running->manifest = manifest;
+  running->inputs = std::move(std::get<engine::JobInputs>(opened));
+  running->job = std::make_unique<engine::Job>(
+      service_, *running->inputs.store, std::move(running->inputs.plan), *running->inputs.journal,
+      engine::JobFlags{.manifest_path = manifest, .name = name});
+  record.state = JobState::kRunning;
+  record.exit_code = -1;
+  RunningJob* raw = running.get();
+  running_[name] = std::move(running);
+  UpdateOtherCredits();
+  ++jobs_started_;
+  LogInfo("job " + name + ": started (" + std::to_string(running_.size()) + " of " +
+          std::to_string(config_.serve.max_jobs) + " running)");
+  jobs_group_.Spawn(RunJob(raw));
+}
+
+net::awaitable<void> Daemon::RunJob(RunningJob* running) {
+  const int exit_code = co_await running->job->Run();
+  FinishJob(*running, exit_code);
+  running_.erase(running->name);  // closes its journal (and its lock)
+  UpdateOtherCredits();
+  scan_wake_.Notify();
+}
+
+void Daemon::FinishJob(RunningJob& running, int exit_code) {
+  JobRecord& record = Record(running.name);
+  const journal::Totals& totals = running.inputs.journal->state().totals();
+  record.spent = totals.credits_spent;
+  record.reserved = totals.credits_reserved;
+  record.exit_code = exit_code;
+  // interface.md: done/ for 0, failed/ for 1, 2 and 4; stopped jobs (3, 5) stay in jobs/ and
+  // resume from their journals.
+  if (exit_code == 3 || exit_code == 5) {
+    record.state = JobState::kWaiting;
+    LogInfo("job " + running.name + ": stopped (exit " + std::to_string(exit_code) +
+            "); it resumes from its journal " +
+            (exit_code == 3 && service_.stop_reason() == StopReason::kBudget
+                 ? "when a reload raises the budget"
+                 : "at the next start"));
+    return;
+  }
+  const bool done = exit_code == 0;
+  json::object summary = running.job->report();
+  summary["name"] = running.name;
+  summary["state"] = done ? "done" : "failed";
+  std::string error;
+  // The credits first: a crash before the move leaves the job active, its journal counted.
+  if (!spool_->RecordFinishedCredits(running.name, totals.credits_spent, error) ||
+      !spool_->Finish(running.name, running.manifest, done, json::serialize(summary) + "\n",
+                      error)) {
+    LogError("job " + running.name + ": " + error);
+    record.state = JobState::kWaiting;
+    service_.Halt(StopReason::kDisk, "the spool cannot be written: " + error);
+    return;
+  }
+  record.state = done ? JobState::kDone : JobState::kFailed;
+  record.manifest.clear();
+  record.reserved = 0;
+  LogInfo("job " + running.name + ": " + (done ? "done" : "failed") + " (exit " +
+          std::to_string(exit_code) + "); summary in " + spool_->path() + "/" +
+          (done ? "done/" : "failed/") + running.name + ".summary.json");
+}
+
+net::awaitable<void> Daemon::Schedule() {
+  while (true) {
+    if (!draining_) {
+      ScanInbox();
+      StartNext();
+    }
+    // Stop when nothing more can happen: drained, or stopped for good (not for the budget,
+    // which a reload may raise), with every job ended.
+    const bool stopped_for_good =
+        service_.halted() ||
+        (service_.submitting_stopped() && service_.stop_reason() != StopReason::kBudget);
+    if ((draining_ || stopped_for_good) && running_.empty()) co_return;
+    co_await scan_wake_.WaitFor(engine::ToDuration(config_.serve.scan_interval_s));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+http::Reply Daemon::Handle(const http::IncomingRequest& request) {
+  auto url = boost::urls::parse_origin_form(request.target);
+  if (!url) return JsonError(400, "the request target is not a path");
+  const std::string path = url->path();
+  if (request.method == "POST" && path != "/jobs") {
+    return service_.OnReceiverRequest(request);  // the webhooks share the listener
+  }
+  if (path == "/jobs" && request.method == "POST") {
+    auto name = url->params().find("name");
+    return PostJob(request, name != url->params().end() && (*name).has_value
+                                ? std::string((*name).value)
+                                : std::string());
+  }
+  if (request.method != "GET" && request.method != "HEAD") {
+    return JsonError(405, "GET " + path + " only");
+  }
+  if (path == "/healthz") return {200, "ok\n"};
+  if (path == "/readyz") return Ready();
+  if (path == "/metrics") {
+    return {200, MetricsPage(), "text/plain; version=0.0.4; charset=utf-8"};
+  }
+  if (path == "/jobs") return ListJobs();
+  if (path.starts_with("/jobs/")) return JobStatus(path.substr(6));
+  return JsonError(404, "no such endpoint: /healthz, /readyz, /metrics, /jobs, /jobs/NAME");
+}
+
+http::Reply Daemon::Ready() const {
+  if (!ready_) return {503, "starting\n"};
+  if (draining_) return {503, "draining: stopping every job\n"};
+  if (service_.halted() || service_.submitting_stopped()) {
+    const StopReason reason = service_.stop_reason();
+    return {503, std::string("stopped: ") + engine::Describe(reason) +
+                     (reason == StopReason::kBudget
+                          ? " (raise limits.budget_credits and reload with SIGHUP)\n"
+                          : "\n")};
+  }
+  return {200, "ready\n"};
+}
+
+http::Reply Daemon::ListJobs() const {
+  std::vector<std::pair<std::uint64_t, const std::string*>> order;
+  for (const auto& [name, record] : records_) order.emplace_back(record.order, &name);
+  std::sort(order.begin(), order.end());
+  json::array list;
+  for (const auto& [position, name] : order) {
+    const JobRecord& record = records_.at(*name);
+    json::object job{{"name", *name}, {"state", StateName(record.state)}};
+    if (record.exit_code >= 0) job["exit_code"] = record.exit_code;
+    if (auto it = running_.find(*name); it != running_.end()) {
+      const journal::Totals& totals = it->second->inputs.journal->state().totals();
+      job["items"] = it->second->job->items();
+      job["done"] = totals.done;
+      job["failed"] = totals.gave_up;
+      job["queued"] = it->second->job->queued();
+      job["credits_spent"] = totals.credits_spent;
+    } else if (record.state != JobState::kQueued) {
+      job["credits_spent"] = record.spent;
+    }
+    list.push_back(std::move(job));
+  }
+  return JsonReply(200, list);
+}
+
+http::Reply Daemon::JobStatus(const std::string& name) const {
+  // The name is checked before it touches a path: nothing outside the spool can be named.
+  auto record = records_.find(name);
+  if (!Spool::IsJobName(name) || record == records_.end()) {
+    return JsonError(404, "no job named \"" + name.substr(0, 128) + "\"");
+  }
+  json::object status;
+  if (auto it = running_.find(name); it != running_.end()) {
+    status = journal::StatusJson(it->second->inputs.journal->state());
+  } else {
+    std::string error;
+    auto state = journal::Journal::OpenReadOnly(spool_->JobDir(name), error);
+    if (state) {
+      status = journal::StatusJson(*state);
+    } else if (record->second.state != JobState::kQueued &&
+               record->second.state != JobState::kFailed) {
+      return JsonError(500, "job " + name + ": " + error);
+    }
+  }
+  status["name"] = name;
+  status["state"] = StateName(record->second.state);
+  if (record->second.exit_code >= 0) status["exit_code"] = record->second.exit_code;
+  return JsonReply(200, status);
+}
+
+http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::string& name) {
+  if (token_.empty()) {
+    return JsonError(403, "POST /jobs is disabled: set serve.token_file to enable it");
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!request.authorization.starts_with(kBearer) ||
+      !SameToken(std::string_view(request.authorization).substr(kBearer.size()), token_)) {
+    http::Reply reply = JsonError(401, "a valid Authorization: Bearer <token> is required");
+    return reply;
+  }
+  if (draining_) return JsonError(503, "draining: not taking jobs");
+  if (!Spool::IsJobName(name)) {
+    return JsonError(400, "?name= must be 1 to 128 of A-Z a-z 0-9 . _ - (not starting with '.')");
+  }
+  if (running_.contains(name) || spool_->InInbox(name) ||
+      (records_.contains(name) && !records_.at(name).manifest.empty())) {
+    return JsonError(409, "job " + name + " is already queued or running");
+  }
+  if (request.body.empty()) return JsonError(400, "the body must be a JSONL manifest");
+  std::string error;
+  auto staged = spool_->StageUpload(name, request.body, error);
+  if (!staged) return JsonError(500, error);
+  // Checked before it is queued: a bad manifest is answered here, with every error.
+  util::InputErrors errors;
+  manifest::ReadManifest(
+      *staged, config_.defaults, [](manifest::Item&&) {}, errors);
+  if (!errors.empty()) {
+    spool_->DiscardUpload(name);
+    json::array listed;
+    for (const util::InputError& problem : errors.stored()) {
+      util::InputError shown = problem;
+      shown.path = name + ".jsonl";
+      listed.push_back(json::string(shown.Format()));
+    }
+    return JsonReply(422, json::object{{"error", "the manifest has errors; nothing was queued"},
+                                       {"errors", listed},
+                                       {"error_count", errors.total()}});
+  }
+  if (!spool_->PublishUpload(name, error)) {
+    spool_->DiscardUpload(name);
+    return JsonError(500, error);
+  }
+  JobRecord& record = Record(name);
+  record.state = JobState::kQueued;
+  record.exit_code = -1;
+  LogInfo("job " + name + ": queued by POST /jobs (" + std::to_string(request.body.size()) +
+          " bytes)");
+  scan_wake_.Notify();
+  return JsonReply(202, json::object{{"name", name}, {"state", "queued"}});
+}
+
+std::string Daemon::MetricsPage() const {
+  metrics::Exposition page;
+  const engine::ServiceCounters& counters = service_.counters();
+
+  page.Family(
+      "nanobatch_api_requests_total", "counter",
+      "API requests by endpoint (submit, query, credits) and HTTP status (0: no response).");
+  for (const auto& [key, count] : counters.api_requests) {
+    page.Sample("nanobatch_api_requests_total",
+                {{"endpoint", key.first}, {"code", std::to_string(key.second)}},
+                static_cast<double>(count));
+  }
+
+  // Items and tasks of the running jobs, from their journals' counters.
+  journal::Totals sum;
+  std::uint64_t queued = 0;
+  std::uint64_t spent_running = 0;
+  for (const auto& [name, running] : running_) {
+    const journal::Totals& totals = running->inputs.journal->state().totals();
+    sum.done += totals.done;
+    sum.gave_up += totals.gave_up;
+    sum.intent += totals.intent;
+    sum.submitted += totals.submitted;
+    sum.completed += totals.completed;
+    sum.credits_reserved += totals.credits_reserved;
+    sum.possible_duplicates += totals.possible_duplicates;
+    spent_running += totals.credits_spent;
+    queued += running->job->queued();
+  }
+  page.Family("nanobatch_items", "gauge", "Items of the running jobs, by state.");
+  page.Sample("nanobatch_items", {{"state", "queued"}}, static_cast<double>(queued));
+  page.Sample("nanobatch_items", {{"state", "in_flight"}},
+              static_cast<double>(sum.intent + sum.submitted + sum.completed));
+  page.Sample("nanobatch_items", {{"state", "done"}}, static_cast<double>(sum.done));
+  page.Sample("nanobatch_items", {{"state", "failed"}}, static_cast<double>(sum.gave_up));
+  page.Family("nanobatch_tasks", "gauge",
+              "Tasks of the running jobs by state: intent (submit recorded, outcome unknown "
+              "yet), submitted (awaiting the API), completed (images downloading).");
+  page.Sample("nanobatch_tasks", {{"state", "intent"}}, static_cast<double>(sum.intent));
+  page.Sample("nanobatch_tasks", {{"state", "submitted"}}, static_cast<double>(sum.submitted));
+  page.Sample("nanobatch_tasks", {{"state", "completed"}}, static_cast<double>(sum.completed));
+
+  std::uint64_t spent_others = 0;
+  for (const auto& [name, record] : records_) {
+    if (!running_.contains(name)) spent_others += record.spent;
+  }
+  page.Family("nanobatch_credits_spent_total", "counter",
+              "Credits spent by every job of this spool, finished or not (the journals' count).");
+  page.Sample("nanobatch_credits_spent_total", {},
+              static_cast<double>(spent_running + spent_others));
+  page.Family("nanobatch_credits_reserved", "gauge",
+              "Credits of submissions recorded but not yet known to be charged.");
+  page.Sample("nanobatch_credits_reserved", {},
+              static_cast<double>(sum.credits_reserved + service_.ledger().held()));
+  page.Family("nanobatch_budget_credits", "gauge",
+              "limits.budget_credits, what all jobs together may spend (+Inf: no budget).");
+  page.Sample("nanobatch_budget_credits", {},
+              config_.limits.budget_credits ? static_cast<double>(*config_.limits.budget_credits)
+                                            : std::numeric_limits<double>::infinity());
+  page.Family("nanobatch_possible_duplicate_submissions", "gauge",
+              "Submissions of the running jobs whose answer was lost (possibly paid twice).");
+  page.Sample("nanobatch_possible_duplicate_submissions", {},
+              static_cast<double>(sum.possible_duplicates));
+
+  page.Family("nanobatch_jobs", "gauge", "Jobs of the spool by state.");
+  for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kWaiting, JobState::kDone,
+                         JobState::kFailed}) {
+    page.Sample("nanobatch_jobs", {{"state", StateName(state)}},
+                static_cast<double>(CountIn(state)));
+  }
+  page.Family("nanobatch_jobs_started_total", "counter", "Jobs started since the service began.");
+  page.Sample("nanobatch_jobs_started_total", {}, static_cast<double>(jobs_started_));
+
+  page.Family("nanobatch_download_bytes_total", "counter", "Image bytes downloaded.");
+  page.Sample("nanobatch_download_bytes_total", {}, static_cast<double>(counters.download_bytes));
+
+  page.Family("nanobatch_rate_limit_requests_per_second", "gauge",
+              "The rate limiter's current rate (halved on 429, recovering) and configured rate.");
+  page.Sample("nanobatch_rate_limit_requests_per_second", {{"kind", "current"}},
+              service_.limiter().current_rate());
+  page.Sample("nanobatch_rate_limit_requests_per_second", {{"kind", "configured"}},
+              service_.limiter().configured_rate());
+  page.Family("nanobatch_rate_limit_tokens", "gauge", "Tokens in the rate limiter's bucket.");
+  page.Sample("nanobatch_rate_limit_tokens", {}, service_.limiter().tokens());
+
+  page.Family("nanobatch_tasks_in_flight", "gauge",
+              "Items holding an in-flight slot (limits.max_in_flight), and the limit.");
+  page.Sample("nanobatch_tasks_in_flight", {{"kind", "used"}},
+              static_cast<double>(config_.limits.max_in_flight -
+                                  std::min<std::size_t>(config_.limits.max_in_flight,
+                                                        service_.in_flight_available())));
+  page.Sample("nanobatch_tasks_in_flight", {{"kind", "limit"}},
+              static_cast<double>(config_.limits.max_in_flight));
+  page.Family("nanobatch_downloads_in_flight", "gauge", "Image downloads in progress.");
+  page.Sample("nanobatch_downloads_in_flight", {},
+              static_cast<double>(config_.limits.max_downloads -
+                                  std::min<std::size_t>(config_.limits.max_downloads,
+                                                        service_.downloads_available())));
+
+  const engine::TaskWatcher::Stats& watch = service_.watcher().stats();
+  page.Family("nanobatch_polls_total", "counter", "Task polls sent.");
+  page.Sample("nanobatch_polls_total", {}, static_cast<double>(watch.polls));
+  page.Family("nanobatch_tasks_settled_by_callback_total", "counter",
+              "Tasks settled by the API's webhook rather than a poll.");
+  page.Sample("nanobatch_tasks_settled_by_callback_total", {},
+              static_cast<double>(watch.settled_by_callback));
+
+  page.Family("nanobatch_journal_sync_seconds", "histogram",
+              "Latency of one journal group commit's fdatasync.");
+  page.Write("nanobatch_journal_sync_seconds", {}, counters.journal_sync_seconds);
+
+  page.Family("nanobatch_up_seconds", "gauge", "Seconds since the service started.");
+  page.Sample("nanobatch_up_seconds", {},
+              std::chrono::duration<double>(Clock::now() - started_).count());
+  return page.Take();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The process
+
+std::uint64_t Daemon::CountIn(JobState state) const {
+  std::uint64_t count = 0;
+  for (const auto& [name, record] : records_) count += record.state == state;
+  return count;
+}
+
+std::string Daemon::StatusLine() const {
+  std::uint64_t done = 0, in_flight = 0, queued = 0;
+  for (const auto& [name, running] : running_) {
+    const journal::Totals& totals = running->inputs.journal->state().totals();
+    done += totals.done;
+    in_flight += totals.intent + totals.submitted + totals.completed;
+    queued += running->job->queued();
+  }
+  const engine::Ledger::Durable credits = service_.DurableCredits();
+  std::ostringstream line;
+  line << running_.size() << " jobs running, " << CountIn(JobState::kQueued) << " queued, "
+       << CountIn(JobState::kWaiting) << " waiting, " << CountIn(JobState::kDone) << " done, "
+       << CountIn(JobState::kFailed) << " failed; items " << done << " done, " << in_flight
+       << " in flight, " << queued << " queued; credits " << credits.spent << " spent";
+  if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
+  if (draining_) line << "; draining";
+  return line.str();
+}
+
+net::awaitable<void> Daemon::Heartbeat() {
+  const auto watchdog = util::WatchdogInterval();
+  const Clock::duration period = watchdog
+                                     ? std::min<Clock::duration>(*watchdog, std::chrono::seconds(5))
+                                     : std::chrono::seconds(5);
+  while (!co_await stop_.WaitFor(period)) {
+    util::NotifyService("STATUS=" + StatusLine() + (watchdog ? "\nWATCHDOG=1" : ""));
+  }
+}
+
+void Daemon::WatchSignals(net::signal_set& signals) {
+  signals.async_wait([this, &signals](boost::system::error_code error, int signal) {
+    if (error) return;
+    if (signal == SIGHUP) {
+      Reload();
+    } else {
+      Drain(signal == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    WatchSignals(signals);
+  });
+}
+
+void Daemon::Drain(const char* why) {
+  if (draining_) return;
+  draining_ = true;
+  LogInfo(std::string(why) +
+          ": draining: every job stops where it is (journaled) and resumes at "
+          "the next start");
+  util::NotifyService("STOPPING=1\nSTATUS=" + StatusLine());
+  service_.Halt(StopReason::kSignal, why);
+  scan_wake_.Notify();
+}
+
+void Daemon::Reload() {
+  LogInfo("SIGHUP: reloading " + config_path_);
+  config::Config fresh;
+  util::InputErrors errors;
+  if (config::LoadConfigFile(config_path_, fresh, errors)) {
+    config::ValidateConfig(fresh, errors, {.require_paths = false, .serve = true});
+  }
+  std::string token = token_;
+  if (errors.empty() && !fresh.serve.token_file.empty()) {
+    std::string error;
+    if (!util::ReadInputFile(fresh.serve.token_file, kTokenFileLimit, token, error)) {
+      errors.Add({fresh.serve.token_file, 0, "serve.token_file", error});
+    }
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+      token.pop_back();
+    }
+  } else if (errors.empty()) {
+    token.clear();
+  }
+  if (!errors.empty()) {
+    std::ostringstream text;
+    errors.Print(text);
+    LogError("reload refused, nothing changed: " + text.str());
+    return;
+  }
+  std::vector<std::string> changed;
+  auto note = [&](const std::string& key, const std::string& before, const std::string& after) {
+    if (before != after) changed.push_back(key + " " + before + " -> " + after);
+  };
+  auto number = [](double value) {
+    std::ostringstream text;
+    text << value;
+    return text.str();
+  };
+  auto budget = [](const std::optional<std::uint64_t>& value) {
+    return value ? std::to_string(*value) : std::string("none");
+  };
+  note("limits.rate", number(config_.limits.rate), number(fresh.limits.rate));
+  note("limits.burst", std::to_string(config_.limits.burst), std::to_string(fresh.limits.burst));
+  note("limits.budget_credits", budget(config_.limits.budget_credits),
+       budget(fresh.limits.budget_credits));
+  note("log.level", config_.log.level, fresh.log.level);
+  note("serve.max_jobs", std::to_string(config_.serve.max_jobs),
+       std::to_string(fresh.serve.max_jobs));
+  note("serve.scan_interval_s", number(config_.serve.scan_interval_s),
+       number(fresh.serve.scan_interval_s));
+  if (token != token_) changed.push_back("serve.token_file (the token)");
+  // What a running service cannot change: said, not silently ignored.
+  std::vector<std::string> need_restart;
+  auto fixed = [&](const std::string& key, const std::string& before, const std::string& after) {
+    if (before != after) need_restart.push_back(key);
+  };
+  fixed("api.base_url", config_.api.base_url, fresh.api.base_url);
+  fixed("api.key_file", config_.api.key_file, fresh.api.key_file);
+  fixed("api.ca_file", config_.api.ca_file, fresh.api.ca_file);
+  fixed("serve.spool_dir", config_.serve.spool_dir, fresh.serve.spool_dir);
+  fixed("serve.listen", config_.serve.listen, fresh.serve.listen);
+  fixed("callbacks.public_url", config_.callbacks.public_url, fresh.callbacks.public_url);
+  fixed("limits.max_in_flight", std::to_string(config_.limits.max_in_flight),
+        std::to_string(fresh.limits.max_in_flight));
+  fixed("limits.max_downloads", std::to_string(config_.limits.max_downloads),
+        std::to_string(fresh.limits.max_downloads));
+  fixed("log.format", config_.log.format, fresh.log.format);
+
+  config_.limits.rate = fresh.limits.rate;
+  config_.limits.burst = fresh.limits.burst;
+  config_.limits.budget_credits = fresh.limits.budget_credits;
+  config_.log.level = fresh.log.level;
+  config_.serve.max_jobs = fresh.serve.max_jobs;
+  config_.serve.scan_interval_s = fresh.serve.scan_interval_s;
+  config_.serve.token_file = fresh.serve.token_file;
+  token_ = token;
+  util::SetLogLevel(*util::ParseLogLevel(config_.log.level));
+  const bool budget_stopped =
+      service_.submitting_stopped() && service_.stop_reason() == StopReason::kBudget;
+  service_.ApplyLimits();
+  if (budget_stopped && !service_.submitting_stopped()) {
+    // Jobs stopped by the budget go on.
+    for (const auto& [name, record] : records_) {
+      if (record.state == JobState::kWaiting && !running_.contains(name) &&
+          std::find(resumable_.begin(), resumable_.end(), name) == resumable_.end()) {
+        resumable_.push_back(name);
+      }
+    }
+  }
+  LogInfo("reloaded: " +
+          (changed.empty() ? std::string("nothing that serve reloads changed") : [&] {
+            std::string text;
+            for (const auto& c : changed) {
+              text += (text.empty() ? "" : ", ") + c;
+            }
+            return text;
+          }()));
+  for (const std::string& key : need_restart) {
+    LogWarning("reload: " + key +
+               " changed; it takes effect at the next start (systemctl restart)");
+  }
+  scan_wake_.Notify();
+}
+
+net::awaitable<int> Daemon::Run() {
+  LoadSpool();
+  listener_.emplace(
+      io_.get_executor(), [this](const http::IncomingRequest& request) { return Handle(request); },
+      http::ServerOptions{.body_limit = [this](std::string_view method, std::string_view target) {
+        return method == "POST" && target.starts_with("/jobs")
+                   ? static_cast<std::size_t>(config_.serve.max_manifest_bytes)
+                   : kCallbackBodyLimit;
+      }});
+  std::string error;
+  if (!listener_->Listen(config_.serve.listen, error)) {
+    LogError("serve.listen: " + error);
+    co_return 2;
+  }
+  const std::string address = config_.serve.listen.substr(0, config_.serve.listen.rfind(':')) +
+                              ":" + std::to_string(listener_->port());
+  background_.Spawn(listener_->Run(listener_stop_));
+  net::signal_set signals(io_.get_executor(), SIGINT, SIGTERM, SIGHUP);
+  WatchSignals(signals);
+  background_.Spawn(Heartbeat());
+
+  co_await service_.LogBalance();  // a certificate or credential problem stops here, unpaid
+  ready_ = true;
+  LogInfo("serving " + spool_->path() + " on http://" + address + " (" +
+          std::to_string(config_.serve.max_jobs) + " jobs at once" +
+          (service_.callbacks() ? "; webhooks at " + config_.callbacks.public_url : "") + ")");
+  util::NotifyService("READY=1\nSTATUS=" + StatusLine());
+
+  co_await Schedule();
+  co_await jobs_group_.Join();
+  if (!draining_) util::NotifyService("STOPPING=1\nSTATUS=" + StatusLine());
+  stop_.Notify();
+  listener_stop_.Trigger();
+  co_await background_.Join();
+  signals.cancel();
+  service_.CancelGraceTimer();
+  const StopReason reason = draining_ ? StopReason::kSignal : service_.stop_reason();
+  const int exit_code = ExitCodeFor(reason);
+  LogInfo("serve ended (exit " + std::to_string(exit_code) + ")" +
+          (reason != StopReason::kNone ? std::string(": ") + engine::Describe(reason) : ""));
+  co_return exit_code;
+}
+
+}  // namespace
+
+int RunDaemon(config::Config config, const std::string& config_path, const std::string& api_key) {
+  std::string error;
+  auto spool = Spool::Open(config.serve.spool_dir, error);
+  if (!spool) {
+    LogError(error);
+    return 2;
+  }
+  std::string token;
+  if (!config.serve.token_file.empty()) {
+    if (!util::ReadInputFile(config.serve.token_file, kTokenFileLimit, token, error)) {
+      LogError("serve.token_file: " + config.serve.token_file + ": " + error);
+      return 2;
+    }
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+      token.pop_back();
+    }
+    if (token.size() < 16) {
+      LogError("serve.token_file: the token must be at least 16 characters");
+      return 2;
+    }
+  }
+  net::io_context io(1);
+  Daemon daemon(io, config, config_path, std::move(spool), std::move(token), api_key);
+  int exit_code = 3;
+  net::co_spawn(io, daemon.Run(), [&](std::exception_ptr failure, int code) {
+    if (failure) std::rethrow_exception(failure);  // a bug: main reports it (exit 70)
+    exit_code = code;
+  });
+  io.run();
+  return exit_code;
+}
+
+}  // namespace nanobatch::serve

@@ -1,0 +1,36 @@
+#pragma once
+// Loopback and local sockets for end-to-end tests: a free TCP port for a listener the test starts
+// (the kernel's pick), and a NOTIFY_SOCKET as systemd makes one, read by the test.
+//
+// Example:
+//   const int port = FreeLoopbackPort();
+//   NotifySocket socket;   // pass socket.path as $NOTIFY_SOCKET
+//   ... run ...
+//   for (const std::string& message : socket.Messages()) ...
+
+#include <string>
+#include <vector>
+
+namespace nanobatch::testing {
+
+// A loopback TCP port free right now.
+int FreeLoopbackPort();
+
+// A datagram socket in the abstract namespace ("@name": test directories are too long for a
+// socket path), as systemd's notify socket.
+class NotifySocket {
+ public:
+  NotifySocket();
+  ~NotifySocket();
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+  // Every message received since the last call.
+  std::vector<std::string> Messages();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace nanobatch::testing
