@@ -15,6 +15,23 @@ std::string ErrorText(const util::InputErrors& errors) {
   return out;
 }
 
+TEST_CASE("config: the shipped serve config is valid for serve") {
+  Config loaded;
+  util::InputErrors errors;
+  REQUIRE(LoadConfigFile("configs/serve.yaml", loaded, errors));
+  ValidateConfig(loaded, errors, {.require_paths = false, .serve = true});
+  CHECK(ErrorText(errors) == "");
+  CHECK(loaded.serve.spool_dir == "/var/lib/nanobatch/spool");
+  // serve needs a spool; webhooks share its listener (callbacks.listen is refused).
+  Config bare;
+  bare.callbacks.public_url = "https://hooks.example.com/h";
+  bare.callbacks.listen = "127.0.0.1:9000";
+  util::InputErrors bare_errors;
+  ValidateConfig(bare, bare_errors, {.require_paths = false, .serve = true});
+  CHECK(ErrorText(bare_errors).find("serve.spool_dir: is required by serve") != std::string::npos);
+  CHECK(ErrorText(bare_errors).find("callbacks.listen: is not used by serve") != std::string::npos);
+}
+
 TEST_CASE("config: the shipped example loads cleanly and equals the built-in defaults") {
   Config loaded;
   util::InputErrors errors;
@@ -38,6 +55,10 @@ TEST_CASE("config: the shipped example loads cleanly and equals the built-in def
   CHECK(loaded.download.allowed_hosts == defaults.download.allowed_hosts);
   CHECK(loaded.retry.max_task_attempts == defaults.retry.max_task_attempts);
   CHECK(loaded.retry.spend_limit_give_up_s == defaults.retry.spend_limit_give_up_s);
+  CHECK(loaded.log.level == defaults.log.level);
+  CHECK(loaded.serve.listen == defaults.serve.listen);
+  CHECK(loaded.serve.max_jobs == defaults.serve.max_jobs);
+  CHECK(loaded.serve.max_manifest_bytes == defaults.serve.max_manifest_bytes);
   CHECK(loaded.log.progress_interval_s == defaults.log.progress_interval_s);
   CHECK(loaded.defaults.output_format == defaults.defaults.output_format);
 }

@@ -114,6 +114,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     // sent unrecorded, and never after submitting stopped: every wait on the way observes the
     // submit signal. Holding the connection first means POSTs leave at the token rate even when
     // they queued for a connection, and an intent is open only while its POST is about to leave.
+    // Prompts are the user's data: logged at debug level only, and capped.
+    util::LogDebug("item " + run.item.id + ": submitting (" + run.item.resolution + "): " +
+                   run.item.prompt.substr(0, 200) + (run.item.prompt.size() > 200 ? "..." : ""));
     http::Request request =
         service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body);
     http::Client::Slot connection =

@@ -60,7 +60,7 @@ TEST_CASE("systemd units: verify is clean and the exposure is at most 2.0") {
   }
 }
 
-TEST_CASE("install.sh: binary, units and a root-only config, staged under a destdir") {
+TEST_CASE("install.sh: binary, units, the service user and the configs, staged under a destdir") {
   testing::TempDir dir;
   const std::string stage = dir.File("stage");
   const std::map<std::string, std::string> built = {
@@ -77,12 +77,21 @@ TEST_CASE("install.sh: binary, units and a root-only config, staged under a dest
   CHECK(mode(stage + "/opt/nb/bin/nanobatch") ==
         (perms::owner_all | perms::group_read | perms::group_exec | perms::others_read |
          perms::others_exec));
-  // The config reaches the service as a credential: root's alone on disk.
+  // A run's config reaches nanobatch@NAME as a credential: root's alone on disk. serve's is read
+  // again on reload by the service's group.
   CHECK(mode(stage + "/etc/nanobatch/nanobatch.yaml") == (perms::owner_read | perms::owner_write));
+  CHECK(mode(stage + "/etc/nanobatch/serve.yaml") ==
+        (perms::owner_read | perms::owner_write | perms::group_read));
+  CHECK(mode(stage + "/etc/nanobatch") ==
+        (perms::owner_all | perms::group_read | perms::group_exec));
+  CHECK(Read(stage + "/etc/sysusers.d/nanobatch.conf").find("u nanobatch") != std::string::npos);
   const std::string unit = Read(stage + "/etc/systemd/system/nanobatch.service");
-  CHECK(unit.find("ExecStart=/opt/nb/bin/nanobatch run --config %d/nanobatch.yaml") !=
+  CHECK(unit.find("ExecStart=/opt/nb/bin/nanobatch serve --config /etc/nanobatch/serve.yaml") !=
         std::string::npos);
-  CHECK(std::filesystem::exists(stage + "/etc/systemd/system/nanobatch@.service"));
+  CHECK(unit.find("User=nanobatch") != std::string::npos);
+  const std::string instance = Read(stage + "/etc/systemd/system/nanobatch@.service");
+  CHECK(instance.find("ExecStart=/opt/nb/bin/nanobatch run --config %d/nanobatch.yaml") !=
+        std::string::npos);
   // An edited config is never overwritten by a second install.
   dir.Write("stage/etc/nanobatch/nanobatch.yaml", "limits: {rate: 1}\n");
   REQUIRE(testing::RunProcess({"tools/install.sh", "--destdir", stage}, built).exit_code == 0);
