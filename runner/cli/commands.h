@@ -2,8 +2,10 @@
 // The bodies of nanobatch's commands (interface.md "Commands"). cli.cc parses the command line
 // and calls one of these; each returns the process exit status.
 
+#include <optional>
 #include <string>
 
+#include "runner/config/api_key.h"
 #include "runner/config/config.h"
 #include "runner/manifest/shard.h"
 
@@ -26,6 +28,11 @@ struct RunOptions {
   bool verify_images = false;  // --verify-images: hash every finished image at start
   manifest::Shard shard;       // --shard K/N: only the items of shard K (default: all)
 };
+
+// The API key (interface.md "API key") and the TLS trust store, both checked before anything is
+// spent; problems are added to `errors` (exit 2).
+std::optional<config::ApiKey> ResolveKeyAndTrust(const config::Config& config,
+                                                 util::InputErrors& errors);
 
 // `nanobatch run`: `config` already holds the file's values and the overrides.
 int RunCommand(config::Config config, const RunOptions& options);

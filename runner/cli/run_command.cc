@@ -14,14 +14,20 @@
 
 namespace nanobatch::cli {
 
-int RunCommand(config::Config config, const RunOptions& options) {
-  util::InputErrors errors;
-  // Everything is checked before anything is spent: the key, then the whole manifest, against
-  // the journal of the output directory (whose lock this run holds from here on).
+std::optional<config::ApiKey> ResolveKeyAndTrust(const config::Config& config,
+                                                 util::InputErrors& errors) {
   std::optional<config::ApiKey> key = config::ResolveApiKey(config.api.key_file, errors);
   if (std::string trust_error; !http::Client::CheckTrustStore(config.api.ca_file, trust_error)) {
     errors.Add({"config", 0, "api.ca_file", trust_error});
   }
+  return key;
+}
+
+int RunCommand(config::Config config, const RunOptions& options) {
+  util::InputErrors errors;
+  // Everything is checked before anything is spent: the key, then the whole manifest, against
+  // the journal of the output directory (whose lock this run holds from here on).
+  std::optional<config::ApiKey> key = ResolveKeyAndTrust(config, errors);
   if (!errors.empty()) {
     errors.Print(std::cerr);
     std::cerr << "nanobatch: nothing was submitted\n";
@@ -57,7 +63,8 @@ int RunCommand(config::Config config, const RunOptions& options) {
                            *inputs.journal,
                            {.retry_failed = options.retry_failed,
                             .shard = options.shard,
-                            .manifest_path = config.manifest});
+                            .manifest_path = config.manifest,
+                            .name = ""});
 }
 
 }  // namespace nanobatch::cli

@@ -1,8 +1,6 @@
 #include <iostream>
 
 #include "runner/cli/commands.h"
-#include "runner/config/api_key.h"
-#include "runner/http/client.h"
 #include "runner/serve/daemon.h"
 #include "runner/util/log.h"
 #include "runner/util/server_text.h"
@@ -12,10 +10,7 @@ namespace nanobatch::cli {
 
 int ServeCommand(config::Config config, const std::string& config_path) {
   util::InputErrors errors;
-  std::optional<config::ApiKey> key = config::ResolveApiKey(config.api.key_file, errors);
-  if (std::string trust_error; !http::Client::CheckTrustStore(config.api.ca_file, trust_error)) {
-    errors.Add({"config", 0, "api.ca_file", trust_error});
-  }
+  std::optional<config::ApiKey> key = ResolveKeyAndTrust(config, errors);
   if (!errors.empty()) {
     errors.Print(std::cerr);
     return kExitBadInput;

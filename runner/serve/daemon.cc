@@ -332,7 +332,8 @@ void Daemon::StartJob(const std::string& name, const std::string& manifest) {
   running->inputs = std::move(std::get<engine::JobInputs>(opened));
   running->job = std::make_unique<engine::Job>(
       service_, *running->inputs.store, std::move(running->inputs.plan), *running->inputs.journal,
-      engine::JobFlags{.manifest_path = manifest, .name = name});
+      engine::JobFlags{
+          .retry_failed = false, .shard = {}, .manifest_path = manifest, .name = name});
   record.state = JobState::kRunning;
   record.exit_code = -1;
   RunningJob* raw = running.get();

@@ -108,11 +108,16 @@ struct Serve {
                       "\", token_file: \"" + dir.File("token") +
                       "\", scan_interval_s: 0.2, max_jobs: 2" + more_serve_keys + "}\n" + extra);
   }
-  void Start(std::map<std::string, std::string> env = {}) {
+  // Starts the daemon; its log is serve-<N>.log, N counting the starts from 0.
+  void Launch(std::map<std::string, std::string> env = {}) {
     env["AIVIDEOAPI_API_KEY"] = "sk-test";
     process = std::make_unique<BackgroundProcess>(
         std::vector<std::string>{testing::kNanobatchBinary, "serve", "--config", config}, env,
         dir.File("serve-" + std::to_string(starts++) + ".log"));
+  }
+  // Launches and waits until /readyz says ready.
+  void Start(std::map<std::string, std::string> env = {}) {
+    Launch(std::move(env));
     for (int i = 0; i < 200; ++i) {
       if (Http("GET", Url("/readyz")).status == 200) return;
       REQUIRE(process->running());
@@ -305,11 +310,7 @@ TEST_CASE("serve: one budget for all jobs, kept across a restart; SIGHUP raises 
   // A restart remembers what was spent: still nothing beyond the budget.
   serve.process->Signal(SIGTERM);
   CHECK(serve.process->Wait(std::chrono::seconds(20)) == 0);
-  serve.process = std::make_unique<BackgroundProcess>(
-      std::vector<std::string>{testing::kNanobatchBinary, "serve", "--config", serve.config},
-      std::map<std::string, std::string>{{"AIVIDEOAPI_API_KEY", "sk-test"}},
-      dir.File("serve-1.log"));
-  serve.starts = 2;
+  serve.Launch();  // not ready: its budget is spent
   REQUIRE(serve.WaitFor([&] { return Http("GET", serve.Url("/healthz")).status == 200; }, 20));
   std::this_thread::sleep_for(std::chrono::seconds(2));
   CHECK(Stat(api.Stats(), "credits_net") <= 80);
