@@ -3,7 +3,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "runner/engine/job.h"
 #include "runner/engine/service.h"
@@ -29,18 +28,6 @@ void WatchSignals(Service& service, net::signal_set& signals) {
   });
 }
 
-// systemd hears from the loop itself: STATUS= with the progress line, and WATCHDOG=1 every half
-// WatchdogSec= (a stalled loop stops pinging and is restarted).
-net::awaitable<void> Heartbeat(const Job& job, util::AsyncEvent& stop) {
-  const auto watchdog = util::WatchdogInterval();
-  const Clock::duration period = watchdog
-                                     ? std::min<Clock::duration>(*watchdog, std::chrono::seconds(5))
-                                     : std::chrono::seconds(5);
-  while (!co_await stop.WaitFor(period)) {
-    util::NotifyService("STATUS=" + job.ProgressLine() + (watchdog ? "\nWATCHDOG=1" : ""));
-  }
-}
-
 // The process around `run`'s one Job: the webhook receiver, signals, systemd, the balance query.
 net::awaitable<int> RunHosted(Service& service, Job& job) {
   TaskGroup background(service.executor());
@@ -52,7 +39,8 @@ net::awaitable<int> RunHosted(Service& service, Job& job) {
   net::signal_set signals(service.executor(), SIGINT, SIGTERM, SIGHUP);
   WatchSignals(service, signals);
   util::AsyncEvent heartbeat_stop(service.executor());
-  background.Spawn(Heartbeat(job, heartbeat_stop));
+  // systemd hears from the loop itself: STATUS= with the progress line, WATCHDOG=1.
+  background.Spawn(util::ReportToService([&job] { return job.ProgressLine(); }, heartbeat_stop));
   co_await service.LogBalance();  // a certificate or credential problem stops here, unpaid
   util::NotifyService("READY=1\nSTATUS=" + job.ProgressLine());
   const int exit_code = co_await job.Run();

@@ -2,7 +2,7 @@
 // Service: what every job of a process shares, built on an executor it does not own: the HTTPS
 // client and its pool, the rate limiter, the credit Ledger, the TaskWatcher (polls and
 // webhooks), the limits on tasks in flight and downloads, and the stop state. `run` is one
-// Service and one Job; `serve` will be one Service and many Jobs.
+// Service and one Job; `serve` is one Service and many Jobs (runner/serve/daemon.h).
 //
 // Stopping composes: a stop reason triggers a util::StopSignal (halt, "cancel submits" or "no new
 // submissions"), and every wait in the engine observes one of them (in-flight slots, connection
@@ -16,7 +16,6 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <map>

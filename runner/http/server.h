@@ -1,6 +1,6 @@
 #pragma once
-// Server: a small plain-HTTP/1.1 server on the engine's event loop, for the webhook receiver now
-// and the daemon's API later (production puts a TLS-terminating proxy in front). One coroutine
+// Server: a small plain-HTTP/1.1 server on the engine's event loop, for `run`'s webhook receiver
+// and serve's API (production puts a TLS-terminating proxy in front). One coroutine
 // per connection, keep-alive, a deadline on every read and write, request bodies capped, a cap
 // on open connections; the handler is synchronous (the loop is single-threaded, so it may touch
 // the engine's state directly) and never sees a request that failed to parse.

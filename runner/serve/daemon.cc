@@ -95,6 +95,37 @@ bool SameToken(std::string_view given, std::string_view expected) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// The POST /jobs token of serve.token_file (empty path: none, POST refused), without trailing
+// whitespace; at least 16 characters. The same rules at start and on reload.
+bool ReadToken(const std::string& path, std::string& token, std::string& error) {
+  token.clear();
+  if (path.empty()) return true;
+  if (!util::ReadInputFile(path, kTokenFileLimit, token, error)) {
+    error = path + ": " + error;
+    return false;
+  }
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+    token.pop_back();
+  }
+  if (token.size() < 16) {
+    error = path + ": the token must be at least 16 characters";
+    return false;
+  }
+  return true;
+}
+
+// Input errors as "NAME.EXT:LINE: field: message" lines: the errors of the file at `path` are
+// shown under the name the user gave it (`shown`), not the spool's internal path.
+json::array ErrorLines(const util::InputErrors& errors, const std::string& path,
+                       const std::string& shown) {
+  json::array lines;
+  for (util::InputError error : errors.stored()) {
+    if (error.path == path) error.path = shown;
+    lines.push_back(json::string(error.Format()));
+  }
+  return lines;
+}
+
 int ExitCodeFor(StopReason reason) {
   switch (reason) {
     case StopReason::kNone:
@@ -140,8 +171,19 @@ class Daemon {
   void StartJob(const std::string& name, const std::string& manifest);
   net::awaitable<void> RunJob(RunningJob* running);
   void FinishJob(RunningJob& running, int exit_code);
-  void EndWithoutRunning(const std::string& name, const std::string& manifest, int exit_code,
-                         json::object summary);
+  // Moves an ended job's manifest to done/ or failed/ with its summary, after recording what it
+  // spent. A spool that cannot be written halts the service: the job stays active and is
+  // finished again at the next start.
+  bool Conclude(const std::string& name, const std::string& manifest, bool done,
+                json::object summary);
+  // What the journals of the jobs not running counted when they ended (or at start).
+  engine::Ledger::Durable CreditsAtRest() const;
+  // The running jobs' journal counters, summed (/metrics and STATUS=); `queued` counts the
+  // plans' items the journals do not know yet.
+  struct RunningSums : journal::Totals {
+    std::uint64_t in_flight() const { return intent + submitted + completed; }
+  };
+  RunningSums SumRunning() const;
   void UpdateOtherCredits();
   JobRecord& Record(const std::string& name) {
     auto [it, inserted] = records_.try_emplace(name);
@@ -161,7 +203,6 @@ class Daemon {
   void WatchSignals(net::signal_set& signals);
   void Drain(const char* why);
   void Reload();
-  net::awaitable<void> Heartbeat();
   std::string StatusLine() const;
   std::uint64_t CountIn(JobState state) const;
 
@@ -219,13 +260,38 @@ void Daemon::LoadSpool() {
   UpdateOtherCredits();
 }
 
-void Daemon::UpdateOtherCredits() {
-  // The budget counts every job's journal: running jobs' live, the others' as they ended.
-  std::uint64_t credits = 0;
+engine::Ledger::Durable Daemon::CreditsAtRest() const {
+  engine::Ledger::Durable credits;
   for (const auto& [name, record] : records_) {
-    if (!running_.contains(name)) credits += record.spent + record.reserved;
+    if (running_.contains(name)) continue;
+    credits.spent += record.spent;
+    credits.reserved += record.reserved;
   }
-  service_.set_credits_of_other_jobs(credits);
+  return credits;
+}
+
+Daemon::RunningSums Daemon::SumRunning() const {
+  RunningSums sum;
+  for (const auto& [name, running] : running_) {
+    const journal::Totals& totals = running->inputs.journal->state().totals();
+    sum.done += totals.done;
+    sum.gave_up += totals.gave_up;
+    sum.intent += totals.intent;
+    sum.submitted += totals.submitted;
+    sum.completed += totals.completed;
+    sum.credits_spent += totals.credits_spent;
+    sum.credits_reserved += totals.credits_reserved;
+    sum.possible_duplicates += totals.possible_duplicates;
+    sum.queued += running->job->queued();
+  }
+  return sum;
+}
+
+void Daemon::UpdateOtherCredits() {
+  // The budget counts every job's journal: running jobs' live, the others' as they ended (an
+  // open intent of a job at rest may yet be charged: it counts as spent here).
+  const engine::Ledger::Durable at_rest = CreditsAtRest();
+  service_.set_credits_of_other_jobs(at_rest.spent + at_rest.reserved);
 }
 
 void Daemon::ScanInbox() {
@@ -250,10 +316,10 @@ void Daemon::StartNext() {
       StartJob(name, records_.at(name).manifest);
       continue;
     }
-    // The first inbox manifest whose name is not running (a second drop of a running job's
-    // name waits for that run to end).
+    // The first inbox manifest whose name is not an active job's (one that holds a claimed
+    // manifest, running or waiting): a second drop of that name waits for the job to end.
     auto next = std::find_if(inbox_.begin(), inbox_.end(), [&](const InboxEntry& entry) {
-      return !running_.contains(entry.name) && !records_[entry.name].manifest.size();
+      return records_.at(entry.name).manifest.empty();
     });
     if (next == inbox_.end()) return;
     const InboxEntry entry = *next;
@@ -269,21 +335,24 @@ void Daemon::StartNext() {
   }
 }
 
-void Daemon::EndWithoutRunning(const std::string& name, const std::string& manifest, int exit_code,
-                               json::object summary) {
+bool Daemon::Conclude(const std::string& name, const std::string& manifest, bool done,
+                      json::object summary) {
   JobRecord& record = Record(name);
   summary["name"] = name;
-  summary["exit_code"] = exit_code;
-  summary["state"] = "failed";
+  summary["state"] = done ? "done" : "failed";
   std::string error;
-  if (!spool_->Finish(name, manifest, /*done=*/false, json::serialize(summary) + "\n", error)) {
+  // The credits first: a crash before the move leaves the job active, its journal counted.
+  if (!spool_->RecordFinishedCredits(name, record.spent, error) ||
+      !spool_->Finish(name, manifest, done, json::serialize(summary) + "\n", error)) {
     LogError("job " + name + ": " + error);
     record.state = JobState::kWaiting;
-    return;
+    service_.Halt(StopReason::kDisk, "the spool cannot be written: " + error);
+    return false;
   }
-  record.state = JobState::kFailed;
-  record.exit_code = exit_code;
+  record.state = done ? JobState::kDone : JobState::kFailed;
   record.manifest.clear();
+  record.reserved = 0;
+  return true;
 }
 
 void Daemon::StartJob(const std::string& name, const std::string& manifest) {
@@ -300,12 +369,6 @@ void Daemon::StartJob(const std::string& name, const std::string& manifest) {
                                        .defaults = config_.defaults},
                                       errors);
   if (auto* failure = std::get_if<engine::JobInputsFailure>(&opened)) {
-    json::array listed;
-    for (const util::InputError& error : errors.stored()) {
-      util::InputError shown = error;
-      if (shown.path == manifest) shown.path = name + manifest.substr(manifest.rfind('.'));
-      listed.push_back(json::string(shown.Format()));
-    }
     if (failure->exit_code == 3) {
       // The disk, not the manifest: the job stays where it is; the service stops (exit 3).
       record.state = JobState::kWaiting;
@@ -316,14 +379,18 @@ void Daemon::StartJob(const std::string& name, const std::string& manifest) {
                (failure->message.empty()
                     ? std::to_string(errors.total()) + " errors in its manifest"
                     : failure->message));
+    const json::array listed =
+        ErrorLines(errors, manifest, name + manifest.substr(manifest.rfind('.')));
     for (const auto& line : listed) LogWarning("job " + name + ": " + line.as_string().c_str());
     json::object summary{
+        {"exit_code", 2},
         {"errors", listed},
         {"error_count", errors.total()},
         {"message", failure->message.empty() ? "the manifest has errors; nothing was submitted"
                                              : failure->message},
         {"credits_spent", 0}};
-    EndWithoutRunning(name, manifest, 2, std::move(summary));
+    record.exit_code = 2;
+    Conclude(name, manifest, /*done=*/false, std::move(summary));
     return;
   }
   auto running = std::make_unique<RunningJob>();
@@ -371,22 +438,7 @@ void Daemon::FinishJob(RunningJob& running, int exit_code) {
     return;
   }
   const bool done = exit_code == 0;
-  json::object summary = running.job->report();
-  summary["name"] = running.name;
-  summary["state"] = done ? "done" : "failed";
-  std::string error;
-  // The credits first: a crash before the move leaves the job active, its journal counted.
-  if (!spool_->RecordFinishedCredits(running.name, totals.credits_spent, error) ||
-      !spool_->Finish(running.name, running.manifest, done, json::serialize(summary) + "\n",
-                      error)) {
-    LogError("job " + running.name + ": " + error);
-    record.state = JobState::kWaiting;
-    service_.Halt(StopReason::kDisk, "the spool cannot be written: " + error);
-    return;
-  }
-  record.state = done ? JobState::kDone : JobState::kFailed;
-  record.manifest.clear();
-  record.reserved = 0;
+  if (!Conclude(running.name, running.manifest, done, running.job->report())) return;
   LogInfo("job " + running.name + ": " + (done ? "done" : "failed") + " (exit " +
           std::to_string(exit_code) + "); summary in " + spool_->path() + "/" +
           (done ? "done/" : "failed/") + running.name + ".summary.json");
@@ -424,7 +476,7 @@ http::Reply Daemon::Handle(const http::IncomingRequest& request) {
                                 ? std::string((*name).value)
                                 : std::string());
   }
-  if (request.method != "GET" && request.method != "HEAD") {
+  if (request.method != "GET") {
     return JsonError(405, "GET " + path + " only");
   }
   if (path == "/healthz") return {200, "ok\n"};
@@ -506,15 +558,14 @@ http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::str
   constexpr std::string_view kBearer = "Bearer ";
   if (!request.authorization.starts_with(kBearer) ||
       !SameToken(std::string_view(request.authorization).substr(kBearer.size()), token_)) {
-    http::Reply reply = JsonError(401, "a valid Authorization: Bearer <token> is required");
-    return reply;
+    return JsonError(401, "a valid Authorization: Bearer <token> is required");
   }
   if (draining_) return JsonError(503, "draining: not taking jobs");
   if (!Spool::IsJobName(name)) {
     return JsonError(400, "?name= must be 1 to 128 of A-Z a-z 0-9 . _ - (not starting with '.')");
   }
-  if (running_.contains(name) || spool_->InInbox(name) ||
-      (records_.contains(name) && !records_.at(name).manifest.empty())) {
+  // An active job (running or waiting) holds its claimed manifest.
+  if (spool_->InInbox(name) || (records_.contains(name) && !records_.at(name).manifest.empty())) {
     return JsonError(409, "job " + name + " is already queued or running");
   }
   if (request.body.empty()) return JsonError(400, "the body must be a JSONL manifest");
@@ -527,14 +578,8 @@ http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::str
       *staged, config_.defaults, [](manifest::Item&&) {}, errors);
   if (!errors.empty()) {
     spool_->DiscardUpload(name);
-    json::array listed;
-    for (const util::InputError& problem : errors.stored()) {
-      util::InputError shown = problem;
-      shown.path = name + ".jsonl";
-      listed.push_back(json::string(shown.Format()));
-    }
     return JsonReply(422, json::object{{"error", "the manifest has errors; nothing was queued"},
-                                       {"errors", listed},
+                                       {"errors", ErrorLines(errors, *staged, name + ".jsonl")},
                                        {"error_count", errors.total()}});
   }
   if (!spool_->PublishUpload(name, error)) {
@@ -563,26 +608,10 @@ std::string Daemon::MetricsPage() const {
                 static_cast<double>(count));
   }
 
-  // Items and tasks of the running jobs, from their journals' counters.
-  journal::Totals sum;
-  std::uint64_t queued = 0;
-  std::uint64_t spent_running = 0;
-  for (const auto& [name, running] : running_) {
-    const journal::Totals& totals = running->inputs.journal->state().totals();
-    sum.done += totals.done;
-    sum.gave_up += totals.gave_up;
-    sum.intent += totals.intent;
-    sum.submitted += totals.submitted;
-    sum.completed += totals.completed;
-    sum.credits_reserved += totals.credits_reserved;
-    sum.possible_duplicates += totals.possible_duplicates;
-    spent_running += totals.credits_spent;
-    queued += running->job->queued();
-  }
+  const RunningSums sum = SumRunning();
   page.Family("nanobatch_items", "gauge", "Items of the running jobs, by state.");
-  page.Sample("nanobatch_items", {{"state", "queued"}}, static_cast<double>(queued));
-  page.Sample("nanobatch_items", {{"state", "in_flight"}},
-              static_cast<double>(sum.intent + sum.submitted + sum.completed));
+  page.Sample("nanobatch_items", {{"state", "queued"}}, static_cast<double>(sum.queued));
+  page.Sample("nanobatch_items", {{"state", "in_flight"}}, static_cast<double>(sum.in_flight()));
   page.Sample("nanobatch_items", {{"state", "done"}}, static_cast<double>(sum.done));
   page.Sample("nanobatch_items", {{"state", "failed"}}, static_cast<double>(sum.gave_up));
   page.Family("nanobatch_tasks", "gauge",
@@ -592,14 +621,10 @@ std::string Daemon::MetricsPage() const {
   page.Sample("nanobatch_tasks", {{"state", "submitted"}}, static_cast<double>(sum.submitted));
   page.Sample("nanobatch_tasks", {{"state", "completed"}}, static_cast<double>(sum.completed));
 
-  std::uint64_t spent_others = 0;
-  for (const auto& [name, record] : records_) {
-    if (!running_.contains(name)) spent_others += record.spent;
-  }
   page.Family("nanobatch_credits_spent_total", "counter",
               "Credits spent by every job of this spool, finished or not (the journals' count).");
   page.Sample("nanobatch_credits_spent_total", {},
-              static_cast<double>(spent_running + spent_others));
+              static_cast<double>(sum.credits_spent + CreditsAtRest().spent));
   page.Family("nanobatch_credits_reserved", "gauge",
               "Credits of submissions recorded but not yet known to be charged.");
   page.Sample("nanobatch_credits_reserved", {},
@@ -677,32 +702,17 @@ std::uint64_t Daemon::CountIn(JobState state) const {
 }
 
 std::string Daemon::StatusLine() const {
-  std::uint64_t done = 0, in_flight = 0, queued = 0;
-  for (const auto& [name, running] : running_) {
-    const journal::Totals& totals = running->inputs.journal->state().totals();
-    done += totals.done;
-    in_flight += totals.intent + totals.submitted + totals.completed;
-    queued += running->job->queued();
-  }
+  const RunningSums sum = SumRunning();
   const engine::Ledger::Durable credits = service_.DurableCredits();
   std::ostringstream line;
   line << running_.size() << " jobs running, " << CountIn(JobState::kQueued) << " queued, "
        << CountIn(JobState::kWaiting) << " waiting, " << CountIn(JobState::kDone) << " done, "
-       << CountIn(JobState::kFailed) << " failed; items " << done << " done, " << in_flight
-       << " in flight, " << queued << " queued; credits " << credits.spent << " spent";
+       << CountIn(JobState::kFailed) << " failed; items " << sum.done << " done, "
+       << sum.in_flight() << " in flight, " << sum.queued << " queued; credits " << credits.spent
+       << " spent";
   if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
   if (draining_) line << "; draining";
   return line.str();
-}
-
-net::awaitable<void> Daemon::Heartbeat() {
-  const auto watchdog = util::WatchdogInterval();
-  const Clock::duration period = watchdog
-                                     ? std::min<Clock::duration>(*watchdog, std::chrono::seconds(5))
-                                     : std::chrono::seconds(5);
-  while (!co_await stop_.WaitFor(period)) {
-    util::NotifyService("STATUS=" + StatusLine() + (watchdog ? "\nWATCHDOG=1" : ""));
-  }
 }
 
 void Daemon::WatchSignals(net::signal_set& signals) {
@@ -735,17 +745,9 @@ void Daemon::Reload() {
   if (config::LoadConfigFile(config_path_, fresh, errors)) {
     config::ValidateConfig(fresh, errors, {.require_paths = false, .serve = true});
   }
-  std::string token = token_;
-  if (errors.empty() && !fresh.serve.token_file.empty()) {
-    std::string error;
-    if (!util::ReadInputFile(fresh.serve.token_file, kTokenFileLimit, token, error)) {
-      errors.Add({fresh.serve.token_file, 0, "serve.token_file", error});
-    }
-    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
-      token.pop_back();
-    }
-  } else if (errors.empty()) {
-    token.clear();
+  std::string token;
+  if (std::string error; errors.empty() && !ReadToken(fresh.serve.token_file, token, error)) {
+    errors.Add({config_path_, 0, "serve.token_file", error});
   }
   if (!errors.empty()) {
     std::ostringstream text;
@@ -813,14 +815,9 @@ void Daemon::Reload() {
       }
     }
   }
-  LogInfo("reloaded: " +
-          (changed.empty() ? std::string("nothing that serve reloads changed") : [&] {
-            std::string text;
-            for (const auto& c : changed) {
-              text += (text.empty() ? "" : ", ") + c;
-            }
-            return text;
-          }()));
+  std::string said;
+  for (const std::string& change : changed) said += (said.empty() ? "" : ", ") + change;
+  LogInfo("reloaded: " + (said.empty() ? "nothing that serve reloads changed" : said));
   for (const std::string& key : need_restart) {
     LogWarning("reload: " + key +
                " changed; it takes effect at the next start (systemctl restart)");
@@ -847,7 +844,7 @@ net::awaitable<int> Daemon::Run() {
   background_.Spawn(listener_->Run(listener_stop_));
   net::signal_set signals(io_.get_executor(), SIGINT, SIGTERM, SIGHUP);
   WatchSignals(signals);
-  background_.Spawn(Heartbeat());
+  background_.Spawn(util::ReportToService([this] { return StatusLine(); }, stop_));
 
   co_await service_.LogBalance();  // a certificate or credential problem stops here, unpaid
   ready_ = true;
@@ -881,18 +878,9 @@ int RunDaemon(config::Config config, const std::string& config_path, const std::
     return 2;
   }
   std::string token;
-  if (!config.serve.token_file.empty()) {
-    if (!util::ReadInputFile(config.serve.token_file, kTokenFileLimit, token, error)) {
-      LogError("serve.token_file: " + config.serve.token_file + ": " + error);
-      return 2;
-    }
-    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
-      token.pop_back();
-    }
-    if (token.size() < 16) {
-      LogError("serve.token_file: the token must be at least 16 characters");
-      return 2;
-    }
+  if (!ReadToken(config.serve.token_file, token, error)) {
+    LogError("serve.token_file: " + error);
+    return 2;
   }
   net::io_context io(1);
   Daemon daemon(io, config, config_path, std::move(spool), std::move(token), api_key);
