@@ -71,6 +71,12 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
                  "$JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID)");
 }
 
+// The log's format and level, from a validated config (validation checked both names).
+void UseLogSettings(const config::LogConfig& log) {
+  util::SetLogFormat(*util::ParseLogFormat(log.format));
+  util::SetLogLevel(*util::ParseLogLevel(log.level));
+}
+
 // Config file first, then each flag the user gave; a flag wins over the file.
 int StartRun(const CLI::App& run, const RunFlags& flags) {
   config::Config config;
@@ -107,8 +113,7 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
     errors.Print(std::cerr);
     return kExitBadInput;
   }
-  util::SetLogFormat(*util::ParseLogFormat(config.log.format));
-  util::SetLogLevel(*util::ParseLogLevel(config.log.level));
+  UseLogSettings(config.log);
   return RunCommand(std::move(config), options);
 }
 
@@ -122,8 +127,7 @@ int StartServe(const std::string& config_path) {
     errors.Print(std::cerr);
     return kExitBadInput;
   }
-  util::SetLogFormat(*util::ParseLogFormat(config.log.format));
-  util::SetLogLevel(*util::ParseLogLevel(config.log.level));
+  UseLogSettings(config.log);
   return ServeCommand(std::move(config), config_path);
 }
 

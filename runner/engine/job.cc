@@ -57,29 +57,27 @@ std::optional<ItemRun> Job::LoadRun(std::uint32_t index) {
   return run;
 }
 
+net::awaitable<bool> Job::SpawnPaid(const std::vector<std::uint32_t>& indexes, Entry entry) {
+  util::AsyncSemaphore& slots = service_.in_flight();
+  for (std::uint32_t index : indexes) {
+    if (!co_await slots.Acquire(&service_.halt_signal())) co_return false;
+    std::optional<ItemRun> run = LoadRun(index);
+    if (!run) {
+      slots.Release();
+      co_return false;
+    }
+    items_.Spawn(Lifecycle(std::move(*run), true, entry));
+  }
+  co_return true;
+}
+
 net::awaitable<void> Job::SubmitLoop() {
   util::AsyncSemaphore& slots = service_.in_flight();
-  // Open intents of an earlier run wait for their callbacks (they hold credits already).
-  for (std::uint32_t index : plan_.recover) {
-    if (!co_await slots.Acquire(&service_.halt_signal())) co_return;
-    std::optional<ItemRun> run = LoadRun(index);
-    if (!run) {
-      slots.Release();
-      co_return;
-    }
-    items_.Spawn(Lifecycle(std::move(*run), true, Entry::kRecover));
-  }
-  // Items already submitted or completed are finished first; they cost nothing more. Each holds
-  // a slot (polls and downloads go on after submitting stopped; only a halt ends them).
-  for (std::uint32_t index : plan_.resume) {
-    if (!co_await slots.Acquire(&service_.halt_signal())) co_return;
-    std::optional<ItemRun> run = LoadRun(index);
-    if (!run) {
-      slots.Release();
-      co_return;
-    }
-    items_.Spawn(Lifecycle(std::move(*run), true, Entry::kResume));
-  }
+  // Open intents of an earlier run wait for their callbacks (they hold credits already). Items
+  // already submitted or completed are finished next; they cost nothing more. Each holds a slot
+  // (polls and downloads go on after submitting stopped; only a halt ends them).
+  if (!co_await SpawnPaid(plan_.recover, Entry::kRecover)) co_return;
+  if (!co_await SpawnPaid(plan_.resume, Entry::kResume)) co_return;
   for (std::uint32_t index : plan_.fresh) {
     std::optional<ItemRun> run;
     while (true) {

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runner/config/config.h"
 #include "runner/engine/image_fetcher.h"
@@ -68,6 +69,9 @@ class Job {
   enum class Entry { kSubmit, kResume, kRecover };
 
   boost::asio::awaitable<void> SubmitLoop();
+  // Starts the lifecycles of items already paid for (`entry`: kRecover or kResume), each once it
+  // has an in-flight slot; false when the job halted meanwhile.
+  boost::asio::awaitable<bool> SpawnPaid(const std::vector<std::uint32_t>& indexes, Entry entry);
   boost::asio::awaitable<void> Lifecycle(ItemRun run, bool holds_slot, Entry entry);
   // Reads item `index` of the manifest for its lifecycle; a manifest edited since validation
   // stops the run (nothing of the changed item is submitted).

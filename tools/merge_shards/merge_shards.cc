@@ -20,6 +20,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
     }
     std::string line;
     int number = 0;
-    std::map<std::string, bool> ids_here;
+    std::set<std::string> ids_here;
     while (std::getline(metadata, line)) {
       ++number;
       if (line.empty()) continue;
@@ -98,8 +99,7 @@ int main(int argc, char** argv) {
         continue;
       }
       // One item's several images share its id within a shard; across shards an id is a conflict.
-      if (!ids_here.count(id_text)) {
-        ids_here[id_text] = true;
+      if (ids_here.insert(id_text).second) {
         ++items;
         auto [it, fresh] = shard_of_id.emplace(id_text, shard);
         if (!fresh) problem(where + ": id \"" + id_text + "\" is also in " + it->second);
