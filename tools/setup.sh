@@ -26,6 +26,9 @@ packages=(
   systemd                  # systemd-analyze: the shipped unit is verified and rated in a test
   prometheus               # promtool: serve's /metrics is checked with Prometheus's own linter
   ca-certificates
+  python3-aiohttp          # tools/bench: the asyncio + aiohttp baseline
+  jq                       # tools/bench: the xargs + curl baseline
+  strace                   # tools/bench: counting the loop thread's syscalls
 )
 
 missing=()

@@ -59,7 +59,8 @@ bool ImageFile::Write(const char* data, std::size_t size) {
     const ssize_t n = ::write(fd_, data + done, size - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      error_ = "cannot write " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(errno);
+      error_ =
+          "cannot write " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(errno);
       return false;
     }
     done += static_cast<std::size_t>(n);
@@ -68,8 +69,7 @@ bool ImageFile::Write(const char* data, std::size_t size) {
   return true;
 }
 
-ImageFile::Committed ImageFile::Commit(const std::string& base_name, std::string& file_name,
-                                       std::string& error) {
+ImageFile::Committed ImageFile::Check(std::string& error) {
   if (!ok()) {
     error = error_;
     return Committed::kIo;
@@ -83,13 +83,27 @@ ImageFile::Committed ImageFile::Commit(const std::string& base_name, std::string
     error = verdict.problem;
     return Committed::kIncomplete;
   }
-  if (::fsync(fd_) != 0) {
-    error = "cannot sync " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(errno);
+  type_ = verdict.type;
+  return Committed::kOk;
+}
+
+std::function<int()> ImageFile::SyncCall() const {
+  return [fd = fd_] { return ::fsync(fd) == 0 ? 0 : errno; };
+}
+
+std::string ImageFile::SyncError(int result) const {
+  return "cannot sync " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(result);
+}
+
+ImageFile::Committed ImageFile::Publish(const std::string& base_name, std::string& file_name,
+                                        std::string& error) {
+  if (fd_ < 0 || type_.empty()) {
+    error = "internal: publishing an image that was not checked";
     return Committed::kIo;
   }
   ::close(fd_);
   fd_ = -1;
-  file_name = base_name + "." + verdict.type;
+  file_name = base_name + "." + type_;
   if (!fs::IsPlainName(file_name)) {
     error = "\"" + file_name + "\" is not a plain file name";
     return Committed::kIo;
@@ -101,7 +115,7 @@ ImageFile::Committed ImageFile::Commit(const std::string& base_name, std::string
   }
   committed_ = true;
   sha256_hex_ = hash_.FinishHex();
-  return fs::SyncDirectory(dir_.fd(), error) ? Committed::kOk : Committed::kIo;
+  return Committed::kOk;
 }
 
 }  // namespace nanobatch::download

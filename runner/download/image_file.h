@@ -1,17 +1,24 @@
 #pragma once
 // Writing one downloaded image safely: the body streams into a temporary file in the output
 // directory's temporary area while SHA-256 is computed and the structure is checked
-// (ImageCheck); only a complete, synced image is renamed to its final name (and the directory
-// synced), so a partial image never appears under a final name. Every file operation goes
-// through the OutputDir's descriptors and never follows a link.
+// (ImageCheck); only a complete image, once synced, is renamed to its final name, so a partial
+// image never appears under a final name. Every file operation goes through the OutputDir's
+// descriptors and never follows a link.
+//
+// Committing is three steps, so that the blocking one can run off the event loop: Check() (a
+// whole image?), SyncCall() (the fsync, run on a disk worker), Publish() (the rename). The
+// caller then syncs the directory, once for every image published together.
 //
 // Example:
 //   ImageFile file(journal.dir());
 //   file.Write(data, size) ...
 //   std::string final_name, error;
-//   if (file.Commit("cat", final_name, error) == ImageFile::Committed::kOk) { "cat.png" }
+//   if (file.Check(error) == ImageFile::Committed::kOk &&
+//       co_await worker.Run(file.SyncCall()) == 0 &&
+//       file.Publish("cat", final_name, error) == ImageFile::Committed::kOk) { "cat.png" }
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -44,8 +51,16 @@ class ImageFile : public http::BodySink {
     kIncomplete,  // an image cut short (no IEND, no EOI, short RIFF)
     kIo,          // the disk refused: full, read-only, permissions
   };
-  // Checks the image, fsyncs, renames to `<out>/<base_name>.<ext>`, fsyncs the directory.
-  Committed Commit(const std::string& base_name, std::string& file_name, std::string& error);
+  // Whether the bytes are one whole image (kOk), or why not.
+  Committed Check(std::string& error);
+  // The blocking call that makes the bytes durable (0 or an errno); the file stays open until
+  // Publish, and the call touches nothing else.
+  std::function<int()> SyncCall() const;
+  // After a successful Check and sync: renames to `<out>/<base_name>.<ext>`. The directory is
+  // not synced here.
+  Committed Publish(const std::string& base_name, std::string& file_name, std::string& error);
+  // The message for a failed SyncCall.
+  std::string SyncError(int result) const;
 
   std::uint64_t bytes() const { return bytes_; }
   const std::string& sha256() const { return sha256_hex_; }
@@ -56,6 +71,7 @@ class ImageFile : public http::BodySink {
   int fd_ = -1;
   std::string error_;
   ImageCheck check_;
+  std::string type_;  // png, jpeg, webp: known after Check
   util::Sha256 hash_;
   std::string sha256_hex_;
   std::uint64_t bytes_ = 0;

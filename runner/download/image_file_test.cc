@@ -32,7 +32,9 @@ TEST_CASE("image file: streamed bytes are hashed and renamed by their real type"
     REQUIRE(file.ok());
     CHECK(file.Write(png.data(), 5));
     CHECK(file.Write(png.data() + 5, png.size() - 5));
-    REQUIRE(file.Commit("cat", file_name, error) == ImageFile::Committed::kOk);
+    REQUIRE(file.Check(error) == ImageFile::Committed::kOk);
+    CHECK(file.SyncCall()() == 0);
+    REQUIRE(file.Publish("cat", file_name, error) == ImageFile::Committed::kOk);
     CHECK(file.sha256() == util::Sha256::HexOf(png));
     CHECK(file.bytes() == png.size());
   }
@@ -50,13 +52,13 @@ TEST_CASE("image file: a body that is not an image, or is cut short, never gets 
     ImageFile file(*out);
     const std::string html = "<html>502 Bad Gateway</html>";
     file.Write(html.data(), html.size());
-    CHECK(file.Commit("dog", file_name, error) == ImageFile::Committed::kNotAnImage);
+    CHECK(file.Check(error) == ImageFile::Committed::kNotAnImage);
   }
   {
     ImageFile file(*out);
     const std::string png = fake_api::MakePng({20, 20}, 2);
     file.Write(png.data(), png.size() - 50);
-    CHECK(file.Commit("dog", file_name, error) == ImageFile::Committed::kIncomplete);
+    CHECK(file.Check(error) == ImageFile::Committed::kIncomplete);
     CHECK(error.find("IEND") != std::string::npos);
   }
   CHECK_FALSE(std::filesystem::exists(dir.File("out/dog.png")));
@@ -72,7 +74,8 @@ TEST_CASE("image file: a link planted under the final name is replaced, its targ
   std::string file_name, error;
   ImageFile file(*out);
   file.Write(jpeg.data(), jpeg.size());
-  REQUIRE(file.Commit("cat", file_name, error) == ImageFile::Committed::kOk);
+  REQUIRE(file.Check(error) == ImageFile::Committed::kOk);
+  REQUIRE(file.Publish("cat", file_name, error) == ImageFile::Committed::kOk);
   CHECK_FALSE(std::filesystem::is_symlink(dir.File("out/cat.jpg")));
   CHECK(dir.Read("victim.txt") == "precious");
 }

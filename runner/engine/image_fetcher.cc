@@ -14,6 +14,22 @@ using util::LogWarning;
 ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
     : service_(service), recorder_(recorder), config_(service.config()) {}
 
+net::awaitable<bool> ImageFetcher::Publish(download::ImageFile& file, const std::string& base_name,
+                                           std::string& file_name) {
+  const int synced = co_await service_.disk().Run(file.SyncCall());
+  std::string error;
+  if (synced != 0) {
+    service_.Halt(StopReason::kDisk, file.SyncError(synced));
+    co_return false;
+  }
+  if (file.Publish(base_name, file_name, error) != download::ImageFile::Committed::kOk) {
+    service_.Halt(StopReason::kDisk, error);
+    co_return false;
+  }
+  recorder_.NoteRenamed();  // the directory is synced by the item's commit (FetchAll)
+  co_return true;
+}
+
 net::awaitable<void> ImageFetcher::FetchAll(const ItemRun& run) {
   const std::vector<std::string> urls(recorder_.Snapshot(run)->urls().begin(),
                                       recorder_.Snapshot(run)->urls().end());
@@ -32,9 +48,11 @@ net::awaitable<void> ImageFetcher::FetchAll(const ItemRun& run) {
     if (!co_await FetchOne(run, k, urls[k])) co_return;
   }
   if (recorder_.Snapshot(run)->phase() == proto::ItemSnapshot::DONE) {
+    // Its images' names and records durable (one directory sync for the group), then reported
+    // done; the finalized snapshot rides along with the next commit.
+    if (!co_await recorder_.Commit()) co_return;
     ++done_;
     recorder_.RecordDone(run);
-    co_await recorder_.Commit();
   }
 }
 
@@ -106,8 +124,9 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       co_return false;
     }
     std::string file_name, error;
-    switch (file.Commit(base_name, file_name, error)) {
+    switch (file.Check(error)) {
       case download::ImageFile::Committed::kOk:
+        if (!co_await Publish(file, base_name, file_name)) co_return false;
         break;
       case download::ImageFile::Committed::kNotAnImage:
       case download::ImageFile::Committed::kIncomplete:
@@ -128,8 +147,10 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     downloaded->set_file_name(file_name);
     downloaded->set_sha256(file.sha256());
     downloaded->set_bytes(file.bytes());
+    // Not waited for: the item's end (FetchAll) commits it. Lost in a crash, it costs one
+    // download of a file that is already here, never credits.
     recorder_.Append(std::move(record));
-    co_return co_await recorder_.Commit();
+    co_return true;
   }
   if (!image_problem.empty()) {
     recorder_.RecordGaveUp(

@@ -2,10 +2,12 @@
 // ImageFetcher: a completed item's images, from their URLs to files in the output directory and
 // records in the journal. Each URL is checked against the download policy first (https, the
 // API's host and port or an allowed host and port); each download streams to a temporary file
-// (size-capped, hashed, typed by its magic bytes, checked for completeness), is fsynced, renamed
-// and recorded. A body cut short is fetched again; a host the policy refuses leaves the item
-// completed (paid, fetched by the run after the fix); the same refusal for several items in a
-// row stops submitting (it is the configuration, not the item).
+// (size-capped, hashed, typed by its magic bytes, checked for completeness), is fsynced (on the
+// disk worker), renamed and recorded; the item is reported done after the Recorder's next commit,
+// which syncs the directory once for every image renamed since the last one. A body cut short is
+// fetched again; a host the policy refuses leaves the item completed (paid, fetched by the run
+// after the fix); the same refusal for several items in a row stops submitting (it is the
+// configuration, not the item).
 //
 // Example:
 //   ImageFetcher fetcher(service, recorder);
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include <string>
 
+#include "runner/download/image_file.h"
 #include "runner/engine/item_run.h"
 #include "runner/engine/recorder.h"
 #include "runner/engine/service.h"
@@ -37,6 +40,10 @@ class ImageFetcher {
 
  private:
   boost::asio::awaitable<bool> FetchOne(const ItemRun& run, int index, const std::string& url);
+  // Makes a checked image durable and gives it its final name (the directory is synced by the
+  // next commit): false (the service halted) on a disk error.
+  boost::asio::awaitable<bool> Publish(download::ImageFile& file, const std::string& base_name,
+                                       std::string& file_name);
 
   Service& service_;
   Recorder& recorder_;

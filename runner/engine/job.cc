@@ -231,7 +231,8 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
         co_await recorder_.Commit();
         co_return TaskOutcome::kGaveUp;
       }
-      if (!co_await recorder_.Commit()) co_return TaskOutcome::kStillOpen;
+      // Not waited for: the download follows, and its commit carries this record (lost in a
+      // crash, it costs one more poll of a known task, never credits).
       co_return TaskOutcome::kCompleted;
     }
     case TaskVerdict::Kind::kFailed: {
@@ -352,7 +353,8 @@ net::awaitable<void> Job::Progress() {
       terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
   while (!co_await progress_stop_.WaitFor(period)) {
     // A long run's journal is compacted as it goes (Compact is synchronous: no record can slip
-    // in between the snapshot and the switch to the new file).
+    // in between the snapshot and the switch to the new file; it waits for a turn with no
+    // batch in flight).
     std::string error;
     if (!journal_.failed() && !journal_.MaybeCompact(error) && !error.empty()) {
       LogWarning("journal compaction failed: " + error);

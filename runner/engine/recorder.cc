@@ -1,7 +1,10 @@
 #include "runner/engine/recorder.h"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
 
 #include "runner/util/log.h"
 
@@ -10,30 +13,42 @@ namespace nanobatch::engine {
 namespace net = boost::asio;
 
 Recorder::Recorder(Service& service, journal::Journal& journal)
-    : service_(service), journal_(journal), outputs_(journal.dir()), flushed_(service.executor()) {}
+    : service_(service),
+      journal_(journal),
+      outputs_(journal.dir()),
+      syncs_(service.executor(), service.disk(),
+             {.has_changes = [this] { return renamed_ || journal_.has_pending(); },
+              .begin = [this] { return BeginSync(); },
+              .end = [this](int result, std::string& error) { return EndSync(result, error); }},
+             kCommitInterval) {
+  syncs_.set_on_sync(
+      [&service](double seconds) { service.counters().journal_sync_seconds.Observe(seconds); });
+}
+
+std::function<int()> Recorder::BeginSync() {
+  const bool renamed = std::exchange(renamed_, false);
+  // The directory first: a record of an image is never durable before the image's name.
+  return [renamed, dir = journal_.dir().fd(), write = journal_.BeginBatch()]() -> int {
+    if (renamed && ::fsync(dir) != 0) return -errno;  // negative: the directory's
+    return write();
+  };
+}
+
+bool Recorder::EndSync(int result, std::string& error) {
+  if (result >= 0) return journal_.EndBatch(result, error);
+  journal_.EndBatch(-result, error);  // the batch was not written: the journal stops
+  error = "cannot sync " + journal_.dir().path() + ": " + std::strerror(-result);
+  return false;
+}
 
 net::awaitable<bool> Recorder::Commit() {
   if (journal_.failed()) co_return false;
-  if (flushing_) {
-    // Someone is about to write: our record is in their batch.
-    co_await flushed_.Wait();
-    co_return !journal_.failed();
-  }
-  flushing_ = true;
-  // Let every coroutine that is ready append first, then write them all with one fdatasync.
-  co_await net::post(service_.executor(), net::use_awaitable);
-  std::string error;
-  const auto sync_started = Clock::now();
-  const bool ok = journal_.Sync(error);
-  service_.counters().journal_sync_seconds.Observe(
-      std::chrono::duration<double>(Clock::now() - sync_started).count());
-  flushing_ = false;
-  flushed_.Notify();
+  const bool ok = co_await syncs_.Commit();
   // Every change of reserved or spent credits is followed by a commit: a submit loop waiting
   // for credits to come back re-checks now.
   service_.NotifyBudgetChanged();
   if (!ok) {
-    service_.Halt(StopReason::kDisk, error + "; free space in " + journal_.dir().path() +
+    service_.Halt(StopReason::kDisk, syncs_.error() + "; free space in " + journal_.dir().path() +
                                          " (or fix its permissions) and run the same command "
                                          "again");
   }

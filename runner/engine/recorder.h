@@ -1,17 +1,32 @@
 #pragma once
 // Recorder: the one writer of a job's journal and output files. Everything the engine learns
 // goes through it first: records are appended (and applied to the journal's state at once) and
-// made durable by Commit(), which group-commits every record appended in the same turn of the
-// event loop with one fdatasync. A journal that cannot be written halts the service (exit 3:
+// made durable by Commit(), a group commit (disk::GroupCommit): one write and fdatasync, on the
+// service's disk worker, for every record appended before it began; callers whose records came
+// later are carried by the next one. The loop never waits for the disk, and the slower the disk,
+// the more records share a sync. A journal that cannot be written halts the service (exit 3:
 // free space, then run again).
+//
+// The same group commit syncs the output directory when images were renamed into it since the
+// last one (NoteRenamed): an item is reported done (its metadata.jsonl lines) only after a
+// commit that began after its images' renames, so one directory fsync covers every image
+// published in the group. Under a busy stream of commits a sync starts at most every
+// kCommitInterval, so that groups grow even on a fast disk.
+//
+// Only what recovery needs is waited for: an intent before its POST (money), a task id once
+// known (money), an item's images before it is reported done. A completed task or a downloaded
+// image's record rides along with the next commit: lost in a crash, it costs a poll or a
+// download, never credits.
 //
 // Example:
 //   recorder.AppendIntent(run, token);
 //   if (!co_await recorder.Commit()) co_return;   // durable, or stopping
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <string>
 
+#include "runner/disk/group_commit.h"
 #include "runner/engine/item_run.h"
 #include "runner/engine/service.h"
 #include "runner/journal/journal.h"
@@ -21,6 +36,8 @@ namespace nanobatch::engine {
 
 class Recorder {
  public:
+  static constexpr std::chrono::milliseconds kCommitInterval{10};
+
   Recorder(Service& service, journal::Journal& journal);
 
   boost::asio::awaitable<bool> Commit();
@@ -29,6 +46,8 @@ class Recorder {
     return journal_.state().Find(run.item.id);
   }
   journal::Journal& journal() { return journal_; }
+  // An image was renamed into the output directory: the next commit syncs the directory.
+  void NoteRenamed() { renamed_ = true; }
   output::OutputFiles& outputs() { return outputs_; }
 
   // The intent is recorded once the rate limiter lets its POST go: a crash can then leave open
@@ -50,8 +69,11 @@ class Recorder {
   Service& service_;
   journal::Journal& journal_;
   output::OutputFiles outputs_;
-  util::AsyncEvent flushed_;
-  bool flushing_ = false;
+  std::function<int()> BeginSync();
+  bool EndSync(int result, std::string& error);
+
+  bool renamed_ = false;  // since the last commit began
+  disk::GroupCommit syncs_;
 };
 
 }  // namespace nanobatch::engine

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "runner/config/config.h"
+#include "runner/disk/blocking_worker.h"
 #include "runner/engine/ledger.h"
 #include "runner/engine/rate_limiter.h"
 #include "runner/engine/stop_reason.h"
@@ -68,6 +69,9 @@ class Service {
   ratelimit::RetryBudget& retry_budget() { return retry_budget_; }
   const http::Endpoint& api_endpoint() const { return api_endpoint_; }
   ServiceCounters& counters() { return counters_; }
+  // The thread for blocking disk syncs: every job's journal, images and directory syncs.
+  disk::BlockingWorker& disk() { return disk_; }
+  const disk::BlockingWorker& disk() const { return disk_; }
   // Read-only views for /metrics and status lines.
   const ServiceCounters& counters() const { return counters_; }
   const RateLimiter& limiter() const { return limiter_; }
@@ -153,6 +157,7 @@ class Service {
   const std::string authorization_;
   http::Endpoint api_endpoint_;
   ServiceCounters counters_;
+  disk::BlockingWorker disk_;
   http::Client client_;
   RateLimiter limiter_;
   Ledger ledger_;

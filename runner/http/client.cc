@@ -38,9 +38,36 @@ struct Connection {
 
 struct HostPool {
   HostPool(net::any_io_executor executor, std::size_t size) : slots(executor, size) {}
+  ~HostPool() {
+    if (session != nullptr) SSL_SESSION_free(session);
+  }
   util::AsyncSemaphore slots;
   std::vector<std::unique_ptr<Connection>> idle;
+  // The newest TLS session a server of this host and port handed out, offered by the next
+  // connection: sessions are never offered to another authority.
+  SSL_SESSION* session = nullptr;
 };
+
+// The slot of an SSL object that names its pool (Asio keeps its verify callback in the app
+// data, so a slot of our own).
+int PoolIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// OpenSSL's new-session callback (TLS 1.3 tickets arrive after the handshake, with the first
+// reads): the session is kept by the pool the connection belongs to.
+int KeepSession(SSL* ssl, SSL_SESSION* session) {
+  auto* pool = static_cast<HostPool*>(SSL_get_ex_data(ssl, PoolIndex()));
+  if (pool == nullptr || SSL_SESSION_is_resumable(session) != 1) return 0;
+  // A copy: connections end without a TLS close_notify (a dropped connection, or one idle too
+  // long), and OpenSSL then marks the connection's own session as not resumable.
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  if (copy == nullptr) return 0;
+  if (pool->session != nullptr) SSL_SESSION_free(pool->session);
+  pool->session = copy;
+  return 0;  // the original stays OpenSSL's
+}
 
 bool IsIpLiteral(const std::string& host) {
   boost::system::error_code error;
@@ -132,6 +159,10 @@ struct Client::Impl {
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
     tls.set_verify_mode(ssl::verify_peer);
+    // Client-side session caching, kept by the pools (not OpenSSL's internal store).
+    SSL_CTX_set_session_cache_mode(tls.native_handle(),
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(tls.native_handle(), KeepSession);
     std::string error;
     if (!LoadTrustStore(tls, options.ca_file, error)) throw std::runtime_error(error);
   }
@@ -153,7 +184,8 @@ struct Client::Impl {
     return nullptr;
   }
 
-  net::awaitable<Result<std::unique_ptr<Connection>>> Connect(const Endpoint& endpoint) {
+  net::awaitable<Result<std::unique_ptr<Connection>>> Connect(HostPool& pool,
+                                                              const Endpoint& endpoint) {
     using namespace net::experimental::awaitable_operators;
     tcp::resolver resolver(executor);
     net::steady_timer deadline(executor, options.connect_timeout);
@@ -188,10 +220,14 @@ struct Client::Impl {
                         "setting up TLS for " + endpoint.host, false);
     }
     connection->stream.set_verify_mode(ssl::verify_peer);
+    SSL_set_ex_data(native, PoolIndex(), &pool);
+    // A session the server does not take back costs nothing: the handshake is a full one.
+    if (pool.session != nullptr) SSL_set_session(native, pool.session);
     auto [handshake_error] =
         co_await connection->stream.async_handshake(ssl::stream_base::client, kAsTuple);
     if (handshake_error) co_return HandshakeFailure(handshake_error, native, endpoint);
     ++stats.connections_opened;
+    if (SSL_session_reused(native) == 1) ++stats.sessions_resumed;
     co_return std::move(connection);
   }
 
@@ -204,7 +240,7 @@ struct Client::Impl {
     if (reused) {
       ++stats.connections_reused;
     } else {
-      auto connected = co_await Connect(endpoint);
+      auto connected = co_await Connect(pool, endpoint);
       if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
       connection = std::move(std::get<0>(connected));
     }

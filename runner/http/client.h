@@ -144,6 +144,7 @@ class Client {
   struct Stats {
     std::uint64_t connections_opened = 0;
     std::uint64_t connections_reused = 0;
+    std::uint64_t sessions_resumed = 0;  // of the connections opened: abbreviated handshakes
   };
   Stats stats() const;
 

@@ -74,6 +74,25 @@ TEST_CASE("http client: requests over verified TLS reuse one keep-alive connecti
   CHECK(client.stats().connections_reused == 2);
 }
 
+TEST_CASE("http client: a new connection resumes the host's TLS session") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  net::io_context io;
+  // Never reuse an idle connection: every request opens a new one.
+  Client client(io.get_executor(), {.ca_file = api.ca_file(), .max_idle = 0s});
+  for (int i = 0; i < 3; ++i) {
+    Result<Response> result = RunOn(io, client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20));
+    REQUIRE(std::holds_alternative<Response>(result));
+    CHECK(std::get<Response>(result).status == 200);
+  }
+  CHECK(client.stats().connections_opened == 3);
+  CHECK(client.stats().sessions_resumed == 2);
+  // The server agrees: two of its handshakes were resumptions.
+  Result<Response> stats = RunOn(io, client.Fetch(Get(api, "/_stats"), 10s, 1 << 20));
+  REQUIRE(std::holds_alternative<Response>(stats));
+  CHECK(std::get<Response>(stats).body.find("\"tls_resumed\":3") != std::string::npos);
+}
+
 TEST_CASE("http client: POST bodies and error statuses with Retry-After come back as responses") {
   testing::TempDir dir;
   testing::FakeApiProcess api(dir, {"--rate", "1", "--burst", "1"});

@@ -356,7 +356,7 @@ std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
 
 void Journal::Append(proto::Record record) {
   if (record.unix_time() == 0) record.set_unix_time(UnixNow());
-  state_.Apply(record, file_bytes_ + pending_.size());
+  state_.Apply(record, file_bytes_ + in_flight_.size() + pending_.size());
   pending_ += EncodeFrame(FrameType::kRecord, record.SerializeAsString());
   ++pending_records_;
   ++records_since_compaction_;
@@ -377,12 +377,19 @@ void Journal::Finalize(const std::string& item_id) {
 bool Journal::LoadSnapshot(std::uint64_t offset, proto::ItemSnapshot& out) const {
   std::string frame;
   if (offset >= file_bytes_) {
-    // Appended, not yet synced: still in the queue.
-    const std::uint64_t at = offset - file_bytes_;
-    if (at + kFrameHeaderSize > pending_.size()) return false;
+    // Appended, not yet written: in the batch in flight (only read, here and by the worker), or
+    // still in the queue.
+    std::uint64_t at = offset - file_bytes_;
+    const std::string* bytes = &in_flight_;
+    if (at >= in_flight_.size()) {
+      at -= in_flight_.size();
+      bytes = &pending_;
+    }
+    if (at + kFrameHeaderSize > bytes->size()) return false;
     const std::uint32_t length =
-        FramePayloadLength(std::string_view(pending_).substr(at, kFrameHeaderSize));
-    frame = pending_.substr(at, kFrameHeaderSize + length);
+        FramePayloadLength(std::string_view(*bytes).substr(at, kFrameHeaderSize));
+    if (at + kFrameHeaderSize + length > bytes->size()) return false;
+    frame = bytes->substr(at, kFrameHeaderSize + length);
   } else {
     char header[kFrameHeaderSize];
     if (::pread(read_fd_, header, sizeof header, static_cast<off_t>(offset)) !=
@@ -412,6 +419,10 @@ bool Journal::LoadSnapshot(std::uint64_t offset, proto::ItemSnapshot& out) const
 }
 
 bool Journal::Sync(std::string& error) {
+  if (batch_in_flight_) {
+    error = "a journal batch is still being written";
+    return false;
+  }
   if (failed_) {
     error = "the journal stopped accepting writes after an earlier error";
     return false;
@@ -428,7 +439,44 @@ bool Journal::Sync(std::string& error) {
   return true;
 }
 
+std::function<int()> Journal::BeginBatch() {
+  batch_in_flight_ = true;
+  in_flight_.swap(pending_);
+  pending_.clear();
+  pending_records_ = 0;
+  if (failed_) return [] { return EIO; };  // EndBatch says why
+  return [fd = fd_, data = in_flight_.data(), size = in_flight_.size()]() -> int {
+    std::size_t done = 0;
+    while (done < size) {
+      const ssize_t n = ::write(fd, data + done, size - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return errno;
+      done += static_cast<std::size_t>(n);
+    }
+    return size == 0 || ::fdatasync(fd) == 0 ? 0 : errno;
+  };
+}
+
+bool Journal::EndBatch(int result, std::string& error) {
+  batch_in_flight_ = false;
+  if (failed_) {
+    error = "the journal stopped accepting writes after an earlier error";
+    in_flight_.clear();
+    return false;
+  }
+  if (result != 0) {
+    error = "writing the journal " + path_ + ": " + std::strerror(result);
+    failed_ = true;  // what the batch wrote, if anything, is a torn tail for the next start
+    in_flight_.clear();
+    return false;
+  }
+  file_bytes_ += in_flight_.size();
+  in_flight_.clear();
+  return true;
+}
+
 bool Journal::MaybeCompact(std::string& error) {
+  if (batch_in_flight_) return false;  // the next chance will do
   // Compact when the file holds at least 4x the records of the live state (and not tiny), and
   // at least twice what the last compaction wrote: the rewrite costs about the live state, and
   // growing geometrically between rewrites keeps a million-item run linear, not quadratic.

@@ -18,6 +18,7 @@
 //   if (!journal->Sync(error)) { stop, exit 3 }
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,15 +61,26 @@ class Journal {
   // Applies `record` to state() now and queues it for the next Sync(). The caller sets no time:
   // Append stamps the record with the wall clock (for humans and `status`, never for logic).
   void Append(proto::Record record);
-  // Writes and fdatasyncs everything queued. False (with `error`) on failure, and for ever after.
+  // Writes and fdatasyncs everything queued, on the caller's thread. False (with `error`) on
+  // failure, and for ever after. Not while a batch is in flight.
   bool Sync(std::string& error);
+  // The same off the event loop, in two halves around a blocking call (disk::GroupCommit's
+  // hooks): BeginBatch() moves the queued records into the batch in flight and returns the call
+  // that writes and fdatasyncs them (it touches only the descriptor and that batch, which stay
+  // unchanged until EndBatch); EndBatch() applies its result (0 or an errno). Records appended
+  // meanwhile queue for the next batch; one batch is in flight at a time.
+  bool has_pending() const { return !pending_.empty(); }
+  std::function<int()> BeginBatch();
+  bool EndBatch(int result, std::string& error);
+  bool batch_in_flight() const { return batch_in_flight_; }
   // An item is finished (done or given up) and its output lines are written: its whole
   // snapshot is appended as one record, and the state keeps only a compact entry pointing at it.
   // Memory then follows the items in flight, not the items finished.
   void Finalize(const std::string& item_id);
 
   // Rewrites the journal as one snapshot record per item (temporary file, fsync, rename, fsync
-  // of the directory), when the file is much larger than its live state. Returns whether it did.
+  // of the directory), when the file is much larger than its live state and no batch is in
+  // flight. Returns whether it did.
   bool MaybeCompact(std::string& error);
   bool Compact(std::string& error);
 
@@ -97,6 +109,8 @@ class Journal {
   Recovery recovery_;
   std::string pending_;
   std::size_t pending_records_ = 0;
+  std::string in_flight_;  // the batch on its way to the disk (read-only until EndBatch)
+  bool batch_in_flight_ = false;
   std::uint64_t file_bytes_ = 0;
   std::uint64_t records_since_compaction_ = 0;
   std::uint64_t records_in_file_ = 0;           // records in journal.log now

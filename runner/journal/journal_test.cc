@@ -306,3 +306,71 @@ TEST_CASE(
 
 }  // namespace
 }  // namespace nanobatch::journal
+
+namespace nanobatch::journal {
+namespace {
+
+TEST_CASE("journal: a batch in flight keeps order, serves reads, and holds back what came after") {
+  testing::TempDir dir;
+  std::string error;
+  {
+    auto journal = Journal::Open(dir.path(), {}, error);
+    REQUIRE_MESSAGE(journal, error);
+    Finish(*journal, "a");
+    journal->Finalize("a");  // its snapshot is in the batch below
+    REQUIRE(journal->has_pending());
+    std::function<int()> write = journal->BeginBatch();
+    CHECK(journal->batch_in_flight());
+    CHECK_FALSE(journal->has_pending());
+    // Appended while the batch is on its way: queued for the next one, offsets after it.
+    journal->Append(Intent("b"));
+    Finish(*journal, "c");
+    journal->Finalize("c");
+    CHECK(journal->has_pending());
+    // Compact items are read back from the batch in flight and from the queue.
+    CHECK(journal->state().Find("a")->prompt() == "a long prompt for a");
+    CHECK(journal->state().Find("c")->prompt() == "a long prompt for c");
+    // Nothing synchronous may cut in while the batch is out.
+    CHECK_FALSE(journal->Sync(error));
+    CHECK_FALSE(journal->MaybeCompact(error));
+    CHECK(write() == 0);  // the worker's half: write + fdatasync
+    REQUIRE(journal->EndBatch(0, error));
+    CHECK(journal->state().Find("a")->prompt() == "a long prompt for a");  // now from the file
+    std::function<int()> second = journal->BeginBatch();
+    CHECK(second() == 0);
+    REQUIRE(journal->EndBatch(0, error));
+    CHECK(journal->state().Find("c")->prompt() == "a long prompt for c");
+    CHECK(std::filesystem::file_size(JournalPath(dir)) == journal->file_bytes());
+  }
+  auto reopened = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(reopened, error);
+  CHECK(reopened->state().totals().done == 2);
+  CHECK(reopened->state().totals().intent == 1);
+  CHECK(reopened->state().Find("c")->images(0).file_name() == "c.png");
+}
+
+TEST_CASE("journal: a failed batch stops the journal, and the next start drops its torn tail") {
+  testing::TempDir dir;
+  std::string error;
+  {
+    auto journal = Journal::Open(dir.path(), {}, error);
+    REQUIRE_MESSAGE(journal, error);
+    journal->Append(Intent("a"));
+    REQUIRE(journal->Sync(error));
+    journal->Append(Intent("b"));
+    journal->BeginBatch();  // the worker's call never ran: the disk refused
+    CHECK_FALSE(journal->EndBatch(ENOSPC, error));
+    CHECK(error.find("No space left") != std::string::npos);
+    CHECK(journal->failed());
+    journal->Append(Intent("c"));
+    journal->BeginBatch();
+    CHECK_FALSE(journal->EndBatch(0, error));  // stays failed: a hole cannot be hidden
+  }
+  auto reopened = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(reopened, error);
+  CHECK(reopened->state().totals().intent == 1);
+  CHECK(reopened->state().Find("b") == nullptr);
+}
+
+}  // namespace
+}  // namespace nanobatch::journal

@@ -123,6 +123,7 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
   beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
   auto [handshake_error] = co_await stream.async_handshake(ssl::stream_base::server, kAsTuple);
   if (handshake_error) co_return;
+  simulator.OnHandshake(SSL_session_reused(stream.native_handle()) == 1);
 
   beast::flat_buffer buffer;
   while (true) {

@@ -79,6 +79,8 @@ std::optional<Reply> Simulator::Admit(std::string_view authorization, Clock::tim
     recent_requests_.pop_front();
   }
   max_requests_in_1s_ = std::max(max_requests_in_1s_, recent_requests_.size());
+  if (!first_request_) first_request_ = now;
+  last_request_ = now;
   Settle(now);
 
   constexpr std::string_view kBearer = "Bearer ";
@@ -456,6 +458,11 @@ std::string Simulator::Stats(Clock::time_point now, bool detail) {
       {"duplicate_prompt_submissions", duplicates},
       {"max_submissions_per_prompt", max_per_prompt},
       {"max_requests_in_1s", max_requests_in_1s_},
+      {"request_span_s",
+       first_request_ ? std::chrono::duration<double>(last_request_ - *first_request_).count()
+                      : 0.0},
+      {"tls_handshakes", tls_handshakes_},
+      {"tls_resumed", tls_resumed_},
       {"bad_submit_bodies", bad_submit_bodies_},
       {"callbacks_sent", callbacks_sent_},
       {"callbacks_dropped", callbacks_dropped_},

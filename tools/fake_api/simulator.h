@@ -107,6 +107,11 @@ class Simulator {
   void OnCallbackResult(int status);
   // GET /_stats: what the server saw, for tests; `detail` adds per-prompt and per-image maps.
   std::string Stats(Clock::time_point now, bool detail);
+  // A TLS handshake completed on either listener; `resumed`: from a session the client kept.
+  void OnHandshake(bool resumed) {
+    ++tls_handshakes_;
+    if (resumed) ++tls_resumed_;
+  }
 
   // Read-only views for unit tests.
   std::int64_t balance() const { return balance_; }
@@ -186,6 +191,10 @@ class Simulator {
   std::uint64_t callbacks_refused_ = 0;   // answered otherwise
   std::uint64_t callbacks_failed_ = 0;    // no answer
   std::size_t max_requests_in_1s_ = 0;
+  std::optional<Clock::time_point> first_request_;  // of /v1: the span of the request rate
+  Clock::time_point last_request_;
+  std::uint64_t tls_handshakes_ = 0;
+  std::uint64_t tls_resumed_ = 0;
   std::map<std::string, std::uint64_t> submissions_by_prompt_;
   std::map<std::string, std::string> image_sha256_;  // path -> sha256 of the bytes served
 };

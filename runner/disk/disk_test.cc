@@ -1,0 +1,193 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "doctest/doctest.h"
+#include "runner/disk/blocking_worker.h"
+#include "runner/disk/group_commit.h"
+
+namespace nanobatch::disk {
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+TEST_CASE("blocking worker: the call runs on another thread and the caller resumes on the loop") {
+  net::io_context io;
+  BlockingWorker worker;
+  const auto loop_thread = std::this_thread::get_id();
+  std::thread::id call_thread, resumed_thread;
+  int result = -1;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        result = co_await worker.Run([&] {
+          call_thread = std::this_thread::get_id();
+          return 42;
+        });
+        resumed_thread = std::this_thread::get_id();
+      },
+      net::detached);
+  io.run();  // returns only once the call is back: the call counts as the loop's work
+  CHECK(result == 42);
+  CHECK(call_thread != loop_thread);
+  CHECK(resumed_thread == loop_thread);
+  CHECK(worker.calls() == 1);
+}
+
+TEST_CASE("blocking worker: the loop keeps running while a call blocks") {
+  net::io_context io;
+  BlockingWorker worker;
+  int ticks = 0;
+  bool done = false;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        co_await worker.Run([] {
+          std::this_thread::sleep_for(200ms);  // a slow disk
+          return 0;
+        });
+        done = true;
+      },
+      net::detached);
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        net::steady_timer timer(io);
+        for (int i = 0; i < 100 && !done; ++i) {  // bounded
+          timer.expires_after(10ms);
+          co_await timer.async_wait(net::use_awaitable);
+          ++ticks;
+        }
+      },
+      net::detached);
+  io.run();
+  CHECK(done);
+  CHECK(ticks >= 10);  // ~20 ticks of 10 ms went by during the 200 ms call
+}
+
+// A change log in the shape of a journal: appended on the loop, written by the worker.
+struct FakeLog {
+  std::vector<int> pending;
+  std::vector<int> in_flight;
+  std::vector<int> durable;
+  int syncs = 0;
+  int fail_at_sync = -1;
+  std::chrono::milliseconds delay{0};
+
+  GroupCommit::Hooks Hooks() {
+    return {.has_changes = [this] { return !pending.empty(); },
+            .begin =
+                [this] {
+                  in_flight.swap(pending);
+                  pending.clear();
+                  const bool fail = ++syncs == fail_at_sync;
+                  return std::function<int()>([fail, delay = delay] {
+                    std::this_thread::sleep_for(delay);
+                    return fail ? EIO : 0;
+                  });
+                },
+            .end =
+                [this](int result, std::string& error) {
+                  if (result != 0) {
+                    error = "sync failed";
+                    return false;
+                  }
+                  durable.insert(durable.end(), in_flight.begin(), in_flight.end());
+                  in_flight.clear();
+                  return true;
+                }};
+  }
+};
+
+TEST_CASE(
+    "group commit: concurrent commits share syncs, and each returns once its change is "
+    "durable") {
+  net::io_context io;
+  BlockingWorker worker;
+  FakeLog log;
+  log.delay = 20ms;
+  GroupCommit commits(io.get_executor(), worker, log.Hooks());
+  int checked = 0;
+  bool all_durable_when_returned = true;
+  constexpr int kWriters = 50;
+  for (int w = 0; w < kWriters; ++w) {
+    net::co_spawn(
+        io,
+        [&, w]() -> net::awaitable<void> {
+          for (int k = 0; k < 4; ++k) {
+            const int change = w * 100 + k;
+            log.pending.push_back(change);
+            CHECK(co_await commits.Commit());
+            bool found = false;
+            for (int d : log.durable) found = found || d == change;
+            all_durable_when_returned = all_durable_when_returned && found;
+            ++checked;
+          }
+        },
+        net::detached);
+  }
+  io.run();
+  CHECK(checked == kWriters * 4);
+  CHECK(all_durable_when_returned);
+  CHECK(log.durable.size() == kWriters * 4);
+  // 200 changes, each commit waiting 20 ms: without grouping, 200 syncs. Writers re-append while
+  // a sync is out, so each group holds about all of them.
+  CHECK(log.syncs <= 12);
+  CHECK(commits.syncs() == static_cast<std::uint64_t>(log.syncs));
+}
+
+TEST_CASE("group commit: a commit with nothing new returns at once, without a sync") {
+  net::io_context io;
+  BlockingWorker worker;
+  FakeLog log;
+  GroupCommit commits(io.get_executor(), worker, log.Hooks());
+  bool ok = false;
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { ok = co_await commits.Commit(); }, net::detached);
+  io.run();
+  CHECK(ok);
+  CHECK(log.syncs == 0);
+  CHECK(worker.calls() == 0);
+}
+
+TEST_CASE("group commit: a failed sync fails its waiters and every later commit") {
+  net::io_context io;
+  BlockingWorker worker;
+  FakeLog log;
+  log.fail_at_sync = 1;
+  GroupCommit commits(io.get_executor(), worker, log.Hooks());
+  std::vector<bool> results;
+  for (int w = 0; w < 3; ++w) {
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+          log.pending.push_back(1);
+          results.push_back(co_await commits.Commit());
+        },
+        net::detached);
+  }
+  io.run();
+  CHECK(results == std::vector<bool>{false, false, false});
+  CHECK(commits.failed());
+  CHECK(commits.error() == "sync failed");
+  bool later = true;
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { later = co_await commits.Commit(); }, net::detached);
+  io.restart();
+  io.run();
+  CHECK_FALSE(later);
+  CHECK(log.syncs == 1);
+}
+
+}  // namespace
+}  // namespace nanobatch::disk

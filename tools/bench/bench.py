@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""tools/bench: nanobatch against real baselines, on this machine, in one invocation.
+
+    python3 tools/bench/bench.py [--quick] [--runs N] [--tasks N] [--json] [--only NAME,...]
+                              [--nanobatch OLD_BINARY]
+
+Everything talks TLS on loopback to tools/fake_api (the project's simulator): the real
+`nanobatch run`, the asyncio + aiohttp runner a competent Python user writes
+(baselines/aiohttp_runner.py) and an `xargs -P` + curl script (baselines/xargs_curl.sh).
+Figures are medians of --runs runs; ratios compare figures taken in the same invocation (this
+machine is noisy: only ratios from one run carry). Prints a table, or JSON with --json.
+
+Sections (--only picks some): cpu, syncs, slow_disk, rate, connections, memory, validate, journal.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "bazel-bin")
+NANOBATCH = os.path.join(BIN, "runner", "nanobatch")
+FAKE_API = os.path.join(BIN, "tools", "fake_api", "fake_api")
+SHIM = os.path.join(BIN, "tools", "bench", "libslow_sync.so")
+JOURNAL_BENCH = os.path.join(BIN, "tools", "bench", "journal_bench")
+MANIFEST_BENCH = os.path.join(BIN, "tools", "bench", "manifest_bench")
+BASELINES = os.path.join(ROOT, "tools", "bench", "baselines")
+KEY = "sk-bench"
+# Debian's interpreter, with Debian's python3-aiohttp (tools/setup.sh installs it).
+BASELINE_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def log(message):
+    print("bench: " + message, file=sys.stderr, flush=True)
+
+
+def build():
+    subprocess.run(["bazel", "build", "-c", "opt", "//runner:nanobatch", "//tools/fake_api",
+                    "//tools/bench:libslow_sync.so", "//tools/bench:journal_bench",
+                    "//tools/bench:manifest_bench"],
+                   cwd=ROOT, check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def proc_cpu(pid):
+    """user, sys CPU seconds of a live process."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def proc_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Simulator:
+    def __init__(self, work, **options):
+        self.work = work
+        args = [FAKE_API, "--cert", f"{work}/certs/server.pem", "--key", f"{work}/certs/server.key",
+                "--port", "0", "--file-port", "0", "--port-file", f"{work}/ports.json",
+                "--api-key", KEY, "--credits", "1000000000", "--file-host", "localhost"]
+        for name, value in options.items():
+            args += ["--" + name.replace("_", "-"), str(value)]
+        if os.path.exists(f"{work}/ports.json"):
+            os.unlink(f"{work}/ports.json")
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                        stderr=open(f"{work}/fake_api.log", "w"))
+        for _ in range(200):
+            if os.path.exists(f"{work}/ports.json") and os.path.getsize(f"{work}/ports.json"):
+                break
+            time.sleep(0.05)
+        ports = json.load(open(f"{work}/ports.json"))
+        self.api_port, self.file_port = ports["api_port"], ports["file_port"]
+        self.base_url = f"https://127.0.0.1:{self.api_port}"
+        self.cpu_at_start = proc_cpu(self.process.pid)
+
+    def stats(self):
+        out = subprocess.run(["curl", "-sS", "--cacert", f"{self.work}/certs/ca.pem",
+                              self.base_url + "/_stats"], capture_output=True, check=True)
+        return json.loads(out.stdout)
+
+    def cpu(self):
+        user, system = proc_cpu(self.process.pid)
+        return user - self.cpu_at_start[0] + system - self.cpu_at_start[1]
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def measured(args, env=None, stop_after=None, on_start=None):
+    """Runs a command; returns wall seconds, user and sys CPU (children included) and peak RSS."""
+    started = time.monotonic()
+    process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=open(os.path.join(os.environ["BENCH_WORK"], "last.log"),
+                                           "w"))
+    extra = on_start(process) if on_start else None
+    if stop_after is not None:
+        time.sleep(stop_after)
+        process.send_signal(signal.SIGTERM)
+    _, status, usage = os.wait4(process.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 and stop_after is None and on_start is None:
+        with open(os.path.join(os.environ["BENCH_WORK"], "last.log")) as failed:
+            log(f"{os.path.basename(args[0])} exited {code}: " + failed.read()[-1500:])
+    return {"wall": time.monotonic() - started, "user": usage.ru_utime, "sys": usage.ru_stime,
+            "rss_kib": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status), "extra": extra}
+
+
+def write_manifest(path, tasks, tag):
+    with open(path, "w") as out:
+        for i in range(tasks):
+            out.write(json.dumps({"id": f"{tag}{i}", "prompt": f"benchmark prompt {tag} {i}",
+                                  "output_format": "png"}) + "\n")
+
+
+def nanobatch_env(delay_ms=0, counts=None):
+    env = dict(os.environ, AIVIDEOAPI_API_KEY=KEY, LD_PRELOAD=SHIM,
+               NB_SYNC_DELAY_MS=str(delay_ms))
+    if counts:
+        env["NB_SYNC_COUNT_FILE"] = counts
+    return env
+
+
+def run_nanobatch(work, sim, tasks, tag, rate=10000, burst=1000, in_flight=500, delay_ms=0,
+                  stop_after=None, on_start=None, first_poll_s=0.05):
+    manifest = f"{work}/{tag}.jsonl"
+    write_manifest(manifest, tasks, tag)
+    out = f"{work}/out-{tag}"
+    shutil.rmtree(out, ignore_errors=True)
+    with open(f"{work}/{tag}.yaml", "w") as config:
+        config.write(f"polling: {{first_poll_s: {first_poll_s}, max_interval_s: 1}}\n"
+                     f"limits: {{rate: {rate}, burst: {burst}, max_in_flight: {in_flight}, "
+                     f"max_downloads: 16}}\nlog: {{progress_interval_s: 60}}\n")
+    counts = f"{work}/{tag}.syncs.json"
+    result = measured([NANOBATCH, "run", "--config", f"{work}/{tag}.yaml", "--manifest", manifest,
+                       "--out", out, "--base-url", sim.base_url, "--ca-file",
+                       f"{work}/certs/ca.pem", "--allow-download-host",
+                       f"localhost:{sim.file_port}"],
+                      env=nanobatch_env(delay_ms, counts), stop_after=stop_after,
+                      on_start=on_start)
+    result["done"] = count_lines(f"{out}/metadata.jsonl")
+    if os.path.exists(counts):
+        syncs = json.load(open(counts))
+        result["syncs"] = syncs["fsync"] + syncs["fdatasync"] + syncs["syncfs"]
+    return result
+
+
+def count_lines(path):
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for _ in f)
+
+
+def run_aiohttp(work, sim, tasks, tag):
+    manifest = f"{work}/{tag}.jsonl"
+    write_manifest(manifest, tasks, tag)
+    out = f"{work}/out-{tag}"
+    shutil.rmtree(out, ignore_errors=True)
+    result = measured([BASELINE_PYTHON, f"{BASELINES}/aiohttp_runner.py", "--manifest", manifest,
+                       "--out", out, "--base-url", sim.base_url, "--ca-file",
+                       f"{work}/certs/ca.pem", "--concurrency", "500"],
+                      env=dict(os.environ, AIVIDEOAPI_API_KEY=KEY))
+    result["done"] = count_lines(f"{out}/metadata.jsonl")
+    return result
+
+
+def run_xargs(work, sim, tasks, tag):
+    manifest = f"{work}/{tag}.jsonl"
+    write_manifest(manifest, tasks, tag)
+    out = f"{work}/out-{tag}"
+    shutil.rmtree(out, ignore_errors=True)
+    result = measured(["bash", f"{BASELINES}/xargs_curl.sh", manifest, out, sim.base_url,
+                       f"{work}/certs/ca.pem", "32"], env=dict(os.environ, AIVIDEOAPI_API_KEY=KEY))
+    result["done"] = count_lines(f"{out}/metadata.jsonl")
+    return result
+
+
+def per_1000(result, field):
+    done = max(result["done"], 1)
+    return result[field] * 1000 / done
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# Sections. Each returns a list of rows: (name, value, unit, target or "", verdict or "").
+
+def cpu_section(work, args, scale, label, with_floor):
+    rows, data = [], {}
+    tag = "small" if scale == args.small_scale else "big"
+    samples = {"nanobatch": [], "aiohttp": [], "xargs_curl": []}
+    sim_cpu, tput, syncs = [], [], []
+    for run in range(args.runs):
+        sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale)
+        nb = run_nanobatch(work, sim, args.tasks, f"nb{tag}{run}-")
+        sim_cpu.append(sim.cpu() * 1000 / max(nb["done"], 1))
+        tput.append(nb["done"] / nb["wall"])
+        if "syncs" in nb:
+            syncs.append(nb["syncs"] / max(nb["done"], 1))
+        samples["nanobatch"].append(nb)
+        sim.stop()
+        sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale)
+        samples["aiohttp"].append(run_aiohttp(work, sim, args.tasks, f"py{tag}{run}-"))
+        sim.stop()
+        if scale == args.small_scale and run == 0:
+            sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale)
+            samples["xargs_curl"].append(run_xargs(work, sim, args.xargs_tasks, f"sh{tag}{run}-"))
+            sim.stop()
+    for name, results in samples.items():
+        if not results:
+            continue
+        log(f"  {name} ({label}): " + "; ".join(
+            f"{r['done']} done in {r['wall']:.1f} s, user {r['user']:.2f} sys {r['sys']:.2f}, "
+            f"exit {r['exit']}" for r in results))
+        for field in ("user", "sys"):
+            data[f"{name}_{field}"] = median([per_1000(r, field) for r in results])
+        data[f"{name}_total"] = data[f"{name}_user"] + data[f"{name}_sys"]
+        data[f"{name}_done"] = min(r["done"] for r in results)
+    data["nanobatch_tasks_per_s"] = median(tput)
+    data["simulator_cpu_per_1000"] = median(sim_cpu)
+    data["nanobatch_syncs_per_item"] = median(syncs)
+    nb_total, py_total = data["nanobatch_total"], data["aiohttp_total"]
+    rows.append((f"CPU s/1000 tasks, {label} images: nanobatch (user+sys)",
+                 f"{nb_total:.3f} ({data['nanobatch_user']:.3f}+{data['nanobatch_sys']:.3f})",
+                 "CPU s", "", ""))
+    rows.append((f"CPU s/1000 tasks, {label} images: aiohttp (user+sys)",
+                 f"{py_total:.3f} ({data['aiohttp_user']:.3f}+{data['aiohttp_sys']:.3f})",
+                 "CPU s", "", ""))
+    if "xargs_curl_total" in data:
+        rows.append((f"CPU s/1000 tasks, {label} images: xargs+curl",
+                     f"{data['xargs_curl_total']:.2f}", "CPU s", "", ""))
+    rows.append((f"  aiohttp / nanobatch, total CPU ({label})", f"{py_total / nb_total:.2f}x",
+                 "", ">= 4x", verdict(py_total / nb_total >= 4)))
+    rows.append((f"  aiohttp / nanobatch, user CPU ({label})",
+                 f"{data['aiohttp_user'] / data['nanobatch_user']:.2f}x", "", ">= 10x",
+                 verdict(data['aiohttp_user'] / data['nanobatch_user'] >= 10)))
+    rows.append((f"Throughput, limits off ({label}): nanobatch",
+                 f"{data['nanobatch_tasks_per_s']:.0f}", "tasks/s", "", ""))
+    rows.append((f"  simulator CPU per 1000 tasks ({label})",
+                 f"{data['simulator_cpu_per_1000']:.3f}", "CPU s", "", ""))
+    rows.append((f"Syncs per item, {args.tasks} tasks, 500 in flight ({label})",
+                 f"{data['nanobatch_syncs_per_item']:.2f}", "", "<= 1.5",
+                 verdict(data['nanobatch_syncs_per_item'] <= 1.5)))
+    if with_floor:
+        image_bytes = image_size(work, scale)
+        floor = crypto_floor(image_bytes)
+        data["image_bytes"] = image_bytes
+        data["crypto_floor_per_1000"] = floor
+        rows.append((f"  image size ({label})", f"{image_bytes / 1000:.0f}", "KB", "", ""))
+        rows.append((f"  floor: AES-GCM + SHA-256 of those bytes", f"{floor:.3f}",
+                     "CPU s/1000", "", ""))
+    return rows, data
+
+
+def image_size(work, scale):
+    sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale)
+    run_nanobatch(work, sim, 3, "size-")
+    sim.stop()
+    out = f"{work}/out-size-"
+    sizes = [os.path.getsize(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".png")]
+    return statistics.mean(sizes) if sizes else 0
+
+
+def openssl_speed(algorithm):
+    """Bytes/s of one core for 16 KiB blocks."""
+    out = subprocess.run(["openssl", "speed", "-seconds", "1", "-bytes", "16384", "-evp",
+                          algorithm], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.lower().startswith(algorithm.lower()):
+            value = line.split()[-1]
+            return float(value.rstrip("k")) * 1000
+    return float("nan")
+
+
+def crypto_floor(image_bytes):
+    """CPU seconds per 1000 images of `image_bytes`: one AES-GCM decryption and one SHA-256."""
+    aes, sha = openssl_speed("aes-128-gcm"), openssl_speed("sha256")
+    return 1000 * image_bytes * (1 / aes + 1 / sha)
+
+
+def slow_disk_section(work, args):
+    rows, data = [], {}
+    rate, burst, tasks = 50, 10, args.slow_tasks
+    figures = {}
+    for delay in (0, 10):
+        tputs, windows = [], []
+        for run in range(args.runs):
+            sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=args.small_scale)
+            nb = run_nanobatch(work, sim, tasks, f"slow{delay}-{run}-", rate=rate, burst=burst,
+                               delay_ms=delay, first_poll_s=0.2)
+            windows.append(sim.stats()["max_requests_in_1s"])
+            sim.stop()
+            tputs.append(nb["done"] / nb["wall"])
+        figures[delay] = (median(tputs), max(windows))
+    ratio = figures[10][0] / figures[0][0]
+    data.update(rate=rate, burst=burst, tasks_per_s=figures[0][0],
+                tasks_per_s_slow=figures[10][0], ratio=ratio,
+                max_window=figures[0][1], max_window_slow=figures[10][1])
+    rows.append(("Slow disk (every sync +10 ms), --rate 50: tasks/s undelayed",
+                 f"{figures[0][0]:.2f}", "tasks/s", "", ""))
+    rows.append(("  tasks/s with slow syncs", f"{figures[10][0]:.2f}", "tasks/s", "", ""))
+    rows.append(("  slow / undelayed", f"{ratio:.2f}", "", ">= 0.90", verdict(ratio >= 0.9)))
+    rows.append(("  max requests in any 1 s (slow syncs)", f"{figures[10][1]}", "requests",
+                 f"<= {rate + burst}", verdict(figures[10][1] <= rate + burst)))
+    return rows, data
+
+
+def rate_section(work, args):
+    rows, data = [], {}
+    for rate, seconds in ((5, args.rate_seconds * 2), (50, args.rate_seconds),
+                          (500, args.rate_seconds)):
+        burst = max(1, rate // 5)
+        sim = Simulator(work, pending_ms=0, processing_ms=500, image_scale=args.small_scale)
+        tasks = int(rate * seconds * 2) + 50
+        run_nanobatch(work, sim, tasks, f"rate{rate}-", rate=rate, burst=burst,
+                      in_flight=tasks, stop_after=seconds, first_poll_s=0.5)
+        stats = sim.stats()
+        sim.stop()
+        mean = (stats["requests"] - burst) / stats["request_span_s"]
+        error = abs(mean - rate) / rate
+        data[f"r{rate}"] = {"burst": burst, "requests": stats["requests"],
+                            "span_s": stats["request_span_s"], "mean": mean,
+                            "max_in_1s": stats["max_requests_in_1s"]}
+        rows.append((f"Rate {rate}/s burst {burst}: long-run mean (burst excluded)",
+                     f"{mean:.2f}", "req/s", "within 1%", verdict(error <= 0.01)))
+        rows.append((f"  max requests in any 1 s", f"{stats['max_requests_in_1s']}", "requests",
+                     f"<= {rate + burst}", verdict(stats["max_requests_in_1s"] <= rate + burst)))
+    return rows, data
+
+
+def connections_section(work, args):
+    sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=args.small_scale)
+    run_nanobatch(work, sim, args.tasks, "conn-")
+    stats = sim.stats()
+    sim.stop()
+    requests = stats["requests"] + stats["images_served"]
+    per_1000 = stats["tls_handshakes"] * 1000 / max(requests, 1)
+    data = {"requests": requests, "handshakes": stats["tls_handshakes"],
+            "resumed": stats["tls_resumed"], "per_1000": per_1000}
+    rows = [("TLS handshakes per 1000 requests (API + files)", f"{per_1000:.1f}", "",
+             "<= pool (32/host)", verdict(stats["tls_handshakes"] <= 64)),
+            ("  of which resumed sessions", f"{stats['tls_resumed']}", "", "", "")]
+    return rows, data
+
+
+def memory_section(work, args):
+    data = {}
+    for tasks in (100, args.memory_tasks):
+        sim = Simulator(work, pending_ms=0, processing_ms=600000, image_scale=args.small_scale)
+        peak = {}
+
+        def watch(process, sim=sim, tasks=tasks, peak=peak):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                if sim.stats()["tasks_in_flight"] >= tasks:
+                    time.sleep(3)  # a round of polls with everything in flight
+                    break
+            peak["kib"] = proc_hwm_kib(process.pid)
+            process.send_signal(signal.SIGTERM)
+
+        run_nanobatch(work, sim, tasks, f"mem{tasks}-", in_flight=tasks, first_poll_s=1,
+                      on_start=watch)
+        sim.stop()
+        data[tasks] = peak.get("kib", 0)
+    per_task = (data[args.memory_tasks] - data[100]) * 1024 / (args.memory_tasks - 100)
+    rows = [(f"Peak RSS, 100 tasks in flight", f"{data[100] / 1024:.1f}", "MiB", "", ""),
+            (f"Peak RSS, {args.memory_tasks} tasks in flight",
+             f"{data[args.memory_tasks] / 1024:.1f}", "MiB", "", ""),
+            ("  per task in flight, beyond the base", f"{per_task:.0f}", "bytes", "<= 2048",
+             verdict(per_task <= 2048))]
+    return rows, {"rss_kib": data, "bytes_per_task": per_task}
+
+
+def validate_section(work, args):
+    out = subprocess.run([MANIFEST_BENCH, str(args.validate_lines), work], capture_output=True,
+                         text=True).stdout + "\n"
+    rows, data = [], {"output": out.strip()}
+    lines = re.search(r"([\d.]+)\s*M?\s*lines/s", out)
+    megabytes = re.search(r"([\d.]+)\s*MB/s", out)
+    if lines:
+        rows.append((f"Manifest validation, {args.validate_lines} mixed lines", lines.group(1),
+                     "lines/s", "", ""))
+    if megabytes:
+        rows.append(("  bytes", megabytes.group(1), "MB/s", ">= 1000 MB/s",
+                     verdict(float(megabytes.group(1)) >= 1000)))
+    if not rows:
+        rows.append(("Manifest validation", out.strip().replace("\n", "; "), "", "", ""))
+    return rows, data
+
+
+def journal_section(work, args):
+    out = subprocess.run([JOURNAL_BENCH, str(args.journal_records), work], capture_output=True,
+                         text=True).stdout
+    rows = [("Journal: " + line.strip(), "", "", "", "") for line in out.splitlines()
+            if line.strip()]
+    return rows, {"output": out.strip()}
+
+
+def verdict(ok):
+    return "ok" if ok else "MISSED"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="fewer tasks and runs (a smoke run)")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated sections")
+    parser.add_argument("--nanobatch", default="",
+                        help="measure this nanobatch binary (an older build: before/after)")
+    args = parser.parse_args()
+    global NANOBATCH
+    if args.nanobatch:
+        NANOBATCH = os.path.abspath(args.nanobatch)
+    args.small_scale = 0.05
+    args.big_scale = 0.45
+    args.xargs_tasks = 200
+    args.slow_tasks = 250
+    args.rate_seconds = 15
+    args.memory_tasks = 10000
+    args.validate_lines = 1000000
+    args.journal_records = 1000000
+    if args.quick:
+        args.runs, args.tasks, args.xargs_tasks, args.slow_tasks = 1, 500, 50, 100
+        args.rate_seconds, args.memory_tasks = 5, 2000
+        args.validate_lines, args.journal_records = 200000, 200000
+    sections = [s for s in args.only.split(",") if s] or [
+        "cpu", "slow_disk", "rate", "connections", "memory", "validate", "journal"]
+    log("building (bazel -c opt)")
+    build()
+    work = tempfile.mkdtemp(prefix="nanobatch-bench.")
+    os.environ["BENCH_WORK"] = work
+    subprocess.run([os.path.join(ROOT, "tools/fake_api/make_test_certs.sh"), f"{work}/certs"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows, report = [], {"machine": machine(), "runs": args.runs, "tasks": args.tasks}
+    try:
+        for section in sections:
+            log(f"section {section}")
+            if section == "cpu":
+                got, data = cpu_section(work, args, args.small_scale, "small", False)
+                rows += got
+                report["cpu_small"] = data
+                got, data = cpu_section(work, args, args.big_scale, "~200 KB", True)
+                rows += got
+                big = data
+                small = report["cpu_small"]
+                marginal = big["nanobatch_total"] - small["nanobatch_total"]
+                ratio = marginal / big["crypto_floor_per_1000"]
+                big["marginal_over_floor"] = ratio
+                rows.append(("  nanobatch's CPU for the bytes (~200 KB minus small) / floor",
+                             f"{ratio:.2f}x", "", "<= 1.5x", verdict(ratio <= 1.5)))
+                report["cpu_200kb"] = big
+            elif section == "slow_disk":
+                got, report[section] = slow_disk_section(work, args)
+                rows += got
+            elif section == "rate":
+                got, report[section] = rate_section(work, args)
+                rows += got
+            elif section == "connections":
+                got, report[section] = connections_section(work, args)
+                rows += got
+            elif section == "memory":
+                got, report[section] = memory_section(work, args)
+                rows += got
+            elif section == "validate":
+                got, report[section] = validate_section(work, args)
+                rows += got
+            elif section == "journal":
+                got, report[section] = journal_section(work, args)
+                rows += got
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report["rows"] = [dict(zip(("figure", "value", "unit", "target", "verdict"), r)) for r in rows]
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"nanobatch bench on {report['machine']}; medians of {args.runs} run(s), "
+          f"{args.tasks} tasks per CPU run")
+    width = max(len(r[0]) for r in rows)
+    for name, value, unit, target, result in rows:
+        print(f"{name:<{width}}  {value:>16} {unit:<10} {target:<18} {result}")
+
+
+def machine():
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+if __name__ == "__main__":
+    main()
