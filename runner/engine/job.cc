@@ -474,7 +474,7 @@ net::awaitable<int> Job::Run() {
   if (!journal_.failed() && !journal_.MaybeCompact(error) && !error.empty()) {
     LogWarning(Prefix() + "journal compaction skipped: " + error);
   }
-  if (!recorder_.outputs().Rewrite(journal_.state(), error)) {
+  if (!recorder_.outputs().Finish(journal_.state(), error)) {
     LogError(Prefix() + "cannot write the output files: " + error);
   }
 

@@ -11,10 +11,14 @@ namespace nanobatch::output {
 namespace json = boost::json;
 namespace {
 
-void AppendLine(int fd, const std::string& line) {
-  if (fd < 0) return;
-  // Best effort: these files are rebuilt from the journal at the end of the run anyway.
-  [[maybe_unused]] ssize_t ignored = ::write(fd, line.data(), line.size());
+// False when the line did not go out whole: the files are then rebuilt at the end of the run.
+bool AppendLine(int fd, const std::string& line) {
+  if (fd < 0) return false;
+  ssize_t n;
+  do {
+    n = ::write(fd, line.data(), line.size());
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(line.size());
 }
 
 }  // namespace
@@ -78,15 +82,25 @@ bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error
   if (failed_fd_ >= 0) ::close(failed_fd_);
   metadata_fd_ = fs::OpenFileAt(dir_.fd(), "metadata.jsonl", O_WRONLY | O_APPEND);
   failed_fd_ = fs::OpenFileAt(dir_.fd(), "failed.jsonl", O_WRONLY | O_APPEND);
+  stale_ = metadata_fd_ < 0 || failed_fd_ < 0;
+  return true;
+}
+
+bool OutputFiles::Finish(const journal::JournalState& state, std::string& error) {
+  if (stale_) return Rewrite(state, error);
+  if (::fdatasync(metadata_fd_) != 0 || ::fdatasync(failed_fd_) != 0) {
+    error = std::string("syncing metadata.jsonl and failed.jsonl: ") + std::strerror(errno);
+    return Rewrite(state, error);
+  }
   return true;
 }
 
 void OutputFiles::AppendImage(const proto::ItemSnapshot& item, const proto::Downloaded& image) {
-  AppendLine(metadata_fd_, MetadataLine(item, image));
+  if (!AppendLine(metadata_fd_, MetadataLine(item, image))) stale_ = true;
 }
 
 void OutputFiles::AppendFailure(const proto::ItemSnapshot& item) {
-  AppendLine(failed_fd_, FailureLine(item));
+  if (!AppendLine(failed_fd_, FailureLine(item))) stale_ = true;
 }
 
 }  // namespace nanobatch::output

@@ -2,9 +2,11 @@
 // The user-facing files of an output directory (interface.md "Output directory"):
 //   metadata.jsonl  one line per image file (Hugging Face `imagefolder` metadata: file_name first)
 //   failed.jsonl    one line per item given up on
-// Both are derived from the journal: appended to during a run for live visibility, and rewritten
-// whole (temporary file, fsync, rename, fsync of the directory) at the start and end of every
-// run, so that a crash between an image and its line can never leave them wrong for long.
+// Both are derived from the journal: rewritten whole (temporary file, fsync, rename, fsync of
+// the directory) at the start of every run, so that a crash between an image and its line can
+// never leave them wrong for long, and appended to during the run. At its end (Finish) they are
+// synced, or rewritten whole if an append failed: a million finished items are not read back
+// from the journal when every line already went out.
 //
 // Example:
 //   OutputFiles outputs(journal.dir());
@@ -28,6 +30,9 @@ class OutputFiles {
 
   // Rewrites both files from the state; afterwards appends go to the new files.
   bool Rewrite(const journal::JournalState& state, std::string& error);
+  // At the end of a run: fdatasync of both files, or Rewrite when an append failed (or the
+  // files were never opened).
+  bool Finish(const journal::JournalState& state, std::string& error);
   void AppendImage(const proto::ItemSnapshot& item, const proto::Downloaded& image);
   void AppendFailure(const proto::ItemSnapshot& item);
 
@@ -38,6 +43,7 @@ class OutputFiles {
   const fs::OutputDir& dir_;
   int metadata_fd_ = -1;
   int failed_fd_ = -1;
+  bool stale_ = true;  // an append failed since the last Rewrite (or there was none)
 };
 
 }  // namespace nanobatch::output
