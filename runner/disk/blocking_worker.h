@@ -1,12 +1,16 @@
 #pragma once
-// BlockingWorker: one thread for the system calls that can block on the disk (a journal's write
-// and fdatasync, an image's fsync, a directory's fsync), so that the event loop never waits for
-// the disk: a slow disk or a network filesystem then slows the syncs down, not the rate limiter,
-// the polls or the downloads.
+// BlockingWorker: a few threads for the system calls that can block on the disk (a journal's
+// write and fdatasync, an image's fsync, a directory's fsync), so that the event loop never
+// waits for the disk: a slow disk or a network filesystem then slows the syncs down, not the
+// rate limiter, the polls or the downloads. Several threads, because images are independent:
+// their fsyncs overlap on the device (one thread made one image's fsync wait for another's,
+// which bounded a run at about 1 / fsync latency images a second).
 //
-// The worker owns no state the loop uses. A call it runs touches only descriptors and buffers
-// that its caller keeps alive and leaves unchanged until the call's result is back on the loop
-// (the awaiting coroutine resumes on its own executor, never on the worker's thread).
+// The workers own no state the loop uses. A call touches only descriptors and buffers that its
+// caller keeps alive and leaves unchanged until the call's result is back on the loop (the
+// awaiting coroutine resumes on its own executor, never on a worker's thread). Calls may run
+// concurrently with each other: whatever must be ordered (a journal's batches) is ordered by its
+// caller (disk::GroupCommit has one sync in flight at a time).
 //
 // Example:
 //   BlockingWorker worker;
@@ -20,20 +24,20 @@ namespace nanobatch::disk {
 
 class BlockingWorker {
  public:
-  BlockingWorker() = default;
+  static constexpr std::size_t kThreads = 4;
+  explicit BlockingWorker(std::size_t threads = kThreads) : pool_(threads) {}
   ~BlockingWorker();  // waits for the call in progress, if any
   BlockingWorker(const BlockingWorker&) = delete;
   BlockingWorker& operator=(const BlockingWorker&) = delete;
 
-  // Runs `call` on the worker thread, after every call submitted before it (one thread: calls
-  // never overlap). Returns what `call` returned: 0, or an errno.
+  // Runs `call` on a worker thread. Returns what `call` returned: 0, or an errno.
   boost::asio::awaitable<int> Run(std::function<int()> call);
 
   // Calls made so far (for the sync counts of benchmarks and metrics).
   std::uint64_t calls() const { return calls_; }
 
  private:
-  boost::asio::thread_pool pool_{1};
+  boost::asio::thread_pool pool_;
   std::uint64_t calls_ = 0;  // touched on the loop only
 };
 

@@ -1,5 +1,7 @@
 #include "runner/engine/image_fetcher.h"
 
+#include <utility>
+
 #include "runner/download/image_file.h"
 #include "runner/http/url.h"
 #include "runner/util/log.h"
@@ -82,9 +84,15 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
   }
   if (service_.halted() || !co_await service_.downloads().Acquire(&service_.halt_signal()))
     co_return false;
+  // A download slot bounds the bodies streaming at once; it is given back as soon as the body
+  // is in, so that syncing the file (disk work) does not hold up the next download.
   struct SlotRelease {
     util::AsyncSemaphore& slots;
-    ~SlotRelease() { slots.Release(); }
+    bool held = true;
+    void Release() {
+      if (std::exchange(held, false)) slots.Release();
+    }
+    ~SlotRelease() { Release(); }
   } slot{service_.downloads()};
 
   const std::string base_name =
@@ -126,6 +134,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     std::string file_name, error;
     switch (file.Check(error)) {
       case download::ImageFile::Committed::kOk:
+        slot.Release();
         if (!co_await Publish(file, base_name, file_name)) co_return false;
         break;
       case download::ImageFile::Committed::kNotAnImage:

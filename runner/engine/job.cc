@@ -198,6 +198,20 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
   const TaskVerdict verdict = co_await service_.watcher().Await(std::move(watched));
   settled_by_callback_ += verdict.by_callback;
   if (verdict.kind != TaskVerdict::Kind::kOpen && !token.empty()) service_.watcher().Forget(token);
+  const TaskOutcome outcome = RecordVerdict(run, task_id, verdict);
+  // A completed task is not waited for: the download follows, and its commit carries the record
+  // (lost in a crash, it costs one more poll of a known task, never credits).
+  if (outcome == TaskOutcome::kCompleted || outcome == TaskOutcome::kStillOpen) co_return outcome;
+  if (!co_await recorder_.Commit() && outcome == TaskOutcome::kTaskFailed) {
+    co_return TaskOutcome::kStillOpen;
+  }
+  co_return outcome;
+}
+
+// Synchronous on purpose: the records and messages built here stay out of AwaitTask's coroutine
+// frame, which lives as long as the task waits (thousands at once).
+TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
+                               const TaskVerdict& verdict) {
   // `credits_unknown`: the task's charge is unknown (it vanished), so its credits stay spent.
   auto record_failed = [&](const std::string& code, const std::string& message,
                            bool credits_unknown) {
@@ -213,7 +227,7 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
   };
   switch (verdict.kind) {
     case TaskVerdict::Kind::kOpen:
-      co_return TaskOutcome::kStillOpen;
+      return TaskOutcome::kStillOpen;
     case TaskVerdict::Kind::kCompleted: {
       ++tasks_settled_;
       const api::TaskStatus& task = verdict.status;
@@ -228,12 +242,9 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
         // code rather than being paid for again.
         recorder_.RecordGaveUp(run, std::string(api::OutputProblemCode(task.output_problem)),
                                "task " + task_id + ": " + api::DescribeOutputProblem(task));
-        co_await recorder_.Commit();
-        co_return TaskOutcome::kGaveUp;
+        return TaskOutcome::kGaveUp;
       }
-      // Not waited for: the download follows, and its commit carries this record (lost in a
-      // crash, it costs one more poll of a known task, never credits).
-      co_return TaskOutcome::kCompleted;
+      return TaskOutcome::kCompleted;
     }
     case TaskVerdict::Kind::kFailed: {
       // api.md: the credits of a failed task are refunded automatically.
@@ -243,16 +254,14 @@ net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
       record_failed(task.error_code, task.error_message, false);
       LogWarning("item " + run.item.id + ": task " + task_id + " failed: " + task.error_code +
                  ": " + task.error_message);
-      if (!co_await recorder_.Commit()) co_return TaskOutcome::kStillOpen;
-      co_return TaskOutcome::kTaskFailed;
+      return TaskOutcome::kTaskFailed;
     }
     case TaskVerdict::Kind::kNotFound:
       // The API says the task does not exist; whether it was charged is unknown.
       record_failed(verdict.error.code, verdict.error.message, true);
-      if (!co_await recorder_.Commit()) co_return TaskOutcome::kStillOpen;
-      co_return TaskOutcome::kTaskFailed;
+      return TaskOutcome::kTaskFailed;
   }
-  co_return TaskOutcome::kStillOpen;
+  return TaskOutcome::kStillOpen;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ class Job {
   // Settles the item's task through the watcher and records the verdict. `resumed`: submitted
   // by an earlier run, so it may be long finished: polled at once.
   boost::asio::awaitable<TaskOutcome> AwaitTask(const ItemRun& run, bool resumed);
+  TaskOutcome RecordVerdict(const ItemRun& run, const std::string& task_id,
+                            const TaskVerdict& verdict);
   // Records what the plan implies before anything is sent; false if the journal failed.
   boost::asio::awaitable<bool> RecordPlan();
   boost::asio::awaitable<void> Progress();

@@ -32,8 +32,7 @@ bool PollSchedule::Knows(const std::string& resolution) const { return samples(r
 std::optional<Seconds> PollSchedule::Quantile(const std::string& resolution, double q) const {
   auto it = by_resolution_.find(resolution);
   if (it == by_resolution_.end() || it->second.recent.empty()) return std::nullopt;
-  std::vector<double> sorted(it->second.recent.begin(), it->second.recent.end());
-  std::sort(sorted.begin(), sorted.end());
+  const std::vector<double>& sorted = it->second.sorted;
   if (sorted.size() < kFewSamples) return Seconds(sorted.back());
   // Linear interpolation between the closest ranks.
   const double rank = std::clamp(q, 0.0, 1.0) * static_cast<double>(sorted.size() - 1);
@@ -72,7 +71,12 @@ void PollSchedule::Learn(const std::string& resolution, Seconds took) {
   if (!(took.count() >= 0)) return;  // NaN or negative: no lesson
   Durations& durations = by_resolution_[resolution];
   durations.recent.push_back(took.count());
-  if (durations.recent.size() > kWindow) durations.recent.pop_front();
+  auto& sorted = durations.sorted;
+  sorted.insert(std::upper_bound(sorted.begin(), sorted.end(), took.count()), took.count());
+  if (durations.recent.size() > kWindow) {
+    sorted.erase(std::lower_bound(sorted.begin(), sorted.end(), durations.recent.front()));
+    durations.recent.pop_front();
+  }
 }
 
 }  // namespace nanobatch::engine

@@ -25,6 +25,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace nanobatch::engine {
 
@@ -66,7 +67,8 @@ class PollSchedule {
 
  private:
   struct Durations {
-    std::deque<double> recent;
+    std::deque<double> recent;   // in arrival order: the oldest leaves the window first
+    std::vector<double> sorted;  // the same values, sorted: a quantile is a lookup per poll
     int probes = 0;
   };
   Seconds Clamp(Seconds delay) const;

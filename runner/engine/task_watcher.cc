@@ -87,7 +87,7 @@ net::awaitable<TaskVerdict> TaskWatcher::Await(WatchedTask task) {
   if (auto token = token_of_task_.find(task_id); token != token_of_task_.end()) {
     auto& entry = tokens_[token->second];
     if (entry.early) {
-      waiter.callback = std::move(entry.early);
+      waiter.callback = std::make_unique<api::TaskStatus>(std::move(*entry.early));
       entry.early.reset();
     }
   }
@@ -142,64 +142,98 @@ net::awaitable<TaskVerdict> TaskWatcher::Await(WatchedTask task) {
 
     ++stats_.polls;
     if (task.poll_counter != nullptr) ++*task.poll_counter;
-    // A connection slot, then a rate token, then the request.
-    http::Request request = request_(http::Request::Method::kGet, target);
-    http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_);
-    if (!connection || !co_await limiter_.Acquire(&halt_)) co_return TaskVerdict{};
-    auto result = co_await client_.Send(connection, std::move(request),
-                                        ToDuration(options_.request_timeout), kApiBodyLimit);
-    if (halt_.triggered()) co_return TaskVerdict{};
-    if (waiter.callback) continue;  // the webhook answered while the poll was out
-    const Seconds elapsed = Clock::now() - task.answered_at;
-    if (auto* network = std::get_if<http::NetworkError>(&result)) {
-      if (network->permanent) {
-        stop_(StopReason::kMisconfigured, network->what);
-        co_return TaskVerdict{};
-      }
-      if (!failed_poll(network->what)) co_return TaskVerdict{};
-      continue;
-    }
-    const http::Response& response = std::get<http::Response>(result);
-    api::TaskResult decoded =
-        api::DecodeTaskResponse(response.status, response.body, response.retry_after);
-    if (auto* status = std::get_if<api::TaskStatus>(&decoded)) {
-      if (!status->id.empty() && status->id != task_id) {
-        // An answer about another task (a confused cache or proxy) is no answer.
-        if (!failed_poll("the answer is about task " + status->id)) co_return TaskVerdict{};
+    PollStep step = co_await Poll(task, target, waiter);
+    switch (step.kind) {
+      case PollStep::Kind::kVerdict:
+        co_return step.verdict ? std::move(*step.verdict) : TaskVerdict{};
+      case PollStep::Kind::kCallbackCame:
         continue;
-      }
-      failures = 0;
-      if (IsFinal(*status)) {
-        Learn(task.resolution, *status);
-        co_return VerdictOf(*status, false);
-      }
-      Seconds wait = schedule_.NextPoll(task.resolution, elapsed);
-      if (options_.callback_safety_poll) wait = std::max(wait, *options_.callback_safety_poll);
-      next_poll = Clock::now() + ToDuration(wait * (1.05 + 0.05 * (backoff_.Jitter(1) - 1)));
-      continue;
-    }
-    const api::ApiError& error = std::get<api::ApiError>(decoded);
-    switch (api::ReactionTo(error)) {
-      case api::Reaction::kSlowDown:
-        limiter_.OnRateLimited(error.retry_after_s);
-        next_poll = Clock::now();
+      case PollStep::Kind::kAnswered:
+        failures = 0;
+        next_poll = step.next_poll;
         continue;
-      case api::Reaction::kStopRun:
-        stop_(StopReason::kAuth, error.code + ": " + error.message);
-        co_return TaskVerdict{};
-      case api::Reaction::kStopMisconfigured:
-        stop_(StopReason::kMisconfigured, MisconfiguredMessage(error, "polling"));
-        co_return TaskVerdict{};
-      case api::Reaction::kResubmit: {
-        TaskVerdict verdict;
-        verdict.kind = TaskVerdict::Kind::kNotFound;
-        verdict.error = error;
-        co_return verdict;
-      }
-      default:
-        if (!failed_poll(error.code + ": " + error.message)) co_return TaskVerdict{};
+      case PollStep::Kind::kRetry:
+        next_poll = step.next_poll;
+        continue;
+      case PollStep::Kind::kFailed:
+        if (!failed_poll(step.failure)) co_return TaskVerdict{};
         continue;
     }
+  }
+}
+
+net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(const WatchedTask& task,
+                                                        const std::string& target, Waiter& waiter) {
+  const std::string& task_id = task.task_id;
+  PollStep step;
+  auto verdict = [&step](TaskVerdict value) {
+    step.kind = PollStep::Kind::kVerdict;
+    step.verdict = std::make_unique<TaskVerdict>(std::move(value));
+    return std::move(step);
+  };
+  auto failed = [&step](std::string why) {
+    step.kind = PollStep::Kind::kFailed;
+    step.failure = std::move(why);
+    return std::move(step);
+  };
+  // A connection slot, then a rate token, then the request.
+  http::Request request = request_(http::Request::Method::kGet, target);
+  http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_);
+  if (!connection || !co_await limiter_.Acquire(&halt_)) co_return std::move(step);
+  auto result = co_await client_.Send(connection, std::move(request),
+                                      ToDuration(options_.request_timeout), kApiBodyLimit);
+  if (halt_.triggered()) co_return std::move(step);
+  if (waiter.callback) {
+    step.kind = PollStep::Kind::kCallbackCame;
+    co_return std::move(step);
+  }
+  const Seconds elapsed = Clock::now() - task.answered_at;
+  if (auto* network = std::get_if<http::NetworkError>(&result)) {
+    if (network->permanent) {
+      stop_(StopReason::kMisconfigured, network->what);
+      co_return std::move(step);
+    }
+    co_return failed(network->what);
+  }
+  const http::Response& response = std::get<http::Response>(result);
+  api::TaskResult decoded =
+      api::DecodeTaskResponse(response.status, response.body, response.retry_after);
+  if (auto* status = std::get_if<api::TaskStatus>(&decoded)) {
+    if (!status->id.empty() && status->id != task_id) {
+      // An answer about another task (a confused cache or proxy) is no answer.
+      co_return failed("the answer is about task " + status->id);
+    }
+    if (IsFinal(*status)) {
+      Learn(task.resolution, *status);
+      co_return verdict(VerdictOf(*status, false));
+    }
+    Seconds wait = schedule_.NextPoll(task.resolution, elapsed);
+    if (options_.callback_safety_poll) wait = std::max(wait, *options_.callback_safety_poll);
+    step.kind = PollStep::Kind::kAnswered;
+    step.next_poll = Clock::now() + ToDuration(wait * (1.05 + 0.05 * (backoff_.Jitter(1) - 1)));
+    co_return std::move(step);
+  }
+  const api::ApiError& error = std::get<api::ApiError>(decoded);
+  switch (api::ReactionTo(error)) {
+    case api::Reaction::kSlowDown:
+      limiter_.OnRateLimited(error.retry_after_s);
+      step.kind = PollStep::Kind::kRetry;
+      step.next_poll = Clock::now();
+      co_return std::move(step);
+    case api::Reaction::kStopRun:
+      stop_(StopReason::kAuth, error.code + ": " + error.message);
+      co_return std::move(step);
+    case api::Reaction::kStopMisconfigured:
+      stop_(StopReason::kMisconfigured, MisconfiguredMessage(error, "polling"));
+      co_return std::move(step);
+    case api::Reaction::kResubmit: {
+      TaskVerdict not_found;
+      not_found.kind = TaskVerdict::Kind::kNotFound;
+      not_found.error = error;
+      co_return verdict(std::move(not_found));
+    }
+    default:
+      co_return failed(error.code + ": " + error.message);
   }
 }
 
@@ -298,7 +332,7 @@ int TaskWatcher::OnCallback(std::string_view token_text, std::string_view body) 
       ++stats_.callbacks_ignored;  // a duplicate before the waiter woke
       return 200;
     }
-    waiter->second->callback = *status;
+    waiter->second->callback = std::make_unique<api::TaskStatus>(*status);
     waiter->second->timer.cancel();
   } else if (!entry.early) {
     entry.early = *status;

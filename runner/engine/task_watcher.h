@@ -28,6 +28,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -126,9 +127,29 @@ class TaskWatcher {
     explicit Waiter(boost::asio::any_io_executor executor) : timer(executor) {}
     boost::asio::steady_timer timer;  // its sleep; cancelled to wake it early
     std::string resolution;
-    bool cold = false;                        // waiting for its first poll with nothing learned
-    std::optional<api::TaskStatus> callback;  // a verdict delivered by the webhook
+    bool cold = false;  // waiting for its first poll with nothing learned
+    // A verdict delivered by the webhook. Behind a pointer: every waiting task holds a Waiter in
+    // its coroutine frame, and few ever receive a callback while waiting.
+    std::unique_ptr<api::TaskStatus> callback;
   };
+  // What one poll came to, for Await's loop. Small on purpose: Await's frame lives as long as
+  // the task waits (thousands at once); the poll's request, response and decoding live in
+  // Poll's frame, only while the poll is out.
+  struct PollStep {
+    enum class Kind {
+      kVerdict,       // Await ends with `verdict` (final, not found, or stopping)
+      kCallbackCame,  // the webhook answered while the poll was out
+      kAnswered,      // an answer, not final: poll again at `next_poll`
+      kRetry,         // told to slow down: poll again at `next_poll`, failures unchanged
+      kFailed,        // no usable answer (`failure` says why)
+    };
+    Kind kind = Kind::kVerdict;
+    std::unique_ptr<TaskVerdict> verdict;  // kVerdict; null: stopping (TaskVerdict{})
+    Clock::time_point next_poll{};
+    std::string failure;
+  };
+  boost::asio::awaitable<PollStep> Poll(const WatchedTask& task, const std::string& target,
+                                        Waiter& waiter);
   struct Token {
     std::string task_id;                             // bound: the task its submission created
     std::optional<api::TaskStatus> early;            // a verdict that arrived before anyone awaited

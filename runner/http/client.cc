@@ -10,6 +10,7 @@
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -36,8 +37,13 @@ struct Connection {
   std::chrono::steady_clock::time_point idle_since;
 };
 
+// How long the connections a pool opens at once wait for the first one's TLS session, so that
+// they resume it rather than each verify the certificate chain: once per pool, at its start.
+constexpr auto kFirstSessionWait = std::chrono::milliseconds(250);
+
 struct HostPool {
-  HostPool(net::any_io_executor executor, std::size_t size) : slots(executor, size) {}
+  HostPool(net::any_io_executor executor, std::size_t size)
+      : slots(executor, size), session_arrived(executor) {}
   ~HostPool() {
     if (session != nullptr) SSL_SESSION_free(session);
   }
@@ -46,6 +52,9 @@ struct HostPool {
   // The newest TLS session a server of this host and port handed out, offered by the next
   // connection: sessions are never offered to another authority.
   SSL_SESSION* session = nullptr;
+  util::AsyncEvent session_arrived;
+  // Until then, a new connection waits for a session while none is known (set by the first).
+  std::optional<std::chrono::steady_clock::time_point> first_session_deadline;
 };
 
 // The slot of an SSL object that names its pool (Asio keeps its verify callback in the app
@@ -66,6 +75,7 @@ int KeepSession(SSL* ssl, SSL_SESSION* session) {
   if (copy == nullptr) return 0;
   if (pool->session != nullptr) SSL_SESSION_free(pool->session);
   pool->session = copy;
+  pool->session_arrived.Notify();
   return 0;  // the original stays OpenSSL's
 }
 
@@ -204,6 +214,11 @@ struct Client::Impl {
     auto [connect_error, connected] = co_await tcp_layer.async_connect(addresses, kAsTuple);
     if (connect_error)
       co_return Failure(connect_error, "connecting to " + endpoint.Authority(), false);
+    // Requests go out as whole TLS records, each one ready to send: Nagle's algorithm would hold
+    // a request's second record (its body) until the server acknowledged the first, which a
+    // server delaying its ACKs makes a 40 ms stall per exchange.
+    boost::system::error_code ignored;
+    tcp_layer.socket().set_option(tcp::no_delay(true), ignored);
 
     // SNI (for names only: RFC 6066 forbids IP literals there) and OpenSSL's own check of the
     // name or address, so that a mismatch is reported as X509_V_ERR_HOSTNAME_MISMATCH (or
@@ -221,6 +236,14 @@ struct Client::Impl {
     }
     connection->stream.set_verify_mode(ssl::verify_peer);
     SSL_set_ex_data(native, PoolIndex(), &pool);
+    // The first connection of a pool goes ahead; those opened with it wait (briefly) for its
+    // session, which comes with its first answer.
+    const auto now = std::chrono::steady_clock::now();
+    if (!pool.first_session_deadline) {
+      pool.first_session_deadline = now + kFirstSessionWait;
+    } else if (pool.session == nullptr && now < *pool.first_session_deadline) {
+      co_await pool.session_arrived.WaitFor(*pool.first_session_deadline - now);
+    }
     // A session the server does not take back costs nothing: the handshake is a full one.
     if (pool.session != nullptr) SSL_set_session(native, pool.session);
     auto [handshake_error] =

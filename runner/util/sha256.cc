@@ -17,11 +17,19 @@ void CheckOpenSsl(int ok, const char* what) {
   }
 }
 
+// SHA-256 fetched from OpenSSL's providers once: EVP_sha256() makes every EVP_DigestInit look
+// the algorithm up again (OpenSSL 3), which cost more than hashing a prompt.
+const EVP_MD* FetchedSha256() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  CheckOpenSsl(md != nullptr, "EVP_MD_fetch");
+  return md;
+}
+
 }  // namespace
 
 Sha256::Sha256() : context_(EVP_MD_CTX_new()) {
   CheckOpenSsl(context_ != nullptr, "EVP_MD_CTX_new");
-  CheckOpenSsl(EVP_DigestInit_ex(context_, EVP_sha256(), nullptr), "EVP_DigestInit_ex");
+  CheckOpenSsl(EVP_DigestInit_ex2(context_, FetchedSha256(), nullptr), "EVP_DigestInit_ex2");
 }
 
 Sha256::~Sha256() { EVP_MD_CTX_free(context_); }

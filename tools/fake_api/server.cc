@@ -194,6 +194,10 @@ net::awaitable<void> Listen(tcp::acceptor acceptor, ssl::context& tls, Simulator
     auto [error, socket] = co_await acceptor.async_accept(kAsTuple);
     if (error == net::error::operation_aborted) co_return;
     if (error) continue;  // e.g. EMFILE under load: keep serving the connections we have
+    // As production servers do (nginx's tcp_nodelay): a response written in pieces (headers,
+    // then the image) must not wait for the client's delayed ACK of the first piece.
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     net::co_spawn(executor, Session(Stream(std::move(socket), tls), simulator, file_only, settings),
                   [](std::exception_ptr failure) {
                     // An exception in a session is a simulator bug: say so loudly.
