@@ -112,6 +112,32 @@ TEST_CASE("rate limiter: many waiters are served at the rate, in order") {
   CHECK(std::is_sorted(order.begin(), order.end()));
 }
 
+TEST_CASE("rate limiter: tokens taken early and used late still leave at the rate (Pace)") {
+  net::io_context io;
+  RateLimiter limiter(io.get_executor(), 50, 2);
+  std::vector<std::chrono::steady_clock::time_point> sends;
+  const auto commit_done = std::chrono::steady_clock::now() + 300ms;
+  for (int i = 0; i < 8; ++i) {
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+          if (!co_await limiter.Acquire(nullptr, /*pace_now=*/false)) co_return;
+          // Something slow between the token and the send (one commit for them all): without
+          // pacing every request would leave together at 300 ms.
+          net::steady_timer commit(co_await net::this_coro::executor, commit_done);
+          co_await commit.async_wait(net::use_awaitable);
+          if (co_await limiter.Pace()) sends.push_back(std::chrono::steady_clock::now());
+        },
+        net::detached);
+  }
+  io.run();
+  REQUIRE(sends.size() == 8);
+  std::sort(sends.begin(), sends.end());
+  // The burst (2) at once, then one per 20 ms: the last 6 spread over at least 120 ms.
+  CHECK(sends.back() - sends.front() >= 115ms);
+  for (std::size_t i = 3; i < sends.size(); ++i) CHECK(sends[i] - sends[i - 1] >= 15ms);
+}
+
 TEST_CASE("rate limiter: Close releases every waiter with false") {
   net::io_context io;
   RateLimiter limiter(io.get_executor(), 0.01, 1);  // one token, then one per 100 s

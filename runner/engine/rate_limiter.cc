@@ -1,20 +1,26 @@
 #include "runner/engine/rate_limiter.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace nanobatch::engine {
 
 RateLimiter::RateLimiter(boost::asio::any_io_executor executor, double rate, double burst)
-    : executor_(executor), bucket_(rate, burst, ratelimit::Clock::now()), turn_(executor, 1) {}
+    : executor_(executor),
+      bucket_(rate, burst, ratelimit::Clock::now()),
+      sends_(rate, burst, ratelimit::Clock::now()),
+      turn_(executor, 1) {}
 
-boost::asio::awaitable<bool> RateLimiter::Acquire(util::StopSignal* stop) {
+boost::asio::awaitable<bool> RateLimiter::Acquire(util::StopSignal* stop, bool pace_now) {
   if (is_closed_ || !co_await turn_.Acquire(stop)) co_return false;
   while (true) {
     const auto now = ratelimit::Clock::now();
-    const auto wait = bucket_.TimeUntilAvailable(now);
+    auto wait = bucket_.TimeUntilAvailable(now);
+    if (pace_now) wait = std::max(wait, sends_.TimeUntilAvailable(now));
     if (wait == ratelimit::Duration::zero()) {
       bucket_.Take(now);
+      if (pace_now) sends_.Take(now);
       break;
     }
     // A 429 or a reload seen meanwhile changes the wait: recompute after every wake-up. The one
@@ -38,6 +44,25 @@ boost::asio::awaitable<bool> RateLimiter::Acquire(util::StopSignal* stop) {
   co_return true;
 }
 
+boost::asio::awaitable<bool> RateLimiter::Pace(util::StopSignal* stop) {
+  while (!is_closed_) {
+    const auto now = ratelimit::Clock::now();
+    const auto wait = sends_.TimeUntilAvailable(now);
+    if (wait == ratelimit::Duration::zero()) {
+      sends_.Take(now);
+      co_return true;
+    }
+    // Short (the spread of one commit group) and rare: each waiter sleeps on its own timer.
+    boost::asio::steady_timer timer(executor_, wait);
+    if (stop != nullptr) {
+      if (co_await stop->SleepOn(timer)) co_return false;
+    } else {
+      co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+  }
+  co_return false;
+}
+
 void RateLimiter::OnRateLimited(std::optional<double> retry_after_s) {
   std::optional<ratelimit::Duration> pause;
   if (retry_after_s) {
@@ -49,6 +74,7 @@ void RateLimiter::OnRateLimited(std::optional<double> retry_after_s) {
 
 void RateLimiter::Reconfigure(double rate, double burst) {
   bucket_.Reconfigure(rate, burst, ratelimit::Clock::now());
+  sends_.Reconfigure(rate, burst, ratelimit::Clock::now());
   if (sleeping_ != nullptr) sleeping_->cancel();
 }
 

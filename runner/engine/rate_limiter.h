@@ -3,9 +3,20 @@
 // first come, first served: only the first in line sleeps on a timer, the rest queue behind it,
 // so thousands of waiting polls cost nothing and cannot stampede.
 //
+// A submit takes its token before its intent is made durable, and the commit that does so
+// groups several intents: their POSTs then leave together, later than their tokens. A second
+// bucket of the same rate and burst, taken at the moment a request leaves (Pace), keeps what
+// the server sees within rate + burst in every 1-second window all the same; the wait it adds
+// is at most the spread of one group.
+//
 // Example:
 //   if (!co_await limiter.Acquire()) co_return;   // false: shutting down
 //   ... send one API request ...
+//
+//   if (!co_await limiter.Acquire(&stop, /*pace_now=*/false)) ...;   // a submit
+//   ... record the intent, commit ...
+//   if (!co_await limiter.Pace(&stop)) ...;
+//   ... send the POST ...
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -24,7 +35,12 @@ class RateLimiter {
   // Waits for a token. False when closed, or when `stop` (if given) is triggered first; a
   // waiter with a stop signal is woken by that signal, so whoever closes the limiter triggers
   // the signals too (the engine's halt does both).
-  boost::asio::awaitable<bool> Acquire(util::StopSignal* stop = nullptr);
+  // `pace_now`: the request leaves at once (its send-time token is taken too); a caller that
+  // does something slow in between passes false and calls Pace right before sending.
+  boost::asio::awaitable<bool> Acquire(util::StopSignal* stop = nullptr, bool pace_now = true);
+  // Waits, if needed, until the request can leave without more than rate + burst requests
+  // leaving in any second. False when closed or stopped first.
+  boost::asio::awaitable<bool> Pace(util::StopSignal* stop = nullptr);
   void OnRateLimited(std::optional<double> retry_after_s);
   // A new rate and burst from now on (serve's SIGHUP reload); the waiter in line recomputes its
   // wait at once.
@@ -37,6 +53,7 @@ class RateLimiter {
  private:
   boost::asio::any_io_executor executor_;
   ratelimit::TokenBucket bucket_;
+  ratelimit::TokenBucket sends_;  // the same limits, at the moment requests leave
   util::AsyncSemaphore turn_;
   bool is_closed_ = false;
   boost::asio::steady_timer* sleeping_ = nullptr;  // the timer of the waiter in line, if asleep

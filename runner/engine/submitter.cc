@@ -121,7 +121,8 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
         service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body);
     http::Client::Slot connection =
         co_await service_.client().AcquireSlot(request.endpoint, &service_.submit_signal());
-    if (!connection || !co_await service_.limiter().Acquire(&service_.submit_signal()) ||
+    if (!connection ||
+        !co_await service_.limiter().Acquire(&service_.submit_signal(), /*pace_now=*/false) ||
         service_.SubmitsCancelled()) {
       continue;  // stopping: the loop's top gives the credits back or records "not sent"
     }
@@ -131,6 +132,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       intent_open = true;
     }
     if (!co_await recorder_.Commit() || service_.SubmitsCancelled()) continue;
+    // Intents of one commit group leave together: spaced out again if they would exceed the
+    // rate in some second.
+    if (!co_await service_.limiter().Pace(&service_.submit_signal())) continue;
     service_.retry_budget().OnRequest();
     ++sent_;
     auto result = co_await service_.client().Send(
