@@ -11,6 +11,7 @@ packages=(
   libboost-url1.81-dev
   libssl-dev               # OpenSSL 3: TLS, SHA-256
   libsimdjson-dev          # JSONL manifests
+  libxxhash-dev            # XXH3 fingerprints of manifest lines
   libyaml-cpp-dev          # YAML manifests and config
   libcli11-dev             # command line
   doctest-dev              # tests

@@ -36,7 +36,7 @@ namespace nanobatch::engine {
 
 class Recorder {
  public:
-  static constexpr std::chrono::milliseconds kCommitInterval{10};
+  static constexpr std::chrono::milliseconds kCommitInterval{25};
 
   Recorder(Service& service, journal::Journal& journal);
 

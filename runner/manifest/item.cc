@@ -41,7 +41,14 @@ void AppendField(std::string& out, std::string_view name, std::string_view value
 
 }  // namespace
 
-bool IsItemKey(std::string_view key) { return api::IsOneOf(key, kItemKeys); }
+bool IsItemKey(std::string_view key) { return ItemKeyIndex(key) >= 0; }
+
+int ItemKeyIndex(std::string_view key) {
+  for (std::size_t i = 0; i < kItemKeys.size(); ++i) {
+    if (kItemKeys[i] == key) return static_cast<int>(i);
+  }
+  return -1;
+}
 
 std::string ItemKeysForMessage() { return api::JoinAllowed(kItemKeys); }
 

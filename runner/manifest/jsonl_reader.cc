@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <simdjson.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,7 +14,6 @@
 #include <vector>
 
 #include "runner/manifest/manifest.h"
-#include "runner/util/fnv.h"
 #include "runner/util/input_file.h"
 
 namespace nanobatch::manifest {
@@ -25,7 +25,11 @@ constexpr std::size_t kMaxLineBytes = 4 << 20;
 
 }  // namespace
 
-std::uint64_t LineFingerprint(std::string_view line) { return util::Fnv1a64(line); }
+// XXH3: some 30 GB/s against FNV-1a's one byte per multiply (which alone held validation under
+// 1 GB/s). The fingerprint lives only in memory (ItemStore), so it may change between versions.
+std::uint64_t LineFingerprint(std::string_view line) {
+  return XXH3_64bits(line.data(), line.size());
+}
 
 namespace {
 
@@ -79,19 +83,18 @@ class LineParser {
     }
 
     RawItem raw;
-    std::vector<std::string_view> seen_keys;
+    unsigned seen = 0;  // a bit per item key: no allocation per line
     for (const simdjson::dom::key_value_pair& field : object) {
-      const std::string key(field.key);
-      if (!IsItemKey(key)) {
-        Fail(key, "unknown key (allowed: " + ItemKeysForMessage() + ")");
+      const std::string_view key = field.key;
+      const int index = ItemKeyIndex(key);
+      if (index < 0) {
+        Fail(std::string(key), "unknown key (allowed: " + ItemKeysForMessage() + ")");
         continue;
       }
-      for (std::string_view seen : seen_keys) {
-        if (seen == field.key) Fail(key, "appears twice in the same item");
-      }
-      seen_keys.push_back(field.key);
+      if (seen & (1u << index)) Fail(std::string(key), "appears twice in the same item");
+      seen |= 1u << index;
       if (key == "image_urls") {
-        ReadStringArray(field.value, key, raw.image_urls);
+        ReadStringArray(field.value, std::string(key), raw.image_urls);
         continue;
       }
       std::optional<std::string>& target = key == "id"             ? raw.id
@@ -120,10 +123,10 @@ class LineParser {
     failed_on_line_ = true;
   }
 
-  std::optional<std::string> ReadString(simdjson::dom::element value, const std::string& field) {
+  std::optional<std::string> ReadString(simdjson::dom::element value, std::string_view field) {
     std::string_view text;
     if (value.get_string().get(text)) {
-      Fail(field, "must be a string, not " + std::string(TypeName(value.type())));
+      Fail(std::string(field), "must be a string, not " + std::string(TypeName(value.type())));
       return std::nullopt;
     }
     return std::string(text);

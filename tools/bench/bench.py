@@ -10,7 +10,8 @@ Everything talks TLS on loopback to tools/fake_api (the project's simulator): th
 Figures are medians of --runs runs; ratios compare figures taken in the same invocation (this
 machine is noisy: only ratios from one run carry). Prints a table, or JSON with --json.
 
-Sections (--only picks some): cpu, syncs, slow_disk, rate, connections, memory, validate, journal.
+Sections (--only picks some): cpu (with syncs and throughput), slow_disk, rate, connections,
+download, memory, validate, journal.
 """
 import argparse
 import json
@@ -119,11 +120,11 @@ def measured(args, env=None, stop_after=None, on_start=None):
             "rss_kib": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status), "extra": extra}
 
 
-def write_manifest(path, tasks, tag):
+def write_manifest(path, tasks, tag, resolution="1K"):
     with open(path, "w") as out:
         for i in range(tasks):
             out.write(json.dumps({"id": f"{tag}{i}", "prompt": f"benchmark prompt {tag} {i}",
-                                  "output_format": "png"}) + "\n")
+                                  "output_format": "png", "resolution": resolution}) + "\n")
 
 
 def nanobatch_env(delay_ms=0, counts=None):
@@ -135,9 +136,9 @@ def nanobatch_env(delay_ms=0, counts=None):
 
 
 def run_nanobatch(work, sim, tasks, tag, rate=10000, burst=1000, in_flight=500, delay_ms=0,
-                  stop_after=None, on_start=None, first_poll_s=0.05):
+                  stop_after=None, on_start=None, first_poll_s=0.05, resolution="1K"):
     manifest = f"{work}/{tag}.jsonl"
-    write_manifest(manifest, tasks, tag)
+    write_manifest(manifest, tasks, tag, resolution)
     out = f"{work}/out-{tag}"
     shutil.rmtree(out, ignore_errors=True)
     with open(f"{work}/{tag}.yaml", "w") as config:
@@ -165,9 +166,9 @@ def count_lines(path):
         return sum(1 for _ in f)
 
 
-def run_aiohttp(work, sim, tasks, tag):
+def run_aiohttp(work, sim, tasks, tag, resolution="1K"):
     manifest = f"{work}/{tag}.jsonl"
-    write_manifest(manifest, tasks, tag)
+    write_manifest(manifest, tasks, tag, resolution)
     out = f"{work}/out-{tag}"
     shutil.rmtree(out, ignore_errors=True)
     result = measured([BASELINE_PYTHON, f"{BASELINES}/aiohttp_runner.py", "--manifest", manifest,
@@ -201,13 +202,13 @@ def median(values):
 # --------------------------------------------------------------------------------------------
 # Sections. Each returns a list of rows: (name, value, unit, target or "", verdict or "").
 
-def cpu_section(work, args, scale, label, with_floor):
+def cpu_section(work, args, scale, label, with_floor, noise=0):
     rows, data = [], {}
     tag = "small" if scale == args.small_scale else "big"
     samples = {"nanobatch": [], "aiohttp": [], "xargs_curl": []}
     sim_cpu, tput, syncs = [], [], []
     for run in range(args.runs):
-        sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale)
+        sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale, image_noise=noise)
         nb = run_nanobatch(work, sim, args.tasks, f"nb{tag}{run}-")
         sim_cpu.append(sim.cpu() * 1000 / max(nb["done"], 1))
         tput.append(nb["done"] / nb["wall"])
@@ -215,7 +216,7 @@ def cpu_section(work, args, scale, label, with_floor):
             syncs.append(nb["syncs"] / max(nb["done"], 1))
         samples["nanobatch"].append(nb)
         sim.stop()
-        sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale)
+        sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale, image_noise=noise)
         samples["aiohttp"].append(run_aiohttp(work, sim, args.tasks, f"py{tag}{run}-"))
         sim.stop()
         if scale == args.small_scale and run == 0:
@@ -258,7 +259,7 @@ def cpu_section(work, args, scale, label, with_floor):
                  f"{data['nanobatch_syncs_per_item']:.2f}", "", "<= 1.5",
                  verdict(data['nanobatch_syncs_per_item'] <= 1.5)))
     if with_floor:
-        image_bytes = image_size(work, scale)
+        image_bytes = image_size(work, scale, noise)
         floor = crypto_floor(image_bytes)
         data["image_bytes"] = image_bytes
         data["crypto_floor_per_1000"] = floor
@@ -268,8 +269,8 @@ def cpu_section(work, args, scale, label, with_floor):
     return rows, data
 
 
-def image_size(work, scale):
-    sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale)
+def image_size(work, scale, noise):
+    sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=scale, image_noise=noise)
     run_nanobatch(work, sim, 3, "size-")
     sim.stop()
     out = f"{work}/out-size-"
@@ -413,6 +414,44 @@ def journal_section(work, args):
     return rows, {"output": out.strip()}
 
 
+def download_section(work, args):
+    """Large images (4K requests: 1024 x 1024 noisy PNGs of ~3 MB) through nanobatch (TLS,
+    SHA-256, fsync, journal) against curl fetching the same URLs in parallel (no hash, no sync)."""
+    tasks = args.download_tasks
+    nb_rates, curl_rates = [], []
+    for run in range(args.runs):
+        sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=0.25, image_noise=255)
+        nb = run_nanobatch(work, sim, tasks, f"dl{run}-", resolution="4K")
+        out = f"{work}/out-dl{run}-"
+        nb_bytes = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)
+                       if f.endswith(".png"))
+        nb_rates.append(nb_bytes / nb["wall"] / 1e6)
+        # The same URLs (the baseline records them), fetched by curl, 16 at once like nanobatch.
+        py = run_aiohttp(work, sim, tasks, f"dlpy{run}-", resolution="4K")
+        urls = [json.loads(line)["url"] for line in open(f"{work}/out-dlpy{run}-/metadata.jsonl")
+                if "url" in line]
+        config = f"{work}/curl{run}.txt"
+        fetched = f"{work}/curl{run}"
+        os.makedirs(fetched, exist_ok=True)
+        with open(config, "w") as out_config:
+            for i, url in enumerate(urls):
+                out_config.write(f'url = "{url}"\noutput = "{fetched}/{i}.png"\n')
+        started = time.monotonic()
+        subprocess.run(["curl", "-sS", "--cacert", f"{work}/certs/ca.pem", "--parallel",
+                        "--parallel-max", "16", "-K", config], check=True)
+        wall = time.monotonic() - started
+        curl_bytes = sum(os.path.getsize(os.path.join(fetched, f)) for f in os.listdir(fetched))
+        curl_rates.append(curl_bytes / wall / 1e6)
+        sim.stop()
+    nb_rate, curl_rate = median(nb_rates), median(curl_rates)
+    rows = [(f"Download stream, {tasks} x ~3 MB PNGs: nanobatch (whole run)", f"{nb_rate:.0f}",
+             "MB/s", "", ""),
+            ("  curl --parallel, same URLs", f"{curl_rate:.0f}", "MB/s", "", ""),
+            ("  nanobatch / curl", f"{nb_rate / curl_rate:.2f}", "", ">= 0.8",
+             verdict(nb_rate / curl_rate >= 0.8))]
+    return rows, {"nanobatch_mb_s": nb_rate, "curl_mb_s": curl_rate}
+
+
 def verdict(ok):
     return "ok" if ok else "MISSED"
 
@@ -432,19 +471,20 @@ def main():
     if args.nanobatch:
         NANOBATCH = os.path.abspath(args.nanobatch)
     args.small_scale = 0.05
-    args.big_scale = 0.45
+    args.big_scale = 0.25  # 1K -> 256 x 256 pixels; with full noise a ~200 KB PNG
     args.xargs_tasks = 200
     args.slow_tasks = 250
     args.rate_seconds = 15
     args.memory_tasks = 10000
+    args.download_tasks = 60
     args.validate_lines = 1000000
     args.journal_records = 1000000
     if args.quick:
         args.runs, args.tasks, args.xargs_tasks, args.slow_tasks = 1, 500, 50, 100
-        args.rate_seconds, args.memory_tasks = 5, 2000
+        args.rate_seconds, args.memory_tasks, args.download_tasks = 5, 2000, 20
         args.validate_lines, args.journal_records = 200000, 200000
     sections = [s for s in args.only.split(",") if s] or [
-        "cpu", "slow_disk", "rate", "connections", "memory", "validate", "journal"]
+        "cpu", "slow_disk", "rate", "connections", "download", "memory", "validate", "journal"]
     log("building (bazel -c opt)")
     build()
     work = tempfile.mkdtemp(prefix="nanobatch-bench.")
@@ -459,7 +499,8 @@ def main():
                 got, data = cpu_section(work, args, args.small_scale, "small", False)
                 rows += got
                 report["cpu_small"] = data
-                got, data = cpu_section(work, args, args.big_scale, "~200 KB", True)
+                got, data = cpu_section(work, args, args.big_scale, "~200 KB", True,
+                                        noise=255)
                 rows += got
                 big = data
                 small = report["cpu_small"]
@@ -480,6 +521,9 @@ def main():
                 rows += got
             elif section == "memory":
                 got, report[section] = memory_section(work, args)
+                rows += got
+            elif section == "download":
+                got, report[section] = download_section(work, args)
                 rows += got
             elif section == "validate":
                 got, report[section] = validate_section(work, args)

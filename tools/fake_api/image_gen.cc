@@ -13,15 +13,23 @@
 namespace nanobatch::fake_api {
 namespace {
 
-std::vector<unsigned char> Pixels(ImageSize size, std::uint64_t seed) {
+std::vector<unsigned char> Pixels(ImageSize size, std::uint64_t seed, int noise) {
   std::vector<unsigned char> rgb(static_cast<std::size_t>(size.width) * size.height * 3);
   const unsigned base_r = seed & 0xFF, base_g = (seed >> 8) & 0xFF, base_b = (seed >> 16) & 0xFF;
+  std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;  // xorshift64: cheap, deterministic
+  auto jitter = [&]() -> unsigned {
+    if (noise <= 0) return 0;
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return static_cast<unsigned>(state % static_cast<std::uint64_t>(noise + 1));
+  };
   for (int y = 0; y < size.height; ++y) {
     for (int x = 0; x < size.width; ++x) {
       unsigned char* p = &rgb[(static_cast<std::size_t>(y) * size.width + x) * 3];
-      p[0] = static_cast<unsigned char>(base_r + x * 255 / size.width);
-      p[1] = static_cast<unsigned char>(base_g + y * 255 / size.height);
-      p[2] = static_cast<unsigned char>(base_b + (x ^ y));
+      p[0] = static_cast<unsigned char>(base_r + x * 255 / size.width + jitter());
+      p[1] = static_cast<unsigned char>(base_g + y * 255 / size.height + jitter());
+      p[2] = static_cast<unsigned char>(base_b + (x ^ y) + jitter());
     }
   }
   return rgb;
@@ -48,8 +56,8 @@ ImageSize SizeFor(std::string_view resolution, std::string_view aspect_ratio, do
           std::max(8, static_cast<int>(std::lround(height)))};
 }
 
-std::string MakePng(ImageSize size, std::uint64_t seed) {
-  const std::vector<unsigned char> rgb = Pixels(size, seed);
+std::string MakePng(ImageSize size, std::uint64_t seed, int noise) {
+  const std::vector<unsigned char> rgb = Pixels(size, seed, noise);
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
   std::string out;
@@ -70,8 +78,8 @@ std::string MakePng(ImageSize size, std::uint64_t seed) {
   return out;
 }
 
-std::string MakeJpeg(ImageSize size, std::uint64_t seed) {
-  const std::vector<unsigned char> rgb = Pixels(size, seed);
+std::string MakeJpeg(ImageSize size, std::uint64_t seed, int noise) {
+  const std::vector<unsigned char> rgb = Pixels(size, seed, noise);
   jpeg_compress_struct compress;
   jpeg_error_mgr errors;
   compress.err = jpeg_std_error(&errors);

@@ -22,7 +22,9 @@ struct ImageSize {
 ImageSize SizeFor(std::string_view resolution, std::string_view aspect_ratio, double scale);
 
 // A gradient whose colours come from `seed`, so different tasks get different bytes.
-std::string MakePng(ImageSize size, std::uint64_t seed);
-std::string MakeJpeg(ImageSize size, std::uint64_t seed);
+// `noise` (0-255): the amplitude of pseudo-random noise added to every pixel, so that images
+// do not compress away (benchmarks of real image sizes); 0 keeps the smooth pattern.
+std::string MakePng(ImageSize size, std::uint64_t seed, int noise = 0);
+std::string MakeJpeg(ImageSize size, std::uint64_t seed, int noise = 0);
 
 }  // namespace nanobatch::fake_api

@@ -303,6 +303,8 @@ int Main(int argc, char** argv) {
   app.add_option("--latency-jitter", options.latency_jitter, "±fraction on both latencies");
   app.add_option("--images-per-task", options.images_per_task, "URLs in output.urls");
   app.add_option("--image-scale", options.image_scale, "side scale of images (1: real size)");
+  app.add_option("--image-noise", options.image_noise,
+                 "0-255: per-pixel noise, so images keep a realistic size");
   app.add_option("--spend-limit", options.spend_limit, "credits per spend window (0: none)");
   app.add_option("--spend-window-s", options.spend_window_s, "spend window length");
   app.add_flag("--deny-all-ips", options.deny_all_ips, "answer every /v1 request 403");

@@ -383,10 +383,10 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
   reply.status = 200;
   if (task.output_format == "png") {
     reply.content_type = "image/png";
-    reply.bytes = MakePng(size, seed);
+    reply.bytes = MakePng(size, seed, options_.image_noise);
   } else {
     reply.content_type = "image/jpeg";
-    reply.bytes = MakeJpeg(size, seed);
+    reply.bytes = MakeJpeg(size, seed, options_.image_noise);
   }
   if (options_.drop_image_tail > 0) {
     reply.bytes.resize(reply.bytes.size() -

@@ -37,6 +37,7 @@ struct Options {
   double latency_jitter = 0.0;  // ±fraction applied to both, per task
   int images_per_task = 1;
   double image_scale = 1.0 / 32;  // 1K square -> 32x32 pixels
+  int image_noise = 0;            // 0-255: noise that keeps images from compressing
   std::uint64_t spend_limit = 0;  // credits per spend window; 0: none
   double spend_window_s = 3600;
   bool deny_all_ips = false;     // every request gets 403 ip_not_allowed
