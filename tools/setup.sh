@@ -12,6 +12,7 @@ packages=(
   libssl-dev               # OpenSSL 3: TLS, SHA-256
   libsimdjson-dev          # JSONL manifests
   libxxhash-dev            # XXH3 fingerprints of manifest lines
+  libmimalloc-dev          # the nanobatch binary's allocator
   libyaml-cpp-dev          # YAML manifests and config
   libcli11-dev             # command line
   doctest-dev              # tests

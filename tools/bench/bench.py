@@ -437,8 +437,9 @@ def download_section(work, args):
             for i, url in enumerate(urls):
                 out_config.write(f'url = "{url}"\noutput = "{fetched}/{i}.png"\n')
         started = time.monotonic()
-        subprocess.run(["curl", "-sS", "--cacert", f"{work}/certs/ca.pem", "--parallel",
-                        "--parallel-max", "16", "-K", config], check=True)
+        subprocess.run(["curl", "-sS", "--no-progress-meter", "--cacert", f"{work}/certs/ca.pem",
+                        "--parallel", "--parallel-max", "16", "-K", config], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.monotonic() - started
         curl_bytes = sum(os.path.getsize(os.path.join(fetched, f)) for f in os.listdir(fetched))
         curl_rates.append(curl_bytes / wall / 1e6)
