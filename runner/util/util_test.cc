@@ -20,6 +20,25 @@ TEST_CASE("utf8: counts code points, not bytes") {
   CHECK(CountCodePoints("\xF0\x9F\x90\xB1") == 1u);  // U+1F431, 4 bytes
 }
 
+TEST_CASE("utf8: long texts are counted eight bytes at a time, exactly") {
+  // Past 255 words (2,040 bytes) the per-lane tallies are summed and restarted.
+  std::string text;
+  std::size_t expected = 0;
+  for (int i = 0; i < 1500; ++i) {
+    text += (i % 3 == 0) ? "猫" : (i % 3 == 1) ? "é" : "a";
+    ++expected;
+  }
+  text += "\xF0\x9F\x90\xB1";
+  ++expected;
+  CHECK(CountCodePoints(text) == expected);
+  CHECK(CountCodePoints(std::string_view(text).substr(0, text.size() - 4)) == expected - 1);
+  for (std::size_t cut = text.size() - 3; cut < text.size(); ++cut) {
+    CHECK_FALSE(CountCodePoints(std::string_view(text).substr(0, cut)).has_value());  // cut short
+  }
+  CHECK(CountCodePoints(std::string(5000, 'x')) == 5000u);
+  CHECK_FALSE(CountCodePoints(std::string(3000, 'x') + "\xC0\xAF").has_value());  // overlong
+}
+
 TEST_CASE("utf8: malformed input is rejected") {
   CHECK_FALSE(CountCodePoints("\xff").has_value());
   CHECK_FALSE(CountCodePoints("\x80").has_value());              // lone continuation
