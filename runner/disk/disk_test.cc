@@ -146,6 +146,42 @@ TEST_CASE(
   CHECK(commits.syncs() == static_cast<std::uint64_t>(log.syncs));
 }
 
+TEST_CASE("group commit: when busy, a sync waits out the interval unless its group is full") {
+  net::io_context io;
+  BlockingWorker worker;
+  FakeLog log;
+  GroupCommit::Hooks hooks = log.Hooks();
+  hooks.pending = [&log] { return log.pending.size(); };
+  GroupCommit commits(io.get_executor(), worker, hooks, /*min_interval=*/std::chrono::seconds(30),
+                      /*full_group=*/3);
+  std::vector<std::chrono::steady_clock::time_point> done;
+  const auto start = std::chrono::steady_clock::now();
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        log.pending.push_back(0);
+        co_await commits.Commit();  // idle: syncs at once
+        done.push_back(std::chrono::steady_clock::now());
+        // Within the interval: three writers fill the group, which goes without the 30 s wait.
+        for (int w = 1; w <= 3; ++w) {
+          net::co_spawn(
+              co_await net::this_coro::executor,
+              [&, w]() -> net::awaitable<void> {
+                log.pending.push_back(w);
+                co_await commits.Commit();
+                done.push_back(std::chrono::steady_clock::now());
+              },
+              net::detached);
+        }
+      },
+      net::detached);
+  io.run();
+  REQUIRE(done.size() == 4);
+  CHECK(done.back() - start < std::chrono::seconds(5));
+  CHECK(log.syncs == 2);
+  CHECK(log.durable.size() == 4);
+}
+
 TEST_CASE("group commit: a commit with nothing new returns at once, without a sync") {
   net::io_context io;
   BlockingWorker worker;

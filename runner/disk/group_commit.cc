@@ -10,11 +10,12 @@ namespace nanobatch::disk {
 namespace net = boost::asio;
 
 GroupCommit::GroupCommit(net::any_io_executor executor, BlockingWorker& worker, Hooks hooks,
-                         std::chrono::steady_clock::duration min_interval)
+                         std::chrono::steady_clock::duration min_interval, std::size_t full_group)
     : executor_(executor),
       worker_(worker),
       hooks_(std::move(hooks)),
       min_interval_(min_interval),
+      full_group_(full_group),
       gather_timer_(executor),
       finished_event_(executor) {}
 
@@ -25,6 +26,9 @@ net::awaitable<bool> GroupCommit::Commit() {
   const std::uint64_t needed = hooks_.has_changes() ? started_ + 1 : started_;
   while (finished_ < needed && !failed_) {
     if (in_flight_) {
+      if (gathering_ && full_group_ > 0 && hooks_.pending && hooks_.pending() >= full_group_) {
+        gather_timer_.cancel();  // the group is full: sync it now
+      }
       co_await finished_event_.Wait();
       continue;
     }
@@ -33,8 +37,10 @@ net::awaitable<bool> GroupCommit::Commit() {
     // began less than min_interval ago, gather for the rest of it.
     const auto earliest = last_start_ + min_interval_;
     if (std::chrono::steady_clock::now() < earliest) {
+      gathering_ = true;
       gather_timer_.expires_at(earliest);
       co_await gather_timer_.async_wait(net::as_tuple(net::use_awaitable));
+      gathering_ = false;
     } else {
       co_await net::post(executor_, net::use_awaitable);
     }

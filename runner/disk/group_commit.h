@@ -16,7 +16,9 @@
 // `min_interval` caps the syncs a busy stream of commits makes: a sync starts no sooner than
 // that after the previous one started, so that on a fast disk under a high rate of commits the
 // groups still grow (PostgreSQL's commit_delay, applied only when busy): an idle stream syncs
-// at once.
+// at once. `full_group` ends that wait early once that many changes are pending (the hooks'
+// optional `pending()`): a high rate fills a group long before the interval is over, and its
+// waiters (holding connections, slots) should not wait for the clock.
 //
 // Example:
 //   GroupCommit syncs(executor, worker, {has_changes, begin, end});
@@ -42,10 +44,11 @@ class GroupCommit {
     std::function<bool()> has_changes;
     std::function<std::function<int()>()> begin;
     std::function<bool(int, std::string&)> end;
+    std::function<std::size_t()> pending;  // changes waiting for a sync (optional)
   };
 
   GroupCommit(boost::asio::any_io_executor executor, BlockingWorker& worker, Hooks hooks,
-              std::chrono::steady_clock::duration min_interval = {});
+              std::chrono::steady_clock::duration min_interval = {}, std::size_t full_group = 0);
   GroupCommit(const GroupCommit&) = delete;
   GroupCommit& operator=(const GroupCommit&) = delete;
 
@@ -65,6 +68,8 @@ class GroupCommit {
   BlockingWorker& worker_;
   Hooks hooks_;
   std::chrono::steady_clock::duration min_interval_;
+  std::size_t full_group_;
+  bool gathering_ = false;  // the leader waits out min_interval
   std::chrono::steady_clock::time_point last_start_{};
   boost::asio::steady_timer gather_timer_;
   util::AsyncEvent finished_event_;

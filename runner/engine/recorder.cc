@@ -19,8 +19,9 @@ Recorder::Recorder(Service& service, journal::Journal& journal)
       syncs_(service.executor(), service.disk(),
              {.has_changes = [this] { return renamed_ || journal_.has_pending(); },
               .begin = [this] { return BeginSync(); },
-              .end = [this](int result, std::string& error) { return EndSync(result, error); }},
-             kCommitInterval) {
+              .end = [this](int result, std::string& error) { return EndSync(result, error); },
+              .pending = [this] { return journal_.pending_records(); }},
+             kCommitInterval, kFullGroup) {
   syncs_.set_on_sync(
       [&service](double seconds) { service.counters().journal_sync_seconds.Observe(seconds); });
 }

@@ -36,7 +36,11 @@ namespace nanobatch::engine {
 
 class Recorder {
  public:
+  // Under a busy stream of commits, a sync at most every kCommitInterval, or as soon as
+  // kFullGroup records wait: at 160 images/s the interval keeps syncs under 1.5 per item, at
+  // 1,300/s the group size does, and no waiter holds its connection long.
   static constexpr std::chrono::milliseconds kCommitInterval{25};
+  static constexpr std::size_t kFullGroup = 32;
 
   Recorder(Service& service, journal::Journal& journal);
 

@@ -229,7 +229,9 @@ TEST_CASE("trust: a server that echoes the key leaks it nowhere: stderr, journal
   TempDir dir;
   FakeApiProcess api(dir, Fast({"--echo-authorization", "--reject-substring", "prompt 1",
                                 "--p-poll-5xx", "0.3", "--p-submit-5xx", "0.3"}));
-  Job job(dir, api, Manifest(6));
+  // Enough attempts that 30% of 5xx never adds up to "the API is down" (6 in a row: 1 run in
+  // ~250 stopped with exit 3); this test is about where the echoed key goes.
+  Job job(dir, api, Manifest(6), "retry: {max_attempts: 12}\n");
   ProcessResult result = job.Run();
   INFO(result.err);
   CHECK(result.exit_code == 1);
