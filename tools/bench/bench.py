@@ -490,6 +490,17 @@ def verdict(ok):
     return "ok" if ok else "MISSED"
 
 
+SECTIONS = {
+    "slow_disk": slow_disk_section,
+    "rate": rate_section,
+    "connections": connections_section,
+    "download": download_section,
+    "memory": memory_section,
+    "validate": validate_section,
+    "journal": journal_section,
+}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -519,8 +530,10 @@ def main():
         args.rate_seconds, args.memory_tasks, args.download_tasks = 5, 2000, 20
         args.validate_lines, args.journal_records = 200000, 200000
         args.validate_mixed_bytes = 32 << 20
-    sections = [s for s in args.only.split(",") if s] or [
-        "cpu", "slow_disk", "rate", "connections", "download", "memory", "validate", "journal"]
+    sections = [s for s in args.only.split(",") if s] or ["cpu", *SECTIONS]
+    unknown = [s for s in sections if s != "cpu" and s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)}; known: cpu, {', '.join(SECTIONS)}")
     log("building (bazel -c opt)")
     build()
     work = tempfile.mkdtemp(prefix="nanobatch-bench.")
@@ -546,26 +559,8 @@ def main():
                 rows.append(("  nanobatch's CPU for the bytes (~200 KB minus small) / floor",
                              f"{ratio:.2f}x", "", "<= 1.5x", verdict(ratio <= 1.5)))
                 report["cpu_200kb"] = big
-            elif section == "slow_disk":
-                got, report[section] = slow_disk_section(work, args)
-                rows += got
-            elif section == "rate":
-                got, report[section] = rate_section(work, args)
-                rows += got
-            elif section == "connections":
-                got, report[section] = connections_section(work, args)
-                rows += got
-            elif section == "memory":
-                got, report[section] = memory_section(work, args)
-                rows += got
-            elif section == "download":
-                got, report[section] = download_section(work, args)
-                rows += got
-            elif section == "validate":
-                got, report[section] = validate_section(work, args)
-                rows += got
-            elif section == "journal":
-                got, report[section] = journal_section(work, args)
+            else:
+                got, report[section] = SECTIONS[section](work, args)
                 rows += got
     finally:
         shutil.rmtree(work, ignore_errors=True)
