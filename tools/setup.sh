@@ -30,7 +30,6 @@ packages=(
   ca-certificates
   python3-aiohttp          # tools/bench: the asyncio + aiohttp baseline
   jq                       # tools/bench: the xargs + curl baseline
-  strace                   # tools/bench: counting the loop thread's syscalls
 )
 
 missing=()
