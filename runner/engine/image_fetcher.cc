@@ -86,14 +86,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     co_return false;
   // A download slot bounds the bodies streaming at once; it is given back as soon as the body
   // is in, so that syncing the file (disk work) does not hold up the next download.
-  struct SlotRelease {
-    util::AsyncSemaphore& slots;
-    bool held = true;
-    void Release() {
-      if (std::exchange(held, false)) slots.Release();
-    }
-    ~SlotRelease() { Release(); }
-  } slot{service_.downloads()};
+  util::HeldUnit slot{service_.downloads()};
 
   const std::string base_name =
       index == 0 ? run.item.id : run.item.id + "-" + std::to_string(index);

@@ -121,13 +121,7 @@ net::awaitable<void> Job::SubmitLoop() {
 
 net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry) {
   // The slot is held from the submission until the images are on disk (or the item stops).
-  struct SlotRelease {
-    util::AsyncSemaphore& slots;
-    bool held;
-    ~SlotRelease() {
-      if (held) slots.Release();
-    }
-  } slot{service_.in_flight(), holds_slot};
+  util::HeldUnit slot{service_.in_flight(), holds_slot};
   // A resumed task may be long finished: its first poll goes out at once.
   bool resumed = entry == Entry::kResume;
   // Submit again after a failed task (refunded by the API) or an abandoned intent, within the

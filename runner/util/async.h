@@ -80,6 +80,21 @@ class AsyncSemaphore {
   std::deque<Waiter*> waiters_;
 };
 
+// A unit held of an AsyncSemaphore, given back once: at Release() or when this goes out of
+// scope, whichever comes first. `held` false: nothing to give back (yet); set it to hand the
+// unit to someone else's guard.
+struct HeldUnit {
+  AsyncSemaphore& semaphore;
+  bool held = true;
+  void Release() {
+    if (held) {
+      held = false;
+      semaphore.Release();
+    }
+  }
+  ~HeldUnit() { Release(); }
+};
+
 // Coroutines wait until the next Notify(); Notify() wakes all current waiters.
 class AsyncEvent {
  public:

@@ -163,3 +163,28 @@ TEST_CASE("async event: a wait observing a stop signal ends when it is triggered
 
 }  // namespace
 }  // namespace nanobatch::util
+
+namespace nanobatch::util {
+namespace {
+
+TEST_CASE("held unit: given back once, at Release() or at the end of its scope") {
+  boost::asio::io_context io;
+  AsyncSemaphore slots(io.get_executor(), 2);
+  REQUIRE(slots.TryAcquire());
+  REQUIRE(slots.TryAcquire());
+  {
+    HeldUnit unit{slots};
+    unit.Release();
+    CHECK(slots.available() == 1);
+    unit.Release();  // a second time: nothing
+    CHECK(slots.available() == 1);
+  }
+  CHECK(slots.available() == 1);  // not given back twice
+  { HeldUnit unit{slots}; }
+  CHECK(slots.available() == 2);
+  { HeldUnit nothing{slots, /*held=*/false}; }
+  CHECK(slots.available() == 2);
+}
+
+}  // namespace
+}  // namespace nanobatch::util
