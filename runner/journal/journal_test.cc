@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "runner/journal/frame.h"
+#include "runner/journal/test_records.h"
 #include "runner/testing/temp_dir.h"
 
 namespace nanobatch::journal {
@@ -174,24 +175,6 @@ TEST_CASE("journal: a file that is not a journal is refused") {
 namespace nanobatch::journal {
 namespace {
 
-// An item through to done: intent (with its prompt), submitted, completed, downloaded.
-void Finish(Journal& journal, const std::string& id) {
-  proto::Record intent = Intent(id);
-  intent.mutable_submit_intent()->set_prompt("a long prompt for " + id);
-  intent.mutable_submit_intent()->set_content_hash(std::string(64, 'c'));
-  journal.Append(intent);
-  journal.Append(Submitted(id));
-  proto::Record completed;
-  completed.mutable_completed()->set_item_id(id);
-  completed.mutable_completed()->add_urls("https://f.example/" + id + ".png");
-  journal.Append(completed);
-  proto::Record downloaded;
-  downloaded.mutable_downloaded()->set_item_id(id);
-  downloaded.mutable_downloaded()->set_file_name(id + ".png");
-  downloaded.mutable_downloaded()->set_bytes(1234);
-  journal.Append(downloaded);
-}
-
 TEST_CASE(
     "journal: finished items are kept compact and read back whole, across reopen and compaction") {
   testing::TempDir dir;
@@ -201,7 +184,7 @@ TEST_CASE(
     auto journal = Journal::Open(dir.path(), {}, error);
     REQUIRE_MESSAGE(journal, error);
     for (const char* id : {"a", "b", "c"}) {
-      Finish(*journal, id);
+      AppendFinishedItem(*journal, id);
       journal->Finalize(id);
     }
     journal->Append(Intent("open"));  // not finished: stays in memory
@@ -316,7 +299,7 @@ TEST_CASE("journal: a batch in flight keeps order, serves reads, and holds back 
   {
     auto journal = Journal::Open(dir.path(), {}, error);
     REQUIRE_MESSAGE(journal, error);
-    Finish(*journal, "a");
+    AppendFinishedItem(*journal, "a");
     journal->Finalize("a");  // its snapshot is in the batch below
     REQUIRE(journal->has_pending());
     std::function<int()> write = journal->BeginBatch();
@@ -324,7 +307,7 @@ TEST_CASE("journal: a batch in flight keeps order, serves reads, and holds back 
     CHECK_FALSE(journal->has_pending());
     // Appended while the batch is on its way: queued for the next one, offsets after it.
     journal->Append(Intent("b"));
-    Finish(*journal, "c");
+    AppendFinishedItem(*journal, "c");
     journal->Finalize("c");
     CHECK(journal->has_pending());
     // Compact items are read back from the batch in flight and from the queue.

@@ -3,8 +3,8 @@
 // NB_SYNC_DELAY_MS (default 0) before doing the real call; at exit the counts are written to
 // NB_SYNC_COUNT_FILE (if set) as {"fsync": N, "fdatasync": M, "syncfs": K}.
 //
-//   NB_SYNC_DELAY_MS=10 NB_SYNC_COUNT_FILE=/tmp/syncs.json \
-//     LD_PRELOAD=bazel-bin/tools/bench/libslow_sync.so nanobatch run ...
+//   export NB_SYNC_DELAY_MS=10 NB_SYNC_COUNT_FILE=/tmp/syncs.json
+//   LD_PRELOAD=bazel-bin/tools/bench/libslow_sync.so nanobatch run ...
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -27,29 +27,19 @@ static void Delay(void) {
   }
 }
 
-int fsync(int fd) {
-  static int (*real)(int) = NULL;
-  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  atomic_fetch_add(&fsyncs, 1);
-  Delay();
-  return real(fd);
-}
+// Each wrapper counts, sleeps, then calls the real function (looked up once).
+#define SLOW_SYNC(name, counter)                                   \
+  int name(int fd) {                                               \
+    static int (*real)(int) = NULL;                                \
+    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, #name); \
+    atomic_fetch_add(&counter, 1);                                 \
+    Delay();                                                       \
+    return real(fd);                                               \
+  }
 
-int fdatasync(int fd) {
-  static int (*real)(int) = NULL;
-  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  atomic_fetch_add(&fdatasyncs, 1);
-  Delay();
-  return real(fd);
-}
-
-int syncfs(int fd) {
-  static int (*real)(int) = NULL;
-  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "syncfs");
-  atomic_fetch_add(&syncfses, 1);
-  Delay();
-  return real(fd);
-}
+SLOW_SYNC(fsync, fsyncs)
+SLOW_SYNC(fdatasync, fdatasyncs)
+SLOW_SYNC(syncfs, syncfses)
 
 __attribute__((destructor)) static void WriteCounts(void) {
   const char* path = getenv("NB_SYNC_COUNT_FILE");
