@@ -33,7 +33,7 @@ class BlockingWorker {
   // Runs `call` on a worker thread. Returns what `call` returned: 0, or an errno.
   boost::asio::awaitable<int> Run(std::function<int()> call);
 
-  // Calls made so far (for the sync counts of benchmarks and metrics).
+  // Calls made so far (tests count them; benchmarks count syncs with tools/bench's shim).
   std::uint64_t calls() const { return calls_; }
 
  private:

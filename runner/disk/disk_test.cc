@@ -85,7 +85,7 @@ struct FakeLog {
   std::chrono::milliseconds delay{0};
 
   GroupCommit::Hooks Hooks() {
-    return {.has_changes = [this] { return !pending.empty(); },
+    return {.pending = [this] { return pending.size(); },
             .begin =
                 [this] {
                   in_flight.swap(pending);
@@ -150,9 +150,8 @@ TEST_CASE("group commit: when busy, a sync waits out the interval unless its gro
   net::io_context io;
   BlockingWorker worker;
   FakeLog log;
-  GroupCommit::Hooks hooks = log.Hooks();
-  hooks.pending = [&log] { return log.pending.size(); };
-  GroupCommit commits(io.get_executor(), worker, hooks, /*min_interval=*/std::chrono::seconds(30),
+  GroupCommit commits(io.get_executor(), worker, log.Hooks(),
+                      /*min_interval=*/std::chrono::seconds(30),
                       /*full_group=*/3);
   std::vector<std::chrono::steady_clock::time_point> done;
   const auto start = std::chrono::steady_clock::now();

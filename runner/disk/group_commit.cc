@@ -23,10 +23,10 @@ net::awaitable<bool> GroupCommit::Commit() {
   if (failed_) co_return false;
   // The sync that covers the caller's changes: the next one if anything changed since the one
   // in flight (or the last one) began; otherwise that one.
-  const std::uint64_t needed = hooks_.has_changes() ? started_ + 1 : started_;
+  const std::uint64_t needed = hooks_.pending() > 0 ? started_ + 1 : started_;
   while (finished_ < needed && !failed_) {
     if (in_flight_) {
-      if (gathering_ && full_group_ > 0 && hooks_.pending && hooks_.pending() >= full_group_) {
+      if (gathering_ && full_group_ > 0 && hooks_.pending() >= full_group_) {
         gather_timer_.cancel();  // the group is full: sync it now
       }
       co_await finished_event_.Wait();
@@ -46,11 +46,9 @@ net::awaitable<bool> GroupCommit::Commit() {
     }
     last_start_ = std::chrono::steady_clock::now();
     ++started_;
-    std::function<int()> call = hooks_.begin();
-    const auto started_at = std::chrono::steady_clock::now();
-    const int result = co_await worker_.Run(std::move(call));
+    const int result = co_await worker_.Run(hooks_.begin());
     const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_start_).count();
     std::string error;
     if (!hooks_.end(result, error)) {
       failed_ = true;

@@ -7,7 +7,7 @@
 //
 // The owner of the changes (a journal's queued records, a directory's renames) supplies three
 // hooks, all run on the loop:
-//   has_changes(): anything changed since the last sync started?
+//   pending():     how many changes wait for a sync (0: nothing to make durable);
 //   begin():       takes what changed and returns the blocking call that makes it durable
 //                  (run on the worker; returns 0 or an errno);
 //   end(result, error): applies the call's result; false (with `error`) if the sync failed.
@@ -16,12 +16,12 @@
 // `min_interval` caps the syncs a busy stream of commits makes: a sync starts no sooner than
 // that after the previous one started, so that on a fast disk under a high rate of commits the
 // groups still grow (PostgreSQL's commit_delay, applied only when busy): an idle stream syncs
-// at once. `full_group` ends that wait early once that many changes are pending (the hooks'
-// optional `pending()`): a high rate fills a group long before the interval is over, and its
-// waiters (holding connections, slots) should not wait for the clock.
+// at once. `full_group` ends that wait early once that many changes are pending: a high rate
+// fills a group long before the interval is over, and its waiters (holding connections, slots)
+// should not wait for the clock.
 //
 // Example:
-//   GroupCommit syncs(executor, worker, {has_changes, begin, end});
+//   GroupCommit syncs(executor, worker, {pending, begin, end});
 //   journal.Append(record);
 //   if (!co_await syncs.Commit()) { halt: syncs.error() }
 
@@ -41,10 +41,9 @@ namespace nanobatch::disk {
 class GroupCommit {
  public:
   struct Hooks {
-    std::function<bool()> has_changes;
+    std::function<std::size_t()> pending;
     std::function<std::function<int()>()> begin;
     std::function<bool(int, std::string&)> end;
-    std::function<std::size_t()> pending;  // changes waiting for a sync (optional)
   };
 
   GroupCommit(boost::asio::any_io_executor executor, BlockingWorker& worker, Hooks hooks,
@@ -58,7 +57,6 @@ class GroupCommit {
 
   bool failed() const { return failed_; }
   const std::string& error() const { return error_; }
-  bool in_flight() const { return in_flight_; }
   std::uint64_t syncs() const { return finished_; }
   // Called after every sync with the seconds it took on the worker (for the metrics).
   void set_on_sync(std::function<void(double)> on_sync) { on_sync_ = std::move(on_sync); }

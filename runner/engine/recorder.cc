@@ -17,10 +17,9 @@ Recorder::Recorder(Service& service, journal::Journal& journal)
       journal_(journal),
       outputs_(journal.dir()),
       syncs_(service.executor(), service.disk(),
-             {.has_changes = [this] { return renamed_ || journal_.has_pending(); },
+             {.pending = [this] { return journal_.pending_records() + (renamed_ ? 1 : 0); },
               .begin = [this] { return BeginSync(); },
-              .end = [this](int result, std::string& error) { return EndSync(result, error); },
-              .pending = [this] { return journal_.pending_records(); }},
+              .end = [this](int result, std::string& error) { return EndSync(result, error); }},
              kCommitInterval, kFullGroup) {
   syncs_.set_on_sync(
       [&service](double seconds) { service.counters().journal_sync_seconds.Observe(seconds); });

@@ -24,20 +24,6 @@ std::int64_t UnixNow() {
       .count();
 }
 
-bool WriteAll(int fd, const std::string& bytes, std::string& error) {
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      error = Errno("writing the journal");
-      return false;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 // The journal's bytes, mapped read-only: a million-record journal is replayed without copying
 // its hundred megabytes first.
 class MappedFile {
@@ -423,20 +409,9 @@ bool Journal::Sync(std::string& error) {
     error = "a journal batch is still being written";
     return false;
   }
-  if (failed_) {
-    error = "the journal stopped accepting writes after an earlier error";
-    return false;
-  }
-  if (pending_.empty()) return true;
-  if (!WriteAll(fd_, pending_, error) || ::fdatasync(fd_) != 0) {
-    if (error.empty()) error = Errno("syncing the journal");
-    failed_ = true;
-    return false;
-  }
-  file_bytes_ += pending_.size();
-  pending_.clear();
-  pending_records_ = 0;
-  return true;
+  if (pending_.empty() && !failed_) return true;
+  // A batch's write + fdatasync, made on the caller's thread.
+  return EndBatch(BeginBatch()(), error);
 }
 
 std::function<int()> Journal::BeginBatch() {

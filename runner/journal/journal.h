@@ -69,7 +69,6 @@ class Journal {
   // that writes and fdatasyncs them (it touches only the descriptor and that batch, which stay
   // unchanged until EndBatch); EndBatch() applies its result (0 or an errno). Records appended
   // meanwhile queue for the next batch; one batch is in flight at a time.
-  bool has_pending() const { return !pending_.empty(); }
   std::function<int()> BeginBatch();
   bool EndBatch(int result, std::string& error);
   bool batch_in_flight() const { return batch_in_flight_; }
