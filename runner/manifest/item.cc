@@ -81,8 +81,9 @@ std::optional<std::string> CheckId(std::string_view value) {
   return std::nullopt;
 }
 
-std::optional<std::string> CheckPrompt(std::string_view value) {
-  const std::optional<std::size_t> length = util::CountCodePoints(value);
+std::optional<std::string> CheckPrompt(std::string_view value, bool utf8_checked) {
+  const std::optional<std::size_t> length =
+      utf8_checked ? util::CountCodePointsOfValidUtf8(value) : util::CountCodePoints(value);
   if (!length) return std::string("is not valid UTF-8");
   if (*length == 0) return std::string("is empty");
   if (*length > api::kMaxPromptCodePoints) {
@@ -115,7 +116,7 @@ std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Plac
 
   if (!raw.prompt) {
     fail("prompt", "is required");
-  } else if (auto problem = CheckPrompt(*raw.prompt)) {
+  } else if (auto problem = CheckPrompt(*raw.prompt, raw.utf8_checked)) {
     fail("prompt", *problem);
   } else {
     item.prompt = std::move(*raw.prompt);

@@ -41,7 +41,7 @@ struct Item {
   // of being held in memory; source_length is 0 for YAML items.
   std::uint64_t source_offset = 0;
   std::uint32_t source_length = 0;
-  std::uint64_t source_fingerprint = 0;  // FNV-1a of the line's bytes, to notice an edited file
+  std::uint64_t source_fingerprint = 0;  // XXH3 of the line's bytes, to notice an edited file
 };
 
 // What a reader found for one item, before validation. Absent fields stay nullopt.
@@ -52,6 +52,9 @@ struct RawItem {
   std::optional<std::string> aspect_ratio;
   std::optional<std::string> output_format;
   std::optional<std::vector<std::string>> image_urls;
+  // The reader already checked that every string is well-formed UTF-8 (simdjson does, for the
+  // whole line); YAML's reader does not.
+  bool utf8_checked = false;
 };
 
 // Where an item came from, for error messages.
@@ -72,7 +75,8 @@ std::optional<std::string> CheckResolution(std::string_view value);
 std::optional<std::string> CheckAspectRatio(std::string_view value);
 std::optional<std::string> CheckOutputFormat(std::string_view value);
 std::optional<std::string> CheckId(std::string_view value);
-std::optional<std::string> CheckPrompt(std::string_view value);
+// `utf8_checked`: the text is known to be well-formed UTF-8 already (not checked again).
+std::optional<std::string> CheckPrompt(std::string_view value, bool utf8_checked = false);
 std::optional<std::string> CheckImageUrl(std::string_view value);
 
 // Applies defaults and every rule; on failure adds one error per bad field and returns nullopt.

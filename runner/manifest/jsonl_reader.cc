@@ -83,7 +83,8 @@ class LineParser {
     }
 
     RawItem raw;
-    unsigned seen = 0;  // a bit per item key: no allocation per line
+    raw.utf8_checked = true;  // simdjson refuses a line that is not well-formed UTF-8
+    unsigned seen = 0;        // a bit per item key: no allocation per line
     for (const simdjson::dom::key_value_pair& field : object) {
       const std::string_view key = field.key;
       const int index = ItemKeyIndex(key);

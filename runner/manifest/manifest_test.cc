@@ -91,6 +91,20 @@ TEST_CASE("jsonl: every bad line is reported with its line and field, good lines
   CHECK(outcome.errors.total() == 8);
 }
 
+TEST_CASE("jsonl: a prompt that is not well-formed UTF-8, raw or escaped, is refused") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("m.jsonl",
+                                     "{\"prompt\":\"cat \xff\"}\n"           // a raw bad byte
+                                     "{\"prompt\":\"cat \xC0\xAF\"}\n"       // overlong
+                                     "{\"prompt\":\"cat \\udc00 alone\"}\n"  // a lone surrogate
+                                     "{\"prompt\":\"cat \\ud800 alone\"}\n"
+                                     "{\"prompt\":\"cat \\ud83d\\udc31\"}\n");  // a pair: fine
+  Outcome outcome = Read(path);
+  CHECK(outcome.items.size() == 1);
+  CHECK(outcome.errors.total() == 4);
+  for (const auto& error : outcome.errors.stored()) CHECK(error.line <= 4);
+}
+
 TEST_CASE("jsonl: a 20,000-character Chinese prompt written as \\u escapes is accepted") {
   testing::TempDir dir;
   const std::string ok = "{\"prompt\":\"" + Repeat("\\u732b", 20000) + "\"}\n";

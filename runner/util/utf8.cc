@@ -11,6 +11,10 @@ std::optional<std::size_t> CountCodePoints(std::string_view text) {
   // simdjson's validator (SIMD, picked for this CPU at run time) rejects overlong forms,
   // surrogates, code points above U+10FFFF and truncated sequences, as RFC 3629 asks.
   if (!simdjson::validate_utf8(text.data(), text.size())) return std::nullopt;
+  return CountCodePointsOfValidUtf8(text);
+}
+
+std::size_t CountCodePointsOfValidUtf8(std::string_view text) {
   // In valid UTF-8 every code point has exactly one byte that is not a continuation byte
   // (10xxxxxx): the count is the length minus the continuation bytes. Those are found eight at
   // a time (top bit set, next bit clear) and tallied per byte lane, summed every 255 words (no

@@ -14,5 +14,8 @@ namespace nanobatch::util {
 // The number of code points in `text`, or nullopt if it is not well-formed UTF-8 (overlong
 // forms, surrogates, code points above U+10FFFF and truncated sequences are all rejected).
 std::optional<std::size_t> CountCodePoints(std::string_view text);
+// The same for text already known to be well-formed UTF-8 (a string simdjson parsed: it checks
+// the whole document), without checking it again.
+std::size_t CountCodePointsOfValidUtf8(std::string_view text);
 
 }  // namespace nanobatch::util
