@@ -25,6 +25,7 @@ namespace {
 namespace json = boost::json;
 using testing::FakeApiProcess;
 using testing::ProcessResult;
+using testing::Stat;
 using testing::TempDir;
 
 constexpr const char* kBinary = testing::kNanobatchBinary;
@@ -60,8 +61,6 @@ struct Job : testing::RunnerJob {
 };
 
 using download::FileSha256;
-
-std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
 
 bool NoTempFiles(const std::string& out) {
   for (const auto& entry : std::filesystem::recursive_directory_iterator(out)) {

@@ -1,7 +1,5 @@
 #include "runner/engine/image_fetcher.h"
 
-#include <utility>
-
 #include "runner/download/image_file.h"
 #include "runner/http/url.h"
 #include "runner/util/log.h"

@@ -19,6 +19,7 @@ namespace {
 namespace json = boost::json;
 using testing::FakeApiProcess;
 using testing::ProcessResult;
+using testing::Stat;
 using testing::TempDir;
 
 constexpr const char* kMergeShards = "tools/merge_shards/merge_shards";
@@ -35,8 +36,6 @@ std::string Manifest(int count) {
   }
   return out;
 }
-
-std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
 
 TEST_CASE("shards: K = 0..N-1 process every item exactly once; merge_shards joins them") {
   TempDir dir;

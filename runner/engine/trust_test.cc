@@ -24,6 +24,7 @@ namespace json = boost::json;
 namespace stdfs = std::filesystem;
 using testing::FakeApiProcess;
 using testing::ProcessResult;
+using testing::Stat;
 using testing::TempDir;
 
 constexpr const char* kBinary = testing::kNanobatchBinary;
@@ -57,7 +58,6 @@ struct Job : testing::RunnerJob {
       : RunnerJob(d, a, manifest_text, std::string(kFastConfig) + extra, kKey) {}
 };
 
-std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
 std::int64_t Get(const json::object& object, const char* key) { return object.at(key).as_int64(); }
 
 // --- Money ----------------------------------------------------------------------------------

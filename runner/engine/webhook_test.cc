@@ -30,6 +30,7 @@ namespace {
 namespace json = boost::json;
 using testing::FakeApiProcess;
 using testing::ProcessResult;
+using testing::Stat;
 using testing::TempDir;
 
 constexpr const char* kConfig =
@@ -61,8 +62,6 @@ struct Job : testing::RunnerJob {
   }
   int port;
 };
-
-std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
 
 TEST_CASE("webhooks: callbacks settle the tasks; polls are only a safety net") {
   TempDir dir;

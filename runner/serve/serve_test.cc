@@ -29,6 +29,7 @@ namespace json = boost::json;
 using testing::BackgroundProcess;
 using testing::FakeApiProcess;
 using testing::ProcessResult;
+using testing::Stat;
 using testing::TempDir;
 
 constexpr const char* kToken = "test-token-0123456789abcdef";
@@ -153,8 +154,6 @@ struct Serve {
   std::unique_ptr<BackgroundProcess> process;
   int starts = 0;
 };
-
-std::int64_t Stat(const json::object& stats, const char* key) { return stats.at(key).as_int64(); }
 
 double MetricValue(const std::string& page, const std::string& sample) {
   const auto at = page.find("\n" + sample + " ");

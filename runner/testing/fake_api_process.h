@@ -11,6 +11,7 @@
 //   CHECK(api.Stats().at("submissions").as_int64() == 3);
 
 #include <boost/json/object.hpp>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,5 +56,10 @@ class FakeApiProcess {
   int file_port_ = 0;
   std::unique_ptr<BackgroundProcess> process_;
 };
+
+// One counter of a Stats() answer: Stat(api.Stats(), "submissions").
+inline std::int64_t Stat(const boost::json::object& stats, const char* key) {
+  return stats.at(key).as_int64();
+}
 
 }  // namespace nanobatch::testing

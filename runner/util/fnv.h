@@ -1,7 +1,7 @@
 #pragma once
-// FNV-1a, 64 bits: a fast, stable, documented hash of bytes (not cryptographic). Used where a
-// value must never change across versions and machines (shard assignment, fingerprints of
-// manifest lines) and for hash tables of names.
+// FNV-1a, 64 bits: a stable, documented hash of bytes (not cryptographic). Used where a value
+// must never change across versions and machines (shard assignment) and for hash tables of
+// short names. (Manifest line fingerprints, over whole lines, use XXH3: see LineFingerprint.)
 //
 // Example:
 //   std::uint64_t h = Fnv1a64("item-42");

@@ -17,7 +17,6 @@ import argparse
 import json
 import random
 import os
-import re
 import shutil
 import signal
 import statistics
