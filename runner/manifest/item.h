@@ -66,6 +66,8 @@ struct Place {
 // The keys an item may have; anything else is an error (a typo must not silently change what is
 // paid for).
 bool IsItemKey(std::string_view key);
+// The item keys, in the order ItemKeyIndex numbers them.
+enum class ItemKey { kId, kPrompt, kResolution, kAspectRatio, kOutputFormat, kImageUrls };
 // The key's position among the item keys (stable, below 32), or -1 for an unknown key.
 int ItemKeyIndex(std::string_view key);
 std::string ItemKeysForMessage();

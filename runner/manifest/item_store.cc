@@ -52,8 +52,10 @@ std::unique_ptr<ItemStore> ItemStore::Open(const std::string& path, const ItemDe
       errors.Add({path, item.line, "id", "\"" + item.id + "\" is already used at line " + first});
     }
   };
-  ManifestStats read = yaml ? ReadYamlManifest(path, defaults, unique_sink, errors)
-                            : ReadJsonlManifest(path, defaults, unique_sink, errors);
+  ManifestStats read =
+      yaml ? ReadYamlManifest(path, defaults, unique_sink, errors)
+           : ReadJsonlManifest(path, defaults, unique_sink, errors,
+                               [&](std::string_view id) { store->claims_.Prefetch(id); });
   read.items = store->records_.size();
   if (stats) *stats = read;
   return store;

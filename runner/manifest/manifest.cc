@@ -1,10 +1,11 @@
 #include "runner/manifest/manifest.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "runner/manifest/item_store.h"
-#include "runner/util/fnv.h"
 
 namespace nanobatch::manifest {
 
@@ -18,41 +19,78 @@ ManifestFormat FormatOf(const std::string& path) {
 
 namespace {
 
-std::string Fold(std::string_view id) {
-  std::string folded(id);
-  for (char& c : folded) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return folded;
-}
+char FoldChar(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-// For an id "X-k" with k in 1..15 (no leading zero): "X"; otherwise empty.
-std::string ExtraImageOwner(std::string_view id) {
+// For an id "X-k" with k in 1..15 (no leading zero): "X" (a prefix of `id`); otherwise empty.
+std::string_view ExtraImageOwner(std::string_view id) {
   const auto dash = id.rfind('-');
-  if (dash == std::string_view::npos || dash == 0) return "";
+  if (dash == std::string_view::npos || dash == 0) return {};
   const std::string_view k = id.substr(dash + 1);
-  if (k.empty() || k.size() > 2 || k.front() == '0') return "";
+  if (k.empty() || k.size() > 2 || k.front() == '0') return {};
   int value = 0;
   for (char c : k) {
-    if (c < '0' || c > '9') return "";
+    if (c < '0' || c > '9') return {};
     value = value * 10 + (c - '0');
   }
-  if (value < 1 || value >= 16) return "";
-  return std::string(id.substr(0, dash));
+  if (value < 1 || value >= 16) return {};
+  return id.substr(0, dash);
 }
 
-}  // namespace
+bool EqualFolded(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (FoldChar(a[i]) != FoldChar(b[i])) return false;
+  }
+  return true;
+}
 
-// FNV-1a, then a finaliser (MurmurHash3's) so that every bit of the 32 kept depends on every byte.
-std::uint32_t HashName(std::string_view folded) {
-  std::uint64_t h = util::Fnv1a64(folded);
+// ASCII letters of `word` (eight bytes) lowered, the others unchanged: the same as FoldChar on
+// each byte, eight at a time (each byte is 'A'..'Z' exactly when adding 0x80 - 'A' to its low
+// seven bits carries into the top bit while adding 0x80 - 'Z' - 1 does not, and its own top bit is
+// clear).
+std::uint64_t FoldWord(std::uint64_t word) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kTopBits = 0x8080808080808080ull;
+  const std::uint64_t low_bits = word & ~kTopBits;
+  const std::uint64_t at_least_a = low_bits + kOnes * (0x80 - 'A');
+  const std::uint64_t above_z = low_bits + kOnes * (0x80 - 'Z' - 1);
+  const std::uint64_t upper = at_least_a & ~above_z & ~word & kTopBits;
+  return word | (upper >> 2);  // 0x80 >> 2 is the 0x20 that lowers a letter
+}
+
+std::uint64_t Mix(std::uint64_t h) {  // MurmurHash3's finaliser: every output bit from every input
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdull;
   h ^= h >> 33;
   h *= 0xc4ceb9fe1a85ec53ull;
   h ^= h >> 33;
-  return static_cast<std::uint32_t>(h);
+  return h;
 }
+
+std::uint64_t Step(std::uint64_t h, std::uint64_t word) {
+  h = (h ^ word) * 0x9fb21c651e98df25ull;
+  return h ^ (h >> 29);
+}
+
+// A hash of the folded name, eight bytes a step and folded on the fly (no copy of the name). It
+// lives only in memory, so it may change between versions.
+std::uint32_t HashName(std::string_view name) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ull ^ name.size();
+  std::size_t i = 0;
+  for (; i + 8 <= name.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, name.data() + i, sizeof word);
+    h = Step(h, FoldWord(word));
+  }
+  if (i < name.size()) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, name.data() + i, name.size() - i);
+    h = Step(h, FoldWord(word));
+  }
+  return static_cast<std::uint32_t>(Mix(h));
+}
+
+}  // namespace
 
 void NameHashIndex::Reserve(std::size_t entries) {
   std::size_t capacity = 64;
@@ -61,67 +99,69 @@ void NameHashIndex::Reserve(std::size_t entries) {
   std::vector<Entry> old;
   old.swap(table_);
   table_.assign(capacity, Entry{});
+  mask_ = capacity - 1;
   used_ = 0;
   for (const Entry& entry : old) {
-    if (entry.owner_plus_one != 0) Insert(entry.hash, entry.owner_plus_one - 1);
+    if (entry.owner_plus_one != 0) {
+      Insert(entry.tagged_hash, static_cast<Kind>(entry.tagged_hash & kKindBit),
+             entry.owner_plus_one - 1);
+    }
   }
 }
 
-void NameHashIndex::Insert(std::uint32_t hash, std::uint32_t owner) {
+void NameHashIndex::Insert(std::uint32_t hash, Kind kind, std::uint32_t owner) {
   if ((used_ + 1) * 10 > table_.size() * 7) Reserve(std::max<std::size_t>(used_ * 2, 64));
   const std::size_t mask = table_.size() - 1;
-  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+  for (std::size_t i = SlotOf(hash, mask);; i = (i + 1) & mask) {
     if (table_[i].owner_plus_one == 0) {
-      table_[i] = Entry{hash, owner + 1};
+      table_[i] = Entry{(hash & ~kKindBit) | static_cast<std::uint32_t>(kind), owner + 1};
       ++used_;
       return;
     }
   }
 }
 
-std::optional<std::uint32_t> NameHashIndex::Find(
-    std::uint32_t hash, const std::function<bool(std::uint32_t)>& confirm) const {
-  if (table_.empty()) return std::nullopt;
-  const std::size_t mask = table_.size() - 1;
-  for (std::size_t i = hash & mask; table_[i].owner_plus_one != 0; i = (i + 1) & mask) {
-    if (table_[i].hash == hash && confirm(table_[i].owner_plus_one - 1)) {
-      return table_[i].owner_plus_one - 1;
-    }
-  }
-  return std::nullopt;
+std::optional<NameClaims::Owner> NameClaims::Check(std::string_view id) const {
+  return CheckHashed(id, HashName(id));
 }
 
-std::optional<NameClaims::Owner> NameClaims::Check(const std::string& id) const {
-  const std::string folded = Fold(id);
-  // Candidates share a hash; the owner's real id decides.
-  if (auto same =
-          ids_.Find(HashName(folded), [&](Owner owner) { return Fold(id_of_(owner)) == folded; })) {
-    return same;
-  }
-  // `id` is X and some X-k claimed X's extra names.
-  if (auto extra = extra_of_.Find(HashName(folded), [&](Owner owner) {
-        return ExtraImageOwner(Fold(id_of_(owner))) == folded;
+std::optional<NameClaims::Owner> NameClaims::CheckHashed(std::string_view id,
+                                                         std::uint32_t hash) const {
+  using Kind = NameHashIndex::Kind;
+  // One probe answers both: `id` is taken (ignoring case), or some X-k with X = `id` claimed its
+  // extra names. Candidates share a hash; the owner's real id decides.
+  if (auto taken = names_.Find(hash, [&](Owner owner, Kind kind) {
+        const std::string other = id_of_(owner);
+        return EqualFolded(kind == Kind::kName ? std::string_view(other) : ExtraImageOwner(other),
+                           id);
       })) {
-    return extra;
+    return taken;
   }
   // `id` is X-k and X exists.
-  const std::string owner_name = ExtraImageOwner(folded);
+  const std::string_view owner_name = ExtraImageOwner(id);
   if (owner_name.empty()) return std::nullopt;
-  return ids_.Find(HashName(owner_name),
-                   [&](Owner owner) { return Fold(id_of_(owner)) == owner_name; });
+  return names_.Find(HashName(owner_name), [&](Owner owner, Kind kind) {
+    return kind == Kind::kName && EqualFolded(id_of_(owner), owner_name);
+  });
 }
 
-std::optional<NameClaims::Owner> NameClaims::Claim(const std::string& id, Owner owner) {
-  if (auto other = Check(id)) return other;
-  const std::string folded = Fold(id);
-  const std::string extra_owner = ExtraImageOwner(folded);
-  if (!extra_owner.empty()) extra_of_.Insert(HashName(extra_owner), owner);
-  ids_.Insert(HashName(folded), owner);
+void NameClaims::Prefetch(std::string_view id) const { names_.Prefetch(HashName(id)); }
+
+std::optional<NameClaims::Owner> NameClaims::Claim(std::string_view id, Owner owner) {
+  const std::uint32_t hash = HashName(id);
+  if (auto other = CheckHashed(id, hash)) return other;
+  const std::string_view extra_owner = ExtraImageOwner(id);
+  if (!extra_owner.empty()) {
+    names_.Insert(HashName(extra_owner), NameHashIndex::Kind::kExtraImagesOf, owner);
+  }
+  names_.Insert(hash, NameHashIndex::Kind::kName, owner);
   return std::nullopt;
 }
 
-std::optional<NameClaims::Owner> NameClaims::Find(const std::string& id) const {
-  return ids_.Find(HashName(Fold(id)), [&](Owner owner) { return id_of_(owner) == id; });
+std::optional<NameClaims::Owner> NameClaims::Find(std::string_view id) const {
+  return names_.Find(HashName(id), [&](Owner owner, NameHashIndex::Kind kind) {
+    return kind == NameHashIndex::Kind::kName && id_of_(owner) == id;
+  });
 }
 
 ManifestStats ReadManifest(const std::string& path, const ItemDefaults& defaults,

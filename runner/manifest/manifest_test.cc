@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cctype>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -391,16 +392,71 @@ TEST_CASE("name claims: a hash match is confirmed against the owner's real id") 
 
 TEST_CASE(
     "name hash index: equal hashes are candidates, the caller's check decides; growth keeps all") {
+  using Kind = NameHashIndex::Kind;
   NameHashIndex index;
-  for (std::uint32_t owner = 0; owner < 1000; ++owner) index.Insert(owner % 7, owner);
-  // Owners 3, 10, 17, ..., 997 share hash 3: the one the check accepts is returned.
-  CHECK(index.Find(3, [](std::uint32_t owner) { return owner == 997; }) == 997u);
-  CHECK(
-      index.Find(3, [](std::uint32_t owner) { return owner > 500 && owner % 2 == 0; }).has_value());
-  CHECK_FALSE(index.Find(3, [](std::uint32_t owner) { return owner == 995; }).has_value());
-  CHECK_FALSE(index.Find(9, [](std::uint32_t) { return true; }).has_value());
+  // Hashes differ only in the low bit, which carries the kind: they are the same key.
+  for (std::uint32_t owner = 0; owner < 1000; ++owner) {
+    index.Insert((owner % 7) << 1 | (owner & 1), owner % 2 ? Kind::kExtraImagesOf : Kind::kName,
+                 owner);
+  }
+  auto owner_is = [](std::uint32_t wanted) {
+    return [wanted](std::uint32_t owner, Kind) { return owner == wanted; };
+  };
+  // Owners 3, 10, 17, ..., 997 share hash 3 << 1: the one the check accepts is returned.
+  CHECK(index.Find(3 << 1, owner_is(997)) == 997u);
+  CHECK(index.Find(3 << 1 | 1, owner_is(990)) == 990u);  // the kind bit is not part of the key
+  CHECK(index
+            .Find(3 << 1,
+                  [](std::uint32_t owner, Kind kind) { return owner > 500 && kind == Kind::kName; })
+            .has_value());
+  // Each entry keeps its own kind: odd owners are extra-image entries.
+  CHECK_FALSE(index
+                  .Find(3 << 1,
+                        [](std::uint32_t owner, Kind kind) {
+                          return (owner % 2 == 1) != (kind == Kind::kExtraImagesOf);
+                        })
+                  .has_value());
+  CHECK_FALSE(index.Find(3 << 1, owner_is(995)).has_value());
+  CHECK_FALSE(index.Find(9 << 1, [](std::uint32_t, Kind) { return true; }).has_value());
   index.Clear();
-  CHECK_FALSE(index.Find(3, [](std::uint32_t) { return true; }).has_value());
+  CHECK_FALSE(index.Find(3 << 1, [](std::uint32_t, Kind) { return true; }).has_value());
+}
+
+TEST_CASE("name claims: every letter folds the same at every position of a long id") {
+  // Names are hashed eight bytes at a time; a letter must fold wherever it falls in a word.
+  const std::string lower = "abcdefghijklmnopqrstuvwxyz0123456789._-abcdefghijklmnopqrstuvwxyz";
+  std::vector<std::string> ids = {lower};
+  NameClaims claims([&](NameClaims::Owner owner) { return ids[owner]; });
+  REQUIRE_FALSE(claims.Claim(lower, 0).has_value());
+  for (std::size_t length = 1; length <= lower.size(); ++length) {
+    std::string upper = lower;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    // The whole id in capitals, and each single capital in place.
+    CHECK(claims.Check(upper) == 0u);
+    std::string one = lower;
+    one[length - 1] = upper[length - 1];
+    CHECK(claims.Check(one) == 0u);
+  }
+  // Bytes next to the letters ('@', '[', '`', '{') and non-ASCII bytes are not letters.
+  for (const char* other : {"@", "[", "`", "{", "\xC1", "\xE1"}) {
+    CHECK_FALSE(claims.Check(std::string(other) + lower.substr(1)).has_value());
+  }
+}
+
+TEST_CASE("name claims: ids and the extra names of X-k share one index without confusion") {
+  std::vector<std::string> ids = {"Sky-1", "sky-2", "sea", "SEA-3", "river-15", "River"};
+  NameClaims claims([&](NameClaims::Owner owner) { return ids[owner]; });
+  CHECK_FALSE(claims.Claim("Sky-1", 0).has_value());
+  CHECK_FALSE(claims.Claim("sky-2", 1).has_value());  // siblings do not collide
+  CHECK(claims.Check("SKY").has_value());             // sky's extra names are taken
+  CHECK(claims.Check("sky-1") == 0u);
+  CHECK_FALSE(claims.Claim("sea", 2).has_value());
+  CHECK(claims.Claim("SEA-3", 3) == 2u);
+  CHECK_FALSE(claims.Claim("river-15", 4).has_value());
+  CHECK(claims.Claim("River", 5) == 4u);
+  CHECK(claims.Find("sky-2") == 1u);
+  CHECK_FALSE(claims.Find("sky").has_value());  // an extra-name entry is not an id
+  CHECK_FALSE(claims.Check("sky-16").has_value());
 }
 
 }  // namespace
