@@ -14,6 +14,13 @@ namespace {
 constexpr std::array<std::string_view, 6> kItemKeys = {
     "id", "prompt", "resolution", "aspect_ratio", "output_format", "image_urls"};
 
+static_assert(kItemKeys[static_cast<std::size_t>(ItemKey::kId)] == "id" &&
+              kItemKeys[static_cast<std::size_t>(ItemKey::kPrompt)] == "prompt" &&
+              kItemKeys[static_cast<std::size_t>(ItemKey::kResolution)] == "resolution" &&
+              kItemKeys[static_cast<std::size_t>(ItemKey::kAspectRatio)] == "aspect_ratio" &&
+              kItemKeys[static_cast<std::size_t>(ItemKey::kOutputFormat)] == "output_format" &&
+              kItemKeys[static_cast<std::size_t>(ItemKey::kImageUrls)] == "image_urls");
+
 constexpr std::size_t kMaxIdLength = 128;
 
 std::string Quote(std::string_view value) {
@@ -44,10 +51,29 @@ void AppendField(std::string& out, std::string_view name, std::string_view value
 bool IsItemKey(std::string_view key) { return ItemKeyIndex(key) >= 0; }
 
 int ItemKeyIndex(std::string_view key) {
-  for (std::size_t i = 0; i < kItemKeys.size(); ++i) {
-    if (kItemKeys[i] == key) return static_cast<int>(i);
+  // Every line of a manifest names its keys: the size picks the one candidate to compare.
+  ItemKey candidate;
+  switch (key.size()) {
+    case 2:
+      candidate = ItemKey::kId;
+      break;
+    case 6:
+      candidate = ItemKey::kPrompt;
+      break;
+    case 10:
+      candidate = key[0] == 'r' ? ItemKey::kResolution : ItemKey::kImageUrls;
+      break;
+    case 12:
+      candidate = ItemKey::kAspectRatio;
+      break;
+    case 13:
+      candidate = ItemKey::kOutputFormat;
+      break;
+    default:
+      return -1;
   }
-  return -1;
+  const auto index = static_cast<std::size_t>(candidate);
+  return kItemKeys[index] == key ? static_cast<int>(index) : -1;
 }
 
 std::string ItemKeysForMessage() { return api::JoinAllowed(kItemKeys); }
@@ -82,10 +108,12 @@ std::optional<std::string> CheckId(std::string_view value) {
 }
 
 std::optional<std::string> CheckPrompt(std::string_view value, bool utf8_checked) {
+  if (value.empty()) return std::string("is empty");
+  // Code points never outnumber bytes: well-formed text of up to 20,000 bytes needs no count.
+  if (utf8_checked && value.size() <= api::kMaxPromptCodePoints) return std::nullopt;
   const std::optional<std::size_t> length =
       utf8_checked ? util::CountCodePointsOfValidUtf8(value) : util::CountCodePoints(value);
   if (!length) return std::string("is not valid UTF-8");
-  if (*length == 0) return std::string("is empty");
   if (*length > api::kMaxPromptCodePoints) {
     return "is " + std::to_string(*length) + " characters long; at most 20000 are allowed";
   }
@@ -160,15 +188,24 @@ std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Plac
 std::string ContentHash(const Item& item) {
   // Versioned and length-prefixed: no two different items can share an encoding, and a future
   // field can be added under a new version without silently changing old ids.
-  std::string canonical = "nanobatch-item-v1\n";
+  // One buffer for every call (single-threaded use per thread): hashing it in one piece is
+  // cheaper than a digest update per field, and reusing it saves an allocation per item.
+  thread_local std::string canonical;
+  canonical.assign("nanobatch-item-v1\n");
   AppendField(canonical, "prompt", item.prompt);
   AppendField(canonical, "resolution", item.resolution);
   AppendField(canonical, "aspect_ratio", item.aspect_ratio);
   AppendField(canonical, "output_format", item.output_format);
   for (const std::string& url : item.image_urls) AppendField(canonical, "image_url", url);
-  return util::Sha256::HexOf(canonical);
+  std::string hex = util::Sha256::HexOf(canonical);
+  if (canonical.capacity() > (1u << 20)) std::string().swap(canonical);  // keep no huge buffer
+  return hex;
 }
 
-std::string DeriveId(const Item& item) { return "item-" + ContentHash(item).substr(0, 16); }
+std::string DeriveId(const Item& item) {
+  std::string id = "item-";
+  id.append(ContentHash(item), 0, 16);
+  return id;
+}
 
 }  // namespace nanobatch::manifest

@@ -45,11 +45,10 @@ std::string Sha256::FinishHex() {
   unsigned int length = 0;
   CheckOpenSsl(EVP_DigestFinal_ex(context_, digest, &length), "EVP_DigestFinal_ex");
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(length * 2);
+  std::string hex(length * 2, '\0');
   for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0x0F]);
+    hex[2 * i] = kHex[digest[i] >> 4];
+    hex[2 * i + 1] = kHex[digest[i] & 0x0F];
   }
   return hex;
 }
