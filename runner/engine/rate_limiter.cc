@@ -6,10 +6,14 @@
 
 namespace nanobatch::engine {
 
+double SendBurst(double rate, double burst) {
+  return std::max(1.0, burst - rate * kPathJitterHeadroomS);
+}
+
 RateLimiter::RateLimiter(boost::asio::any_io_executor executor, double rate, double burst)
     : executor_(executor),
       bucket_(rate, burst, ratelimit::Clock::now()),
-      sends_(rate, burst, ratelimit::Clock::now()),
+      sends_(rate, SendBurst(rate, burst), ratelimit::Clock::now()),
       turn_(executor, 1) {}
 
 boost::asio::awaitable<bool> RateLimiter::Acquire(util::StopSignal* stop, bool pace_now) {
@@ -74,7 +78,7 @@ void RateLimiter::OnRateLimited(std::optional<double> retry_after_s) {
 
 void RateLimiter::Reconfigure(double rate, double burst) {
   bucket_.Reconfigure(rate, burst, ratelimit::Clock::now());
-  sends_.Reconfigure(rate, burst, ratelimit::Clock::now());
+  sends_.Reconfigure(rate, SendBurst(rate, burst), ratelimit::Clock::now());
   if (sleeping_ != nullptr) sleeping_->cancel();
 }
 
