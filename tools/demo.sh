@@ -29,7 +29,7 @@ status=0
 AIVIDEOAPI_API_KEY=sk-demo-local \
   bazel-bin/runner/nanobatch run --config configs/demo.yaml \
   --base-url "https://127.0.0.1:$api_port" --ca-file "$work/certs/ca.pem" \
-  --allow-download-host "localhost:$file_port" || status=$?
+  --allow-download-host "localhost:$file_port" --allow-download-network 127.0.0.0/8 || status=$?
 echo "== nanobatch status"
 bazel-bin/runner/nanobatch status --out "$work/images"
 echo "== images"

@@ -49,6 +49,7 @@ struct RunFlags {
   std::string shard;                             // K/N or auto/N
   std::map<std::string, std::string> overrides;  // flag -> text
   std::vector<std::string> allow_download_hosts;
+  std::vector<std::string> allow_download_networks;
   RunOptions options;
 };
 
@@ -60,6 +61,9 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
   }
   run.add_option("--allow-download-host", flags.allow_download_hosts,
                  "also download images from this host (repeatable)");
+  run.add_option("--allow-download-network", flags.allow_download_networks,
+                 "let download hosts resolve to this non-public CIDR block, such as 127.0.0.0/8 "
+                 "(repeatable)");
   run.add_flag("--retry-failed", flags.options.retry_failed,
                "give the items in failed.jsonl a fresh set of attempts");
   run.add_flag("--salvage", flags.options.salvage,
@@ -97,6 +101,10 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
   for (const std::string& host : flags.allow_download_hosts) {
     config.download.allowed_hosts.push_back(host);
     config.SetFromFlag("download.allowed_hosts", "--allow-download-host");
+  }
+  for (const std::string& network : flags.allow_download_networks) {
+    config.download.allowed_networks.push_back(network);
+    config.SetFromFlag("download.allowed_networks", "--allow-download-network");
   }
   ValidateConfig(config, errors);
   RunOptions options = flags.options;

@@ -24,9 +24,9 @@ TEST_CASE("cli: --version and --help exit 0") {
   for (const char* command : {"run", "status", "validate"}) CHECK(Contains(help.out, command));
   auto run_help = testing::RunProcess({kBinary, "run", "--help"});
   CHECK(run_help.exit_code == 0);
-  for (const char* flag :
-       {"--config", "--manifest", "--out", "--base-url", "--ca-file", "--rate", "--burst",
-        "--max-in-flight", "--budget-credits", "--allow-download-host"}) {
+  for (const char* flag : {"--config", "--manifest", "--out", "--base-url", "--ca-file", "--rate",
+                           "--burst", "--max-in-flight", "--budget-credits",
+                           "--allow-download-host", "--allow-download-network"}) {
     CHECK_MESSAGE(Contains(run_help.out, flag), flag);
   }
 }

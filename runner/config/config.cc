@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "runner/api/spec.h"
+#include "runner/http/address_policy.h"
 #include "runner/http/url.h"
 #include "runner/util/input_file.h"
 #include "runner/util/log.h"
@@ -128,6 +129,19 @@ std::optional<std::string> SetAllowedHosts(const YAML::Node& node, Config& confi
   return std::nullopt;
 }
 
+std::optional<std::string> SetAllowedNetworks(const YAML::Node& node, Config& config) {
+  if (!node.IsSequence())
+    return "must be a list of CIDR blocks (such as 10.0.0.0/8), not " +
+           std::string(util::YamlKindName(node));
+  std::vector<std::string> networks;
+  for (const auto& network : node) {
+    if (!network.IsScalar()) return std::string("every entry must be a CIDR block");
+    networks.push_back(network.Scalar());
+  }
+  config.download.allowed_networks = std::move(networks);
+  return std::nullopt;
+}
+
 // Every key the config file may hold, by its dotted path. A mapping in the file whose path is a
 // prefix of some key here is a section and is walked into; anything else is unknown.
 const std::map<std::string, Setter>& KeyTable() {
@@ -160,6 +174,7 @@ const std::map<std::string, Setter>& KeyTable() {
       {"download.max_bytes", WholeNumber<std::uint64_t>(
                                  [](Config& c) -> std::uint64_t& { return c.download.max_bytes; })},
       {"download.allowed_hosts", SetAllowedHosts},
+      {"download.allowed_networks", SetAllowedNetworks},
       {"retry.max_attempts", WholeNumber<std::uint32_t>(
                                  [](Config& c) -> std::uint32_t& { return c.retry.max_attempts; })},
       {"retry.base_delay_s", Number([](Config& c) -> double& { return c.retry.base_delay_s; })},
@@ -400,6 +415,10 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
       report("download.allowed_hosts",
              "\"" + host + "\" is not a host or host:port (no scheme or path: file.aivideoapi.ai)");
     }
+  }
+  for (const std::string& network : config.download.allowed_networks) {
+    std::string why;
+    if (!http::Network::Parse(network, &why)) report("download.allowed_networks", why);
   }
 
   whole("retry.max_attempts", config.retry.max_attempts, 1, 1'000);

@@ -56,6 +56,9 @@ struct TimeoutsConfig {
 struct DownloadConfig {
   std::uint64_t max_bytes = 64ull << 20;  // per image; a larger body fails the download
   std::vector<std::string> allowed_hosts = {"file.aivideoapi.ai"};
+  // CIDR blocks of non-public addresses (loopback, private, link-local, ...) that an allowed
+  // host may resolve to; public addresses need no entry (http::AddressPolicy).
+  std::vector<std::string> allowed_networks;
 };
 
 struct RetryConfig {

@@ -76,6 +76,7 @@ TEST_CASE("config: values are read and keep their origin") {
                                      "  budget_credits: 1000\n"
                                      "download:\n"
                                      "  allowed_hosts: [localhost, files.example.com]\n"
+                                     "  allowed_networks: [10.0.0.0/8, \"fd00::/8\"]\n"
                                      "defaults:\n"
                                      "  output_format: png\n");
   Config config;
@@ -89,8 +90,33 @@ TEST_CASE("config: values are read and keep their origin") {
   CHECK(config.limits.rate == 7.5);
   CHECK(config.limits.budget_credits == 1000u);
   CHECK(config.download.allowed_hosts.size() == 2);
+  CHECK(config.download.allowed_networks == std::vector<std::string>{"10.0.0.0/8", "fd00::/8"});
   CHECK(config.defaults.output_format == "png");
   CHECK(config.origins.at("limits.rate").line == 7);
+}
+
+TEST_CASE("config: a download network that is not a CIDR block names the key and the block") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("c.yaml",
+                                     "manifest: m.jsonl\n"
+                                     "out: o\n"
+                                     "download:\n"
+                                     "  allowed_networks: [127.0.0.0/8, 10.1.2.3/8, intranet]\n");
+  Config config;
+  util::InputErrors errors;
+  LoadConfigFile(path, config, errors);
+  ValidateConfig(config, errors);
+  const std::string text = ErrorText(errors);
+  CHECK(text.find(path + ":4: download.allowed_networks: \"10.1.2.3/8\" has bits set") !=
+        std::string::npos);
+  CHECK(text.find("\"intranet\" is not an IP address") != std::string::npos);
+  CHECK(errors.total() == 2);
+  // A list is required.
+  Config other;
+  util::InputErrors list_errors;
+  LoadConfigFile(dir.Write("d.yaml", "download: {allowed_networks: 10.0.0.0/8}\n"), other,
+                 list_errors);
+  CHECK(ErrorText(list_errors).find("must be a list of CIDR blocks") != std::string::npos);
 }
 
 TEST_CASE("config: unknown keys, wrong types and bad values all name file, line and key") {

@@ -56,6 +56,19 @@ net::awaitable<void> ImageFetcher::FetchAll(const ItemRun& run) {
   }
 }
 
+namespace {
+
+// The config's networks were validated when it was loaded (ValidateConfig).
+http::AddressPolicy DownloadAddresses(const config::DownloadConfig& download) {
+  std::vector<http::Network> networks;
+  for (const std::string& text : download.allowed_networks) {
+    if (auto network = http::Network::Parse(text)) networks.push_back(*network);
+  }
+  return http::AddressPolicy(std::move(networks));
+}
+
+}  // namespace
+
 net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const std::string& url) {
   std::string why;
   auto endpoint = http::ParseUrl(url, &why);
@@ -89,6 +102,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
   const std::string base_name =
       index == 0 ? run.item.id : run.item.id + "-" + std::to_string(index);
   std::string image_problem;  // the last bad body, if the attempts end on one
+  const http::AddressPolicy addresses = DownloadAddresses(config_.download);
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
     if (attempt > 0 &&
         co_await service_.HaltableSleep(ToDuration(service_.backoff().Delay(attempt - 1))))
@@ -98,10 +112,23 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       service_.Halt(StopReason::kDisk, file.error());
       co_return false;
     }
-    auto result = co_await service_.client().Download(*endpoint, file, config_.download.max_bytes,
-                                                      ToDuration(config_.timeouts.download_s));
+    auto result =
+        co_await service_.client().Download(*endpoint, file, config_.download.max_bytes,
+                                            ToDuration(config_.timeouts.download_s), addresses);
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
       if (service_.halted()) co_return false;
+      if (network->refused_by_policy) {
+        // As for a host not allowed: the user's call, the item stays completed (paid).
+        ++policy_blocked_;
+        LogError("item " + run.item.id + ": image " + util::ServerText(url, 200) +
+                 " not downloaded: " + network->what);
+        if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
+          service_.StopSubmitting(
+              StopReason::kDownloadPolicy,
+              std::to_string(consecutive_refusals_) + " items in a row: " + network->what);
+        }
+        co_return false;
+      }
       if (network->permanent) {
         service_.Halt(StopReason::kMisconfigured, network->what);
         co_return false;

@@ -199,6 +199,33 @@ TEST_CASE("trust: a base URL that is not the API stops with exit 5 instead of fa
   CHECK(Get(job.Status(), "queued") == 6);
 }
 
+TEST_CASE("trust: an allowed host that resolves to loopback is refused unless its network is") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({}));
+  Job job(dir, api, Manifest(10), "limits: {max_in_flight: 1}\n");
+  // The harness allows loopback; a user who allowed only the host name has not.
+  std::vector<std::string> args = job.Args();
+  for (auto it = args.begin(); it != args.end();) {
+    it = *it == "--allow-download-network" ? args.erase(it, it + 2) : it + 1;
+  }
+  ProcessResult first =
+      testing::RunProcess(args, {{"AIVIDEOAPI_API_KEY", job.key}}, std::chrono::seconds(120));
+  INFO(first.err);
+  CHECK(first.exit_code == 5);
+  CHECK(first.err.find("is a loopback address") != std::string::npos);
+  CHECK(first.err.find("download.allowed_networks") != std::string::npos);
+  CHECK(Stat(api.Stats(), "images_served") == 0);
+  CHECK(Stat(api.Stats(), "submissions") <= 4);
+  CHECK(job.Lines("failed.jsonl").empty());
+  // Allowing loopback: the paid images are downloaded, nothing is paid twice.
+  ProcessResult second = job.Run();
+  INFO(second.err);
+  CHECK(second.exit_code == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 10);
+  CHECK(Stat(api.Stats(), "duplicate_prompt_submissions") == 0);
+  CHECK(job.Lines("metadata.jsonl").size() == 10);
+}
+
 TEST_CASE("trust: image hosts refused by policy stop after 3 in a row; the rerun downloads them") {
   TempDir dir;
   // URLs on the API's host but the file port: allowed only when host *and* port are.

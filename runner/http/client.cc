@@ -177,8 +177,10 @@ struct Client::Impl {
     if (!LoadTrustStore(tls, options.ca_file, error)) throw std::runtime_error(error);
   }
 
-  HostPool& PoolFor(const Endpoint& endpoint) {
-    auto& pool = pools[endpoint.Authority()];
+  // Downloads have pools of their own: their connections went to addresses the download policy
+  // checked, and an API connection (to an address the user configured) is never lent to one.
+  HostPool& PoolFor(const Endpoint& endpoint, bool for_downloads = false) {
+    auto& pool = pools[(for_downloads ? "download " : "") + endpoint.Authority()];
     if (!pool) pool = std::make_unique<HostPool>(executor, options.max_connections_per_host);
     return *pool;
   }
@@ -194,8 +196,11 @@ struct Client::Impl {
     return nullptr;
   }
 
+  // `policy`, when given, is checked against every address the host resolved to; only those
+  // that pass are connected to (from this one resolution, so no later lookup can swap them).
   net::awaitable<Result<std::unique_ptr<Connection>>> Connect(HostPool& pool,
-                                                              const Endpoint& endpoint) {
+                                                              const Endpoint& endpoint,
+                                                              const AddressPolicy* policy) {
     using namespace net::experimental::awaitable_operators;
     tcp::resolver resolver(executor);
     net::steady_timer deadline(executor, options.connect_timeout);
@@ -207,11 +212,28 @@ struct Client::Impl {
     }
     auto [resolve_error, addresses] = std::get<0>(resolved);
     if (resolve_error) co_return Failure(resolve_error, "resolving " + endpoint.host, false);
+    std::vector<tcp::endpoint> allowed;
+    std::string refusal;
+    for (const auto& entry : addresses) {
+      if (policy != nullptr) {
+        if (auto why = policy->Refusal(entry.endpoint().address())) {
+          if (refusal.empty()) refusal = std::move(*why);
+          continue;
+        }
+      }
+      allowed.push_back(entry.endpoint());
+    }
+    if (allowed.empty()) {
+      NetworkError error = Failure(net::error::access_denied,
+                                   "not connecting to " + endpoint.host + ": " + refusal, false);
+      error.refused_by_policy = true;
+      co_return error;
+    }
 
     auto connection = std::make_unique<Connection>(executor, tls);
     auto& tcp_layer = beast::get_lowest_layer(connection->stream);
     tcp_layer.expires_after(options.connect_timeout);
-    auto [connect_error, connected] = co_await tcp_layer.async_connect(addresses, kAsTuple);
+    auto [connect_error, connected] = co_await tcp_layer.async_connect(allowed, kAsTuple);
     if (connect_error)
       co_return Failure(connect_error, "connecting to " + endpoint.Authority(), false);
     // Requests go out as whole TLS records, each one ready to send: Nagle's algorithm would hold
@@ -257,13 +279,14 @@ struct Client::Impl {
   // A live idle connection of `pool` (when `allow_reuse`), or a new one. `reused` says which.
   net::awaitable<Result<std::unique_ptr<Connection>>> Lease(HostPool& pool,
                                                             const Endpoint& endpoint,
-                                                            bool allow_reuse, bool& reused) {
+                                                            bool allow_reuse, bool& reused,
+                                                            const AddressPolicy* policy = nullptr) {
     std::unique_ptr<Connection> connection = allow_reuse ? TakeIdle(pool) : nullptr;
     reused = connection != nullptr;
     if (reused) {
       ++stats.connections_reused;
     } else {
-      auto connected = co_await Connect(pool, endpoint);
+      auto connected = co_await Connect(pool, endpoint, policy);
       if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
       connection = std::move(std::get<0>(connected));
     }
@@ -439,17 +462,17 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
 }
 
 net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, BodySink& sink,
-                                                         std::uint64_t max_bytes,
-                                                         Duration timeout) {
+                                                         std::uint64_t max_bytes, Duration timeout,
+                                                         const AddressPolicy& addresses) {
   Impl& impl = *impl_;
-  HostPool& pool = impl.PoolFor(endpoint);
+  HostPool& pool = impl.PoolFor(endpoint, /*for_downloads=*/true);
   if (impl.shut_down || !co_await pool.slots.Acquire()) {
     co_return Failure(net::error::operation_aborted, "shutting down", false);
   }
   Impl::SlotGuard slot(pool);
 
   bool reused = false;
-  auto leased = co_await impl.Lease(pool, endpoint, /*allow_reuse=*/true, reused);
+  auto leased = co_await impl.Lease(pool, endpoint, /*allow_reuse=*/true, reused, &addresses);
   if (auto* error = std::get_if<NetworkError>(&leased)) co_return *error;
   std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
   Impl::ActiveGuard active(impl, connection.get());

@@ -23,6 +23,7 @@
 #include <variant>
 #include <vector>
 
+#include "runner/http/address_policy.h"
 #include "runner/http/url.h"
 #include "runner/util/async.h"
 
@@ -66,11 +67,14 @@ struct Response {
 // `permanent` is true for a TLS failure that no retry can cure (the certificate is not trusted,
 // not for this host, expired; no TLS >= 1.2; not TLS at all): a configuration problem, and
 // `what` says which and what to set.
+// `refused_by_policy`: nothing was sent; every address the host resolved to was refused by the
+// download address policy (`what` names the first and the setting that would allow it).
 struct NetworkError {
   boost::system::error_code code;
   std::string what;
   bool maybe_delivered = false;
   bool permanent = false;
+  bool refused_by_policy = false;
 };
 
 template <typename T>
@@ -134,9 +138,12 @@ class Client {
 
   // GET `endpoint`, streaming the body into `sink` (which must outlive the call: it is awaited,
   // never spawned). Bodies above `max_bytes` fail the download with http::error::body_limit.
+  // Only addresses `addresses` allows are connected to; when the host has none, the download
+  // fails with `refused_by_policy` (downloads keep their own connections, never the API's).
   boost::asio::awaitable<Result<DownloadOutcome>> Download(Endpoint endpoint, BodySink& sink,
                                                            std::uint64_t max_bytes,
-                                                           Duration timeout);
+                                                           Duration timeout,
+                                                           const AddressPolicy& addresses);
 
   // Cancels every operation in progress (they complete with an error) and refuses new ones.
   void Shutdown();

@@ -12,6 +12,9 @@
 namespace nanobatch::http {
 namespace {
 
+// The tests' servers are on loopback, which downloads reach only when allowed.
+const AddressPolicy kLoopback({*Network::Parse("127.0.0.0/8"), *Network::Parse("::1")});
+
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
@@ -227,24 +230,63 @@ TEST_CASE("http client: downloads stream to the sink; limits and resets are erro
   Endpoint image = *ParseUrl("https://localhost:" + std::to_string(api.file_port()) + "/images/" +
                              id + "-0.png");
   StringSink sink;
-  Result<DownloadOutcome> ok = RunOn(io, client.Download(image, sink, 1 << 20, 10s));
+  Result<DownloadOutcome> ok = RunOn(io, client.Download(image, sink, 1 << 20, 10s, kLoopback));
   REQUIRE(std::holds_alternative<DownloadOutcome>(ok));
   CHECK(std::get<DownloadOutcome>(ok).status == 200);
   CHECK(std::get<DownloadOutcome>(ok).bytes == sink.bytes.size());
   CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
 
   StringSink small;
-  Result<DownloadOutcome> capped = RunOn(io, client.Download(image, small, 100, 10s));
+  Result<DownloadOutcome> capped = RunOn(io, client.Download(image, small, 100, 10s, kLoopback));
   REQUIRE(std::holds_alternative<NetworkError>(capped));
   CHECK(std::get<NetworkError>(capped).code == boost::beast::http::error::body_limit);
 
   StringSink missing;
   Endpoint nothing = image;
   nothing.target = "/images/none-0.png";
-  Result<DownloadOutcome> not_found = RunOn(io, client.Download(nothing, missing, 1 << 20, 10s));
+  Result<DownloadOutcome> not_found =
+      RunOn(io, client.Download(nothing, missing, 1 << 20, 10s, kLoopback));
   REQUIRE(std::holds_alternative<DownloadOutcome>(not_found));
   CHECK(std::get<DownloadOutcome>(not_found).status == 404);
   CHECK(missing.bytes.empty());
+}
+
+TEST_CASE("http client: a download to an address the policy refuses never connects") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir, {"--pending-ms", "0", "--processing-ms", "0"});
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  // The API's connection to 127.0.0.1 is pooled now; a download from the same host and port
+  // must not borrow it.
+  const std::string id = SubmitAndSettle(io, client, api, "a cat");
+  const auto before = client.stats();
+  for (const std::string& url :
+       {api.base_url() + "/images/" + id + "-0.png",
+        "https://localhost:" + std::to_string(api.file_port()) + "/images/" + id + "-0.png"}) {
+    CAPTURE(url);
+    StringSink sink;
+    Result<DownloadOutcome> refused =
+        RunOn(io, client.Download(*ParseUrl(url), sink, 1 << 20, 10s, AddressPolicy()));
+    REQUIRE(std::holds_alternative<NetworkError>(refused));
+    const NetworkError& error = std::get<NetworkError>(refused);
+    CHECK(error.refused_by_policy);
+    CHECK_FALSE(error.permanent);
+    CHECK_FALSE(error.maybe_delivered);
+    CHECK(error.what.find("loopback") != std::string::npos);
+    CHECK(error.what.find("download.allowed_networks") != std::string::npos);
+    CHECK(sink.bytes.empty());
+  }
+  CHECK(client.stats().connections_opened == before.connections_opened);
+  CHECK(client.stats().connections_reused == before.connections_reused);
+  CHECK(api.Stats().at("images_served").as_int64() == 0);
+
+  // Allowed explicitly, the same download goes through.
+  StringSink sink;
+  Result<DownloadOutcome> allowed =
+      RunOn(io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink,
+                                1 << 20, 10s, AddressPolicy({*Network::Parse("127.0.0.1")})));
+  REQUIRE(std::holds_alternative<DownloadOutcome>(allowed));
+  CHECK(std::get<DownloadOutcome>(allowed).status == 200);
 }
 
 TEST_CASE("http client: a truncated or reset download is an error, never a short success") {
@@ -257,7 +299,7 @@ TEST_CASE("http client: a truncated or reset download is an error, never a short
     StringSink sink;
     Result<DownloadOutcome> result =
         RunOn(io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink,
-                                  1 << 20, 10s));
+                                  1 << 20, 10s, kLoopback));
     CHECK_MESSAGE(std::holds_alternative<NetworkError>(result), fault);
   }
 }

@@ -100,7 +100,7 @@ struct Serve {
                       "\"}\n"
                       "download: {allowed_hosts: [\"localhost:" +
                       std::to_string(api.file_port()) +
-                      "\"]}\n"
+                      "\"], allowed_networks: [127.0.0.0/8, \"::1/128\"]}\n"
                       "polling: {first_poll_s: 0.05, max_interval_s: 0.3, task_deadline_s: 120}\n"
                       "retry: {max_attempts: 4, base_delay_s: 0.02, max_delay_s: 0.1}\n"
                       "log: {progress_interval_s: 60}\n"

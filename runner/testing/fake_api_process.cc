@@ -15,10 +15,17 @@ FakeApiProcess::FakeApiProcess(const TempDir& dir, const std::vector<std::string
   ca_file_ = certs + "/ca.pem";
 
   const std::string port_file = dir.File("fake_api_ports.json");
-  std::vector<std::string> argv = {
-      kFakeApiBinary, "--cert", certs + "/" + certificate + ".pem", "--key", certs + "/" + certificate + ".key",
-      "--port",       "0",      "--file-port",         "0",     "--port-file",
-      port_file};
+  std::vector<std::string> argv = {kFakeApiBinary,
+                                   "--cert",
+                                   certs + "/" + certificate + ".pem",
+                                   "--key",
+                                   certs + "/" + certificate + ".key",
+                                   "--port",
+                                   "0",
+                                   "--file-port",
+                                   "0",
+                                   "--port-file",
+                                   port_file};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<BackgroundProcess>(argv, std::map<std::string, std::string>{},
                                                  dir.File("fake_api.log"));
@@ -39,20 +46,11 @@ std::string FakeApiProcess::base_url() const {
 std::vector<std::string> FakeApiProcess::RunnerArgs(const std::string& config,
                                                     const std::string& manifest,
                                                     const std::string& out) const {
-  return {kNanobatchBinary,
-          "run",
-          "--config",
-          config,
-          "--manifest",
-          manifest,
-          "--out",
-          out,
-          "--base-url",
-          base_url(),
-          "--ca-file",
-          ca_file(),
-          "--allow-download-host",
-          "localhost:" + std::to_string(file_port_)};
+  return {kNanobatchBinary, "run", "--config", config, "--manifest", manifest, "--out", out,
+          "--base-url", base_url(), "--ca-file", ca_file(), "--allow-download-host",
+          "localhost:" + std::to_string(file_port_),
+          // The simulator is on loopback, which downloads reach only when allowed.
+          "--allow-download-network", "127.0.0.0/8", "--allow-download-network", "::1/128"};
 }
 
 ProcessResult FakeApiProcess::Curl(const std::vector<std::string>& args) const {

@@ -43,7 +43,7 @@ class FakeApiProcess {
   // The simulator's own view (GET /_stats), fetched with curl.
   boost::json::object Stats(bool detail = false) const;
   // `nanobatch run` pointed at this simulator: its URL, its CA, its file host (localhost and the
-  // file port) allowed.
+  // file port) allowed, and loopback addresses allowed for downloads.
   std::vector<std::string> RunnerArgs(const std::string& config, const std::string& manifest,
                                       const std::string& out) const;
   // curl with the test CA and the test key, for checking the simulator itself; `args` follow.

@@ -147,7 +147,7 @@ def run_nanobatch(work, sim, tasks, tag, rate=10000, burst=1000, in_flight=500, 
     result = measured([NANOBATCH, "run", "--config", f"{work}/{tag}.yaml", "--manifest", manifest,
                        "--out", out, "--base-url", sim.base_url, "--ca-file",
                        f"{work}/certs/ca.pem", "--allow-download-host",
-                       f"localhost:{sim.file_port}"],
+                       f"localhost:{sim.file_port}", "--allow-download-network", "127.0.0.0/8"],
                       env=nanobatch_env(delay_ms, counts), stop_after=stop_after,
                       on_start=on_start)
     result["done"] = count_lines(f"{out}/metadata.jsonl")

@@ -31,7 +31,7 @@ YAML
 start=$(date +%s.%N)
 AIVIDEOAPI_API_KEY=sk-test /usr/bin/time -v bazel-bin/runner/nanobatch run --config "$work/config.yaml" \
   --manifest "$work/manifest.jsonl" --out "$work/out" --base-url "https://127.0.0.1:$api_port" \
-  --ca-file "$work/certs/ca.pem" --allow-download-host "localhost:$file_port" 2>"$work/run.log" || true
+  --ca-file "$work/certs/ca.pem" --allow-download-host "localhost:$file_port" --allow-download-network 127.0.0.0/8 2>"$work/run.log" || true
 end=$(date +%s.%N)
 user=$(grep 'User time' "$work/run.log" | awk '{print $NF}')
 sys=$(grep 'System time' "$work/run.log" | awk '{print $NF}')

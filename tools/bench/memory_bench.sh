@@ -45,7 +45,7 @@ for phase in first-start resume; do
   AIVIDEOAPI_API_KEY=sk-test /usr/bin/time -v bazel-bin/runner/nanobatch run \
     --config "$work/config.yaml" --manifest "$work/manifest.jsonl" --out "$work/out" \
     --base-url "https://127.0.0.1:$api_port" --ca-file "$work/certs/ca.pem" \
-    --allow-download-host "localhost:$file_port" 2>"$work/run-$phase.log" &
+    --allow-download-host "localhost:$file_port" --allow-download-network 127.0.0.0/8 2>"$work/run-$phase.log" &
   runner=$!
   first=""
   phase_seconds=$seconds

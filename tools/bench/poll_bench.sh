@@ -35,7 +35,7 @@ file_port=$(sed -E 's/.*"file_port": ([0-9]+).*/\1/' "$work/ports.json")
 start=$(date +%s.%N)
 AIVIDEOAPI_API_KEY=sk-test bazel-bin/runner/nanobatch run --manifest "$work/manifest.jsonl" \
   --out "$work/out" --base-url "https://127.0.0.1:$api_port" --ca-file "$work/certs/ca.pem" \
-  --allow-download-host "localhost:$file_port" --rate "$rate" --burst 4 --max-in-flight "$in_flight" \
+  --allow-download-host "localhost:$file_port" --allow-download-network 127.0.0.0/8 --rate "$rate" --burst 4 --max-in-flight "$in_flight" \
   "${callback_flags[@]}" "$@" \
   2>"$work/run.log" || { tail -5 "$work/run.log"; exit 1; }
 end=$(date +%s.%N)
