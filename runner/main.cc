@@ -5,8 +5,10 @@
 
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include "runner/cli/commands.h"
+#include "runner/util/core_dumps.h"
 
 // Started with stdin, stdout or stderr closed, the first files opened (the journal) would take
 // fds 0-2 and log lines would be written into them: each missing one is opened on /dev/null.
@@ -23,6 +25,10 @@ void MakeStandardFdsSafe() {
 
 int main(int argc, char** argv) {
   MakeStandardFdsSafe();
+  // Before the key is read: it must never reach a core file (SECURITY.md).
+  if (std::string why; !nanobatch::util::DisableCoreDumps(&why)) {
+    std::cerr << "nanobatch: warning: core dumps stay possible: " << why << "\n";
+  }
   // A peer that closes a connection must be an error code, not a death by SIGPIPE; a file that
   // outgrows a size limit must be EFBIG from write(), handled like a full disk, not SIGXFSZ.
   ::signal(SIGPIPE, SIG_IGN);

@@ -14,9 +14,11 @@ namespace {
 std::string Errno() { return std::strerror(errno); }
 
 // Opens the directory `name` under `parent` without following a link, creating it when asked.
+// The state directory and its temporary area are the owner's alone (0700): the journal holds
+// prompts and task ids, and unfinished downloads wait there.
 util::UniqueFd OpenSubdirectory(int parent, const std::string& name, const std::string& shown,
                                 bool create, std::string& error, OpenProblem& problem) {
-  if (create && ::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (create && ::mkdirat(parent, name.c_str(), 0700) != 0 && errno != EEXIST) {
     error = "cannot create " + shown + ": " + Errno();
     problem = OpenProblem::kIo;
     return {};

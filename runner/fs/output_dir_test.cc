@@ -19,6 +19,12 @@ TEST_CASE("output dir: created with its state directories; a file as --out is a 
   auto out = OutputDir::Open(dir.File("out"), true, error);
   REQUIRE(out);
   CHECK(stdfs::is_directory(dir.File("out/.nanobatch/tmp")));
+  // The state (journal, unfinished downloads) is the owner's alone.
+  for (const char* state : {"out/.nanobatch", "out/.nanobatch/tmp"}) {
+    CAPTURE(state);
+    CHECK((stdfs::status(dir.File(state)).permissions() & stdfs::perms::all) ==
+          stdfs::perms::owner_all);
+  }
   OpenProblem problem;
   CHECK_FALSE(OutputDir::Open(dir.Write("file", "x"), true, error, &problem));
   CHECK(problem == OpenProblem::kNotADirectory);
@@ -27,7 +33,8 @@ TEST_CASE("output dir: created with its state directories; a file as --out is a 
   CHECK(problem == OpenProblem::kIo);
 }
 
-TEST_CASE("output dir: a link planted as .nanobatch/tmp is refused, and nothing outside is touched") {
+TEST_CASE(
+    "output dir: a link planted as .nanobatch/tmp is refused, and nothing outside is touched") {
   testing::TempDir dir;
   stdfs::create_directories(dir.File("victim"));
   const std::string victim = dir.Write("victim/keep.txt", "precious");

@@ -94,7 +94,7 @@ std::unique_ptr<Spool> Spool::Open(const std::string& path, std::string& error) 
     return nullptr;
   }
   spool->lock_ = util::UniqueFd(
-      ::openat(spool->state_.get(), "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+      ::openat(spool->state_.get(), "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!spool->lock_) {
     error = "cannot open " + path + "/.nanobatch/lock: " + Errno();
     return nullptr;
