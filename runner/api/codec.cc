@@ -3,6 +3,9 @@
 #include <boost/json.hpp>
 #include <boost/url/url.hpp>
 #include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "runner/util/server_text.h"
 
@@ -342,9 +345,21 @@ std::optional<std::int64_t> DecodeCredits(std::string_view body) {
     for (std::string_view key : {"credits", "balance", "remaining", "credit"}) {
       const json::value* value = where.if_contains(key);
       if (value == nullptr) continue;
+      // A number that does not fit a 64-bit count is no balance (converting it would be
+      // undefined behaviour, or a wrapped negative; found by fuzzing).
       if (value->is_int64()) return value->as_int64();
-      if (value->is_uint64()) return static_cast<std::int64_t>(value->as_uint64());
-      if (value->is_double()) return static_cast<std::int64_t>(value->as_double());
+      if (value->is_uint64()) {
+        const std::uint64_t count = value->as_uint64();
+        if (count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+          return std::nullopt;
+        }
+        return static_cast<std::int64_t>(count);
+      }
+      if (value->is_double()) {
+        const double count = value->as_double();
+        if (!std::isfinite(count) || count <= -9.0e18 || count >= 9.0e18) return std::nullopt;
+        return static_cast<std::int64_t>(count);
+      }
     }
     return std::nullopt;
   };

@@ -252,6 +252,12 @@ TEST_CASE("codec: the credits balance is read leniently") {
   CHECK(DecodeCredits(R"({"data":{"remaining":5.0}})") == 5);
   CHECK_FALSE(DecodeCredits(R"({"data":{"money":"lots"}})").has_value());
   CHECK_FALSE(DecodeCredits("garbage").has_value());
+  // Numbers beyond a 64-bit count are no balance (a double that large was undefined behaviour
+  // to convert; found by the api_bodies fuzzer, testdata/fuzz/api_bodies/regressions/).
+  CHECK_FALSE(DecodeCredits(R"({"data":{"credit":7777777777777777777777777777777777}})"));
+  CHECK_FALSE(DecodeCredits(R"({"credits":18446744073709551615})"));
+  CHECK_FALSE(DecodeCredits(R"({"credits":-1e300})"));
+  CHECK(DecodeCredits(R"({"credits":9223372036854775807})") == 9223372036854775807);
 }
 
 }  // namespace
