@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "runner/util/server_text.h"
+
 namespace nanobatch::util {
 
 std::string InputError::Format() const {
@@ -16,7 +18,14 @@ std::string InputError::Format() const {
 
 void InputErrors::Add(InputError error) {
   ++total_;
-  if (stored_.size() < cap_) stored_.push_back(std::move(error));
+  if (stored_.size() >= cap_) return;
+  // Messages quote the input (a manifest's values, a config's keys): what is printed stays one
+  // line of printable UTF-8 whatever those hold (escape sequences, NULs, invalid bytes; found by
+  // fuzzing the manifest and config readers).
+  error.path = PrintableText(error.path, 4096);
+  error.field = PrintableText(error.field, 256);
+  error.message = PrintableText(error.message, 2048);
+  stored_.push_back(std::move(error));
 }
 
 void InputErrors::Print(std::ostream& out) const {

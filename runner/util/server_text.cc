@@ -112,7 +112,10 @@ std::string Redact(std::string_view text) {
 std::string ServerText(std::string_view raw, std::size_t max_bytes) {
   // Redact before cutting, so that a cut can never leave the head of a secret behind; a body is
   // already capped by the HTTP layer, so this pass is bounded.
-  const std::string redacted = Redact(raw);
+  return PrintableText(Redact(raw), max_bytes);
+}
+
+std::string PrintableText(std::string_view redacted, std::size_t max_bytes) {
   std::string out;
   out.reserve(std::min(redacted.size(), max_bytes + 3));
   std::size_t i = 0;

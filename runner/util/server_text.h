@@ -33,4 +33,9 @@ std::string Redact(std::string_view text);
 // by '?', then cut to `max_bytes` on a character boundary (with "..." when cut).
 std::string ServerText(std::string_view raw, std::size_t max_bytes = kServerTextMaxBytes);
 
+// The second half of ServerText, without redaction: bytes that are not printable valid UTF-8
+// replaced by '?' (tabs and line ends by a space), cut to `max_bytes` on a character boundary.
+// For text quoted from a user's own input (InputErrors), which must not drive a terminal either.
+std::string PrintableText(std::string_view text, std::size_t max_bytes);
+
 }  // namespace nanobatch::util
