@@ -10,11 +10,47 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "runner/journal/frame.h"
+#include "runner/util/input_file.h"
 
 namespace nanobatch::journal {
 namespace {
+
+// The whole frame at `offset` of the file `fd` (header and payload, unchecked): false if the file
+// ends first or the length is impossible.
+bool ReadFrameAt(int fd, std::uint64_t offset, std::string& frame) {
+  char header[kFrameHeaderSize];
+  if (::pread(fd, header, sizeof header, static_cast<off_t>(offset)) !=
+      static_cast<ssize_t>(sizeof header)) {
+    return false;
+  }
+  const std::uint32_t length = FramePayloadLength(std::string_view(header, sizeof header));
+  if (length > kMaxPayload) return false;
+  frame.resize(kFrameHeaderSize + length);
+  std::size_t done = 0;
+  while (done < frame.size()) {
+    const ssize_t n =
+        ::pread(fd, frame.data() + done, frame.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// The item snapshot a whole record frame holds, if its checksum holds and it is one.
+bool SnapshotOfFrame(std::string_view frame, proto::ItemSnapshot& out) {
+  auto payload = RecordFrameAt(frame);
+  proto::Record record;
+  if (!payload || !record.ParseFromArray(payload->data(), static_cast<int>(payload->size())) ||
+      !record.has_item_snapshot() || !JournalState::IsWellFormed(record)) {
+    return false;
+  }
+  out = std::move(*record.mutable_item_snapshot());
+  return true;
+}
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -109,8 +145,9 @@ class Replayer {
         record_ = google::protobuf::Arena::CreateMessage<proto::Record>(&arena_);
         parsed_on_arena_ = 0;
       }
-      if (!record_->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-        return false;
+      if (!record_->ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
+          !JournalState::IsWellFormed(*record_)) {
+        return false;  // a bad frame: corruption (or, at the end, a torn tail)
       }
       release_behind(payload.data());
       const auto frame_offset =
@@ -295,10 +332,26 @@ std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
     error = Errno("opening " + path);
     return nullptr;
   }
+  // Finished items are kept compact (their snapshot read back from the file on demand), so the
+  // state keeps its own descriptor of the file it was read from: a compaction by a live run
+  // renames a new file into place, and this one's offsets stay right.
+  auto kept = std::make_shared<util::UniqueFd>(::dup(fd));
+  state->SetLoader([kept](std::uint64_t offset, proto::ItemSnapshot& out) {
+    std::string frame;
+    return kept->get() >= 0 && ReadFrameAt(kept->get(), offset, frame) &&
+           SnapshotOfFrame(frame, out);
+  });
   // Read in windows, not whole: `status` next to a 1,000,000-item run must not need the
   // journal's size in memory. Bytes that do not make a whole frame yet are carried to the next
   // window; at the end they are a torn tail (a live run may be mid-append: normal here).
   constexpr std::size_t kWindow = 32 << 20;  // above the largest frame (16 MiB + header)
+  // A small journal is read in one window of its own size, not 32 MiB (that allocation was most
+  // of the time of `status` on a small output directory; seen when fuzzing).
+  struct stat info {};
+  const std::size_t window = ::fstat(fd, &info) == 0 && info.st_size >= 0 &&
+                                     static_cast<std::uint64_t>(info.st_size) < kWindow
+                                 ? static_cast<std::size_t>(info.st_size) + 4096
+                                 : kWindow;
   Recovery recovery;
   Replayer replayer(*state, recovery);
   std::string buffer;
@@ -306,10 +359,10 @@ std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
   bool first = true;
   while (true) {
     const std::size_t carried = buffer.size();
-    buffer.resize(carried + kWindow);
+    buffer.resize(carried + window);
     ssize_t n;
     do {
-      n = ::read(fd, buffer.data() + carried, kWindow);
+      n = ::read(fd, buffer.data() + carried, window);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
       error = Errno("reading " + path);
@@ -376,32 +429,10 @@ bool Journal::LoadSnapshot(std::uint64_t offset, proto::ItemSnapshot& out) const
         FramePayloadLength(std::string_view(*bytes).substr(at, kFrameHeaderSize));
     if (at + kFrameHeaderSize + length > bytes->size()) return false;
     frame = bytes->substr(at, kFrameHeaderSize + length);
-  } else {
-    char header[kFrameHeaderSize];
-    if (::pread(read_fd_, header, sizeof header, static_cast<off_t>(offset)) !=
-        static_cast<ssize_t>(sizeof header)) {
-      return false;
-    }
-    const std::uint32_t length = FramePayloadLength(std::string_view(header, sizeof header));
-    if (length > kMaxPayload) return false;
-    frame.resize(kFrameHeaderSize + length);
-    std::size_t done = 0;
-    while (done < frame.size()) {
-      const ssize_t n = ::pread(read_fd_, frame.data() + done, frame.size() - done,
-                                static_cast<off_t>(offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      done += static_cast<std::size_t>(n);
-    }
-  }
-  auto payload = RecordFrameAt(frame);
-  proto::Record record;
-  if (!payload || !record.ParseFromArray(payload->data(), static_cast<int>(payload->size())) ||
-      !record.has_item_snapshot()) {
+  } else if (!ReadFrameAt(read_fd_, offset, frame)) {
     return false;
   }
-  out = std::move(*record.mutable_item_snapshot());
-  return true;
+  return SnapshotOfFrame(frame, out);
 }
 
 bool Journal::Sync(std::string& error) {

@@ -235,7 +235,16 @@ void JournalState::Count(const Slot& slot, int sign) {
   }
 }
 
+bool JournalState::IsWellFormed(const proto::Record& record) {
+  // proto3 enums are open: a snapshot may carry a phase number this version does not know (a
+  // corrupt frame whose checksum happens to hold, or a newer nanobatch). Such an item would be
+  // in no phase: never counted, never resumed (found by fuzzing the journal).
+  return !record.has_item_snapshot() ||
+         proto::ItemSnapshot::Phase_IsValid(record.item_snapshot().phase());
+}
+
 void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_t> offset) {
+  if (!IsWellFormed(record)) return;  // recovery reports such a frame as corrupt first
   ++records_;
   const std::int64_t t = record.unix_time();
   if (t != 0) {

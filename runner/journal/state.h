@@ -64,7 +64,10 @@ class JournalState {
 
   // `offset`: where the record's frame is in the journal file, when known (replay, append); a
   // finished item's snapshot record there lets the item be kept compact.
+  // Records that are not well formed (IsWellFormed) are ignored.
   void Apply(const proto::Record& record, std::optional<std::uint64_t> offset = std::nullopt);
+  // Whether `record` can be applied: every enum value in it is one this version knows.
+  static bool IsWellFormed(const proto::Record& record);
   void SetLoader(Loader loader) { loader_ = std::move(loader); }
   // Room for about `items` items, so that replaying a large journal does not rehash repeatedly.
   void Reserve(std::size_t items);
