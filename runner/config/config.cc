@@ -311,6 +311,11 @@ bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& 
     errors.Add({path, 0, "-", error});
     return false;
   }
+  return LoadConfigText(path, text, config, errors);
+}
+
+bool LoadConfigText(const std::string& path, const std::string& text, Config& config,
+                    util::InputErrors& errors) {
   YAML::Node root;
   try {
     root = YAML::Load(text);

@@ -133,6 +133,9 @@ struct Config {
 // or parsed at all (missing, unreadable with the errno, not a regular file, larger than 1 MiB,
 // not YAML): the caller stops there rather than report what follows from an empty config.
 bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors);
+// LoadConfigFile on text already read (`path` names it in errors).
+bool LoadConfigText(const std::string& path, const std::string& text, Config& config,
+                    util::InputErrors& errors);
 
 // Sets one key from text given on the command line (`flag`), through the same parser and the
 // same checks as the config file: "-5" is no budget and "1e308" no timeout, in either place.

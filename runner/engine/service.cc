@@ -214,26 +214,8 @@ bool Service::StartReceiver(TaskGroup& background, std::string& error) {
   return true;
 }
 
-// The receiver takes the token from the last segment of the path, whatever comes before it: a
-// reverse proxy may keep or strip its own prefix.
 http::Reply Service::OnReceiverRequest(const http::IncomingRequest& request) {
-  if (request.method != "POST") return {405, "POST only\n"};
-  std::string_view path = request.target;
-  path = path.substr(0, path.find('?'));
-  const std::string_view token = path.substr(path.rfind('/') + 1);
-  if (token.size() != 32 || token.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
-    return {404, "unknown callback\n"};
-  }
-  switch (watcher_.OnCallback(token, request.body)) {
-    case 200:
-      return {200, "ok\n"};
-    case 400:
-      return {400, "the body is not a task in the shape of the query response\n"};
-    case 409:
-      return {409, "the body names another task than this callback's\n"};
-    default:
-      return {404, "unknown callback\n"};
-  }
+  return RouteCallback(watcher_, request);
 }
 
 // ---------------------------------------------------------------------------------------------

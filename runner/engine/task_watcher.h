@@ -40,6 +40,7 @@
 #include "runner/engine/rate_limiter.h"
 #include "runner/engine/stop_reason.h"
 #include "runner/http/client.h"
+#include "runner/http/server.h"
 #include "runner/ratelimit/backoff.h"
 #include "runner/util/async.h"
 
@@ -179,5 +180,9 @@ class TaskWatcher {
   std::deque<std::string> settled_order_;
   Stats stats_;
 };
+
+// The webhook receiver's answer to one request: POST to .../<token> (32 hex digits, the last
+// path segment whatever a proxy put before it), settled through `watcher`.OnCallback.
+http::Reply RouteCallback(TaskWatcher& watcher, const http::IncomingRequest& request);
 
 }  // namespace nanobatch::engine

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "runner/http/parsers.h"
 #include "runner/util/async.h"
 #include "runner/version.h"
 
@@ -435,8 +436,7 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
 
     beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(body_limit);
-    parser.header_limit(64 * 1024);
+    LimitResponse(parser, body_limit);
     auto [read_error, read] =
         co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
     if (read_error) {
@@ -488,8 +488,7 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
 
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::buffer_body> parser;
-  parser.body_limit(max_bytes);
-  parser.header_limit(64 * 1024);
+  LimitResponse(parser, max_bytes);
   auto [header_error, header_bytes] =
       co_await bhttp::async_read_header(connection->stream, buffer, parser, kAsTuple);
   if (header_error) co_return Failure(header_error, "reading headers of " + endpoint.target, true);

@@ -7,6 +7,8 @@
 #include <limits>
 #include <list>
 
+#include "runner/http/parsers.h"
+
 namespace nanobatch::http {
 namespace {
 
@@ -39,9 +41,8 @@ struct Server::Impl {
       bhttp::request_parser<bhttp::string_body> parser;
       // With a limit per route, the header is read first under the largest limit, then the
       // route's limit applies to the body (a declared length above it is refused at once).
-      parser.body_limit(options.body_limit ? std::numeric_limits<std::uint64_t>::max()
-                                           : options.max_body);
-      parser.header_limit(16 * 1024);
+      LimitRequest(parser, options.body_limit ? std::numeric_limits<std::uint64_t>::max()
+                                              : options.max_body);
       stream.expires_after(options.read_timeout);
       auto [header_error, header_bytes] =
           co_await bhttp::async_read_header(stream, buffer, parser, kAsTuple);

@@ -158,5 +158,10 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
                                 const IdReadHook& id_read = {});
 ManifestStats ReadYamlManifest(const std::string& path, const ItemDefaults& defaults,
                                const ItemSink& sink, util::InputErrors& errors);
+// ReadYamlManifest on text already read (`path` names it in errors): for fuzzing and callers
+// that hold the document.
+ManifestStats ReadYamlManifestText(const std::string& path, const std::string& text,
+                                   const ItemDefaults& defaults, const ItemSink& sink,
+                                   util::InputErrors& errors);
 
 }  // namespace nanobatch::manifest

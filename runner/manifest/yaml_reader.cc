@@ -157,6 +157,13 @@ ManifestStats ReadYamlManifest(const std::string& path, const ItemDefaults& conf
     errors.Add({path, 0, "-", error + (too_large ? " (large batches belong in JSONL)" : "")});
     return stats;
   }
+  return ReadYamlManifestText(path, text, config_defaults, sink, errors);
+}
+
+ManifestStats ReadYamlManifestText(const std::string& path, const std::string& text,
+                                   const ItemDefaults& config_defaults, const ItemSink& sink,
+                                   util::InputErrors& errors) {
+  ManifestStats stats;
   stats.bytes = text.size();
   for (char c : text) stats.lines += c == '\n';
 

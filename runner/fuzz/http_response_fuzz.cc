@@ -1,0 +1,67 @@
+// HTTP response framing as the client sees it: the bytes a server sends go, in pieces of the
+// size the first byte picks, through the same Beast parser set-up the client uses (limits from
+// runner/http/parsers.h), for an API answer (string body, 1 MiB cap) and for a download (a
+// buffer body streamed in 64 KiB chunks, capped). Whatever the framing (Content-Length lies,
+// broken chunked encoding, megabytes of headers), parsing ends, bodies never pass their caps, and
+// an API answer that parses goes on into the task decoder as it would.
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <cstdint>
+#include <string_view>
+
+#include "runner/api/codec.h"
+#include "runner/fuzz/feed.h"
+#include "runner/fuzz/fuzz_check.h"
+#include "runner/http/parsers.h"
+
+namespace nanobatch::fuzz {
+namespace {
+
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+
+constexpr std::uint64_t kApiBodyLimit = 1 << 20;  // engine::kApiBodyLimit
+constexpr std::uint64_t kDownloadLimit = 256 << 10;
+
+}  // namespace
+}  // namespace nanobatch::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace nanobatch;
+  namespace bhttp = boost::beast::http;
+  if (size < 1) return 0;
+  const std::size_t piece = 1 + data[0] % 64;
+  const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
+
+  {  // An API answer, as Client::Send reads it.
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.eager(true);
+    http::LimitResponse(parser, fuzz::kApiBodyLimit);
+    fuzz::Feed(parser, input, piece);
+    if (parser.is_done()) {
+      const auto& message = parser.get();
+      FUZZ_CHECK(message.body().size() <= fuzz::kApiBodyLimit);
+      const std::string_view retry_after = message[bhttp::field::retry_after];
+      api::DecodeTaskResponse(static_cast<int>(message.result_int()), message.body(), retry_after);
+    }
+  }
+  {  // A download, as Client::Download streams it.
+    bhttp::response_parser<bhttp::buffer_body> parser;
+    parser.eager(true);
+    http::LimitResponse(parser, fuzz::kDownloadLimit);
+    char chunk[64 << 10];
+    std::uint64_t delivered = 0;
+    auto reset = [&] {
+      delivered += sizeof chunk - parser.get().body().size;
+      parser.get().body().data = chunk;
+      parser.get().body().size = sizeof chunk;
+    };
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    fuzz::Feed(parser, input, piece, reset);
+    delivered += sizeof chunk - parser.get().body().size;
+    FUZZ_CHECK(delivered <= fuzz::kDownloadLimit);
+  }
+  return 0;
+}
