@@ -30,6 +30,9 @@ packages=(
   ca-certificates
   python3-aiohttp          # tools/bench: the asyncio + aiohttp baseline
   jq                       # tools/bench: the xargs + curl baseline
+  clang                    # tools/fuzz.sh: libFuzzer targets (clang 14)
+  libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang
+  clang-tidy               # tools/tidy.sh
 )
 
 missing=()
