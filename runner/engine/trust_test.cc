@@ -275,6 +275,48 @@ TEST_CASE("trust: a server that echoes the key leaks it nowhere: stderr, journal
   }
 }
 
+TEST_CASE("trust: a hostile wire on /v1 answers is retried or stopped on, never overspent") {
+  // Each kind breaks a fifth of the API's answers after the API handled (and charged) the
+  // request: the answer is lost, late, oversized or malformed. A redirect comes from something
+  // in front of the API, so it is sent for every request, none handled.
+  struct Case {
+    const char* kind;
+    const char* probability;
+    int exit_code;
+  };
+  for (const Case& c :
+       {Case{"hang", "0.2", 0}, Case{"trickle", "0.2", 0}, Case{"huge-headers", "0.2", 0},
+        Case{"huge-body", "0.2", 0}, Case{"length-long", "0.2", 0}, Case{"length-short", "0.2", 0},
+        Case{"bad-chunked", "0.2", 0}, Case{"no-keepalive", "1", 0}, Case{"reset", "0.2", 0},
+        Case{"redirect", "1", 5}}) {
+    const std::string kind = c.kind;
+    CAPTURE(kind);
+    TempDir dir;
+    FakeApiProcess api(
+        dir, Fast({"--wire-fault", c.kind, "--p-wire-fault", c.probability, "--seed", "3"}));
+    Job job(dir, api, Manifest(6),
+            "retry: {max_attempts: 12, base_delay_s: 0.02, max_delay_s: 0.1}\n"
+            "timeouts: {connect_s: 5, request_s: 2, download_s: 20}\n"
+            "limits: {budget_credits: 400}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == c.exit_code);
+    const json::object stats = api.Stats();
+    CHECK(Stat(stats, "wire_faults") >= 1);
+    CHECK(Stat(stats, "credits_charged") <= 400);
+    const json::object status = job.Status();
+    // Every credit the API charged is counted, whatever happened to its answer.
+    CHECK(Get(status, "credits_spent") + Get(status, "credits_reserved") >=
+          Stat(stats, "credits_charged"));
+    if (c.exit_code == 0) {
+      CHECK(job.Lines("metadata.jsonl").size() == 6);
+    } else {
+      CHECK(Stat(stats, "submissions") == 0);
+      CHECK(result.err.find("302") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("trust: an image short of its end is never kept; the item fails with bad_image") {
   TempDir dir;
   FakeApiProcess api(dir, Fast({"--drop-image-tail", "50"}));

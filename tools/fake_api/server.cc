@@ -118,6 +118,71 @@ net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned
   co_return false;
 }
 
+// A /v1 answer sent broken, as a hostile or failing server or proxy would (`kind`: see
+// Simulator::Options::wire_fault). The connection is closed afterwards (or reset).
+net::awaitable<void> SendBroken(Stream& stream, const Reply& reply, const std::string& kind) {
+  auto& tcp_layer = beast::get_lowest_layer(stream);
+  auto write = [&](std::string_view bytes) -> net::awaitable<bool> {
+    tcp_layer.expires_after(kIdleTimeout);
+    auto [error, n] = co_await net::async_write(stream, net::buffer(bytes), kAsTuple);
+    co_return !error;
+  };
+  const std::string status_line = "HTTP/1.1 " + std::to_string(reply.status) + " X\r\n";
+  const std::string json = "Content-Type: application/json\r\n";
+  net::steady_timer timer(co_await net::this_coro::executor);
+  if (kind == "hang") {
+    // Accepts, reads the request, never answers: the client's deadline must end it.
+    timer.expires_after(std::chrono::seconds(120));
+    co_await timer.async_wait(kAsTuple);
+  } else if (kind == "trickle") {
+    // One byte a second: only a deadline on the whole exchange ends it.
+    const std::string whole = status_line + json +
+                              "Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n" +
+                              reply.body;
+    for (char byte : whole) {
+      if (!co_await write(std::string_view(&byte, 1))) break;
+      timer.expires_after(std::chrono::seconds(1));
+      co_await timer.async_wait(kAsTuple);
+    }
+  } else if (kind == "huge-headers") {
+    std::string head = status_line + json;
+    while (head.size() < (4u << 20)) head += "X-Padding: " + std::string(1000, 'a') + "\r\n";
+    co_await write(head + "Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n" +
+                   reply.body);
+  } else if (kind == "huge-body") {
+    // Announces a gigabyte and sends it until the client hangs up.
+    if (co_await write(status_line + json + "Content-Length: 1073741824\r\n\r\n")) {
+      const std::string chunk(64 << 10, ' ');
+      for (int i = 0; i < (1 << 14) && co_await write(chunk); ++i) {
+      }
+    }
+  } else if (kind == "length-long") {
+    co_await write(status_line + json + "Content-Length: " +
+                   std::to_string(reply.body.size() * 10 + 100) + "\r\n\r\n" + reply.body);
+  } else if (kind == "length-short") {
+    co_await write(status_line + json + "Content-Length: " + std::to_string(reply.body.size() / 2) +
+                   "\r\n\r\n" + reply.body);
+  } else if (kind == "bad-chunked") {
+    co_await write(status_line + json + "Transfer-Encoding: chunked\r\n\r\nzz\r\n" + reply.body +
+                   "\r\n0\r\n\r\n");
+  } else if (kind == "redirect") {
+    co_await write(
+        "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\n"
+        "Content-Length: 0\r\n\r\n");
+  } else if (kind == "no-keepalive") {
+    co_await write(status_line + json + "Connection: close\r\nContent-Length: " +
+                   std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
+  }
+  if (kind == "reset") {
+    boost::system::error_code ignored;
+    tcp_layer.socket().set_option(tcp::socket::linger(true, 0), ignored);  // RST, not FIN
+    tcp_layer.socket().close(ignored);
+    co_return;
+  }
+  tcp_layer.expires_after(std::chrono::seconds(2));
+  co_await stream.async_shutdown(kAsTuple);
+}
+
 net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only,
                              ServerSettings settings) {
   beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
@@ -157,6 +222,17 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     }
 
     const std::string authorization(request[http::field::authorization]);
+    // A broken answer: a redirect comes from something in front of the API (the request never
+    // reaches it); every other kind breaks the answer of a request the API handled (and
+    // charged), the case that costs money.
+    const bool broken = !file_only && target.rfind("/v1/", 0) == 0 && simulator.DrawWireFault();
+    if (broken && simulator.options().wire_fault == "redirect") {
+      // Named, not temporaries: GCC 12 destroys a braced temporary passed to a coroutine twice.
+      const Reply none;
+      const std::string kind = "redirect";
+      co_await SendBroken(stream, none, kind);
+      co_return;
+    }
     Reply reply;
     if (target == "/_stats" || target == "/_stats?detail=1") {
       reply = Reply{200, simulator.Stats(now, target.size() > 7), std::nullopt};
@@ -178,6 +254,10 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
           std::nullopt};
     }
     if (settings.echo_authorization && reply.status >= 400) EchoAuthorization(reply, authorization);
+    if (broken) {
+      co_await SendBroken(stream, reply, simulator.options().wire_fault);
+      co_return;
+    }
     auto response = JsonResponse(reply, request.version(), keep_alive);
     beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
     auto [write_error, written] = co_await http::async_write(stream, response, kAsTuple);
@@ -333,6 +413,11 @@ int Main(int argc, char** argv) {
                  "its kind: html no-task-id invalid-utf8 deep-json long-id crlf-id slash-id");
   app.add_option("--p-poll-garbage", options.p_poll_garbage,
                  "probability a poll is answered 200 with an HTML page");
+  app.add_option("--p-wire-fault", options.p_wire_fault,
+                 "probability a /v1 answer (handled and charged first) goes out broken");
+  app.add_option("--wire-fault", options.wire_fault,
+                 "its kind: hang trickle huge-headers huge-body length-long length-short "
+                 "bad-chunked redirect no-keepalive reset");
   app.add_option("--drop-image-tail", options.drop_image_tail,
                  "serve image bodies this many bytes short of their end (a PNG without IEND)");
   app.add_option("--callback-delay-ms", options.callback_delay_ms,

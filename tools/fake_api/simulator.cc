@@ -55,6 +55,12 @@ bool Simulator::Chance(double probability) {
   return probability > 0 && std::uniform_real_distribution<double>(0, 1)(random_) < probability;
 }
 
+bool Simulator::DrawWireFault() {
+  if (options_.wire_fault.empty() || !Chance(options_.p_wire_fault)) return false;
+  ++wire_faults_;
+  return true;
+}
+
 std::string Simulator::NewTaskId() {
   // A v4-looking UUID, like the API's ("397ce9f2-...").
   std::uniform_int_distribution<std::uint32_t> digit(0, 15);
@@ -464,6 +470,7 @@ std::string Simulator::Stats(Clock::time_point now, bool detail) {
       {"tls_handshakes", tls_handshakes_},
       {"tls_resumed", tls_resumed_},
       {"bad_submit_bodies", bad_submit_bodies_},
+      {"wire_faults", wire_faults_},
       {"callbacks_sent", callbacks_sent_},
       {"callbacks_dropped", callbacks_dropped_},
       {"callbacks_accepted", callbacks_accepted_},

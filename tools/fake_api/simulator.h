@@ -64,6 +64,11 @@ struct Options {
                                          // deep-json long-id crlf-id slash-id
   double p_poll_garbage = 0;             // a poll answered 200 with an HTML page
   std::size_t drop_image_tail = 0;       // image bodies served this many bytes short of their end
+  // Broken HTTP on /v1 answers (the request is handled, and charged, first), with this
+  // probability, of this kind: hang trickle huge-headers huge-body length-long length-short
+  // bad-chunked redirect no-keepalive reset (the server shell sends them; see server.cc).
+  double p_wire_fault = 0;
+  std::string wire_fault;
   // Webhooks: a task submitted with a callback_url is POSTed there this long after it ends ...
   double callback_delay_ms = 0;
   double p_callback_drop = 0;       // ... or never (a callback the API loses) ...
@@ -142,6 +147,13 @@ class Simulator {
   void Settle(Clock::time_point now);
   bool Chance(double probability);
   std::string NewTaskId();
+
+ public:
+  // Whether this /v1 answer goes out broken (options.wire_fault), counted in stats.
+  bool DrawWireFault();
+  const Options& options() const { return options_; }
+
+ private:
   std::string TaskJson(const Task& task, Clock::time_point now) const;
   std::string BadSubmitBody(const std::string& id) const;
   static Reply Error(int status, std::string_view code, std::string_view type,
@@ -184,6 +196,7 @@ class Simulator {
   std::uint64_t credits_refunded_ = 0;
   std::uint64_t image_faults_ = 0;
   std::uint64_t bad_submit_bodies_ = 0;
+  std::uint64_t wire_faults_ = 0;
   std::uint64_t refused_402_ = 0;
   std::uint64_t injected_garbage_ = 0;
   std::uint64_t callbacks_sent_ = 0;
