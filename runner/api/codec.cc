@@ -114,7 +114,6 @@ Reaction ReactionTo(const ApiError& error) {
     case ErrorKind::kModelNotFound:
       return Reaction::kStopMisconfigured;
     case ErrorKind::kInvalidApiKey:
-      return Reaction::kStopRun;
     case ErrorKind::kIpNotAllowed:
       return Reaction::kStopRun;
     case ErrorKind::kInsufficientCredits:
@@ -126,7 +125,6 @@ Reaction ReactionTo(const ApiError& error) {
     case ErrorKind::kSpendLimited:
       return Reaction::kPauseSubmits;
     case ErrorKind::kInternal:
-      return Reaction::kRetry;
     case ErrorKind::kUpstream:
       return Reaction::kRetry;
     case ErrorKind::kUnexpected:
@@ -261,7 +259,7 @@ SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
   }
   // A 2xx means a task may exist and was charged: whatever is wrong with the body, the outcome
   // is "possibly charged, id unknown", never "nothing happened".
-  auto unusable = [&](std::string why) {
+  auto unusable = [&](const std::string& why) {
     return PossiblyCharged{
         http_status, "the submit was answered HTTP " + std::to_string(http_status) + " but " + why};
   };

@@ -122,7 +122,7 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
     return kExitBadInput;
   }
   UseLogSettings(config.log);
-  return RunCommand(std::move(config), options);
+  return RunCommand(config, options);
 }
 
 int StartServe(const std::string& config_path) {

@@ -35,7 +35,7 @@ std::optional<config::ApiKey> ResolveKeyAndTrust(const config::Config& config,
                                                  util::InputErrors& errors);
 
 // `nanobatch run`: `config` already holds the file's values and the overrides.
-int RunCommand(config::Config config, const RunOptions& options);
+int RunCommand(const config::Config& config, const RunOptions& options);
 
 // `nanobatch serve --config FILE`: the daemon (interface.md "serve"); `config` holds the file's
 // values, validated.

@@ -23,7 +23,7 @@ std::optional<config::ApiKey> ResolveKeyAndTrust(const config::Config& config,
   return key;
 }
 
-int RunCommand(config::Config config, const RunOptions& options) {
+int RunCommand(const config::Config& config, const RunOptions& options) {
   util::InputErrors errors;
   // Everything is checked before anything is spent: the key, then the whole manifest, against
   // the journal of the output directory (whose lock this run holds from here on).

@@ -39,7 +39,7 @@ struct Planned {
 Planned Plan(const std::string& manifest_path, const journal::JournalState& state, int out_fd,
              PlanOptions options = {}) {
   Planned result;
-  JobPlanner planner(state, out_fd, options);
+  JobPlanner planner(state, out_fd, std::move(options));
   auto store = manifest::ItemStore::Open(
       manifest_path, {},
       [&](manifest::Item&& item, std::uint32_t index) {

@@ -177,7 +177,7 @@ TEST_CASE("webhooks: forged callbacks are refused (4xx) and change nothing") {
   ProcessResult get = testing::RunProcess(
       {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", base + std::string(32, 'b')});
   CHECK(get.out == "405");
-  CHECK(post(base + std::string(32, 'c'), std::string(100 * 1024, 'x')) == "413");
+  CHECK(post(base + std::string(32, 'c'), std::string(std::size_t{100} << 10, 'x')) == "413");
   CHECK(runner.Wait(std::chrono::seconds(60)) == 0);
   CHECK(job.Lines("metadata.jsonl").size() == 3);
   CHECK(Stat(api.Stats(), "submissions") == 3);

@@ -74,11 +74,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   bhttp::request_parser<bhttp::string_body> parser;
   parser.eager(true);
-  http::LimitRequest(parser, 64 * 1024);
+  http::LimitRequest(parser, std::uint64_t{64} << 10);
   fuzz::Feed(parser, input, piece);
   if (!parser.is_done()) return 0;  // the server closes such a connection without an answer
   const auto& request = parser.get();
-  FUZZ_CHECK(request.body().size() <= 64 * 1024);
+  FUZZ_CHECK(request.body().size() <= std::size_t{64} << 10);
   http::IncomingRequest incoming;
   incoming.method = std::string(request.method_string());
   incoming.target = std::string(request.target());

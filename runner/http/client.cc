@@ -30,7 +30,7 @@ using tcp = net::ip::tcp;
 using Stream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
-constexpr std::size_t kDownloadChunk = 64 * 1024;
+constexpr std::size_t kDownloadChunk = std::size_t{64} << 10;
 
 struct Connection {
   Connection(net::any_io_executor executor, ssl::context& tls) : stream(executor, tls) {}

@@ -48,7 +48,7 @@ std::string SubmitAndSettle(net::io_context& io, Client& client, const testing::
   const std::string created =
       std::get<Response>(RunOn(io, client.Fetch(submit, 10s, 1 << 20))).body;
   const auto id_start = created.find("taskId\":\"") + 9;
-  const std::string id = created.substr(id_start, created.find('"', id_start) - id_start);
+  std::string id = created.substr(id_start, created.find('"', id_start) - id_start);
   RunOn(io, client.Fetch(Get(api, "/v1/tasks/" + id), 10s, 1 << 20));
   return id;
 }

@@ -31,7 +31,7 @@ struct Server::Impl {
   Impl(net::any_io_executor executor, Handler handler, ServerOptions options)
       : executor(executor),
         handler(std::move(handler)),
-        options(options),
+        options(std::move(options)),
         acceptor(executor),
         sessions_done(executor) {}
 
@@ -101,7 +101,7 @@ struct Server::Impl {
 };
 
 Server::Server(net::any_io_executor executor, Handler handler, ServerOptions options)
-    : impl_(std::make_unique<Impl>(executor, std::move(handler), options)) {}
+    : impl_(std::make_unique<Impl>(executor, std::move(handler), std::move(options))) {}
 
 Server::~Server() = default;
 

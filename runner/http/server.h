@@ -37,7 +37,7 @@ struct Reply {
 };
 
 struct ServerOptions {
-  std::size_t max_body = 64 * 1024;
+  std::size_t max_body = std::size_t{64} << 10;
   // When set, the body cap of each request by its method and target (read from its header
   // first): serve takes manifests on POST /jobs and small callbacks everywhere else.
   std::function<std::size_t(std::string_view method, std::string_view target)> body_limit;

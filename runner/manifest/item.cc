@@ -150,13 +150,25 @@ std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Plac
     item.prompt = std::move(*raw.prompt);
   }
 
-  item.resolution = raw.resolution ? std::move(*raw.resolution) : defaults.resolution;
+  if (raw.resolution) {
+    item.resolution = std::move(*raw.resolution);
+  } else {
+    item.resolution = defaults.resolution;
+  }
   if (auto problem = CheckResolution(item.resolution)) fail("resolution", *problem);
 
-  item.aspect_ratio = raw.aspect_ratio ? std::move(*raw.aspect_ratio) : defaults.aspect_ratio;
+  if (raw.aspect_ratio) {
+    item.aspect_ratio = std::move(*raw.aspect_ratio);
+  } else {
+    item.aspect_ratio = defaults.aspect_ratio;
+  }
   if (auto problem = CheckAspectRatio(item.aspect_ratio)) fail("aspect_ratio", *problem);
 
-  item.output_format = raw.output_format ? std::move(*raw.output_format) : defaults.output_format;
+  if (raw.output_format) {
+    item.output_format = std::move(*raw.output_format);
+  } else {
+    item.output_format = defaults.output_format;
+  }
   if (auto problem = CheckOutputFormat(item.output_format)) fail("output_format", *problem);
 
   if (raw.image_urls) {

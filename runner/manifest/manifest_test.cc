@@ -25,7 +25,7 @@ struct Outcome {
   }
 };
 
-Outcome Read(const std::string& path, ItemDefaults defaults = {}) {
+Outcome Read(const std::string& path, const ItemDefaults& defaults = {}) {
   Outcome outcome;
   outcome.stats = ReadManifest(
       path, defaults, [&](Item&& item) { outcome.items.push_back(std::move(item)); },

@@ -40,7 +40,7 @@ using util::LogError;
 using util::LogInfo;
 using util::LogWarning;
 
-constexpr std::size_t kCallbackBodyLimit = 64 * 1024;
+constexpr std::size_t kCallbackBodyLimit = std::size_t{64} << 10;
 constexpr std::size_t kTokenFileLimit = 4096;
 
 enum class JobState { kQueued, kRunning, kWaiting, kDone, kFailed };

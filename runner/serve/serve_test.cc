@@ -185,7 +185,8 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   for (const auto& [name, ext, count] :
        {std::tuple{"alpha", "jsonl", 3}, std::tuple{"beta", "yaml", 2},
         std::tuple{"gamma", "jsonl", 4}}) {
-    CAPTURE(name);
+    const std::string job = name;  // (clang 14 cannot capture a structured binding)
+    CAPTURE(job);
     CHECK(Exists(dir.File(std::string("spool/done/") + name + "." + ext)));
     const json::object summary =
         json::parse(dir.Read(std::string("spool/done/") + name + ".summary.json")).as_object();
@@ -228,7 +229,8 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   CHECK(Http("GET", serve.Url("/jobs/..%2F..%2Fetc")).status == 404);
   CHECK(Http("GET", serve.Url("/jobs/nosuch")).status == 404);
   // Bodies are capped by route: manifests up to serve.max_manifest_bytes, callbacks 64 KiB.
-  CHECK(Http("POST", serve.Url("/hooks/x"), std::string(100 * 1024, 'x')).status == 413);
+  CHECK(Http("POST", serve.Url("/hooks/x"), std::string(std::size_t{100} << 10, 'x')).status ==
+        413);
   CHECK(Http("POST", serve.Url("/jobs?name=huge"), std::string(3000, 'x'), kToken).status == 413);
 
   // /metrics: valid for Prometheus's own checker, and its credits are the simulator's.

@@ -28,7 +28,7 @@ TempDir::~TempDir() {
 std::string TempDir::File(std::string_view name) const { return path_ + "/" + std::string(name); }
 
 std::string TempDir::Write(std::string_view name, std::string_view content) const {
-  const std::string file = File(name);
+  std::string file = File(name);
   std::ofstream out(file, std::ios::binary);
   out.write(content.data(), static_cast<std::streamsize>(content.size()));
   if (!out) throw std::runtime_error("cannot write " + file);

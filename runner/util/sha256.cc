@@ -45,10 +45,10 @@ std::string Sha256::FinishHex() {
   unsigned int length = 0;
   CheckOpenSsl(EVP_DigestFinal_ex(context_, digest, &length), "EVP_DigestFinal_ex");
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex(length * 2, '\0');
+  std::string hex(std::size_t{length} * 2, '\0');
   for (unsigned int i = 0; i < length; ++i) {
-    hex[2 * i] = kHex[digest[i] >> 4];
-    hex[2 * i + 1] = kHex[digest[i] & 0x0F];
+    hex[std::size_t{2} * i] = kHex[digest[i] >> 4];
+    hex[std::size_t{2} * i + 1] = kHex[digest[i] & 0x0F];
   }
   return hex;
 }

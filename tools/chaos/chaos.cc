@@ -61,7 +61,7 @@ ChaosReport RunChaos(const ChaosOptions& options) {
     cost += kPrices[i % 3];
   }
   // Room for the possible duplicates that kills can cause, and no more.
-  report.budget = cost + 36 * 4 * (options.kills + 1);
+  report.budget = cost + std::int64_t{36} * 4 * (options.kills + 1);
   const std::string manifest_path = work + "/manifest.jsonl";
   std::ofstream(manifest_path) << manifest;
   const std::string config = work + "/config.yaml";

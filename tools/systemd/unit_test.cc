@@ -38,7 +38,8 @@ TEST_CASE("systemd units: verify is clean and the exposure is at most 2.0") {
   // nanobatch@.service is checked as an instance (nanobatch@cats.service).
   for (const auto& [shipped, name] : {std::pair{"nanobatch.service", "nanobatch.service"},
                                       std::pair{"nanobatch@.service", "nanobatch@cats.service"}}) {
-    CAPTURE(name);
+    const std::string unit_name = name;  // (clang 14 cannot capture a structured binding)
+    CAPTURE(unit_name);
     // verify checks that ExecStart= exists: point it at the binary just built.
     std::string unit = Read(std::string("configs/") + shipped);
     REQUIRE_FALSE(unit.empty());
