@@ -171,8 +171,13 @@ const std::map<std::string, Setter>& KeyTable() {
       {"timeouts.connect_s", Number([](Config& c) -> double& { return c.timeouts.connect_s; })},
       {"timeouts.request_s", Number([](Config& c) -> double& { return c.timeouts.request_s; })},
       {"timeouts.download_s", Number([](Config& c) -> double& { return c.timeouts.download_s; })},
+      {"timeouts.download_stall_s",
+       Number([](Config& c) -> double& { return c.timeouts.download_stall_s; })},
       {"download.max_bytes", WholeNumber<std::uint64_t>(
                                  [](Config& c) -> std::uint64_t& { return c.download.max_bytes; })},
+      {"download.min_bytes_per_s", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
+         return c.download.min_bytes_per_s;
+       })},
       {"download.allowed_hosts", SetAllowedHosts},
       {"download.allowed_networks", SetAllowedNetworks},
       {"retry.max_attempts", WholeNumber<std::uint32_t>(
@@ -414,6 +419,8 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
   seconds("timeouts.connect_s", config.timeouts.connect_s, 600);
   seconds("timeouts.request_s", config.timeouts.request_s, kHour);
   seconds("timeouts.download_s", config.timeouts.download_s, kDay);
+  seconds("timeouts.download_stall_s", config.timeouts.download_stall_s, kHour);
+  whole("download.min_bytes_per_s", config.download.min_bytes_per_s, 0, 1ull << 30);
   whole("download.max_bytes", config.download.max_bytes, 1024, 1ull << 32);
   for (const std::string& host : config.download.allowed_hosts) {
     if (!http::ParseHostPort(host)) {

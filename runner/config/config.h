@@ -48,13 +48,17 @@ struct PollingConfig {
 };
 
 struct TimeoutsConfig {
-  double connect_s = 10.0;    // TCP connect and TLS handshake
-  double request_s = 30.0;    // one API request, write to last byte of the response
-  double download_s = 300.0;  // one image download
+  double connect_s = 10.0;         // TCP connect and TLS handshake
+  double request_s = 30.0;         // one API request, write to last byte of the response
+  double download_s = 300.0;       // one image download
+  double download_stall_s = 15.0;  // the longest a download may go without a byte
 };
 
 struct DownloadConfig {
   std::uint64_t max_bytes = 64ull << 20;  // per image; a larger body fails the download
+  // Once timeouts.download_stall_s into a body, its bytes must have come at least this fast on
+  // average (0: no minimum): a server trickling a byte a second is caught in seconds.
+  std::uint64_t min_bytes_per_s = 1024;
   std::vector<std::string> allowed_hosts = {"file.aivideoapi.ai"};
   // CIDR blocks of non-public addresses (loopback, private, link-local, ...) that an allowed
   // host may resolve to; public addresses need no entry (http::AddressPolicy).

@@ -30,6 +30,8 @@ Service::Service(net::any_io_executor executor, const config::Config& config,
               // bounds how many submits share one journal commit: 32 keeps group commits
               // large without many idle TLS connections.
               .max_connections_per_host = std::max<std::size_t>(32, config.limits.max_downloads),
+              .download_stall = ToDuration(config.timeouts.download_stall_s),
+              .download_min_bytes_per_s = config.download.min_bytes_per_s,
               .on_response = [this](bool is_post, const std::string& target,
                                     int status) { CountApiResponse(is_post, target, status); },
           }),

@@ -317,6 +317,22 @@ TEST_CASE("trust: a hostile wire on /v1 answers is retried or stopped on, never 
   }
 }
 
+TEST_CASE("trust: image bodies trickling a byte a second are cut off and fetched again") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--p-trickle", "0.3", "--seed", "5"}));
+  Job job(dir, api, Manifest(6),
+          "timeouts: {connect_s: 5, request_s: 10, download_s: 60, download_stall_s: 1}\n"
+          "retry: {max_attempts: 12, base_delay_s: 0.02, max_delay_s: 0.1}\n");
+  const auto start = std::chrono::steady_clock::now();
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(Stat(api.Stats(), "image_faults") >= 1);
+  CHECK(result.err.find("slower than download.min_bytes_per_s") != std::string::npos);
+  CHECK(job.Lines("metadata.jsonl").size() == 6);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(60));
+}
+
 TEST_CASE("trust: an image short of its end is never kept; the item fails with bad_image") {
   TempDir dir;
   FakeApiProcess api(dir, Fast({"--drop-image-tail", "50"}));

@@ -482,7 +482,8 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   message.set(bhttp::field::user_agent, std::string("nanobatch/") + kVersion);
   message.keep_alive(true);
   auto& tcp_layer = beast::get_lowest_layer(connection->stream);
-  tcp_layer.expires_after(timeout);  // one deadline for the whole download
+  const auto deadline = std::chrono::steady_clock::now() + timeout;  // for the whole download
+  tcp_layer.expires_at(deadline);
   auto [write_error, written] = co_await bhttp::async_write(connection->stream, message, kAsTuple);
   if (write_error) co_return Failure(write_error, "requesting " + endpoint.target, true);
 
@@ -497,20 +498,46 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   outcome.status = static_cast<int>(parser.get().result_int());
   if (outcome.status != 200) co_return outcome;  // the connection is dropped with its body
 
-  // The body, a chunk at a time, straight to the sink: never the whole image in memory.
+  // The body, a chunk at a time, straight to the sink: never the whole image in memory. Besides
+  // the total deadline, each read must bring a byte within download_stall, and once that long
+  // into the body the bytes must have come at download_min_bytes_per_s on average.
+  const Duration stall = impl.options.download_stall;
+  const std::uint64_t min_rate = impl.options.download_min_bytes_per_s;
+  const auto body_start = std::chrono::steady_clock::now();
   char chunk[kDownloadChunk];
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
+    tcp_layer.expires_at(std::min(deadline, std::chrono::steady_clock::now() + stall));
     auto [read_error, read] =
-        co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
+        co_await bhttp::async_read_some(connection->stream, buffer, parser, kAsTuple);
     if (read_error == bhttp::error::need_buffer) read_error = {};
+    const auto now = std::chrono::steady_clock::now();
+    if (read_error == beast::error::timeout && now < deadline) {
+      co_return Failure(
+          read_error,
+          "no byte of " + endpoint.target + " for " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(stall).count()) +
+              " s (timeouts.download_stall_s)",
+          true);
+    }
     if (read_error) co_return Failure(read_error, "reading the body of " + endpoint.target, true);
     const std::size_t got = sizeof chunk - parser.get().body().size;
     if (got > 0 && !sink.Write(chunk, got)) {
       co_return Failure(net::error::operation_aborted, "storing " + endpoint.target, true);
     }
     outcome.bytes += got;
+    const double seconds = std::chrono::duration<double>(now - body_start).count();
+    if (min_rate > 0 && now - body_start >= stall && !parser.is_done() &&
+        static_cast<double>(outcome.bytes) < static_cast<double>(min_rate) * seconds) {
+      co_return Failure(
+          beast::error::timeout,
+          endpoint.target + " came at " +
+              std::to_string(
+                  static_cast<std::uint64_t>(static_cast<double>(outcome.bytes) / seconds)) +
+              " bytes/s, slower than download.min_bytes_per_s (" + std::to_string(min_rate) + ")",
+          true);
+    }
   }
   impl.Return(pool, std::move(connection), parser.get().keep_alive());
   co_return outcome;

@@ -38,6 +38,11 @@ struct ClientOptions {
   // A kept-alive connection idle longer than this is closed instead of reused: servers drop idle
   // connections, and a POST sent on one already dropped would leave us unsure whether it arrived.
   Duration max_idle = std::chrono::seconds(10);
+  // A download fails when no byte arrives for `download_stall`, or when, once that long into the
+  // body, its bytes came slower than `download_min_bytes_per_s` on average (0: no minimum). A
+  // server trickling a byte a second is caught in seconds, not at the download's total deadline.
+  Duration download_stall = std::chrono::seconds(15);
+  std::uint64_t download_min_bytes_per_s = 1024;
   // Called after every Send (not downloads) with the request's method, its target and the
   // response's status, 0 when no response came: the service counts API requests with it.
   std::function<void(bool is_post, const std::string& target, int status)> on_response;

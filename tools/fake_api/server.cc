@@ -110,6 +110,18 @@ net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned
       }
       co_return keep_alive;
     }
+    case Delivery::kTrickle: {
+      // One byte a second: only a minimum rate (not a total deadline of minutes) catches it.
+      net::steady_timer timer(co_await net::this_coro::executor);
+      for (char byte : image.bytes) {
+        beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
+        auto [error, n] = co_await net::async_write(stream, net::buffer(&byte, 1), kAsTuple);
+        if (error) co_return false;
+        timer.expires_after(std::chrono::seconds(1));
+        co_await timer.async_wait(kAsTuple);
+      }
+      co_return keep_alive;
+    }
     case Delivery::kNormal: {
       auto [error, n] = co_await net::async_write(stream, net::buffer(image.bytes), kAsTuple);
       co_return !error && keep_alive;
@@ -403,7 +415,9 @@ int Main(int argc, char** argv) {
                  "probability of a URL on a host not allowed");
   app.add_option("--p-reset", options.p_reset, "probability an image download is reset");
   app.add_option("--p-truncate", options.p_truncate, "probability an image body is cut short");
-  app.add_option("--p-slow", options.p_slow, "probability an image body trickles");
+  app.add_option("--p-slow", options.p_slow, "probability an image body comes in slow pieces");
+  app.add_option("--p-trickle", options.p_trickle,
+                 "probability an image body comes one byte a second");
   app.add_option("--slow-ms", settings.slow_ms, "duration of a slow image body");
   app.add_option("--seed", options.seed, "random seed of the fault injection");
   app.add_flag("--log-requests", settings.log_requests, "one stderr line per request");

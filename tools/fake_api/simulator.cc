@@ -406,6 +406,8 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
     reply.delivery = Delivery::kTruncate;
   } else if (Chance(options_.p_slow)) {
     reply.delivery = Delivery::kSlow;
+  } else if (Chance(options_.p_trickle)) {
+    reply.delivery = Delivery::kTrickle;
   }
   if (reply.delivery != Delivery::kNormal) ++image_faults_;
   return reply;

@@ -57,7 +57,8 @@ struct Options {
   double p_foreign_host_url = 0;
   double p_reset = 0;     // image download: connection reset mid-body
   double p_truncate = 0;  // image download: body shorter than Content-Length
-  double p_slow = 0;      // image download: body trickles out
+  double p_slow = 0;      // image download: body comes in ten pieces over --slow-ms
+  double p_trickle = 0;   // image download: body comes one byte a second
   // Hostile answers (each still a real task, created and charged as the API would have):
   double p_bad_submit_body = 0;          // a 200 submit answer whose body is unusable, ...
   std::string bad_submit_body = "html";  // ... of this kind: html no-task-id invalid-utf8
@@ -89,7 +90,7 @@ struct Reply {
 };
 
 // How the server should send one image.
-enum class Delivery { kNormal, kReset, kTruncate, kSlow };
+enum class Delivery { kNormal, kReset, kTruncate, kSlow, kTrickle };
 
 struct ImageReply {
   int status = 200;  // 404 when there is no such image
