@@ -321,7 +321,7 @@ TEST_CASE("trust: image bodies trickling a byte a second are cut off and fetched
   TempDir dir;
   FakeApiProcess api(dir, Fast({"--p-trickle", "0.3", "--seed", "5"}));
   Job job(dir, api, Manifest(6),
-          "timeouts: {connect_s: 5, request_s: 10, download_s: 60, download_stall_s: 1}\n"
+          "timeouts: {connect_s: 5, request_s: 10, download_s: 60, download_stall_s: 2}\n"
           "retry: {max_attempts: 12, base_delay_s: 0.02, max_delay_s: 0.1}\n");
   const auto start = std::chrono::steady_clock::now();
   ProcessResult result = job.Run();

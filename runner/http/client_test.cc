@@ -149,6 +149,17 @@ TEST_CASE("http client: expired and wrong-host certificates are permanent failur
   }
 }
 
+TEST_CASE("http client: a server offering only TLS 1.1 is refused, permanently, saying so") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir, {"--tls-max", "1.1"});
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  Result<Response> result = RunOn(io, client.Fetch(Get(api, "/v1/credits"), 10s, 1 << 20));
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK(std::get<NetworkError>(result).permanent);
+  CHECK(std::get<NetworkError>(result).what.find("no TLS 1.2 or later") != std::string::npos);
+}
+
 TEST_CASE("http client: a stop signal ends a wait for a connection slot at once, unsent") {
   testing::TempDir dir;
   testing::FakeApiProcess api(dir);
@@ -295,7 +306,7 @@ TEST_CASE("http client: a download trickling a byte a second fails within the st
                               {"--p-trickle", "1", "--pending-ms", "0", "--processing-ms", "0"});
   net::io_context io;
   Client client(io.get_executor(),
-                {.ca_file = api.ca_file(), .download_stall = 1s, .download_min_bytes_per_s = 1024});
+                {.ca_file = api.ca_file(), .download_stall = 2s, .download_min_bytes_per_s = 1024});
   const std::string id = SubmitAndSettle(io, client, api, "x");
   StringSink sink;
   const auto start = std::chrono::steady_clock::now();

@@ -440,6 +440,8 @@ int Main(int argc, char** argv) {
                  "probability a task's callback is never sent");
   app.add_option("--p-callback-duplicate", options.p_callback_duplicate,
                  "probability a task's callback is sent twice");
+  std::string tls_max;
+  app.add_option("--tls-max", tls_max, "highest TLS version offered: 1.1 (an outdated server)");
   app.add_flag("--echo-authorization", settings.echo_authorization,
                "error messages quote the request's Authorization header (a key leak test)");
   if (const char* env_key = std::getenv("FAKE_API_KEY"); env_key != nullptr && *env_key) {
@@ -458,6 +460,13 @@ int Main(int argc, char** argv) {
   try {
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    if (tls_max == "1.1") {
+      // What an outdated server speaks; OpenSSL 3 offers TLS 1.1 only at security level 0.
+      tls.clear_options(ssl::context::no_tlsv1_1);
+      SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_1_VERSION);
+      SSL_CTX_set_max_proto_version(tls.native_handle(), TLS1_1_VERSION);
+      SSL_CTX_set_security_level(tls.native_handle(), 0);
+    }
     tls.use_certificate_chain_file(cert);
     tls.use_private_key_file(key, ssl::context::pem);
     api_acceptor = Bind(io, listen, port);
