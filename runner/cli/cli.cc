@@ -1,6 +1,8 @@
 // The command line of interface.md, parsed with CLI11. This file only parses and dispatches:
 // every setting lands in config::Config, so a flag and its config key behave the same.
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
@@ -122,6 +124,7 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
     return kExitBadInput;
   }
   UseLogSettings(config.log);
+  if (auto mask = config::UmaskOf(config)) ::umask(static_cast<mode_t>(*mask));
   return RunCommand(config, options);
 }
 
@@ -136,6 +139,7 @@ int StartServe(const std::string& config_path) {
     return kExitBadInput;
   }
   UseLogSettings(config.log);
+  if (auto mask = config::UmaskOf(config)) ::umask(static_cast<mode_t>(*mask));
   return ServeCommand(std::move(config), config_path);
 }
 

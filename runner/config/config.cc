@@ -153,6 +153,7 @@ const std::map<std::string, Setter>& KeyTable() {
       {"api.prices", SetPrices},
       {"manifest", String([](Config& c) -> std::string& { return c.manifest; })},
       {"out", String([](Config& c) -> std::string& { return c.out; })},
+      {"umask", String([](Config& c) -> std::string& { return c.umask; })},
       {"limits.rate", Number([](Config& c) -> double& { return c.limits.rate; })},
       {"limits.burst",
        WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& { return c.limits.burst; })},
@@ -310,6 +311,18 @@ void ValidateCallbacks(const CallbacksConfig& callbacks, Report& report, bool se
 
 }  // namespace
 
+std::optional<unsigned> UmaskOf(const Config& config) {
+  const std::string& text = config.umask;
+  if (text.empty() || text.size() > 4) return std::nullopt;
+  unsigned value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '7') return std::nullopt;
+    value = value * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 0777) return std::nullopt;
+  return value;
+}
+
 bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors) {
   std::string text, error;
   if (!util::ReadInputFile(path, kMaxConfigBytes, text, error)) {
@@ -422,6 +435,9 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
   seconds("timeouts.download_stall_s", config.timeouts.download_stall_s, kHour);
   whole("download.min_bytes_per_s", config.download.min_bytes_per_s, 0, 1ull << 30);
   whole("download.max_bytes", config.download.max_bytes, 1024, 1ull << 32);
+  if (!config.umask.empty() && !UmaskOf(config)) {
+    report("umask", "\"" + config.umask + "\" is not an octal umask such as 022 or 0027");
+  }
   for (const std::string& host : config.download.allowed_hosts) {
     if (!http::ParseHostPort(host)) {
       report("download.allowed_hosts",

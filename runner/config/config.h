@@ -114,6 +114,10 @@ struct Config {
   ApiConfig api;
   std::string manifest;
   std::string out;
+  // The process umask while running, in octal ("022", "0027"); empty: the one inherited. It
+  // narrows what published files are created with (images 0644 under 022, 0664 under 002);
+  // state files are 0600 whatever it is.
+  std::string umask;
   LimitsConfig limits;
   PollingConfig polling;
   TimeoutsConfig timeouts;
@@ -137,6 +141,8 @@ struct Config {
 // or parsed at all (missing, unreadable with the errno, not a regular file, larger than 1 MiB,
 // not YAML): the caller stops there rather than report what follows from an empty config.
 bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& errors);
+// The config's umask as a number, or nullopt when it sets none (or ValidateConfig refused it).
+std::optional<unsigned> UmaskOf(const Config& config);
 // LoadConfigFile on text already read (`path` names it in errors).
 bool LoadConfigText(const std::string& path, const std::string& text, Config& config,
                     util::InputErrors& errors);

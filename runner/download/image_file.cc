@@ -39,7 +39,8 @@ std::string FileSha256(const std::string& path) {
 }
 
 ImageFile::ImageFile(const fs::OutputDir& dir) : dir_(dir), temp_name_(NextTempName()) {
-  fd_ = fs::OpenFileAt(dir_.tmp_fd(), temp_name_, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  fd_ = fs::OpenFileAt(dir_.tmp_fd(), temp_name_, O_WRONLY | O_CREAT | O_EXCL,
+                       fs::kPublishedFileMode);
   if (fd_ < 0) {
     error_ = "cannot create " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(errno);
   }

@@ -433,7 +433,8 @@ void Job::Report(int exit_code) {
   std::string error;
   report_ = report;
   if (!fs::WriteFileAtomically(journal_.dir().fd(), "report.json",
-                               boost::json::serialize(report) + "\n", error)) {
+                               boost::json::serialize(report) + "\n", fs::kPublishedFileMode,
+                               error)) {
     LogWarning("cannot write report.json: " + error);
   }
   std::ostringstream line;

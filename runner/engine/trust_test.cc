@@ -333,6 +333,43 @@ TEST_CASE("trust: image bodies trickling a byte a second are cut off and fetched
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(60));
 }
 
+TEST_CASE("trust: published files follow the umask, state stays the owner's alone") {
+  struct Case {
+    const char* umask;
+    stdfs::perms published;
+  };
+  using P = stdfs::perms;
+  for (const Case& c :
+       {Case{"0022", P::owner_read | P::owner_write | P::group_read | P::others_read},
+        Case{"002",
+             P::owner_read | P::owner_write | P::group_read | P::group_write | P::others_read},
+        Case{"0077", P::owner_read | P::owner_write}}) {
+    const std::string umask = c.umask;
+    CAPTURE(umask);
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({}));
+    Job job(dir, api, Manifest(2), "umask: \"" + umask + "\"\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    REQUIRE(result.exit_code == 0);
+    auto mode = [&](const std::string& name) {
+      return stdfs::status(job.out + "/" + name).permissions() & P::all;
+    };
+    CHECK(mode("t0.jpg") == c.published);
+    CHECK(mode("t1.png") == c.published);
+    CHECK(mode("metadata.jsonl") == c.published);
+    CHECK(mode(".nanobatch/journal.log") == (P::owner_read | P::owner_write));
+    CHECK(mode(".nanobatch") == P::owner_all);
+  }
+  // Not an octal umask: a config error naming the key.
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({}));
+  Job job(dir, api, Manifest(1), "umask: \"0999\"\n");
+  ProcessResult bad = job.Run();
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("umask: \"0999\" is not an octal umask") != std::string::npos);
+}
+
 TEST_CASE("trust: an image short of its end is never kept; the item fails with bad_image") {
   TempDir dir;
   FakeApiProcess api(dir, Fast({"--drop-image-tail", "50"}));

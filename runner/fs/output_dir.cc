@@ -64,9 +64,9 @@ bool SyncDirectory(int dir, std::string& error) {
   return false;
 }
 
-bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes,
+bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes, mode_t mode,
                          std::string& error) {
-  AtomicFileWriter out(dir, name, 0644);
+  AtomicFileWriter out(dir, name, mode);
   out.Write(bytes);
   return out.Commit(error);
 }

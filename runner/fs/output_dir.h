@@ -13,7 +13,7 @@
 //   std::string error;
 //   auto dir = OutputDir::Open("out", /*create=*/true, error);
 //   int fd = OpenFileAt(dir->tmp_fd(), "dl-1.part", O_WRONLY | O_CREAT | O_TRUNC);
-//   WriteFileAtomically(dir->fd(), "metadata.jsonl", text, error);
+//   WriteFileAtomically(dir->fd(), "metadata.jsonl", text, kPublishedFileMode, error);
 
 #include <fcntl.h>
 #include <sys/types.h>
@@ -62,14 +62,21 @@ class OutputDir {
 // and no NUL. Every name built from an item id or read back from the journal is checked.
 bool IsPlainName(std::string_view name);
 
+// The modes files are created with (the process umask narrows both). What a run publishes
+// (images, metadata.jsonl, failed.jsonl, report.json) leaves the rest to the umask: 0644 under
+// the usual 022, group-writable under 002 (config `umask`, systemd's UMask=). State (the journal,
+// serve's credits and uploads) is the owner's alone whatever the umask.
+inline constexpr mode_t kPublishedFileMode = 0666;
+inline constexpr mode_t kPrivateFileMode = 0600;
+
 // openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode), refusing names that are not plain.
-int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode = 0644);
+int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode = kPrivateFileMode);
 
 // fsync of a directory, so that a rename or a new file in it survives a power cut.
 bool SyncDirectory(int dir, std::string& error);
 
 // Writes `bytes` to `<name>.tmp` in `dir`, fsyncs, renames over `name`, fsyncs `dir`.
-bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes,
+bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes, mode_t mode,
                          std::string& error);
 
 // The same, streamed: a file of any size is written through a fixed buffer (a million-line

@@ -69,11 +69,11 @@ TEST_CASE("output dir: files are written through links, never: the link is repla
   REQUIRE(out);
   stdfs::create_symlink(victim, dir.File("out/metadata.jsonl"));
   stdfs::create_symlink(victim, dir.File("out/failed.jsonl.tmp"));
-  REQUIRE(WriteFileAtomically(out->fd(), "metadata.jsonl", "new\n", error));
+  REQUIRE(WriteFileAtomically(out->fd(), "metadata.jsonl", "new\n", kPublishedFileMode, error));
   CHECK_FALSE(stdfs::is_symlink(dir.File("out/metadata.jsonl")));
   CHECK(dir.Read("out/metadata.jsonl") == "new\n");
   // A link with the temporary's name makes the write fail rather than follow it.
-  CHECK_FALSE(WriteFileAtomically(out->fd(), "failed.jsonl", "x", error));
+  CHECK_FALSE(WriteFileAtomically(out->fd(), "failed.jsonl", "x", kPublishedFileMode, error));
   CHECK(dir.Read("victim.txt") == "precious");
   CHECK(OpenFileAt(out->fd(), "../escape", O_WRONLY | O_CREAT) < 0);
   CHECK_FALSE(IsPlainName(".."));

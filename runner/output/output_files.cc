@@ -69,8 +69,8 @@ std::string OutputFiles::FailureLine(const proto::ItemSnapshot& item) {
 
 bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error) {
   // Streamed: a million finished items make a file of hundreds of megabytes, never a string.
-  fs::AtomicFileWriter metadata(dir_.fd(), "metadata.jsonl", 0644);
-  fs::AtomicFileWriter failed(dir_.fd(), "failed.jsonl", 0644);
+  fs::AtomicFileWriter metadata(dir_.fd(), "metadata.jsonl", fs::kPublishedFileMode);
+  fs::AtomicFileWriter failed(dir_.fd(), "failed.jsonl", fs::kPublishedFileMode);
   state.ForEachItem([&](const proto::ItemSnapshot& item) {
     if (item.phase() == proto::ItemSnapshot::GAVE_UP) failed.Write(FailureLine(item));
     if (item.phase() == proto::ItemSnapshot::DONE) {

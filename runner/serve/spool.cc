@@ -222,7 +222,10 @@ bool Spool::Finish(const std::string& name, const std::string& manifest_path, bo
                    const std::string& summary_json, std::string& error) {
   const int dest = done ? done_.get() : failed_.get();
   const char* dest_name = done ? "done" : "failed";
-  if (!fs::WriteFileAtomically(dest, name + ".summary.json", summary_json, error)) return false;
+  if (!fs::WriteFileAtomically(dest, name + ".summary.json", summary_json, fs::kPublishedFileMode,
+                               error)) {
+    return false;
+  }
   // The other directory's summary of an earlier end of the same name is stale now.
   ::unlinkat(done ? failed_.get() : done_.get(), (name + ".summary.json").c_str(), 0);
   const std::string file = manifest_path.substr(manifest_path.rfind('/') + 1);  // manifest.EXT
@@ -245,7 +248,8 @@ bool Spool::Finish(const std::string& name, const std::string& manifest_path, bo
 std::optional<std::string> Spool::StageUpload(const std::string& name, std::string_view body,
                                               std::string& error) {
   const std::string staged = "." + name + ".upload.jsonl";
-  if (!fs::WriteFileAtomically(inbox_.get(), staged, std::string(body), error)) {
+  if (!fs::WriteFileAtomically(inbox_.get(), staged, std::string(body), fs::kPrivateFileMode,
+                               error)) {
     return std::nullopt;
   }
   return path_ + "/inbox/" + staged;
@@ -312,7 +316,7 @@ bool Spool::RecordFinishedCredits(const std::string& name, std::uint64_t credits
   for (const auto& [job, spent] : finished_credits_) jobs[job] = spent;
   return fs::WriteFileAtomically(state_.get(), "credits.json",
                                  boost::json::serialize(boost::json::object{{"jobs", jobs}}) + "\n",
-                                 error);
+                                 fs::kPrivateFileMode, error);
 }
 
 }  // namespace nanobatch::serve

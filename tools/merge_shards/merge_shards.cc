@@ -155,7 +155,8 @@ int main(int argc, char** argv) {
   }
   const int dir = ::open(out.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   std::string error;
-  if (dir < 0 || !nanobatch::fs::WriteFileAtomically(dir, "metadata.jsonl", metadata, error)) {
+  if (dir < 0 || !nanobatch::fs::WriteFileAtomically(dir, "metadata.jsonl", metadata,
+                                                     nanobatch::fs::kPublishedFileMode, error)) {
     std::cerr << "merge_shards: cannot write " << merged_metadata << ": " << error << "\n";
     return 1;
   }
