@@ -117,29 +117,23 @@ std::optional<std::string> SetPrices(const YAML::Node& node, Config& config) {
   return std::nullopt;
 }
 
-std::optional<std::string> SetAllowedHosts(const YAML::Node& node, Config& config) {
-  if (!node.IsSequence())
-    return "must be a list of host names, not " + std::string(util::YamlKindName(node));
-  std::vector<std::string> hosts;
-  for (const auto& host : node) {
-    if (!host.IsScalar()) return std::string("every entry must be a host name");
-    hosts.push_back(host.Scalar());
-  }
-  config.download.allowed_hosts = std::move(hosts);
-  return std::nullopt;
-}
-
-std::optional<std::string> SetAllowedNetworks(const YAML::Node& node, Config& config) {
-  if (!node.IsSequence())
-    return "must be a list of CIDR blocks (such as 10.0.0.0/8), not " +
-           std::string(util::YamlKindName(node));
-  std::vector<std::string> networks;
-  for (const auto& network : node) {
-    if (!network.IsScalar()) return std::string("every entry must be a CIDR block");
-    networks.push_back(network.Scalar());
-  }
-  config.download.allowed_networks = std::move(networks);
-  return std::nullopt;
+// A list of strings, each validated later (ValidateConfig); `entries` and `entry` name them in
+// messages.
+Setter StringList(std::vector<std::string>& (*field)(Config&), std::string entries,
+                  std::string entry) {
+  return [field, entries, entry](const YAML::Node& node,
+                                 Config& config) -> std::optional<std::string> {
+    if (!node.IsSequence()) {
+      return "must be a list of " + entries + ", not " + std::string(util::YamlKindName(node));
+    }
+    std::vector<std::string> values;
+    for (const auto& value : node) {
+      if (!value.IsScalar()) return "every entry must be a " + entry;
+      values.push_back(value.Scalar());
+    }
+    field(config) = std::move(values);
+    return std::nullopt;
+  };
 }
 
 // Every key the config file may hold, by its dotted path. A mapping in the file whose path is a
@@ -179,8 +173,13 @@ const std::map<std::string, Setter>& KeyTable() {
       {"download.min_bytes_per_s", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
          return c.download.min_bytes_per_s;
        })},
-      {"download.allowed_hosts", SetAllowedHosts},
-      {"download.allowed_networks", SetAllowedNetworks},
+      {"download.allowed_hosts",
+       StringList([](Config& c) -> std::vector<std::string>& { return c.download.allowed_hosts; },
+                  "host names", "host name")},
+      {"download.allowed_networks",
+       StringList(
+           [](Config& c) -> std::vector<std::string>& { return c.download.allowed_networks; },
+           "CIDR blocks (such as 10.0.0.0/8)", "CIDR block")},
       {"retry.max_attempts", WholeNumber<std::uint32_t>(
                                  [](Config& c) -> std::uint32_t& { return c.retry.max_attempts; })},
       {"retry.base_delay_s", Number([](Config& c) -> double& { return c.retry.base_delay_s; })},

@@ -4,36 +4,16 @@
 
 #include <boost/asio.hpp>
 
+#include "runner/engine/idle_watcher.h"
+
 namespace nanobatch::engine {
 namespace {
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
-// A watcher whose polls would go to an address nobody listens on, an hour away: in these tests
-// every verdict comes from a callback, and a test that needed a poll would hang (and fail by
-// its bound), not pass.
-struct Fixture {
-  net::io_context io{1};
-  http::Client client{io.get_executor(), {}};
-  RateLimiter limiter{io.get_executor(), 100, 10};
-  util::StopSignal halt{io.get_executor()};
-  std::vector<std::string> stops;
-  TaskWatcher watcher{
-      io.get_executor(),
-      client,
-      limiter,
-      halt,
-      [](http::Request::Method method, std::string target) {
-        http::Request request;
-        request.method = method;
-        request.endpoint = *http::ParseUrl("https://127.0.0.1:9");
-        request.endpoint.target = std::move(target);
-        return request;
-      },
-      TaskWatcherOptions{.first_poll = Seconds(3600), .callback_safety_poll = Seconds(3600)},
-      [this](StopReason, const std::string& detail) { stops.push_back(detail); }};
-
+// Every verdict comes from a callback (IdleWatcher: polls go nowhere, an hour away).
+struct Fixture : IdleWatcher {
   // Runs the loop until `done` or 5 s pass (every loop in a test is bounded).
   void RunUntil(const bool& done) {
     for (int i = 0; i < 500 && !done; ++i) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string_view>
 
+#include "runner/engine/idle_watcher.h"
 #include "runner/engine/task_watcher.h"
 #include "runner/fuzz/feed.h"
 #include "runner/fuzz/fuzz_check.h"
@@ -27,27 +28,7 @@ constexpr std::string_view kBound = "0123456789abcdef0123456789abcdef";
 constexpr std::string_view kUnbound = "fedcba9876543210fedcba9876543210";
 
 // One watcher for the whole run (as in `run`), its polls aimed an hour away at nobody.
-struct Receiver {
-  net::io_context io{1};
-  http::Client client{io.get_executor(), {}};
-  engine::RateLimiter limiter{io.get_executor(), 100, 10};
-  util::StopSignal halt{io.get_executor()};
-  engine::TaskWatcher watcher{
-      io.get_executor(),
-      client,
-      limiter,
-      halt,
-      [](http::Request::Method method, std::string target) {
-        http::Request request;
-        request.method = method;
-        request.endpoint = *http::ParseUrl("https://127.0.0.1:9");
-        request.endpoint.target = std::move(target);
-        return request;
-      },
-      engine::TaskWatcherOptions{.first_poll = engine::Seconds(3600),
-                                 .callback_safety_poll = engine::Seconds(3600)},
-      [](engine::StopReason, const std::string&) {}};
-};
+using Receiver = engine::IdleWatcher;
 
 // A fresh receiver per input would be slow; the tokens are re-armed instead.
 Receiver& TheReceiver() {
