@@ -5,7 +5,9 @@
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
 #      (--config=asan; skip with NANOBATCH_SKIP_SANITIZERS=1 for a quick local run);
 #   3. a smoke run of every fuzz target (tools/fuzz.sh --smoke: 5 s each, clang + libFuzzer),
-#      each counted as one test case.
+#      each counted as one test case;
+#   4. clang-tidy (tools/tidy.sh --changed: the files not recorded clean in tools/tidy.clean),
+#      counted as one test case.
 # Exits non-zero on any failure, including a test target that did not build or did not report.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +67,14 @@ if [ "${NANOBATCH_SKIP_SANITIZERS:-0}" != 1 ]; then
     passed=$((passed + $(echo "$fuzz" | sed -E 's/fuzz: ([0-9]+) passed.*/\1/')))
     failed=$((failed + $(echo "$fuzz" | sed -E 's/.* ([0-9]+) failed/\1/')))
   fi
+fi
+
+echo "== test.sh: clang-tidy" >&2
+if tools/tidy.sh --changed </dev/null; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  status=1
 fi
 
 echo "$passed passed, $failed failed"

@@ -119,8 +119,8 @@ std::optional<std::string> SetPrices(const YAML::Node& node, Config& config) {
 
 // A list of strings, each validated later (ValidateConfig); `entries` and `entry` name them in
 // messages.
-Setter StringList(std::vector<std::string>& (*field)(Config&), std::string entries,
-                  std::string entry) {
+Setter StringList(std::vector<std::string>& (*field)(Config&), const std::string& entries,
+                  const std::string& entry) {
   return [field, entries, entry](const YAML::Node& node,
                                  Config& config) -> std::optional<std::string> {
     if (!node.IsSequence()) {

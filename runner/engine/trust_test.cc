@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -298,9 +299,20 @@ TEST_CASE("trust: a hostile wire on /v1 answers is retried or stopped on, never 
             "retry: {max_attempts: 12, base_delay_s: 0.02, max_delay_s: 0.1}\n"
             "timeouts: {connect_s: 5, request_s: 2, download_s: 20}\n"
             "limits: {budget_credits: 400}\n");
+    // Everything in the test's directory but the output directory, before and after.
+    auto outside = [&] {
+      std::set<std::string> paths;
+      for (const auto& entry : stdfs::recursive_directory_iterator(dir.path())) {
+        const std::string path = entry.path().string();
+        if (path.rfind(job.out, 0) != 0) paths.insert(path);
+      }
+      return paths;
+    };
+    const std::set<std::string> before = outside();
     ProcessResult result = job.Run();
     INFO(result.err);
     CHECK(result.exit_code == c.exit_code);
+    CHECK(outside() == before);  // nothing written outside the output directory
     const json::object stats = api.Stats();
     CHECK(Stat(stats, "wire_faults") >= 1);
     CHECK(Stat(stats, "credits_charged") <= 400);
