@@ -282,19 +282,23 @@ TEST_CASE("trust: a hostile wire on /v1 answers is retried or stopped on, never 
   // in front of the API, so it is sent for every request, none handled.
   struct Case {
     const char* kind;
-    const char* probability;
+    const char* probability;  // or "every N": every Nth answer exactly
     int exit_code;
   };
   for (const Case& c :
        {Case{"hang", "0.2", 0}, Case{"trickle", "0.2", 0}, Case{"huge-headers", "0.2", 0},
         Case{"huge-body", "0.2", 0}, Case{"length-long", "0.2", 0}, Case{"length-short", "0.2", 0},
         Case{"bad-chunked", "0.2", 0}, Case{"no-keepalive", "1", 0}, Case{"reset", "0.2", 0},
-        Case{"redirect", "1", 5}}) {
+        Case{"reset", "every 4", 0}, Case{"redirect", "1", 5}}) {
     const std::string kind = c.kind;
     CAPTURE(kind);
     TempDir dir;
-    FakeApiProcess api(
-        dir, Fast({"--wire-fault", c.kind, "--p-wire-fault", c.probability, "--seed", "3"}));
+    const std::string probability = c.probability;
+    CAPTURE(probability);
+    const bool every = probability.rfind("every ", 0) == 0;
+    FakeApiProcess api(dir, Fast({"--wire-fault", c.kind, "--seed", "3",
+                                  every ? "--wire-fault-every" : "--p-wire-fault",
+                                  every ? probability.substr(6) : probability}));
     Job job(dir, api, Manifest(6),
             "retry: {max_attempts: 12, base_delay_s: 0.02, max_delay_s: 0.1}\n"
             "timeouts: {connect_s: 5, request_s: 2, download_s: 20}\n"

@@ -225,6 +225,7 @@ struct Client::Impl {
       allowed.push_back(entry.endpoint());
     }
     if (allowed.empty()) {
+      if (refusal.empty()) refusal = "it resolved to no address";
       NetworkError error = Failure(net::error::access_denied,
                                    "not connecting to " + endpoint.host + ": " + refusal, false);
       error.refused_by_policy = true;

@@ -429,6 +429,8 @@ int Main(int argc, char** argv) {
                  "probability a poll is answered 200 with an HTML page");
   app.add_option("--p-wire-fault", options.p_wire_fault,
                  "probability a /v1 answer (handled and charged first) goes out broken");
+  app.add_option("--wire-fault-every", options.wire_fault_every,
+                 "instead: every Nth /v1 answer goes out broken");
   app.add_option("--wire-fault", options.wire_fault,
                  "its kind: hang trickle huge-headers huge-body length-long length-short "
                  "bad-chunked redirect no-keepalive reset");

@@ -56,7 +56,12 @@ bool Simulator::Chance(double probability) {
 }
 
 bool Simulator::DrawWireFault() {
-  if (options_.wire_fault.empty() || !Chance(options_.p_wire_fault)) return false;
+  if (options_.wire_fault.empty()) return false;
+  ++wire_fault_draws_;
+  const bool broken = options_.wire_fault_every > 0
+                          ? wire_fault_draws_ % options_.wire_fault_every == 0
+                          : Chance(options_.p_wire_fault);
+  if (!broken) return false;
   ++wire_faults_;
   return true;
 }

@@ -69,6 +69,7 @@ struct Options {
   // probability, of this kind: hang trickle huge-headers huge-body length-long length-short
   // bad-chunked redirect no-keepalive reset (the server shell sends them; see server.cc).
   double p_wire_fault = 0;
+  std::size_t wire_fault_every = 0;  // or every Nth /v1 answer exactly (0: by probability)
   std::string wire_fault;
   // Webhooks: a task submitted with a callback_url is POSTed there this long after it ends ...
   double callback_delay_ms = 0;
@@ -198,6 +199,7 @@ class Simulator {
   std::uint64_t image_faults_ = 0;
   std::uint64_t bad_submit_bodies_ = 0;
   std::uint64_t wire_faults_ = 0;
+  std::uint64_t wire_fault_draws_ = 0;
   std::uint64_t refused_402_ = 0;
   std::uint64_t injected_garbage_ = 0;
   std::uint64_t callbacks_sent_ = 0;

@@ -60,6 +60,26 @@ TEST_CASE("simulator: a task goes pending -> processing -> completed, credits pr
   CHECK(sim.balance() == start - 24);  // completed: spent for good
 }
 
+TEST_CASE("simulator: wire faults come by probability, or every Nth answer exactly") {
+  Options none = Fast();
+  Simulator quiet(none);
+  for (int i = 0; i < 20; ++i) CHECK_FALSE(quiet.DrawWireFault());  // no kind: never
+
+  Options every = Fast();
+  every.wire_fault = "reset";
+  every.wire_fault_every = 3;
+  Simulator third(every);
+  std::string drawn;
+  for (int i = 0; i < 9; ++i) drawn += third.DrawWireFault() ? 'x' : '.';
+  CHECK(drawn == "..x..x..x");
+
+  Options always = Fast();
+  always.wire_fault = "hang";
+  always.p_wire_fault = 1;
+  Simulator all(always);
+  for (int i = 0; i < 5; ++i) CHECK(all.DrawWireFault());
+}
+
 TEST_CASE("simulator: a failed task reports upstream_error and its credits come back") {
   Options options = Fast();
   options.p_task_fail = 1;
