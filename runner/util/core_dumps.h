@@ -15,5 +15,8 @@ namespace nanobatch::util {
 
 // False (and `why`) when either step failed; the process goes on either way.
 bool DisableCoreDumps(std::string* why);
+// Whether DisableCoreDumps marks the process not dumpable (not in sanitizer builds, whose leak
+// checker needs to ptrace the process at exit).
+bool MarksNotDumpable();
 
 }  // namespace nanobatch::util
