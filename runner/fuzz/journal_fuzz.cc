@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
@@ -144,6 +146,11 @@ const std::string& OutputDirectory() {
     const char* made = ::mkdtemp(pattern);
     FUZZ_CHECK(made != nullptr);
     auto* path = new std::string(made);
+    // Removed at exit: the replay test runs this in the regular suite.
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(*out, ignored);
+    });
     std::string error;
     // A real run creates the layout; its journal is then replaced by the input.
     FUZZ_CHECK(journal::Journal::Open(*path, {}, error) != nullptr);

@@ -149,7 +149,7 @@ std::optional<Network> Network::Parse(std::string_view text, std::string* why) {
       return fail("has a prefix length that is not 0 to " + std::to_string(bits));
     }
   }
-  if (base.is_v6() && (base.to_v6().is_v4_mapped() || Unwrap(base) != base)) {
+  if (Unwrap(base) != base) {  // ::ffff:a.b.c.d or 64:ff9b::a.b.c.d
     return fail("is an IPv6 form of an IPv4 address; write the IPv4 block (such as 10.0.0.0/8)");
   }
   // Host bits set ("10.1.2.3/8") is most likely a typo for a narrower block: refused, not guessed.
