@@ -10,13 +10,15 @@ Everything talks TLS on loopback to tools/fake_api (the project's simulator): th
 Figures are medians of --runs runs; ratios compare figures taken in the same invocation (this
 machine is noisy: only ratios from one run carry). Prints a table, or JSON with --json.
 
-Sections (--only picks some): cpu (with syncs and throughput), slow_disk, rate, connections,
+Sections (--only picks some): cpu (with syncs and throughput), cpu_tmpfs (the same on tmpfs, and the cost of
+file creation on the work disk), slow_disk, rate, connections,
 download, memory, validate, journal.
 """
 import argparse
 import json
 import random
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -134,10 +136,10 @@ def nanobatch_env(delay_ms=0, counts=None):
 
 
 def run_nanobatch(work, sim, tasks, tag, rate=10000, burst=1000, in_flight=500, delay_ms=0,
-                  stop_after=None, on_start=None, first_poll_s=0.05, resolution="1K"):
+                  stop_after=None, on_start=None, first_poll_s=0.05, resolution="1K", out_root=None):
     manifest = f"{work}/{tag}.jsonl"
     write_manifest(manifest, tasks, tag, resolution)
-    out = f"{work}/out-{tag}"
+    out = f"{out_root or work}/out-{tag}"
     shutil.rmtree(out, ignore_errors=True)
     with open(f"{work}/{tag}.yaml", "w") as config:
         config.write(f"polling: {{first_poll_s: {first_poll_s}, max_interval_s: 1}}\n"
@@ -164,10 +166,10 @@ def count_lines(path):
         return sum(1 for _ in f)
 
 
-def run_aiohttp(work, sim, tasks, tag, resolution="1K"):
+def run_aiohttp(work, sim, tasks, tag, resolution="1K", out_root=None):
     manifest = f"{work}/{tag}.jsonl"
     write_manifest(manifest, tasks, tag, resolution)
-    out = f"{work}/out-{tag}"
+    out = f"{out_root or work}/out-{tag}"
     shutil.rmtree(out, ignore_errors=True)
     result = measured([BASELINE_PYTHON, f"{BASELINES}/aiohttp_runner.py", "--manifest", manifest,
                        "--out", out, "--base-url", sim.base_url, "--ca-file",
@@ -264,6 +266,70 @@ def cpu_section(work, args, scale, label, with_floor, noise=0):
         rows.append((f"  image size ({label})", f"{image_bytes / 1000:.0f}", "KB", "", ""))
         rows.append((f"  floor: AES-GCM + SHA-256 of those bytes", f"{floor:.3f}",
                      "CPU s/1000", "", ""))
+    return rows, data
+
+
+def file_creation_floor(directory, count, size):
+    """Kernel CPU seconds per 1000 files for what every runner does per image on this disk:
+    create, write `size` bytes, fsync, rename (this process's sys time; no network, no TLS)."""
+    os.makedirs(directory, exist_ok=True)
+    payload = os.urandom(size)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    for i in range(count):
+        temporary = os.path.join(directory, f".{i}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, payload)
+        os.fsync(fd)
+        os.close(fd)
+        os.rename(temporary, os.path.join(directory, f"{i}.png"))
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) * 1000 / count
+
+
+def cpu_tmpfs_section(work, args):
+    """The small-image CPU comparison again with both runners' outputs on tmpfs, and what file
+    creation alone costs on the work directory's disk: separates the engine from the filesystem
+    (on this machine's journal-less ext4, creating an inode scans recently deleted ones)."""
+    rows, data = [], {}
+    shm = "/dev/shm"
+    if not os.path.isdir(shm):
+        return [("CPU with outputs on tmpfs", "skipped: no /dev/shm", "", "", "")], {}
+    root = tempfile.mkdtemp(prefix="nanobatch-bench.", dir=shm)
+    try:
+        samples = {"nanobatch": [], "aiohttp": []}
+        for run in range(args.runs):
+            sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=args.small_scale)
+            samples["nanobatch"].append(run_nanobatch(work, sim, args.tasks, f"nbshm{run}-",
+                                                      out_root=root))
+            sim.stop()
+            sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=args.small_scale)
+            samples["aiohttp"].append(run_aiohttp(work, sim, args.tasks, f"pyshm{run}-",
+                                                  out_root=root))
+            sim.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    for name, results in samples.items():
+        log(f"  {name} (small, tmpfs): " + "; ".join(
+            f"{r['done']} done, user {r['user']:.2f} sys {r['sys']:.2f}" for r in results))
+        for field in ("user", "sys"):
+            data[f"{name}_{field}"] = median([per_1000(r, field) for r in results])
+        data[f"{name}_total"] = data[f"{name}_user"] + data[f"{name}_sys"]
+    nb_total, py_total = data["nanobatch_total"], data["aiohttp_total"]
+    rows.append(("CPU s/1000 tasks, small images, outputs on tmpfs: nanobatch",
+                 f"{nb_total:.3f} ({data['nanobatch_user']:.3f}+{data['nanobatch_sys']:.3f})",
+                 "CPU s", "", ""))
+    rows.append(("CPU s/1000 tasks, small images, outputs on tmpfs: aiohttp",
+                 f"{py_total:.3f} ({data['aiohttp_user']:.3f}+{data['aiohttp_sys']:.3f})",
+                 "CPU s", "", ""))
+    rows.append(("  aiohttp / nanobatch, total CPU (tmpfs)", f"{py_total / nb_total:.2f}x", "",
+                 ">= 4x", verdict(py_total / nb_total >= 4)))
+    rows.append(("  aiohttp / nanobatch, user CPU (tmpfs)",
+                 f"{data['aiohttp_user'] / data['nanobatch_user']:.2f}x", "", ">= 10x",
+                 verdict(data['aiohttp_user'] / data['nanobatch_user'] >= 10)))
+    floor = file_creation_floor(f"{work}/files-floor", args.tasks, 2048)
+    shutil.rmtree(f"{work}/files-floor", ignore_errors=True)
+    data["disk_file_floor_sys_per_1000"] = floor
+    rows.append(("Kernel CPU to create+write+fsync+rename 1000 files on the work disk",
+                 f"{floor:.3f}", "CPU s", "", ""))
     return rows, data
 
 
@@ -490,6 +556,7 @@ def verdict(ok):
 
 
 SECTIONS = {
+    "cpu_tmpfs": cpu_tmpfs_section,
     "slow_disk": slow_disk_section,
     "rate": rate_section,
     "connections": connections_section,
