@@ -70,6 +70,7 @@ void Recorder::AppendIntent(const ItemRun& run, const std::string& callback_toke
   intent->set_output_format(run.item.output_format);
   for (const std::string& url : run.item.image_urls) intent->add_image_urls(url);
   intent->set_callback_token(callback_token);
+  intent->set_meta_json(run.item.meta_json);
   Append(std::move(record));
 }
 

@@ -275,6 +275,7 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       item.set_attempt(intent.attempt());
       item.set_credits(intent.credits());
       item.set_callback_token(intent.callback_token());
+      item.set_meta_json(intent.meta_json());
       item.clear_task_id();
       item.clear_urls();
       item.clear_images();

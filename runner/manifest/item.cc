@@ -11,15 +11,16 @@
 namespace nanobatch::manifest {
 namespace {
 
-constexpr std::array<std::string_view, 6> kItemKeys = {
-    "id", "prompt", "resolution", "aspect_ratio", "output_format", "image_urls"};
+constexpr std::array<std::string_view, 7> kItemKeys = {
+    "id", "prompt", "resolution", "aspect_ratio", "output_format", "image_urls", "meta"};
 
 static_assert(kItemKeys[static_cast<std::size_t>(ItemKey::kId)] == "id" &&
               kItemKeys[static_cast<std::size_t>(ItemKey::kPrompt)] == "prompt" &&
               kItemKeys[static_cast<std::size_t>(ItemKey::kResolution)] == "resolution" &&
               kItemKeys[static_cast<std::size_t>(ItemKey::kAspectRatio)] == "aspect_ratio" &&
               kItemKeys[static_cast<std::size_t>(ItemKey::kOutputFormat)] == "output_format" &&
-              kItemKeys[static_cast<std::size_t>(ItemKey::kImageUrls)] == "image_urls");
+              kItemKeys[static_cast<std::size_t>(ItemKey::kImageUrls)] == "image_urls" &&
+              kItemKeys[static_cast<std::size_t>(ItemKey::kMeta)] == "meta");
 
 constexpr std::size_t kMaxIdLength = 128;
 
@@ -56,6 +57,9 @@ int ItemKeyIndex(std::string_view key) {
   switch (key.size()) {
     case 2:
       candidate = ItemKey::kId;
+      break;
+    case 4:
+      candidate = ItemKey::kMeta;
       break;
     case 6:
       candidate = ItemKey::kPrompt;
@@ -183,6 +187,8 @@ std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Plac
     }
     item.image_urls = std::move(*raw.image_urls);
   }
+
+  item.meta_json = std::move(raw.meta_json);
 
   if (raw.id) {
     if (auto problem = CheckId(*raw.id)) fail("id", *problem);

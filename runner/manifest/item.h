@@ -36,6 +36,9 @@ struct Item {
   std::string aspect_ratio;
   std::string output_format;
   std::vector<std::string> image_urls;
+  // The item's own columns (MetaColumns: a JSON object text, or empty): never sent to the API,
+  // not part of ContentHash; written to metadata.jsonl beside the image.
+  std::string meta_json;
   int line = 0;  // where the item starts in its manifest, for later messages
   // Where a JSONL item's line is in its file (bytes), so it can be read again on demand instead
   // of being held in memory; source_length is 0 for YAML items.
@@ -52,6 +55,7 @@ struct RawItem {
   std::optional<std::string> aspect_ratio;
   std::optional<std::string> output_format;
   std::optional<std::vector<std::string>> image_urls;
+  std::string meta_json;  // built and checked by the reader (MetaColumns)
   // The reader already checked that every string is well-formed UTF-8 (simdjson does, for the
   // whole line); YAML's reader does not.
   bool utf8_checked = false;
@@ -67,7 +71,7 @@ struct Place {
 // paid for).
 bool IsItemKey(std::string_view key);
 // The item keys, in the order ItemKeyIndex numbers them.
-enum class ItemKey { kId, kPrompt, kResolution, kAspectRatio, kOutputFormat, kImageUrls };
+enum class ItemKey { kId, kPrompt, kResolution, kAspectRatio, kOutputFormat, kImageUrls, kMeta };
 // The key's position among the item keys (stable, below 32), or -1 for an unknown key.
 int ItemKeyIndex(std::string_view key);
 std::string ItemKeysForMessage();

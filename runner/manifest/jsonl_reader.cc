@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "runner/manifest/manifest.h"
+#include "runner/manifest/meta_columns.h"
 #include "runner/util/input_file.h"
 
 namespace nanobatch::manifest {
@@ -106,6 +107,9 @@ class LineParser {
         case ItemKey::kImageUrls:
           ReadStringArray(field.value, std::string(key), raw.image_urls);
           continue;
+        case ItemKey::kMeta:
+          ReadMeta(field.value, raw.meta_json);
+          continue;
         case ItemKey::kId:
           target = &raw.id;
           break;
@@ -151,6 +155,45 @@ class LineParser {
       return std::nullopt;
     }
     return std::string(text);
+  }
+
+  // `"meta": {"label": "cat", "split": "train", "score": 0.5}`: the item's own columns.
+  void ReadMeta(simdjson::dom::element value, std::string& target) {
+    simdjson::dom::object object;
+    if (value.get_object().get(object)) {
+      Fail("meta", "must be an object of columns, not " + std::string(TypeName(value.type())));
+      return;
+    }
+    MetaColumns meta;
+    for (const simdjson::dom::key_value_pair& column : object) {
+      const std::string_view name = column.key;
+      std::optional<std::string> problem;
+      switch (column.value.type()) {
+        case simdjson::dom::element_type::STRING:
+          problem = meta.AddString(name, column.value.get_string().value_unsafe());
+          break;
+        case simdjson::dom::element_type::INT64:
+          problem = meta.AddInteger(name, column.value.get_int64().value_unsafe());
+          break;
+        case simdjson::dom::element_type::UINT64:
+          problem = meta.AddUnsigned(name, column.value.get_uint64().value_unsafe());
+          break;
+        case simdjson::dom::element_type::DOUBLE:
+          problem = meta.AddDouble(name, column.value.get_double().value_unsafe());
+          break;
+        case simdjson::dom::element_type::BOOL:
+          problem = meta.AddBool(name, column.value.get_bool().value_unsafe());
+          break;
+        case simdjson::dom::element_type::NULL_VALUE:
+          problem = meta.AddNull(name);
+          break;
+        default:
+          problem = "must be a string, number, boolean or null, not " +
+                    std::string(TypeName(column.value.type()));
+      }
+      if (problem) Fail("meta." + std::string(name), *problem);
+    }
+    target = meta.Take();
   }
 
   void ReadStringArray(simdjson::dom::element value, const std::string& field,

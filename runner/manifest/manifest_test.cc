@@ -459,5 +459,156 @@ TEST_CASE("name claims: ids and the extra names of X-k share one index without c
   CHECK_FALSE(claims.Check("sky-16").has_value());
 }
 
+TEST_CASE("meta: extra columns from JSONL and YAML, never part of what is paid for") {
+  testing::TempDir dir;
+  Outcome jsonl = Read(dir.Write(
+      "m.jsonl",
+      "{\"prompt\":\"a cat\",\"meta\":{\"label\":\"cat\",\"split\":\"train\",\"score\":1}}\n"
+      "{\"prompt\":\"a cat\",\"meta\":{\"label\":\"cat\",\"prompt\":\"x\",\"deep\":[1]}}\n"
+      "{\"prompt\":\"a dog\",\"meta\":\"label\"}\n"));
+  CHECK(jsonl.ErrorText() ==
+        dir.path() +
+            "/m.jsonl:2: meta.prompt: \"prompt\" is a column nanobatch writes itself; "
+            "choose another name\n" +
+            dir.path() +
+            "/m.jsonl:2: meta.deep: must be a string, number, boolean or null, not an array\n" +
+            dir.path() + "/m.jsonl:3: meta: must be an object of columns, not a string\n");
+  REQUIRE(jsonl.items.size() == 1);
+  CHECK(jsonl.items[0].meta_json == "{\"label\":\"cat\",\"split\":\"train\",\"score\":1}");
+
+  Outcome yaml = Read(dir.Write("m.yaml",
+                                "- prompt: a cat\n"
+                                "  meta: {label: cat, split: train, score: 1, quoted: \"1\"}\n"
+                                "- prompt: a dog\n"
+                                "  meta:\n"
+                                "    label: [dog]\n"));
+  CHECK(yaml.ErrorText() ==
+        dir.path() +
+            "/m.yaml:5: meta.label: must be a string, number, boolean or null, not a "
+            "list\n");
+  REQUIRE(yaml.items.size() == 1);
+  CHECK(yaml.items[0].meta_json ==
+        "{\"label\":\"cat\",\"split\":\"train\",\"score\":1,\"quoted\":\"1\"}");
+  // Same payload, same derived id and content hash: the columns are not sent.
+  CHECK(yaml.items[0].id == jsonl.items[0].id);
+  CHECK(ContentHash(yaml.items[0]) == ContentHash(jsonl.items[0]));
+}
+
+TEST_CASE("yaml: repeat makes N items with stable ids, with or without an id") {
+  testing::TempDir dir;
+  Outcome outcome = Read(dir.Write("m.yaml",
+                                   "- {id: cat, prompt: a cat, repeat: 3}\n"
+                                   "- {prompt: a dog, repeat: 2, meta: {label: dog}}\n"
+                                   "- {prompt: a cow, repeat: 0}\n"
+                                   "- {prompt: a cow, repeat: x}\n"));
+  CHECK(outcome.ErrorText() ==
+        dir.path() + "/m.yaml:3: repeat: must be a whole number from 1 to 10000, not \"0\"\n" +
+            dir.path() + "/m.yaml:4: repeat: must be a whole number from 1 to 10000, not \"x\"\n");
+  REQUIRE(outcome.items.size() == 5);
+  CHECK(outcome.items[0].id == "cat.r1");
+  CHECK(outcome.items[2].id == "cat.r3");
+  CHECK(outcome.items[2].prompt == "a cat");
+  Item dog;
+  dog.prompt = "a dog";
+  dog.resolution = "1K";
+  dog.aspect_ratio = "auto";
+  dog.output_format = "jpg";
+  CHECK(outcome.items[3].id == DeriveId(dog) + ".r1");
+  CHECK(outcome.items[4].id == DeriveId(dog) + ".r2");
+  CHECK(outcome.items[4].meta_json == "{\"label\":\"dog\"}");
+  CHECK(outcome.stats.items == 5);
+}
+
+TEST_CASE("yaml: a matrix expands its template over every axis, item-key axes set the key") {
+  testing::TempDir dir;
+  Outcome outcome = Read(dir.Write("m.yaml",
+                                   "defaults: {resolution: 2K}\n"
+                                   "items:\n"
+                                   "  - id: pets\n"
+                                   "    prompt: \"{subject} in the style of {style}\"\n"
+                                   "    matrix:\n"
+                                   "      subject: [cat, dog]\n"
+                                   "      style: [watercolor, \"pixel art\"]\n"
+                                   "      aspect_ratio: [\"1:1\", \"16:9\"]\n"
+                                   "    meta: {split: train}\n"));
+  CHECK(outcome.ErrorText() == "");
+  REQUIRE(outcome.items.size() == 8);
+  const Item& first = outcome.items[0];
+  CHECK(first.id == "pets.cat.watercolor.1x1");
+  CHECK(first.prompt == "cat in the style of watercolor");
+  CHECK(first.aspect_ratio == "1:1");
+  CHECK(first.resolution == "2K");
+  CHECK(first.meta_json == "{\"split\":\"train\",\"subject\":\"cat\",\"style\":\"watercolor\"}");
+  CHECK(outcome.items[1].id == "pets.cat.watercolor.16x9");
+  CHECK(outcome.items[1].aspect_ratio == "16:9");
+  const Item& pixel = outcome.items[2];
+  CHECK(pixel.prompt == "cat in the style of pixel art");
+  CHECK(pixel.id.rfind("pets.cat.pixel_art_", 0) == 0);
+  CHECK(pixel.id.size() == std::string("pets.cat.pixel_art_123456.1x1").size());
+  CHECK(outcome.items[7].id.rfind("pets.dog.pixel_art_", 0) == 0);
+
+  // Stable: the same entry elsewhere in another file expands to the same ids.
+  Outcome again = Read(dir.Write("n.yaml",
+                                 "- {prompt: unrelated}\n"
+                                 "- id: pets\n"
+                                 "  resolution: 2K\n"
+                                 "  prompt: \"{subject} in the style of {style}\"\n"
+                                 "  matrix: {subject: [dog, cat], style: [\"pixel art\"],\n"
+                                 "           aspect_ratio: [\"16:9\"]}\n"));
+  REQUIRE(again.items.size() == 3);
+  CHECK(again.items[2].id == outcome.items[3].id);  // cat, pixel art, 16:9
+}
+
+TEST_CASE("yaml: matrix mistakes are errors on their line, nothing expanded") {
+  testing::TempDir dir;
+  Outcome outcome = Read(dir.Write("m.yaml",
+                                   "- prompt: \"{subject} in {stlye}\"\n"               // 1
+                                   "  matrix: {subject: [a], style: [b]}\n"             // 2
+                                   "- prompt: \"{subject}\"\n"                          // 3
+                                   "  matrix:\n"                                        // 4
+                                   "    subject: []\n"                                  // 5
+                                   "    resolution: [1K, 3K]\n"                         // 6
+                                   "    id: [x]\n"                                      // 7
+                                   "- prompt: \"{subject}\"\n"                          // 8
+                                   "  matrix: {subject: [a, b], style: [c]}\n"          // 9
+                                   "- prompt: \"{a}{b}\"\n"                             // 10
+                                   "  resolution: 2K\n"                                 // 11
+                                   "  matrix: {a: [x], b: [y], resolution: [1K]}\n"));  // 12
+  const std::string p = dir.path() + "/m.yaml:";
+  CHECK(outcome.ErrorText() ==
+        p + "1: prompt: {stlye} names no axis of the matrix (axes: subject style)\n" + p +
+            "5: matrix.subject: must be a non-empty list of values, not an empty list\n" + p +
+            "6: matrix.resolution[1]: \"3K\" is not one of 1K 2K 4K\n" + p +
+            "7: matrix.id: an axis may set resolution, aspect_ratio or output_format, not id\n" +
+            p +
+            "8: prompt: does not use the axis {style}: its items would be identical (use "
+            "repeat: for variations)\n" +
+            p + "12: matrix.resolution: the item sets resolution too; set it in one place\n");
+  CHECK(outcome.items.empty());
+}
+
+TEST_CASE("yaml: a matrix with repeat, without an id; validate counts every expanded item") {
+  testing::TempDir dir;
+  Outcome outcome = Read(dir.Write("m.yaml",
+                                   "- prompt: \"a {animal}\"\n"
+                                   "  matrix: {animal: [cat, dog, cow]}\n"
+                                   "  repeat: 2\n"));
+  CHECK(outcome.ErrorText() == "");
+  REQUIRE(outcome.items.size() == 6);
+  CHECK(outcome.stats.items == 6);
+  CHECK(outcome.items[0].id.rfind("item-", 0) == 0);
+  CHECK(outcome.items[0].id.substr(outcome.items[0].id.size() - 7) == ".cat.r1");
+  CHECK(outcome.items[5].id.substr(outcome.items[5].id.size() - 7) == ".cow.r2");
+  CHECK(outcome.items[5].prompt == "a cow");
+  Outcome huge = Read(dir.Write("h.yaml",
+                                "- prompt: \"{a}{b}\"\n"
+                                "  repeat: 10000\n"
+                                "  matrix: {a: [1, 2, 3], b: [4, 5, 6, 7]}\n"));
+  CHECK(huge.ErrorText() ==
+        dir.path() +
+            "/h.yaml:1: matrix: expands to more than 100000 items; split it, or use a "
+            "JSONL manifest\n");
+}
+
 }  // namespace
 }  // namespace nanobatch::manifest

@@ -8,13 +8,23 @@
 #include <vector>
 
 #include "runner/manifest/manifest.h"
+#include "runner/manifest/meta_columns.h"
+#include "runner/manifest/prompt_template.h"
 #include "runner/util/input_file.h"
+#include "runner/util/sha256.h"
 #include "runner/util/yaml_names.h"
 
 namespace nanobatch::manifest {
 namespace {
 
 int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
+
+// Bounds of one entry's expansion: a hand-written YAML file should not turn into millions of
+// paid items by a slip of the keyboard (large batches belong in JSONL).
+constexpr unsigned kMaxRepeat = 10000;
+constexpr std::uint64_t kMaxExpandedItems = 100000;
+// One mistake in a template repeats in every item it makes: a few are enough to show it.
+constexpr std::size_t kMaxExpansionErrors = 10;
 
 class YamlItemReader {
  public:
@@ -72,6 +82,54 @@ class YamlItemReader {
     return ok;
   }
 
+  // `meta:`: the item's own columns (MetaColumns).
+  bool ReadMeta(const YAML::Node& node, MetaColumns& meta) {
+    if (!node.IsMap()) {
+      Fail(LineOf(node), "meta",
+           "must be a mapping of columns, not " + std::string(util::YamlKindName(node)));
+      return false;
+    }
+    bool ok = true;
+    for (const auto& column : node) {
+      const std::string name = column.first.IsScalar() ? column.first.Scalar() : "";
+      const YAML::Node& value = column.second;
+      std::optional<std::string> problem;
+      if (!column.first.IsScalar()) {
+        problem = "a column name must be a string";
+      } else if (value.IsNull()) {
+        problem = meta.AddNull(name);
+      } else if (!value.IsScalar()) {
+        problem = "must be a string, number, boolean or null, not " +
+                  std::string(util::YamlKindName(value));
+      } else {
+        // yaml-cpp tags a quoted scalar "!" and a plain one "?".
+        problem = meta.AddYamlScalar(name, value.Scalar(), value.Tag() == "!");
+      }
+      if (problem) {
+        Fail(LineOf(column.first), "meta." + name, *problem);
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  // `repeat: N`: N items from this one, ids suffixed .r1 .. .rN.
+  std::optional<unsigned> ReadRepeat(const YAML::Node& value) {
+    const std::optional<std::string> text = ReadScalar(value, "repeat");
+    if (!text) return std::nullopt;
+    unsigned count = 0;
+    bool digits = !text->empty() && text->size() <= 6;
+    for (char c : *text) digits = digits && c >= '0' && c <= '9';
+    if (digits) count = static_cast<unsigned>(std::stoul(*text));
+    if (!digits || count < 1 || count > kMaxRepeat) {
+      Fail(LineOf(value), "repeat",
+           "must be a whole number from 1 to " + std::to_string(kMaxRepeat) + ", not \"" + *text +
+               "\"");
+      return std::nullopt;
+    }
+    return count;
+  }
+
   void ReadItem(const YAML::Node& node, const ItemDefaults& defaults, const ItemSink& sink,
                 std::size_t& items) {
     const int line = LineOf(node);
@@ -80,6 +138,10 @@ class YamlItemReader {
       return;
     }
     RawItem raw;
+    MetaColumns meta;
+    std::optional<unsigned> repeat;
+    YAML::Node matrix;
+    int prompt_line = line;
     bool ok = true;
     std::vector<std::string> seen_keys;
     for (const auto& entry : node) {
@@ -90,8 +152,9 @@ class YamlItemReader {
         continue;
       }
       const std::string key = entry.first.Scalar();
-      if (!IsItemKey(key)) {
-        Fail(key_line, key, "unknown key (allowed: " + ItemKeysForMessage() + ")");
+      const bool expansion_key = key == "repeat" || key == "matrix";
+      if (!IsItemKey(key) && !expansion_key) {
+        Fail(key_line, key, "unknown key (allowed: " + ItemKeysForMessage() + " matrix repeat)");
         ok = false;
         continue;
       }
@@ -103,6 +166,25 @@ class YamlItemReader {
       }
       seen_keys.push_back(key);
       const YAML::Node& value = entry.second;
+      if (key == "repeat") {
+        repeat = ReadRepeat(value);
+        ok = ok && repeat.has_value();
+        continue;
+      }
+      if (key == "matrix") {
+        if (!value.IsMap() || value.size() == 0) {
+          Fail(LineOf(value), key,
+               "must be a mapping of axes to lists of values, not " +
+                   std::string(util::YamlKindName(value)));
+          ok = false;
+        }
+        matrix = value;
+        continue;
+      }
+      if (key == "meta") {
+        ok = ReadMeta(value, meta) && ok;
+        continue;
+      }
       if (key == "image_urls") {
         if (!value.IsSequence()) {
           Fail(LineOf(value), key,
@@ -126,6 +208,7 @@ class YamlItemReader {
         ok = false;
         continue;
       }
+      if (key == "prompt") prompt_line = LineOf(value);
       std::optional<std::string>& target = key == "id"             ? raw.id
                                            : key == "prompt"       ? raw.prompt
                                            : key == "resolution"   ? raw.resolution
@@ -134,13 +217,236 @@ class YamlItemReader {
       target = std::move(text);
     }
     if (!ok) return;
-    if (auto item = ValidateItem(std::move(raw), defaults, {path_, line}, errors_)) {
-      ++items;
-      sink(std::move(*item));
+    if (!matrix && !repeat) {
+      raw.meta_json = meta.Take();
+      if (auto item = ValidateItem(std::move(raw), defaults, {path_, line}, errors_)) {
+        ++items;
+        sink(std::move(*item));
+      }
+      return;
     }
+    Expand(std::move(raw), meta, matrix, repeat.value_or(0), line, prompt_line, defaults, sink,
+           items);
   }
 
  private:
+  struct Axis {
+    std::string name;
+    std::optional<ItemKey> key;  // an axis named like an item key sets that key
+    std::vector<std::string> values;
+  };
+
+  // The matrix's axes, checked: names, values, and that each is used (in the prompt, or as an
+  // item key); nullopt after reporting every problem.
+  std::optional<std::vector<Axis>> ReadAxes(const YAML::Node& matrix, const RawItem& raw,
+                                            const MetaColumns& meta) {
+    std::vector<Axis> axes;
+    bool ok = true;
+    for (const auto& entry : matrix) {
+      const int axis_line = LineOf(entry.first);
+      Axis axis;
+      axis.name = entry.first.IsScalar() ? entry.first.Scalar() : "";
+      const std::string field = "matrix." + axis.name;
+      const int index = ItemKeyIndex(axis.name);
+      if (index >= 0) {
+        const auto key = static_cast<ItemKey>(index);
+        const bool settable = key == ItemKey::kResolution || key == ItemKey::kAspectRatio ||
+                              key == ItemKey::kOutputFormat;
+        const bool also_set = (key == ItemKey::kResolution && raw.resolution) ||
+                              (key == ItemKey::kAspectRatio && raw.aspect_ratio) ||
+                              (key == ItemKey::kOutputFormat && raw.output_format);
+        if (!settable) {
+          Fail(axis_line, field,
+               "an axis may set resolution, aspect_ratio or output_format, not " + axis.name);
+          ok = false;
+          continue;
+        }
+        if (also_set) {
+          Fail(axis_line, field, "the item sets " + axis.name + " too; set it in one place");
+          ok = false;
+          continue;
+        }
+        axis.key = key;
+      } else {
+        // A placeholder axis also becomes a column of metadata.jsonl: its name must be one.
+        MetaColumns probe = meta;
+        if (auto problem = probe.AddString(axis.name, "")) {
+          Fail(axis_line, field, "as a column: " + *problem);
+          ok = false;
+          continue;
+        }
+      }
+      const YAML::Node& values = entry.second;
+      if (!values.IsSequence() || values.size() == 0) {
+        Fail(LineOf(values), field,
+             "must be a non-empty list of values, not " +
+                 std::string(values.IsSequence() ? "an empty list" : util::YamlKindName(values)));
+        ok = false;
+        continue;
+      }
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        const std::string value_field = field + "[" + std::to_string(i) + "]";
+        auto value = ReadScalar(values[i], value_field);
+        if (!value) {
+          ok = false;
+          continue;
+        }
+        std::optional<std::string> problem;
+        if (axis.key == ItemKey::kResolution) problem = CheckResolution(*value);
+        if (axis.key == ItemKey::kAspectRatio) problem = CheckAspectRatio(*value);
+        if (axis.key == ItemKey::kOutputFormat) problem = CheckOutputFormat(*value);
+        for (const std::string& earlier : axis.values) {
+          if (earlier == *value) problem = "\"" + *value + "\" is listed twice";
+        }
+        if (problem) {
+          Fail(LineOf(values[i]), value_field, *problem);
+          ok = false;
+          continue;
+        }
+        axis.values.push_back(std::move(*value));
+      }
+      axes.push_back(std::move(axis));
+    }
+    if (!ok) return std::nullopt;
+    return axes;
+  }
+
+  // `matrix:` and/or `repeat:`: one item per combination of axis values (the last axis varying
+  // fastest), each `repeat` times. Ids: the item's id (or the id derived from its template and
+  // fixed parameters), then `.<value>` per axis, then `.r<k>`: stable whatever else the file
+  // holds, and readable in file names.
+  void Expand(RawItem raw, const MetaColumns& meta, const YAML::Node& matrix, unsigned repeat,
+              int line, int prompt_line, const ItemDefaults& defaults, const ItemSink& sink,
+              std::size_t& items) {
+    std::vector<Axis> axes;
+    if (matrix) {
+      auto read = ReadAxes(matrix, raw, meta);
+      if (!read) return;
+      axes = std::move(*read);
+    }
+    std::optional<PromptTemplate> prompt_template;
+    if (matrix) {
+      if (!raw.prompt) {
+        Fail(line, "prompt", "is required (the matrix's template)");
+        return;
+      }
+      std::vector<std::string> names;
+      for (const Axis& axis : axes) names.push_back(axis.name);
+      std::string problem;
+      prompt_template = PromptTemplate::Parse(*raw.prompt, names, problem);
+      if (!prompt_template) {
+        Fail(prompt_line, "prompt", problem);
+        return;
+      }
+      bool used = true;
+      for (std::size_t a = 0; a < axes.size(); ++a) {
+        if (!axes[a].key && !prompt_template->Uses(a)) {
+          Fail(prompt_line, "prompt",
+               "does not use the axis {" + axes[a].name +
+                   "}: its items would be identical (use repeat: for variations)");
+          used = false;
+        }
+      }
+      if (!used) return;
+    }
+    std::uint64_t count = std::max(repeat, 1u);
+    for (const Axis& axis : axes) {
+      count *= axis.values.size();
+      if (count > kMaxExpandedItems) {
+        Fail(line, matrix ? "matrix" : "repeat",
+             "expands to more than " + std::to_string(kMaxExpandedItems) +
+                 " items; split it, or use a JSONL manifest");
+        return;
+      }
+    }
+    // The base of every id: the item's own, or the one derived from the item as written.
+    std::string base;
+    if (raw.id) {
+      if (auto problem = CheckId(*raw.id)) {
+        Fail(line, "id", *problem);
+        return;
+      }
+      base = *raw.id;
+    } else {
+      RawItem as_written = raw;
+      as_written.meta_json.clear();
+      util::InputErrors quiet;
+      auto item = ValidateItem(std::move(as_written), defaults, {path_, line}, quiet);
+      if (!item) {
+        // Report the item's own problems once, not once per expansion.
+        ValidateItem(std::move(raw), defaults, {path_, line}, errors_);
+        return;
+      }
+      base = item->id;
+    }
+
+    const std::size_t errors_before = errors_.total();
+    std::vector<std::size_t> at(axes.size(), 0);
+    std::vector<std::string_view> values(axes.size());
+    while (true) {
+      MetaColumns columns = meta;
+      std::string id = base;
+      RawItem expanded = raw;
+      for (std::size_t a = 0; a < axes.size(); ++a) {
+        const std::string& value = axes[a].values[at[a]];
+        values[a] = value;
+        id += '.';
+        id += IdPart(value, axes[a].key == ItemKey::kAspectRatio);
+        if (axes[a].key == ItemKey::kResolution) expanded.resolution = value;
+        if (axes[a].key == ItemKey::kAspectRatio) expanded.aspect_ratio = value;
+        if (axes[a].key == ItemKey::kOutputFormat) expanded.output_format = value;
+        if (!axes[a].key) (void)columns.AddString(axes[a].name, value);  // checked in ReadAxes
+      }
+      if (prompt_template) expanded.prompt = prompt_template->Render(values);
+      expanded.meta_json = columns.Take();
+      for (unsigned k = 1; k <= std::max(repeat, 1u); ++k) {
+        RawItem one = k == std::max(repeat, 1u) ? std::move(expanded) : expanded;
+        one.id = repeat > 0 ? id + ".r" + std::to_string(k) : id;
+        if (auto item = ValidateItem(std::move(one), defaults, {path_, line}, errors_)) {
+          ++items;
+          sink(std::move(*item));
+        }
+        if (errors_.total() - errors_before >= kMaxExpansionErrors) {
+          Fail(line, matrix ? "matrix" : "repeat",
+               "stopped expanding this entry after " + std::to_string(kMaxExpansionErrors) +
+                   " errors in its items");
+          return;
+        }
+      }
+      // The next combination: the last axis fastest.
+      std::size_t a = axes.size();
+      while (a > 0 && ++at[a - 1] == axes[a - 1].values.size()) at[--a] = 0;
+      if (a == 0) return;
+    }
+  }
+
+  // An axis value as part of an id: as written when it is a plain name of at most 32 of
+  // [A-Za-z0-9_-]; otherwise its characters outside that set become '_' (':' in an aspect ratio
+  // becomes 'x': 16x9), cut to 24, followed by 6 hex digits of its SHA-256 so that two values
+  // never share a part.
+  static std::string IdPart(const std::string& value, bool aspect_ratio) {
+    auto plain = [](char c) {
+      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
+    };
+    bool as_is = !value.empty() && value.size() <= 32;
+    for (char c : value) as_is = as_is && plain(c);
+    if (as_is) return value;
+    if (aspect_ratio) {
+      std::string part = value;
+      for (char& c : part) c = c == ':' ? 'x' : c;  // valid ratios are digits and one ':'
+      return part;
+    }
+    std::string part;
+    for (char c : value) {
+      if (part.size() >= 24) break;
+      const char mapped = plain(c) ? c : '_';
+      if (mapped == '_' && !part.empty() && part.back() == '_') continue;
+      part += mapped;
+    }
+    return part + "_" + util::Sha256::HexOf(value).substr(0, 6);
+  }
+
   const std::string& path_;
   util::InputErrors& errors_;
 };

@@ -23,6 +23,23 @@ bool AppendLine(int fd, const std::string& line) {
 
 }  // namespace
 
+namespace {
+
+// The item's own columns (manifest `meta:`) after nanobatch's: a column of the same name as one
+// of ours (only an old or damaged journal could hold one) never replaces ours, and text that is
+// not a JSON object adds nothing.
+void AddMetaColumns(const proto::ItemSnapshot& item, json::object& line) {
+  if (item.meta_json().empty()) return;
+  boost::system::error_code error;
+  json::value meta = json::parse(item.meta_json(), error);
+  if (error || !meta.is_object()) return;
+  for (auto& [name, value] : meta.as_object()) {
+    if (!line.contains(name)) line.emplace(name, std::move(value));
+  }
+}
+
+}  // namespace
+
 OutputFiles::OutputFiles(const fs::OutputDir& dir) : dir_(dir) {}
 
 OutputFiles::~OutputFiles() {
@@ -51,6 +68,7 @@ std::string OutputFiles::MetadataLine(const proto::ItemSnapshot& item,
     for (const auto& url : item.image_urls()) urls.emplace_back(url);
     line["image_urls"] = std::move(urls);
   }
+  AddMetaColumns(item, line);
   return json::serialize(line) + "\n";
 }
 
@@ -64,6 +82,7 @@ std::string OutputFiles::FailureLine(const proto::ItemSnapshot& item) {
       {"task_id", item.task_id()},
       {"prompt", item.prompt()},
   };
+  AddMetaColumns(item, line);
   return json::serialize(line) + "\n";
 }
 

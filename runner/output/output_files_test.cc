@@ -38,5 +38,21 @@ TEST_CASE("output files: the end of a run without working appends rewrites them 
   CHECK(dir.Read("metadata.jsonl").find("\"file_name\":\"a.png\"") != std::string::npos);
 }
 
+TEST_CASE("output files: an item's own columns follow nanobatch's, never replacing one") {
+  proto::ItemSnapshot item;
+  item.set_item_id("cat");
+  item.set_prompt("a cat");
+  item.set_meta_json("{\"label\":\"cat\",\"score\":0.5,\"prompt\":\"forged\"}");
+  proto::Downloaded image;
+  image.set_file_name("cat.png");
+  const std::string line = OutputFiles::MetadataLine(item, image);
+  CHECK(line.find("\"prompt\":\"a cat\"") != std::string::npos);
+  CHECK(line.find("forged") == std::string::npos);
+  CHECK(line.find("\"image_index\":0,\"label\":\"cat\",\"score\":5E-1}") != std::string::npos);
+  CHECK(OutputFiles::FailureLine(item).find("\"label\":\"cat\"") != std::string::npos);
+  item.set_meta_json("[not an object");
+  CHECK(OutputFiles::MetadataLine(item, image).find("not an object") == std::string::npos);
+}
+
 }  // namespace
 }  // namespace nanobatch::output
