@@ -72,6 +72,10 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
                "continue from every readable record of a journal corrupt in the middle");
   run.add_flag("--verify-images", flags.options.verify_images,
                "hash every finished image against the journal at start (default: size check)");
+  run.add_option("--redo", flags.options.redo,
+                 "generate this item again, paying again; its old image moves to .previous/ "
+                 "(repeatable; also ID,ID,...)")
+      ->delimiter(',');
   run.add_option("--shard", flags.shard,
                  "K/N: only the items whose id hashes to shard K of N (auto/N: K from "
                  "$JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID)");

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runner/config/api_key.h"
 #include "runner/config/config.h"
@@ -23,10 +24,11 @@ inline constexpr int kExitRefusedCredentials = 4;
 int ValidateCommand(const std::string& manifest_path, const std::string& config_path);
 
 struct RunOptions {
-  bool retry_failed = false;   // --retry-failed: fresh attempts for the items in failed.jsonl
-  bool salvage = false;        // --salvage: continue from a journal corrupt in the middle
-  bool verify_images = false;  // --verify-images: hash every finished image at start
-  manifest::Shard shard;       // --shard K/N: only the items of shard K (default: all)
+  bool retry_failed = false;      // --retry-failed: fresh attempts for the items in failed.jsonl
+  bool salvage = false;           // --salvage: continue from a journal corrupt in the middle
+  bool verify_images = false;     // --verify-images: hash every finished image at start
+  manifest::Shard shard;          // --shard K/N: only the items of shard K (default: all)
+  std::vector<std::string> redo;  // --redo ID (repeatable): generate these again, paying again
 };
 
 // The API key (interface.md "API key") and the TLS trust store, both checked before anything is

@@ -39,7 +39,8 @@ int RunCommand(const config::Config& config, const RunOptions& options) {
                                                 .callbacks = !config.callbacks.public_url.empty(),
                                                 .retry_failed = options.retry_failed,
                                                 .verify_images = options.verify_images,
-                                                .shard = options.shard},
+                                                .shard = options.shard,
+                                                .redo = {options.redo.begin(), options.redo.end()}},
                                        .defaults = config.defaults,
                                        .salvage = options.salvage},
                                       errors);

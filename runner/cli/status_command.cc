@@ -30,7 +30,11 @@ int StatusCommand(const std::string& out_dir, bool json_output) {
             << "items:       " << count("total") << " in the manifest of the last run"
             << (shard.empty() ? "" : " (shard " + shard + ")")
             << (departed ? " (+" + std::to_string(departed) + " no longer in it)" : "") << "\n"
-            << "done:        " << count("done") << " (" << count("images") << " images)\n"
+            << "done:        " << count("done") << " (" << count("images") << " images"
+            << (count("flagged_images") ? ", " + std::to_string(count("flagged_images")) +
+                                              " not as asked: see `mismatch` in metadata.jsonl"
+                                        : std::string())
+            << ")\n"
             << "failed:      " << count("failed") << "\n"
             << "in flight:   " << count("in_flight") << " (" << count("submitted") << " submitted, "
             << count("intents_open") << " intents without outcome)\n"

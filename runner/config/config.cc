@@ -173,6 +173,8 @@ const std::map<std::string, Setter>& KeyTable() {
       {"download.min_bytes_per_s", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
          return c.download.min_bytes_per_s;
        })},
+      {"download.on_mismatch",
+       String([](Config& c) -> std::string& { return c.download.on_mismatch; })},
       {"download.allowed_hosts",
        StringList([](Config& c) -> std::vector<std::string>& { return c.download.allowed_hosts; },
                   "host names", "host name")},
@@ -461,6 +463,11 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
     report("retry.spend_limit_give_up_s", "must be at least retry.spend_limit_pause_s");
   }
   seconds("log.progress_interval_s", config.log.progress_interval_s, kDay);
+  if (config.download.on_mismatch != "keep" && config.download.on_mismatch != "flag" &&
+      config.download.on_mismatch != "retry") {
+    report("download.on_mismatch",
+           "\"" + config.download.on_mismatch + "\" is not keep, flag or retry");
+  }
   if (!util::ParseLogFormat(config.log.format)) {
     report("log.format", "\"" + config.log.format + "\" is not auto, text, json or journal");
   }

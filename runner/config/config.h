@@ -63,6 +63,11 @@ struct DownloadConfig {
   // CIDR blocks of non-public addresses (loopback, private, link-local, ...) that an allowed
   // host may resolve to; public addresses need no entry (http::AddressPolicy).
   std::vector<std::string> allowed_networks;
+  // An image whose format or aspect ratio is not what was asked (download::DescribeMismatch):
+  // keep (record its size only), flag (also its `mismatch` column; status counts it) or retry
+  // (flag it, and generate the item once more, paying again; the first image goes to
+  // .previous/).
+  std::string on_mismatch = "flag";
 };
 
 struct RetryConfig {

@@ -39,6 +39,7 @@ void ImageCheck::Feed(const char* data, std::size_t size) {
   }
   bytes_ += size;
   FeedPng(bytes, size);
+  dimensions_.Feed(bytes, size);
 }
 
 void ImageCheck::FeedPng(const unsigned char* data, std::size_t size) {
@@ -90,8 +91,8 @@ ImageVerdict ImageCheck::Finish() const {
       return verdict;
     }
     if (!png_iend_seen_ || png_skip_ > 0 || !png_header_.empty()) {
-      verdict.problem = "the PNG ends before its IEND chunk (" + std::to_string(bytes_) +
-                        " bytes received)";
+      verdict.problem =
+          "the PNG ends before its IEND chunk (" + std::to_string(bytes_) + " bytes received)";
       return verdict;
     }
   } else if (type == "jpg") {
@@ -111,6 +112,7 @@ ImageVerdict ImageCheck::Finish() const {
   }
   verdict.kind = ImageVerdict::Kind::kComplete;
   verdict.type = std::string(type);
+  if (auto size = dimensions_.size()) verdict.size = *size;
   return verdict;
 }
 

@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "runner/download/image_facts.h"
+
 namespace nanobatch::download {
 
 // "png", "jpg", "webp", or "" when the bytes are none of these.
@@ -29,6 +31,8 @@ struct ImageVerdict {
   Kind kind = Kind::kNotAnImage;
   std::string type;     // when complete: png, jpg or webp
   std::string problem;  // otherwise, for the user
+  // The pixel size from the header (ImageDimensions); 0 x 0 when the header does not tell.
+  PixelSize size;
 };
 
 class ImageCheck {
@@ -49,6 +53,7 @@ class ImageCheck {
   bool png_iend_seen_ = false;
   bool png_bad_ = false;
   std::string png_problem_;
+  ImageDimensions dimensions_;
 };
 
 }  // namespace nanobatch::download

@@ -85,6 +85,7 @@ ImageFile::Committed ImageFile::Check(std::string& error) {
     return Committed::kIncomplete;
   }
   type_ = verdict.type;
+  pixel_size_ = verdict.size;
   return Committed::kOk;
 }
 

@@ -64,6 +64,9 @@ class ImageFile : public http::BodySink {
 
   std::uint64_t bytes() const { return bytes_; }
   const std::string& sha256() const { return sha256_hex_; }
+  // After a successful Check: "png", "jpg" or "webp", and the pixel size (0 x 0 if unknown).
+  const std::string& type() const { return type_; }
+  PixelSize pixel_size() const { return pixel_size_; }
 
  private:
   const fs::OutputDir& dir_;
@@ -71,7 +74,8 @@ class ImageFile : public http::BodySink {
   int fd_ = -1;
   std::string error_;
   ImageCheck check_;
-  std::string type_;  // png, jpeg, webp: known after Check
+  std::string type_;  // png, jpg, webp: known after Check
+  PixelSize pixel_size_;
   util::Sha256 hash_;
   std::string sha256_hex_;
   std::uint64_t bytes_ = 0;

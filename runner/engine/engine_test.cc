@@ -9,7 +9,6 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -124,46 +123,6 @@ TEST_CASE("engine: happy path, mixed resolutions, ratios and formats, two images
   ProcessResult again = job.Run();
   CHECK(again.exit_code == 0);
   CHECK(Stat(api.Stats(), "submissions") == 12);
-}
-
-TEST_CASE("engine: a YAML matrix with meta columns: every expansion paid once, columns written") {
-  TempDir dir;
-  FakeApiProcess api(dir, {"--pending-ms", "10", "--processing-ms", "20"});
-  Job job(dir, api, "");
-  job.manifest =
-      dir.Write("pets.yaml",
-                "- id: pets\n"
-                "  prompt: \"a {subject}, {style}\"\n"
-                "  output_format: png\n"
-                "  matrix: {subject: [cat, dog], style: [ink, oil], aspect_ratio: [\"1:1\"]}\n"
-                "  meta: {split: train, source: 7}\n"
-                "- {id: sky, prompt: a sky, repeat: 2, meta: {label: sky}}\n");
-  ProcessResult result = job.Run();
-  INFO(result.err);
-  CHECK(result.exit_code == 0);
-  CHECK(Stat(api.Stats(), "submissions") == 6);
-  auto lines = job.Lines("metadata.jsonl");
-  REQUIRE(lines.size() == 6);
-  std::map<std::string, json::object> by_id;
-  for (auto& line : lines) by_id[std::string(line.at("id").as_string())] = line;
-  REQUIRE(by_id.count("pets.dog.oil.1x1") == 1);
-  const json::object& dog = by_id["pets.dog.oil.1x1"];
-  CHECK(dog.at("prompt") == "a dog, oil");
-  CHECK(dog.at("aspect_ratio") == "1:1");
-  CHECK(dog.at("split") == "train");
-  CHECK(dog.at("source") == 7);
-  CHECK(dog.at("subject") == "dog");
-  CHECK(dog.at("style") == "oil");
-  CHECK(dog.at("file_name") == "pets.dog.oil.1x1.png");
-  CHECK(std::filesystem::exists(job.out + "/pets.dog.oil.1x1.png"));
-  REQUIRE(by_id.count("sky.r2") == 1);
-  CHECK(by_id["sky.r2"].at("label") == "sky");
-  CHECK(by_id["sky.r1"].at("prompt") == "a sky");
-
-  // validate reports what the file expands to.
-  ProcessResult validate = testing::RunProcess({kBinary, "validate", job.manifest});
-  CHECK(validate.exit_code == 0);
-  CHECK(validate.out.find(": 6 items") != std::string::npos);
 }
 
 TEST_CASE("engine: failed tasks are resubmitted up to max_task_attempts, then failed.jsonl") {

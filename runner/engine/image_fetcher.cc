@@ -30,7 +30,7 @@ net::awaitable<bool> ImageFetcher::Publish(download::ImageFile& file, const std:
   co_return true;
 }
 
-net::awaitable<void> ImageFetcher::FetchAll(const ItemRun& run) {
+net::awaitable<ImageFetcher::FetchOutcome> ImageFetcher::FetchAll(const ItemRun& run) {
   const std::vector<std::string> urls(recorder_.Snapshot(run)->urls().begin(),
                                       recorder_.Snapshot(run)->urls().end());
   if (urls.empty()) {
@@ -38,22 +38,37 @@ net::awaitable<void> ImageFetcher::FetchAll(const ItemRun& run) {
     // records of an output problem): it was charged; it is not paid for again.
     recorder_.RecordGaveUp(run, "no_images", "the task completed with no image URL");
     co_await recorder_.Commit();
-    co_return;
+    co_return FetchOutcome::kNotDone;
   }
   for (int k = 0; k < static_cast<int>(urls.size()); ++k) {
     bool have = false;
     for (const auto& image : recorder_.Snapshot(run)->images())
       have = have || image.index() == static_cast<unsigned>(k);
     if (have) continue;
-    if (!co_await FetchOne(run, k, urls[k])) co_return;
+    if (!co_await FetchOne(run, k, urls[k])) co_return FetchOutcome::kNotDone;
   }
-  if (recorder_.Snapshot(run)->phase() == proto::ItemSnapshot::DONE) {
-    // Its images' names and records durable (one directory sync for the group), then reported
-    // done; the finalized snapshot rides along with the next commit.
-    if (!co_await recorder_.Commit()) co_return;
-    ++done_;
-    recorder_.RecordDone(run);
+  if (recorder_.Snapshot(run)->phase() != proto::ItemSnapshot::DONE)
+    co_return FetchOutcome::kNotDone;
+  // Its images' names and records durable (one directory sync for the group), then reported
+  // done; the finalized snapshot rides along with the next commit.
+  if (!co_await recorder_.Commit()) co_return FetchOutcome::kNotDone;
+  if (config_.download.on_mismatch == "retry" && recorder_.Snapshot(run)->mismatch_redos() == 0) {
+    std::string mismatch;
+    for (const auto& image : recorder_.Snapshot(run)->images()) {
+      if (!image.mismatch().empty()) mismatch = image.mismatch();
+    }
+    if (!mismatch.empty()) {
+      LogWarning("item " + run.item.id + ": " + mismatch +
+                 "; generating it once more (download.on_mismatch: retry)");
+      if (!co_await recorder_.Redo(run.item.id, /*mismatch=*/true, mismatch)) {
+        co_return FetchOutcome::kNotDone;
+      }
+      co_return FetchOutcome::kRedo;
+    }
   }
+  ++done_;
+  recorder_.RecordDone(run);
+  co_return FetchOutcome::kDone;
 }
 
 namespace {
@@ -174,6 +189,13 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     downloaded->set_file_name(file_name);
     downloaded->set_sha256(file.sha256());
     downloaded->set_bytes(file.bytes());
+    downloaded->set_width(file.pixel_size().width);
+    downloaded->set_height(file.pixel_size().height);
+    if (config_.download.on_mismatch != "keep") {
+      downloaded->set_mismatch(
+          download::DescribeMismatch(run.item.output_format, run.item.aspect_ratio, file.type(),
+                                     file.pixel_size().width, file.pixel_size().height));
+    }
     // Not waited for: the item's end (FetchAll) commits it. Lost in a crash, it costs one
     // download of a file that is already here, never credits.
     recorder_.Append(std::move(record));

@@ -32,7 +32,12 @@ class ImageFetcher {
 
   ImageFetcher(Service& service, Recorder& recorder);
 
-  boost::asio::awaitable<void> FetchAll(const ItemRun& run);
+  enum class FetchOutcome {
+    kDone,     // every image on disk: reported done
+    kNotDone,  // failed, given up, or stopping: the item's lifecycle ends here
+    kRedo,     // a mismatched image with download.on_mismatch: retry: queued to be paid again
+  };
+  boost::asio::awaitable<FetchOutcome> FetchAll(const ItemRun& run);
 
   std::uint64_t done() const { return done_; }  // items finished this run
   // Paid items whose images the download policy held back this run (exit 5 if unfinished).

@@ -165,7 +165,10 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry) {
       continue;  // completed: its images next
     }
     if (phase == proto::ItemSnapshot::COMPLETED) {
-      co_await fetcher_.FetchAll(run);
+      // A mismatched image may ask for the item once more (download.on_mismatch: retry).
+      if (co_await fetcher_.FetchAll(run) == ImageFetcher::FetchOutcome::kRedo && resubmit()) {
+        continue;
+      }
       co_return;
     }
     co_return;  // DONE, GAVE_UP, QUEUED or an intent still open: nothing more this run
@@ -275,6 +278,15 @@ net::awaitable<bool> Job::RecordPlan() {
     recorder_.RecordAbandoned(id,
                               "the previous run stopped before the submit's outcome was "
                               "recorded");
+  }
+  for (const std::string& id : plan_.redo) {
+    // Generated again on purpose: the old images kept in .previous/, the item queued.
+    if (!co_await recorder_.Redo(id, /*mismatch=*/false, "run --redo")) co_return false;
+  }
+  if (!plan_.redo.empty()) {
+    LogInfo(std::to_string(plan_.redo.size()) +
+            " items will be generated again (--redo); their previous images are in " +
+            journal_.dir().PathOf(fs::kPreviousDir));
   }
   for (const std::string& id : plan_.refetch) {
     // Missing or changed on disk: downloaded again from its permanent URL, not paid again.

@@ -12,6 +12,8 @@ JobPlanner::JobPlanner(const journal::JournalState& state, int out_fd, PlanOptio
     : state_(state), out_fd_(out_fd), options_(std::move(options)), seen_(state.size()) {}
 
 void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::InputErrors& errors) {
+  const bool redo = !options_.redo.empty() && options_.redo.count(item.id) > 0;
+  if (redo) redo_found_.insert(item.id);
   // Items of other shards are another run's (the whole manifest is still validated).
   if (!manifest::InShard(options_.shard, item.id)) return;
   ++plan_.items;
@@ -30,6 +32,23 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::In
                 "\"" + item.id + "\" was already generated from different content in " +
                     options_.out + "; give the changed item a new id"});
     return;
+  }
+  if (redo) {
+    switch (snapshot->phase()) {
+      case proto::ItemSnapshot::DONE:
+      case proto::ItemSnapshot::GAVE_UP:
+        plan_.redo.push_back(item.id);
+        plan_.fresh.push_back(index);
+        return;
+      case proto::ItemSnapshot::QUEUED:
+        break;  // not generated yet: this run submits it anyway
+      default:
+        errors.Add({options_.manifest, item.line, "id",
+                    "--redo " + item.id +
+                        ": its task is still open (submitted, or images still to download); "
+                        "run without --redo to finish it, then redo it"});
+        return;
+    }
   }
   switch (snapshot->phase()) {
     case proto::ItemSnapshot::INTENT:
@@ -76,6 +95,12 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::In
 }
 
 void JobPlanner::Finish(const manifest::ItemStore& store, util::InputErrors& errors) {
+  for (const std::string& id : options_.redo) {
+    if (redo_found_.count(id) == 0) {
+      errors.Add(
+          {"command line", 0, "--redo", "\"" + id + "\" is no item of " + options_.manifest});
+    }
+  }
   for (std::uint32_t index = 0; index < state_.size(); ++index) {
     if (seen_[index]) continue;
     const std::string id(state_.IdAt(index));

@@ -16,6 +16,7 @@
 //   JobPlan plan = planner.Take();
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct JobPlan {
   // and items marked so that are in the manifest again (counted again).
   std::vector<std::string> departed;
   std::vector<std::string> returned;
+  // Settled items to generate again on purpose (`run --redo`), by id: their images moved to
+  // .previous/ and the items queued when the run starts (they are in `fresh` too).
+  std::vector<std::string> redo;
 };
 
 struct PlanOptions {
@@ -51,6 +55,7 @@ struct PlanOptions {
   bool retry_failed = false;   // items given up on are submitted again
   bool verify_images = false;  // hash finished images, not only their sizes
   manifest::Shard shard;       // only the items of this shard are planned
+  std::set<std::string> redo;  // ids to generate again, paying again (`run --redo`)
 };
 
 class JobPlanner {
@@ -67,7 +72,8 @@ class JobPlanner {
   int out_fd_;
   PlanOptions options_;
   JobPlan plan_;
-  std::vector<bool> seen_;  // by journal index: items met in the manifest
+  std::vector<bool> seen_;            // by journal index: items met in the manifest
+  std::set<std::string> redo_found_;  // ids of options_.redo met in the manifest
 };
 
 }  // namespace nanobatch::engine

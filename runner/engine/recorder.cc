@@ -4,7 +4,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <utility>
+#include <vector>
 
 #include "runner/util/log.h"
 
@@ -116,6 +119,44 @@ void Recorder::RecordGaveUp(const ItemRun& run, std::string code, std::string me
   util::LogWarning("item " + run.item.id + " failed for good: " + code + ": " + message);
   journal_.Finalize(run.item.id);  // finished: kept compact from now on
   service_.NotifyBudgetChanged();
+}
+
+boost::asio::awaitable<bool> Recorder::Redo(const std::string& item_id, bool mismatch,
+                                            const std::string& reason) {
+  const proto::ItemSnapshot* snapshot = journal_.state().Find(item_id);
+  if (snapshot == nullptr) co_return true;
+  std::vector<std::pair<std::string, std::string>> moves;  // final name -> name in .previous/
+  for (const auto& image : snapshot->images()) {
+    const std::string& name = image.file_name();
+    const auto dot = name.rfind('.');
+    const std::string stem = dot == std::string::npos ? name : name.substr(0, dot);
+    const std::string extension = dot == std::string::npos ? "" : name.substr(dot);
+    moves.emplace_back(name, stem + "." + std::to_string(snapshot->attempt()) + extension);
+  }
+  // The worker touches only these names and the directory's descriptors (read-only on the
+  // loop's side); the message comes back through `error`, read after the call.
+  auto error = std::make_shared<std::string>();
+  const fs::OutputDir* dir = &journal_.dir();
+  // Named: in a co_await expression, GCC 12 destroys a temporary with a destructor twice (here a
+  // lambda holding `moves`, converted to the worker's std::function).
+  std::function<int()> move_all = [dir, moves = std::move(moves), error] {
+    for (const auto& [from, to] : moves) {
+      if (!fs::MoveToPrevious(*dir, from, to, *error)) return 1;
+    }
+    return 0;
+  };
+  const int moved = co_await service_.disk().Run(std::move(move_all));
+  if (moved != 0) {
+    service_.Halt(StopReason::kDisk, *error);
+    co_return false;
+  }
+  proto::Record record;
+  auto* redone = record.mutable_redone();
+  redone->set_item_id(item_id);
+  redone->set_mismatch(mismatch);
+  redone->set_reason(reason);
+  Append(std::move(record));
+  co_return true;
 }
 
 void Recorder::RecordDone(const ItemRun& run) {

@@ -68,6 +68,11 @@ class Recorder {
   void RecordGaveUp(const ItemRun& run, std::string code, std::string message);
   // The item's images are all on disk: its metadata.jsonl lines, then finalized.
   void RecordDone(const ItemRun& run);
+  // The settled item `item_id` is to be generated again, paid again on purpose: its images are
+  // moved to `.previous/` as `<name>.<attempt>.<ext>` (on a disk worker), then Redone is
+  // appended (the caller commits). False, the service halted, when the disk refused.
+  boost::asio::awaitable<bool> Redo(const std::string& item_id, bool mismatch,
+                                    const std::string& reason);
 
  private:
   Service& service_;

@@ -64,6 +64,35 @@ bool SyncDirectory(int dir, std::string& error) {
   return false;
 }
 
+bool MoveToPrevious(const OutputDir& dir, const std::string& name, const std::string& new_name,
+                    std::string& error) {
+  if (!IsPlainName(name) || !IsPlainName(new_name)) {
+    error = "refusing to move \"" + name + "\": not a plain file name";
+    return false;
+  }
+  struct stat info;
+  if (::fstatat(dir.fd(), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return true;
+    error = "cannot look at " + dir.PathOf(name) + ": " + Errno();
+    return false;
+  }
+  if (::mkdirat(dir.fd(), kPreviousDir, 0777) != 0 && errno != EEXIST) {
+    error = "cannot create " + dir.PathOf(kPreviousDir) + ": " + Errno();
+    return false;
+  }
+  util::UniqueFd previous(
+      ::openat(dir.fd(), kPreviousDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (previous.get() < 0) {
+    error = "cannot open " + dir.PathOf(kPreviousDir) + " (a link there is refused): " + Errno();
+    return false;
+  }
+  if (::renameat(dir.fd(), name.c_str(), previous.get(), new_name.c_str()) != 0) {
+    error = "cannot move " + dir.PathOf(name) + " to " + kPreviousDir + "/: " + Errno();
+    return false;
+  }
+  return SyncDirectory(previous.get(), error) && SyncDirectory(dir.fd(), error);
+}
+
 bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes, mode_t mode,
                          std::string& error) {
   AtomicFileWriter out(dir, name, mode);

@@ -68,12 +68,21 @@ bool IsPlainName(std::string_view name);
 // serve's credits and uploads) is the owner's alone whatever the umask.
 inline constexpr mode_t kPublishedFileMode = 0666;
 inline constexpr mode_t kPrivateFileMode = 0600;
+// Where images replaced on purpose are kept (MoveToPrevious): hidden, so that dataset loaders
+// (Hugging Face imagefolder) do not take them for part of the dataset.
+inline constexpr const char* kPreviousDir = ".previous";
 
 // openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode), refusing names that are not plain.
 int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode = kPrivateFileMode);
 
 // fsync of a directory, so that a rename or a new file in it survives a power cut.
 bool SyncDirectory(int dir, std::string& error);
+
+// Moves the published file `name` of the output directory to `<out>/.previous/<new_name>` (the
+// directory created on first use, a hidden one that dataset loaders skip), without following a
+// link; a `name` that does not exist is nothing to move (true). Both directories are synced.
+bool MoveToPrevious(const OutputDir& dir, const std::string& name, const std::string& new_name,
+                    std::string& error);
 
 // Writes `bytes` to `<name>.tmp` in `dir`, fsyncs, renames over `name`, fsyncs `dir`.
 bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes, mode_t mode,

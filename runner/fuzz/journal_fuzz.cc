@@ -70,6 +70,7 @@ Totals Recount(const JournalState& state) {
     totals.possible_duplicates += item.possible_duplicates();
     totals.failed_tasks += item.failed_tasks();
     totals.images += static_cast<std::uint64_t>(item.images_size());
+    for (const auto& image : item.images()) totals.flagged_images += !image.mismatch().empty();
   });
   return totals;
 }
@@ -84,6 +85,7 @@ void CheckSameCounts(const Totals& a, const Totals& b) {
   FUZZ_CHECK(a.gave_up == b.gave_up);
   FUZZ_CHECK(a.departed == b.departed);
   FUZZ_CHECK(a.images == b.images);
+  FUZZ_CHECK(a.flagged_images == b.flagged_images);
   FUZZ_CHECK(a.credits_spent == b.credits_spent);
   FUZZ_CHECK(a.credits_reserved == b.credits_reserved);
   FUZZ_CHECK(a.possible_duplicates == b.possible_duplicates);

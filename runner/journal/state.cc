@@ -22,6 +22,12 @@ bool AllImagesDown(const proto::ItemSnapshot& item) {
   return item.urls_size() > 0 && item.images_size() == item.urls_size();
 }
 
+std::uint64_t FlaggedImages(const proto::ItemSnapshot& item) {
+  std::uint64_t flagged = 0;
+  for (const auto& image : item.images()) flagged += image.mismatch().empty() ? 0 : 1;
+  return flagged;
+}
+
 std::uint64_t HashId(std::string_view id) {
   const std::uint64_t hash = util::Fnv1a64(id);
   return hash ^ (hash >> 29);  // FNV's low bits alone index the table poorly
@@ -40,6 +46,7 @@ struct JournalState::Slot {
   std::uint32_t possible_duplicates = 0;
   std::uint32_t failed_tasks = 0;
   std::uint16_t images = 0;
+  std::uint16_t flagged_images = 0;
   std::uint16_t error_code = 0;  // in codes_
   Phase phase = proto::ItemSnapshot::QUEUED;
   bool departed = false;
@@ -155,6 +162,7 @@ void JournalState::Compact(Slot& slot, std::uint64_t offset) {
   slot.possible_duplicates = item.possible_duplicates();
   slot.failed_tasks = item.failed_tasks();
   slot.images = static_cast<std::uint16_t>(item.images_size());
+  slot.flagged_images = static_cast<std::uint16_t>(FlaggedImages(item));
   slot.error_code = CodeIndex(item.last_error_code());
   slot.live.reset();
   ++compact_;
@@ -227,11 +235,13 @@ void JournalState::Count(const Slot& slot, int sign) {
     add(totals_.possible_duplicates, item->possible_duplicates());
     add(totals_.failed_tasks, item->failed_tasks());
     add(totals_.images, static_cast<std::uint64_t>(item->images_size()));
+    add(totals_.flagged_images, FlaggedImages(*item));
   } else {
     add(totals_.credits_spent, slot.credits_spent);
     add(totals_.possible_duplicates, slot.possible_duplicates);
     add(totals_.failed_tasks, slot.failed_tasks);
     add(totals_.images, slot.images);
+    add(totals_.flagged_images, slot.flagged_images);
   }
 }
 
@@ -349,6 +359,27 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
         if (recent_done_.size() > 4096) recent_done_.pop_front();
       }
       item.set_last_unix_time(t);
+      Count(slot, +1);
+      break;
+    }
+    case proto::Record::kRedone: {
+      const auto& redone = record.redone();
+      Slot& slot = SlotFor(redone.item_id(), t);
+      Count(slot, -1);
+      proto::ItemSnapshot& item = Live(slot);
+      // Only a settled item is generated again: an open task or intent may still be paid for.
+      if (!IsOpen(item.phase())) {
+        item.set_departed(false);
+        item.set_redos(item.redos() + 1);
+        if (redone.mismatch()) item.set_mismatch_redos(item.mismatch_redos() + 1);
+        item.clear_task_id();
+        item.clear_urls();
+        item.clear_images();
+        item.set_last_error_code("");
+        item.set_last_error_message(redone.reason());
+        item.set_phase(proto::ItemSnapshot::QUEUED);
+        item.set_last_unix_time(t);
+      }
       Count(slot, +1);
       break;
     }

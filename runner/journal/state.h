@@ -44,6 +44,7 @@ struct Totals {
   std::uint64_t gave_up = 0;
   std::uint64_t departed = 0;  // no longer in the manifest; not in the counts above
   std::uint64_t images = 0;
+  std::uint64_t flagged_images = 0;  // images recorded with a mismatch (Downloaded.mismatch)
   std::uint64_t credits_spent = 0;
   std::uint64_t credits_reserved = 0;
   std::uint64_t possible_duplicates = 0;

@@ -44,6 +44,8 @@ boost::json::object StatusJson(const JournalState& state) {
       {"intents_open", totals.intent},
       {"completed_awaiting_download", totals.completed},
       {"images", totals.images},
+      // Images whose format or aspect ratio is not what was asked (download.on_mismatch).
+      {"flagged_images", totals.flagged_images},
       {"credits_spent", totals.credits_spent},
       {"credits_reserved", totals.credits_reserved},
       {"budget_credits", run && run->has_budget() ? boost::json::value(run->budget_credits())

@@ -17,11 +17,11 @@ namespace {
 constexpr std::size_t kMaxNameLength = 64;
 
 // metadata.jsonl's and failed.jsonl's own columns, and names kept for image facts.
-constexpr std::array<std::string_view, 22> kReserved = {
+constexpr std::array<std::string_view, 23> kReserved = {
     "file_name",     "id",           "prompt",       "task_id", "resolution",  "aspect_ratio",
     "output_format", "sha256",       "bytes",        "credits", "image_index", "image_urls",
     "width",         "height",       "image_format", "flag",    "error_code",  "message",
-    "attempts",      "failed_tasks", "meta",         "repeat"};
+    "attempts",      "failed_tasks", "meta",         "repeat",  "mismatch"};
 
 bool IsNameStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
 bool IsNameCharacter(char c) { return IsNameStart(c) || (c >= '0' && c <= '9'); }

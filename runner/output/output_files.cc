@@ -63,6 +63,12 @@ std::string OutputFiles::MetadataLine(const proto::ItemSnapshot& item,
       {"credits", item.credits()},
       {"image_index", image.index()},
   };
+  // From the image's header; absent when it did not tell (an older journal, an odd format).
+  if (image.width() > 0 && image.height() > 0) {
+    line["width"] = image.width();
+    line["height"] = image.height();
+  }
+  if (!image.mismatch().empty()) line["mismatch"] = image.mismatch();
   if (item.image_urls_size() > 0) {
     json::array urls;
     for (const auto& url : item.image_urls()) urls.emplace_back(url);

@@ -394,6 +394,9 @@ int Main(int argc, char** argv) {
   app.add_option("--processing-ms", options.processing_ms, "then processing");
   app.add_option("--latency-jitter", options.latency_jitter, "±fraction on both latencies");
   app.add_option("--images-per-task", options.images_per_task, "URLs in output.urls");
+  app.add_option("--mismatch-once", options.mismatch_once,
+                 "prompts containing this get, on their first submission, images that are not "
+                 "what was asked: square, and in the other format");
   app.add_option("--image-scale", options.image_scale, "side scale of images (1: real size)");
   app.add_option("--image-noise", options.image_noise,
                  "0-255: per-pixel noise, so images keep a realistic size");

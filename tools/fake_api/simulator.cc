@@ -269,6 +269,9 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
   task.processing_at = now + FromMs(options_.pending_ms * jitter);
   task.done_at = task.processing_at + FromMs(options_.processing_ms * jitter);
   task.will_fail = Chance(options_.p_task_fail);
+  task.mismatched = !options_.mismatch_once.empty() &&
+                    task.prompt.find(options_.mismatch_once) != std::string::npos &&
+                    submissions_by_prompt_[task.prompt] == 0;
   const std::string& authority =
       options_.file_authority.empty() ? options_.api_authority : options_.file_authority;
   for (int k = 0; k < options_.images_per_task; ++k) {
@@ -389,10 +392,11 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
       name.substr(dot + 1) != task.output_format) {
     return reply;
   }
-  const ImageSize size = SizeFor(task.resolution, task.aspect_ratio, options_.image_scale);
+  const ImageSize size =
+      SizeFor(task.resolution, task.mismatched ? "1:1" : task.aspect_ratio, options_.image_scale);
   const std::uint64_t seed = Fnv1a(name);
   reply.status = 200;
-  if (task.output_format == "png") {
+  if ((task.output_format == "png") != task.mismatched) {
     reply.content_type = "image/png";
     reply.bytes = MakePng(size, seed, options_.image_noise);
   } else {

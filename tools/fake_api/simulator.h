@@ -36,6 +36,9 @@ struct Options {
   double processing_ms = 200;   // then `processing`
   double latency_jitter = 0.0;  // ±fraction applied to both, per task
   int images_per_task = 1;
+  // A prompt containing this gets, on its first submission only, images that are not what was
+  // asked: square, in the other format (empty: never).
+  std::string mismatch_once;
   double image_scale = 1.0 / 32;  // 1K square -> 32x32 pixels
   int image_noise = 0;            // 0-255: noise that keeps images from compressing
   std::uint64_t spend_limit = 0;  // credits per spend window; 0: none
@@ -138,8 +141,9 @@ class Simulator {
     Clock::time_point processing_at;
     Clock::time_point done_at;
     bool will_fail = false;
-    bool settled = false;   // refund applied (failed) or spend final (completed)
-    bool vanished = false;  // answered 404 task_not_found from then on
+    bool settled = false;     // refund applied (failed) or spend final (completed)
+    bool vanished = false;    // answered 404 task_not_found from then on
+    bool mismatched = false;  // its images ignore the asked aspect ratio and format
     std::vector<std::string> urls;
     std::string callback_url;
   };

@@ -1,0 +1,174 @@
+// Dataset ergonomics end to end (the real binary against the simulator): manifest matrices,
+// repeats and columns, image facts and mismatches, and generating items again on purpose.
+#include <doctest/doctest.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "runner/testing/fake_api_process.h"
+#include "runner/testing/runner_job.h"
+#include "runner/testing/subprocess.h"
+#include "runner/testing/temp_dir.h"
+
+namespace nanobatch::engine {
+namespace {
+
+namespace json = boost::json;
+using testing::FakeApiProcess;
+using testing::ProcessResult;
+using testing::Stat;
+using testing::TempDir;
+
+constexpr const char* kBinary = testing::kNanobatchBinary;
+
+constexpr const char* kTestConfig =
+    "polling: {first_poll_s: 0.05, max_interval_s: 0.3, task_deadline_s: 60}\n"
+    "retry: {max_attempts: 8, base_delay_s: 0.02, max_delay_s: 0.2}\n"
+    "log: {progress_interval_s: 60}\n"
+    "limits: {rate: 300, burst: 30, max_in_flight: 16, max_downloads: 4}\n";
+
+struct Job : testing::RunnerJob {
+  Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text,
+      const std::string& extra_config = "")
+      : RunnerJob(d, a, manifest_text, std::string(kTestConfig) + extra_config, "sk-test") {}
+};
+
+std::map<std::string, json::object> LinesById(const std::vector<json::object>& lines) {
+  std::map<std::string, json::object> by_id;
+  for (const auto& line : lines) by_id[std::string(line.at("id").as_string())] = line;
+  return by_id;
+}
+
+TEST_CASE("dataset: a YAML matrix with meta columns: every expansion paid once, columns written") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "10", "--processing-ms", "20"});
+  Job job(dir, api, "");
+  job.manifest =
+      dir.Write("pets.yaml",
+                "- id: pets\n"
+                "  prompt: \"a {subject}, {style}\"\n"
+                "  output_format: png\n"
+                "  matrix: {subject: [cat, dog], style: [ink, oil], aspect_ratio: [\"1:1\"]}\n"
+                "  meta: {split: train, source: 7}\n"
+                "- {id: sky, prompt: a sky, repeat: 2, meta: {label: sky}}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 6);
+  auto by_id = LinesById(job.Lines("metadata.jsonl"));
+  REQUIRE(by_id.size() == 6);
+  REQUIRE(by_id.count("pets.dog.oil.1x1") == 1);
+  const json::object& dog = by_id["pets.dog.oil.1x1"];
+  CHECK(dog.at("prompt") == "a dog, oil");
+  CHECK(dog.at("aspect_ratio") == "1:1");
+  CHECK(dog.at("split") == "train");
+  CHECK(dog.at("source") == 7);
+  CHECK(dog.at("subject") == "dog");
+  CHECK(dog.at("style") == "oil");
+  CHECK(dog.at("file_name") == "pets.dog.oil.1x1.png");
+  CHECK(std::filesystem::exists(job.out + "/pets.dog.oil.1x1.png"));
+  REQUIRE(by_id.count("sky.r2") == 1);
+  CHECK(by_id["sky.r2"].at("label") == "sky");
+  CHECK(by_id["sky.r1"].at("prompt") == "a sky");
+
+  // validate reports what the file expands to.
+  ProcessResult validate = testing::RunProcess({kBinary, "validate", job.manifest});
+  CHECK(validate.exit_code == 0);
+  CHECK(validate.out.find(": 6 items") != std::string::npos);
+}
+
+TEST_CASE("dataset: image sizes are recorded; a mismatch is flagged, kept, or retried once") {
+  TempDir dir;
+  // Prompts with "odd" get square images in the other format, the first time.
+  FakeApiProcess api(dir,
+                     {"--pending-ms", "10", "--processing-ms", "20", "--mismatch-once", "odd"});
+  const std::string manifest =
+      "{\"id\":\"a\",\"prompt\":\"odd a\",\"aspect_ratio\":\"16:9\",\"output_format\":\"png\"}\n"
+      "{\"id\":\"b\",\"prompt\":\"odd b\",\"aspect_ratio\":\"16:9\",\"output_format\":\"png\"}\n"
+      "{\"id\":\"c\",\"prompt\":\"c\",\"aspect_ratio\":\"16:9\",\"output_format\":\"png\"}\n";
+
+  SUBCASE("flag (the default): a mismatch column, counted by status") {
+    Job job(dir, api, manifest);
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 0);
+    auto by_id = LinesById(job.Lines("metadata.jsonl"));
+    REQUIRE(by_id.size() == 3);
+    CHECK(by_id["a"].at("mismatch") == "asked png, received jpg; asked 16:9, received 32x32 (1:1)");
+    CHECK(by_id["a"].at("file_name") == "a.jpg");
+    CHECK(by_id["a"].at("width") == 32);
+    CHECK(by_id["c"].count("mismatch") == 0);
+    CHECK(by_id["c"].at("width") == 43);  // 16:9 over the area of 32 x 32
+    CHECK(by_id["c"].at("height") == 24);
+    CHECK(job.Status().at("flagged_images") == 2);
+    ProcessResult status = testing::RunProcess({kBinary, "status", "--out", job.out});
+    CHECK(status.out.find("2 not as asked") != std::string::npos);
+    CHECK(Stat(api.Stats(), "submissions") == 3);
+  }
+  SUBCASE("keep: sizes only") {
+    Job job(dir, api, manifest, "download: {on_mismatch: keep}\n");
+    CHECK(job.Run().exit_code == 0);
+    auto by_id = LinesById(job.Lines("metadata.jsonl"));
+    REQUIRE(by_id.size() == 3);
+    CHECK(by_id["a"].count("mismatch") == 0);
+    CHECK(by_id["a"].at("height") == 32);
+    CHECK(job.Status().at("flagged_images") == 0);
+  }
+  SUBCASE("retry: each mismatched item is paid once more, the first image kept aside") {
+    Job job(dir, api, manifest, "download: {on_mismatch: retry}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 0);
+    CHECK(Stat(api.Stats(), "submissions") == 5);  // a and b twice
+    auto by_id = LinesById(job.Lines("metadata.jsonl"));
+    REQUIRE(by_id.size() == 3);
+    CHECK(by_id["a"].count("mismatch") == 0);
+    CHECK(by_id["a"].at("file_name") == "a.png");
+    CHECK(std::filesystem::exists(job.out + "/.previous/a.1.jpg"));
+    CHECK_FALSE(std::filesystem::exists(job.out + "/a.jpg"));
+    CHECK(job.Status().at("credits_spent") == 5 * 16);
+    CHECK(job.Status().at("flagged_images") == 0);
+    CHECK(result.err.find("generating it once more") != std::string::npos);
+  }
+}
+
+TEST_CASE("dataset: run --redo pays again for chosen items only, keeping their old images") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "10", "--processing-ms", "20"});
+  Job job(dir, api,
+          "{\"id\":\"a\",\"prompt\":\"a\",\"output_format\":\"png\"}\n"
+          "{\"id\":\"b\",\"prompt\":\"b\",\"output_format\":\"png\"}\n"
+          "{\"id\":\"c\",\"prompt\":\"c\",\"output_format\":\"png\"}\n");
+  REQUIRE(job.Run().exit_code == 0);
+  const std::string old_task =
+      std::string(LinesById(job.Lines("metadata.jsonl"))["b"].at("task_id").as_string());
+
+  // An id that is no item: usage error, nothing paid.
+  ProcessResult unknown = job.Run({"--redo", "zz"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err.find("--redo: \"zz\" is no item of") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == 3);
+
+  ProcessResult redo = job.Run({"--redo", "b,c"});
+  INFO(redo.err);
+  CHECK(redo.exit_code == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 5);
+  auto by_id = LinesById(job.Lines("metadata.jsonl"));
+  REQUIRE(by_id.size() == 3);
+  CHECK(by_id["b"].at("task_id").as_string() != old_task);
+  CHECK(std::filesystem::exists(job.out + "/.previous/b.1.png"));
+  CHECK(std::filesystem::exists(job.out + "/.previous/c.1.png"));
+  CHECK_FALSE(std::filesystem::exists(job.out + "/.previous/a.1.png"));
+  CHECK(std::filesystem::exists(job.out + "/b.png"));
+  CHECK(job.Status().at("done") == 3);
+  CHECK(job.Status().at("credits_spent") == 5 * 16);
+
+  // Resuming without --redo pays nothing more.
+  CHECK(job.Run().exit_code == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 5);
+}
+
+}  // namespace
+}  // namespace nanobatch::engine
