@@ -76,6 +76,8 @@ void AddRunFlags(CLI::App& run, RunFlags& flags) {
                  "generate this item again, paying again; its old image moves to .previous/ "
                  "(repeatable; also ID,ID,...)")
       ->delimiter(',');
+  run.add_flag("--dry-run", flags.options.dry_run,
+               "validate and estimate (credits, money, budget, time); send nothing");
   run.add_option("--shard", flags.shard,
                  "K/N: only the items whose id hashes to shard K of N (auto/N: K from "
                  "$JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID)");
@@ -128,6 +130,7 @@ int StartRun(const CLI::App& run, const RunFlags& flags) {
     return kExitBadInput;
   }
   UseLogSettings(config.log);
+  if (options.dry_run || options.estimate) return EstimateCommand(config, options);
   if (auto mask = config::UmaskOf(config)) ::umask(static_cast<mode_t>(*mask));
   return RunCommand(config, options);
 }
@@ -170,6 +173,12 @@ int Main(int argc, char** argv) {
   status->add_option("--out", status_out, "output directory of the run")->required();
   status->add_flag("--json", status_json, "one JSON object, for scripts");
 
+  RunFlags estimate_flags;
+  CLI::App* estimate = app.add_subcommand(
+      "estimate", "what a run would pay, need and take (the flags of run); sends nothing");
+  AddRunFlags(*estimate, estimate_flags);
+  estimate->add_flag("--json", estimate_flags.options.json, "one JSON object, for scripts");
+
   std::string validate_manifest;
   std::string validate_config;
   CLI::App* validate = app.add_subcommand("validate", "check a manifest; submit nothing");
@@ -192,6 +201,10 @@ int Main(int argc, char** argv) {
   if (*validate) return ValidateCommand(validate_manifest, validate_config);
   if (*status) return StatusCommand(status_out, status_json);
   if (*serve) return StartServe(serve_config);
+  if (*estimate) {
+    estimate_flags.options.estimate = true;
+    return StartRun(*estimate, estimate_flags);
+  }
   return StartRun(*run, run_flags);
 }
 

@@ -29,12 +29,19 @@ struct RunOptions {
   bool verify_images = false;     // --verify-images: hash every finished image at start
   manifest::Shard shard;          // --shard K/N: only the items of shard K (default: all)
   std::vector<std::string> redo;  // --redo ID (repeatable): generate these again, paying again
+  bool dry_run = false;           // --dry-run: validate and estimate; send nothing
+  bool estimate = false;          // `estimate`: the same, without the dry-run banner
+  bool json = false;              // estimate --json
 };
 
 // The API key (interface.md "API key") and the TLS trust store, both checked before anything is
 // spent; problems are added to `errors` (exit 2).
 std::optional<config::ApiKey> ResolveKeyAndTrust(const config::Config& config,
                                                  util::InputErrors& errors);
+
+// `nanobatch estimate` and `run --dry-run`: what the run would pay, need and take; sends and
+// writes nothing.
+int EstimateCommand(const config::Config& config, const RunOptions& options);
 
 // `nanobatch run`: `config` already holds the file's values and the overrides.
 int RunCommand(const config::Config& config, const RunOptions& options);

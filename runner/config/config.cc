@@ -145,6 +145,7 @@ const std::map<std::string, Setter>& KeyTable() {
       {"api.ca_file", String([](Config& c) -> std::string& { return c.api.ca_file; })},
       {"api.model", String([](Config& c) -> std::string& { return c.api.model; })},
       {"api.prices", SetPrices},
+      {"api.usd_per_credit", Number([](Config& c) -> double& { return c.api.usd_per_credit; })},
       {"manifest", String([](Config& c) -> std::string& { return c.manifest; })},
       {"out", String([](Config& c) -> std::string& { return c.out; })},
       {"umask", String([](Config& c) -> std::string& { return c.umask; })},
@@ -490,6 +491,9 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
   seconds("callbacks.reveal_wait_s", config.callbacks.reveal_wait_s, kDay);
   for (const auto& [resolution, credits] : config.api.prices) {
     whole("api.prices", credits, 1, 1'000'000);
+  }
+  if (!(config.api.usd_per_credit >= 0 && config.api.usd_per_credit <= 1000)) {
+    report("api.usd_per_credit", "must be from 0 to 1000");
   }
 }
 

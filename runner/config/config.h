@@ -31,6 +31,8 @@ struct ApiConfig {
   std::string model = "nano-banana-2";
   // Credits per image by resolution (api.md "Pricing"); the budget is counted with these.
   std::map<std::string, std::uint32_t> prices = {{"1K", 16}, {"2K", 24}, {"4K", 36}};
+  // What a credit costs, for `estimate` (api.md: 16 credits are $0.08).
+  double usd_per_credit = 0.005;
 };
 
 struct LimitsConfig {

@@ -170,5 +170,53 @@ TEST_CASE("dataset: run --redo pays again for chosen items only, keeping their o
   CHECK(Stat(api.Stats(), "submissions") == 5);
 }
 
+TEST_CASE("dataset: estimate and run --dry-run price what is left; nothing sent or written") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "10", "--processing-ms", "20"});
+  Job job(dir, api,
+          "{\"id\":\"a\",\"prompt\":\"a\"}\n"
+          "{\"id\":\"b\",\"prompt\":\"b\"}\n");
+  REQUIRE(job.Run().exit_code == 0);
+  dir.Write("manifest.jsonl",
+            "{\"id\":\"a\",\"prompt\":\"a\"}\n"
+            "{\"id\":\"b\",\"prompt\":\"b\"}\n"
+            "{\"id\":\"c\",\"prompt\":\"c\",\"resolution\":\"4K\"}\n"
+            "{\"id\":\"d\",\"prompt\":\"d\",\"resolution\":\"2K\"}\n");
+  const std::string journal_before = dir.Read("out/.nanobatch/journal.log");
+  ProcessResult estimate =
+      testing::RunProcess({kBinary, "estimate", "--config", job.config, "--manifest", job.manifest,
+                           "--out", job.out, "--budget-credits", "50", "--json"});
+  INFO(estimate.err);
+  REQUIRE(estimate.exit_code == 0);
+  const json::object figures = json::parse(estimate.out).as_object();
+  CHECK(figures.at("items") == 4);
+  CHECK(figures.at("done") == 2);
+  CHECK(figures.at("to_submit") == 2);
+  CHECK(figures.at("credits") == 36 + 24);
+  CHECK(figures.at("usd").to_number<double>() == doctest::Approx(0.3));
+  CHECK(figures.at("credits_spent") == 32);
+  CHECK(figures.at("budget_needed") == 92);
+  CHECK(figures.at("budget_enough") == false);
+
+  ProcessResult dry = testing::RunProcess({kBinary, "run", "--dry-run", "--config", job.config,
+                                           "--manifest", job.manifest, "--out", job.out});
+  CHECK(dry.exit_code == 0);
+  CHECK(dry.out.find("dry run: validated, nothing sent") != std::string::npos);
+  CHECK(dry.out.find("to pay:   2 tasks, 60 credits ($0.30") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == 2);
+  CHECK(dir.Read("out/.nanobatch/journal.log") == journal_before);
+
+  // A new directory is not created; a bad manifest is exit 2 with its errors.
+  ProcessResult fresh = testing::RunProcess(
+      {kBinary, "run", "--dry-run", "--manifest", job.manifest, "--out", dir.File("new")});
+  CHECK(fresh.exit_code == 0);
+  CHECK_FALSE(std::filesystem::exists(dir.File("new")));
+  dir.Write("bad.jsonl", "{\"prompt\":\"x\",\"resolution\":\"8K\"}\n");
+  ProcessResult bad = testing::RunProcess(
+      {kBinary, "estimate", "--manifest", dir.File("bad.jsonl"), "--out", dir.File("new")});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("bad.jsonl:1: resolution") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace nanobatch::engine

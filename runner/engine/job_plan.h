@@ -66,6 +66,7 @@ class JobPlanner {
   // After the pass: the journal's items that left the manifest, and name clashes with them.
   void Finish(const manifest::ItemStore& store, util::InputErrors& errors);
   JobPlan Take() { return std::move(plan_); }
+  const JobPlan& plan() const { return plan_; }
 
  private:
   const journal::JournalState& state_;

@@ -365,7 +365,8 @@ void Daemon::StartJob(const std::string& name, const std::string& manifest) {
                                                 .callbacks = service_.callbacks(),
                                                 .retry_failed = false,
                                                 .verify_images = false,
-                                                .shard = {}},
+                                                .shard = {},
+                                                .redo = {}},
                                        .defaults = config_.defaults},
                                       errors);
   if (auto* failure = std::get_if<engine::JobInputsFailure>(&opened)) {
