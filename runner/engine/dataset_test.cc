@@ -2,10 +2,13 @@
 // repeats and columns, image facts and mismatches, and generating items again on purpose.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/runner_job.h"
@@ -216,6 +219,76 @@ TEST_CASE("dataset: estimate and run --dry-run price what is left; nothing sent 
       {kBinary, "estimate", "--manifest", dir.File("bad.jsonl"), "--out", dir.File("new")});
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("bad.jsonl:1: resolution") != std::string::npos);
+}
+
+// Quotes one argument for sh.
+std::string ShellQuote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The longest stretch, in display columns, between two line starts (\r or \n) of a terminal
+// transcript, escape sequences not counted.
+std::size_t WidestLine(const std::string& transcript) {
+  std::size_t widest = 0, columns = 0;
+  for (std::size_t i = 0; i < transcript.size(); ++i) {
+    const char c = transcript[i];
+    if (c == '\r' || c == '\n') {
+      columns = 0;
+    } else if (c == '\033') {
+      while (i < transcript.size() && !std::isalpha(static_cast<unsigned char>(transcript[i]))) ++i;
+    } else if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) {
+      widest = std::max(widest, ++columns);
+    }
+  }
+  return widest;
+}
+
+TEST_CASE("dataset: on a terminal, a bar that never wraps, redrawn on resize, and a summary") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "200", "--processing-ms", "400", "--p-reset", "0.3"});
+  std::string manifest;
+  for (int i = 0; i < 30; ++i) {
+    manifest +=
+        "{\"id\":\"t" + std::to_string(i) + "\",\"prompt\":\"p " + std::to_string(i) + "\"}\n";
+  }
+  Job job(dir, api, manifest, "limits: {max_in_flight: 6, rate: 50}\n");
+  std::string command;
+  for (const std::string& arg : job.Args()) command += ShellQuote(arg) + " ";
+  // A real terminal (script(1) gives the run a pseudo-terminal): 60 columns, then 40 once the
+  // run is under way, with the SIGWINCH a terminal sends on a resize.
+  const std::string shell = "stty cols 60; " + command + " & pid=$!; sleep 1.5; stty cols 40; " +
+                            "kill -WINCH $pid; wait $pid";
+  ProcessResult result =
+      testing::RunProcess({"/usr/bin/script", "-q", "-e", "-c", shell, dir.File("transcript")},
+                          {{"AIVIDEOAPI_API_KEY", "sk-test"}}, std::chrono::seconds(90));
+  const std::string transcript = dir.Read("transcript");
+  INFO(transcript);
+  CHECK(result.exit_code == 0);
+  // Bars before the resize fit 60 columns, and every one after the first narrower one fits 40
+  // (only bar stretches, which start after an erase and hold a percentage, are measured).
+  std::vector<std::size_t> widths;
+  for (std::size_t at = transcript.find("\033[K"); at != std::string::npos;
+       at = transcript.find("\033[K", at + 1)) {
+    const std::size_t end = transcript.find_first_of("\r\n", at);
+    const std::string bar =
+        transcript.substr(at + 3, end == std::string::npos ? end : end - at - 3);
+    if (bar.find('%') != std::string::npos) widths.push_back(WidestLine(bar));
+  }
+  const auto narrow =
+      std::find_if(widths.begin(), widths.end(), [](std::size_t width) { return width < 40; });
+  REQUIRE(narrow != widths.end());
+  REQUIRE(narrow != widths.begin());  // some bars were drawn at 60 columns first
+  CHECK(*std::max_element(widths.begin(), narrow) < 60);
+  CHECK(*std::max_element(widths.begin(), narrow) > 40);
+  CHECK(*std::max_element(narrow, widths.end()) < 40);
+  CHECK(transcript.find("nanobatch run ended, exit 0") != std::string::npos);
+  CHECK(transcript.find("done      30 of 30 items") != std::string::npos);
+  // Transient retries are counted on the bar and in the summary, not logged one by one.
+  CHECK(transcript.find("WARN item") == std::string::npos);
+  CHECK(transcript.find("  retried   ") != std::string::npos);  // "N downloads retried"
+  CHECK(transcript.find("downloads retried") != std::string::npos);
 }
 
 }  // namespace

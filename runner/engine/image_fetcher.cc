@@ -152,7 +152,8 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         service_.Halt(StopReason::kDisk, file.error());
         co_return false;
       }
-      LogWarning("item " + run.item.id + ": download failed (" + network->what + "), retrying");
+      util::LogTransient("downloads retried", "item " + run.item.id + ": download failed (" +
+                                                  network->what + "), retrying");
       continue;
     }
     const auto& outcome = std::get<http::DownloadOutcome>(result);
@@ -175,7 +176,8 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         // Possibly a body cut short on the way: fetched again, and given up on only when the
         // server keeps sending it so.
         image_problem = error;
-        LogWarning("item " + run.item.id + ": " + error + "; downloading again");
+        util::LogTransient("downloads retried",
+                           "item " + run.item.id + ": " + error + "; downloading again");
         continue;
       case download::ImageFile::Committed::kIo:
         service_.Halt(StopReason::kDisk, error);

@@ -1,8 +1,12 @@
 #include "runner/engine/job.h"
 
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <csignal>
 #include <cstdio>
+#include <memory>
 #include <sstream>
 
 #include "runner/fs/output_dir.h"
@@ -249,8 +253,10 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
       credits_refunded_ += run.price;
       const api::TaskStatus& task = verdict.status;
       record_failed(task.error_code, task.error_message, false);
-      LogWarning("item " + run.item.id + ": task " + task_id + " failed: " + task.error_code +
-                 ": " + task.error_message);
+      // Resubmitted within retry.max_task_attempts (a last failure is logged when given up).
+      util::LogTransient("failed tasks resubmitted", "item " + run.item.id + ": task " + task_id +
+                                                         " failed: " + task.error_code + ": " +
+                                                         task.error_message);
       return TaskOutcome::kTaskFailed;
     }
     case TaskVerdict::Kind::kNotFound:
@@ -362,10 +368,92 @@ std::string Job::ProgressLine() const {
   return line.str();
 }
 
+terminal::ProgressFigures Job::Figures() const {
+  const journal::Totals& totals = journal_.state().totals();
+  terminal::ProgressFigures figures;
+  figures.total = plan_.items;
+  figures.done = totals.done;
+  figures.failed = totals.gave_up;
+  figures.in_flight = totals.intent + totals.submitted + totals.completed;
+  figures.credits_spent = totals.credits_spent;
+  figures.budget = config_.limits.budget_credits;
+  figures.elapsed_s = std::chrono::duration<double>(Clock::now() - started_).count();
+  figures.retries = util::TransientCount();
+  // Images a minute over the last two minutes of finished items (or the whole run, if shorter).
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  constexpr std::int64_t kWindowS = 120;
+  std::uint64_t recent = 0;
+  for (const std::int64_t done_at : journal_.state().recent_done_times()) {
+    if (done_at >= now - kWindowS && done_at >= started_unix_) ++recent;
+  }
+  const double window = std::min<double>(kWindowS, std::max(1.0, figures.elapsed_s));
+  figures.images_per_minute = static_cast<double>(recent) * 60 / window;
+  const std::uint64_t left = queued() + figures.in_flight;
+  if (figures.images_per_minute > 0)
+    figures.eta_s = static_cast<double>(left) * 60 / figures.images_per_minute;
+  if (left == 0) figures.eta_s = 0;
+  return figures;
+}
+
+void Job::DrawProgress() const {
+  util::SetProgressLine(terminal::RenderProgressBar(Figures(), util::TerminalColumns()));
+}
+
+std::string Job::SummaryBlock(int exit_code) const {
+  const journal::Totals& totals = journal_.state().totals();
+  const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+  std::string failures;
+  for (const auto& [code, count] : journal_.state().FailuresByCode()) {
+    failures += (failures.empty() ? " (" : ", ") + code + ": " + std::to_string(count);
+  }
+  if (!failures.empty()) failures += ")";
+  std::ostringstream block;
+  block.precision(1);
+  block << std::fixed << "\n"
+        << Prefix() << "nanobatch run ended, exit " << exit_code << "\n"
+        << "  done      " << totals.done << " of " << plan_.items << " items, " << totals.images
+        << " images";
+  if (totals.flagged_images > 0) block << " (" << totals.flagged_images << " not as asked)";
+  block << "\n  failed    " << totals.gave_up << failures << "\n"
+        << "  credits   " << totals.credits_spent << " spent";
+  if (config_.limits.budget_credits) block << " of a budget of " << *config_.limits.budget_credits;
+  block << ", " << credits_refunded_ << " refunded this run\n"
+        << "  time      " << terminal::Clock(seconds) << ", "
+        << (seconds > 0 ? fetcher_.done() * 60 / seconds : 0.0) << " images/min\n";
+  if (util::TransientCount() > 0) block << "  retried   " << util::TransientSummary() << "\n";
+  if (totals.possible_duplicates > 0) {
+    block << "  possible duplicate submissions: " << totals.possible_duplicates << "\n";
+  }
+  block << "  output    " << journal_.dir().path()
+        << "/ (metadata.jsonl, failed.jsonl, report.json)\n";
+  return block.str();
+}
+
 net::awaitable<void> Job::Progress() {
-  const bool terminal = util::StderrIsTerminal();
-  const auto period =
-      terminal ? std::chrono::seconds(1) : ToDuration(config_.log.progress_interval_s);
+  // One job on a terminal draws a progress bar (serve's jobs log lines).
+  const bool terminal = util::StderrIsTerminal() && flags_.name.empty();
+  const auto period = terminal ? std::chrono::milliseconds(500)
+                               : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     ToDuration(config_.log.progress_interval_s));
+  // A resized terminal gets its bar redrawn at once, at the new width.
+  std::shared_ptr<net::signal_set> resized;
+  if (terminal) {
+    resized = std::make_shared<net::signal_set>(co_await net::this_coro::executor, SIGWINCH);
+    struct Redraw {
+      const Job* job;
+      std::weak_ptr<net::signal_set> signals;
+      void operator()(const boost::system::error_code& error, int) const {
+        auto alive = signals.lock();
+        if (error || !alive) return;
+        job->DrawProgress();
+        alive->async_wait(*this);
+      }
+    };
+    resized->async_wait(Redraw{this, resized});
+    DrawProgress();
+  }
   while (!co_await progress_stop_.WaitFor(period)) {
     // A long run's journal is compacted as it goes (Compact is synchronous: no record can slip
     // in between the snapshot and the switch to the new file; it waits for a turn with no
@@ -375,17 +463,17 @@ net::awaitable<void> Job::Progress() {
       LogWarning("journal compaction failed: " + error);
     }
     if (terminal) {
-      const std::string line = "\r\033[K" + ProgressLine();
-      std::fwrite(line.data(), 1, line.size(), stderr);
-      std::fflush(stderr);
-      util::SetProgressLineActive(true);
+      DrawProgress();
     } else {
       LogInfo(ProgressLine());
     }
   }
   if (terminal) {
-    std::fputs("\r\033[K", stderr);
-    util::SetProgressLineActive(false);
+    resized->cancel();
+    resized.reset();
+    DrawProgress();  // the final figures stay on screen above the summary
+    std::fputs("\n", stderr);
+    util::SetProgressLine("");
   }
 }
 
@@ -496,7 +584,12 @@ net::awaitable<int> Job::Run() {
 
   const int exit_code = ExitCode();
   const StopReason reason = service_.stop_reason();
-  LogInfo(ProgressLine());
+  if (util::StderrIsTerminal() && flags_.name.empty()) {
+    const std::string block = SummaryBlock(exit_code);
+    std::fwrite(block.data(), 1, block.size(), stderr);
+  } else {
+    LogInfo(ProgressLine());
+  }
   Report(exit_code);
   LogInfo(Prefix() + "run ended (exit " + std::to_string(exit_code) + ")" +
           (reason != StopReason::kNone ? std::string(": ") + Describe(reason) : "") +

@@ -33,6 +33,7 @@
 #include "runner/journal/journal.h"
 #include "runner/manifest/item_store.h"
 #include "runner/manifest/shard.h"
+#include "runner/terminal/progress_bar.h"
 
 namespace nanobatch::engine {
 
@@ -84,6 +85,11 @@ class Job {
   // Records what the plan implies before anything is sent; false if the journal failed.
   boost::asio::awaitable<bool> RecordPlan();
   boost::asio::awaitable<void> Progress();
+  // The progress bar's figures (terminal::ProgressBar), and drawing it at the terminal's width.
+  terminal::ProgressFigures Figures() const;
+  void DrawProgress() const;
+  // The end-of-run block a terminal gets: done, failed by code, credits, time, retries, output.
+  std::string SummaryBlock(int exit_code) const;
   int ExitCode() const;
   std::string Prefix() const { return flags_.name.empty() ? "" : "job " + flags_.name + ": "; }
   // The job's report: <out>/report.json and one log line (done, failed by code, credits spent

@@ -1,5 +1,6 @@
 #include "runner/util/log.h"
 
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -7,6 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <map>
 #include <string>
 
 #include "runner/util/server_text.h"
@@ -14,7 +17,9 @@
 namespace nanobatch::util {
 namespace {
 
-bool progress_line_active = false;
+std::string progress_line;  // drawn on the terminal; "" for none
+std::uint64_t transient_count = 0;
+std::map<std::string, std::uint64_t, std::less<>> transient_by_kind;
 
 // Under systemd, stderr is the journal's stream when $JOURNAL_STREAM ("DEV:INODE") names it.
 bool StderrIsJournal() {
@@ -94,14 +99,53 @@ std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat ch
 void Log(LogLevel level, std::string_view message) {
   if (level < threshold) return;
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::string line = progress_line_active ? "\r\033[K" : "";
+  std::string line = progress_line.empty() ? "" : "\r\033[K";
   line += FormatLogLine(level, message, format, now);
+  line += progress_line;
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }
 
 bool StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
 
-void SetProgressLineActive(bool active) { progress_line_active = active; }
+std::size_t TerminalColumns() {
+  struct winsize size {};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  if (const char* columns = std::getenv("COLUMNS")) {
+    const long value = std::strtol(columns, nullptr, 10);
+    if (value > 0 && value < 10000) return static_cast<std::size_t>(value);
+  }
+  return 80;
+}
+
+void SetProgressLine(std::string line) {
+  const bool was_drawn = !progress_line.empty();
+  progress_line = std::move(line);
+  if (!was_drawn && progress_line.empty()) return;
+  const std::string draw = "\r\033[K" + progress_line;
+  std::fwrite(draw.data(), 1, draw.size(), stderr);
+  std::fflush(stderr);
+}
+
+void LogTransient(std::string_view kind, std::string_view message) {
+  if (progress_line.empty()) {
+    Log(LogLevel::kWarning, message);
+    return;
+  }
+  ++transient_count;
+  auto it = transient_by_kind.find(kind);
+  if (it == transient_by_kind.end()) it = transient_by_kind.emplace(std::string(kind), 0).first;
+  ++it->second;
+}
+
+std::uint64_t TransientCount() { return transient_count; }
+
+std::string TransientSummary() {
+  std::string summary;
+  for (const auto& [kind, count] : transient_by_kind) {
+    summary += (summary.empty() ? "" : ", ") + std::to_string(count) + " " + kind;
+  }
+  return summary;
+}
 
 }  // namespace nanobatch::util

@@ -12,6 +12,8 @@
 //   SetLogFormat(LogFormat::kJson);
 //   Log(LogLevel::kWarning, "journal: dropped a torn tail of 12 bytes");
 
+#include <cstddef>
+#include <cstdint>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -41,7 +43,18 @@ std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat fo
 
 // Whether stderr is a terminal (progress then redraws one line instead of logging).
 bool StderrIsTerminal();
-// Clears a progress line drawn on the terminal, if any, before a log line is written.
-void SetProgressLineActive(bool active);
+// The terminal's width in columns (stderr's; $COLUMNS or 80 when it does not say).
+std::size_t TerminalColumns();
+
+// The progress line drawn at the bottom of the terminal ("" for none): drawn now, and after
+// every log line, which first erases it (so log lines and the line never mix).
+void SetProgressLine(std::string line);
+// A transient retry (a download fetched again, a failed task resubmitted): logged as a warning,
+// except while a progress line is drawn, where it is only counted (the line shows the count, the
+// end-of-run summary the count by kind) instead of scrolling the terminal with one line each.
+void LogTransient(std::string_view kind, std::string_view message);
+std::uint64_t TransientCount();
+// Kinds and counts of the transient retries counted so far.
+std::string TransientSummary();
 
 }  // namespace nanobatch::util
