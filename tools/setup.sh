@@ -33,6 +33,9 @@ packages=(
   clang                    # tools/fuzz.sh: libFuzzer targets (clang 14)
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang
   clang-tidy               # tools/tidy.sh
+  chromium                 # the gallery's test: the page in a real headless browser
+  chromium-driver
+  python3-selenium         # tools/gallery/gallery_check.py drives it
 )
 
 missing=()

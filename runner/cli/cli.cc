@@ -179,6 +179,11 @@ int Main(int argc, char** argv) {
   AddRunFlags(*estimate, estimate_flags);
   estimate->add_flag("--json", estimate_flags.options.json, "one JSON object, for scripts");
 
+  std::string gallery_out;
+  CLI::App* gallery = app.add_subcommand(
+      "gallery", "write OUT/index.html: the images with their prompts, filters and search");
+  gallery->add_option("--out", gallery_out, "output directory of a run")->required();
+
   std::string validate_manifest;
   std::string validate_config;
   CLI::App* validate = app.add_subcommand("validate", "check a manifest; submit nothing");
@@ -200,6 +205,7 @@ int Main(int argc, char** argv) {
 
   if (*validate) return ValidateCommand(validate_manifest, validate_config);
   if (*status) return StatusCommand(status_out, status_json);
+  if (*gallery) return GalleryCommand(gallery_out);
   if (*serve) return StartServe(serve_config);
   if (*estimate) {
     estimate_flags.options.estimate = true;

@@ -50,6 +50,9 @@ int RunCommand(const config::Config& config, const RunOptions& options);
 // values, validated.
 int ServeCommand(config::Config config, const std::string& config_path);
 
+// `nanobatch gallery --out DIR`: writes DIR/index.html.
+int GalleryCommand(const std::string& out_dir);
+
 // `nanobatch status --out DIR [--json]`.
 int StatusCommand(const std::string& out_dir, bool json);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -289,6 +290,42 @@ TEST_CASE("dataset: on a terminal, a bar that never wraps, redrawn on resize, an
   CHECK(transcript.find("WARN item") == std::string::npos);
   CHECK(transcript.find("  retried   ") != std::string::npos);  // "N downloads retried"
   CHECK(transcript.find("downloads retried") != std::string::npos);
+}
+
+TEST_CASE("dataset: the gallery opens in headless Chromium with every image, filters and search") {
+  TempDir dir;
+  FakeApiProcess api(
+      dir, {"--pending-ms", "10", "--processing-ms", "20", "--reject-substring", "forbidden"});
+  std::string manifest;
+  for (int i = 0; i < 12; ++i) {
+    const bool rejected = i == 3 || i == 7;
+    manifest += "{\"id\":\"g" + std::to_string(i) + "\",\"prompt\":\"" +
+                (rejected ? "forbidden " : "") + (i % 2 ? "a cat " : "a dog ") + std::to_string(i) +
+                "\",\"resolution\":\"" + (i < 8 ? "1K" : "2K") +
+                "\",\"output_format\":\"png\",\"meta\":{\"label\":\"<b>x</b>\"}}\n";
+  }
+  Job job(dir, api, manifest);
+  CHECK(job.Run().exit_code == 1);  // two items refused by the API
+  ProcessResult gallery = testing::RunProcess({kBinary, "gallery", "--out", job.out});
+  INFO(gallery.err);
+  REQUIRE(gallery.exit_code == 0);
+  CHECK(gallery.out.find("index.html: 10 images, 2 failed, 12 items") != std::string::npos);
+
+  const char* outputs = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+  const std::string screenshot =
+      (outputs != nullptr ? std::string(outputs) : dir.path()) + "/gallery.png";
+  // Cats are the odd ids: 1 3 5 7 9 11, two of which (3, 7) failed.
+  ProcessResult check = testing::RunProcess(
+      {"/usr/bin/python3", "tools/gallery/gallery_check.py", job.out + "/index.html", "--images",
+       "10", "--failed", "2", "--screenshot", screenshot, "--search", "a cat", "--search-cards",
+       "6", "--resolution", "2K", "--resolution-images", "4"},
+      {}, std::chrono::seconds(120));
+  INFO(check.out);
+  INFO(check.err);
+  CHECK(check.exit_code == 0);
+  CHECK(check.out.find("\"console\": []") != std::string::npos);
+  REQUIRE(std::filesystem::exists(screenshot));
+  CHECK(std::filesystem::file_size(screenshot) > 10000);
 }
 
 }  // namespace

@@ -46,6 +46,17 @@ bool IsPlainName(std::string_view name) {
          name.find('\0') == std::string_view::npos;
 }
 
+bool IsPublishedName(std::string_view name) {
+  const auto slash = name.find('/');
+  if (slash == std::string_view::npos) return IsPlainName(name);
+  const std::string_view shard = name.substr(0, slash);
+  if (shard.empty() || shard.size() > 10) return false;
+  for (char c : shard) {
+    if (c < '0' || c > '9') return false;
+  }
+  return IsPlainName(name.substr(slash + 1));
+}
+
 int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode) {
   if (!IsPlainName(name)) {
     errno = EINVAL;

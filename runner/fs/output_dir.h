@@ -61,6 +61,9 @@ class OutputDir {
 // A name that stays inside the directory it is looked up in: not empty, not "." or "..", no '/'
 // and no NUL. Every name built from an item id or read back from the journal is checked.
 bool IsPlainName(std::string_view name);
+// The name of a published image: a plain name, or one inside a shard directory of the output
+// directory ("00042/cat.png": digits only, then a plain name; output.shard_size).
+bool IsPublishedName(std::string_view name);
 
 // The modes files are created with (the process umask narrows both). What a run publishes
 // (images, metadata.jsonl, failed.jsonl, report.json) leaves the rest to the umask: 0644 under
