@@ -174,6 +174,8 @@ const std::map<std::string, Setter>& KeyTable() {
       {"download.min_bytes_per_s", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
          return c.download.min_bytes_per_s;
        })},
+      {"output.shard_size",
+       WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& { return c.output.shard_size; })},
       {"download.on_mismatch",
        String([](Config& c) -> std::string& { return c.download.on_mismatch; })},
       {"download.allowed_hosts",

@@ -72,6 +72,14 @@ struct DownloadConfig {
   std::string on_mismatch = "flag";
 };
 
+// The output directory's layout.
+struct OutputConfig {
+  // Images go into subdirectories of this many items each, by the item's position in the
+  // manifest (00000/ holds items 0 to N-1, as img2dataset does), so a million files do not sit in
+  // one directory; 0: every image directly in the output directory.
+  std::uint32_t shard_size = 0;
+};
+
 struct RetryConfig {
   std::uint32_t max_attempts = 6;  // per request, for 500/503 and network errors
   double base_delay_s = 0.5;       // exponential backoff with full jitter from here
@@ -129,6 +137,7 @@ struct Config {
   PollingConfig polling;
   TimeoutsConfig timeouts;
   DownloadConfig download;
+  OutputConfig output;
   RetryConfig retry;
   CallbacksConfig callbacks;
   LogConfig log;

@@ -31,7 +31,7 @@ std::string NextTempName() {
 }  // namespace
 
 std::string FileSha256(int dir, const std::string& name) {
-  return HashFd(fs::OpenFileAt(dir, name, O_RDONLY));
+  return HashFd(fs::OpenPublished(dir, name));
 }
 
 std::string FileSha256(const std::string& path) {
@@ -98,23 +98,34 @@ std::string ImageFile::SyncError(int result) const {
 }
 
 ImageFile::Committed ImageFile::Publish(const std::string& base_name, std::string& file_name,
-                                        std::string& error) {
+                                        std::string& error, std::optional<std::uint32_t> shard,
+                                        bool* new_directory) {
   if (fd_ < 0 || type_.empty()) {
     error = "internal: publishing an image that was not checked";
     return Committed::kIo;
   }
   ::close(fd_);
   fd_ = -1;
-  file_name = base_name + "." + type_;
-  if (!fs::IsPlainName(file_name)) {
-    error = "\"" + file_name + "\" is not a plain file name";
+  const std::string name = base_name + "." + type_;
+  if (!fs::IsPlainName(name)) {
+    error = "\"" + name + "\" is not a plain file name";
     return Committed::kIo;
   }
+  int target = dir_.fd();
+  file_name = name;
+  if (shard) {
+    bool created = false;
+    target = dir_.ShardFd(*shard, created, error);
+    if (target < 0) return Committed::kIo;
+    if (new_directory != nullptr) *new_directory = created;
+    file_name = fs::ShardName(*shard) + "/" + name;
+  }
   // renameat replaces whatever has the final name (a planted link included) without following it.
-  if (::renameat(dir_.tmp_fd(), temp_name_.c_str(), dir_.fd(), file_name.c_str()) != 0) {
+  if (::renameat(dir_.tmp_fd(), temp_name_.c_str(), target, name.c_str()) != 0) {
     error = "cannot rename to " + dir_.PathOf(file_name) + ": " + std::strerror(errno);
     return Committed::kIo;
   }
+  published_dir_ = target;
   committed_ = true;
   sha256_hex_ = hash_.FinishHex();
   return Committed::kOk;

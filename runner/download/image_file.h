@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,7 +30,8 @@
 
 namespace nanobatch::download {
 
-// SHA-256 (hex) of the file `name` in `dir` (never through a link); "" if it cannot be read.
+// SHA-256 (hex) of the published image `name` in output directory `dir` (a plain name or one in
+// a shard directory; never through a link); "" if it cannot be read.
 std::string FileSha256(int dir, const std::string& name);
 // SHA-256 (hex) of the file at `path`; "" if it cannot be read.
 std::string FileSha256(const std::string& path);
@@ -58,7 +60,13 @@ class ImageFile : public http::BodySink {
   std::function<int()> SyncCall() const;
   // After a successful Check and sync: renames to `<out>/<base_name>.<ext>`. The directory is
   // not synced here.
-  Committed Publish(const std::string& base_name, std::string& file_name, std::string& error);
+  // With `shard`, into that shard directory (`<out>/<NNNNN>/<base_name>.<ext>`); `new_directory`
+  // tells that the shard directory was made now (`<out>` itself changed).
+  Committed Publish(const std::string& base_name, std::string& file_name, std::string& error,
+                    std::optional<std::uint32_t> shard = std::nullopt,
+                    bool* new_directory = nullptr);
+  // The directory the image was published into (the output directory or a shard's).
+  int published_dir() const { return published_dir_; }
   // The message for a failed SyncCall.
   std::string SyncError(int result) const;
 
@@ -80,6 +88,7 @@ class ImageFile : public http::BodySink {
   std::string sha256_hex_;
   std::uint64_t bytes_ = 0;
   bool committed_ = false;
+  int published_dir_ = -1;
 };
 
 }  // namespace nanobatch::download

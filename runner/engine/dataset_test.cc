@@ -328,5 +328,47 @@ TEST_CASE("dataset: the gallery opens in headless Chromium with every image, fil
   CHECK(std::filesystem::file_size(screenshot) > 10000);
 }
 
+TEST_CASE("dataset: images sharded into numbered directories, resumed, redone and checked there") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "10", "--processing-ms", "20"});
+  std::string manifest;
+  for (int i = 0; i < 10; ++i) {
+    manifest += "{\"id\":\"s" + std::to_string(i) + "\",\"prompt\":\"p" + std::to_string(i) +
+                "\",\"output_format\":\"png\"}\n";
+  }
+  Job job(dir, api, manifest, "output: {shard_size: 4}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  auto by_id = LinesById(job.Lines("metadata.jsonl"));
+  REQUIRE(by_id.size() == 10);
+  CHECK(by_id["s0"].at("file_name") == "00000/s0.png");
+  CHECK(by_id["s5"].at("file_name") == "00001/s5.png");
+  CHECK(by_id["s9"].at("file_name") == "00002/s9.png");
+  for (const auto& [id, line] : by_id) {
+    CHECK(std::filesystem::exists(job.out + "/" + std::string(line.at("file_name").as_string())));
+  }
+  CHECK_FALSE(std::filesystem::exists(job.out + "/s0.png"));
+
+  // A deleted image is fetched again into its directory, not paid again; --verify-images reads
+  // them through their directories.
+  std::filesystem::remove(job.out + "/00001/s5.png");
+  result = job.Run({"--verify-images"});
+  CHECK(result.exit_code == 0);
+  CHECK(std::filesystem::exists(job.out + "/00001/s5.png"));
+  CHECK(Stat(api.Stats(), "submissions") == 10);
+
+  // Redone: the old image leaves its directory for .previous/.
+  result = job.Run({"--redo", "s9"});
+  CHECK(result.exit_code == 0);
+  CHECK(std::filesystem::exists(job.out + "/.previous/s9.1.png"));
+  CHECK(std::filesystem::exists(job.out + "/00002/s9.png"));
+  CHECK(Stat(api.Stats(), "submissions") == 11);
+
+  ProcessResult gallery = testing::RunProcess({kBinary, "gallery", "--out", job.out});
+  CHECK(gallery.out.find("10 images") != std::string::npos);
+  CHECK(dir.Read("out/index.html").find("00002/s9.png") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace nanobatch::engine

@@ -15,18 +15,25 @@ ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
     : service_(service), recorder_(recorder), config_(service.config()) {}
 
 net::awaitable<bool> ImageFetcher::Publish(download::ImageFile& file, const std::string& base_name,
-                                           std::string& file_name) {
+                                           std::uint32_t item_index, std::string& file_name) {
   const int synced = co_await service_.disk().Run(file.SyncCall());
   std::string error;
   if (synced != 0) {
     service_.Halt(StopReason::kDisk, file.SyncError(synced));
     co_return false;
   }
-  if (file.Publish(base_name, file_name, error) != download::ImageFile::Committed::kOk) {
+  const std::uint32_t shard_size = config_.output.shard_size;
+  bool new_directory = false;
+  const auto shard =
+      shard_size > 0 ? std::optional<std::uint32_t>(item_index / shard_size) : std::nullopt;
+  if (file.Publish(base_name, file_name, error, shard, &new_directory) !=
+      download::ImageFile::Committed::kOk) {
     service_.Halt(StopReason::kDisk, error);
     co_return false;
   }
-  recorder_.NoteRenamed();  // the directory is synced by the item's commit (FetchAll)
+  // The directories are synced by the item's commit (FetchAll).
+  recorder_.NoteRenamed(file.published_dir());
+  if (new_directory) recorder_.NoteRenamed(recorder_.journal().dir().fd());
   co_return true;
 }
 
@@ -169,7 +176,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     switch (file.Check(error)) {
       case download::ImageFile::Committed::kOk:
         slot.Release();
-        if (!co_await Publish(file, base_name, file_name)) co_return false;
+        if (!co_await Publish(file, base_name, run.index, file_name)) co_return false;
         break;
       case download::ImageFile::Committed::kNotAnImage:
       case download::ImageFile::Committed::kIncomplete:

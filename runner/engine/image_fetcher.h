@@ -47,8 +47,9 @@ class ImageFetcher {
   boost::asio::awaitable<bool> FetchOne(const ItemRun& run, int index, const std::string& url);
   // Makes a checked image durable and gives it its final name (the directory is synced by the
   // next commit): false (the service halted) on a disk error.
+  // `item_index`: the item's place in the manifest, which picks its shard directory.
   boost::asio::awaitable<bool> Publish(download::ImageFile& file, const std::string& base_name,
-                                       std::string& file_name);
+                                       std::uint32_t item_index, std::string& file_name);
 
   Service& service_;
   Recorder& recorder_;

@@ -15,6 +15,7 @@ struct ItemRun {
   std::string content_hash;
   std::uint32_t price = 0;
   std::uint32_t failed_tasks_base = 0;  // failed tasks before this run's fresh attempts
+  std::uint32_t index = 0;              // in the manifest (its shard directory: output.shard_size)
 };
 
 // How a submission ended: a task id recorded; the item failed for good (or, for a recovered

@@ -49,7 +49,7 @@ std::optional<ItemRun> Job::LoadRun(std::uint32_t index) {
     service_.Halt(StopReason::kMisconfigured, error);
     return std::nullopt;
   }
-  ItemRun run{std::move(*item), "", 0, 0};
+  ItemRun run{std::move(*item), "", 0, 0, index};
   run.content_hash = manifest::ContentHash(run.item);
   run.price = config::PriceOf(config_, run.item.resolution);
   // An item given up on in an earlier run and retried (--retry-failed) gets a fresh set of

@@ -73,9 +73,7 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::In
       for (const auto& image : snapshot->images()) {
         struct stat info;
         const std::string& name = image.file_name();
-        intact = intact && fs::IsPlainName(name) &&
-                 ::fstatat(out_fd_, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
-                 S_ISREG(info.st_mode) &&
+        intact = intact && fs::StatPublished(out_fd_, name, info) && S_ISREG(info.st_mode) &&
                  static_cast<std::uint64_t>(info.st_size) == image.bytes() &&
                  (!options_.verify_images || download::FileSha256(out_fd_, name) == image.sha256());
       }

@@ -20,7 +20,7 @@ Recorder::Recorder(Service& service, journal::Journal& journal)
       journal_(journal),
       outputs_(journal.dir()),
       syncs_(service.executor(), service.disk(),
-             {.pending = [this] { return journal_.pending_records() + (renamed_ ? 1 : 0); },
+             {.pending = [this] { return journal_.pending_records() + (renamed_.empty() ? 0 : 1); },
               .begin = [this] { return BeginSync(); },
               .end = [this](int result, std::string& error) { return EndSync(result, error); }},
              kCommitInterval, kFullGroup) {
@@ -29,10 +29,11 @@ Recorder::Recorder(Service& service, journal::Journal& journal)
 }
 
 std::function<int()> Recorder::BeginSync() {
-  const bool renamed = std::exchange(renamed_, false);
-  // The directory first: a record of an image is never durable before the image's name.
-  return [renamed, dir = journal_.dir().fd(), write = journal_.BeginBatch()]() -> int {
-    if (renamed && ::fsync(dir) != 0) return -errno;  // negative: the directory's
+  // The directories first: a record of an image is never durable before the image's name.
+  return [dirs = std::exchange(renamed_, {}), write = journal_.BeginBatch()]() -> int {
+    for (const int dir : dirs) {
+      if (::fsync(dir) != 0) return -errno;  // negative: a directory's
+    }
     return write();
   };
 }
@@ -128,9 +129,11 @@ boost::asio::awaitable<bool> Recorder::Redo(const std::string& item_id, bool mis
   std::vector<std::pair<std::string, std::string>> moves;  // final name -> name in .previous/
   for (const auto& image : snapshot->images()) {
     const std::string& name = image.file_name();
-    const auto dot = name.rfind('.');
-    const std::string stem = dot == std::string::npos ? name : name.substr(0, dot);
-    const std::string extension = dot == std::string::npos ? "" : name.substr(dot);
+    // In .previous/ by its file name (its shard directory, if any, left behind).
+    const std::string file = name.substr(name.rfind('/') + 1);
+    const auto dot = file.rfind('.');
+    const std::string stem = dot == std::string::npos ? file : file.substr(0, dot);
+    const std::string extension = dot == std::string::npos ? "" : file.substr(dot);
     moves.emplace_back(name, stem + "." + std::to_string(snapshot->attempt()) + extension);
   }
   // The worker touches only these names and the directory's descriptors (read-only on the

@@ -24,6 +24,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <set>
 #include <string>
 
 #include "runner/disk/group_commit.h"
@@ -50,8 +51,9 @@ class Recorder {
     return journal_.state().Find(run.item.id);
   }
   journal::Journal& journal() { return journal_; }
-  // An image was renamed into the output directory: the next commit syncs the directory.
-  void NoteRenamed() { renamed_ = true; }
+  // An image was renamed into directory `dir` (the output directory, or a shard directory): the
+  // next commit syncs it.
+  void NoteRenamed(int dir) { renamed_.insert(dir); }
   output::OutputFiles& outputs() { return outputs_; }
 
   // The intent is recorded once the rate limiter lets its POST go: a crash can then leave open
@@ -81,7 +83,7 @@ class Recorder {
   std::function<int()> BeginSync();
   bool EndSync(int result, std::string& error);
 
-  bool renamed_ = false;  // since the last commit began
+  std::set<int> renamed_;  // directories renamed into since the last commit began
   disk::GroupCommit syncs_;
 };
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -46,15 +47,74 @@ bool IsPlainName(std::string_view name) {
          name.find('\0') == std::string_view::npos;
 }
 
-bool IsPublishedName(std::string_view name) {
+std::optional<PublishedName> SplitPublishedName(std::string_view name) {
   const auto slash = name.find('/');
-  if (slash == std::string_view::npos) return IsPlainName(name);
-  const std::string_view shard = name.substr(0, slash);
-  if (shard.empty() || shard.size() > 10) return false;
-  for (char c : shard) {
-    if (c < '0' || c > '9') return false;
+  if (slash == std::string_view::npos) {
+    if (!IsPlainName(name)) return std::nullopt;
+    return PublishedName{"", name};
   }
-  return IsPlainName(name.substr(slash + 1));
+  const std::string_view shard = name.substr(0, slash);
+  if (shard.empty() || shard.size() > 10) return std::nullopt;
+  for (char c : shard) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  if (!IsPlainName(name.substr(slash + 1))) return std::nullopt;
+  return PublishedName{shard, name.substr(slash + 1)};
+}
+
+bool IsPublishedName(std::string_view name) { return SplitPublishedName(name).has_value(); }
+
+std::string ShardName(std::uint32_t shard) {
+  char name[16];
+  std::snprintf(name, sizeof name, "%05u", shard);
+  return name;
+}
+
+int OpenShardDir(int out, std::string_view shard, bool create) {
+  const std::string name(shard);
+  if (create && ::mkdirat(out, name.c_str(), 0777) != 0 && errno != EEXIST) return -1;
+  return ::openat(out, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int OpenPublished(int out, std::string_view name) {
+  auto parts = SplitPublishedName(name);
+  if (!parts) {
+    errno = EINVAL;
+    return -1;
+  }
+  util::UniqueFd shard(parts->shard.empty() ? -1 : OpenShardDir(out, parts->shard, false));
+  if (!parts->shard.empty() && shard.get() < 0) return -1;
+  return OpenFileAt(parts->shard.empty() ? out : shard.get(), std::string(parts->file), O_RDONLY);
+}
+
+bool StatPublished(int out, std::string_view name, struct stat& info) {
+  auto parts = SplitPublishedName(name);
+  if (!parts) {
+    errno = EINVAL;
+    return false;
+  }
+  util::UniqueFd shard(parts->shard.empty() ? -1 : OpenShardDir(out, parts->shard, false));
+  if (!parts->shard.empty() && shard.get() < 0) return false;
+  return ::fstatat(parts->shard.empty() ? out : shard.get(), std::string(parts->file).c_str(),
+                   &info, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int OutputDir::ShardFd(std::uint32_t shard, bool& created, std::string& error) const {
+  created = false;
+  auto it = shards_.find(shard);
+  if (it != shards_.end()) return it->second.get();
+  const std::string name = ShardName(shard);
+  struct stat info;
+  const bool existed = ::fstatat(fd(), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0;
+  util::UniqueFd opened(OpenShardDir(fd(), name, /*create=*/true));
+  if (opened.get() < 0) {
+    error = "cannot create or open " + PathOf(name) + " (a link there is refused): " + Errno();
+    return -1;
+  }
+  created = !existed;
+  const int result = opened.get();
+  shards_.emplace(shard, std::move(opened));
+  return result;
 }
 
 int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode) {
@@ -77,12 +137,22 @@ bool SyncDirectory(int dir, std::string& error) {
 
 bool MoveToPrevious(const OutputDir& dir, const std::string& name, const std::string& new_name,
                     std::string& error) {
-  if (!IsPlainName(name) || !IsPlainName(new_name)) {
-    error = "refusing to move \"" + name + "\": not a plain file name";
+  auto parts = SplitPublishedName(name);
+  if (!parts || !IsPlainName(new_name)) {
+    error = "refusing to move \"" + name + "\": not a published file name";
     return false;
   }
+  // In its shard directory, if it has one (opened here: the OutputDir's cache is the loop's).
+  util::UniqueFd shard(parts->shard.empty() ? -1 : OpenShardDir(dir.fd(), parts->shard, false));
+  if (!parts->shard.empty() && shard.get() < 0) {
+    if (errno == ENOENT) return true;
+    error = "cannot open " + dir.PathOf(parts->shard) + ": " + Errno();
+    return false;
+  }
+  const int from = parts->shard.empty() ? dir.fd() : shard.get();
+  const std::string file(parts->file);
   struct stat info;
-  if (::fstatat(dir.fd(), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (::fstatat(from, file.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return true;
     error = "cannot look at " + dir.PathOf(name) + ": " + Errno();
     return false;
@@ -97,11 +167,12 @@ bool MoveToPrevious(const OutputDir& dir, const std::string& name, const std::st
     error = "cannot open " + dir.PathOf(kPreviousDir) + " (a link there is refused): " + Errno();
     return false;
   }
-  if (::renameat(dir.fd(), name.c_str(), previous.get(), new_name.c_str()) != 0) {
+  if (::renameat(from, file.c_str(), previous.get(), new_name.c_str()) != 0) {
     error = "cannot move " + dir.PathOf(name) + " to " + kPreviousDir + "/: " + Errno();
     return false;
   }
-  return SyncDirectory(previous.get(), error) && SyncDirectory(dir.fd(), error);
+  return SyncDirectory(previous.get(), error) && SyncDirectory(from, error) &&
+         SyncDirectory(dir.fd(), error);
 }
 
 bool WriteFileAtomically(int dir, const std::string& name, const std::string& bytes, mode_t mode,

@@ -16,10 +16,13 @@
 //   WriteFileAtomically(dir->fd(), "metadata.jsonl", text, kPublishedFileMode, error);
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -50,13 +53,23 @@ class OutputDir {
   // included, without following any.
   bool ClearTemporary(std::string& error);
 
+  // The shard directory `<out>/<NNNNN>` (output.shard_size), created on first use and kept open;
+  // `created` tells the caller that `<out>` itself changed (its fsync makes the new directory
+  // durable). -1 with `error` when it cannot be made or is not a plain directory (a link is
+  // refused). For the event loop's thread only.
+  int ShardFd(std::uint32_t shard, bool& created, std::string& error) const;
+
  private:
   OutputDir() = default;
   std::string path_;
   util::UniqueFd dir_;
   util::UniqueFd state_;
   util::UniqueFd tmp_;
+  mutable std::map<std::uint32_t, util::UniqueFd> shards_;
 };
+
+// "00042": the name of shard directory 42.
+std::string ShardName(std::uint32_t shard);
 
 // A name that stays inside the directory it is looked up in: not empty, not "." or "..", no '/'
 // and no NUL. Every name built from an item id or read back from the journal is checked.
@@ -64,6 +77,19 @@ bool IsPlainName(std::string_view name);
 // The name of a published image: a plain name, or one inside a shard directory of the output
 // directory ("00042/cat.png": digits only, then a plain name; output.shard_size).
 bool IsPublishedName(std::string_view name);
+// A published name's parts: its shard directory ("" when none) and its file name.
+struct PublishedName {
+  std::string_view shard;
+  std::string_view file;
+};
+std::optional<PublishedName> SplitPublishedName(std::string_view name);
+// The directory `shard` of `out` opened without following a link (and, with `create`, made
+// first): -1 with errno when it is missing, a link, or not a directory.
+int OpenShardDir(int out, std::string_view shard, bool create);
+// A published image opened for reading, or its metadata, following no link anywhere in its name
+// (its shard directory included): -1 / false with errno.
+int OpenPublished(int out, std::string_view name);
+bool StatPublished(int out, std::string_view name, struct stat& info);
 
 // The modes files are created with (the process umask narrows both). What a run publishes
 // (images, metadata.jsonl, failed.jsonl, report.json) leaves the rest to the umask: 0644 under

@@ -1,6 +1,7 @@
 #include "runner/fs/output_dir.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -79,6 +80,54 @@ TEST_CASE("output dir: files are written through links, never: the link is repla
   CHECK_FALSE(IsPlainName(".."));
   CHECK_FALSE(IsPlainName("a/b"));
   CHECK(IsPlainName("a.png"));
+}
+
+TEST_CASE("output dir: published names are plain or in one numbered shard directory") {
+  CHECK(IsPublishedName("cat.png"));
+  CHECK(IsPublishedName("00042/cat.png"));
+  CHECK_FALSE(IsPublishedName("../cat.png"));
+  CHECK_FALSE(IsPublishedName("00042/../cat.png"));
+  CHECK_FALSE(IsPublishedName("00042/sub/cat.png"));
+  CHECK_FALSE(IsPublishedName("abc/cat.png"));
+  CHECK_FALSE(IsPublishedName("/cat.png"));
+  CHECK_FALSE(IsPublishedName("00042/"));
+  auto parts = SplitPublishedName("00042/cat.png");
+  REQUIRE(parts);
+  CHECK(parts->shard == "00042");
+  CHECK(parts->file == "cat.png");
+  CHECK(ShardName(42) == "00042");
+  CHECK(ShardName(123456) == "123456");
+}
+
+TEST_CASE("output dir: shard directories are made once, opened without following links") {
+  testing::TempDir dir;
+  std::string error;
+  auto out = OutputDir::Open(dir.File("out"), /*create=*/true, error);
+  REQUIRE_MESSAGE(out, error);
+  bool created = false;
+  const int shard = out->ShardFd(3, created, error);
+  REQUIRE(shard >= 0);
+  CHECK(created);
+  CHECK(out->ShardFd(3, created, error) == shard);
+  CHECK_FALSE(created);
+  CHECK(stdfs::is_directory(dir.File("out/00003")));
+  dir.Write("out/00003/a.png", "png bytes");
+  struct stat info;
+  CHECK(StatPublished(out->fd(), "00003/a.png", info));
+  CHECK(info.st_size == 9);
+  const int fd = OpenPublished(out->fd(), "00003/a.png");
+  CHECK(fd >= 0);
+  ::close(fd);
+
+  // A shard directory planted as a link elsewhere is neither read nor written through.
+  stdfs::create_directory(dir.File("elsewhere"));
+  dir.Write("elsewhere/a.png", "secret");
+  stdfs::create_directory_symlink(dir.File("elsewhere"), dir.File("out/00007"));
+  CHECK(OpenPublished(out->fd(), "00007/a.png") < 0);
+  CHECK_FALSE(StatPublished(out->fd(), "00007/a.png", info));
+  CHECK(out->ShardFd(7, created, error) < 0);
+  CHECK(error.find("a link there is refused") != std::string::npos);
+  CHECK(OpenPublished(out->fd(), "../out/00003/a.png") < 0);
 }
 
 }  // namespace

@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
       }
       const std::string id_text(id->as_string());
       const std::string file_name(file->as_string());
-      if (!nanobatch::fs::IsPlainName(file_name)) {
+      // A plain name, or one in a numbered directory (output.shard_size): never a path out.
+      if (!nanobatch::fs::IsPublishedName(file_name)) {
         problem(where + ": file_name \"" + file_name + "\" is not a plain name");
         continue;
       }
@@ -146,6 +147,14 @@ int main(int argc, char** argv) {
   for (const Image& image : images) {
     std::string error;
     const std::string target = out + "/" + image.file_name;
+    if (const auto slash = image.file_name.find('/'); slash != std::string::npos) {
+      const std::string subdirectory = out + "/" + image.file_name.substr(0, slash);
+      if (::mkdir(subdirectory.c_str(), 0755) != 0 && errno != EEXIST) {
+        std::cerr << "merge_shards: cannot create " << subdirectory << ": " << std::strerror(errno)
+                  << "\n";
+        return 2;
+      }
+    }
     ::unlink(target.c_str());  // a leftover of an interrupted merge
     if (!LinkOrCopy(image.shard + "/" + image.file_name, target, error)) {
       std::cerr << "merge_shards: " << error << "\n";
