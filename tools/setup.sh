@@ -17,6 +17,7 @@ packages=(
   libcli11-dev             # command line
   doctest-dev              # tests
   libsystemd-dev           # sd_notify for the systemd service
+  libarchive-dev           # export --format webdataset: tar shards
   protobuf-compiler        # proto/ (protoc runs in a genrule)
   libprotobuf-dev
   libpng-dev               # the simulator's images

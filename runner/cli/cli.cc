@@ -184,6 +184,15 @@ int Main(int argc, char** argv) {
       "gallery", "write OUT/index.html: the images with their prompts, filters and search");
   gallery->add_option("--out", gallery_out, "output directory of a run")->required();
 
+  ExportOptions export_options;
+  CLI::App* export_command = app.add_subcommand(
+      "export", "write the finished images as training shards (WebDataset tar files)");
+  export_command->add_option("--out", export_options.out, "output directory of a run")->required();
+  export_command->add_option("--format", export_options.format, "webdataset (the default)");
+  export_command->add_option("--to", export_options.to, "directory for the shards")->required();
+  export_command->add_option("--samples-per-shard", export_options.samples_per_shard,
+                             "images in each tar (default 10000)");
+
   std::string validate_manifest;
   std::string validate_config;
   CLI::App* validate = app.add_subcommand("validate", "check a manifest; submit nothing");
@@ -206,6 +215,7 @@ int Main(int argc, char** argv) {
   if (*validate) return ValidateCommand(validate_manifest, validate_config);
   if (*status) return StatusCommand(status_out, status_json);
   if (*gallery) return GalleryCommand(gallery_out);
+  if (*export_command) return ExportCommand(export_options);
   if (*serve) return StartServe(serve_config);
   if (*estimate) {
     estimate_flags.options.estimate = true;

@@ -50,6 +50,15 @@ int RunCommand(const config::Config& config, const RunOptions& options);
 // values, validated.
 int ServeCommand(config::Config config, const std::string& config_path);
 
+// `nanobatch export --out DIR --format webdataset --to DEST [--samples-per-shard N]`.
+struct ExportOptions {
+  std::string out;
+  std::string format = "webdataset";
+  std::string to;
+  std::uint64_t samples_per_shard = 10000;
+};
+int ExportCommand(const ExportOptions& options);
+
 // `nanobatch gallery --out DIR`: writes DIR/index.html.
 int GalleryCommand(const std::string& out_dir);
 

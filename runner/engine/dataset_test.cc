@@ -370,5 +370,55 @@ TEST_CASE("dataset: images sharded into numbered directories, resumed, redone an
   CHECK(dir.Read("out/index.html").find("00002/s9.png") != std::string::npos);
 }
 
+TEST_CASE("dataset: export --format webdataset writes tar shards of image + json samples") {
+  TempDir dir;
+  FakeApiProcess api(dir,
+                     {"--pending-ms", "10", "--processing-ms", "20", "--images-per-task", "2"});
+  Job job(
+      dir, api,
+      "{\"id\":\"a.b\",\"prompt\":\"a\",\"output_format\":\"png\",\"meta\":{\"split\":\"train\"}}\n"
+      "{\"id\":\"c\",\"prompt\":\"c\",\"output_format\":\"jpg\"}\n"
+      "{\"id\":\"d\",\"prompt\":\"d\",\"output_format\":\"png\"}\n");
+  REQUIRE(job.Run().exit_code == 0);
+  const std::string to = dir.File("shards");
+  ProcessResult exported =
+      testing::RunProcess({kBinary, "export", "--out", job.out, "--format", "webdataset", "--to",
+                           to, "--samples-per-shard", "4"});
+  INFO(exported.err);
+  REQUIRE(exported.exit_code == 0);
+  CHECK(exported.out.find("6 samples in 2 shards") != std::string::npos);
+  ProcessResult listing = testing::RunProcess({"/bin/tar", "-tf", to + "/shard-000000.tar"});
+  CHECK(listing.out ==
+        "000000000.png\n000000000.json\n000000001.png\n000000001.json\n000000002.jpg\n"
+        "000000002.json\n000000003.jpg\n000000003.json\n");
+  ProcessResult second = testing::RunProcess({"/bin/tar", "-tf", to + "/shard-000001.tar"});
+  CHECK(second.out == "000000004.png\n000000004.json\n000000005.png\n000000005.json\n");
+  // A sample's json is its metadata line with its key; the image is byte for byte the file.
+  ProcessResult json_text =
+      testing::RunProcess({"/bin/tar", "-xOf", to + "/shard-000000.tar", "000000001.json"});
+  const json::object sample = json::parse(json_text.out).as_object();
+  CHECK(sample.at("key") == "000000001");
+  CHECK(sample.at("id") == "a.b");
+  CHECK(sample.at("image_index") == 1);
+  CHECK(sample.at("split") == "train");
+  const std::string extracted = dir.File("x");
+  std::filesystem::create_directory(extracted);
+  CHECK(testing::RunProcess({"/bin/tar", "-xf", to + "/shard-000000.tar", "-C", extracted})
+            .exit_code == 0);
+  CHECK(dir.Read("x/000000001.png") ==
+        dir.Read("out/" + std::string(sample.at("file_name").as_string())));
+  // No temporary left; a missing image is left out, said, and exit 1.
+  CHECK_FALSE(std::filesystem::exists(to + "/.shard-000000.tar.tmp"));
+  std::filesystem::remove(job.out + "/d.png");
+  ProcessResult partial =
+      testing::RunProcess({kBinary, "export", "--out", job.out, "--to", dir.File("shards2")});
+  CHECK(partial.exit_code == 1);
+  CHECK(partial.out.find("5 samples in 1 shard ") != std::string::npos);
+  CHECK(partial.err.find("1 image is missing or changed on disk") != std::string::npos);
+  CHECK(
+      testing::RunProcess({kBinary, "export", "--out", job.out, "--format", "parquet", "--to", to})
+          .exit_code == 2);
+}
+
 }  // namespace
 }  // namespace nanobatch::engine
