@@ -33,6 +33,9 @@ def jsonl():
         "unknown_key": {"prompt": "x", "colour": "blue"},
         "wrong_types": {"id": 5, "prompt": ["x"], "image_urls": "https://a"},
         "control": {"id": "esc", "prompt": "red \u001b[31m text \u0007"},
+        "meta": {"prompt": "x", "meta": {"label": "cat", "n": -3, "big": 18446744073709551615,
+                                          "f": 0.5, "ok": False, "none": None, "id": "clash",
+                                          "deep": {"a": 1}}},
     }
     for name, value in lines.items():
         write("jsonl_line", name, json.dumps(value, ensure_ascii=False))
@@ -53,6 +56,11 @@ def yaml():
     write("yaml_manifest", "tags", "- !!binary aGVsbG8=\n- prompt: !!int 12\n")
     write("yaml_manifest", "deep", "[" * 3000 + "]" * 3000)
     write("yaml_manifest", "scalar", "just a string\n")
+    write("yaml_manifest", "matrix",
+          "- id: pets\n  prompt: \"{subject} in {style}, {{literal}}\"\n"
+          "  matrix: {subject: [a cat, dog], style: [ink, \"oil paint\"], aspect_ratio: [\"1:1\"]}\n"
+          "  repeat: 2\n  meta: {split: train, n: 7, ok: true, none: ~}\n"
+          "- {prompt: \"{x\", matrix: {x: [1]}}\n- {prompt: a, repeat: 3}\n")
 
 
 def config():
