@@ -331,6 +331,7 @@ class YamlItemReader {
         return;
       }
       std::vector<std::string> names;
+      names.reserve(axes.size());
       for (const Axis& axis : axes) names.push_back(axis.name);
       std::string problem;
       prompt_template = PromptTemplate::Parse(*raw.prompt, names, problem);
@@ -400,7 +401,7 @@ class YamlItemReader {
       if (prompt_template) expanded.prompt = prompt_template->Render(values);
       expanded.meta_json = columns.Take();
       for (unsigned k = 1; k <= std::max(repeat, 1u); ++k) {
-        RawItem one = k == std::max(repeat, 1u) ? std::move(expanded) : expanded;
+        RawItem one = expanded;  // a copy each: hand-written YAML, small items
         one.id = repeat > 0 ? id + ".r" + std::to_string(k) : id;
         if (auto item = ValidateItem(std::move(one), defaults, {path_, line}, errors_)) {
           ++items;
