@@ -27,17 +27,7 @@ using testing::TempDir;
 
 constexpr const char* kBinary = testing::kNanobatchBinary;
 
-constexpr const char* kTestConfig =
-    "polling: {first_poll_s: 0.05, max_interval_s: 0.3, task_deadline_s: 60}\n"
-    "retry: {max_attempts: 8, base_delay_s: 0.02, max_delay_s: 0.2}\n"
-    "log: {progress_interval_s: 60}\n"
-    "limits: {rate: 300, burst: 30, max_in_flight: 16, max_downloads: 4}\n";
-
-struct Job : testing::RunnerJob {
-  Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text,
-      const std::string& extra_config = "")
-      : RunnerJob(d, a, manifest_text, std::string(kTestConfig) + extra_config, "sk-test") {}
-};
+using Job = testing::FastJob;
 
 std::map<std::string, json::object> LinesById(const std::vector<json::object>& lines) {
   std::map<std::string, json::object> by_id;

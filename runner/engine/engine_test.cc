@@ -30,15 +30,6 @@ using testing::TempDir;
 
 constexpr const char* kBinary = testing::kNanobatchBinary;
 
-// Fast timings for a simulator that answers in milliseconds.
-constexpr const char* kTestConfig =
-    "polling: {first_poll_s: 0.05, max_interval_s: 0.3, task_deadline_s: 60}\n"
-    "retry: {max_attempts: 8, base_delay_s: 0.02, max_delay_s: 0.2, spend_limit_pause_s: 0.2,"
-    " spend_limit_give_up_s: 30}\n"
-    "timeouts: {connect_s: 5, request_s: 10, download_s: 20}\n"
-    "log: {progress_interval_s: 60}\n"
-    "limits: {rate: 300, burst: 30, max_in_flight: 16, max_downloads: 4}\n";
-
 std::string Manifest(int count, const std::string& prefix = "p") {
   static const char* kResolutions[] = {"1K", "2K", "4K"};
   static const char* kRatios[] = {"1:1", "16:9", "9:16", "3:2", "auto"};
@@ -53,12 +44,7 @@ std::string Manifest(int count, const std::string& prefix = "p") {
   return out;
 }
 
-// A job with the fast test config (plus `extra_config`) and the simulator's default key.
-struct Job : testing::RunnerJob {
-  Job(TempDir& d, FakeApiProcess& a, const std::string& manifest_text,
-      const std::string& extra_config = "")
-      : RunnerJob(d, a, manifest_text, std::string(kTestConfig) + extra_config, "sk-test") {}
-};
+using Job = testing::FastJob;
 
 using download::FileSha256;
 

@@ -40,4 +40,21 @@ class RunnerJob {
   std::string key;
 };
 
+// Fast timings for a simulator that answers in milliseconds.
+inline constexpr const char* kFastTestConfig =
+    "polling: {first_poll_s: 0.05, max_interval_s: 0.3, task_deadline_s: 60}\n"
+    "retry: {max_attempts: 8, base_delay_s: 0.02, max_delay_s: 0.2, spend_limit_pause_s: 0.2,"
+    " spend_limit_give_up_s: 30}\n"
+    "timeouts: {connect_s: 5, request_s: 10, download_s: 20}\n"
+    "log: {progress_interval_s: 60}\n"
+    "limits: {rate: 300, burst: 30, max_in_flight: 16, max_downloads: 4}\n";
+
+// A job with kFastTestConfig (then `extra_config`, whose keys win) and the simulator's default
+// key.
+struct FastJob : RunnerJob {
+  FastJob(TempDir& d, FakeApiProcess& a, const std::string& manifest_text,
+          const std::string& extra_config = "")
+      : RunnerJob(d, a, manifest_text, std::string(kFastTestConfig) + extra_config, "sk-test") {}
+};
+
 }  // namespace nanobatch::testing
