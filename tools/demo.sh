@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: installs what is missing, builds, starts the project's API simulator on loopback
 # (throwaway TLS certificates, a separate file host), and runs a real batch against it:
-# images land in demo-out/images/ with metadata.jsonl. Then shows `nanobatch status`.
+# images land in demo-out/images/ with metadata.jsonl. Estimates it first, then shows
+# `nanobatch status` and writes demo-out/images/index.html, a gallery to open in a browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -24,6 +25,8 @@ file_port=$(sed -E 's/.*"file_port": ([0-9]+).*/\1/' "$work/ports.json")
 
 echo "== nanobatch validate"
 bazel-bin/runner/nanobatch validate testdata/manifests/demo.jsonl --config configs/demo.yaml
+echo "== nanobatch estimate (what the run will pay and take; nothing is sent)"
+bazel-bin/runner/nanobatch estimate --config configs/demo.yaml
 echo "== nanobatch run (against the simulator on https://127.0.0.1:$api_port)"
 status=0
 AIVIDEOAPI_API_KEY=sk-demo-local \
@@ -32,6 +35,8 @@ AIVIDEOAPI_API_KEY=sk-demo-local \
   --allow-download-host "localhost:$file_port" --allow-download-network 127.0.0.0/8 || status=$?
 echo "== nanobatch status"
 bazel-bin/runner/nanobatch status --out "$work/images"
+echo "== nanobatch gallery"
+bazel-bin/runner/nanobatch gallery --out "$work/images"
 echo "== images"
 ls -l "$work/images"
 exit "$status"
