@@ -282,6 +282,7 @@ Daemon::RunningSums Daemon::SumRunning() const {
     sum.credits_spent += totals.credits_spent;
     sum.credits_reserved += totals.credits_reserved;
     sum.possible_duplicates += totals.possible_duplicates;
+    sum.flagged_images += totals.flagged_images;
     sum.queued += running->job->queued();
   }
   return sum;
@@ -639,6 +640,10 @@ std::string Daemon::MetricsPage() const {
               "Submissions of the running jobs whose answer was lost (possibly paid twice).");
   page.Sample("nanobatch_possible_duplicate_submissions", {},
               static_cast<double>(sum.possible_duplicates));
+  page.Family("nanobatch_images_flagged", "gauge",
+              "Images of the running jobs whose format or aspect ratio is not what was asked "
+              "(download.on_mismatch).");
+  page.Sample("nanobatch_images_flagged", {}, static_cast<double>(sum.flagged_images));
 
   page.Family("nanobatch_jobs", "gauge", "Jobs of the spool by state.");
   for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kWaiting, JobState::kDone,

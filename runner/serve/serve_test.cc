@@ -243,6 +243,7 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   const json::object stats = api.Stats();
   CHECK(Stat(stats, "credits_net") == 16 * 11);
   CHECK(MetricValue(page, "nanobatch_credits_spent_total") == Stat(stats, "credits_net"));
+  CHECK(MetricValue(page, "nanobatch_images_flagged") == 0);
   CHECK(MetricValue(page, "nanobatch_jobs{state=\"done\"}") == 4);
   CHECK(MetricValue(page, "nanobatch_jobs{state=\"failed\"}") == 1);
   CHECK(MetricValue(page, "nanobatch_api_requests_total{endpoint=\"submit\",code=\"200\"}") ==
