@@ -47,6 +47,9 @@ int ValidateCommand(const std::string& manifest_path, const std::string& config_
               << count;
   }
   if (!by_resolution.empty()) std::cout << ")";
+  if (stats.entries > 0 && stats.entries != stats.items) {
+    std::cout << ", expanded from " << stats.entries << " entries by matrix: and repeat:";
+  }
   std::cout << ", " << credits << " credits at the configured prices; checked " << stats.lines
             << " lines in " << seconds << " s\n";
   return kExitOk;

@@ -70,7 +70,8 @@ TEST_CASE("dataset: a YAML matrix with meta columns: every expansion paid once, 
   // validate reports what the file expands to.
   ProcessResult validate = testing::RunProcess({kBinary, "validate", job.manifest});
   CHECK(validate.exit_code == 0);
-  CHECK(validate.out.find(": 6 items") != std::string::npos);
+  CHECK(validate.out.find(": 6 items (1K: 6), expanded from 2 entries by matrix: and repeat:") !=
+        std::string::npos);
 }
 
 TEST_CASE("dataset: image sizes are recorded; a mismatch is flagged, kept, or retried once") {

@@ -30,6 +30,7 @@ using ItemSink = std::function<void(Item&&)>;
 
 struct ManifestStats {
   std::size_t items = 0;    // valid items handed to the sink
+  std::size_t entries = 0;  // entries written in the file (YAML matrix: and repeat: expand one)
   std::size_t lines = 0;    // lines read
   std::uint64_t bytes = 0;  // bytes read
 };

@@ -516,7 +516,10 @@ ManifestStats ReadYamlManifestText(const std::string& path, const std::string& t
   // yaml-cpp reports errors while iterating too (for example on a bad anchor); keep them tied to
   // the file rather than letting them escape.
   try {
-    for (const auto& node : items) reader.ReadItem(node, defaults, sink, stats.items);
+    for (const auto& node : items) {
+      ++stats.entries;
+      reader.ReadItem(node, defaults, sink, stats.items);
+    }
   } catch (const YAML::Exception& e) {
     errors.Add({path, e.mark.line + 1, "-", "invalid YAML: " + e.msg});
   }
