@@ -67,6 +67,9 @@ std::string_view KindName(ErrorKind kind);
 // "Retry-After: 3" -> 3 seconds. HTTP-date forms and garbage give nullopt (treated as absent).
 std::optional<double> ParseRetryAfter(std::string_view header);
 
+// API responses are small JSON: a body above this is no answer (the client stops reading).
+inline constexpr std::size_t kApiBodyLimit = 1 << 20;
+
 // A task's output holds at most this many image URLs, each at most kMaxUrlBytes long (api.md:
 // "usually one image"). A task beyond either fails clearly rather than making every later
 // resume and `status` pay for thousands of URLs.

@@ -80,19 +80,16 @@ int EstimateCommand(const config::Config& config, const RunOptions& options) {
           ++input.to_submit[item.resolution];
           return;
         }
-        if (!manifest::InShard(options.shard, item.id)) return;
-        const proto::ItemSnapshot* snapshot = state->Find(item.id);
-        if (snapshot == nullptr) return;
-        if (snapshot->phase() == proto::ItemSnapshot::DONE) {
-          ++input.done;
-          const auto took = snapshot->last_unix_time() - snapshot->first_unix_time();
-          // One attempt, one sitting: the time from its intent to its images.
-          if (snapshot->attempt() == 1 && took > 0 && latencies.size() < kLatencySamples) {
-            latencies.push_back(static_cast<double>(took));
-          }
-        } else if (snapshot->phase() == proto::ItemSnapshot::GAVE_UP) {
-          ++input.failed;
+        // The plan counts what is done and failed; a sample of finished items tells the latency
+        // (only these are read back from the journal a second time).
+        if (latencies.size() >= kLatencySamples || !manifest::InShard(options.shard, item.id)) {
+          return;
         }
+        const proto::ItemSnapshot* snapshot = state->Find(item.id);
+        if (snapshot == nullptr || snapshot->phase() != proto::ItemSnapshot::DONE) return;
+        const auto took = snapshot->last_unix_time() - snapshot->first_unix_time();
+        // One attempt, one sitting: the time from its intent to its images.
+        if (snapshot->attempt() == 1 && took > 0) latencies.push_back(static_cast<double>(took));
       },
       errors);
   if (errors.empty()) planner.Finish(*store, errors);
@@ -104,6 +101,8 @@ int EstimateCommand(const config::Config& config, const RunOptions& options) {
   }
   const engine::JobPlan& plan = planner.plan();
   input.items = plan.items;
+  input.done = plan.done;
+  input.failed = plan.failed;
   input.resume = plan.resume.size() + plan.recover.size() - plan.refetch.size();
   input.credits_spent = state->totals().credits_spent;
   input.credits_reserved = state->totals().credits_reserved;

@@ -53,25 +53,25 @@ std::string FormatEstimate(const Estimate& estimate, const config::Config& confi
   const EstimateInput& in = estimate.input;
   char line[256];
   std::string out;
+  // The fixed buffer holds figures only; paths and lists are appended whole.
   std::snprintf(line, sizeof line,
                 "items:    %llu in the manifest; %llu done, %llu failed, %llu paid and to finish "
-                "in %s\n",
+                "in ",
                 static_cast<unsigned long long>(in.items), static_cast<unsigned long long>(in.done),
                 static_cast<unsigned long long>(in.failed),
-                static_cast<unsigned long long>(in.resume), config.out.c_str());
-  out += line;
+                static_cast<unsigned long long>(in.resume));
+  out += line + config.out + "\n";
   std::string by_resolution;
   for (const auto& [resolution, count] : in.to_submit) {
     if (count == 0) continue;
     by_resolution += (by_resolution.empty() ? "" : ", ") + std::to_string(count) + " x " +
                      resolution + " at " + std::to_string(config::PriceOf(config, resolution));
   }
-  std::snprintf(
-      line, sizeof line, "to pay:   %llu tasks, %llu credits ($%.2f at $%g a credit)%s%s%s\n",
-      static_cast<unsigned long long>(estimate.tasks),
-      static_cast<unsigned long long>(estimate.credits), estimate.usd, config.api.usd_per_credit,
-      by_resolution.empty() ? "" : " (", by_resolution.c_str(), by_resolution.empty() ? "" : ")");
-  out += line;
+  std::snprintf(line, sizeof line, "to pay:   %llu tasks, %llu credits ($%.2f at $%g a credit)",
+                static_cast<unsigned long long>(estimate.tasks),
+                static_cast<unsigned long long>(estimate.credits), estimate.usd,
+                config.api.usd_per_credit);
+  out += line + (by_resolution.empty() ? "" : " (" + by_resolution + ")") + "\n";
   std::snprintf(line, sizeof line,
                 "budget:   this directory needs %llu credits in all (%llu spent, %llu reserved, "
                 "%llu to pay); ",

@@ -55,6 +55,16 @@ TEST_CASE("estimate: time is bound by the rate or by the tasks in flight, whiche
   CHECK(MakeEstimate(EstimateInput{}, config).seconds == 0);
 }
 
+TEST_CASE("estimate: a long output path is printed whole") {
+  config::Config config;
+  config.out = "/data/" + std::string(400, 'd') + "/out";
+  EstimateInput input;
+  input.to_submit = {{"1K", 1}, {"2K", 2}, {"4K", 3}};
+  const std::string text = FormatEstimate(MakeEstimate(input, config), config);
+  CHECK(text.find("in " + config.out + "\n") != std::string::npos);
+  CHECK(text.find("(1 x 1K at 16, 2 x 2K at 24, 3 x 4K at 36)\n") != std::string::npos);
+}
+
 TEST_CASE("estimate: durations read like a person would say them") {
   CHECK(HumanDuration(0.2) == "1 s");
   CHECK(HumanDuration(89) == "89 s");

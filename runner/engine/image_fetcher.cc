@@ -11,8 +11,24 @@ namespace net = boost::asio;
 using util::LogError;
 using util::LogWarning;
 
+namespace {
+
+// The config's networks were validated when it was loaded (ValidateConfig).
+http::AddressPolicy DownloadAddresses(const config::DownloadConfig& download) {
+  std::vector<http::Network> networks;
+  for (const std::string& text : download.allowed_networks) {
+    if (auto network = http::Network::Parse(text)) networks.push_back(*network);
+  }
+  return http::AddressPolicy(std::move(networks));
+}
+
+}  // namespace
+
 ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
-    : service_(service), recorder_(recorder), config_(service.config()) {}
+    : service_(service),
+      recorder_(recorder),
+      config_(service.config()),
+      addresses_(DownloadAddresses(config_.download)) {}
 
 net::awaitable<bool> ImageFetcher::Publish(download::ImageFile& file, const std::string& base_name,
                                            std::uint32_t item_index, std::string& file_name) {
@@ -78,19 +94,6 @@ net::awaitable<ImageFetcher::FetchOutcome> ImageFetcher::FetchAll(const ItemRun&
   co_return FetchOutcome::kDone;
 }
 
-namespace {
-
-// The config's networks were validated when it was loaded (ValidateConfig).
-http::AddressPolicy DownloadAddresses(const config::DownloadConfig& download) {
-  std::vector<http::Network> networks;
-  for (const std::string& text : download.allowed_networks) {
-    if (auto network = http::Network::Parse(text)) networks.push_back(*network);
-  }
-  return http::AddressPolicy(std::move(networks));
-}
-
-}  // namespace
-
 net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const std::string& url) {
   std::string why;
   auto endpoint = http::ParseUrl(url, &why);
@@ -124,7 +127,6 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
   const std::string base_name =
       index == 0 ? run.item.id : run.item.id + "-" + std::to_string(index);
   std::string image_problem;  // the last bad body, if the attempts end on one
-  const http::AddressPolicy addresses = DownloadAddresses(config_.download);
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
     if (attempt > 0 &&
         co_await service_.HaltableSleep(ToDuration(service_.backoff().Delay(attempt - 1))))
@@ -136,7 +138,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     }
     auto result =
         co_await service_.client().Download(*endpoint, file, config_.download.max_bytes,
-                                            ToDuration(config_.timeouts.download_s), addresses);
+                                            ToDuration(config_.timeouts.download_s), addresses_);
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
       if (service_.halted()) co_return false;
       if (network->refused_by_policy) {

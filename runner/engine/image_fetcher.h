@@ -21,6 +21,7 @@
 #include "runner/engine/item_run.h"
 #include "runner/engine/recorder.h"
 #include "runner/engine/service.h"
+#include "runner/http/address_policy.h"
 
 namespace nanobatch::engine {
 
@@ -54,6 +55,8 @@ class ImageFetcher {
   Service& service_;
   Recorder& recorder_;
   const config::Config& config_;
+  // Where images may be downloaded from, by address: parsed once from download.allowed_networks.
+  const http::AddressPolicy addresses_;
   int consecutive_refusals_ = 0;
   std::uint64_t policy_blocked_ = 0;
   std::uint64_t done_ = 0;

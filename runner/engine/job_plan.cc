@@ -65,6 +65,7 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::In
       plan_.resume.push_back(index);
       break;
     case proto::ItemSnapshot::DONE: {
+      ++plan_.done;
       // A final image that is gone or has the wrong size is fetched again (the URL is
       // permanent, api.md), not paid for again. Looked up through the output directory's
       // descriptor, never through a link: a link planted under an image's name counts as
@@ -84,7 +85,11 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::In
       break;
     }
     case proto::ItemSnapshot::GAVE_UP:
-      if (options_.retry_failed) plan_.fresh.push_back(index);
+      if (options_.retry_failed) {
+        plan_.fresh.push_back(index);
+      } else {
+        ++plan_.failed;
+      }
       break;
     default:
       plan_.fresh.push_back(index);

@@ -30,6 +30,8 @@ namespace nanobatch::engine {
 
 struct JobPlan {
   std::uint32_t items = 0;             // the manifest's items in this run's shard
+  std::uint32_t done = 0;              // of those, finished (images on disk or to fetch again)
+  std::uint32_t failed = 0;            // given up on and not retried (no --retry-failed)
   std::vector<std::uint32_t> fresh;    // to submit: never submitted, queued, or retried
   std::vector<std::uint32_t> resume;   // a task to settle, or images to fetch: no new payment
   std::vector<std::uint32_t> recover;  // an intent left open, with a callback token

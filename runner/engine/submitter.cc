@@ -138,7 +138,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     service_.retry_budget().OnRequest();
     ++sent_;
     auto result = co_await service_.client().Send(
-        connection, std::move(request), ToDuration(config_.timeouts.request_s), kApiBodyLimit);
+        connection, std::move(request), ToDuration(config_.timeouts.request_s), api::kApiBodyLimit);
 
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
       if (network->permanent) {

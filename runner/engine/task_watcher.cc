@@ -181,7 +181,7 @@ net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(const WatchedTask& task,
   http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_);
   if (!connection || !co_await limiter_.Acquire(&halt_)) co_return std::move(step);
   auto result = co_await client_.Send(connection, std::move(request),
-                                      ToDuration(options_.request_timeout), kApiBodyLimit);
+                                      ToDuration(options_.request_timeout), api::kApiBodyLimit);
   if (halt_.triggered()) co_return std::move(step);
   if (waiter.callback) {
     step.kind = PollStep::Kind::kCallbackCame;

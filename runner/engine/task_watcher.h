@@ -48,9 +48,6 @@ namespace nanobatch::engine {
 
 using Clock = std::chrono::steady_clock;
 
-// API responses are small JSON: a body above this is no answer.
-inline constexpr std::size_t kApiBodyLimit = 1 << 20;
-
 struct TaskVerdict {
   enum class Kind {
     kCompleted,  // status holds the URLs (or an output problem)

@@ -56,28 +56,10 @@ class Shard {
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
 
-  // Adds `name` of `size` bytes, read from `fd` (or `bytes` when fd < 0).
-  bool Add(const std::string& name, std::int64_t mtime, std::uint64_t size, int fd,
-           const std::string& bytes) {
-    if (!ok()) return false;
-    std::unique_ptr<archive_entry, decltype(&archive_entry_free)> entry(archive_entry_new(),
-                                                                        archive_entry_free);
-    archive_entry_set_pathname(entry.get(), name.c_str());
-    archive_entry_set_size(entry.get(), static_cast<la_int64_t>(size));
-    archive_entry_set_filetype(entry.get(), AE_IFREG);
-    archive_entry_set_perm(entry.get(), 0644);
-    archive_entry_set_mtime(entry.get(), mtime, 0);
-    if (archive_write_header(archive_.get(), entry.get()) != ARCHIVE_OK) {
-      return Fail("writing the header of " + name);
-    }
-    if (fd < 0) {
-      if (archive_write_data(archive_.get(), bytes.data(), bytes.size()) !=
-          static_cast<la_ssize_t>(bytes.size())) {
-        return Fail("writing " + name);
-      }
-      return true;
-    }
-    // Streamed through a fixed buffer: never a whole image in memory.
+  // Adds `name`: `size` bytes read from `fd`, streamed through a fixed buffer (never a whole
+  // image in memory).
+  bool AddFile(const std::string& name, std::int64_t mtime, std::uint64_t size, int fd) {
+    if (!Header(name, mtime, size)) return false;
     std::string buffer(kCopyChunk, '\0');
     std::uint64_t left = size;
     while (left > 0) {
@@ -91,6 +73,16 @@ class Shard {
         return Fail("writing " + name);
       }
       left -= static_cast<std::uint64_t>(n);
+    }
+    return true;
+  }
+
+  // Adds `name` holding `bytes`.
+  bool AddBytes(const std::string& name, std::int64_t mtime, const std::string& bytes) {
+    if (!Header(name, mtime, bytes.size())) return false;
+    if (archive_write_data(archive_.get(), bytes.data(), bytes.size()) !=
+        static_cast<la_ssize_t>(bytes.size())) {
+      return Fail("writing " + name);
     }
     return true;
   }
@@ -109,6 +101,21 @@ class Shard {
   }
 
  private:
+  bool Header(const std::string& name, std::int64_t mtime, std::uint64_t size) {
+    if (!ok()) return false;
+    std::unique_ptr<archive_entry, decltype(&archive_entry_free)> entry(archive_entry_new(),
+                                                                        archive_entry_free);
+    archive_entry_set_pathname(entry.get(), name.c_str());
+    archive_entry_set_size(entry.get(), static_cast<la_int64_t>(size));
+    archive_entry_set_filetype(entry.get(), AE_IFREG);
+    archive_entry_set_perm(entry.get(), 0644);
+    archive_entry_set_mtime(entry.get(), mtime, 0);
+    if (archive_write_header(archive_.get(), entry.get()) != ARCHIVE_OK) {
+      return Fail("writing the header of " + name);
+    }
+    return true;
+  }
+
   bool Fail(const std::string& what) {
     error_ = what + ": " + archive_error_string(archive_.get());
     return false;
@@ -159,8 +166,8 @@ ExportResult ExportWebDataset(const journal::JournalState& state, const fs::Outp
       const std::string extension = name.substr(name.rfind('.'));
       std::string line = output::OutputFiles::MetadataLine(item, image);
       line.insert(1, "\"key\":\"" + key + "\",");  // the line is an object: {"key":..., ...}
-      if (!shard->Add(key + extension, info.st_mtime, image.bytes(), fd.get(), "") ||
-          !shard->Add(key + ".json", info.st_mtime, line.size(), -1, line)) {
+      if (!shard->AddFile(key + extension, info.st_mtime, image.bytes(), fd.get()) ||
+          !shard->AddBytes(key + ".json", info.st_mtime, line)) {
         failed = true;
         return;
       }

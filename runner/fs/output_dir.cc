@@ -76,27 +76,44 @@ int OpenShardDir(int out, std::string_view shard, bool create) {
   return ::openat(out, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-int OpenPublished(int out, std::string_view name) {
+namespace {
+
+// Where a published name lives: the directory it is in (`out`, or its shard directory opened
+// here without following a link) and its file name there. nullopt with errno when the name is
+// not a published one (EINVAL) or its shard directory cannot be opened.
+struct PublishedPlace {
+  util::UniqueFd shard;  // held open while the place is used; -1 for a name directly in `out`
+  int dir = -1;
+  std::string file;
+};
+
+std::optional<PublishedPlace> Locate(int out, std::string_view name) {
   auto parts = SplitPublishedName(name);
   if (!parts) {
     errno = EINVAL;
-    return -1;
+    return std::nullopt;
   }
-  util::UniqueFd shard(parts->shard.empty() ? -1 : OpenShardDir(out, parts->shard, false));
-  if (!parts->shard.empty() && shard.get() < 0) return -1;
-  return OpenFileAt(parts->shard.empty() ? out : shard.get(), std::string(parts->file), O_RDONLY);
+  PublishedPlace place;
+  place.file = std::string(parts->file);
+  place.dir = out;
+  if (!parts->shard.empty()) {
+    place.shard = util::UniqueFd(OpenShardDir(out, parts->shard, /*create=*/false));
+    if (place.shard.get() < 0) return std::nullopt;
+    place.dir = place.shard.get();
+  }
+  return place;
+}
+
+}  // namespace
+
+int OpenPublished(int out, std::string_view name) {
+  auto place = Locate(out, name);
+  return place ? OpenFileAt(place->dir, place->file, O_RDONLY) : -1;
 }
 
 bool StatPublished(int out, std::string_view name, struct stat& info) {
-  auto parts = SplitPublishedName(name);
-  if (!parts) {
-    errno = EINVAL;
-    return false;
-  }
-  util::UniqueFd shard(parts->shard.empty() ? -1 : OpenShardDir(out, parts->shard, false));
-  if (!parts->shard.empty() && shard.get() < 0) return false;
-  return ::fstatat(parts->shard.empty() ? out : shard.get(), std::string(parts->file).c_str(),
-                   &info, AT_SYMLINK_NOFOLLOW) == 0;
+  auto place = Locate(out, name);
+  return place && ::fstatat(place->dir, place->file.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 int OutputDir::ShardFd(std::uint32_t shard, bool& created, std::string& error) const {
@@ -137,23 +154,15 @@ bool SyncDirectory(int dir, std::string& error) {
 
 bool MoveToPrevious(const OutputDir& dir, const std::string& name, const std::string& new_name,
                     std::string& error) {
-  auto parts = SplitPublishedName(name);
-  if (!parts || !IsPlainName(new_name)) {
+  if (!IsPublishedName(name) || !IsPlainName(new_name)) {
     error = "refusing to move \"" + name + "\": not a published file name";
     return false;
   }
-  // In its shard directory, if it has one (opened here: the OutputDir's cache is the loop's).
-  util::UniqueFd shard(parts->shard.empty() ? -1 : OpenShardDir(dir.fd(), parts->shard, false));
-  if (!parts->shard.empty() && shard.get() < 0) {
-    if (errno == ENOENT) return true;
-    error = "cannot open " + dir.PathOf(parts->shard) + ": " + Errno();
-    return false;
-  }
-  const int from = parts->shard.empty() ? dir.fd() : shard.get();
-  const std::string file(parts->file);
+  // In its shard directory, if it has one (opened by Locate: the OutputDir's cache is the loop's).
+  auto place = Locate(dir.fd(), name);
   struct stat info;
-  if (::fstatat(from, file.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return true;
+  if (!place || ::fstatat(place->dir, place->file.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return true;  // nothing to move
     error = "cannot look at " + dir.PathOf(name) + ": " + Errno();
     return false;
   }
@@ -167,11 +176,11 @@ bool MoveToPrevious(const OutputDir& dir, const std::string& name, const std::st
     error = "cannot open " + dir.PathOf(kPreviousDir) + " (a link there is refused): " + Errno();
     return false;
   }
-  if (::renameat(from, file.c_str(), previous.get(), new_name.c_str()) != 0) {
+  if (::renameat(place->dir, place->file.c_str(), previous.get(), new_name.c_str()) != 0) {
     error = "cannot move " + dir.PathOf(name) + " to " + kPreviousDir + "/: " + Errno();
     return false;
   }
-  return SyncDirectory(previous.get(), error) && SyncDirectory(from, error) &&
+  return SyncDirectory(previous.get(), error) && SyncDirectory(place->dir, error) &&
          SyncDirectory(dir.fd(), error);
 }
 

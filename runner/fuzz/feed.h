@@ -27,8 +27,8 @@ void Feed(Parser& parser, std::string_view input, std::size_t piece, OnBody on_b
       continue;
     }
     if (error == boost::beast::http::error::need_more) {
-      if (offset + available >= input.size() && available == input.size() - offset) {
-        parser.put_eof(error);  // the server closed the connection
+      if (available == input.size() - offset) {  // all of the input was offered
+        parser.put_eof(error);                   // the server closed the connection
         return;
       }
       window += piece;  // the same bytes and more, as a socket read appends to the buffer

@@ -21,7 +21,6 @@ namespace {
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 
-constexpr std::uint64_t kApiBodyLimit = 1 << 20;  // engine::kApiBodyLimit
 constexpr std::uint64_t kDownloadLimit = 256 << 10;
 
 }  // namespace
@@ -37,11 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   {  // An API answer, as Client::Send reads it.
     bhttp::response_parser<bhttp::string_body> parser;
     parser.eager(true);
-    http::LimitResponse(parser, fuzz::kApiBodyLimit);
+    http::LimitResponse(parser, api::kApiBodyLimit);
     fuzz::Feed(parser, input, piece);
     if (parser.is_done()) {
       const auto& message = parser.get();
-      FUZZ_CHECK(message.body().size() <= fuzz::kApiBodyLimit);
+      FUZZ_CHECK(message.body().size() <= api::kApiBodyLimit);
       const std::string_view retry_after = message[bhttp::field::retry_after];
       api::DecodeTaskResponse(static_cast<int>(message.result_int()), message.body(), retry_after);
     }

@@ -46,10 +46,10 @@ std::string GalleryData(const journal::JournalState& state, GalleryCounts& count
       json::value parsed = json::parse(item.meta_json(), error);
       if (!error && parsed.is_object()) columns = std::move(parsed);
     }
+    const bool failed = item.phase() == proto::ItemSnapshot::GAVE_UP;
     ++counts.items;
     counts.images += images.size();
-    counts.failed += item.phase() == proto::ItemSnapshot::GAVE_UP;
-    const bool failed = item.phase() == proto::ItemSnapshot::GAVE_UP;
+    counts.failed += failed;
     items.push_back(
         json::array{item.item_id(), StateName(item.phase()), item.prompt(), item.resolution(),
                     item.aspect_ratio(), item.output_format(), item.credits(), item.task_id(),

@@ -7,7 +7,7 @@
 //
 // Example:
 //   bhttp::response_parser<bhttp::string_body> parser;
-//   http::LimitResponse(parser, kApiBodyLimit);
+//   http::LimitResponse(parser, api::kApiBodyLimit);
 
 #include <boost/beast/http.hpp>
 #include <cstdint>
