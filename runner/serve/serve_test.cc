@@ -292,7 +292,12 @@ TEST_CASE(
   // wire, and the journal counts those as possible duplicates.
   const std::int64_t duplicates = summary.at("possible_duplicate_submissions").as_int64();
   CHECK(Stat(stats, "submissions") - 30 <= duplicates);
-  CHECK(Stat(stats, "credits_net") == summary.at("credits_spent").as_int64());
+  // The journal counts every charge the simulator made, and also, at their price (16 credits),
+  // the intents the kill cut off whose POST may never have left: never less than the
+  // simulator, and more only by those possible duplicates.
+  const std::int64_t spent = summary.at("credits_spent").as_int64();
+  CHECK(spent >= Stat(stats, "credits_net"));
+  CHECK(spent - Stat(stats, "credits_net") <= 16 * duplicates);
 }
 
 TEST_CASE("serve: one budget for all jobs, kept across a restart; SIGHUP raises it") {
