@@ -70,7 +70,7 @@ net::awaitable<bool> Job::SpawnPaid(const std::vector<std::uint32_t>& indexes, E
       slots.Release();
       co_return false;
     }
-    items_.Spawn(Lifecycle(std::move(*run), true, entry));
+    items_.Spawn(Lifecycle(std::move(*run), true, entry, false));
   }
   co_return true;
 }
@@ -82,7 +82,11 @@ net::awaitable<void> Job::SubmitLoop() {
   // (polls and downloads go on after submitting stopped; only a halt ends them).
   if (!co_await SpawnPaid(plan_.recover, Entry::kRecover)) co_return;
   if (!co_await SpawnPaid(plan_.resume, Entry::kResume)) co_return;
+  util::AsyncSemaphore& submitting = service_.submitting();
   for (std::uint32_t index : plan_.fresh) {
+    // Taken first: items that cannot submit yet wait here as plan entries, not as lifecycles.
+    if (!co_await submitting.Acquire(&service_.no_new_submissions())) co_return;
+    util::HeldUnit submit_turn{submitting};
     std::optional<ItemRun> run;
     while (true) {
       if (!co_await slots.Acquire(&service_.no_new_submissions())) co_return;
@@ -116,16 +120,19 @@ net::awaitable<void> Job::SubmitLoop() {
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
       if (!co_await service_.WaitBudgetChanged()) co_return;
     }
-    items_.Spawn(Lifecycle(std::move(*run), true, Entry::kSubmit));
+    submit_turn.held = false;  // handed to the lifecycle
+    items_.Spawn(Lifecycle(std::move(*run), true, Entry::kSubmit, true));
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The item lifecycle
 
-net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry) {
+net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
+                                    bool holds_submit_turn) {
   // The slot is held from the submission until the images are on disk (or the item stops).
   util::HeldUnit slot{service_.in_flight(), holds_slot};
+  util::HeldUnit submit_turn{service_.submitting(), holds_submit_turn};
   // A resumed task may be long finished: its first poll goes out at once.
   bool resumed = entry == Entry::kResume;
   // Submit again after a failed task (refunded by the API) or an abandoned intent, within the
@@ -144,14 +151,29 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry) {
     }
     if (entry == Entry::kSubmit) {
       entry = Entry::kResume;
-      if (co_await submitter_.Submit(run) != SubmitOutcome::kSubmitted) co_return;
+      // Not taken when stopping: Submit itself then records the item as not sent.
+      if (!submit_turn.held) {
+        submit_turn.held = co_await service_.submitting().Acquire(&service_.submit_signal());
+      }
+      const SubmitOutcome submitted = co_await submitter_.Submit(run);
+      submit_turn.Release();
+      if (submitted != SubmitOutcome::kSubmitted) co_return;
       continue;
     }
     const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
     const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
     if (phase == proto::ItemSnapshot::SUBMITTED) {
-      const TaskOutcome outcome = co_await AwaitTask(run, resumed);
+      std::unique_ptr<TaskVerdict> verdict = co_await AwaitTask(run, resumed);
       resumed = false;
+      TaskOutcome outcome = SettleTask(run, *verdict);
+      verdict.reset();
+      // A completed task is not waited for: the download follows, and its commit carries the
+      // record (lost in a crash, it costs one more poll of a known task, never credits).
+      if (outcome == TaskOutcome::kTaskFailed || outcome == TaskOutcome::kGaveUp) {
+        if (!co_await recorder_.Commit() && outcome == TaskOutcome::kTaskFailed) {
+          outcome = TaskOutcome::kStillOpen;
+        }
+      }
       if (outcome == TaskOutcome::kStillOpen || outcome == TaskOutcome::kGaveUp) co_return;
       if (outcome == TaskOutcome::kTaskFailed) {
         const proto::ItemSnapshot* failed = recorder_.Snapshot(run);
@@ -182,35 +204,33 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry) {
 // ---------------------------------------------------------------------------------------------
 // Awaiting a task: the watcher settles it (poll or webhook); the verdict is recorded here.
 
-net::awaitable<TaskOutcome> Job::AwaitTask(const ItemRun& run, bool resumed) {
+net::awaitable<std::unique_ptr<TaskVerdict>> Job::AwaitTask(const ItemRun& run, bool resumed) {
   const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
-  const std::string task_id = snapshot->task_id();
-  const std::string token = snapshot->callback_token();
+  const std::string& token = snapshot->callback_token();
   if (service_.callbacks() && !token.empty()) {
     // A task of an earlier run (or an earlier attempt) still answers to its token.
     service_.watcher().Expect(token);
-    service_.watcher().Bind(token, task_id);
+    service_.watcher().Bind(token, snapshot->task_id());
   }
-  // A named argument: GCC 12 destroys a braced temporary passed to a coroutine twice.
-  WatchedTask watched{.task_id = task_id,
-                      .resolution = run.item.resolution,
-                      .resumed = resumed,
-                      .poll_counter = &polls_};
-  const TaskVerdict verdict = co_await service_.watcher().Await(std::move(watched));
-  settled_by_callback_ += verdict.by_callback;
-  if (verdict.kind != TaskVerdict::Kind::kOpen && !token.empty()) service_.watcher().Forget(token);
-  const TaskOutcome outcome = RecordVerdict(run, task_id, verdict);
-  // A completed task is not waited for: the download follows, and its commit carries the record
-  // (lost in a crash, it costs one more poll of a known task, never credits).
-  if (outcome == TaskOutcome::kCompleted || outcome == TaskOutcome::kStillOpen) co_return outcome;
-  if (!co_await recorder_.Commit() && outcome == TaskOutcome::kTaskFailed) {
-    co_return TaskOutcome::kStillOpen;
-  }
-  co_return outcome;
+  return service_.watcher().Await(WatchedTask{.task_id = snapshot->task_id(),
+                                              .resolution = run.item.resolution,
+                                              .resumed = resumed,
+                                              .poll_counter = &polls_});
 }
 
-// Synchronous on purpose: the records and messages built here stay out of AwaitTask's coroutine
-// frame, which lives as long as the task waits (thousands at once).
+TaskOutcome Job::SettleTask(const ItemRun& run, const TaskVerdict& verdict) {
+  const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
+  settled_by_callback_ += verdict.by_callback;
+  if (verdict.kind != TaskVerdict::Kind::kOpen && !snapshot->callback_token().empty()) {
+    service_.watcher().Forget(snapshot->callback_token());
+  }
+  // A copy: recording the verdict changes the snapshot.
+  const std::string task_id = snapshot->task_id();
+  return RecordVerdict(run, task_id, verdict);
+}
+
+// Synchronous on purpose: the records and messages built here stay out of the lifecycle's
+// coroutine frame, which lives as long as the item is in flight (thousands at once).
 TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
                                const TaskVerdict& verdict) {
   // `credits_unknown`: the task's charge is unknown (it vanished), so its credits stay spent.

@@ -18,6 +18,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,13 +74,19 @@ class Job {
   // Starts the lifecycles of items already paid for (`entry`: kRecover or kResume), each once it
   // has an in-flight slot; false when the job halted meanwhile.
   boost::asio::awaitable<bool> SpawnPaid(const std::vector<std::uint32_t>& indexes, Entry entry);
-  boost::asio::awaitable<void> Lifecycle(ItemRun run, bool holds_slot, Entry entry);
+  // `holds_slot`: an in-flight slot is the lifecycle's to give back; `holds_submit_turn`: so is
+  // a unit of Service::submitting() (taken for a resubmission otherwise).
+  boost::asio::awaitable<void> Lifecycle(ItemRun run, bool holds_slot, Entry entry,
+                                         bool holds_submit_turn);
   // Reads item `index` of the manifest for its lifecycle; a manifest edited since validation
   // stops the run (nothing of the changed item is submitted).
   std::optional<ItemRun> LoadRun(std::uint32_t index);
-  // Settles the item's task through the watcher and records the verdict. `resumed`: submitted
-  // by an earlier run, so it may be long finished: polled at once.
-  boost::asio::awaitable<TaskOutcome> AwaitTask(const ItemRun& run, bool resumed);
+  // The watcher's wait for the item's task (poll or webhook). Not a coroutine: while the task
+  // waits, the item holds the lifecycle's frame and a node of the watcher, nothing more.
+  // `resumed`: submitted by an earlier run, so it may be long finished: polled at once.
+  boost::asio::awaitable<std::unique_ptr<TaskVerdict>> AwaitTask(const ItemRun& run, bool resumed);
+  // Records the verdict (committed by the caller when the outcome needs it).
+  TaskOutcome SettleTask(const ItemRun& run, const TaskVerdict& verdict);
   TaskOutcome RecordVerdict(const ItemRun& run, const std::string& task_id,
                             const TaskVerdict& verdict);
   // Records what the plan implies before anything is sent; false if the journal failed.

@@ -14,6 +14,13 @@ using util::LogWarning;
 
 constexpr auto kDownloadGrace = std::chrono::seconds(5);
 
+// Requests queue for a connection before taking their rate token, so the pool bounds how many
+// submits share one journal commit: 32 keeps group commits large without many idle TLS
+// connections. The watcher's pollers are as many: more polls could not be out at once.
+std::size_t ConnectionsPerHost(const config::Config& config) {
+  return std::max<std::size_t>(32, config.limits.max_downloads);
+}
+
 }  // namespace
 
 Service::Service(net::any_io_executor executor, const config::Config& config,
@@ -21,23 +28,20 @@ Service::Service(net::any_io_executor executor, const config::Config& config,
     : executor_(executor),
       config_(config),
       authorization_("Bearer " + api_key),
-      client_(
-          executor_,
-          http::ClientOptions{
-              .ca_file = config.api.ca_file,
-              .connect_timeout = ToDuration(config.timeouts.connect_s),
-              // Requests queue for a connection before taking their rate token, so the pool
-              // bounds how many submits share one journal commit: 32 keeps group commits
-              // large without many idle TLS connections.
-              .max_connections_per_host = std::max<std::size_t>(32, config.limits.max_downloads),
-              .download_stall = ToDuration(config.timeouts.download_stall_s),
-              .download_min_bytes_per_s = config.download.min_bytes_per_s,
-              .on_response = [this](bool is_post, const std::string& target,
-                                    int status) { CountApiResponse(is_post, target, status); },
-          }),
+      client_(executor_,
+              http::ClientOptions{
+                  .ca_file = config.api.ca_file,
+                  .connect_timeout = ToDuration(config.timeouts.connect_s),
+                  .max_connections_per_host = ConnectionsPerHost(config),
+                  .download_stall = ToDuration(config.timeouts.download_stall_s),
+                  .download_min_bytes_per_s = config.download.min_bytes_per_s,
+                  .on_response = [this](bool is_post, const std::string& target,
+                                        int status) { CountApiResponse(is_post, target, status); },
+              }),
       limiter_(executor_, config.limits.rate, config.limits.burst),
       ledger_(config.limits.budget_credits),
       in_flight_(executor_, config.limits.max_in_flight),
+      submitting_(executor_, ConnectionsPerHost(config)),
       downloads_(executor_, config.limits.max_downloads),
       halt_signal_(executor_),
       submit_signal_(executor_),
@@ -188,6 +192,7 @@ TaskWatcherOptions Service::WatcherOptions(const config::Config& config) {
   options.retry_base = Seconds(config.retry.base_delay_s);
   options.retry_max = Seconds(config.retry.max_delay_s);
   options.max_failed_polls = config.retry.max_attempts;
+  options.max_concurrent_polls = ConnectionsPerHost(config);
   if (!config.callbacks.public_url.empty()) {
     options.callback_safety_poll = Seconds(config.callbacks.safety_poll_s);
   }

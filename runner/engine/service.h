@@ -64,6 +64,10 @@ class Service {
   Ledger& ledger() { return ledger_; }
   TaskWatcher& watcher() { return watcher_; }
   util::AsyncSemaphore& in_flight() { return in_flight_; }
+  // Items inside Submitter::Submit at once: as many as the API host's connections, since more
+  // would only queue for one. The rest wait as entries of their job's plan, not as coroutines
+  // (a submission's frame holds its request and body: about 1.5 KB).
+  util::AsyncSemaphore& submitting() { return submitting_; }
   util::AsyncSemaphore& downloads() { return downloads_; }
   ratelimit::Backoff& backoff() { return backoff_; }
   ratelimit::RetryBudget& retry_budget() { return retry_budget_; }
@@ -162,6 +166,7 @@ class Service {
   RateLimiter limiter_;
   Ledger ledger_;
   util::AsyncSemaphore in_flight_;
+  util::AsyncSemaphore submitting_;
   util::AsyncSemaphore downloads_;
   util::StopSignal halt_signal_;
   util::StopSignal submit_signal_;

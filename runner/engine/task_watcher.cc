@@ -1,6 +1,8 @@
 #include "runner/engine/task_watcher.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
 
@@ -47,13 +49,6 @@ TaskWatcher::TaskWatcher(net::any_io_executor executor, http::Client& client, Ra
       schedule_(options.first_poll, options.max_interval),
       backoff_(options.retry_base, options.retry_max, std::random_device{}()) {}
 
-net::awaitable<bool> TaskWatcher::SleepUntil(Waiter& waiter, Clock::time_point when) {
-  if (waiter.callback) co_return halt_.triggered();
-  if (when <= Clock::now()) co_return halt_.triggered();
-  waiter.timer.expires_at(when);
-  co_return co_await halt_.SleepOn(waiter.timer);
-}
-
 Clock::time_point TaskWatcher::FirstPollAt(const WatchedTask& task, bool probe) const {
   if (task.resumed) return Clock::now();
   Seconds delay = probe ? schedule_.ProbeFirst() : schedule_.FirstPoll(task.resolution);
@@ -74,96 +69,198 @@ void TaskWatcher::Learn(const std::string& resolution, const api::TaskStatus& st
   schedule_.Learn(resolution, Seconds(static_cast<double>(*took)));
   if (!first_lesson) return;
   // Tasks waiting on first_poll because nothing was known are re-aimed at what is now known.
-  for (auto& [task_id, waiter] : waiters_) {
-    if (waiter->cold && waiter->resolution == resolution) waiter->timer.cancel();
+  for (Watch& watch : watches_) {
+    if (!watch.cold || watch.polling || watch.task.resolution != resolution) continue;
+    watch.cold = false;
+    const Clock::time_point aimed = std::min(watch.next_poll, FirstPollAt(watch.task, false));
+    if (aimed == watch.next_poll) continue;
+    due_.erase(watch.slot);
+    Arm(watch, aimed);
   }
 }
 
-net::awaitable<TaskVerdict> TaskWatcher::Await(WatchedTask task) {
-  const std::string& task_id = task.task_id;
-  Waiter waiter(executor_);
-  waiter.resolution = task.resolution;
+TaskWatcher::~TaskWatcher() {
+  // A scheduler still asleep (only if the watcher dies with tasks waiting) must not touch it.
+  *alive_ = false;
+  if (scheduler_timer_ != nullptr) scheduler_timer_->cancel();
+}
+
+net::awaitable<std::unique_ptr<TaskVerdict>> TaskWatcher::Await(WatchedTask task) {
+  // The node travels to the initiation in a one-element list, spliced into watches_ there: no
+  // copy, and nothing is registered unless the awaitable is awaited.
+  std::list<Watch> node;
+  node.emplace_back(std::move(task));
+  return net::async_initiate<const net::use_awaitable_t<>&, void(std::unique_ptr<TaskVerdict>)>(
+      [this](auto handler, std::list<Watch> watch) {
+        Start(std::move(watch), Completion(std::move(handler)));
+      },
+      net::use_awaitable, std::move(node));
+}
+
+void TaskWatcher::Start(std::list<Watch> node, Completion done) {
+  watches_.splice(watches_.end(), node);
+  Watch& watch = watches_.back();
+  watch.self = std::prev(watches_.end());
+  watch.slot = due_.end();
+  // Not move-assigned: Boost 1.81's any_completion_handler::operator=(&&) copies its argument
+  // as an lvalue, which wraps it in itself without end.
+  watch.done.swap(done);
+  const WatchedTask& task = watch.task;
+  by_task_id_[task.task_id] = &watch;
   // A callback may have come before this wait began (it is answered as soon as it arrives).
-  if (auto token = token_of_task_.find(task_id); token != token_of_task_.end()) {
+  if (auto token = token_of_task_.find(task.task_id); token != token_of_task_.end()) {
     auto& entry = tokens_[token->second];
     if (entry.early) {
-      waiter.callback = std::make_unique<api::TaskStatus>(std::move(*entry.early));
+      watch.callback = std::make_unique<api::TaskStatus>(std::move(*entry.early));
       entry.early.reset();
     }
   }
-  waiters_[task_id] = &waiter;
-  struct Unregister {
-    TaskWatcher& watcher;
-    const std::string& task_id;
-    ~Unregister() { watcher.waiters_.erase(task_id); }
-  } unregister{*this, task_id};
-
-  const std::string target = api::TaskTarget(task_id);
-  const auto deadline = task.answered_at + ToDuration(options_.task_deadline);
+  if (watch.callback) return FinishByCallback(watch);
+  if (halt_.triggered()) return Finish(watch, nullptr);
+  watch.deadline = task.answered_at + ToDuration(options_.task_deadline);
   const bool probe =
       !task.resumed && !options_.callback_safety_poll && schedule_.StartProbe(task.resolution);
-  waiter.cold = !task.resumed && !probe && !schedule_.Knows(task.resolution);
-  Clock::time_point next_poll = FirstPollAt(task, probe);
-  unsigned failures = 0;  // consecutive polls without a usable answer
-  auto failed_poll = [&](const std::string& what) {
-    if (++failures >= options_.max_failed_polls) {
-      stop_(StopReason::kServerDown, "polling task " + task_id + " failed " +
-                                         std::to_string(failures) + " times in a row (" + what +
-                                         ")");
-      return false;
-    }
-    next_poll = Clock::now() + ToDuration(backoff_.Delay(failures - 1) + Seconds(0.1));
-    return true;
-  };
+  watch.cold = !task.resumed && !probe && !schedule_.Knows(task.resolution);
+  Arm(watch, FirstPollAt(task, probe));
+}
 
-  while (true) {
-    // Sleep until the poll is due, re-aiming while this task waits on nothing learned.
-    while (!waiter.callback) {
-      if (co_await SleepUntil(waiter, std::min(next_poll, deadline))) co_return TaskVerdict{};
-      if (waiter.cold && schedule_.Knows(task.resolution)) {
-        waiter.cold = false;
-        next_poll = std::min(next_poll, FirstPollAt(task, false));
-      }
-      if (Clock::now() >= std::min(next_poll, deadline)) break;
-    }
-    waiter.cold = false;
-    if (waiter.callback) {
-      ++stats_.settled_by_callback;
-      Learn(task.resolution, *waiter.callback);
-      co_return VerdictOf(*waiter.callback, true);
-    }
-    if (Clock::now() >= deadline) {
-      // Only the API saying `failed` or `task_not_found` frees an item for another payment.
-      LogWarning("task " + task_id +
-                 " is not finished after polling.task_deadline_s; it stays submitted and the "
-                 "next run polls it again");
-      co_return TaskVerdict{};
-    }
-
-    ++stats_.polls;
-    if (task.poll_counter != nullptr) ++*task.poll_counter;
-    PollStep step = co_await Poll(task, target, waiter);
-    switch (step.kind) {
-      case PollStep::Kind::kVerdict:
-        co_return step.verdict ? std::move(*step.verdict) : TaskVerdict{};
-      case PollStep::Kind::kCallbackCame:
-        continue;
-      case PollStep::Kind::kAnswered:
-        failures = 0;
-        next_poll = step.next_poll;
-        continue;
-      case PollStep::Kind::kRetry:
-        next_poll = step.next_poll;
-        continue;
-      case PollStep::Kind::kFailed:
-        if (!failed_poll(step.failure)) co_return TaskVerdict{};
-        continue;
-    }
+void TaskWatcher::Arm(Watch& watch, Clock::time_point next_poll) {
+  watch.next_poll = next_poll;
+  const Clock::time_point due = std::min(next_poll, watch.deadline);
+  watch.slot = due_.emplace(due, &watch);
+  if (!scheduler_running_) {
+    scheduler_running_ = true;
+    net::co_spawn(executor_, RunSchedule(alive_), [](const std::exception_ptr& failure) {
+      if (failure) std::rethrow_exception(failure);  // a bug: never dropped
+    });
+  } else if (due < scheduler_wake_) {
+    WakeScheduler();
   }
 }
 
-net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(const WatchedTask& task,
-                                                        const std::string& target, Waiter& waiter) {
+void TaskWatcher::WakeScheduler() {
+  if (scheduler_timer_ != nullptr) scheduler_timer_->cancel();
+}
+
+void TaskWatcher::Finish(Watch& watch, std::unique_ptr<TaskVerdict> verdict) {
+  if (!verdict) verdict = std::make_unique<TaskVerdict>();
+  if (watch.slot != due_.end()) due_.erase(watch.slot);
+  if (auto it = by_task_id_.find(watch.task.task_id);
+      it != by_task_id_.end() && it->second == &watch) {
+    by_task_id_.erase(it);
+  }
+  Completion done = std::move(watch.done);
+  watches_.erase(watch.self);
+  // Posted: the awaiting coroutine runs from the loop, not inside a poller or a callback.
+  net::post(executor_, [done = std::move(done), verdict = std::move(verdict)]() mutable {
+    std::move(done)(std::move(verdict));
+  });
+  if (watches_.empty()) WakeScheduler();  // so that it ends
+}
+
+void TaskWatcher::FinishByCallback(Watch& watch) {
+  ++stats_.settled_by_callback;
+  Learn(watch.task.resolution, *watch.callback);
+  Finish(watch, std::make_unique<TaskVerdict>(VerdictOf(*watch.callback, true)));
+}
+
+net::awaitable<void> TaskWatcher::RunSchedule(std::shared_ptr<const bool> alive) {
+  // co_spawn starts a coroutine inline when called from the loop's thread: this one is spawned
+  // from inside Arm (Learn iterates the watches meanwhile) and must not run until that returns.
+  co_await net::post(executor_, net::use_awaitable);
+  if (!*alive) co_return;
+  net::steady_timer timer(executor_);
+  while (true) {
+    if (halt_.triggered()) {
+      // Stop means every waiting task stops at once; one being polled ends with its poll.
+      while (!due_.empty()) Finish(*due_.begin()->second, nullptr);
+    }
+    if (due_.empty() && (watches_.empty() || halt_.triggered())) break;
+    const Clock::time_point now = Clock::now();
+    // A poller per due watch, up to the limit (a poller takes due watches until none is left).
+    for (auto due = due_.begin();
+         pollers_ < options_.max_concurrent_polls && due != due_.end() && due->first <= now;
+         ++due) {
+      ++pollers_;
+      net::co_spawn(executor_, RunPolls(alive_), [](const std::exception_ptr& failure) {
+        if (failure) std::rethrow_exception(failure);  // a bug: never dropped
+      });
+    }
+    // Sleep until the first watch is due; with watches due and every poller busy, until woken
+    // (a poller that finds nothing due wakes the scheduler as it ends).
+    const bool due = !due_.empty() && due_.begin()->first <= now;
+    scheduler_wake_ = due_.empty() || due ? Clock::time_point::max() : due_.begin()->first;
+    timer.expires_at(scheduler_wake_);
+    scheduler_timer_ = &timer;
+    co_await halt_.SleepOn(timer);
+    if (!*alive) co_return;
+    scheduler_timer_ = nullptr;
+  }
+  scheduler_timer_ = nullptr;
+  scheduler_wake_ = Clock::time_point::max();
+  scheduler_running_ = false;
+}
+
+net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
+  // Started from the loop, not inline: the scheduler is walking due_ as it spawns pollers.
+  co_await net::post(executor_, net::use_awaitable);
+  if (!*alive) co_return;
+  while (!halt_.triggered() && !due_.empty() && due_.begin()->first <= Clock::now()) {
+    Watch& watch = *due_.begin()->second;
+    due_.erase(watch.slot);
+    watch.slot = due_.end();
+    const WatchedTask& task = watch.task;
+    if (Clock::now() >= watch.deadline) {
+      // Only the API saying `failed` or `task_not_found` frees an item for another payment.
+      LogWarning("task " + task.task_id +
+                 " is not finished after polling.task_deadline_s; it stays submitted and the "
+                 "next run polls it again");
+      Finish(watch, nullptr);
+      continue;
+    }
+    watch.cold = false;
+    watch.polling = true;
+    ++stats_.polls;
+    if (task.poll_counter != nullptr) ++*task.poll_counter;
+    PollStep step = co_await Poll(watch);
+    watch.polling = false;
+    if (watch.callback) {
+      FinishByCallback(watch);  // the webhook answered while the poll was out
+      continue;
+    }
+    if (halt_.triggered()) {
+      Finish(watch, nullptr);
+      break;
+    }
+    switch (step.kind) {
+      case PollStep::Kind::kVerdict:
+        Finish(watch, std::move(step.verdict));
+        break;
+      case PollStep::Kind::kAnswered:
+        watch.failures = 0;
+        Arm(watch, step.next_poll);
+        break;
+      case PollStep::Kind::kRetry:
+        Arm(watch, step.next_poll);
+        break;
+      case PollStep::Kind::kFailed:
+        if (++watch.failures >= options_.max_failed_polls) {
+          stop_(StopReason::kServerDown, "polling task " + task.task_id + " failed " +
+                                             std::to_string(watch.failures) + " times in a row (" +
+                                             step.failure + ")");
+          Finish(watch, nullptr);
+          break;
+        }
+        Arm(watch, Clock::now() + ToDuration(backoff_.Delay(watch.failures - 1) + Seconds(0.1)));
+        break;
+    }
+  }
+  --pollers_;
+  WakeScheduler();  // it sleeps until woken while every poller is busy
+}
+
+net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(Watch& watch) {
+  const WatchedTask& task = watch.task;
   const std::string& task_id = task.task_id;
   PollStep step;
   auto verdict = [&step](TaskVerdict value) {
@@ -177,16 +274,13 @@ net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(const WatchedTask& task,
     return std::move(step);
   };
   // A connection slot, then a rate token, then the request.
-  http::Request request = request_(http::Request::Method::kGet, target);
+  http::Request request = request_(http::Request::Method::kGet, api::TaskTarget(task_id));
   http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_);
   if (!connection || !co_await limiter_.Acquire(&halt_)) co_return std::move(step);
   auto result = co_await client_.Send(connection, std::move(request),
                                       ToDuration(options_.request_timeout), api::kApiBodyLimit);
-  if (halt_.triggered()) co_return std::move(step);
-  if (waiter.callback) {
-    step.kind = PollStep::Kind::kCallbackCame;
-    co_return std::move(step);
-  }
+  // Stopping, or the webhook answered while the poll was out: the poller sees which.
+  if (halt_.triggered() || watch.callback) co_return std::move(step);
   const Seconds elapsed = Clock::now() - task.answered_at;
   if (auto* network = std::get_if<http::NetworkError>(&result)) {
     if (network->permanent) {
@@ -326,14 +420,15 @@ int TaskWatcher::OnCallback(std::string_view token_text, std::string_view body) 
     ++stats_.revealed;
     if (entry.revealing) entry.revealing->cancel();
   }
-  auto waiter = waiters_.find(entry.task_id);
-  if (waiter != waiters_.end()) {
-    if (waiter->second->callback) {
-      ++stats_.callbacks_ignored;  // a duplicate before the waiter woke
+  if (auto found = by_task_id_.find(entry.task_id); found != by_task_id_.end()) {
+    Watch& watch = *found->second;
+    if (watch.callback) {
+      ++stats_.callbacks_ignored;  // a duplicate while its poll is out
       return 200;
     }
-    waiter->second->callback = std::make_unique<api::TaskStatus>(*status);
-    waiter->second->timer.cancel();
+    watch.callback = std::make_unique<api::TaskStatus>(*status);
+    // Settled now, unless a poll is out: its poller settles it when the poll returns.
+    if (!watch.polling) FinishByCallback(watch);
   } else if (!entry.early) {
     entry.early = *status;
   } else {

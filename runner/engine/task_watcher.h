@@ -5,6 +5,13 @@
 // deadline, the classification of every answer), the index task id -> waiter, and the book of
 // callback tokens, so that the receiver, the submitter and the item coroutines share one owner.
 //
+// A waiting task costs a small node, not a coroutine: thousands wait at once for minutes, and
+// each would otherwise hold a frame, a timer and a timer operation. The item's coroutine is
+// suspended on Await; its task is a Watch in one time-ordered schedule with one timer (the
+// scheduler coroutine's, which runs only while something waits), and the polls that come due are
+// sent by at most `max_concurrent_polls` poller coroutines (no more could be out at once anyway:
+// each needs a connection of the API host). Pollers take due tasks earliest first.
+//
 // Callbacks: every submission carries a fresh token (>= 128 random bits) in its callback URL.
 // Expect(token) before the POST, Bind(token, task id) once the answer names the task. A callback
 // is accepted only for a known token and only with a body that decodes exactly like a poll
@@ -16,10 +23,11 @@
 // problems (401/403, a base URL that is no API, a dead API) through the `stop` callback.
 //
 // Example:
-//   WatchedTask task{.task_id = id, .resolution = "1K"};   // named: see AwaitTask in engine.cc
-//   TaskVerdict verdict = co_await watcher.Await(std::move(task));
-//   if (verdict.kind == TaskVerdict::Kind::kCompleted) ... verdict.status.urls ...
+//   WatchedTask task{.task_id = id, .resolution = "1K"};   // named: GCC 12 and co_await
+//   std::unique_ptr<TaskVerdict> verdict = co_await watcher.Await(std::move(task));
+//   if (verdict->kind == TaskVerdict::Kind::kCompleted) ... verdict->status.urls ...
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -28,6 +36,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +92,8 @@ struct TaskWatcherOptions {
   // submit's answer at the earliest (and no sooner than twice the learned 99th percentile),
   // later ones at least this far apart.
   std::optional<Seconds> callback_safety_poll;
+  // Polls out at once (pollers): more would only queue for the API host's connections.
+  std::size_t max_concurrent_polls = 32;
 };
 
 class TaskWatcher {
@@ -93,8 +104,13 @@ class TaskWatcher {
 
   TaskWatcher(boost::asio::any_io_executor executor, http::Client& client, RateLimiter& limiter,
               util::StopSignal& halt, RequestFn request, TaskWatcherOptions options, StopFn stop);
+  ~TaskWatcher();
+  TaskWatcher(const TaskWatcher&) = delete;
+  TaskWatcher& operator=(const TaskWatcher&) = delete;
 
-  boost::asio::awaitable<TaskVerdict> Await(WatchedTask task);
+  // The task's verdict, never null (kOpen: past its deadline, or the run is stopping). Behind a
+  // pointer so that the awaiting frame holds 8 bytes, not a verdict, while the task waits.
+  boost::asio::awaitable<std::unique_ptr<TaskVerdict>> Await(WatchedTask task);
 
   // --- callbacks -------------------------------------------------------------------------------
   void Expect(const std::string& token);
@@ -118,44 +134,64 @@ class TaskWatcher {
     std::uint64_t revealed = 0;           // lost submit answers recovered by a callback
   };
   const Stats& stats() const { return stats_; }
-  std::size_t waiting() const { return waiters_.size(); }
+  std::size_t waiting() const { return watches_.size(); }
+  // Poller coroutines running now (at most options.max_concurrent_polls).
+  std::size_t pollers() const { return pollers_; }
 
  private:
-  struct Waiter {
-    explicit Waiter(boost::asio::any_io_executor executor) : timer(executor) {}
-    boost::asio::steady_timer timer;  // its sleep; cancelled to wake it early
-    std::string resolution;
-    bool cold = false;  // waiting for its first poll with nothing learned
-    // A verdict delivered by the webhook. Behind a pointer: every waiting task holds a Waiter in
-    // its coroutine frame, and few ever receive a callback while waiting.
+  struct Watch;
+  using Completion = boost::asio::any_completion_handler<void(std::unique_ptr<TaskVerdict>)>;
+  using DueQueue = std::multimap<Clock::time_point, Watch*>;  // when due -> task; FIFO on ties
+  // One waiting task.
+  struct Watch {
+    explicit Watch(WatchedTask watched) : task(std::move(watched)) {}
+    WatchedTask task;
+    Clock::time_point deadline{};
+    Clock::time_point next_poll{};
+    unsigned failures = 0;  // consecutive polls without a usable answer
+    bool cold = false;      // waiting for its first poll with nothing learned
+    bool polling = false;   // a poller has it (then it is not in due_)
+    // A verdict delivered by the webhook. Behind a pointer: few ever receive one while waiting.
     std::unique_ptr<api::TaskStatus> callback;
+    DueQueue::iterator slot;          // in due_ while waiting for its next poll
+    std::list<Watch>::iterator self;  // in watches_
+    Completion done;                  // the awaiting coroutine
   };
-  // What one poll came to, for Await's loop. Small on purpose: Await's frame lives as long as
-  // the task waits (thousands at once); the poll's request, response and decoding live in
+  // What one poll came to, for the poller. The poll's request, response and decoding live in
   // Poll's frame, only while the poll is out.
   struct PollStep {
     enum class Kind {
-      kVerdict,       // Await ends with `verdict` (final, not found, or stopping)
-      kCallbackCame,  // the webhook answered while the poll was out
-      kAnswered,      // an answer, not final: poll again at `next_poll`
-      kRetry,         // told to slow down: poll again at `next_poll`, failures unchanged
-      kFailed,        // no usable answer (`failure` says why)
+      kVerdict,   // the watch ends with `verdict` (final, not found; null: stopping)
+      kAnswered,  // an answer, not final: poll again at `next_poll`
+      kRetry,     // told to slow down: poll again at `next_poll`, failures unchanged
+      kFailed,    // no usable answer (`failure` says why)
     };
     Kind kind = Kind::kVerdict;
     std::unique_ptr<TaskVerdict> verdict;  // kVerdict; null: stopping (TaskVerdict{})
     Clock::time_point next_poll{};
     std::string failure;
   };
-  boost::asio::awaitable<PollStep> Poll(const WatchedTask& task, const std::string& target,
-                                        Waiter& waiter);
+  boost::asio::awaitable<PollStep> Poll(Watch& watch);
   struct Token {
     std::string task_id;                             // bound: the task its submission created
     std::optional<api::TaskStatus> early;            // a verdict that arrived before anyone awaited
     boost::asio::steady_timer* revealing = nullptr;  // AwaitReveal's sleep
   };
 
-  // Sleeps until `when` or a wake-up; true if the run is stopping.
-  boost::asio::awaitable<bool> SleepUntil(Waiter& waiter, Clock::time_point when);
+  // Await's initiation: the watch joins the schedule (or ends at once: an early callback, a halt).
+  void Start(std::list<Watch> node, Completion done);
+  // Puts the watch in the schedule for its next poll (or its deadline, if sooner).
+  void Arm(Watch& watch, Clock::time_point next_poll);
+  // Ends the watch: out of every index, its coroutine resumed (posted, never inline) with
+  // `verdict`; null: the task stays open.
+  void Finish(Watch& watch, std::unique_ptr<TaskVerdict> verdict);
+  void FinishByCallback(Watch& watch);
+  // Sleeps until the first watch is due, starts pollers for due watches, ends every waiting
+  // watch on a halt. Runs while anything waits; `alive` is false once the watcher is gone.
+  boost::asio::awaitable<void> RunSchedule(std::shared_ptr<const bool> alive);
+  // Polls due watches, earliest first, until none is due.
+  boost::asio::awaitable<void> RunPolls(std::shared_ptr<const bool> alive);
+  void WakeScheduler();
   void Learn(const std::string& resolution, const api::TaskStatus& status);
   Clock::time_point FirstPollAt(const WatchedTask& task, bool probe) const;
   void Settled(const std::string& token);
@@ -169,8 +205,16 @@ class TaskWatcher {
   StopFn stop_;
   PollSchedule schedule_;
   ratelimit::Backoff backoff_;
-  std::unordered_map<std::string, Waiter*> waiters_;  // task id -> its Await
-  std::unordered_map<std::string, Token> tokens_;     // live submissions
+  std::list<Watch> watches_;  // every waiting task (stable addresses)
+  DueQueue due_;              // the watches not being polled, by when they are due
+  // task id -> its watch, for callbacks (a server repeating a task id: the latest watch wins).
+  std::unordered_map<std::string_view, Watch*> by_task_id_;
+  bool scheduler_running_ = false;
+  boost::asio::steady_timer* scheduler_timer_ = nullptr;  // its sleep, while it sleeps
+  Clock::time_point scheduler_wake_ = Clock::time_point::max();
+  std::size_t pollers_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unordered_map<std::string, Token> tokens_;  // live submissions
   std::unordered_map<std::string, std::string> token_of_task_;
   // Tokens whose submission is over, kept (bounded) so their replays are answered 200.
   std::unordered_set<std::string> settled_tokens_;

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 
 #include "runner/engine/idle_watcher.h"
+#include "runner/util/random_token.h"
 
 namespace nanobatch::engine {
 namespace {
@@ -39,7 +40,7 @@ TEST_CASE("task watcher: a callback settles the awaited task at once, no poll se
       f.io,
       [&]() -> net::awaitable<void> {
         WatchedTask task{.task_id = "task-1", .resolution = "1K"};
-        verdict = co_await f.watcher.Await(std::move(task));
+        verdict = *co_await f.watcher.Await(std::move(task));
         done = true;
       },
       net::detached);
@@ -85,7 +86,7 @@ TEST_CASE("task watcher: a callback before anyone awaits is kept; a duplicate ch
       f.io,
       [&]() -> net::awaitable<void> {
         WatchedTask task{.task_id = "task-9", .resolution = "2K"};
-        verdict = co_await f.watcher.Await(std::move(task));
+        verdict = *co_await f.watcher.Await(std::move(task));
         done = true;
       },
       net::detached);
@@ -123,7 +124,7 @@ TEST_CASE("task watcher: a lost submit answer is recovered from the callback tha
       [&]() -> net::awaitable<void> {
         f.watcher.Bind(token, "task-lost");  // what the submitter does with the revealed id
         WatchedTask task{.task_id = "task-lost", .resolution = "1K"};
-        verdict = co_await f.watcher.Await(std::move(task));
+        verdict = *co_await f.watcher.Await(std::move(task));
         done = true;
       },
       net::detached);
@@ -141,7 +142,7 @@ TEST_CASE("task watcher: a stop ends every wait at once, with the task left open
         f.io,
         [&, i]() -> net::awaitable<void> {
           WatchedTask task{.task_id = "t" + std::to_string(i), .resolution = "1K"};
-          const TaskVerdict verdict = co_await f.watcher.Await(std::move(task));
+          const TaskVerdict verdict = *co_await f.watcher.Await(std::move(task));
           open += verdict.kind == TaskVerdict::Kind::kOpen;
           ++finished;
         },
@@ -161,6 +162,109 @@ TEST_CASE("task watcher: a stop ends every wait at once, with the task left open
   CHECK(finished == 4);
   CHECK(open == 3);
   CHECK_FALSE(revealed.has_value());
+}
+
+TEST_CASE(
+    "task watcher: thousands of waiting tasks are nodes, not coroutines; callbacks settle "
+    "each one and the scheduler ends when nothing waits") {
+  Fixture f;
+  constexpr int kTasks = 2000;
+  std::vector<std::string> tokens;
+  int completed = 0, finished = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    tokens.push_back(util::RandomToken());
+    f.watcher.Expect(tokens.back());
+    f.watcher.Bind(tokens.back(), "t" + std::to_string(i));
+    net::co_spawn(
+        f.io,
+        [&, i]() -> net::awaitable<void> {
+          WatchedTask task{.task_id = "t" + std::to_string(i), .resolution = "1K"};
+          const std::unique_ptr<TaskVerdict> verdict = co_await f.watcher.Await(std::move(task));
+          completed += verdict->kind == TaskVerdict::Kind::kCompleted && verdict->by_callback;
+          ++finished;
+        },
+        net::detached);
+  }
+  f.io.run_for(50ms);
+  CHECK(f.watcher.waiting() == kTasks);
+  CHECK(f.watcher.pollers() == 0);  // the first polls are an hour away
+  // Settled in reverse order of waiting: each leaves the schedule wherever it is.
+  for (int i = kTasks - 1; i >= 0; --i) {
+    CHECK(f.watcher.OnCallback(tokens[i], TaskBody("t" + std::to_string(i), "completed")) == 200);
+  }
+  for (int i = 0; i < 500 && finished < kTasks; ++i) f.io.run_for(10ms);
+  CHECK(finished == kTasks);
+  CHECK(completed == kTasks);
+  CHECK(f.watcher.waiting() == 0);
+  CHECK(f.watcher.stats().polls == 0);
+  CHECK(f.watcher.stats().settled_by_callback == kTasks);
+  // Nothing of the watcher is left running (no scheduler asleep): the loop runs out of work.
+  f.io.restart();
+  f.io.run_for(std::chrono::seconds(2));
+  CHECK(f.io.stopped());
+}
+
+// Polls that go to a closed port on loopback: every poll fails at once (connection refused).
+struct RefusingWatcher {
+  explicit RefusingWatcher(std::size_t max_polls) {
+    watcher.emplace(
+        io.get_executor(), client, limiter, halt,
+        [](http::Request::Method method, std::string target) {
+          http::Request request;
+          request.method = method;
+          request.endpoint = *http::ParseUrl("https://127.0.0.1:" + std::to_string(port));
+          request.endpoint.target = std::move(target);
+          return request;
+        },
+        TaskWatcherOptions{.retry_base = Seconds(0.01),
+                           .retry_max = Seconds(0.02),
+                           .max_failed_polls = 3,
+                           .max_concurrent_polls = max_polls},
+        [this](StopReason, const std::string& detail) { stops.push_back(detail); });
+  }
+  static inline int port = 0;
+  boost::asio::io_context io{1};
+  http::Client client{io.get_executor(), {}};
+  RateLimiter limiter{io.get_executor(), 10000, 1000};
+  util::StopSignal halt{io.get_executor()};
+  std::vector<std::string> stops;
+  std::optional<TaskWatcher> watcher;
+};
+
+TEST_CASE("task watcher: due polls go out through at most max_concurrent_polls pollers") {
+  // A port with nothing listening: bound, then closed.
+  {
+    net::io_context probe;
+    net::ip::tcp::acceptor acceptor(probe, {net::ip::make_address("127.0.0.1"), 0});
+    RefusingWatcher::port = acceptor.local_endpoint().port();
+  }
+  RefusingWatcher f(2);
+  constexpr int kTasks = 30;
+  int open = 0, finished = 0;
+  std::size_t most_pollers = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    net::co_spawn(
+        f.io,
+        [&, i]() -> net::awaitable<void> {
+          WatchedTask task{.task_id = "t" + std::to_string(i), .resolution = "1K", .resumed = true};
+          const std::unique_ptr<TaskVerdict> verdict = co_await f.watcher->Await(std::move(task));
+          open += verdict->kind == TaskVerdict::Kind::kOpen;
+          ++finished;
+        },
+        net::detached);
+  }
+  for (int i = 0; i < 5000 && finished < kTasks; ++i) {
+    f.io.run_for(1ms);
+    most_pollers = std::max(most_pollers, f.watcher->pollers());
+  }
+  CHECK(finished == kTasks);
+  CHECK(open == kTasks);  // a task whose polls fail is never given up as failed
+  CHECK(most_pollers >= 1);
+  CHECK(most_pollers <= 2);
+  // Each task: polled until its third consecutive failure, which asks to stop.
+  CHECK(f.watcher->stats().polls == 3 * kTasks);
+  CHECK(f.stops.size() == kTasks);
+  CHECK(f.watcher->waiting() == 0);
 }
 
 }  // namespace
