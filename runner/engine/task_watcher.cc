@@ -133,7 +133,9 @@ void TaskWatcher::Arm(Watch& watch, Clock::time_point next_poll) {
     net::co_spawn(executor_, RunSchedule(alive_), [](const std::exception_ptr& failure) {
       if (failure) std::rethrow_exception(failure);  // a bug: never dropped
     });
-  } else if (due < scheduler_wake_) {
+  } else if (due < scheduler_wake_ && pollers_ < options_.max_concurrent_polls) {
+    // With every poller busy there is nothing to start: a poller takes the watch when it is
+    // due, or wakes the scheduler as it ends.
     WakeScheduler();
   }
 }
