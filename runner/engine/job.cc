@@ -138,7 +138,15 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
   // Submit again after a failed task (refunded by the API) or an abandoned intent, within the
   // item's attempts and the budget; otherwise it stays queued for the next run.
   auto resubmit = [&]() {
-    if (service_.submitting_stopped() || !submitter_.Hold(run)) return false;
+    if (service_.submitting_stopped()) return false;
+    if (run.shed) {
+      // The submission's fields, read back from the manifest (an edited manifest stops the run).
+      std::optional<ItemRun> fresh = LoadRun(run.index);
+      if (!fresh) return false;
+      fresh->failed_tasks_base = run.failed_tasks_base;
+      run = std::move(*fresh);
+    }
+    if (!submitter_.Hold(run)) return false;
     entry = Entry::kSubmit;
     return true;
   };
@@ -163,6 +171,7 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
     const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
     const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
     if (phase == proto::ItemSnapshot::SUBMITTED) {
+      ShedSubmitFields(run);
       std::unique_ptr<TaskVerdict> verdict = co_await AwaitTask(run, resumed);
       resumed = false;
       TaskOutcome outcome = SettleTask(run, *verdict);

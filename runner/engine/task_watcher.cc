@@ -1,6 +1,7 @@
 #include "runner/engine/task_watcher.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -92,7 +93,11 @@ net::awaitable<std::unique_ptr<TaskVerdict>> TaskWatcher::Await(WatchedTask task
   node.emplace_back(std::move(task));
   return net::async_initiate<const net::use_awaitable_t<>&, void(std::unique_ptr<TaskVerdict>)>(
       [this](auto handler, std::list<Watch> watch) {
-        Start(std::move(watch), Completion(std::move(handler)));
+        // A plain allocation of its own size: the handler's default allocator is Asio's
+        // recycling one, which hands out a cached block of whatever operation freed it last
+        // (a socket send: several hundred bytes) and would keep it for as long as the task waits.
+        Start(std::move(watch),
+              Completion(net::bind_allocator(std::allocator<void>(), std::move(handler))));
       },
       net::use_awaitable, std::move(node));
 }
