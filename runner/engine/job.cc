@@ -135,27 +135,15 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
   util::HeldUnit submit_turn{service_.submitting(), holds_submit_turn};
   // A resumed task may be long finished: its first poll goes out at once.
   bool resumed = entry == Entry::kResume;
-  // Submit again after a failed task (refunded by the API) or an abandoned intent, within the
-  // item's attempts and the budget; otherwise it stays queued for the next run.
-  auto resubmit = [&]() {
-    if (service_.submitting_stopped()) return false;
-    if (run.shed) {
-      // The submission's fields, read back from the manifest (an edited manifest stops the run).
-      std::optional<ItemRun> fresh = LoadRun(run.index);
-      if (!fresh) return false;
-      fresh->failed_tasks_base = run.failed_tasks_base;
-      run = std::move(*fresh);
-    }
-    if (!submitter_.Hold(run)) return false;
-    entry = Entry::kSubmit;
-    return true;
-  };
   while (true) {
     // The one switch: the step this item is at. Each step records what it learned before the
     // next is chosen, so a crash anywhere resumes at the right step.
     if (entry == Entry::kRecover) {
       entry = Entry::kResume;
-      if (co_await submitter_.Recover(run) == SubmitOutcome::kFailedItem && resubmit()) continue;
+      if (co_await submitter_.Recover(run) == SubmitOutcome::kFailedItem && Resubmit(run)) {
+        entry = Entry::kSubmit;
+        continue;
+      }
     }
     if (entry == Entry::kSubmit) {
       entry = Entry::kResume;
@@ -185,23 +173,20 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
       }
       if (outcome == TaskOutcome::kStillOpen || outcome == TaskOutcome::kGaveUp) co_return;
       if (outcome == TaskOutcome::kTaskFailed) {
-        const proto::ItemSnapshot* failed = recorder_.Snapshot(run);
-        const std::uint32_t failures = failed->failed_tasks() - run.failed_tasks_base;
-        if (failures >= config_.retry.max_task_attempts) {
-          recorder_.RecordGaveUp(run, failed->last_error_code(),
-                                 failed->last_error_message() + " (after " +
-                                     std::to_string(failures) + " failed tasks)");
+        if (GiveUpAfterFailedTasks(run)) {
           co_await recorder_.Commit();
           co_return;
         }
-        if (resubmit()) continue;
-        co_return;  // stays queued for the next run
+        if (!Resubmit(run)) co_return;  // stays queued for the next run
+        entry = Entry::kSubmit;
+        continue;
       }
       continue;  // completed: its images next
     }
     if (phase == proto::ItemSnapshot::COMPLETED) {
       // A mismatched image may ask for the item once more (download.on_mismatch: retry).
-      if (co_await fetcher_.FetchAll(run) == ImageFetcher::FetchOutcome::kRedo && resubmit()) {
+      if (co_await fetcher_.FetchAll(run) == ImageFetcher::FetchOutcome::kRedo && Resubmit(run)) {
+        entry = Entry::kSubmit;
         continue;
       }
       co_return;
@@ -212,6 +197,30 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
 
 // ---------------------------------------------------------------------------------------------
 // Awaiting a task: the watcher settles it (poll or webhook); the verdict is recorded here.
+
+// Synchronous helpers of the lifecycle: their locals stay out of its coroutine frame, which
+// lives as long as the item is in flight.
+bool Job::Resubmit(ItemRun& run) {
+  if (service_.submitting_stopped()) return false;
+  if (run.shed) {
+    // The submission's fields, read back from the manifest (an edited manifest stops the run).
+    std::optional<ItemRun> fresh = LoadRun(run.index);
+    if (!fresh) return false;
+    fresh->failed_tasks_base = run.failed_tasks_base;
+    run = std::move(*fresh);
+  }
+  return submitter_.Hold(run);
+}
+
+bool Job::GiveUpAfterFailedTasks(const ItemRun& run) {
+  const proto::ItemSnapshot* failed = recorder_.Snapshot(run);
+  const std::uint32_t failures = failed->failed_tasks() - run.failed_tasks_base;
+  if (failures < config_.retry.max_task_attempts) return false;
+  recorder_.RecordGaveUp(
+      run, failed->last_error_code(),
+      failed->last_error_message() + " (after " + std::to_string(failures) + " failed tasks)");
+  return true;
+}
 
 net::awaitable<std::unique_ptr<TaskVerdict>> Job::AwaitTask(const ItemRun& run, bool resumed) {
   const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);

@@ -81,6 +81,12 @@ class Job {
   // Reads item `index` of the manifest for its lifecycle; a manifest edited since validation
   // stops the run (nothing of the changed item is submitted).
   std::optional<ItemRun> LoadRun(std::uint32_t index);
+  // Submit again after a failed task (refunded by the API), an abandoned intent or a mismatched
+  // image, within the item's attempts and the budget; false: it stays queued for the next run.
+  bool Resubmit(ItemRun& run);
+  // After a failed task: records the item given up (not committed) once its failed tasks reach
+  // retry.max_task_attempts; true if it did.
+  bool GiveUpAfterFailedTasks(const ItemRun& run);
   // The watcher's wait for the item's task (poll or webhook). Not a coroutine: while the task
   // waits, the item holds the lifecycle's frame and a node of the watcher, nothing more.
   // `resumed`: submitted by an earlier run, so it may be long finished: polled at once.

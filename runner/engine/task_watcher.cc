@@ -86,13 +86,16 @@ TaskWatcher::~TaskWatcher() {
   if (scheduler_timer_ != nullptr) scheduler_timer_->cancel();
 }
 
+Clock::time_point TaskWatcher::DeadlineOf(const Watch& watch) const {
+  return watch.task.answered_at + ToDuration(options_.task_deadline);
+}
+
 net::awaitable<std::unique_ptr<TaskVerdict>> TaskWatcher::Await(WatchedTask task) {
-  // The node travels to the initiation in a one-element list, spliced into watches_ there: no
-  // copy, and nothing is registered unless the awaitable is awaited.
-  std::list<Watch> node;
-  node.emplace_back(std::move(task));
+  // The task travels to the initiation behind a pointer (the initiation's frame lives as long
+  // as the wait), and is registered only if the awaitable is awaited.
+  auto node = std::make_unique<WatchedTask>(std::move(task));
   return net::async_initiate<const net::use_awaitable_t<>&, void(std::unique_ptr<TaskVerdict>)>(
-      [this](auto handler, std::list<Watch> watch) {
+      [this](auto handler, std::unique_ptr<WatchedTask> watch) {
         // A plain allocation of its own size: the handler's default allocator is Asio's
         // recycling one, which hands out a cached block of whatever operation freed it last
         // (a socket send: several hundred bytes) and would keep it for as long as the task waits.
@@ -102,18 +105,20 @@ net::awaitable<std::unique_ptr<TaskVerdict>> TaskWatcher::Await(WatchedTask task
       net::use_awaitable, std::move(node));
 }
 
-void TaskWatcher::Start(std::list<Watch> node, Completion done) {
-  watches_.splice(watches_.end(), node);
-  Watch& watch = watches_.back();
+void TaskWatcher::Start(std::unique_ptr<WatchedTask> task_to_watch, Completion done) {
+  Watch& watch = watches_.emplace_back(std::move(*task_to_watch));
+  task_to_watch.reset();
   watch.self = std::prev(watches_.end());
   watch.slot = due_.end();
   // Not move-assigned: Boost 1.81's any_completion_handler::operator=(&&) copies its argument
   // as an lvalue, which wraps it in itself without end.
   watch.done.swap(done);
   const WatchedTask& task = watch.task;
-  by_task_id_[task.task_id] = &watch;
-  // A callback may have come before this wait began (it is answered as soon as it arrives).
+  // Only a task with a callback token can be settled by a callback: only those are indexed (the
+  // submitter and the job bind the token before the wait begins).
   if (auto token = token_of_task_.find(task.task_id); token != token_of_task_.end()) {
+    by_task_id_[task.task_id] = &watch;
+    // A callback may have come before this wait began (it is answered as soon as it arrives).
     auto& entry = tokens_[token->second];
     if (entry.early) {
       watch.callback = std::make_unique<api::TaskStatus>(std::move(*entry.early));
@@ -122,7 +127,6 @@ void TaskWatcher::Start(std::list<Watch> node, Completion done) {
   }
   if (watch.callback) return FinishByCallback(watch);
   if (halt_.triggered()) return Finish(watch, nullptr);
-  watch.deadline = task.answered_at + ToDuration(options_.task_deadline);
   const bool probe =
       !task.resumed && !options_.callback_safety_poll && schedule_.StartProbe(task.resolution);
   watch.cold = !task.resumed && !probe && !schedule_.Knows(task.resolution);
@@ -131,7 +135,7 @@ void TaskWatcher::Start(std::list<Watch> node, Completion done) {
 
 void TaskWatcher::Arm(Watch& watch, Clock::time_point next_poll) {
   watch.next_poll = next_poll;
-  const Clock::time_point due = std::min(next_poll, watch.deadline);
+  const Clock::time_point due = std::min(next_poll, DeadlineOf(watch));
   watch.slot = due_.emplace(due, &watch);
   if (!scheduler_running_) {
     scheduler_running_ = true;
@@ -217,7 +221,7 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
     due_.erase(watch.slot);
     watch.slot = due_.end();
     const WatchedTask& task = watch.task;
-    if (Clock::now() >= watch.deadline) {
+    if (Clock::now() >= DeadlineOf(watch)) {
       // Only the API saying `failed` or `task_not_found` frees an item for another payment.
       LogWarning("task " + task.task_id +
                  " is not finished after polling.task_deadline_s; it stays submitted and the "

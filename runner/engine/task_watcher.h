@@ -146,7 +146,6 @@ class TaskWatcher {
   struct Watch {
     explicit Watch(WatchedTask watched) : task(std::move(watched)) {}
     WatchedTask task;
-    Clock::time_point deadline{};
     Clock::time_point next_poll{};
     unsigned failures = 0;  // consecutive polls without a usable answer
     bool cold = false;      // waiting for its first poll with nothing learned
@@ -179,7 +178,10 @@ class TaskWatcher {
   };
 
   // Await's initiation: the watch joins the schedule (or ends at once: an early callback, a halt).
-  void Start(std::list<Watch> node, Completion done);
+  void Start(std::unique_ptr<WatchedTask> task, Completion done);
+  // Past it, the task stays open (polled again next run); not stored: a watch is one of
+  // thousands, and 8 bytes move it to a larger allocation class.
+  Clock::time_point DeadlineOf(const Watch& watch) const;
   // Puts the watch in the schedule for its next poll (or its deadline, if sooner).
   void Arm(Watch& watch, Clock::time_point next_poll);
   // Ends the watch: out of every index, its coroutine resumed (posted, never inline) with
@@ -207,7 +209,8 @@ class TaskWatcher {
   ratelimit::Backoff backoff_;
   std::list<Watch> watches_;  // every waiting task (stable addresses)
   DueQueue due_;              // the watches not being polled, by when they are due
-  // task id -> its watch, for callbacks (a server repeating a task id: the latest watch wins).
+  // task id -> its watch, for callbacks (a server repeating a task id: the latest watch wins);
+  // tasks without a callback token are not in it.
   std::unordered_map<std::string_view, Watch*> by_task_id_;
   bool scheduler_running_ = false;
   boost::asio::steady_timer* scheduler_timer_ = nullptr;  // its sleep, while it sleeps
