@@ -9,7 +9,10 @@
 // entering at the right step (through one switch at its top) when an earlier run left it
 // submitted, completed or with an open intent. At most limits.max_in_flight items hold a slot
 // from their submission until their images are on disk, so memory and paid-but-unfetched images
-// both follow the work in flight.
+// both follow the work in flight; a fresh item's lifecycle starts only with a submit turn
+// (Service::submitting(): one per API connection), so items that cannot submit yet cost nothing.
+// While its task waits, the item's coroutine is suspended on the watcher and holds its frame
+// and little else (ShedSubmitFields).
 //
 // Example:
 //   Job job(service, config, store, std::move(plan), journal, flags);
