@@ -687,6 +687,13 @@ std::string Daemon::MetricsPage() const {
               "Tasks settled by the API's webhook rather than a poll.");
   page.Sample("nanobatch_tasks_settled_by_callback_total", {},
               static_cast<double>(watch.settled_by_callback));
+  page.Family("nanobatch_tasks_awaiting_verdict", "gauge",
+              "Submitted tasks waiting for their verdict (a poll or the webhook).");
+  page.Sample("nanobatch_tasks_awaiting_verdict", {},
+              static_cast<double>(service_.watcher().waiting()));
+  page.Family("nanobatch_pollers", "gauge",
+              "Poller coroutines sending due polls (at most one per API connection).");
+  page.Sample("nanobatch_pollers", {}, static_cast<double>(service_.watcher().pollers()));
 
   page.Family("nanobatch_journal_sync_seconds", "histogram",
               "Latency of one journal group commit's fdatasync.");

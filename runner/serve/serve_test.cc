@@ -249,6 +249,9 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   CHECK(MetricValue(page, "nanobatch_api_requests_total{endpoint=\"submit\",code=\"200\"}") ==
         Stat(stats, "submissions"));
   CHECK(MetricValue(page, "nanobatch_download_bytes_total") > 0);
+  // Every job is over: no task waits, and none of the watcher's coroutines is left running.
+  CHECK(MetricValue(page, "nanobatch_tasks_awaiting_verdict") == 0);
+  CHECK(MetricValue(page, "nanobatch_pollers") == 0);
   CHECK(page.find("nanobatch_journal_sync_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
   CHECK(Stat(stats, "max_submissions_per_prompt") == 1);
 
