@@ -206,7 +206,12 @@ TEST_CASE(
 
 // Polls that go to a closed port on loopback: every poll fails at once (connection refused).
 struct RefusingWatcher {
-  explicit RefusingWatcher(std::size_t max_polls) {
+  explicit RefusingWatcher(std::size_t max_polls)
+      : RefusingWatcher(TaskWatcherOptions{.retry_base = Seconds(0.01),
+                                           .retry_max = Seconds(0.02),
+                                           .max_failed_polls = 3,
+                                           .max_concurrent_polls = max_polls}) {}
+  explicit RefusingWatcher(TaskWatcherOptions options) {
     watcher.emplace(
         io.get_executor(), client, limiter, halt,
         [](http::Request::Method method, std::string target) {
@@ -216,11 +221,7 @@ struct RefusingWatcher {
           request.endpoint.target = std::move(target);
           return request;
         },
-        TaskWatcherOptions{.retry_base = Seconds(0.01),
-                           .retry_max = Seconds(0.02),
-                           .max_failed_polls = 3,
-                           .max_concurrent_polls = max_polls},
-        [this](StopReason, const std::string& detail) { stops.push_back(detail); });
+        options, [this](StopReason, const std::string& detail) { stops.push_back(detail); });
   }
   static inline int port = 0;
   boost::asio::io_context io{1};
@@ -231,13 +232,15 @@ struct RefusingWatcher {
   std::optional<TaskWatcher> watcher;
 };
 
+// A port with nothing listening: bound, then closed.
+int ClosedPort() {
+  net::io_context probe;
+  net::ip::tcp::acceptor acceptor(probe, {net::ip::make_address("127.0.0.1"), 0});
+  return acceptor.local_endpoint().port();
+}
+
 TEST_CASE("task watcher: due polls go out through at most max_concurrent_polls pollers") {
-  // A port with nothing listening: bound, then closed.
-  {
-    net::io_context probe;
-    net::ip::tcp::acceptor acceptor(probe, {net::ip::make_address("127.0.0.1"), 0});
-    RefusingWatcher::port = acceptor.local_endpoint().port();
-  }
+  RefusingWatcher::port = ClosedPort();
   RefusingWatcher f(2);
   constexpr int kTasks = 30;
   int open = 0, finished = 0;
@@ -265,6 +268,52 @@ TEST_CASE("task watcher: due polls go out through at most max_concurrent_polls p
   CHECK(f.watcher->stats().polls == 3 * kTasks);
   CHECK(f.stops.size() == kTasks);
   CHECK(f.watcher->waiting() == 0);
+}
+
+TEST_CASE(
+    "task watcher: tasks waiting on first_poll with nothing learned are re-aimed at the "
+    "first lesson") {
+  RefusingWatcher::port = ClosedPort();
+  RefusingWatcher f(TaskWatcherOptions{.first_poll = Seconds(3600),
+                                       .retry_base = Seconds(0.01),
+                                       .retry_max = Seconds(0.02),
+                                       .max_failed_polls = 3});
+  // The first tasks of a resolution probe early; the rest wait an hour unless re-aimed.
+  const int probes = PollSchedule::kProbes, cold = 5;
+  std::vector<std::string> tokens;
+  int finished = 0, open = 0;
+  for (int i = 0; i < probes + cold; ++i) {
+    const std::string id = "t" + std::to_string(i);
+    if (i < probes) {
+      tokens.push_back(util::RandomToken());
+      f.watcher->Expect(tokens.back());
+      f.watcher->Bind(tokens.back(), id);
+    }
+    net::co_spawn(
+        f.io,
+        [&, id]() -> net::awaitable<void> {
+          WatchedTask task{.task_id = id, .resolution = "1K"};
+          const std::unique_ptr<TaskVerdict> verdict = co_await f.watcher->Await(std::move(task));
+          open += verdict->kind == TaskVerdict::Kind::kOpen;
+          ++finished;
+        },
+        net::detached);
+  }
+  f.io.run_for(20ms);
+  CHECK(f.watcher->waiting() == probes + cold);
+  // The probes finish by callback: the API says 1K tasks take 1 s.
+  for (int i = 0; i < probes; ++i) {
+    const std::string body = R"({"id":"t)" + std::to_string(i) +
+                             R"(","status":"completed","created_at":1775383908,)"
+                             R"("completed_at":1775383909,"output":{"urls":["https://f/a.png"]}})";
+    CHECK(f.watcher->OnCallback(tokens[i], body) == 200);
+  }
+  // The cold tasks now poll about 1 s after their submit (here: refused, three times each).
+  for (int i = 0; i < 800 && finished < probes + cold; ++i) f.io.run_for(10ms);
+  CHECK(finished == probes + cold);
+  CHECK(open == cold);
+  CHECK(f.watcher->stats().polls == 3 * cold);
+  CHECK(f.stops.size() == cold);
 }
 
 }  // namespace
