@@ -17,7 +17,7 @@ struct ItemRun {
   std::uint32_t price = 0;
   std::uint32_t failed_tasks_base = 0;  // failed tasks before this run's fresh attempts
   std::uint32_t index = 0;              // in the manifest (its shard directory: output.shard_size)
-  // ShedSubmitFields() dropped what only a submission reads; ReloadSubmitFields() brings it back.
+  // ShedSubmitFields() dropped what only a submission reads; Job::Resubmit reads it back.
   bool shed = false;
 };
 

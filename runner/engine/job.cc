@@ -84,9 +84,6 @@ net::awaitable<void> Job::SubmitLoop() {
   if (!co_await SpawnPaid(plan_.resume, Entry::kResume)) co_return;
   util::AsyncSemaphore& submitting = service_.submitting();
   for (std::uint32_t index : plan_.fresh) {
-    // Taken first: items that cannot submit yet wait here as plan entries, not as lifecycles.
-    if (!co_await submitting.Acquire(&service_.no_new_submissions())) co_return;
-    util::HeldUnit submit_turn{submitting};
     std::optional<ItemRun> run;
     while (true) {
       if (!co_await slots.Acquire(&service_.no_new_submissions())) co_return;
@@ -120,7 +117,14 @@ net::awaitable<void> Job::SubmitLoop() {
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
       if (!co_await service_.WaitBudgetChanged()) co_return;
     }
-    submit_turn.held = false;  // handed to the lifecycle
+    // A submit turn, taken last: items that cannot submit yet wait here as plan entries, not as
+    // lifecycles, and the loop never holds a turn while it waits for a slot or for credits (with
+    // many serve jobs, turns held that way could starve the resubmissions that free both).
+    if (!co_await submitting.Acquire(&service_.no_new_submissions())) {
+      submitter_.Release(*run);
+      slots.Release();
+      co_return;
+    }
     items_.Spawn(Lifecycle(std::move(*run), true, Entry::kSubmit, true));
   }
 }

@@ -71,7 +71,7 @@ void TaskWatcher::Learn(const std::string& resolution, const api::TaskStatus& st
   if (!first_lesson) return;
   // Tasks waiting on first_poll because nothing was known are re-aimed at what is now known.
   for (Watch& watch : watches_) {
-    if (!watch.cold || watch.polling || watch.task.resolution != resolution) continue;
+    if (!watch.cold || Polling(watch) || watch.task.resolution != resolution) continue;
     watch.cold = false;
     const Clock::time_point aimed = std::min(watch.next_poll, FirstPollAt(watch.task, false));
     if (aimed == watch.next_poll) continue;
@@ -230,11 +230,9 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
       continue;
     }
     watch.cold = false;
-    watch.polling = true;
     ++stats_.polls;
     if (task.poll_counter != nullptr) ++*task.poll_counter;
     PollStep step = co_await Poll(watch);
-    watch.polling = false;
     if (watch.callback) {
       FinishByCallback(watch);  // the webhook answered while the poll was out
       continue;
@@ -439,7 +437,7 @@ int TaskWatcher::OnCallback(std::string_view token_text, std::string_view body) 
     }
     watch.callback = std::make_unique<api::TaskStatus>(*status);
     // Settled now, unless a poll is out: its poller settles it when the poll returns.
-    if (!watch.polling) FinishByCallback(watch);
+    if (!Polling(watch)) FinishByCallback(watch);
   } else if (!entry.early) {
     entry.early = *status;
   } else {

@@ -149,10 +149,9 @@ class TaskWatcher {
     Clock::time_point next_poll{};
     unsigned failures = 0;  // consecutive polls without a usable answer
     bool cold = false;      // waiting for its first poll with nothing learned
-    bool polling = false;   // a poller has it (then it is not in due_)
     // A verdict delivered by the webhook. Behind a pointer: few ever receive one while waiting.
     std::unique_ptr<api::TaskStatus> callback;
-    DueQueue::iterator slot;          // in due_ while waiting for its next poll
+    DueQueue::iterator slot;          // in due_ while waiting for its next poll; else end()
     std::list<Watch>::iterator self;  // in watches_
     Completion done;                  // the awaiting coroutine
   };
@@ -188,6 +187,8 @@ class TaskWatcher {
   // `verdict`; null: the task stays open.
   void Finish(Watch& watch, std::unique_ptr<TaskVerdict> verdict);
   void FinishByCallback(Watch& watch);
+  // A live watch is either in due_ or held by a poller whose poll is out.
+  bool Polling(const Watch& watch) const { return watch.slot == due_.end(); }
   // Sleeps until the first watch is due, starts pollers for due watches, ends every waiting
   // watch on a halt. Runs while anything waits; `alive` is false once the watcher is gone.
   boost::asio::awaitable<void> RunSchedule(std::shared_ptr<const bool> alive);
