@@ -284,8 +284,17 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       *item.mutable_image_urls() = intent.image_urls();
       item.set_attempt(intent.attempt());
       item.set_credits(intent.credits());
-      item.set_callback_token(intent.callback_token());
-      item.set_meta_json(intent.meta_json());
+      // protobuf allocates a string for every set, even of "": these two are often empty.
+      if (intent.callback_token().empty()) {
+        item.clear_callback_token();
+      } else {
+        item.set_callback_token(intent.callback_token());
+      }
+      if (intent.meta_json().empty()) {
+        item.clear_meta_json();
+      } else {
+        item.set_meta_json(intent.meta_json());
+      }
       item.clear_task_id();
       item.clear_urls();
       item.clear_images();
