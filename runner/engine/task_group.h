@@ -10,7 +10,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <cstddef>
 #include <exception>
 
@@ -25,11 +27,21 @@ class TaskGroup {
 
   void Spawn(boost::asio::awaitable<void> task) {
     ++running_;
-    boost::asio::co_spawn(executor_, std::move(task), [this](std::exception_ptr failure) {
+    auto done = [this](std::exception_ptr failure) {
       if (failure && !failure_) failure_ = failure;
       --running_;
       finished_.Notify();
-    });
+    };
+    // The handler bound to the loop's own executor type (8 bytes), not the type-erased one (48):
+    // Asio's spawn frame, alive as long as the task runs, keeps a work guard of the handler's
+    // executor, and with it the frame fits a smaller allocation class (464 -> 448 bytes, for
+    // each of thousands of items in flight).
+    if (const auto* loop = executor_.target<boost::asio::io_context::executor_type>()) {
+      boost::asio::co_spawn(executor_, std::move(task),
+                            boost::asio::bind_executor(*loop, std::move(done)));
+    } else {
+      boost::asio::co_spawn(executor_, std::move(task), std::move(done));
+    }
   }
 
   boost::asio::awaitable<void> Join() {
