@@ -81,9 +81,9 @@ net::awaitable<ImageFetcher::FetchOutcome> ImageFetcher::FetchAll(const ItemRun&
       if (!image.mismatch().empty()) mismatch = image.mismatch();
     }
     if (!mismatch.empty()) {
-      LogWarning("item " + run.item.id + ": " + mismatch +
+      LogWarning("item " + run.id + ": " + mismatch +
                  "; generating it once more (download.on_mismatch: retry)");
-      if (!co_await recorder_.Redo(run.item.id, /*mismatch=*/true, mismatch)) {
+      if (!co_await recorder_.Redo(run.id, /*mismatch=*/true, mismatch)) {
         co_return FetchOutcome::kNotDone;
       }
       co_return FetchOutcome::kRedo;
@@ -107,7 +107,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       // Allowing the host is the user's call: the item stays completed (paid), and the run that
       // follows the fix downloads it without paying again.
       ++policy_blocked_;
-      LogError("item " + run.item.id + ": image " + shown + " not downloaded: " + why);
+      LogError("item " + run.id + ": image " + shown + " not downloaded: " + why);
     } else {
       recorder_.RecordGaveUp(run, "download_refused", "image URL " + shown + " refused: " + why);
       co_await recorder_.Commit();
@@ -124,8 +124,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
   // is in, so that syncing the file (disk work) does not hold up the next download.
   util::HeldUnit slot{service_.downloads()};
 
-  const std::string base_name =
-      index == 0 ? run.item.id : run.item.id + "-" + std::to_string(index);
+  const std::string base_name = index == 0 ? run.id : run.id + "-" + std::to_string(index);
   std::string image_problem;  // the last bad body, if the attempts end on one
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
     if (attempt > 0 &&
@@ -144,7 +143,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       if (network->refused_by_policy) {
         // As for a host not allowed: the user's call, the item stays completed (paid).
         ++policy_blocked_;
-        LogError("item " + run.item.id + ": image " + util::ServerText(url, 200) +
+        LogError("item " + run.id + ": image " + util::ServerText(url, 200) +
                  " not downloaded: " + network->what);
         if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
           service_.StopSubmitting(
@@ -161,8 +160,8 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         service_.Halt(StopReason::kDisk, file.error());
         co_return false;
       }
-      util::LogTransient("downloads retried", "item " + run.item.id + ": download failed (" +
-                                                  network->what + "), retrying");
+      util::LogTransient("downloads retried",
+                         "item " + run.id + ": download failed (" + network->what + "), retrying");
       continue;
     }
     const auto& outcome = std::get<http::DownloadOutcome>(result);
@@ -186,7 +185,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         // server keeps sending it so.
         image_problem = error;
         util::LogTransient("downloads retried",
-                           "item " + run.item.id + ": " + error + "; downloading again");
+                           "item " + run.id + ": " + error + "; downloading again");
         continue;
       case download::ImageFile::Committed::kIo:
         service_.Halt(StopReason::kDisk, error);
@@ -195,7 +194,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     consecutive_refusals_ = 0;
     proto::Record record;
     auto* downloaded = record.mutable_downloaded();
-    downloaded->set_item_id(run.item.id);
+    downloaded->set_item_id(run.id);
     downloaded->set_index(static_cast<unsigned>(index));
     downloaded->set_file_name(file_name);
     downloaded->set_sha256(file.sha256());
@@ -203,9 +202,9 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     downloaded->set_width(file.pixel_size().width);
     downloaded->set_height(file.pixel_size().height);
     if (config_.download.on_mismatch != "keep") {
-      downloaded->set_mismatch(
-          download::DescribeMismatch(run.item.output_format, run.item.aspect_ratio, file.type(),
-                                     file.pixel_size().width, file.pixel_size().height));
+      downloaded->set_mismatch(download::DescribeMismatch(run.output_format, run.aspect_ratio,
+                                                          file.type(), file.pixel_size().width,
+                                                          file.pixel_size().height));
     }
     // Not waited for: the item's end (FetchAll) commits it. Lost in a crash, it costs one
     // download of a file that is already here, never credits.
@@ -219,7 +218,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     co_await recorder_.Commit();
     co_return false;
   }
-  LogWarning("item " + run.item.id + ": download kept failing; it will be retried by the next run");
+  LogWarning("item " + run.id + ": download kept failing; it will be retried by the next run");
   co_return false;
 }
 

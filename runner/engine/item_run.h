@@ -4,33 +4,45 @@
 // typed outcomes of the lifecycle's steps.
 
 #include <cstdint>
+#include <memory>
+#include <stdexcept>
 #include <string>
-#include <vector>
+#include <utility>
 
 #include "runner/manifest/item.h"
 
 namespace nanobatch::engine {
 
+// What the whole lifecycle reads is held by value; the manifest item (prompt, the user's columns,
+// input image URLs: what only a submission reads) is behind a pointer, dropped while the task
+// waits (ShedSubmitFields) so that thousands of waiting items do not each hold a prompt (the
+// journal has it as submitted). Job::Resubmit reads it back from the manifest. This also keeps
+// the lifecycle's coroutine frame, which holds an ItemRun, in a smaller allocation class.
 struct ItemRun {
-  manifest::Item item;
-  std::string content_hash;
+  explicit ItemRun(manifest::Item manifest_item, std::uint32_t manifest_index)
+      : id(manifest_item.id),
+        resolution(manifest_item.resolution),
+        aspect_ratio(manifest_item.aspect_ratio),
+        output_format(manifest_item.output_format),
+        index(manifest_index),
+        item(std::make_unique<manifest::Item>(std::move(manifest_item))) {}
+
+  std::string id;
+  std::string resolution;
+  std::string aspect_ratio;
+  std::string output_format;
   std::uint32_t price = 0;
-  std::uint32_t failed_tasks_base = 0;  // failed tasks before this run's fresh attempts
-  std::uint32_t index = 0;              // in the manifest (its shard directory: output.shard_size)
-  // ShedSubmitFields() dropped what only a submission reads; Job::Resubmit reads it back.
-  bool shed = false;
+  std::uint32_t failed_tasks_base = 0;   // failed tasks before this run's fresh attempts
+  std::uint32_t index = 0;               // in the manifest (its shard directory: output.shard_size)
+  std::unique_ptr<manifest::Item> item;  // null once shed
 };
 
-// While its task waits, an item needs its id, keys and price, not what only a submission reads
-// (the prompt, the user's columns, input image URLs, the content hash): those are dropped, so
-// that thousands of waiting items do not each hold a prompt (the journal has it as submitted).
-inline void ShedSubmitFields(ItemRun& run) {
-  if (run.shed) return;
-  run.shed = true;
-  run.item.prompt = std::string();
-  run.item.meta_json = std::string();
-  run.item.image_urls = std::vector<std::string>();
-  run.content_hash = std::string();
+inline void ShedSubmitFields(ItemRun& run) { run.item.reset(); }
+
+// The manifest item, for a submission. A shed item here is a bug: Job::Resubmit reloads it.
+inline const manifest::Item& SubmitFields(const ItemRun& run) {
+  if (!run.item) throw std::logic_error("item " + run.id + " is submitted without its fields");
+  return *run.item;
 }
 
 // How a submission ended: a task id recorded; the item failed for good (or, for a recovered

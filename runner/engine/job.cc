@@ -49,9 +49,8 @@ std::optional<ItemRun> Job::LoadRun(std::uint32_t index) {
     service_.Halt(StopReason::kMisconfigured, error);
     return std::nullopt;
   }
-  ItemRun run{std::move(*item), "", 0, 0, index};
-  run.content_hash = manifest::ContentHash(run.item);
-  run.price = config::PriceOf(config_, run.item.resolution);
+  ItemRun run(std::move(*item), index);
+  run.price = config::PriceOf(config_, run.resolution);
   // An item given up on in an earlier run and retried (--retry-failed) gets a fresh set of
   // attempts: its failed tasks so far do not count against them.
   const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
@@ -160,32 +159,20 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
       if (submitted != SubmitOutcome::kSubmitted) co_return;
       continue;
     }
-    const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
-    const auto phase = snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
+    const auto phase = recorder_.PhaseOf(run);
     if (phase == proto::ItemSnapshot::SUBMITTED) {
       ShedSubmitFields(run);
       std::unique_ptr<TaskVerdict> verdict = co_await AwaitTask(run, resumed);
       resumed = false;
-      TaskOutcome outcome = SettleTask(run, *verdict);
+      const TaskOutcome outcome = SettleTask(run, *verdict);
       verdict.reset();
+      if (outcome == TaskOutcome::kStillOpen) co_return;
       // A completed task is not waited for: the download follows, and its commit carries the
       // record (lost in a crash, it costs one more poll of a known task, never credits).
-      if (outcome == TaskOutcome::kTaskFailed || outcome == TaskOutcome::kGaveUp) {
-        if (!co_await recorder_.Commit() && outcome == TaskOutcome::kTaskFailed) {
-          outcome = TaskOutcome::kStillOpen;
-        }
-      }
-      if (outcome == TaskOutcome::kStillOpen || outcome == TaskOutcome::kGaveUp) co_return;
-      if (outcome == TaskOutcome::kTaskFailed) {
-        if (GiveUpAfterFailedTasks(run)) {
-          co_await recorder_.Commit();
-          co_return;
-        }
-        if (!Resubmit(run)) co_return;  // stays queued for the next run
-        entry = Entry::kSubmit;
-        continue;
-      }
-      continue;  // completed: its images next
+      if (outcome == TaskOutcome::kCompleted) continue;  // its images next
+      if (!co_await AfterFailedTask(run, outcome)) co_return;
+      entry = Entry::kSubmit;
+      continue;
     }
     if (phase == proto::ItemSnapshot::COMPLETED) {
       // A mismatched image may ask for the item once more (download.on_mismatch: retry).
@@ -206,7 +193,7 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
 // lives as long as the item is in flight.
 bool Job::Resubmit(ItemRun& run) {
   if (service_.submitting_stopped()) return false;
-  if (run.shed) {
+  if (!run.item) {
     // The submission's fields, read back from the manifest (an edited manifest stops the run).
     std::optional<ItemRun> fresh = LoadRun(run.index);
     if (!fresh) return false;
@@ -214,6 +201,22 @@ bool Job::Resubmit(ItemRun& run) {
     run = std::move(*fresh);
   }
   return submitter_.Hold(run);
+}
+
+// One await in the lifecycle for what follows a failure: its frame holds a slot for every
+// await, for as long as the item is in flight.
+net::awaitable<bool> Job::AfterFailedTask(ItemRun& run, TaskOutcome outcome) {
+  // Committed before anything follows; a failed task that cannot be recorded stays open.
+  // A named local, not `if (!co_await ...) co_return`: GCC 12.2 miscompiles that statement in a
+  // coroutine with no local variable (it resumed a destroyed frame: SIGILL in engine_test).
+  // A six-line asio reproduction crashes the same way; any local variable avoids it.
+  const bool committed = co_await recorder_.Commit();
+  if (!committed || outcome == TaskOutcome::kGaveUp) co_return false;
+  if (GiveUpAfterFailedTasks(run)) {
+    co_await recorder_.Commit();
+    co_return false;
+  }
+  co_return Resubmit(run);  // false: stays queued for the next run
 }
 
 bool Job::GiveUpAfterFailedTasks(const ItemRun& run) {
@@ -226,7 +229,7 @@ bool Job::GiveUpAfterFailedTasks(const ItemRun& run) {
   return true;
 }
 
-net::awaitable<std::unique_ptr<TaskVerdict>> Job::AwaitTask(const ItemRun& run, bool resumed) {
+TaskWatcher::AwaitOperation Job::AwaitTask(const ItemRun& run, bool resumed) {
   const proto::ItemSnapshot* snapshot = recorder_.Snapshot(run);
   const std::string& token = snapshot->callback_token();
   if (service_.callbacks() && !token.empty()) {
@@ -235,7 +238,7 @@ net::awaitable<std::unique_ptr<TaskVerdict>> Job::AwaitTask(const ItemRun& run, 
     service_.watcher().Bind(token, snapshot->task_id());
   }
   return service_.watcher().Await(WatchedTask{.task_id = snapshot->task_id(),
-                                              .resolution = run.item.resolution,
+                                              .resolution = run.resolution,
                                               .resumed = resumed,
                                               .poll_counter = &polls_});
 }
@@ -260,7 +263,7 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
                            bool credits_unknown) {
     proto::Record record;
     auto* failed = record.mutable_task_failed();
-    failed->set_item_id(run.item.id);
+    failed->set_item_id(run.id);
     failed->set_task_id(task_id);
     failed->set_error_code(code);
     failed->set_message(message);
@@ -276,7 +279,7 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
       const api::TaskStatus& task = verdict.status;
       proto::Record record;
       auto* completed = record.mutable_completed();
-      completed->set_item_id(run.item.id);
+      completed->set_item_id(run.id);
       completed->set_task_id(task_id);
       for (const std::string& url : task.urls) completed->add_urls(url);
       recorder_.Append(std::move(record));
@@ -296,7 +299,7 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
       const api::TaskStatus& task = verdict.status;
       record_failed(task.error_code, task.error_message, false);
       // Resubmitted within retry.max_task_attempts (a last failure is logged when given up).
-      util::LogTransient("failed tasks resubmitted", "item " + run.item.id + ": task " + task_id +
+      util::LogTransient("failed tasks resubmitted", "item " + run.id + ": task " + task_id +
                                                          " failed: " + task.error_code + ": " +
                                                          task.error_message);
       return TaskOutcome::kTaskFailed;

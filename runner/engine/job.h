@@ -87,13 +87,17 @@ class Job {
   // Submit again after a failed task (refunded by the API), an abandoned intent or a mismatched
   // image, within the item's attempts and the budget; false: it stays queued for the next run.
   bool Resubmit(ItemRun& run);
+  // After a failed task (kTaskFailed) or giving up (kGaveUp): commits the records; for a failed
+  // task, gives up once the attempts are used, else holds the item for another submission
+  // (Resubmit). True: submit again.
+  boost::asio::awaitable<bool> AfterFailedTask(ItemRun& run, TaskOutcome outcome);
   // After a failed task: records the item given up (not committed) once its failed tasks reach
   // retry.max_task_attempts; true if it did.
   bool GiveUpAfterFailedTasks(const ItemRun& run);
   // The watcher's wait for the item's task (poll or webhook). Not a coroutine: while the task
   // waits, the item holds the lifecycle's frame and a node of the watcher, nothing more.
   // `resumed`: submitted by an earlier run, so it may be long finished: polled at once.
-  boost::asio::awaitable<std::unique_ptr<TaskVerdict>> AwaitTask(const ItemRun& run, bool resumed);
+  TaskWatcher::AwaitOperation AwaitTask(const ItemRun& run, bool resumed);
   // Records the verdict (committed by the caller when the outcome needs it).
   TaskOutcome SettleTask(const ItemRun& run, const TaskVerdict& verdict);
   TaskOutcome RecordVerdict(const ItemRun& run, const std::string& task_id,

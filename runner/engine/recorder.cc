@@ -60,28 +60,30 @@ net::awaitable<bool> Recorder::Commit() {
 }
 
 void Recorder::AppendIntent(const ItemRun& run, const std::string& callback_token) {
+  const manifest::Item& item = SubmitFields(run);
   service_.ledger().Recorded(run.price);  // from here on the journal holds the reservation
   const proto::ItemSnapshot* snapshot = Snapshot(run);
   proto::Record record;
   auto* intent = record.mutable_submit_intent();
-  intent->set_item_id(run.item.id);
-  intent->set_content_hash(run.content_hash);
+  intent->set_item_id(run.id);
+  // Hashed here, not held by the item: only the intent records it.
+  intent->set_content_hash(manifest::ContentHash(item));
   intent->set_attempt((snapshot ? snapshot->attempt() : 0) + 1);
   intent->set_credits(run.price);
-  intent->set_prompt(run.item.prompt);
-  intent->set_resolution(run.item.resolution);
-  intent->set_aspect_ratio(run.item.aspect_ratio);
-  intent->set_output_format(run.item.output_format);
-  for (const std::string& url : run.item.image_urls) intent->add_image_urls(url);
+  intent->set_prompt(item.prompt);
+  intent->set_resolution(run.resolution);
+  intent->set_aspect_ratio(run.aspect_ratio);
+  intent->set_output_format(run.output_format);
+  for (const std::string& url : item.image_urls) intent->add_image_urls(url);
   intent->set_callback_token(callback_token);
-  intent->set_meta_json(run.item.meta_json);
+  intent->set_meta_json(item.meta_json);
   Append(std::move(record));
 }
 
 void Recorder::RecordSubmitted(const ItemRun& run, const std::string& task_id, bool revealed) {
   proto::Record record;
   auto* submitted = record.mutable_submitted();
-  submitted->set_item_id(run.item.id);
+  submitted->set_item_id(run.id);
   submitted->set_task_id(task_id);
   submitted->set_credits(run.price);
   submitted->set_attempt(Snapshot(run)->attempt());
@@ -93,7 +95,7 @@ void Recorder::RecordNotSent(const ItemRun& run, const std::string& code,
                              const std::string& message) {
   proto::Record record;
   auto* failed = record.mutable_task_failed();
-  failed->set_item_id(run.item.id);
+  failed->set_item_id(run.id);
   failed->set_error_code(code);
   failed->set_message(message);
   Append(std::move(record));
@@ -110,15 +112,15 @@ void Recorder::RecordAbandoned(const std::string& item_id, const std::string& wh
 void Recorder::RecordGaveUp(const ItemRun& run, std::string code, std::string message) {
   proto::Record record;
   auto* gave_up = record.mutable_gave_up();
-  gave_up->set_item_id(run.item.id);
+  gave_up->set_item_id(run.id);
   gave_up->set_error_code(code);
   gave_up->set_message(message);
   const proto::ItemSnapshot* snapshot = Snapshot(run);
   gave_up->set_attempts(snapshot ? snapshot->attempt() : 0);
   Append(std::move(record));
   outputs_.AppendFailure(*Snapshot(run));
-  util::LogWarning("item " + run.item.id + " failed for good: " + code + ": " + message);
-  journal_.Finalize(run.item.id);  // finished: kept compact from now on
+  util::LogWarning("item " + run.id + " failed for good: " + code + ": " + message);
+  journal_.Finalize(run.id);  // finished: kept compact from now on
   service_.NotifyBudgetChanged();
 }
 
@@ -165,7 +167,7 @@ boost::asio::awaitable<bool> Recorder::Redo(const std::string& item_id, bool mis
 void Recorder::RecordDone(const ItemRun& run) {
   const proto::ItemSnapshot* done = Snapshot(run);
   for (const auto& image : done->images()) outputs_.AppendImage(*done, image);
-  journal_.Finalize(run.item.id);  // finished: kept compact from now on
+  journal_.Finalize(run.id);  // finished: kept compact from now on
 }
 
 }  // namespace nanobatch::engine

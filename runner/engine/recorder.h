@@ -48,7 +48,12 @@ class Recorder {
   boost::asio::awaitable<bool> Commit();
   void Append(proto::Record record) { journal_.Append(std::move(record)); }
   const proto::ItemSnapshot* Snapshot(const ItemRun& run) const {
-    return journal_.state().Find(run.item.id);
+    return journal_.state().Find(run.id);
+  }
+  // The item's phase in the journal (QUEUED if it has none yet).
+  proto::ItemSnapshot::Phase PhaseOf(const ItemRun& run) const {
+    const proto::ItemSnapshot* snapshot = Snapshot(run);
+    return snapshot ? snapshot->phase() : proto::ItemSnapshot::QUEUED;
   }
   journal::Journal& journal() { return journal_; }
   // An image was renamed into directory `dir` (the output directory, or a shard directory): the

@@ -29,7 +29,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   // Each intent has its own callback token (with callbacks on), so that a callback names the
   // submission that created its task; the body carries the token's URL.
   std::string token;
-  std::string body = api::EncodeSubmit(run.item, config_.api.model);
+  std::string body = api::EncodeSubmit(SubmitFields(run), config_.api.model);
   auto close_intent = [&]() {
     intent_open = false;
     if (!token.empty()) service_.watcher().Forget(token);
@@ -55,15 +55,15 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     if (!token.empty() && !service_.halted()) {
       // With callbacks, the task (if the POST created one) names itself when it finishes: wait
       // for that rather than pay again.
-      LogWarning("item " + run.item.id + ": submit outcome unknown (" + why +
+      LogWarning("item " + run.id + ": submit outcome unknown (" + why +
                  "); waiting up to callbacks.reveal_wait_s for its callback");
       revealed = co_await service_.watcher().AwaitReveal(
           token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
       if (revealed) co_return false;
     }
-    recorder_.RecordAbandoned(run.item.id, why);
+    recorder_.RecordAbandoned(run.id, why);
     close_intent();
-    LogWarning("item " + run.item.id + ": submit outcome unknown (" + why +
+    LogWarning("item " + run.id + ": submit outcome unknown (" + why +
                "); its credits stay counted and a resubmission counts as a possible duplicate");
     const bool exhausted = failures >= config_.retry.max_attempts;
     if (service_.SubmitsCancelled() || exhausted || !Hold(run)) {
@@ -84,8 +84,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     recorder_.RecordSubmitted(run, task_id, by_callback);
     intent_open = false;
     if (by_callback) {
-      LogInfo("item " + run.item.id + ": its callback named task " + task_id +
-              "; not submitted again");
+      LogInfo("item " + run.id + ": its callback named task " + task_id + "; not submitted again");
     }
     if (!co_await recorder_.Commit()) co_return SubmitOutcome::kStopped;
     co_return SubmitOutcome::kSubmitted;
@@ -108,15 +107,16 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     if (!intent_open && token.empty() && service_.callbacks()) {
       // A new intent, a new token: its URL goes in the body the intent records.
       token = util::RandomToken();
-      body = api::EncodeSubmit(run.item, config_.api.model, service_.CallbackUrl(token));
+      body = api::EncodeSubmit(SubmitFields(run), config_.api.model, service_.CallbackUrl(token));
     }
     // Lease a connection, take a rate token, record the intent (durably), send. A POST is never
     // sent unrecorded, and never after submitting stopped: every wait on the way observes the
     // submit signal. Holding the connection first means POSTs leave at the token rate even when
     // they queued for a connection, and an intent is open only while its POST is about to leave.
     // Prompts are the user's data: logged at debug level only, and capped.
-    util::LogDebug("item " + run.item.id + ": submitting (" + run.item.resolution + "): " +
-                   run.item.prompt.substr(0, 200) + (run.item.prompt.size() > 200 ? "..." : ""));
+    const std::string& prompt = SubmitFields(run).prompt;
+    util::LogDebug("item " + run.id + ": submitting (" + run.resolution +
+                   "): " + prompt.substr(0, 200) + (prompt.size() > 200 ? "..." : ""));
     http::Request request =
         service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body);
     http::Client::Slot connection =
@@ -243,21 +243,20 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
 net::awaitable<SubmitOutcome> Submitter::Recover(const ItemRun& run) {
   const std::string token = recorder_.Snapshot(run)->callback_token();
   service_.watcher().Expect(token);
-  LogInfo("item " + run.item.id +
+  LogInfo("item " + run.id +
           ": its last submit's outcome was not recorded; waiting up to "
           "callbacks.reveal_wait_s for its callback");
   auto task_id = co_await service_.watcher().AwaitReveal(
       token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
   if (task_id) {
     recorder_.RecordSubmitted(run, *task_id, true);
-    LogInfo("item " + run.item.id + ": its callback named task " + *task_id +
-            "; not submitted again");
+    LogInfo("item " + run.id + ": its callback named task " + *task_id + "; not submitted again");
     co_return co_await recorder_.Commit() ? SubmitOutcome::kSubmitted : SubmitOutcome::kStopped;
   }
   service_.watcher().Forget(token);
   if (service_.halted()) co_return SubmitOutcome::kStopped;  // still open: the next run waits again
   recorder_.RecordAbandoned(
-      run.item.id,
+      run.id,
       "the previous run stopped before the submit's outcome was recorded, and no callback "
       "named its task within callbacks.reveal_wait_s");
   co_await recorder_.Commit();

@@ -50,17 +50,17 @@ TaskWatcher::TaskWatcher(net::any_io_executor executor, http::Client& client, Ra
       schedule_(options.first_poll, options.max_interval),
       backoff_(options.retry_base, options.retry_max, std::random_device{}()) {}
 
-Clock::time_point TaskWatcher::FirstPollAt(const WatchedTask& task, bool probe) const {
-  if (task.resumed) return Clock::now();
-  Seconds delay = probe ? schedule_.ProbeFirst() : schedule_.FirstPoll(task.resolution);
+Clock::time_point TaskWatcher::FirstPollAt(const Watch& watch, bool probe) const {
+  if (watch.resumed) return Clock::now();
+  Seconds delay = probe ? schedule_.ProbeFirst() : schedule_.FirstPoll(*watch.resolution);
   if (options_.callback_safety_poll) {
     // The webhook is expected to settle the task: the poll only covers a callback that never
     // comes, so it waits well past the time nearly every task takes.
-    auto slowest = schedule_.Quantile(task.resolution, 0.99);
+    auto slowest = schedule_.Quantile(*watch.resolution, 0.99);
     delay = std::max({*options_.callback_safety_poll, slowest ? *slowest * 2 : Seconds(0),
                       options_.first_poll * 2});
   }
-  return task.answered_at + ToDuration(delay);
+  return watch.answered_at + ToDuration(delay);
 }
 
 void TaskWatcher::Learn(const std::string& resolution, const api::TaskStatus& status) {
@@ -71,9 +71,9 @@ void TaskWatcher::Learn(const std::string& resolution, const api::TaskStatus& st
   if (!first_lesson) return;
   // Tasks waiting on first_poll because nothing was known are re-aimed at what is now known.
   for (Watch& watch : watches_) {
-    if (!watch.cold || Polling(watch) || watch.task.resolution != resolution) continue;
+    if (!watch.cold || Polling(watch) || *watch.resolution != resolution) continue;
     watch.cold = false;
-    const Clock::time_point aimed = std::min(watch.next_poll, FirstPollAt(watch.task, false));
+    const Clock::time_point aimed = std::min(watch.next_poll, FirstPollAt(watch, false));
     if (aimed == watch.next_poll) continue;
     due_.erase(watch.slot);
     Arm(watch, aimed);
@@ -87,37 +87,32 @@ TaskWatcher::~TaskWatcher() {
 }
 
 Clock::time_point TaskWatcher::DeadlineOf(const Watch& watch) const {
-  return watch.task.answered_at + ToDuration(options_.task_deadline);
+  return watch.answered_at + ToDuration(options_.task_deadline);
 }
 
-net::awaitable<std::unique_ptr<TaskVerdict>> TaskWatcher::Await(WatchedTask task) {
-  // The task travels to the initiation behind a pointer (the initiation's frame lives as long
-  // as the wait), and is registered only if the awaitable is awaited.
-  auto node = std::make_unique<WatchedTask>(std::move(task));
-  return net::async_initiate<const net::use_awaitable_t<>&, void(std::unique_ptr<TaskVerdict>)>(
-      [this](auto handler, std::unique_ptr<WatchedTask> watch) {
-        // A plain allocation of its own size: the handler's default allocator is Asio's
-        // recycling one, which hands out a cached block of whatever operation freed it last
-        // (a socket send: several hundred bytes) and would keep it for as long as the task waits.
-        Start(std::move(watch),
-              Completion(net::bind_allocator(std::allocator<void>(), std::move(handler))));
-      },
-      net::use_awaitable, std::move(node));
+TaskWatcher::AwaitOperation TaskWatcher::Await(WatchedTask task) {
+  // The task travels to the initiation behind a pointer: the operation lives in the awaiting
+  // frame for as long as the task waits.
+  return net::async_initiate<const net::deferred_t&, void(std::unique_ptr<TaskVerdict>)>(
+      AwaitInitiation{this}, net::deferred, std::make_unique<WatchedTask>(std::move(task)));
 }
 
 void TaskWatcher::Start(std::unique_ptr<WatchedTask> task_to_watch, Completion done) {
-  Watch& watch = watches_.emplace_back(std::move(*task_to_watch));
+  static_assert(sizeof(Watch) <= 112, "a waiting task's node grows to the next allocation class");
+  auto resolution = resolutions_.find(task_to_watch->resolution);
+  if (resolution == resolutions_.end())
+    resolution = resolutions_.insert(task_to_watch->resolution).first;
+  Watch& watch = watches_.emplace_back(*task_to_watch, *resolution);
   task_to_watch.reset();
   watch.self = std::prev(watches_.end());
   watch.slot = due_.end();
   // Not move-assigned: Boost 1.81's any_completion_handler::operator=(&&) copies its argument
   // as an lvalue, which wraps it in itself without end.
   watch.done.swap(done);
-  const WatchedTask& task = watch.task;
   // Only a task with a callback token can be settled by a callback: only those are indexed (the
   // submitter and the job bind the token before the wait begins).
-  if (auto token = token_of_task_.find(task.task_id); token != token_of_task_.end()) {
-    by_task_id_[task.task_id] = &watch;
+  if (auto token = token_of_task_.find(watch.task_id); token != token_of_task_.end()) {
+    by_task_id_[watch.task_id] = &watch;
     // A callback may have come before this wait began (it is answered as soon as it arrives).
     auto& entry = tokens_[token->second];
     if (entry.early) {
@@ -128,9 +123,9 @@ void TaskWatcher::Start(std::unique_ptr<WatchedTask> task_to_watch, Completion d
   if (watch.callback) return FinishByCallback(watch);
   if (halt_.triggered()) return Finish(watch, nullptr);
   const bool probe =
-      !task.resumed && !options_.callback_safety_poll && schedule_.StartProbe(task.resolution);
-  watch.cold = !task.resumed && !probe && !schedule_.Knows(task.resolution);
-  Arm(watch, FirstPollAt(task, probe));
+      !watch.resumed && !options_.callback_safety_poll && schedule_.StartProbe(*watch.resolution);
+  watch.cold = !watch.resumed && !probe && !schedule_.Knows(*watch.resolution);
+  Arm(watch, FirstPollAt(watch, probe));
 }
 
 void TaskWatcher::Arm(Watch& watch, Clock::time_point next_poll) {
@@ -156,8 +151,7 @@ void TaskWatcher::WakeScheduler() {
 void TaskWatcher::Finish(Watch& watch, std::unique_ptr<TaskVerdict> verdict) {
   if (!verdict) verdict = std::make_unique<TaskVerdict>();
   if (watch.slot != due_.end()) due_.erase(watch.slot);
-  if (auto it = by_task_id_.find(watch.task.task_id);
-      it != by_task_id_.end() && it->second == &watch) {
+  if (auto it = by_task_id_.find(watch.task_id); it != by_task_id_.end() && it->second == &watch) {
     by_task_id_.erase(it);
   }
   Completion done = std::move(watch.done);
@@ -171,7 +165,7 @@ void TaskWatcher::Finish(Watch& watch, std::unique_ptr<TaskVerdict> verdict) {
 
 void TaskWatcher::FinishByCallback(Watch& watch) {
   ++stats_.settled_by_callback;
-  Learn(watch.task.resolution, *watch.callback);
+  Learn(*watch.resolution, *watch.callback);
   Finish(watch, std::make_unique<TaskVerdict>(VerdictOf(*watch.callback, true)));
 }
 
@@ -220,10 +214,9 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
     Watch& watch = *due_.begin()->second;
     due_.erase(watch.slot);
     watch.slot = due_.end();
-    const WatchedTask& task = watch.task;
     if (Clock::now() >= DeadlineOf(watch)) {
       // Only the API saying `failed` or `task_not_found` frees an item for another payment.
-      LogWarning("task " + task.task_id +
+      LogWarning("task " + watch.task_id +
                  " is not finished after polling.task_deadline_s; it stays submitted and the "
                  "next run polls it again");
       Finish(watch, nullptr);
@@ -231,7 +224,7 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
     }
     watch.cold = false;
     ++stats_.polls;
-    if (task.poll_counter != nullptr) ++*task.poll_counter;
+    if (watch.poll_counter != nullptr) ++*watch.poll_counter;
     PollStep step = co_await Poll(watch);
     if (watch.callback) {
       FinishByCallback(watch);  // the webhook answered while the poll was out
@@ -254,7 +247,7 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
         break;
       case PollStep::Kind::kFailed:
         if (++watch.failures >= options_.max_failed_polls) {
-          stop_(StopReason::kServerDown, "polling task " + task.task_id + " failed " +
+          stop_(StopReason::kServerDown, "polling task " + watch.task_id + " failed " +
                                              std::to_string(watch.failures) + " times in a row (" +
                                              step.failure + ")");
           Finish(watch, nullptr);
@@ -269,8 +262,7 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
 }
 
 net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(Watch& watch) {
-  const WatchedTask& task = watch.task;
-  const std::string& task_id = task.task_id;
+  const std::string& task_id = watch.task_id;
   PollStep step;
   auto verdict = [&step](TaskVerdict value) {
     step.kind = PollStep::Kind::kVerdict;
@@ -290,7 +282,7 @@ net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(Watch& watch) {
                                       ToDuration(options_.request_timeout), api::kApiBodyLimit);
   // Stopping, or the webhook answered while the poll was out: the poller sees which.
   if (halt_.triggered() || watch.callback) co_return std::move(step);
-  const Seconds elapsed = Clock::now() - task.answered_at;
+  const Seconds elapsed = Clock::now() - watch.answered_at;
   if (auto* network = std::get_if<http::NetworkError>(&result)) {
     if (network->permanent) {
       stop_(StopReason::kMisconfigured, network->what);
@@ -307,10 +299,10 @@ net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(Watch& watch) {
       co_return failed("the answer is about task " + status->id);
     }
     if (IsFinal(*status)) {
-      Learn(task.resolution, *status);
+      Learn(*watch.resolution, *status);
       co_return verdict(VerdictOf(*status, false));
     }
-    Seconds wait = schedule_.NextPoll(task.resolution, elapsed);
+    Seconds wait = schedule_.NextPoll(*watch.resolution, elapsed);
     if (options_.callback_safety_poll) wait = std::max(wait, *options_.callback_safety_poll);
     step.kind = PollStep::Kind::kAnswered;
     step.next_poll = Clock::now() + ToDuration(wait * (1.05 + 0.05 * (backoff_.Jitter(1) - 1)));

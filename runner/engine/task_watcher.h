@@ -30,6 +30,8 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
@@ -39,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -110,7 +113,14 @@ class TaskWatcher {
 
   // The task's verdict, never null (kOpen: past its deadline, or the run is stopping). Behind a
   // pointer so that the awaiting frame holds 8 bytes, not a verdict, while the task waits.
-  boost::asio::awaitable<std::unique_ptr<TaskVerdict>> Await(WatchedTask task);
+  // A deferred operation, not a coroutine: `co_await` suspends the awaiting coroutine directly on
+  // it, with no frame of its own (a use_awaitable initiation is a 180-byte coroutine frame for
+  // as long as the task waits). The task is registered only if the operation is started.
+  struct AwaitInitiation;
+  using AwaitOperation =
+      boost::asio::deferred_async_operation<void(std::unique_ptr<TaskVerdict>), AwaitInitiation,
+                                            std::unique_ptr<WatchedTask>>;
+  AwaitOperation Await(WatchedTask task);
 
   // --- callbacks -------------------------------------------------------------------------------
   void Expect(const std::string& token);
@@ -142,13 +152,23 @@ class TaskWatcher {
   struct Watch;
   using Completion = boost::asio::any_completion_handler<void(std::unique_ptr<TaskVerdict>)>;
   using DueQueue = std::multimap<Clock::time_point, Watch*>;  // when due -> task; FIFO on ties
-  // One waiting task.
+  // One waiting task: what it needs of its WatchedTask, laid out to fit 112 bytes (a list node
+  // of 128: thousands wait at once).
   struct Watch {
-    explicit Watch(WatchedTask watched) : task(std::move(watched)) {}
-    WatchedTask task;
+    Watch(WatchedTask& watched, const std::string& interned_resolution)
+        : task_id(std::move(watched.task_id)),
+          resolution(&interned_resolution),
+          answered_at(watched.answered_at),
+          poll_counter(watched.poll_counter),
+          resumed(watched.resumed) {}
+    std::string task_id;
+    const std::string* resolution;  // in resolutions_
+    Clock::time_point answered_at;  // when the submit's answer arrived
+    std::uint64_t* poll_counter;    // the job's count of polls, or null
     Clock::time_point next_poll{};
     unsigned failures = 0;  // consecutive polls without a usable answer
     bool cold = false;      // waiting for its first poll with nothing learned
+    bool resumed;           // submitted by an earlier run: polled at once
     // A verdict delivered by the webhook. Behind a pointer: few ever receive one while waiting.
     std::unique_ptr<api::TaskStatus> callback;
     DueQueue::iterator slot;          // in due_ while waiting for its next poll; else end()
@@ -178,6 +198,7 @@ class TaskWatcher {
 
   // Await's initiation: the watch joins the schedule (or ends at once: an early callback, a halt).
   void Start(std::unique_ptr<WatchedTask> task, Completion done);
+  friend struct AwaitInitiation;
   // Past it, the task stays open (polled again next run); not stored: a watch is one of
   // thousands, and 8 bytes move it to a larger allocation class.
   Clock::time_point DeadlineOf(const Watch& watch) const;
@@ -196,7 +217,7 @@ class TaskWatcher {
   boost::asio::awaitable<void> RunPolls(std::shared_ptr<const bool> alive);
   void WakeScheduler();
   void Learn(const std::string& resolution, const api::TaskStatus& status);
-  Clock::time_point FirstPollAt(const WatchedTask& task, bool probe) const;
+  Clock::time_point FirstPollAt(const Watch& watch, bool probe) const;
   void Settled(const std::string& token);
 
   boost::asio::any_io_executor executor_;
@@ -208,6 +229,8 @@ class TaskWatcher {
   StopFn stop_;
   PollSchedule schedule_;
   ratelimit::Backoff backoff_;
+  // Every resolution a task has waited with (a handful): a watch points at its own.
+  std::set<std::string, std::less<>> resolutions_;
   std::list<Watch> watches_;  // every waiting task (stable addresses)
   DueQueue due_;              // the watches not being polled, by when they are due
   // task id -> its watch, for callbacks (a server repeating a task id: the latest watch wins);
@@ -224,6 +247,18 @@ class TaskWatcher {
   std::unordered_set<std::string> settled_tokens_;
   std::deque<std::string> settled_order_;
   Stats stats_;
+};
+
+struct TaskWatcher::AwaitInitiation {
+  TaskWatcher* watcher;
+  template <typename Handler>
+  void operator()(Handler&& handler, std::unique_ptr<WatchedTask> task) const {
+    // A plain allocation of its own size: the handler's default allocator is Asio's recycling
+    // one, which hands out a cached block of whatever operation freed it last (a socket send:
+    // several hundred bytes) and would keep it for as long as the task waits.
+    watcher->Start(std::move(task), Completion(boost::asio::bind_allocator(
+                                        std::allocator<void>(), std::forward<Handler>(handler))));
+  }
 };
 
 // The webhook receiver's answer to one request: POST to .../<token> (32 hex digits, the last

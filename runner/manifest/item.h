@@ -28,9 +28,10 @@ struct ItemDefaults {
   std::string output_format = "jpg";
 };
 
+// Field order keeps padding out: a lifecycle holds one Item in its coroutine frame while its item
+// is in flight.
 struct Item {
   std::string id;
-  bool id_derived = false;  // true when the id was computed from the content
   std::string prompt;
   std::string resolution;
   std::string aspect_ratio;
@@ -42,9 +43,10 @@ struct Item {
   int line = 0;  // where the item starts in its manifest, for later messages
   // Where a JSONL item's line is in its file (bytes), so it can be read again on demand instead
   // of being held in memory; source_length is 0 for YAML items.
-  std::uint64_t source_offset = 0;
   std::uint32_t source_length = 0;
+  std::uint64_t source_offset = 0;
   std::uint64_t source_fingerprint = 0;  // XXH3 of the line's bytes, to notice an edited file
+  bool id_derived = false;               // true when the id was computed from the content
 };
 
 // What a reader found for one item, before validation. Absent fields stay nullopt.
