@@ -2,7 +2,9 @@
 
 #include <boost/asio.hpp>
 #include <deque>
+#include <stdexcept>
 
+#include "runner/engine/item_run.h"
 #include "runner/engine/ledger.h"
 #include "runner/engine/poll_schedule.h"
 #include "runner/engine/rate_limiter.h"
@@ -213,6 +215,51 @@ TEST_CASE("task group: Join waits for every task and rethrows the first failure"
   io.run();
   CHECK(finished == 3);
   CHECK(threw);
+}
+
+TEST_CASE(
+    "task group: on an executor other than the loop's own, tasks still run and failures rethrow") {
+  // Spawn binds the handler to the io_context's executor type when it can; a strand cannot, and
+  // takes the type-erased path.
+  net::io_context io;
+  TaskGroup group(net::make_strand(io));
+  int finished = 0;
+  bool threw = false;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        for (int i = 0; i < 3; ++i) group.Spawn(SleepThenCount(i, &finished));
+        try {
+          co_await group.Join();
+        } catch (const std::runtime_error&) {
+          threw = true;
+        }
+      },
+      net::detached);
+  io.run();
+  CHECK(finished == 3);
+  CHECK(threw);
+  CHECK(group.running() == 0);
+}
+
+TEST_CASE("item run: shedding drops the manifest item; submitting a shed item is refused") {
+  manifest::Item item;
+  item.id = "cat-1";
+  item.prompt = std::string(500, 'p');  // long enough to live on the heap
+  item.resolution = "2K";
+  item.aspect_ratio = "16:9";
+  item.output_format = "png";
+  ItemRun run(std::move(item), 7);
+  CHECK(SubmitFields(run).prompt.size() == 500);
+  ShedSubmitFields(run);
+  CHECK(run.item == nullptr);
+  // What the rest of the lifecycle reads stays.
+  CHECK(run.id == "cat-1");
+  CHECK(run.resolution == "2K");
+  CHECK(run.aspect_ratio == "16:9");
+  CHECK(run.output_format == "png");
+  CHECK(run.index == 7);
+  CHECK_THROWS_AS(SubmitFields(run), std::logic_error);
 }
 
 }  // namespace

@@ -29,6 +29,17 @@ std::string TaskBody(std::string_view id, std::string_view status) {
          R"(","created_at":1775383908,"completed_at":1775383912,"output":{"urls":["https://f/a.png"]}})";
 }
 
+TEST_CASE("task watcher: an Await that is never awaited registers nothing") {
+  Fixture f;
+  {
+    auto operation = f.watcher.Await(WatchedTask{.task_id = "task-1", .resolution = "1K"});
+    CHECK(f.watcher.waiting() == 0);
+  }
+  f.io.run_for(10ms);
+  CHECK(f.watcher.waiting() == 0);
+  CHECK(f.watcher.pollers() == 0);
+}
+
 TEST_CASE("task watcher: a callback settles the awaited task at once, no poll sent") {
   Fixture f;
   const std::string token(32, 'a');
