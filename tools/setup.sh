@@ -29,6 +29,7 @@ packages=(
   systemd                  # systemd-analyze: the shipped unit is verified and rated in a test
   prometheus               # promtool: serve's /metrics is checked with Prometheus's own linter
   ca-certificates
+  python3                  # tools/coroutine_lint.py (part of tools/test.sh), tools/bench
   python3-aiohttp          # tools/bench: the asyncio + aiohttp baseline
   jq                       # tools/bench: the xargs + curl baseline
   clang                    # tools/fuzz.sh: libFuzzer targets (clang 14)

@@ -7,7 +7,8 @@
 #   3. a smoke run of every fuzz target (tools/fuzz.sh --smoke: 5 s each, clang + libFuzzer),
 #      each counted as one test case;
 #   4. clang-tidy (tools/tidy.sh --changed: the files not recorded clean in tools/tidy.clean),
-#      counted as one test case.
+#      counted as one test case;
+#   5. tools/coroutine_lint.py (a coroutine shape GCC 12.2 miscompiles), one test case.
 # Exits non-zero on any failure, including a test target that did not build or did not report.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +72,15 @@ fi
 
 echo "== test.sh: clang-tidy" >&2
 if tools/tidy.sh --changed </dev/null; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  status=1
+fi
+
+echo "== test.sh: coroutine lint" >&2
+# A coroutine shape GCC 12.2 miscompiles (tools/coroutine_lint.py says which and why).
+if python3 tools/coroutine_lint.py --self-test && python3 tools/coroutine_lint.py; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))
