@@ -7,18 +7,33 @@
 #include <cstdint>
 #include <limits>
 
+#include "runner/util/json_arena.h"
 #include "runner/util/server_text.h"
 
 namespace nanobatch::api {
 namespace json = boost::json;
 namespace {
 
-std::optional<json::object> ParseObject(std::string_view body) {
-  json::error_code error;
-  json::value value = json::parse(body, error);
-  if (error || !value.is_object()) return std::nullopt;
-  return std::move(value.as_object());
-}
+// An answer's body parsed into a stack arena (util::JsonArena): what a decoder reads from it is
+// copied out before it goes out of scope.
+class ParsedObject {
+ public:
+  // Constructed, not assigned: assigning a value to one of another storage copies it there.
+  explicit ParsedObject(std::string_view body) : value_(Parse(body, arena_)) {}
+  // The body's object, or null if it is not a JSON object.
+  const json::object* get() const { return value_.if_object(); }
+
+ private:
+  static json::value Parse(std::string_view body, util::JsonArena<>& arena) {
+    json::error_code error;
+    json::value value = json::parse(body, error, arena.storage());
+    if (error) return json::value(arena.storage());
+    return value;
+  }
+
+  util::JsonArena<> arena_;  // first: value_ lives in it
+  json::value value_;
+};
 
 // A string the server sent, scrubbed (util::ServerText) and capped at `max_bytes`.
 std::string ServerStringOr(const json::object& object, std::string_view key, std::string fallback,
@@ -66,7 +81,8 @@ ApiError DecodeError(int status, std::string_view body, std::string_view retry_a
   ApiError error;
   error.http_status = status;
   error.retry_after_s = ParseRetryAfter(retry_after);
-  if (auto object = ParseObject(body)) {
+  const ParsedObject parsed(body);
+  if (const json::object* object = parsed.get()) {
     if (const json::value* inner = object->if_contains("error"); inner && inner->is_object()) {
       error.code = ServerStringOr(inner->as_object(), "code", "", kMaxCodeBytes);
       error.message = ServerStringOr(inner->as_object(), "message", "");
@@ -229,16 +245,18 @@ std::string DescribeOutputProblem(const TaskStatus& task) {
 
 std::string EncodeSubmit(const manifest::Item& item, std::string_view model,
                          std::string_view callback_url) {
-  json::object input{{"prompt", item.prompt},
-                     {"resolution", item.resolution},
-                     {"aspect_ratio", item.aspect_ratio},
-                     {"output_format", item.output_format}};
+  util::JsonArena<> arena;
+  json::object input({{"prompt", item.prompt},
+                      {"resolution", item.resolution},
+                      {"aspect_ratio", item.aspect_ratio},
+                      {"output_format", item.output_format}},
+                     arena.storage());
   if (!item.image_urls.empty()) {
-    json::array urls;
+    json::array urls(arena.storage());
     for (const std::string& url : item.image_urls) urls.emplace_back(url);
     input["image_urls"] = std::move(urls);
   }
-  json::object request{{"model", model}};
+  json::object request({{"model", model}}, arena.storage());
   if (!callback_url.empty()) request["callback_url"] = callback_url;
   request["input"] = std::move(input);
   return json::serialize(request);
@@ -263,7 +281,8 @@ SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
     return PossiblyCharged{
         http_status, "the submit was answered HTTP " + std::to_string(http_status) + " but " + why};
   };
-  auto object = ParseObject(body);
+  const ParsedObject parsed(body);
+  const json::object* object = parsed.get();
   if (!object) return unusable("the body is not a JSON object");
   const json::value* data = object->if_contains("data");
   if (data == nullptr || !data->is_object()) return unusable("the body has no data object");
@@ -280,7 +299,8 @@ SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
 TaskResult DecodeTaskResponse(int http_status, std::string_view body,
                               std::string_view retry_after) {
   if (http_status != 200) return DecodeError(http_status, body, retry_after);
-  auto object = ParseObject(body);
+  const ParsedObject parsed(body);
+  const json::object* object = parsed.get();
   if (!object) return Undecodable(http_status, "task response is not a JSON object");
   const std::string status = ServerStringOr(*object, "status", "", 40);
   TaskStatus task;
@@ -337,7 +357,8 @@ std::optional<std::int64_t> ReportedDurationSeconds(const TaskStatus& task) {
 }
 
 std::optional<std::int64_t> DecodeCredits(std::string_view body) {
-  auto object = ParseObject(body);
+  const ParsedObject parsed(body);
+  const json::object* object = parsed.get();
   if (!object) return std::nullopt;
   auto find_in = [](const json::object& where) -> std::optional<std::int64_t> {
     for (std::string_view key : {"credits", "balance", "remaining", "credit"}) {

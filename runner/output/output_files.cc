@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runner/util/json_arena.h"
+
 namespace nanobatch::output {
 namespace json = boost::json;
 namespace {
@@ -31,7 +33,7 @@ namespace {
 void AddMetaColumns(const proto::ItemSnapshot& item, json::object& line) {
   if (item.meta_json().empty()) return;
   boost::system::error_code error;
-  json::value meta = json::parse(item.meta_json(), error);
+  json::value meta = json::parse(item.meta_json(), error, line.storage());
   if (error || !meta.is_object()) return;
   for (auto& [name, value] : meta.as_object()) {
     if (!line.contains(name)) line.emplace(name, std::move(value));
@@ -49,20 +51,23 @@ OutputFiles::~OutputFiles() {
 
 std::string OutputFiles::MetadataLine(const proto::ItemSnapshot& item,
                                       const proto::Downloaded& image) {
-  json::object line{
-      {"file_name", image.file_name()},
-      {"id", item.item_id()},
-      {"prompt", item.prompt()},
-      {"task_id", item.task_id()},
-      {"resolution", item.resolution()},
-      {"aspect_ratio", item.aspect_ratio()},
-      {"output_format", item.output_format()},
-      {"sha256", image.sha256()},
-      {"bytes", image.bytes()},
-      // The task's price; with several images per task every line repeats it.
-      {"credits", item.credits()},
-      {"image_index", image.index()},
-  };
+  util::JsonArena<> arena;  // one line per image: no heap allocation per column
+  json::object line(
+      {
+          {"file_name", image.file_name()},
+          {"id", item.item_id()},
+          {"prompt", item.prompt()},
+          {"task_id", item.task_id()},
+          {"resolution", item.resolution()},
+          {"aspect_ratio", item.aspect_ratio()},
+          {"output_format", item.output_format()},
+          {"sha256", image.sha256()},
+          {"bytes", image.bytes()},
+          // The task's price; with several images per task every line repeats it.
+          {"credits", item.credits()},
+          {"image_index", image.index()},
+      },
+      arena.storage());
   // From the image's header; absent when it did not tell (an older journal, an odd format).
   if (image.width() > 0 && image.height() > 0) {
     line["width"] = image.width();
@@ -70,7 +75,7 @@ std::string OutputFiles::MetadataLine(const proto::ItemSnapshot& item,
   }
   if (!image.mismatch().empty()) line["mismatch"] = image.mismatch();
   if (item.image_urls_size() > 0) {
-    json::array urls;
+    json::array urls(arena.storage());
     for (const auto& url : item.image_urls()) urls.emplace_back(url);
     line["image_urls"] = std::move(urls);
   }
@@ -79,15 +84,18 @@ std::string OutputFiles::MetadataLine(const proto::ItemSnapshot& item,
 }
 
 std::string OutputFiles::FailureLine(const proto::ItemSnapshot& item) {
-  json::object line{
-      {"id", item.item_id()},
-      {"error_code", item.last_error_code()},
-      {"message", item.last_error_message()},
-      {"attempts", item.attempt()},
-      {"failed_tasks", item.failed_tasks()},
-      {"task_id", item.task_id()},
-      {"prompt", item.prompt()},
-  };
+  util::JsonArena<> arena;
+  json::object line(
+      {
+          {"id", item.item_id()},
+          {"error_code", item.last_error_code()},
+          {"message", item.last_error_message()},
+          {"attempts", item.attempt()},
+          {"failed_tasks", item.failed_tasks()},
+          {"task_id", item.task_id()},
+          {"prompt", item.prompt()},
+      },
+      arena.storage());
   AddMetaColumns(item, line);
   return json::serialize(line) + "\n";
 }
