@@ -83,16 +83,21 @@ std::uint32_t Crc32cPortableForTest(std::string_view bytes) { return Crc32cPorta
 
 std::uint32_t MaskCrc(std::uint32_t crc) { return ((crc >> 15) | (crc << 17)) + kMaskDelta; }
 
+void AppendFrame(std::string& out, FrameType type, std::string_view payload) {
+  const std::size_t start = out.size();
+  AppendU32(out, static_cast<std::uint32_t>(payload.size()));
+  AppendU32(out, 0);  // the CRC of the type byte and the payload, once they are in place
+  out.push_back(static_cast<char>(type));
+  out.append(payload);
+  const std::uint32_t crc =
+      MaskCrc(Crc32c(std::string_view(out).substr(start + 8, 1 + payload.size())));
+  std::memcpy(out.data() + start + 4, &crc, 4);
+}
+
 std::string EncodeFrame(FrameType type, std::string_view payload) {
   std::string frame;
   frame.reserve(kFrameHeaderSize + payload.size());
-  AppendU32(frame, static_cast<std::uint32_t>(payload.size()));
-  std::string typed;
-  typed.reserve(1 + payload.size());
-  typed.push_back(static_cast<char>(type));
-  typed.append(payload);
-  AppendU32(frame, MaskCrc(Crc32c(typed)));
-  frame.append(typed);
+  AppendFrame(frame, type, payload);
   return frame;
 }
 

@@ -28,6 +28,9 @@ std::uint32_t Crc32cPortableForTest(std::string_view bytes);
 std::uint32_t MaskCrc(std::uint32_t crc);
 
 std::string EncodeFrame(FrameType type, std::string_view payload);
+// The same frame appended to `out`, with no intermediate string (the journal appends a record
+// for every step of every item).
+void AppendFrame(std::string& out, FrameType type, std::string_view payload);
 
 // The payload of the record frame at the start of `bytes`, if it is whole and its checksum holds.
 std::optional<std::string_view> RecordFrameAt(std::string_view bytes);

@@ -26,6 +26,17 @@ std::vector<std::string> Payloads(const std::string& bytes, FrameScan* scan_out 
   return payloads;
 }
 
+TEST_CASE("frame: AppendFrame after other bytes writes a frame that reads back") {
+  std::string out = "earlier frames";
+  AppendFrame(out, FrameType::kRecord, "the payload");
+  const std::string_view frame =
+      std::string_view(out).substr(std::string_view("earlier frames").size());
+  CHECK(frame.size() == kFrameHeaderSize + 11);
+  CHECK(RecordFrameAt(frame) == std::optional<std::string_view>("the payload"));
+  out[out.size() - 1] ^= 1;  // its checksum covers the payload
+  CHECK_FALSE(RecordFrameAt(std::string_view(out).substr(14)).has_value());
+}
+
 TEST_CASE("frame: CRC-32C matches the standard check value, hardware and portable alike") {
   CHECK(Crc32c("123456789") == 0xE3069283u);
   CHECK(Crc32cPortableForTest("123456789") == 0xE3069283u);

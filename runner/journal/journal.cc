@@ -396,7 +396,8 @@ std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
 void Journal::Append(proto::Record record) {
   if (record.unix_time() == 0) record.set_unix_time(UnixNow());
   state_.Apply(record, file_bytes_ + in_flight_.size() + pending_.size());
-  pending_ += EncodeFrame(FrameType::kRecord, record.SerializeAsString());
+  record.SerializeToString(&serialized_);  // reuses the buffer's capacity record after record
+  AppendFrame(pending_, FrameType::kRecord, serialized_);
   ++pending_records_;
   ++records_since_compaction_;
   ++records_in_file_;

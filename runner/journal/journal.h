@@ -107,6 +107,7 @@ class Journal {
   JournalState state_;
   Recovery recovery_;
   std::string pending_;
+  std::string serialized_;  // Append's scratch: the record being framed
   std::size_t pending_records_ = 0;
   std::string in_flight_;  // the batch on its way to the disk (read-only until EndBatch)
   bool batch_in_flight_ = false;
