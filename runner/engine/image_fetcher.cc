@@ -202,9 +202,11 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     downloaded->set_width(file.pixel_size().width);
     downloaded->set_height(file.pixel_size().height);
     if (config_.download.on_mismatch != "keep") {
-      downloaded->set_mismatch(download::DescribeMismatch(run.output_format, run.aspect_ratio,
-                                                          file.type(), file.pixel_size().width,
-                                                          file.pixel_size().height));
+      std::string mismatch =
+          download::DescribeMismatch(run.output_format, run.aspect_ratio, file.type(),
+                                     file.pixel_size().width, file.pixel_size().height);
+      // Set only when there is one: protobuf allocates a string for every set, even of "".
+      if (!mismatch.empty()) downloaded->set_mismatch(std::move(mismatch));
     }
     // Not waited for: the item's end (FetchAll) commits it. Lost in a crash, it costs one
     // download of a file that is already here, never credits.

@@ -75,8 +75,9 @@ void Recorder::AppendIntent(const ItemRun& run, const std::string& callback_toke
   intent->set_aspect_ratio(run.aspect_ratio);
   intent->set_output_format(run.output_format);
   for (const std::string& url : item.image_urls) intent->add_image_urls(url);
-  intent->set_callback_token(callback_token);
-  intent->set_meta_json(item.meta_json);
+  // Often empty, and protobuf allocates a string for every set, even of "".
+  if (!callback_token.empty()) intent->set_callback_token(callback_token);
+  if (!item.meta_json.empty()) intent->set_meta_json(item.meta_json);
   Append(std::move(record));
 }
 
