@@ -1,16 +1,31 @@
 #include <doctest/doctest.h>
 
+#include <boost/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 
 #include "runner/util/input_error.h"
+#include "runner/util/json_arena.h"
 #include "runner/util/random_token.h"
 #include "runner/util/sha256.h"
 #include "runner/util/utf8.h"
 
 namespace nanobatch::util {
 namespace {
+
+TEST_CASE("json arena: values parsed into it are whole, also past its buffer") {
+  JsonArena<256> arena;
+  const std::string big(10'000, 'x');  // spills past the buffer to the heap
+  boost::json::error_code error;
+  const boost::json::value value = boost::json::parse(
+      R"({"small":"cat","big":")" + big + R"(","list":[1,2,3]})", error, arena.storage());
+  REQUIRE_FALSE(error);
+  CHECK(value.storage().get() == arena.storage().get());
+  CHECK(value.at("small").as_string() == "cat");
+  CHECK(value.at("big").as_string() == big);
+  CHECK(value.at("list").as_array().size() == 3);
+}
 
 TEST_CASE("utf8: counts code points, not bytes") {
   CHECK(CountCodePoints("") == 0u);
