@@ -196,33 +196,9 @@ net::awaitable<void> SleepThenCount(int i, int* finished) {
   if (i == 1) throw std::runtime_error("bug");
 }
 
-TEST_CASE("task group: Join waits for every task and rethrows the first failure") {
-  net::io_context io;
-  TaskGroup group(io.get_executor());
-  int finished = 0;
-  bool threw = false;
-  net::co_spawn(
-      io,
-      [&]() -> net::awaitable<void> {
-        for (int i = 0; i < 3; ++i) group.Spawn(SleepThenCount(i, &finished));
-        try {
-          co_await group.Join();
-        } catch (const std::runtime_error&) {
-          threw = true;
-        }
-      },
-      net::detached);
-  io.run();
-  CHECK(finished == 3);
-  CHECK(threw);
-}
-
-TEST_CASE(
-    "task group: on an executor other than the loop's own, tasks still run and failures rethrow") {
-  // Spawn binds the handler to the io_context's executor type when it can; a strand cannot, and
-  // takes the type-erased path.
-  net::io_context io;
-  TaskGroup group(net::make_strand(io));
+// Spawns three tasks (the second throws) on `group`, joins them, and checks that all ran and
+// the failure was rethrown.
+void CheckJoinAndRethrow(net::io_context& io, TaskGroup& group) {
   int finished = 0;
   bool threw = false;
   net::co_spawn(
@@ -240,6 +216,21 @@ TEST_CASE(
   CHECK(finished == 3);
   CHECK(threw);
   CHECK(group.running() == 0);
+}
+
+TEST_CASE("task group: Join waits for every task and rethrows the first failure") {
+  net::io_context io;
+  TaskGroup group(io.get_executor());
+  CheckJoinAndRethrow(io, group);
+}
+
+TEST_CASE(
+    "task group: on an executor other than the loop's own, tasks still run and failures rethrow") {
+  // Spawn binds the handler to the io_context's executor type when it can; a strand cannot, and
+  // takes the type-erased path.
+  net::io_context io;
+  TaskGroup group(net::make_strand(io));
+  CheckJoinAndRethrow(io, group);
 }
 
 TEST_CASE("item run: shedding drops the manifest item; submitting a shed item is refused") {
