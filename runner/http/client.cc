@@ -505,10 +505,17 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   const Duration stall = impl.options.download_stall;
   const std::uint64_t min_rate = impl.options.download_min_bytes_per_s;
   const auto body_start = std::chrono::steady_clock::now();
+  // Room for a whole TLS record (16 KB) per read: Beast sizes each read by the buffer's free
+  // capacity, and after the headers that was a few hundred bytes, so an image took a read, a
+  // trip through the parser and a write per few hundred bytes (754 for a 350 KB PNG).
+  buffer.reserve(kDownloadChunk);
   char chunk[kDownloadChunk];
+  std::size_t filled = 0;  // bytes in `chunk` not yet handed to the sink
   while (!parser.is_done()) {
-    parser.get().body().data = chunk;
-    parser.get().body().size = sizeof chunk;
+    // Records of a TLS stream come 16 KB at a time: they fill the chunk before it goes to the
+    // sink, one write (and hash update) per 64 KB rather than one per record.
+    parser.get().body().data = chunk + filled;
+    parser.get().body().size = sizeof chunk - filled;
     tcp_layer.expires_at(std::min(deadline, std::chrono::steady_clock::now() + stall));
     auto [read_error, read] =
         co_await bhttp::async_read_some(connection->stream, buffer, parser, kAsTuple);
@@ -523,9 +530,13 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
           true);
     }
     if (read_error) co_return Failure(read_error, "reading the body of " + endpoint.target, true);
-    const std::size_t got = sizeof chunk - parser.get().body().size;
-    if (got > 0 && !sink.Write(chunk, got)) {
-      co_return Failure(net::error::operation_aborted, "storing " + endpoint.target, true);
+    const std::size_t got = sizeof chunk - filled - parser.get().body().size;
+    filled += got;
+    if ((filled == sizeof chunk || parser.is_done()) && filled > 0) {
+      if (!sink.Write(chunk, filled)) {
+        co_return Failure(net::error::operation_aborted, "storing " + endpoint.target, true);
+      }
+      filled = 0;
     }
     outcome.bytes += got;
     const double seconds = std::chrono::duration<double>(now - body_start).count();

@@ -262,6 +262,41 @@ TEST_CASE("http client: downloads stream to the sink; limits and resets are erro
   CHECK(missing.bytes.empty());
 }
 
+// Counts the sink's writes, to check that TLS records are gathered before they are stored.
+class CountingSink : public StringSink {
+ public:
+  bool Write(const char* data, std::size_t size) override {
+    ++writes;
+    return StringSink::Write(data, size);
+  }
+  int writes = 0;
+};
+
+TEST_CASE("http client: a download of several chunks arrives whole, stored 64 KB at a time") {
+  testing::TempDir dir;
+  // Noisy pixels: a PNG of a few hundred KB, many TLS records and several 64 KB chunks.
+  testing::FakeApiProcess api(dir, {"--pending-ms", "0", "--processing-ms", "0", "--image-scale",
+                                    "0.35", "--image-noise", "255"});
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  const std::string id = SubmitAndSettle(io, client, api, "a noisy cat");
+  Endpoint image = *ParseUrl("https://localhost:" + std::to_string(api.file_port()) + "/images/" +
+                             id + "-0.png");
+  CountingSink sink;
+  Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 8 << 20, 10s, kLoopback));
+  REQUIRE(std::holds_alternative<DownloadOutcome>(got));
+  const std::size_t size = sink.bytes.size();
+  CHECK(std::get<DownloadOutcome>(got).bytes == size);
+  REQUIRE(size > 3 * (std::size_t{64} << 10));
+  CHECK(sink.writes == static_cast<int>((size + (std::size_t{64} << 10) - 1) >> 16));
+  // The same bytes as one whole-body fetch of the same file.
+  Request whole;
+  whole.endpoint = image;
+  Result<Response> fetched = RunOn(io, client.Fetch(whole, 10s, 8 << 20));
+  REQUIRE(std::holds_alternative<Response>(fetched));
+  CHECK(std::get<Response>(fetched).body == sink.bytes);
+}
+
 TEST_CASE("http client: a download to an address the policy refuses never connects") {
   testing::TempDir dir;
   testing::FakeApiProcess api(dir, {"--pending-ms", "0", "--processing-ms", "0"});
