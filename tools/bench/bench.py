@@ -10,7 +10,8 @@ Everything talks TLS on loopback to tools/fake_api (the project's simulator): th
 Figures are medians of --runs runs; ratios compare figures taken in the same invocation (this
 machine is noisy: only ratios from one run carry). Prints a table, or JSON with --json.
 
-Sections (--only picks some): cpu (with syncs and throughput), cpu_tmpfs (the same on tmpfs, and the cost of
+Sections (--only picks some): cpu (with syncs and throughput), cpu_tmpfs (the same on tmpfs, the image bytes
+against the crypto floor there, and the cost of
 file creation on the work disk), slow_disk, rate, connections,
 download, memory, validate, journal.
 """
@@ -296,6 +297,7 @@ def cpu_tmpfs_section(work, args):
     root = tempfile.mkdtemp(prefix="nanobatch-bench.", dir=shm)
     try:
         samples = {"nanobatch": [], "aiohttp": []}
+        big = []  # nanobatch with ~200 KB images, for the cost of the bytes
         for run in range(args.runs):
             sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=args.small_scale)
             samples["nanobatch"].append(run_nanobatch(work, sim, args.tasks, f"nbshm{run}-",
@@ -304,6 +306,10 @@ def cpu_tmpfs_section(work, args):
             sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=args.small_scale)
             samples["aiohttp"].append(run_aiohttp(work, sim, args.tasks, f"pyshm{run}-",
                                                   out_root=root))
+            sim.stop()
+            sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=args.big_scale,
+                            image_noise=255)
+            big.append(run_nanobatch(work, sim, args.tasks, f"nbshmbig{run}-", out_root=root))
             sim.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -325,6 +331,20 @@ def cpu_tmpfs_section(work, args):
     rows.append(("  aiohttp / nanobatch, user CPU (tmpfs)",
                  f"{data['aiohttp_user'] / data['nanobatch_user']:.2f}x", "", ">= 10x",
                  verdict(data['aiohttp_user'] / data['nanobatch_user'] >= 10)))
+    # The bytes of ~200 KB images against the crypto floor, away from the disk: on the work disk
+    # the difference of two runs carries the swings of inode creation and fsync (which are not
+    # in the floor), and came out anywhere from 1.0x to 3.0x in one hour.
+    log("  nanobatch (~200 KB, tmpfs): " + "; ".join(
+        f"{r['done']} done, user {r['user']:.2f} sys {r['sys']:.2f}" for r in big))
+    big_total = median([per_1000(r, "user") + per_1000(r, "sys") for r in big])
+    crypto = crypto_floor(image_size(work, args.big_scale, 255))
+    ratio = (big_total - nb_total) / crypto
+    data["nanobatch_big_total"] = big_total
+    data["marginal_over_floor"] = ratio
+    rows.append(("CPU s/1000 tasks, ~200 KB images, outputs on tmpfs: nanobatch",
+                 f"{big_total:.3f}", "CPU s", "", ""))
+    rows.append(("  nanobatch's CPU for the bytes on tmpfs (~200 KB minus small) / floor",
+                 f"{ratio:.2f}x", "", "<= 1.5x", verdict(ratio <= 1.5)))
     floor = file_creation_floor(f"{work}/files-floor", args.tasks, 2048)
     shutil.rmtree(f"{work}/files-floor", ignore_errors=True)
     data["disk_file_floor_sys_per_1000"] = floor
@@ -622,8 +642,10 @@ def main():
                 marginal = big["nanobatch_total"] - small["nanobatch_total"]
                 ratio = marginal / big["crypto_floor_per_1000"]
                 big["marginal_over_floor"] = ratio
-                rows.append(("  nanobatch's CPU for the bytes (~200 KB minus small) / floor",
-                             f"{ratio:.2f}x", "", "<= 1.5x", verdict(ratio <= 1.5)))
+                # Informational: on the work disk this difference swings with the disk (the
+                # target is judged on tmpfs, in the cpu_tmpfs section).
+                rows.append(("  the same on the work disk (~200 KB minus small) / floor",
+                             f"{ratio:.2f}x", "", "", ""))
                 report["cpu_200kb"] = big
             else:
                 got, report[section] = SECTIONS[section](work, args)
