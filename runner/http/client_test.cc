@@ -53,6 +53,12 @@ std::string SubmitAndSettle(net::io_context& io, Client& client, const testing::
   return id;
 }
 
+// The first image of task `id` on the simulator's file host.
+Endpoint ImageOf(const testing::FakeApiProcess& api, const std::string& id) {
+  return *ParseUrl("https://localhost:" + std::to_string(api.file_port()) + "/images/" + id +
+                   "-0.png");
+}
+
 class StringSink : public BodySink {
  public:
   bool Write(const char* data, std::size_t size) override {
@@ -231,15 +237,29 @@ TEST_CASE("http client: response bodies above the limit fail instead of growing 
   CHECK(std::get<NetworkError>(result).code == boost::beast::http::error::body_limit);
 }
 
-TEST_CASE("http client: downloads stream to the sink; limits and resets are errors") {
+// A simulator with one settled task (`extra` adds simulator flags), a client, and the task's
+// image on the file host (another port).
+struct SettledImage {
+  explicit SettledImage(std::vector<std::string> extra = {})
+      : api(dir, WithZeroLatency(std::move(extra))),
+        client(io.get_executor(), {.ca_file = api.ca_file()}),
+        id(SubmitAndSettle(io, client, api, "a cat")),
+        image(ImageOf(api, id)) {}
+  static std::vector<std::string> WithZeroLatency(std::vector<std::string> extra) {
+    extra.insert(extra.begin(), {"--pending-ms", "0", "--processing-ms", "0"});
+    return extra;
+  }
   testing::TempDir dir;
-  testing::FakeApiProcess api(dir, {"--pending-ms", "0", "--processing-ms", "0"});
+  testing::FakeApiProcess api;
   net::io_context io;
-  Client client(io.get_executor(), {.ca_file = api.ca_file()});
-  // Settled by a poll, then downloaded from the file host (another port).
-  const std::string id = SubmitAndSettle(io, client, api, "a cat");
-  Endpoint image = *ParseUrl("https://localhost:" + std::to_string(api.file_port()) + "/images/" +
-                             id + "-0.png");
+  Client client;
+  std::string id;
+  Endpoint image;
+};
+
+TEST_CASE("http client: downloads stream to the sink; limits and resets are errors") {
+  SettledImage f;
+  auto& [dir, api, io, client, id, image] = f;
   StringSink sink;
   Result<DownloadOutcome> ok = RunOn(io, client.Download(image, sink, 1 << 20, 10s, kLoopback));
   REQUIRE(std::holds_alternative<DownloadOutcome>(ok));
@@ -273,15 +293,9 @@ class CountingSink : public StringSink {
 };
 
 TEST_CASE("http client: a download of several chunks arrives whole, stored 64 KB at a time") {
-  testing::TempDir dir;
   // Noisy pixels: a PNG of a few hundred KB, many TLS records and several 64 KB chunks.
-  testing::FakeApiProcess api(dir, {"--pending-ms", "0", "--processing-ms", "0", "--image-scale",
-                                    "0.35", "--image-noise", "255"});
-  net::io_context io;
-  Client client(io.get_executor(), {.ca_file = api.ca_file()});
-  const std::string id = SubmitAndSettle(io, client, api, "a noisy cat");
-  Endpoint image = *ParseUrl("https://localhost:" + std::to_string(api.file_port()) + "/images/" +
-                             id + "-0.png");
+  SettledImage f({"--image-scale", "0.35", "--image-noise", "255"});
+  auto& [dir, api, io, client, id, image] = f;
   CountingSink sink;
   Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 8 << 20, 10s, kLoopback));
   REQUIRE(std::holds_alternative<DownloadOutcome>(got));
