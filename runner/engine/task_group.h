@@ -34,8 +34,8 @@ class TaskGroup {
     };
     // The handler bound to the loop's own executor type (8 bytes), not the type-erased one (48):
     // Asio's spawn frame, alive as long as the task runs, keeps a work guard of the handler's
-    // executor, and with it the frame fits a smaller allocation class (464 -> 448 bytes, for
-    // each of thousands of items in flight).
+    // executor, and with it the frame goes from 464 to 432 bytes: mimalloc's 448-byte class
+    // rather than its 512, for each of thousands of items in flight.
     if (const auto* loop = executor_.target<boost::asio::io_context::executor_type>()) {
       boost::asio::co_spawn(executor_, std::move(task),
                             boost::asio::bind_executor(*loop, std::move(done)));
