@@ -99,10 +99,9 @@ TaskWatcher::AwaitOperation TaskWatcher::Await(WatchedTask task) {
 
 void TaskWatcher::Start(std::unique_ptr<WatchedTask> task_to_watch, Completion done) {
   static_assert(sizeof(Watch) <= 112, "a waiting task's node grows to the next allocation class");
-  auto resolution = resolutions_.find(task_to_watch->resolution);
-  if (resolution == resolutions_.end())
-    resolution = resolutions_.insert(task_to_watch->resolution).first;
-  Watch& watch = watches_.emplace_back(*task_to_watch, *resolution);
+  // Interned: insert copies the resolution only the first time it is seen.
+  const std::string& resolution = *resolutions_.insert(task_to_watch->resolution).first;
+  Watch& watch = watches_.emplace_back(*task_to_watch, resolution);
   task_to_watch.reset();
   watch.self = std::prev(watches_.end());
   watch.slot = due_.end();

@@ -198,7 +198,6 @@ class TaskWatcher {
 
   // Await's initiation: the watch joins the schedule (or ends at once: an early callback, a halt).
   void Start(std::unique_ptr<WatchedTask> task, Completion done);
-  friend struct AwaitInitiation;
   // Past it, the task stays open (polled again next run); not stored: a watch is one of
   // thousands, and 8 bytes move it to a larger allocation class.
   Clock::time_point DeadlineOf(const Watch& watch) const;

@@ -27,14 +27,14 @@ std::vector<std::string> Payloads(const std::string& bytes, FrameScan* scan_out 
 }
 
 TEST_CASE("frame: AppendFrame after other bytes writes a frame that reads back") {
-  std::string out = "earlier frames";
+  const std::string earlier = "earlier frames";
+  std::string out = earlier;
   AppendFrame(out, FrameType::kRecord, "the payload");
-  const std::string_view frame =
-      std::string_view(out).substr(std::string_view("earlier frames").size());
-  CHECK(frame.size() == kFrameHeaderSize + 11);
-  CHECK(RecordFrameAt(frame) == std::optional<std::string_view>("the payload"));
+  CHECK(out.size() == earlier.size() + kFrameHeaderSize + 11);
+  CHECK(RecordFrameAt(std::string_view(out).substr(earlier.size())) ==
+        std::optional<std::string_view>("the payload"));
   out[out.size() - 1] ^= 1;  // its checksum covers the payload
-  CHECK_FALSE(RecordFrameAt(std::string_view(out).substr(14)).has_value());
+  CHECK_FALSE(RecordFrameAt(std::string_view(out).substr(earlier.size())).has_value());
 }
 
 TEST_CASE("frame: CRC-32C matches the standard check value, hardware and portable alike") {
