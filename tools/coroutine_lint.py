@@ -12,17 +12,18 @@ anywhere in the body avoids it, so the fix is always the same:
     const bool committed = co_await recorder_.Commit();          // fine
     if (!committed) co_return false;
 
-(Found in Job::AfterFailedTask: engine_test died with SIGILL. A six-line Asio program crashes
-the same way, for free and member functions, with or without parameters, returning bool or an
-enum, in if and while conditions; the same shape in a lambda ran correctly, there and in six
-lambdas of this codebase, so lambdas are not flagged. `--self-test` checks that this lint flags
-the shape and passes the fixed one.)
+(Found in Job::AfterFailedTask: engine_test died with SIGILL. A six-line Asio program crashes or
+never completes the same way, for free and member functions, with or without parameters,
+returning bool or an enum, in if, while and for conditions; the same shape in a lambda ran
+correctly, there and in five lambdas of this codebase, so lambdas are not flagged.
+`--self-test` checks that this lint flags the shape and passes the fixed one.)
 
 Scans every .cc and .h under runner/ and tools/ (tests included: a silently dropped coroutine
 would make a test pass that should not). Prints FILE:LINE for each finding and ends with
 "coroutine lint: N files, M findings"; exits 1 on any. A heuristic reader, not a C++ parser: it
-finds bodies of functions and lambdas whose return type names `awaitable<`, by brace matching
-over text with comments and string literals blanked.
+finds the bodies of functions (not lambdas) whose return type names `awaitable<`, by brace
+matching over text with comments and string literals blanked; locals of nested lambdas do not
+count as the function's.
 """
 import os
 import re
