@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -17,7 +18,6 @@
 
 #include "runner/http/parsers.h"
 #include "runner/util/async.h"
-#include "runner/version.h"
 
 namespace nanobatch::http {
 namespace {
@@ -32,9 +32,14 @@ using Stream = beast::ssl_stream<beast::tcp_stream>;
 constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t kDownloadChunk = std::size_t{64} << 10;
 
+// An API connection keeps its read buffer from one answer to the next (one allocation per
+// connection, not per request), up to this size: a larger answer's buffer is given back.
+constexpr std::size_t kKeptReadBuffer = std::size_t{16} << 10;
+
 struct Connection {
   Connection(net::any_io_executor executor, ssl::context& tls) : stream(executor, tls) {}
   Stream stream;
+  beast::flat_buffer buffer;  // for API answers (downloads read through a 64 KB one of their own)
   std::chrono::steady_clock::time_point idle_since;
 };
 
@@ -186,15 +191,33 @@ struct Client::Impl {
     return *pool;
   }
 
-  // Takes a live idle connection, or nullptr.
+  // Takes a live idle connection, or nullptr. An idle connection has nothing to read: one that
+  // has (the server's FIN or TLS alert when it closed it, or an answer nobody asked for) is
+  // closed rather than reused. A request sent on a connection the server already closed may
+  // have been delivered or not (a paid POST left unsure), and stray bytes would be read as the
+  // answer to the next request. As curl and urllib3 do: a zero-timeout poll before each reuse.
   std::unique_ptr<Connection> TakeIdle(HostPool& pool) {
     const auto now = std::chrono::steady_clock::now();
     while (!pool.idle.empty()) {
       std::unique_ptr<Connection> connection = std::move(pool.idle.back());
       pool.idle.pop_back();
-      if (now - connection->idle_since < options.max_idle) return connection;
+      if (now - connection->idle_since < options.max_idle && IsQuiet(*connection)) {
+        return connection;
+      }
+      ++stats.idle_discarded;
     }
     return nullptr;
+  }
+
+  static bool IsQuiet(Connection& connection) {
+    // Bytes may already be past the socket: in OpenSSL's record buffers, or in the BIO pair
+    // between Asio's engine and OpenSSL (read with the last answer, in the same segment).
+    SSL* native = connection.stream.native_handle();
+    if (SSL_has_pending(native) == 1 || BIO_ctrl_pending(SSL_get_rbio(native)) > 0) return false;
+    pollfd readable{};
+    readable.fd = beast::get_lowest_layer(connection.stream).socket().native_handle();
+    readable.events = POLLIN;
+    return ::poll(&readable, 1, 0) == 0;
   }
 
   // `policy`, when given, is checked against every address the host resolved to; only those
@@ -404,6 +427,22 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
     co_return Failure(net::error::operation_aborted, "not sent", false);
   }
 
+  const std::optional<std::string> bytes =
+      RequestBytes({.method = is_post ? "POST" : "GET",
+                    .endpoint = request.endpoint,
+                    .accept = "application/json",
+                    .headers = request.headers,
+                    .content_type = is_post ? "application/json" : "",
+                    .body = is_post ? std::string_view(request.body) : std::string_view()});
+  if (!bytes) {
+    NetworkError error = Failure(net::error::invalid_argument,
+                                 "a request to " + request.endpoint.Authority() +
+                                     " with a control character in its target or headers",
+                                 false);
+    error.permanent = true;
+    co_return error;
+  }
+
   // At most two tries: a reused connection that turns out to be dead is replaced once, when that
   // cannot have delivered the request.
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -413,33 +452,19 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
     std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
     Impl::ActiveGuard active(impl, connection.get());
 
-    bhttp::request<bhttp::string_body> message{is_post ? bhttp::verb::post : bhttp::verb::get,
-                                               request.endpoint.target, 11};
-    message.set(bhttp::field::host, request.endpoint.Authority());
-    message.set(bhttp::field::user_agent, std::string("nanobatch/") + kVersion);
-    message.set(bhttp::field::accept, "application/json");
-    for (const Header& header : request.headers) message.set(header.name, header.value);
-    if (is_post) {
-      message.set(bhttp::field::content_type, "application/json");
-      message.body() = request.body;
-    }
-    message.keep_alive(true);
-    message.prepare_payload();
-
     auto& tcp_layer = beast::get_lowest_layer(connection->stream);
     tcp_layer.expires_after(timeout);
     auto [write_error, written] =
-        co_await bhttp::async_write(connection->stream, message, kAsTuple);
+        co_await net::async_write(connection->stream, net::buffer(*bytes), kAsTuple);
     if (write_error) {
       if (reused && attempt == 0 && write_error != net::error::operation_aborted) continue;
       co_return Failure(write_error, "sending to " + request.endpoint.Authority(), written > 0);
     }
 
-    beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
     LimitResponse(parser, body_limit);
     auto [read_error, read] =
-        co_await bhttp::async_read(connection->stream, buffer, parser, kAsTuple);
+        co_await bhttp::async_read(connection->stream, connection->buffer, parser, kAsTuple);
     if (read_error) {
       // A dead kept-alive connection answers the first read with EOF or a reset. For a GET that
       // is safe to retry; a POST may already be with the server, so the caller must know.
@@ -453,8 +478,11 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
     Response response;
     response.status = static_cast<int>(parser.get().result_int());
     response.retry_after = std::string(parser.get()[bhttp::field::retry_after]);
-    const bool keep_alive = parser.get().keep_alive();
+    // Bytes after the answer (nothing was asked for them) leave the connection in an unknown
+    // state: it is not reused.
+    const bool keep_alive = parser.get().keep_alive() && connection->buffer.size() == 0;
     response.body = std::move(parser.get().body());
+    if (connection->buffer.capacity() > kKeptReadBuffer) connection->buffer.shrink_to_fit();
     impl.Return(pool, std::move(connection), keep_alive);
     co_return response;
   }
@@ -467,6 +495,21 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
                                                          const AddressPolicy& addresses) {
   Impl& impl = *impl_;
   HostPool& pool = impl.PoolFor(endpoint, /*for_downloads=*/true);
+  const std::vector<Header> no_headers;
+  const std::optional<std::string> bytes = RequestBytes({.method = "GET",
+                                                         .endpoint = endpoint,
+                                                         .accept = "",
+                                                         .headers = no_headers,
+                                                         .content_type = "",
+                                                         .body = ""});
+  if (!bytes) {
+    // A URL with a control character in it (the download policy parsed it; this is the last
+    // line of defence): not an image this client can ask for.
+    NetworkError error =
+        Failure(net::error::invalid_argument, "image URL with a control character in it", false);
+    error.refused_by_policy = true;
+    co_return error;
+  }
   if (impl.shut_down || !co_await pool.slots.Acquire()) {
     co_return Failure(net::error::operation_aborted, "shutting down", false);
   }
@@ -478,14 +521,11 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
   Impl::ActiveGuard active(impl, connection.get());
 
-  bhttp::request<bhttp::empty_body> message{bhttp::verb::get, endpoint.target, 11};
-  message.set(bhttp::field::host, endpoint.Authority());
-  message.set(bhttp::field::user_agent, std::string("nanobatch/") + kVersion);
-  message.keep_alive(true);
   auto& tcp_layer = beast::get_lowest_layer(connection->stream);
   const auto deadline = std::chrono::steady_clock::now() + timeout;  // for the whole download
   tcp_layer.expires_at(deadline);
-  auto [write_error, written] = co_await bhttp::async_write(connection->stream, message, kAsTuple);
+  auto [write_error, written] =
+      co_await net::async_write(connection->stream, net::buffer(*bytes), kAsTuple);
   if (write_error) co_return Failure(write_error, "requesting " + endpoint.target, true);
 
   beast::flat_buffer buffer;

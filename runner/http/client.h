@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "runner/http/address_policy.h"
+#include "runner/http/request_bytes.h"
 #include "runner/http/url.h"
 #include "runner/util/async.h"
 
@@ -46,11 +47,6 @@ struct ClientOptions {
   // Called after every Send (not downloads) with the request's method, its target and the
   // response's status, 0 when no response came: the service counts API requests with it.
   std::function<void(bool is_post, const std::string& target, int status)> on_response;
-};
-
-struct Header {
-  std::string name;
-  std::string value;
 };
 
 struct Request {
@@ -157,6 +153,7 @@ class Client {
     std::uint64_t connections_opened = 0;
     std::uint64_t connections_reused = 0;
     std::uint64_t sessions_resumed = 0;  // of the connections opened: abbreviated handshakes
+    std::uint64_t idle_discarded = 0;    // idle connections closed: too old, or not quiet
   };
   Stats stats() const;
 

@@ -266,7 +266,8 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
           std::nullopt};
     }
     if (settings.echo_authorization && reply.status >= 400) EchoAuthorization(reply, authorization);
-    if (broken) {
+    const bool stray = broken && simulator.options().wire_fault == "stray-answer";
+    if (broken && !stray) {
       co_await SendBroken(stream, reply, simulator.options().wire_fault);
       co_return;
     }
@@ -274,6 +275,14 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
     auto [write_error, written] = co_await http::async_write(stream, response, kAsTuple);
     if (write_error || !keep_alive) break;
+    if (stray) {
+      // A whole second answer nobody asked for, and the connection kept open: a client that
+      // reused it would take this for the answer to its next request.
+      const std::string_view answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+      auto [stray_error, stray_written] =
+          co_await net::async_write(stream, net::buffer(answer), kAsTuple);
+      if (stray_error) break;
+    }
   }
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
   co_await stream.async_shutdown(kAsTuple);
@@ -436,7 +445,7 @@ int Main(int argc, char** argv) {
                  "instead: every Nth /v1 answer goes out broken");
   app.add_option("--wire-fault", options.wire_fault,
                  "its kind: hang trickle huge-headers huge-body length-long length-short "
-                 "bad-chunked redirect no-keepalive reset");
+                 "bad-chunked redirect no-keepalive reset stray-answer");
   app.add_option("--drop-image-tail", options.drop_image_tail,
                  "serve image bodies this many bytes short of their end (a PNG without IEND)");
   app.add_option("--callback-delay-ms", options.callback_delay_ms,
