@@ -200,7 +200,8 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
   beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
   auto [handshake_error] = co_await stream.async_handshake(ssl::stream_base::server, kAsTuple);
   if (handshake_error) co_return;
-  simulator.OnHandshake(SSL_session_reused(stream.native_handle()) == 1);
+  simulator.OnHandshake(SSL_session_reused(stream.native_handle()) == 1,
+                        SSL_get_cipher_name(stream.native_handle()));
 
   beast::flat_buffer buffer;
   while (true) {

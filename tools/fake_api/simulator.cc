@@ -453,6 +453,8 @@ std::string Simulator::Stats(Clock::time_point now, bool detail) {
     max_per_prompt = std::max(max_per_prompt, count);
   }
   const std::uint64_t in_flight = unsettled_.size();
+  json::object ciphers;
+  for (const auto& [name, count] : tls_ciphers_) ciphers[name] = count;
   json::object out{
       {"requests", requests_},
       {"submissions", submissions_},
@@ -480,6 +482,7 @@ std::string Simulator::Stats(Clock::time_point now, bool detail) {
                       : 0.0},
       {"tls_handshakes", tls_handshakes_},
       {"tls_resumed", tls_resumed_},
+      {"tls_ciphers", ciphers},
       {"bad_submit_bodies", bad_submit_bodies_},
       {"wire_faults", wire_faults_},
       {"callbacks_sent", callbacks_sent_},

@@ -118,10 +118,12 @@ class Simulator {
   void OnCallbackResult(int status);
   // GET /_stats: what the server saw, for tests; `detail` adds per-prompt and per-image maps.
   std::string Stats(Clock::time_point now, bool detail);
-  // A TLS handshake completed on either listener; `resumed`: from a session the client kept.
-  void OnHandshake(bool resumed) {
+  // A TLS handshake completed on either listener; `resumed`: from a session the client kept;
+  // `cipher`: the suite agreed on (counted per name in the stats).
+  void OnHandshake(bool resumed, const std::string& cipher) {
     ++tls_handshakes_;
     if (resumed) ++tls_resumed_;
+    ++tls_ciphers_[cipher];
   }
 
   // Read-only views for unit tests.
@@ -216,6 +218,7 @@ class Simulator {
   Clock::time_point last_request_;
   std::uint64_t tls_handshakes_ = 0;
   std::uint64_t tls_resumed_ = 0;
+  std::map<std::string, std::uint64_t> tls_ciphers_;
   std::map<std::string, std::uint64_t> submissions_by_prompt_;
   std::map<std::string, std::string> image_sha256_;  // path -> sha256 of the bytes served
 };
