@@ -57,8 +57,9 @@ int main(int argc, char** argv) {
   const long done = calls / outstanding * outstanding;
   const double user = Seconds(after.ru_utime) - Seconds(before.ru_utime);
   const double sys = Seconds(after.ru_stime) - Seconds(before.ru_stime);
-  std::printf("%ld hand-offs, %ld outstanding: %.2f us user + %.2f us sys per hand-off, "
-              "%.0f hand-offs/s, %ld failed\n",
-              done, outstanding, user * 1e6 / done, sys * 1e6 / done, done / wall, failed);
+  std::printf(
+      "%ld hand-offs, %ld outstanding: %.2f us user + %.2f us sys per hand-off, "
+      "%.0f hand-offs/s, %ld failed\n",
+      done, outstanding, user * 1e6 / done, sys * 1e6 / done, done / wall, failed);
   return failed == 0 ? 0 : 1;
 }
