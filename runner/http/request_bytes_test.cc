@@ -96,8 +96,9 @@ TEST_CASE("an IPv6 host is bracketed in Host") {
 
 TEST_CASE("anything that could end a line or smuggle a header is refused, not sent") {
   const std::vector<Header> none;
-  auto refused = [&](std::string_view method, std::string target, std::vector<Header> headers,
-                     std::string_view content_type = "", std::string_view body = "") {
+  auto refused = [&](std::string_view method, std::string target,
+                     const std::vector<Header>& headers, std::string_view content_type = "",
+                     std::string_view body = "") {
     const Endpoint endpoint = ApiEndpoint(std::move(target));
     return !RequestBytes({.method = method,
                           .endpoint = endpoint,
