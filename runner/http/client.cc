@@ -598,7 +598,8 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
           true);
     }
   }
-  impl.Return(pool, std::move(connection), parser.get().keep_alive());
+  // As for API answers: bytes after the body leave the connection in an unknown state.
+  impl.Return(pool, std::move(connection), parser.get().keep_alive() && buffer.size() == 0);
   co_return outcome;
 }
 

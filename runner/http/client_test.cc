@@ -309,6 +309,27 @@ TEST_CASE("http client: downloads stream to the sink; limits and resets are erro
   CHECK(missing.bytes.empty());
 }
 
+TEST_CASE("http client: a download connection with bytes after its body is not reused") {
+  // Every answer, images included, is followed by a stray second answer on the open connection.
+  SettledImage f({"--wire-fault", "stray-answer", "--wire-fault-every", "1"});
+  auto& [dir, api, io, client, id, image] = f;
+  const Client::Stats before = client.stats();
+  std::string first;
+  for (int i = 0; i < 3; ++i) {
+    StringSink sink;
+    Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 1 << 20, 10s, kLoopback));
+    REQUIRE(std::holds_alternative<DownloadOutcome>(got));
+    CHECK(std::get<DownloadOutcome>(got).status == 200);
+    CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+    if (i == 0) first = sink.bytes;
+    CHECK(sink.bytes == first);
+    std::this_thread::sleep_for(100ms);  // the stray answer arrives before the next reuse
+  }
+  CHECK(client.stats().connections_opened == before.connections_opened + 3);
+  CHECK(client.stats().connections_reused == before.connections_reused);
+  CHECK(client.stats().idle_discarded == before.idle_discarded + 2);
+}
+
 // Counts the sink's writes, to check that TLS records are gathered before they are stored.
 class CountingSink : public StringSink {
  public:

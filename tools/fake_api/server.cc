@@ -35,6 +35,10 @@ using Stream = beast::ssl_stream<beast::tcp_stream>;
 constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
 
+// The wire fault "stray-answer": a whole second answer after the real one, on a connection kept
+// open (after /v1 answers and, drawn separately, after images).
+constexpr std::string_view kStrayAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+
 struct ServerSettings {
   double slow_ms = 2000;  // how long a "slow" image body takes in all
   bool log_requests = false;
@@ -231,6 +235,12 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
         continue;
       }
       if (!co_await SendImage(stream, image, request.version(), keep_alive, settings)) co_return;
+      if (simulator.options().wire_fault == "stray-answer" && simulator.DrawWireFault()) {
+        const std::string_view answer = kStrayAnswer;
+        auto [stray_error, stray_written] =
+            co_await net::async_write(stream, net::buffer(answer), kAsTuple);
+        if (stray_error) co_return;
+      }
       continue;
     }
 
@@ -279,7 +289,7 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     if (stray) {
       // A whole second answer nobody asked for, and the connection kept open: a client that
       // reused it would take this for the answer to its next request.
-      const std::string_view answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+      const std::string_view answer = kStrayAnswer;
       auto [stray_error, stray_written] =
           co_await net::async_write(stream, net::buffer(answer), kAsTuple);
       if (stray_error) break;
