@@ -1,6 +1,7 @@
 #include "runner/http/request_bytes.h"
 
 #include <boost/beast/http.hpp>
+#include <optional>
 #include <sstream>
 
 #include "doctest/doctest.h"
@@ -17,6 +18,17 @@ Endpoint ApiEndpoint(std::string target) {
   endpoint.port = 8443;
   endpoint.target = std::move(target);
   return endpoint;
+}
+
+// A GET with no Accept, no headers and no body (a download's request).
+std::optional<std::string> PlainGet(const Endpoint& endpoint) {
+  const std::vector<Header> none;
+  return RequestBytes({.method = "GET",
+                       .endpoint = endpoint,
+                       .accept = "",
+                       .headers = none,
+                       .content_type = "",
+                       .body = ""});
 }
 
 // What Beast's serializer writes for the same request, as the client sent it before.
@@ -53,13 +65,7 @@ TEST_CASE("a POST is byte for byte what Beast's serializer writes") {
 
 TEST_CASE("a GET has no body headers and parses back as the same request") {
   const Endpoint endpoint = ApiEndpoint("/images/t-0.png?x=1");
-  const std::vector<Header> none;
-  auto bytes = RequestBytes({.method = "GET",
-                             .endpoint = endpoint,
-                             .accept = "",
-                             .headers = none,
-                             .content_type = "",
-                             .body = ""});
+  auto bytes = PlainGet(endpoint);
   REQUIRE(bytes);
 
   bhttp::request<bhttp::empty_body> message{bhttp::verb::get, endpoint.target, 11};
@@ -83,13 +89,7 @@ TEST_CASE("a GET has no body headers and parses back as the same request") {
 TEST_CASE("an IPv6 host is bracketed in Host") {
   Endpoint endpoint = ApiEndpoint("/");
   endpoint.host = "::1";
-  const std::vector<Header> none;
-  auto bytes = RequestBytes({.method = "GET",
-                             .endpoint = endpoint,
-                             .accept = "",
-                             .headers = none,
-                             .content_type = "",
-                             .body = ""});
+  auto bytes = PlainGet(endpoint);
   REQUIRE(bytes);
   CHECK(bytes->find("\r\nHost: [::1]:8443\r\n") != std::string::npos);
 }
@@ -123,12 +123,7 @@ TEST_CASE("anything that could end a line or smuggle a header is refused, not se
 
   Endpoint bad_host = ApiEndpoint("/ok");
   bad_host.host = "example.com\r\nX-Evil: 1";
-  CHECK_FALSE(RequestBytes({.method = "GET",
-                            .endpoint = bad_host,
-                            .accept = "",
-                            .headers = none,
-                            .content_type = "",
-                            .body = ""}));
+  CHECK_FALSE(PlainGet(bad_host));
 }
 
 }  // namespace
