@@ -42,6 +42,9 @@ class Recorder {
   // 1,300/s the group size does, and no waiter holds its connection long.
   static constexpr std::chrono::milliseconds kCommitInterval{25};
   static constexpr std::size_t kFullGroup = 32;
+  static_assert(kFullGroup <= Service::kMinConnectionsPerHost,
+                "submissions waiting for a commit (one per API connection) must be able to fill "
+                "a group, or every one of them waits out kCommitInterval");
 
   Recorder(Service& service, journal::Journal& journal);
 

@@ -15,10 +15,11 @@ using util::LogWarning;
 constexpr auto kDownloadGrace = std::chrono::seconds(5);
 
 // Requests queue for a connection before taking their rate token, so the pool bounds how many
-// submits share one journal commit: 32 keeps group commits large without many idle TLS
-// connections. The watcher's pollers are as many: more polls could not be out at once.
+// submits share one journal commit: kMinConnectionsPerHost keeps group commits large without
+// many idle TLS connections. The watcher's pollers are as many: more polls could not be out at
+// once.
 std::size_t ConnectionsPerHost(const config::Config& config) {
-  return std::max<std::size_t>(32, config.limits.max_downloads);
+  return std::max<std::size_t>(Service::kMinConnectionsPerHost, config.limits.max_downloads);
 }
 
 }  // namespace
