@@ -32,14 +32,15 @@ using Stream = beast::ssl_stream<beast::tcp_stream>;
 constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t kDownloadChunk = std::size_t{64} << 10;
 
-// An API connection keeps its read buffer from one answer to the next (one allocation per
-// connection, not per request), up to this size: a larger answer's buffer is given back.
+// A connection keeps its read buffer from one answer to the next (one allocation per
+// connection, not per request), up to this size: a larger one (a download's) is given back when
+// the connection goes idle.
 constexpr std::size_t kKeptReadBuffer = std::size_t{16} << 10;
 
 struct Connection {
   Connection(net::any_io_executor executor, ssl::context& tls) : stream(executor, tls) {}
   Stream stream;
-  beast::flat_buffer buffer;  // for API answers (downloads read through a 64 KB one of their own)
+  beast::flat_buffer buffer;  // what was read from the stream and not yet parsed
   std::chrono::steady_clock::time_point idle_since;
 };
 
@@ -327,8 +328,13 @@ struct Client::Impl {
   }
 
   // Keeps the connection for reuse when the exchange ended cleanly and the server allows it.
+  // Bytes read past the answer (nothing asked for them) leave it in an unknown state: it is not
+  // reused.
   void Return(HostPool& pool, std::unique_ptr<Connection> connection, bool reusable) {
-    if (!reusable || shut_down) return;  // destroyed: closed without ceremony
+    if (!reusable || connection->buffer.size() > 0 || shut_down) {
+      return;  // destroyed: closed without ceremony
+    }
+    if (connection->buffer.capacity() > kKeptReadBuffer) connection->buffer.shrink_to_fit();
     connection->idle_since = std::chrono::steady_clock::now();
     beast::get_lowest_layer(connection->stream).expires_never();
     pool.idle.push_back(std::move(connection));
@@ -485,11 +491,8 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
     Response response;
     response.status = static_cast<int>(parser.get().result_int());
     response.retry_after = std::string(parser.get()[bhttp::field::retry_after]);
-    // Bytes after the answer (nothing was asked for them) leave the connection in an unknown
-    // state: it is not reused.
-    const bool keep_alive = parser.get().keep_alive() && connection->buffer.size() == 0;
+    const bool keep_alive = parser.get().keep_alive();
     response.body = std::move(parser.get().body());
-    if (connection->buffer.capacity() > kKeptReadBuffer) connection->buffer.shrink_to_fit();
     impl.Return(pool, std::move(connection), keep_alive);
     co_return response;
   }
@@ -535,7 +538,7 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
       co_await net::async_write(connection->stream, net::buffer(*bytes), kAsTuple);
   if (write_error) co_return Failure(write_error, "requesting " + endpoint.target, true);
 
-  beast::flat_buffer buffer;
+  beast::flat_buffer& buffer = connection->buffer;
   bhttp::response_parser<bhttp::buffer_body> parser;
   LimitResponse(parser, max_bytes);
   auto [header_error, header_bytes] =
@@ -598,8 +601,7 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
           true);
     }
   }
-  // As for API answers: bytes after the body leave the connection in an unknown state.
-  impl.Return(pool, std::move(connection), parser.get().keep_alive() && buffer.size() == 0);
+  impl.Return(pool, std::move(connection), parser.get().keep_alive());
   co_return outcome;
 }
 
