@@ -16,6 +16,7 @@ file creation on the work disk), slow_disk, rate, connections,
 download, memory, validate, journal.
 """
 import argparse
+import functools
 import json
 import random
 import os
@@ -419,8 +420,10 @@ def crypto_floor_sha256(image_bytes):
     return 1000 * image_bytes / openssl_speed("sha256")
 
 
+@functools.lru_cache(maxsize=None)
 def openssl_speed(algorithm):
-    """Bytes/s of one core for 16 KiB blocks."""
+    """Bytes/s of one core for 16 KiB blocks; measured once per invocation, so that every floor
+    and every ratio of one run rests on the same figures."""
     out = subprocess.run(["openssl", "speed", "-seconds", "1", "-bytes", "16384", "-evp",
                           algorithm], capture_output=True, text=True).stdout
     for line in out.splitlines():
