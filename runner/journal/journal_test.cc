@@ -399,3 +399,79 @@ TEST_CASE("journal: a failed batch stops the journal, and the next start drops i
 
 }  // namespace
 }  // namespace nanobatch::journal
+
+namespace nanobatch::journal {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_CASE(
+    "journal: compaction copies a finished item's record as it is, and refuses a damaged one") {
+  testing::TempDir dir;
+  std::string error;
+  auto journal = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(journal, error);
+  AppendFinishedItem(*journal, "a");
+  // "a"'s snapshot record, written as Finalize does but with a time of its own: re-encoding the
+  // snapshot would give the record the snapshot's time, so only a copy keeps these bytes.
+  proto::Record snapshot;
+  *snapshot.mutable_item_snapshot() = *journal->state().Find("a");
+  snapshot.set_unix_time(1'000'000'123);
+  journal->Append(snapshot);
+  AppendFinishedItem(*journal, "b");
+  journal->Finalize("b");
+  REQUIRE(journal->Sync(error));
+  // That record as a whole frame.
+  const std::string before = ReadAll(JournalPath(dir));
+  std::string a_frame;
+  ScanFrames(before, false, [&](FrameType type, std::string_view payload) {
+    proto::Record record;
+    if (type == FrameType::kRecord &&
+        record.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
+        record.has_item_snapshot() && record.item_snapshot().item_id() == "a") {
+      a_frame = EncodeFrame(type, payload);
+    }
+    return true;
+  });
+  REQUIRE_FALSE(a_frame.empty());
+  // Compacted twice: the frame travels byte for byte (the second time from the compacted file).
+  REQUIRE(journal->Compact(error));
+  REQUIRE(journal->Compact(error));
+  const std::string after = ReadAll(JournalPath(dir));
+  CHECK(after.find(a_frame) != std::string::npos);
+  CHECK(after.size() < before.size());
+  CHECK(journal->state().compact_items() == 2);
+  CHECK(journal->state().Find("a")->images(0).file_name() == "a.png");
+  journal.reset();
+
+  auto reopened = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(reopened, error);
+  CHECK(reopened->recovery().records == 2);
+  CHECK(reopened->state().Find("b")->prompt() == "a long prompt for b");
+  CHECK(reopened->state().totals().done == 2);
+  reopened.reset();
+
+  // A bit of "a"'s snapshot flipped on disk after it was read (its frame is at the same place):
+  // the next compaction stops on it rather than copy it on, and the journal is left as it was.
+  const std::string good = ReadAll(JournalPath(dir));
+  auto third = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(third, error);
+  const std::size_t at = good.find(a_frame);
+  REQUIRE(at != std::string::npos);
+  {
+    std::fstream file(JournalPath(dir), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(at + a_frame.size() - 3));
+    file.put(static_cast<char>(a_frame[a_frame.size() - 3] ^ 0x20));
+  }
+  CHECK_THROWS_WITH_AS(third->Compact(error), doctest::Contains("cannot read back the snapshot"),
+                       std::runtime_error);
+  std::string damaged = good;
+  damaged[at + a_frame.size() - 3] ^= 0x20;
+  CHECK(ReadAll(JournalPath(dir)) == damaged);
+}
+
+}  // namespace
+}  // namespace nanobatch::journal

@@ -50,6 +50,9 @@ struct JournalState::Slot {
   std::uint16_t error_code = 0;  // in codes_
   Phase phase = proto::ItemSnapshot::QUEUED;
   bool departed = false;
+  // What the record at `offset` says about it: an item departs or returns without its snapshot
+  // being written again, and then only a re-encoded snapshot carries the change.
+  bool departed_in_record = false;
 };
 
 JournalState::JournalState() = default;
@@ -151,6 +154,7 @@ std::uint16_t JournalState::CodeIndex(const std::string& code) {
 void JournalState::Compact(Slot& slot, std::uint64_t offset) {
   if (!slot.live) {
     slot.offset = offset;  // a newer copy of the same snapshot (compaction)
+    slot.departed_in_record = slot.departed;
     return;
   }
   const proto::ItemSnapshot& item = *slot.live;
@@ -158,6 +162,7 @@ void JournalState::Compact(Slot& slot, std::uint64_t offset) {
   slot.offset = offset;
   slot.phase = item.phase();
   slot.departed = item.departed();
+  slot.departed_in_record = item.departed();
   slot.credits_spent = item.credits_spent();
   slot.possible_duplicates = item.possible_duplicates();
   slot.failed_tasks = item.failed_tasks();
@@ -486,11 +491,29 @@ std::map<std::string, std::uint64_t> JournalState::FailuresByCode() const {
   return failures;
 }
 
-void JournalState::ForEachSnapshotRecord(
-    const std::function<void(const proto::Record&, std::optional<std::uint32_t>)>& sink) const {
+void JournalState::ForEachSnapshotRecord(const RecordSink& sink) const {
+  proto::Record record;
+  ForEachSnapshot(sink, [&](std::uint64_t offset, std::uint32_t index) {
+    proto::ItemSnapshot* snapshot = record.mutable_item_snapshot();
+    if (!Load(slots_[index], *snapshot)) {
+      throw std::runtime_error("journal: cannot read back the snapshot of an item at byte " +
+                               std::to_string(offset));
+    }
+    record.set_unix_time(snapshot->last_unix_time());
+    sink(record, index);
+  });
+}
+
+void JournalState::ForEachSnapshot(
+    const RecordSink& sink,
+    const std::function<void(std::uint64_t offset, std::uint32_t index)>& compact_sink) const {
   proto::Record record;
   for (std::uint32_t index = 0; index < slots_.size(); ++index) {
     const Slot& slot = slots_[index];
+    if (!slot.live && slot.departed == slot.departed_in_record) {
+      compact_sink(slot.offset, index);
+      continue;
+    }
     proto::ItemSnapshot* snapshot = record.mutable_item_snapshot();
     if (slot.live) {
       *snapshot = *slot.live;

@@ -104,8 +104,14 @@ class JournalState {
   // Records that rebuild this state exactly: one ItemSnapshot per item, then the last
   // RunStarted, handed to `sink` one at a time with the item's index (compaction streams them to
   // disk, then tells the new offsets with MakeCompact).
-  void ForEachSnapshotRecord(
-      const std::function<void(const proto::Record&, std::optional<std::uint32_t>)>& sink) const;
+  using RecordSink = std::function<void(const proto::Record&, std::optional<std::uint32_t>)>;
+  void ForEachSnapshotRecord(const RecordSink& sink) const;
+  // The same records, except that an item already compact (its snapshot a record of the journal
+  // file) is handed to `compact_sink` by that record's offset and the item's index instead of
+  // being read back: compaction copies its frame as it is, rather than parse and re-encode it.
+  void ForEachSnapshot(
+      const RecordSink& sink,
+      const std::function<void(std::uint64_t offset, std::uint32_t index)>& compact_sink) const;
 
  private:
   struct Slot;
