@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "runner/util/json_arena.h"
+#include "runner/util/json_writer.h"
 #include "runner/util/server_text.h"
 
 namespace nanobatch::api {
@@ -245,21 +246,21 @@ std::string DescribeOutputProblem(const TaskStatus& task) {
 
 std::string EncodeSubmit(const manifest::Item& item, std::string_view model,
                          std::string_view callback_url) {
-  util::JsonArena<> arena;
-  json::object input({{"prompt", item.prompt},
-                      {"resolution", item.resolution},
-                      {"aspect_ratio", item.aspect_ratio},
-                      {"output_format", item.output_format}},
-                     arena.storage());
-  if (!item.image_urls.empty()) {
-    json::array urls(arena.storage());
-    for (const std::string& url : item.image_urls) urls.emplace_back(url);
-    input["image_urls"] = std::move(urls);
-  }
-  json::object request({{"model", model}}, arena.storage());
-  if (!callback_url.empty()) request["callback_url"] = callback_url;
-  request["input"] = std::move(input);
-  return json::serialize(request);
+  std::string body;
+  body.reserve(256 + item.prompt.size() + callback_url.size());  // one allocation, not several
+  util::JsonObjectWriter request(body);
+  request.String("model", model);
+  if (!callback_url.empty()) request.String("callback_url", callback_url);
+  request.Key("input");
+  util::JsonObjectWriter input(body);
+  input.String("prompt", item.prompt);
+  input.String("resolution", item.resolution);
+  input.String("aspect_ratio", item.aspect_ratio);
+  input.String("output_format", item.output_format);
+  if (!item.image_urls.empty()) input.StringArray("image_urls", item.image_urls);
+  input.Close();
+  request.Close();
+  return body;
 }
 
 SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,

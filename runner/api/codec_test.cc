@@ -35,6 +35,11 @@ TEST_CASE("codec: the submit body has the model and every item field") {
   CHECK(body.at("input").at("output_format") == "png");
   CHECK(body.at("input").at("image_urls").at(0) == "https://example.com/a.png");
   CHECK_FALSE(body.as_object().contains("callback_url"));
+  // The members in the order the API's examples give them.
+  CHECK(EncodeSubmit(item, "nano-banana-2", "https://hooks.example/cb") ==
+        R"({"model":"nano-banana-2","callback_url":"https://hooks.example/cb","input":{)"
+        R"("prompt":"a \"quoted\" cat 猫","resolution":"2K","aspect_ratio":"16:9",)"
+        R"("output_format":"png","image_urls":["https://example.com/a.png"]}})");
 }
 
 TEST_CASE("codec: a callback URL goes into the submit only when given") {

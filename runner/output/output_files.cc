@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "runner/util/json_arena.h"
+#include "runner/util/json_writer.h"
 
 namespace nanobatch::output {
 namespace json = boost::json;
@@ -27,16 +28,19 @@ bool AppendLine(int fd, const std::string& line) {
 
 namespace {
 
-// The item's own columns (manifest `meta:`) after nanobatch's: a column of the same name as one
-// of ours (only an old or damaged journal could hold one) never replaces ours, and text that is
-// not a JSON object adds nothing.
-void AddMetaColumns(const proto::ItemSnapshot& item, json::object& line) {
+// The item's own columns (manifest `meta:`) after nanobatch's, in their order: a column of the
+// same name as one already written (only an old or damaged journal could hold one) never
+// replaces it, and text that is not a JSON object adds nothing. They are parsed and
+// re-serialized by boost::json, as they always were. Last on the line: `line` keeps their names
+// as views into this function's arena.
+void AddMetaColumns(const proto::ItemSnapshot& item, util::JsonObjectWriter& line) {
   if (item.meta_json().empty()) return;
+  util::JsonArena<> arena;
   boost::system::error_code error;
-  json::value meta = json::parse(item.meta_json(), error, line.storage());
+  json::value meta = json::parse(item.meta_json(), error, arena.storage());
   if (error || !meta.is_object()) return;
-  for (auto& [name, value] : meta.as_object()) {
-    if (!line.contains(name)) line.emplace(name, std::move(value));
+  for (const auto& [name, value] : meta.as_object()) {
+    if (!line.Has(name)) line.Raw(name, json::serialize(value));
   }
 }
 
@@ -49,55 +53,57 @@ OutputFiles::~OutputFiles() {
   if (failed_fd_ >= 0) ::close(failed_fd_);
 }
 
+// Room for a line's fixed columns and punctuation besides its free text: the line is then built
+// in one allocation, not grown by doubling from empty.
+constexpr std::size_t kLineOverhead = 512;
+
 std::string OutputFiles::MetadataLine(const proto::ItemSnapshot& item,
                                       const proto::Downloaded& image) {
-  util::JsonArena<> arena;  // one line per image: no heap allocation per column
-  json::object line(
-      {
-          {"file_name", image.file_name()},
-          {"id", item.item_id()},
-          {"prompt", item.prompt()},
-          {"task_id", item.task_id()},
-          {"resolution", item.resolution()},
-          {"aspect_ratio", item.aspect_ratio()},
-          {"output_format", item.output_format()},
-          {"sha256", image.sha256()},
-          {"bytes", image.bytes()},
-          // The task's price; with several images per task every line repeats it.
-          {"credits", item.credits()},
-          {"image_index", image.index()},
-      },
-      arena.storage());
+  std::string text;
+  text.reserve(kLineOverhead + item.prompt().size() + item.meta_json().size() +
+               image.file_name().size() + image.mismatch().size());
+  util::JsonObjectWriter line(text);
+  line.String("file_name", image.file_name());
+  line.String("id", item.item_id());
+  line.String("prompt", item.prompt());
+  line.String("task_id", item.task_id());
+  line.String("resolution", item.resolution());
+  line.String("aspect_ratio", item.aspect_ratio());
+  line.String("output_format", item.output_format());
+  line.String("sha256", image.sha256());
+  line.Number("bytes", image.bytes());
+  // The task's price; with several images per task every line repeats it.
+  line.Number("credits", item.credits());
+  line.Number("image_index", image.index());
   // From the image's header; absent when it did not tell (an older journal, an odd format).
   if (image.width() > 0 && image.height() > 0) {
-    line["width"] = image.width();
-    line["height"] = image.height();
+    line.Number("width", image.width());
+    line.Number("height", image.height());
   }
-  if (!image.mismatch().empty()) line["mismatch"] = image.mismatch();
-  if (item.image_urls_size() > 0) {
-    json::array urls(arena.storage());
-    for (const auto& url : item.image_urls()) urls.emplace_back(url);
-    line["image_urls"] = std::move(urls);
-  }
+  if (!image.mismatch().empty()) line.String("mismatch", image.mismatch());
+  if (item.image_urls_size() > 0) line.StringArray("image_urls", item.image_urls());
   AddMetaColumns(item, line);
-  return json::serialize(line) + "\n";
+  line.Close();
+  text.push_back('\n');
+  return text;
 }
 
 std::string OutputFiles::FailureLine(const proto::ItemSnapshot& item) {
-  util::JsonArena<> arena;
-  json::object line(
-      {
-          {"id", item.item_id()},
-          {"error_code", item.last_error_code()},
-          {"message", item.last_error_message()},
-          {"attempts", item.attempt()},
-          {"failed_tasks", item.failed_tasks()},
-          {"task_id", item.task_id()},
-          {"prompt", item.prompt()},
-      },
-      arena.storage());
+  std::string text;
+  text.reserve(kLineOverhead + item.prompt().size() + item.meta_json().size() +
+               item.last_error_message().size());
+  util::JsonObjectWriter line(text);
+  line.String("id", item.item_id());
+  line.String("error_code", item.last_error_code());
+  line.String("message", item.last_error_message());
+  line.Number("attempts", item.attempt());
+  line.Number("failed_tasks", item.failed_tasks());
+  line.String("task_id", item.task_id());
+  line.String("prompt", item.prompt());
   AddMetaColumns(item, line);
-  return json::serialize(line) + "\n";
+  line.Close();
+  text.push_back('\n');
+  return text;
 }
 
 bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error) {

@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/json.hpp>
+#include <random>
+
 #include "runner/journal/journal.h"
 #include "runner/journal/test_records.h"
 #include "runner/testing/temp_dir.h"
@@ -52,6 +55,106 @@ TEST_CASE("output files: an item's own columns follow nanobatch's, never replaci
   CHECK(OutputFiles::FailureLine(item).find("\"label\":\"cat\"") != std::string::npos);
   item.set_meta_json("[not an object");
   CHECK(OutputFiles::MetadataLine(item, image).find("not an object") == std::string::npos);
+}
+
+// The lines as boost::json wrote them before JsonObjectWriter did: the same columns, in the same
+// order, in a json::object, serialized.
+std::string BoostMetadataLine(const proto::ItemSnapshot& item, const proto::Downloaded& image) {
+  namespace json = boost::json;
+  json::object line({{"file_name", image.file_name()},
+                     {"id", item.item_id()},
+                     {"prompt", item.prompt()},
+                     {"task_id", item.task_id()},
+                     {"resolution", item.resolution()},
+                     {"aspect_ratio", item.aspect_ratio()},
+                     {"output_format", item.output_format()},
+                     {"sha256", image.sha256()},
+                     {"bytes", image.bytes()},
+                     {"credits", item.credits()},
+                     {"image_index", image.index()}});
+  if (image.width() > 0 && image.height() > 0) {
+    line["width"] = image.width();
+    line["height"] = image.height();
+  }
+  if (!image.mismatch().empty()) line["mismatch"] = image.mismatch();
+  if (item.image_urls_size() > 0) {
+    json::array urls;
+    for (const auto& url : item.image_urls()) urls.emplace_back(url);
+    line["image_urls"] = std::move(urls);
+  }
+  boost::system::error_code error;
+  json::value meta = json::parse(item.meta_json(), error);
+  if (!error && meta.is_object()) {
+    for (auto& [name, value] : meta.as_object()) {
+      if (!line.contains(name)) line.emplace(name, std::move(value));
+    }
+  }
+  return json::serialize(line) + "\n";
+}
+
+std::string BoostFailureLine(const proto::ItemSnapshot& item) {
+  namespace json = boost::json;
+  json::object line({{"id", item.item_id()},
+                     {"error_code", item.last_error_code()},
+                     {"message", item.last_error_message()},
+                     {"attempts", item.attempt()},
+                     {"failed_tasks", item.failed_tasks()},
+                     {"task_id", item.task_id()},
+                     {"prompt", item.prompt()}});
+  boost::system::error_code error;
+  json::value meta = json::parse(item.meta_json(), error);
+  if (!error && meta.is_object()) {
+    for (auto& [name, value] : meta.as_object()) {
+      if (!line.contains(name)) line.emplace(name, std::move(value));
+    }
+  }
+  return json::serialize(line) + "\n";
+}
+
+TEST_CASE("output files: lines are byte for byte what boost::json wrote for the same columns") {
+  std::mt19937 random(11);
+  const std::string pieces[] = {"cat", "猫", "\"", "\\", "\n", std::string("\x01\x7f", 2),
+                                " ",   "é"};
+  auto text = [&] {
+    std::string out;
+    for (int i = static_cast<int>(random() % 6); i > 0; --i) out += pieces[random() % 8];
+    return out;
+  };
+  const std::string metas[] = {"",
+                               "{\"label\":\"cat\",\"score\":0.5,\"prompt\":\"forged\"}",
+                               "{\"width\":1,\"height\":2,\"mismatch\":\"m\",\"image_urls\":[],"
+                               "\"n\":{\"a\":[1,2.5e3,null,true]}}",
+                               "{\"x\":1,\"x\":2,\"k\\n\":\"\\u0001\"}",
+                               "[not an object",
+                               "{\"big\":18446744073709551615,\"neg\":-3,\"tiny\":1e-300}"};
+  for (int round = 0; round < 300; ++round) {
+    proto::ItemSnapshot item;
+    item.set_item_id(text());
+    item.set_prompt(text());
+    item.set_task_id(text());
+    item.set_resolution(text());
+    item.set_aspect_ratio(text());
+    item.set_output_format(text());
+    item.set_credits(static_cast<std::uint32_t>(random()));
+    item.set_attempt(static_cast<std::uint32_t>(random() % 5));
+    item.set_failed_tasks(static_cast<std::uint32_t>(random() % 3));
+    item.set_last_error_code(text());
+    item.set_last_error_message(text());
+    for (int i = static_cast<int>(random() % 3); i > 0; --i) item.add_image_urls(text());
+    item.set_meta_json(metas[random() % 6]);
+    proto::Downloaded image;
+    image.set_file_name(text());
+    image.set_sha256(text());
+    image.set_bytes(random() % 2 ? random() : 18446744073709551615ull);
+    image.set_index(static_cast<std::uint32_t>(random() % 4));
+    if (random() % 2) {
+      image.set_width(static_cast<std::uint32_t>(random() % 3));
+      image.set_height(static_cast<std::uint32_t>(random() % 3));
+    }
+    if (random() % 2) image.set_mismatch(text());
+    REQUIRE(OutputFiles::MetadataLine(item, image) == BoostMetadataLine(item, image));
+    REQUIRE(OutputFiles::FailureLine(item) == BoostFailureLine(item));
+  }
 }
 
 }  // namespace
