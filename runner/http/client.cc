@@ -9,7 +9,6 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
-#include <boost/beast/ssl.hpp>
 #include <map>
 #include <optional>
 #include <set>
@@ -17,6 +16,7 @@
 #include <utility>
 
 #include "runner/http/parsers.h"
+#include "runner/http/tls_stream.h"
 #include "runner/util/async.h"
 
 namespace nanobatch::http {
@@ -27,7 +27,6 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
-using Stream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t kDownloadChunk = std::size_t{64} << 10;
@@ -38,11 +37,49 @@ constexpr std::size_t kDownloadChunk = std::size_t{64} << 10;
 constexpr std::size_t kKeptReadBuffer = std::size_t{16} << 10;
 
 struct Connection {
-  Connection(net::any_io_executor executor, ssl::context& tls) : stream(executor, tls) {}
-  Stream stream;
+  Connection(net::any_io_executor executor, ssl::context& tls)
+      : stream(std::move(executor), tls.native_handle()) {}
+  TlsStream stream;
   beast::flat_buffer buffer;  // what was read from the stream and not yet parsed
   std::chrono::steady_clock::time_point idle_since;
 };
+
+// What beast::http::async_read_some does, over a TlsStream: parses what `buffer` holds, reading
+// more while the parser needs more. Ends when the parser made progress (or is done), or with its
+// error (need_buffer: a buffer_body's buffer is full).
+net::awaitable<beast::error_code> ReadHttpSome(TlsStream& stream, beast::flat_buffer& buffer,
+                                               bhttp::basic_parser<false>& parser) {
+  for (;;) {
+    if (buffer.size() > 0) {
+      beast::error_code error;
+      const std::size_t used = parser.put(buffer.data(), error);
+      buffer.consume(used);
+      if (error != bhttp::error::need_more) co_return error;
+    }
+    const std::size_t room = beast::read_size(buffer, kDownloadChunk);
+    if (room == 0) co_return bhttp::error::buffer_overflow;
+    auto [read_error, read] = co_await stream.ReadSome(buffer.prepare(room));
+    if (read_error == net::error::eof) {
+      // A TLS close_notify: the end of a message that runs to the end of the connection.
+      if (!parser.got_some()) co_return bhttp::error::end_of_stream;
+      beast::error_code error;
+      parser.put_eof(error);
+      co_return error;
+    }
+    if (read_error) co_return read_error;
+    buffer.commit(read);
+  }
+}
+
+// beast::http::async_read_header (`header_only`) or async_read over a TlsStream.
+net::awaitable<beast::error_code> ReadHttp(TlsStream& stream, beast::flat_buffer& buffer,
+                                           bhttp::basic_parser<false>& parser, bool header_only) {
+  while (header_only ? !parser.is_header_done() : !parser.is_done()) {
+    const beast::error_code error = co_await ReadHttpSome(stream, buffer, parser);
+    if (error) co_return error;
+  }
+  co_return beast::error_code();
+}
 
 // How long the connections a pool opens at once wait for the first one's TLS session, so that
 // they resume it rather than each verify the certificate chain: once per pool, at its start.
@@ -218,12 +255,11 @@ struct Client::Impl {
   }
 
   static bool IsQuiet(Connection& connection) {
-    // Bytes may already be past the socket: in OpenSSL's record buffers, or in the BIO pair
-    // between Asio's engine and OpenSSL (read with the last answer, in the same segment).
-    SSL* native = connection.stream.native_handle();
-    if (SSL_has_pending(native) == 1 || BIO_ctrl_pending(SSL_get_rbio(native)) > 0) return false;
+    // Bytes may already be past the socket, in OpenSSL's buffers (read ahead with the last
+    // answer, in the same segment).
+    if (connection.stream.HasBuffered()) return false;
     pollfd readable{};
-    readable.fd = beast::get_lowest_layer(connection.stream).socket().native_handle();
+    readable.fd = connection.stream.socket().native_handle();
     readable.events = POLLIN;
     return ::poll(&readable, 1, 0) == 0;
   }
@@ -264,16 +300,15 @@ struct Client::Impl {
     }
 
     auto connection = std::make_unique<Connection>(executor, tls);
-    auto& tcp_layer = beast::get_lowest_layer(connection->stream);
-    tcp_layer.expires_after(options.connect_timeout);
-    auto [connect_error, connected] = co_await tcp_layer.async_connect(allowed, kAsTuple);
+    connection->stream.ExpiresAfter(options.connect_timeout);  // the handshake's too
+    const beast::error_code connect_error = co_await connection->stream.Connect(allowed);
     if (connect_error)
       co_return Failure(connect_error, "connecting to " + endpoint.Authority(), false);
     // Requests go out as whole TLS records, each one ready to send: Nagle's algorithm would hold
     // a request's second record (its body) until the server acknowledged the first, which a
     // server delaying its ACKs makes a 40 ms stall per exchange.
     boost::system::error_code ignored;
-    tcp_layer.socket().set_option(tcp::no_delay(true), ignored);
+    connection->stream.socket().set_option(tcp::no_delay(true), ignored);
 
     // SNI (for names only: RFC 6066 forbids IP literals there) and OpenSSL's own check of the
     // name or address, so that a mismatch is reported as X509_V_ERR_HOSTNAME_MISMATCH (or
@@ -289,7 +324,7 @@ struct Client::Impl {
                                                   net::error::get_ssl_category()),
                         "setting up TLS for " + endpoint.host, false);
     }
-    connection->stream.set_verify_mode(ssl::verify_peer);
+    SSL_set_verify(native, SSL_VERIFY_PEER, SSL_get_verify_callback(native));
     SSL_set_ex_data(native, PoolIndex(), &pool);
     // The first connection of a pool goes ahead; those opened with it wait (briefly) for its
     // session, which comes with its first answer.
@@ -301,8 +336,7 @@ struct Client::Impl {
     }
     // A session the server does not take back costs nothing: the handshake is a full one.
     if (pool.session != nullptr) SSL_set_session(native, pool.session);
-    auto [handshake_error] =
-        co_await connection->stream.async_handshake(ssl::stream_base::client, kAsTuple);
+    const beast::error_code handshake_error = co_await connection->stream.Handshake();
     if (handshake_error) co_return HandshakeFailure(handshake_error, native, endpoint);
     ++stats.connections_opened;
     if (SSL_session_reused(native) == 1) ++stats.sessions_resumed;
@@ -336,7 +370,7 @@ struct Client::Impl {
     }
     if (connection->buffer.capacity() > kKeptReadBuffer) connection->buffer.shrink_to_fit();
     connection->idle_since = std::chrono::steady_clock::now();
-    beast::get_lowest_layer(connection->stream).expires_never();
+    connection->stream.ExpiresNever();
     pool.idle.push_back(std::move(connection));
   }
 
@@ -381,8 +415,8 @@ void Client::Shutdown() {
   }
   for (Connection* connection : impl_->active) {
     beast::error_code ignored;
-    beast::get_lowest_layer(connection->stream).socket().cancel(ignored);
-    beast::get_lowest_layer(connection->stream).socket().close(ignored);
+    connection->stream.socket().cancel(ignored);
+    connection->stream.socket().close(ignored);
   }
 }
 
@@ -465,10 +499,9 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
     std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
     Impl::ActiveGuard active(impl, connection.get());
 
-    auto& tcp_layer = beast::get_lowest_layer(connection->stream);
-    tcp_layer.expires_after(timeout);
-    auto [write_error, written] =
-        co_await net::async_write(connection->stream, net::buffer(*bytes), kAsTuple);
+    connection->stream.ExpiresAfter(timeout);
+    std::size_t written = 0;
+    const beast::error_code write_error = co_await connection->stream.WriteAll(*bytes, written);
     if (write_error) {
       if (reused && attempt == 0 && write_error != net::error::operation_aborted) continue;
       co_return Failure(write_error, "sending to " + request.endpoint.Authority(), written > 0);
@@ -476,8 +509,8 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
 
     bhttp::response_parser<bhttp::string_body> parser;
     LimitResponse(parser, body_limit);
-    auto [read_error, read] =
-        co_await bhttp::async_read(connection->stream, connection->buffer, parser, kAsTuple);
+    const beast::error_code read_error =
+        co_await ReadHttp(connection->stream, connection->buffer, parser, /*header_only=*/false);
     if (read_error) {
       // A dead kept-alive connection answers the first read with EOF or a reset. For a GET that
       // is safe to retry; a POST may already be with the server, so the caller must know.
@@ -531,18 +564,17 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
   Impl::ActiveGuard active(impl, connection.get());
 
-  auto& tcp_layer = beast::get_lowest_layer(connection->stream);
   const auto deadline = std::chrono::steady_clock::now() + timeout;  // for the whole download
-  tcp_layer.expires_at(deadline);
-  auto [write_error, written] =
-      co_await net::async_write(connection->stream, net::buffer(*bytes), kAsTuple);
+  connection->stream.ExpiresAt(deadline);
+  std::size_t written = 0;
+  const beast::error_code write_error = co_await connection->stream.WriteAll(*bytes, written);
   if (write_error) co_return Failure(write_error, "requesting " + endpoint.target, true);
 
   beast::flat_buffer& buffer = connection->buffer;
   bhttp::response_parser<bhttp::buffer_body> parser;
   LimitResponse(parser, max_bytes);
-  auto [header_error, header_bytes] =
-      co_await bhttp::async_read_header(connection->stream, buffer, parser, kAsTuple);
+  const beast::error_code header_error =
+      co_await ReadHttp(connection->stream, buffer, parser, /*header_only=*/true);
   if (header_error) co_return Failure(header_error, "reading headers of " + endpoint.target, true);
 
   DownloadOutcome outcome;
@@ -566,9 +598,8 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
     // sink, one write (and hash update) per 64 KB rather than one per record.
     parser.get().body().data = chunk + filled;
     parser.get().body().size = sizeof chunk - filled;
-    tcp_layer.expires_at(std::min(deadline, std::chrono::steady_clock::now() + stall));
-    auto [read_error, read] =
-        co_await bhttp::async_read_some(connection->stream, buffer, parser, kAsTuple);
+    connection->stream.ExpiresAt(std::min(deadline, std::chrono::steady_clock::now() + stall));
+    beast::error_code read_error = co_await ReadHttpSome(connection->stream, buffer, parser);
     if (read_error == bhttp::error::need_buffer) read_error = {};
     const auto now = std::chrono::steady_clock::now();
     if (read_error == beast::error::timeout && now < deadline) {

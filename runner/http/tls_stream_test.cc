@@ -1,0 +1,215 @@
+// TlsStream against the project's simulator over real TLS on loopback, and against a TCP server
+// that never speaks.
+#include "runner/http/tls_stream.h"
+
+#include <doctest/doctest.h>
+#include <openssl/err.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <csignal>
+#include <optional>
+#include <string>
+
+#include "runner/testing/fake_api_process.h"
+
+namespace nanobatch::http {
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+using ErrorCode = boost::system::error_code;
+
+// Runs one coroutine to completion on a fresh io_context (bounded by the streams' deadlines).
+template <typename T>
+T RunOn(net::awaitable<T> task) {
+  net::io_context io;
+  std::optional<T> result;
+  net::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
+    if (e) std::rethrow_exception(e);
+    result = std::move(value);
+  });
+  io.run();
+  return std::move(*result);
+}
+
+// A client context trusting `ca_file` (none: trusting nothing).
+struct ClientContext {
+  explicit ClientContext(const std::string& ca_file) : context(SSL_CTX_new(TLS_client_method())) {
+    SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
+    if (!ca_file.empty()) SSL_CTX_load_verify_locations(context, ca_file.c_str(), nullptr);
+  }
+  ~ClientContext() { SSL_CTX_free(context); }
+  SSL_CTX* context;
+};
+
+std::vector<tcp::endpoint> Loopback(int port) {
+  return {tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port))};
+}
+
+const std::string kCredits =
+    "GET /v1/credits HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-test\r\n\r\n";
+
+// Reads until a whole answer with a Content-Length body is in `answer`; false on an error.
+net::awaitable<ErrorCode> ReadAnswer(TlsStream& stream, std::string& answer) {
+  char chunk[4096];
+  for (;;) {
+    const auto end = answer.find("\r\n\r\n");
+    const auto length = answer.find("Content-Length: ");
+    if (end != std::string::npos && length != std::string::npos &&
+        answer.size() >= end + 4 + std::stoul(answer.substr(length + 16))) {
+      co_return ErrorCode();
+    }
+    auto [error, got] = co_await stream.ReadSome(net::buffer(chunk));
+    if (error) co_return error;
+    answer.append(chunk, got);
+  }
+}
+
+TEST_CASE("tls stream: a request and its answer over verified TLS, one after another") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  ClientContext tls(api.ca_file());
+  const std::string answers = RunOn([&]() -> net::awaitable<std::string> {
+    TlsStream stream(co_await net::this_coro::executor, tls.context);
+    stream.ExpiresAfter(10s);
+    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
+    REQUIRE_FALSE(connected);
+    SSL_set1_host(stream.native_handle(), "127.0.0.1");
+    const ErrorCode handshake = co_await stream.Handshake();
+    REQUIRE_MESSAGE(!handshake, handshake.message());
+    std::string all;
+    for (int i = 0; i < 3; ++i) {
+      std::size_t written = 0;
+      const ErrorCode write = co_await stream.WriteAll(kCredits, written);
+      CHECK_FALSE(write);
+      CHECK(written == kCredits.size());
+      std::string answer;
+      const ErrorCode read = co_await ReadAnswer(stream, answer);
+      CHECK_FALSE(read);
+      CHECK_FALSE(stream.HasBuffered());  // the whole answer was taken
+      all += answer;
+    }
+    stream.ExpiresNever();
+    co_return all;
+  }());
+  CHECK(answers.find("HTTP/1.1 200") == 0);
+  CHECK(answers.rfind("\"credits\"") > answers.find("\"credits\""));  // three answers
+}
+
+TEST_CASE("tls stream: a server that never speaks ends the handshake at the deadline") {
+  net::io_context io;
+  tcp::acceptor silent(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  tcp::socket held(io);
+  silent.async_accept(held, [](const ErrorCode&) {});  // accepted, then nothing
+  ClientContext tls("");
+  std::optional<ErrorCode> handshake;
+  std::optional<ErrorCode> late;
+  const auto start = std::chrono::steady_clock::now();
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        TlsStream stream(co_await net::this_coro::executor, tls.context);
+        stream.ExpiresAfter(300ms);
+        const ErrorCode connected =
+            co_await stream.Connect(Loopback(silent.local_endpoint().port()));
+        CHECK_FALSE(connected);
+        handshake = co_await stream.Handshake();
+        // A deadline already passed ends the next operation at once.
+        stream.ExpiresAt(std::chrono::steady_clock::now() - 1s);
+        std::size_t written = 0;
+        const std::string bytes = "x";
+        late = co_await stream.WriteAll(bytes, written);
+      },
+      net::detached);
+  io.run();
+  REQUIRE(handshake);
+  CHECK(*handshake == boost::beast::error::timeout);
+  CHECK(late == ErrorCode(boost::beast::error::timeout));
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= 250ms);
+  CHECK(took < 5s);
+}
+
+TEST_CASE("tls stream: a certificate outside the trusted CA fails with OpenSSL's error") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  ClientContext tls("");  // trusts nothing
+  const auto [error, verify] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, long>> {
+    TlsStream stream(co_await net::this_coro::executor, tls.context);
+    stream.ExpiresAfter(10s);
+    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
+    CHECK_FALSE(connected);
+    const ErrorCode handshake = co_await stream.Handshake();
+    co_return std::make_pair(handshake, SSL_get_verify_result(stream.native_handle()));
+  }());
+  CHECK(error.category() == net::error::get_ssl_category());
+  CHECK(ERR_GET_REASON(static_cast<unsigned long>(error.value())) ==
+        SSL_R_CERTIFICATE_VERIFY_FAILED);
+  CHECK(verify != X509_V_OK);
+  CHECK(ERR_peek_error() == 0);  // nothing of it left for the next call on this thread
+}
+
+TEST_CASE("tls stream: an error another OpenSSL user left in the queue fails nothing") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  ClientContext tls(api.ca_file());
+  const auto [exchange, idle] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, ErrorCode>> {
+    TlsStream stream(co_await net::this_coro::executor, tls.context);
+    stream.ExpiresAfter(10s);
+    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
+    CHECK_FALSE(connected);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);  // as if some earlier call had failed
+    const ErrorCode handshake = co_await stream.Handshake();
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    std::size_t written = 0;
+    const ErrorCode write = co_await stream.WriteAll(kCredits, written);
+    std::string answer;
+    const ErrorCode read = co_await ReadAnswer(stream, answer);
+    // A read that finds nothing must wait (here until its deadline): SSL_get_error would take
+    // the stale entry for this read's failure.
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    stream.ExpiresAfter(200ms);
+    char byte;
+    auto [waited, got] = co_await stream.ReadSome(net::buffer(&byte, 1));
+    co_return std::make_pair(handshake ? handshake : write ? write : read, waited);
+  }());
+  CHECK_MESSAGE(!exchange, exchange.message());
+  CHECK_MESSAGE(idle == ErrorCode(boost::beast::error::timeout), idle.message());
+}
+
+TEST_CASE("tls stream: a reset connection is an error code, never a SIGPIPE") {
+  // The default disposition, as in a program that did not ignore SIGPIPE: a write into a reset
+  // socket would end the process.
+  const auto previous = std::signal(SIGPIPE, SIG_DFL);
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir, {"--wire-fault", "reset", "--wire-fault-every", "1"});
+  ClientContext tls(api.ca_file());
+  const auto [read, write] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, ErrorCode>> {
+    TlsStream stream(co_await net::this_coro::executor, tls.context);
+    stream.ExpiresAfter(10s);
+    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
+    CHECK_FALSE(connected);
+    const ErrorCode handshake = co_await stream.Handshake();
+    CHECK_FALSE(handshake);
+    std::size_t written = 0;
+    const ErrorCode first = co_await stream.WriteAll(kCredits, written);
+    CHECK_FALSE(first);
+    std::string answer;
+    const ErrorCode read_error = co_await ReadAnswer(stream, answer);
+    // Written into the reset connection, more than the socket takes at once.
+    const std::string big(1 << 20, 'x');
+    ErrorCode write_error;
+    for (int i = 0; i < 4 && !write_error; ++i)
+      write_error = co_await stream.WriteAll(big, written);
+    co_return std::make_pair(read_error, write_error);
+  }());
+  std::signal(SIGPIPE, previous);
+  CHECK(read);
+  CHECK(write);
+}
+
+}  // namespace
+}  // namespace nanobatch::http
