@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 #include <cerrno>
+#include <cstdint>
 #include <new>
 
 namespace nanobatch::http {
@@ -25,6 +26,9 @@ constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 struct TlsStream::Deadline {
   tcp::socket* socket;
   bool expired = false;
+  // Which deadline the timer is for: a handler that fired for an earlier one (queued, not yet
+  // run, when the deadline moved) must not end what the new one allows.
+  std::uint64_t generation = 0;
 };
 
 TlsStream::TlsStream(net::any_io_executor executor, SSL_CTX* context)
@@ -111,20 +115,22 @@ long TlsStream::BioControl(BIO* /*bio*/, int command, long /*number*/, void* /*p
 
 void TlsStream::ExpiresAt(Clock::time_point deadline) {
   deadline_->expired = false;
+  const std::uint64_t generation = ++deadline_->generation;
   timer_.expires_at(deadline);  // cancels the wait for the previous deadline
   std::weak_ptr<Deadline> weak = deadline_;
-  timer_.async_wait([weak = std::move(weak)](const ErrorCode& error) {
+  timer_.async_wait([weak = std::move(weak), generation](const ErrorCode& error) {
     if (error) return;  // cancelled: a new deadline, none, or the stream is closing
-    if (auto shared = weak.lock()) {
-      shared->expired = true;
-      ErrorCode ignored;
-      shared->socket->cancel(ignored);  // what waits ends (operation_aborted: a timeout)
-    }
+    auto shared = weak.lock();
+    if (!shared || shared->generation != generation) return;  // gone, or moved since
+    shared->expired = true;
+    ErrorCode ignored;
+    shared->socket->cancel(ignored);  // what waits ends (operation_aborted: a timeout)
   });
 }
 
 void TlsStream::ExpiresNever() {
   deadline_->expired = false;
+  ++deadline_->generation;
   timer_.cancel();
 }
 

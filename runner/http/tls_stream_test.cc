@@ -11,6 +11,7 @@
 #include <csignal>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "runner/testing/fake_api_process.h"
 
@@ -131,6 +132,35 @@ TEST_CASE("tls stream: a server that never speaks ends the handshake at the dead
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK(took >= 250ms);
   CHECK(took < 5s);
+}
+
+TEST_CASE("tls stream: a deadline moved after it fired, before its handler ran, ends nothing") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  ClientContext tls(api.ca_file());
+  const ErrorCode error = RunOn([&]() -> net::awaitable<ErrorCode> {
+    const auto executor = co_await net::this_coro::executor;
+    TlsStream stream(executor, tls.context);
+    stream.ExpiresAfter(10s);
+    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
+    CHECK_FALSE(connected);
+    const ErrorCode handshake = co_await stream.Handshake();
+    CHECK_FALSE(handshake);
+    // The deadline and a wake-up just before it, both passed before the loop looks again: the
+    // wake-up runs first and moves the deadline; the old deadline's handler runs after it.
+    const auto at = std::chrono::steady_clock::now() + 2ms;
+    stream.ExpiresAt(at);
+    net::steady_timer wake(executor, at - 1us);
+    std::this_thread::sleep_for(10ms);
+    co_await wake.async_wait(net::use_awaitable);
+    stream.ExpiresAfter(10s);
+    std::size_t written = 0;
+    const ErrorCode write = co_await stream.WriteAll(kCredits, written);
+    if (write) co_return write;
+    std::string answer;
+    co_return co_await ReadAnswer(stream, answer);
+  }());
+  CHECK_MESSAGE(!error, error.message());
 }
 
 TEST_CASE("tls stream: a certificate outside the trusted CA fails with OpenSSL's error") {
