@@ -593,14 +593,40 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   buffer.reserve(kDownloadChunk);
   char chunk[kDownloadChunk];
   std::size_t filled = 0;  // bytes in `chunk` not yet handed to the sink
-  while (!parser.is_done()) {
+  // A body of announced length (what image hosts send) goes from TLS straight into `chunk`:
+  // OpenSSL's copy of the plaintext is the only one, where through the parser each byte was
+  // copied into the read buffer and again into the chunk. A chunked body, or one that runs to
+  // the end of the connection, goes through the parser.
+  const bool known_length = parser.content_length().has_value();
+  std::uint64_t remaining = known_length ? *parser.content_length() : 0;
+  const auto body_done = [&] { return known_length ? remaining == 0 : parser.is_done(); };
+  while (!body_done()) {
     // Records of a TLS stream come 16 KB at a time: they fill the chunk before it goes to the
     // sink, one write (and hash update) per 64 KB rather than one per record.
-    parser.get().body().data = chunk + filled;
-    parser.get().body().size = sizeof chunk - filled;
+    const std::size_t room = sizeof chunk - filled;
     connection->stream.ExpiresAt(std::min(deadline, std::chrono::steady_clock::now() + stall));
-    beast::error_code read_error = co_await ReadHttpSome(connection->stream, buffer, parser);
-    if (read_error == bhttp::error::need_buffer) read_error = {};
+    beast::error_code read_error;
+    std::size_t got = 0;
+    if (known_length && buffer.size() > 0) {
+      // Body bytes that came with the headers.
+      got = net::buffer_copy(net::buffer(chunk + filled, std::min<std::uint64_t>(room, remaining)),
+                             buffer.data());
+      buffer.consume(got);
+    } else if (known_length) {
+      auto [error, read] = co_await connection->stream.ReadSome(
+          net::buffer(chunk + filled, std::min<std::uint64_t>(room, remaining)));
+      // The connection ended before the announced length: what the parser calls that.
+      read_error =
+          error == net::error::eof ? beast::error_code(bhttp::error::partial_message) : error;
+      got = read;
+    } else {
+      parser.get().body().data = chunk + filled;
+      parser.get().body().size = room;
+      read_error = co_await ReadHttpSome(connection->stream, buffer, parser);
+      if (read_error == bhttp::error::need_buffer) read_error = {};
+      got = room - parser.get().body().size;
+    }
+    if (known_length) remaining -= got;
     const auto now = std::chrono::steady_clock::now();
     if (read_error == beast::error::timeout && now < deadline) {
       co_return Failure(
@@ -611,9 +637,8 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
           true);
     }
     if (read_error) co_return Failure(read_error, "reading the body of " + endpoint.target, true);
-    const std::size_t got = sizeof chunk - filled - parser.get().body().size;
     filled += got;
-    if ((filled == sizeof chunk || parser.is_done()) && filled > 0) {
+    if ((filled == sizeof chunk || body_done()) && filled > 0) {
       if (!sink.Write(chunk, filled)) {
         co_return Failure(net::error::operation_aborted, "storing " + endpoint.target, true);
       }
@@ -621,7 +646,7 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
     }
     outcome.bytes += got;
     const double seconds = std::chrono::duration<double>(now - body_start).count();
-    if (min_rate > 0 && now - body_start >= stall && !parser.is_done() &&
+    if (min_rate > 0 && now - body_start >= stall && !body_done() &&
         static_cast<double>(outcome.bytes) < static_cast<double>(min_rate) * seconds) {
       co_return Failure(
           beast::error::timeout,

@@ -359,6 +359,29 @@ TEST_CASE("http client: a download of several chunks arrives whole, stored 64 KB
   CHECK(std::get<Response>(fetched).body == sink.bytes);
 }
 
+TEST_CASE("http client: a chunked image, or one that ends with the connection, arrives whole") {
+  for (const char* framing : {"chunked", "close"}) {
+    CAPTURE(framing);
+    SettledImage f({"--image-scale", "0.35", "--image-noise", "255", "--image-framing", framing});
+    auto& [dir, api, io, client, id, image] = f;
+    CountingSink sink;
+    Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 8 << 20, 10s, kLoopback));
+    REQUIRE(std::holds_alternative<DownloadOutcome>(got));
+    const std::string& png = sink.bytes;
+    CHECK(std::get<DownloadOutcome>(got).bytes == png.size());
+    REQUIRE(png.size() > 3 * (std::size_t{64} << 10));
+    CHECK(png.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+    CHECK(png.substr(png.size() - 8, 4) == "IEND");  // the last chunk, whole
+    CHECK(sink.writes == static_cast<int>((png.size() + (std::size_t{64} << 10) - 1) >> 16));
+    // A body too large for the limit is refused as it comes, not after.
+    CountingSink capped;
+    Result<DownloadOutcome> refused =
+        RunOn(io, client.Download(image, capped, png.size() / 2, 10s, kLoopback));
+    REQUIRE(std::holds_alternative<NetworkError>(refused));
+    CHECK(std::get<NetworkError>(refused).code == boost::beast::http::error::body_limit);
+  }
+}
+
 TEST_CASE("http client: a download to an address the policy refuses never connects") {
   testing::TempDir dir;
   testing::FakeApiProcess api(dir, {"--pending-ms", "0", "--processing-ms", "0"});

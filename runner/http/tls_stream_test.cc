@@ -53,6 +53,14 @@ std::vector<tcp::endpoint> Loopback(int port) {
 const std::string kCredits =
     "GET /v1/credits HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-test\r\n\r\n";
 
+// Connects `stream` to the simulator's API port and shakes hands (within 10 s): the first error.
+net::awaitable<ErrorCode> Open(TlsStream& stream, const testing::FakeApiProcess& api) {
+  stream.ExpiresAfter(10s);
+  const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
+  if (connected) co_return connected;
+  co_return co_await stream.Handshake();
+}
+
 // Reads until a whole answer with a Content-Length body is in `answer`; false on an error.
 net::awaitable<ErrorCode> ReadAnswer(TlsStream& stream, std::string& answer) {
   char chunk[4096];
@@ -75,12 +83,9 @@ TEST_CASE("tls stream: a request and its answer over verified TLS, one after ano
   ClientContext tls(api.ca_file());
   const std::string answers = RunOn([&]() -> net::awaitable<std::string> {
     TlsStream stream(co_await net::this_coro::executor, tls.context);
-    stream.ExpiresAfter(10s);
-    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
-    REQUIRE_FALSE(connected);
-    SSL_set1_host(stream.native_handle(), "127.0.0.1");
-    const ErrorCode handshake = co_await stream.Handshake();
-    REQUIRE_MESSAGE(!handshake, handshake.message());
+    SSL_set1_host(stream.native_handle(), "127.0.0.1");  // the certificate's name checked too
+    const ErrorCode opened = co_await Open(stream, api);
+    REQUIRE_MESSAGE(!opened, opened.message());
     std::string all;
     for (int i = 0; i < 3; ++i) {
       std::size_t written = 0;
@@ -141,11 +146,8 @@ TEST_CASE("tls stream: a deadline moved after it fired, before its handler ran, 
   const ErrorCode error = RunOn([&]() -> net::awaitable<ErrorCode> {
     const auto executor = co_await net::this_coro::executor;
     TlsStream stream(executor, tls.context);
-    stream.ExpiresAfter(10s);
-    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
-    CHECK_FALSE(connected);
-    const ErrorCode handshake = co_await stream.Handshake();
-    CHECK_FALSE(handshake);
+    const ErrorCode opened = co_await Open(stream, api);
+    CHECK_FALSE(opened);
     // The deadline and a wake-up just before it, both passed before the loop looks again: the
     // wake-up runs first and moves the deadline; the old deadline's handler runs after it.
     const auto at = std::chrono::steady_clock::now() + 2ms;
@@ -169,11 +171,8 @@ TEST_CASE("tls stream: a certificate outside the trusted CA fails with OpenSSL's
   ClientContext tls("");  // trusts nothing
   const auto [error, verify] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, long>> {
     TlsStream stream(co_await net::this_coro::executor, tls.context);
-    stream.ExpiresAfter(10s);
-    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
-    CHECK_FALSE(connected);
-    const ErrorCode handshake = co_await stream.Handshake();
-    co_return std::make_pair(handshake, SSL_get_verify_result(stream.native_handle()));
+    const ErrorCode opened = co_await Open(stream, api);
+    co_return std::make_pair(opened, SSL_get_verify_result(stream.native_handle()));
   }());
   CHECK(error.category() == net::error::get_ssl_category());
   CHECK(ERR_GET_REASON(static_cast<unsigned long>(error.value())) ==
@@ -188,11 +187,8 @@ TEST_CASE("tls stream: an error another OpenSSL user left in the queue fails not
   ClientContext tls(api.ca_file());
   const auto [exchange, idle] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, ErrorCode>> {
     TlsStream stream(co_await net::this_coro::executor, tls.context);
-    stream.ExpiresAfter(10s);
-    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
-    CHECK_FALSE(connected);
     ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);  // as if some earlier call had failed
-    const ErrorCode handshake = co_await stream.Handshake();
+    const ErrorCode handshake = co_await Open(stream, api);
     ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
     std::size_t written = 0;
     const ErrorCode write = co_await stream.WriteAll(kCredits, written);
@@ -219,11 +215,8 @@ TEST_CASE("tls stream: a reset connection is an error code, never a SIGPIPE") {
   ClientContext tls(api.ca_file());
   const auto [read, write] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, ErrorCode>> {
     TlsStream stream(co_await net::this_coro::executor, tls.context);
-    stream.ExpiresAfter(10s);
-    const ErrorCode connected = co_await stream.Connect(Loopback(api.api_port()));
-    CHECK_FALSE(connected);
-    const ErrorCode handshake = co_await stream.Handshake();
-    CHECK_FALSE(handshake);
+    const ErrorCode opened = co_await Open(stream, api);
+    CHECK_FALSE(opened);
     std::size_t written = 0;
     const ErrorCode first = co_await stream.WriteAll(kCredits, written);
     CHECK_FALSE(first);

@@ -57,6 +57,19 @@ TEST_CASE("output files: an item's own columns follow nanobatch's, never replaci
   CHECK(OutputFiles::MetadataLine(item, image).find("not an object") == std::string::npos);
 }
 
+// The item's own columns after `line`'s, as boost::json merged them; the line serialized.
+std::string WithBoostMeta(const proto::ItemSnapshot& item, boost::json::object line) {
+  namespace json = boost::json;
+  boost::system::error_code error;
+  json::value meta = json::parse(item.meta_json(), error);
+  if (!error && meta.is_object()) {
+    for (auto& [name, value] : meta.as_object()) {
+      if (!line.contains(name)) line.emplace(name, std::move(value));
+    }
+  }
+  return json::serialize(line) + "\n";
+}
+
 // The lines as boost::json wrote them before JsonObjectWriter did: the same columns, in the same
 // order, in a json::object, serialized.
 std::string BoostMetadataLine(const proto::ItemSnapshot& item, const proto::Downloaded& image) {
@@ -82,14 +95,7 @@ std::string BoostMetadataLine(const proto::ItemSnapshot& item, const proto::Down
     for (const auto& url : item.image_urls()) urls.emplace_back(url);
     line["image_urls"] = std::move(urls);
   }
-  boost::system::error_code error;
-  json::value meta = json::parse(item.meta_json(), error);
-  if (!error && meta.is_object()) {
-    for (auto& [name, value] : meta.as_object()) {
-      if (!line.contains(name)) line.emplace(name, std::move(value));
-    }
-  }
-  return json::serialize(line) + "\n";
+  return WithBoostMeta(item, std::move(line));
 }
 
 std::string BoostFailureLine(const proto::ItemSnapshot& item) {
@@ -101,14 +107,7 @@ std::string BoostFailureLine(const proto::ItemSnapshot& item) {
                      {"failed_tasks", item.failed_tasks()},
                      {"task_id", item.task_id()},
                      {"prompt", item.prompt()}});
-  boost::system::error_code error;
-  json::value meta = json::parse(item.meta_json(), error);
-  if (!error && meta.is_object()) {
-    for (auto& [name, value] : meta.as_object()) {
-      if (!line.contains(name)) line.emplace(name, std::move(value));
-    }
-  }
-  return json::serialize(line) + "\n";
+  return WithBoostMeta(item, std::move(line));
 }
 
 TEST_CASE("output files: lines are byte for byte what boost::json wrote for the same columns") {

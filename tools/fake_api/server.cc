@@ -41,6 +41,10 @@ constexpr std::string_view kStrayAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\
 
 struct ServerSettings {
   double slow_ms = 2000;  // how long a "slow" image body takes in all
+  // How an image body is delimited: "length" (Content-Length, as file hosts do), "chunked"
+  // (Transfer-Encoding: chunked) or "close" (neither: the body ends with the connection, closed
+  // with a TLS close_notify).
+  std::string image_framing = "length";
   bool log_requests = false;
   bool echo_authorization = false;  // every error message quotes the request's Authorization
 };
@@ -72,6 +76,21 @@ http::response<http::string_body> JsonResponse(const Reply& reply, unsigned vers
 // connection must not be used again.
 net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned version,
                                bool keep_alive, const ServerSettings& settings) {
+  if (settings.image_framing != "length" && image.delivery == Delivery::kNormal) {
+    const bool chunked = settings.image_framing == "chunked";
+    http::response<http::string_body> response{http::status::ok, version};
+    response.set(http::field::server, "nanobatch-fake-api");
+    response.set(http::field::content_type, image.content_type);
+    response.keep_alive(chunked && keep_alive);
+    if (chunked) response.chunked(true);  // else no length at all: the end of the connection
+    response.body() = image.bytes;
+    beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
+    auto [error, n] = co_await http::async_write(stream, response, kAsTuple);
+    if (error) co_return false;
+    if (chunked) co_return keep_alive;
+    co_await stream.async_shutdown(kAsTuple);
+    co_return false;
+  }
   http::response<http::empty_body> head{http::status::ok, version};
   head.set(http::field::server, "nanobatch-fake-api");
   head.set(http::field::content_type, image.content_type);
@@ -442,6 +461,10 @@ int Main(int argc, char** argv) {
   app.add_option("--p-trickle", options.p_trickle,
                  "probability an image body comes one byte a second");
   app.add_option("--slow-ms", settings.slow_ms, "duration of a slow image body");
+  app.add_option("--image-framing", settings.image_framing,
+                 "how image bodies end: length (Content-Length), chunked, or close (at the "
+                 "connection's end)")
+      ->check(CLI::IsMember({"length", "chunked", "close"}));
   app.add_option("--seed", options.seed, "random seed of the fault injection");
   app.add_flag("--log-requests", settings.log_requests, "one stderr line per request");
   app.add_option("--p-bad-submit-body", options.p_bad_submit_body,
