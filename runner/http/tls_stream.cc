@@ -24,6 +24,7 @@ constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 // What the deadline's timer shares with the stream: its handler may run after the stream is gone
 // (the timer fired, its handler not yet run), so it holds this weakly.
 struct TlsStream::Deadline {
+  explicit Deadline(tcp::socket* socket_in) : socket(socket_in) {}
   tcp::socket* socket;
   bool expired = false;
   // Which deadline the timer is for: a handler that fired for an earlier one (queued, not yet

@@ -169,11 +169,13 @@ TEST_CASE("tls stream: a certificate outside the trusted CA fails with OpenSSL's
   testing::TempDir dir;
   testing::FakeApiProcess api(dir);
   ClientContext tls("");  // trusts nothing
-  const auto [error, verify] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, long>> {
+  const auto result = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, long>> {
     TlsStream stream(co_await net::this_coro::executor, tls.context);
     const ErrorCode opened = co_await Open(stream, api);
     co_return std::make_pair(opened, SSL_get_verify_result(stream.native_handle()));
   }());
+  const ErrorCode& error = result.first;
+  const long verify = result.second;
   CHECK(error.category() == net::error::get_ssl_category());
   CHECK(ERR_GET_REASON(static_cast<unsigned long>(error.value())) ==
         SSL_R_CERTIFICATE_VERIFY_FAILED);
@@ -185,7 +187,7 @@ TEST_CASE("tls stream: an error another OpenSSL user left in the queue fails not
   testing::TempDir dir;
   testing::FakeApiProcess api(dir);
   ClientContext tls(api.ca_file());
-  const auto [exchange, idle] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, ErrorCode>> {
+  const auto errors = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, ErrorCode>> {
     TlsStream stream(co_await net::this_coro::executor, tls.context);
     ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);  // as if some earlier call had failed
     const ErrorCode handshake = co_await Open(stream, api);
@@ -202,6 +204,8 @@ TEST_CASE("tls stream: an error another OpenSSL user left in the queue fails not
     auto [waited, got] = co_await stream.ReadSome(net::buffer(&byte, 1));
     co_return std::make_pair(handshake ? handshake : write ? write : read, waited);
   }());
+  const ErrorCode& exchange = errors.first;
+  const ErrorCode& idle = errors.second;
   CHECK_MESSAGE(!exchange, exchange.message());
   CHECK_MESSAGE(idle == ErrorCode(boost::beast::error::timeout), idle.message());
 }
@@ -213,7 +217,7 @@ TEST_CASE("tls stream: a reset connection is an error code, never a SIGPIPE") {
   testing::TempDir dir;
   testing::FakeApiProcess api(dir, {"--wire-fault", "reset", "--wire-fault-every", "1"});
   ClientContext tls(api.ca_file());
-  const auto [read, write] = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, ErrorCode>> {
+  const auto errors = RunOn([&]() -> net::awaitable<std::pair<ErrorCode, ErrorCode>> {
     TlsStream stream(co_await net::this_coro::executor, tls.context);
     const ErrorCode opened = co_await Open(stream, api);
     CHECK_FALSE(opened);
@@ -229,6 +233,8 @@ TEST_CASE("tls stream: a reset connection is an error code, never a SIGPIPE") {
       write_error = co_await stream.WriteAll(big, written);
     co_return std::make_pair(read_error, write_error);
   }());
+  const ErrorCode& read = errors.first;
+  const ErrorCode& write = errors.second;
   std::signal(SIGPIPE, previous);
   CHECK(read);
   CHECK(write);

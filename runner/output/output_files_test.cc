@@ -121,8 +121,8 @@ TEST_CASE("output files: lines are byte for byte what boost::json wrote for the 
   };
   const std::string metas[] = {"",
                                "{\"label\":\"cat\",\"score\":0.5,\"prompt\":\"forged\"}",
-                               "{\"width\":1,\"height\":2,\"mismatch\":\"m\",\"image_urls\":[],"
-                               "\"n\":{\"a\":[1,2.5e3,null,true]}}",
+                               std::string("{\"width\":1,\"height\":2,\"mismatch\":\"m\",") +
+                                   "\"image_urls\":[],\"n\":{\"a\":[1,2.5e3,null,true]}}",
                                "{\"x\":1,\"x\":2,\"k\\n\":\"\\u0001\"}",
                                "[not an object",
                                "{\"big\":18446744073709551615,\"neg\":-3,\"tiny\":1e-300}"};
