@@ -25,7 +25,10 @@ std::string HashFd(int fd) {
 // second image and of item `a-1` must not share one); leftovers are cleared at start.
 std::string NextTempName() {
   static std::uint64_t counter = 0;
-  return "dl-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ".part";
+  // Taken once: getpid is a system call per image otherwise (glibc no longer caches it), and
+  // nanobatch never forks.
+  static const std::string prefix = "dl-" + std::to_string(::getpid()) + "-";
+  return prefix + std::to_string(++counter) + ".part";
 }
 
 }  // namespace

@@ -21,24 +21,31 @@ namespace nanobatch::journal {
 namespace {
 
 // The whole frame at `offset` of the file `fd` (header and payload, unchecked): false if the file
-// ends first or the length is impossible.
+// ends first or the length is impossible. An item's snapshot is usually well under a page: one
+// read takes the header and the payload together, a second only for a longer frame.
 bool ReadFrameAt(int fd, std::uint64_t offset, std::string& frame) {
-  char header[kFrameHeaderSize];
-  if (::pread(fd, header, sizeof header, static_cast<off_t>(offset)) !=
-      static_cast<ssize_t>(sizeof header)) {
-    return false;
-  }
-  const std::uint32_t length = FramePayloadLength(std::string_view(header, sizeof header));
-  if (length > kMaxPayload) return false;
-  frame.resize(kFrameHeaderSize + length);
+  constexpr std::size_t kFirstRead = 4096;
+  frame.resize(kFirstRead);
   std::size_t done = 0;
-  while (done < frame.size()) {
+  std::size_t wanted = kFrameHeaderSize;  // until the header says how long the frame is
+  bool sized = false;
+  while (done < wanted || !sized) {
+    if (done >= kFrameHeaderSize && !sized) {
+      const std::uint32_t length =
+          FramePayloadLength(std::string_view(frame.data(), kFrameHeaderSize));
+      if (length > kMaxPayload) return false;
+      wanted = kFrameHeaderSize + length;
+      sized = true;
+      if (frame.size() < wanted) frame.resize(wanted);
+      continue;
+    }
     const ssize_t n =
         ::pread(fd, frame.data() + done, frame.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     done += static_cast<std::size_t>(n);
   }
+  frame.resize(wanted);
   return true;
 }
 

@@ -475,3 +475,53 @@ TEST_CASE(
 
 }  // namespace
 }  // namespace nanobatch::journal
+
+namespace nanobatch::journal {
+namespace {
+
+TEST_CASE("journal: a finished item's record longer than one read comes back whole") {
+  testing::TempDir dir;
+  std::string error;
+  const std::string prompt(20'000, 'p');  // the longest prompt a manifest admits, in bytes
+  {
+    auto journal = Journal::Open(dir.path(), {}, error);
+    REQUIRE_MESSAGE(journal, error);
+    AppendFinishedItem(*journal, "short");
+    journal->Finalize("short");
+    AppendFinishedItem(*journal, "long");
+    proto::Record again;  // the same intent, with the long prompt
+    again.mutable_submit_intent()->set_item_id("long");
+    again.mutable_submit_intent()->set_attempt(2);
+    again.mutable_submit_intent()->set_prompt(prompt);
+    journal->Append(again);
+    AppendFinishedItem(*journal, "after");
+    journal->Finalize("after");
+    REQUIRE(journal->Sync(error));
+  }
+  auto reopened = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(reopened, error);
+  proto::Record done;
+  done.mutable_submitted()->set_item_id("long");
+  done.mutable_submitted()->set_task_id("task-long-2");
+  reopened->Append(done);
+  proto::Record completed;
+  completed.mutable_completed()->set_item_id("long");
+  completed.mutable_completed()->add_urls("https://f.example/long-2.png");
+  reopened->Append(completed);
+  proto::Record downloaded;
+  downloaded.mutable_downloaded()->set_item_id("long");
+  downloaded.mutable_downloaded()->set_file_name("long.png");
+  reopened->Append(downloaded);
+  reopened->Finalize("long");
+  REQUIRE(reopened->Sync(error));
+  REQUIRE(reopened->Compact(error));  // reads every compact record back, then the file is new
+  const JournalState& state = reopened->state();
+  CHECK(state.compact_items() == 3);
+  REQUIRE(state.Find("long") != nullptr);
+  CHECK(state.Find("long")->prompt() == prompt);
+  CHECK(state.Find("short")->prompt() == "a long prompt for short");
+  CHECK(state.Find("after")->prompt() == "a long prompt for after");
+}
+
+}  // namespace
+}  // namespace nanobatch::journal
