@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <new>
+#include <utility>
 
 namespace nanobatch::http {
 
@@ -192,11 +193,12 @@ TlsStream::ErrorCode TlsStream::ErrorCodeOf(int ssl_error) {
   return error;
 }
 
-net::awaitable<TlsStream::ErrorCode> TlsStream::Handshake() {
+template <typename Attempt>
+net::awaitable<TlsStream::ErrorCode> TlsStream::Retry(const Attempt& attempt) {
   for (;;) {
     if (expired()) co_return boost::beast::error::timeout;
     ClearStaleErrors();
-    const int result = SSL_do_handshake(ssl_);
+    const int result = attempt();
     if (result == 1) co_return ErrorCode();
     const int ssl_error = SSL_get_error(ssl_, result);
     if (ssl_error != SSL_ERROR_WANT_READ && ssl_error != SSL_ERROR_WANT_WRITE) {
@@ -207,24 +209,23 @@ net::awaitable<TlsStream::ErrorCode> TlsStream::Handshake() {
   }
 }
 
+net::awaitable<TlsStream::ErrorCode> TlsStream::Handshake() {
+  const auto handshake = [this] { return SSL_do_handshake(ssl_); };
+  co_return co_await Retry(handshake);
+}
+
 net::awaitable<TlsStream::ErrorCode> TlsStream::WriteAll(std::string_view bytes,
                                                          std::size_t& written) {
   written = 0;
+  std::size_t sent = 0;
+  // Named, not a temporary inside the co_await (GCC 12).
+  const auto write = [&] {
+    return SSL_write_ex(ssl_, bytes.data() + written, bytes.size() - written, &sent);
+  };
   while (written < bytes.size()) {
-    if (expired()) co_return boost::beast::error::timeout;
-    std::size_t sent = 0;
-    ClearStaleErrors();
-    const int result = SSL_write_ex(ssl_, bytes.data() + written, bytes.size() - written, &sent);
-    if (result == 1) {
-      written += sent;
-      continue;
-    }
-    const int ssl_error = SSL_get_error(ssl_, result);
-    if (ssl_error != SSL_ERROR_WANT_READ && ssl_error != SSL_ERROR_WANT_WRITE) {
-      co_return ErrorCodeOf(ssl_error);
-    }
-    const ErrorCode waited = co_await AwaitReady(ssl_error);
-    if (waited) co_return waited;
+    const ErrorCode error = co_await Retry(write);
+    if (error) co_return error;
+    written += sent;
   }
   awaiting_answer_ = true;
   co_return ErrorCode();
@@ -233,25 +234,14 @@ net::awaitable<TlsStream::ErrorCode> TlsStream::WriteAll(std::string_view bytes,
 net::awaitable<std::pair<TlsStream::ErrorCode, std::size_t>> TlsStream::ReadSome(
     net::mutable_buffer buffer) {
   using Result = std::pair<ErrorCode, std::size_t>;
-  if (awaiting_answer_ && !HasBuffered()) {
-    awaiting_answer_ = false;
+  if (std::exchange(awaiting_answer_, false) && !HasBuffered()) {
     const ErrorCode waited = co_await AwaitReady(SSL_ERROR_WANT_READ);
     if (waited) co_return Result(waited, 0);
   }
-  awaiting_answer_ = false;
-  for (;;) {
-    if (expired()) co_return Result(boost::beast::error::timeout, 0);
-    std::size_t got = 0;
-    ClearStaleErrors();
-    const int result = SSL_read_ex(ssl_, buffer.data(), buffer.size(), &got);
-    if (result == 1) co_return Result(ErrorCode(), got);
-    const int ssl_error = SSL_get_error(ssl_, result);
-    if (ssl_error != SSL_ERROR_WANT_READ && ssl_error != SSL_ERROR_WANT_WRITE) {
-      co_return Result(ErrorCodeOf(ssl_error), 0);
-    }
-    const ErrorCode waited = co_await AwaitReady(ssl_error);
-    if (waited) co_return Result(waited, 0);
-  }
+  std::size_t got = 0;
+  const auto read = [&] { return SSL_read_ex(ssl_, buffer.data(), buffer.size(), &got); };
+  const ErrorCode error = co_await Retry(read);
+  co_return Result(error, error ? 0 : got);
 }
 
 }  // namespace nanobatch::http

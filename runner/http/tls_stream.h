@@ -93,6 +93,10 @@ class TlsStream {
   ErrorCode ErrorCodeOf(int ssl_error);
   // Waits until the socket is ready for what `ssl_error` (SSL_ERROR_WANT_READ or _WRITE) asks.
   boost::asio::awaitable<ErrorCode> AwaitReady(int ssl_error);
+  // Calls `attempt` (an OpenSSL call: 1 on success) until it succeeds, waiting for the socket
+  // whenever OpenSSL asks; or the error it failed with, or the deadline's.
+  template <typename Attempt>
+  boost::asio::awaitable<ErrorCode> Retry(const Attempt& attempt);
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer timer_;
