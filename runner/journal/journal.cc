@@ -27,25 +27,24 @@ bool ReadFrameAt(int fd, std::uint64_t offset, std::string& frame) {
   constexpr std::size_t kFirstRead = 4096;
   frame.resize(kFirstRead);
   std::size_t done = 0;
-  std::size_t wanted = kFrameHeaderSize;  // until the header says how long the frame is
-  bool sized = false;
-  while (done < wanted || !sized) {
-    if (done >= kFrameHeaderSize && !sized) {
-      const std::uint32_t length =
-          FramePayloadLength(std::string_view(frame.data(), kFrameHeaderSize));
-      if (length > kMaxPayload) return false;
-      wanted = kFrameHeaderSize + length;
-      sized = true;
-      if (frame.size() < wanted) frame.resize(wanted);
-      continue;
+  // Reads on into frame[done, size) until at least `wanted` bytes are in.
+  const auto read_until = [&](std::size_t wanted) {
+    while (done < wanted) {
+      const ssize_t n =
+          ::pread(fd, frame.data() + done, frame.size() - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
     }
-    const ssize_t n =
-        ::pread(fd, frame.data() + done, frame.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  }
-  frame.resize(wanted);
+    return true;
+  };
+  if (!read_until(kFrameHeaderSize)) return false;
+  const std::uint32_t length = FramePayloadLength(std::string_view(frame.data(), kFrameHeaderSize));
+  if (length > kMaxPayload) return false;
+  const std::size_t whole = kFrameHeaderSize + length;
+  if (frame.size() < whole) frame.resize(whole);
+  if (!read_until(whole)) return false;
+  frame.resize(whole);
   return true;
 }
 

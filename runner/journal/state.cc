@@ -492,16 +492,7 @@ std::map<std::string, std::uint64_t> JournalState::FailuresByCode() const {
 }
 
 void JournalState::ForEachSnapshotRecord(const RecordSink& sink) const {
-  proto::Record record;
-  ForEachSnapshot(sink, [&](std::uint64_t offset, std::uint32_t index) {
-    proto::ItemSnapshot* snapshot = record.mutable_item_snapshot();
-    if (!Load(slots_[index], *snapshot)) {
-      throw std::runtime_error("journal: cannot read back the snapshot of an item at byte " +
-                               std::to_string(offset));
-    }
-    record.set_unix_time(snapshot->last_unix_time());
-    sink(record, index);
-  });
+  ForEachSnapshot(sink, nullptr);
 }
 
 void JournalState::ForEachSnapshot(
@@ -510,7 +501,7 @@ void JournalState::ForEachSnapshot(
   proto::Record record;
   for (std::uint32_t index = 0; index < slots_.size(); ++index) {
     const Slot& slot = slots_[index];
-    if (!slot.live && slot.departed == slot.departed_in_record) {
+    if (compact_sink && !slot.live && slot.departed == slot.departed_in_record) {
       compact_sink(slot.offset, index);
       continue;
     }

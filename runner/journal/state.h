@@ -109,6 +109,7 @@ class JournalState {
   // The same records, except that an item already compact (its snapshot a record of the journal
   // file) is handed to `compact_sink` by that record's offset and the item's index instead of
   // being read back: compaction copies its frame as it is, rather than parse and re-encode it.
+  // Without a `compact_sink`, every item is read back (ForEachSnapshotRecord).
   void ForEachSnapshot(
       const RecordSink& sink,
       const std::function<void(std::uint64_t offset, std::uint32_t index)>& compact_sink) const;
