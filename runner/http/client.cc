@@ -587,10 +587,6 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   const Duration stall = impl.options.download_stall;
   const std::uint64_t min_rate = impl.options.download_min_bytes_per_s;
   const auto body_start = std::chrono::steady_clock::now();
-  // Room for a whole TLS record (16 KB) per read: Beast sizes each read by the buffer's free
-  // capacity, and after the headers that was a few hundred bytes, so an image took a read, a
-  // trip through the parser and a write per few hundred bytes (754 for a 350 KB PNG).
-  buffer.reserve(kDownloadChunk);
   char chunk[kDownloadChunk];
   std::size_t filled = 0;  // bytes in `chunk` not yet handed to the sink
   // A body of announced length (what image hosts send) goes from TLS straight into `chunk`:
@@ -598,6 +594,10 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   // copied into the read buffer and again into the chunk. A chunked body, or one that runs to
   // the end of the connection, goes through the parser.
   const bool known_length = parser.content_length().has_value();
+  // The parser's reads are sized by the buffer's free capacity, a few hundred bytes after the
+  // headers (an image took a read, a parse and a write per few hundred bytes): room for a whole
+  // TLS record per read. Only that path needs it; Return gives the room back.
+  if (!known_length) buffer.reserve(kDownloadChunk);
   std::uint64_t remaining = known_length ? *parser.content_length() : 0;
   const auto body_done = [&] { return known_length ? remaining == 0 : parser.is_done(); };
   while (!body_done()) {
