@@ -39,6 +39,13 @@ constexpr auto kIdleTimeout = std::chrono::seconds(30);
 // open (after /v1 answers and, drawn separately, after images).
 constexpr std::string_view kStrayAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
 
+// Sends kStrayAnswer; false if the connection failed.
+net::awaitable<bool> SendStrayAnswer(Stream& stream) {
+  const std::string_view answer = kStrayAnswer;
+  auto [error, written] = co_await net::async_write(stream, net::buffer(answer), kAsTuple);
+  co_return !error;
+}
+
 struct ServerSettings {
   double slow_ms = 2000;  // how long a "slow" image body takes in all
   // How an image body is delimited: "length" (Content-Length, as file hosts do), "chunked"
@@ -255,10 +262,8 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
       }
       if (!co_await SendImage(stream, image, request.version(), keep_alive, settings)) co_return;
       if (simulator.options().wire_fault == "stray-answer" && simulator.DrawWireFault()) {
-        const std::string_view answer = kStrayAnswer;
-        auto [stray_error, stray_written] =
-            co_await net::async_write(stream, net::buffer(answer), kAsTuple);
-        if (stray_error) co_return;
+        const bool sent = co_await SendStrayAnswer(stream);
+        if (!sent) co_return;
       }
       continue;
     }
@@ -308,10 +313,8 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     if (stray) {
       // A whole second answer nobody asked for, and the connection kept open: a client that
       // reused it would take this for the answer to its next request.
-      const std::string_view answer = kStrayAnswer;
-      auto [stray_error, stray_written] =
-          co_await net::async_write(stream, net::buffer(answer), kAsTuple);
-      if (stray_error) break;
+      const bool sent = co_await SendStrayAnswer(stream);
+      if (!sent) break;
     }
   }
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
