@@ -1,26 +1,60 @@
 #include "runner/disk/blocking_worker.h"
 
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <utility>
 
 namespace nanobatch::disk {
-namespace {
 
 namespace net = boost::asio;
-
-// A plain coroutine (not a capturing lambda): `call` lives in its frame, whichever thread runs it.
-net::awaitable<int> Call(std::function<int()> call) { co_return call(); }
-
-}  // namespace
 
 BlockingWorker::~BlockingWorker() { pool_.join(); }
 
 net::awaitable<int> BlockingWorker::Run(std::function<int()> call) {
   ++calls_;
-  // co_spawn runs Call on the worker's thread and resumes us through our own executor: the
-  // result is handed back on the loop, and the loop counts the call as outstanding work until
-  // then (it does not run out of work while a sync is on the worker).
-  co_return co_await net::co_spawn(pool_.get_executor(), Call(std::move(call)), net::use_awaitable);
+  return net::async_initiate<const net::use_awaitable_t<>, void(std::exception_ptr, int)>(
+      [this](auto completion, std::function<int()> call) {
+        const net::any_io_executor loop = net::get_associated_executor(completion);
+        pending_.push_back({std::move(call), Completion(std::move(completion))});
+        if (!hand_off_posted_) {
+          hand_off_posted_ = true;
+          // Behind the handlers this turn already has queued: they may add calls.
+          net::post(loop, [this, loop] { HandOff(loop); });
+        }
+      },
+      net::use_awaitable, std::move(call));
+}
+
+void BlockingWorker::HandOff(const net::any_io_executor& loop) {
+  hand_off_posted_ = false;
+  std::size_t next = 0;
+  while (next < pending_.size()) {
+    const std::size_t end = std::min(pending_.size(), next + kMaxBatch);
+    std::vector<Pending> batch(std::make_move_iterator(pending_.begin() + next),
+                               std::make_move_iterator(pending_.begin() + end));
+    next = end;
+    ++hand_offs_;
+    // Tracked: the loop counts the calls as outstanding work until their results are back (it
+    // does not run out of work while a sync is on a worker).
+    auto tracked = net::prefer(loop, net::execution::outstanding_work.tracked);
+    net::post(pool_, [batch = std::move(batch), tracked = std::move(tracked)]() mutable {
+      std::vector<std::pair<std::exception_ptr, int>> results(batch.size());
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        try {
+          results[i].second = batch[i].call();
+        } catch (...) {
+          results[i].first = std::current_exception();
+        }
+      }
+      // Back on the loop: each caller resumes there, in the order of its call.
+      net::post(tracked, [batch = std::move(batch), results = std::move(results)]() mutable {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          std::move(batch[i].completion)(results[i].first, results[i].second);
+        }
+      });
+    });
+  }
+  pending_.clear();
 }
 
 }  // namespace nanobatch::disk

@@ -1,12 +1,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +76,86 @@ TEST_CASE("blocking worker: the loop keeps running while a call blocks") {
   io.run();
   CHECK(done);
   CHECK(ticks >= 10);  // ~20 ticks of 10 ms went by during the 200 ms call
+}
+
+TEST_CASE("blocking worker: calls made in one turn of the loop go to a worker together") {
+  net::io_context io;
+  BlockingWorker worker;
+  constexpr int kCallers = 11;  // more than one batch holds
+  // Filled on the workers (two batches may run at once): each call's slot is its own.
+  std::atomic<int> sequence{0};
+  std::vector<int> order(kCallers, -1);
+  std::vector<std::thread::id> thread_of(kCallers);
+  std::vector<int> results(kCallers, -1);
+  std::vector<int> resumed;
+  for (int i = 0; i < kCallers; ++i) {
+    net::co_spawn(
+        io,
+        [&, i]() -> net::awaitable<void> {
+          results[i] = co_await worker.Run([&, i] {
+            order[i] = sequence++;
+            thread_of[i] = std::this_thread::get_id();
+            return 100 + i;
+          });
+          resumed.push_back(i);
+        },
+        net::detached);
+  }
+  io.run();
+  // Two batches (8 + 3) for eleven calls made in one turn; each caller got its own result.
+  constexpr int kBatch = static_cast<int>(BlockingWorker::kMaxBatch);
+  CHECK(worker.calls() == kCallers);
+  CHECK(worker.hand_offs() == 2);
+  for (int i = 0; i < kCallers; ++i) CHECK(results[i] == 100 + i);
+  // A batch runs on one worker, its calls one after another in the order they were made, and its
+  // callers resume in that order.
+  for (int i = 1; i < kCallers; ++i) {
+    if (i == kBatch) continue;  // the second batch starts
+    CHECK(thread_of[i] == thread_of[i - 1]);
+    CHECK(order[i] > order[i - 1]);
+  }
+  // (The two batches may come back in either order.)
+  REQUIRE(resumed.size() == kCallers);
+  std::vector<int> first;
+  std::vector<int> second;
+  for (int i : resumed) (i < kBatch ? first : second).push_back(i);
+  CHECK(std::is_sorted(first.begin(), first.end()));
+  CHECK(std::is_sorted(second.begin(), second.end()));
+
+  // A call made after the loop went on is a hand-off of its own.
+  const auto before = worker.hand_offs();
+  net::io_context again;
+  int later = -1;
+  net::co_spawn(
+      again, [&]() -> net::awaitable<void> { later = co_await worker.Run([] { return 7; }); },
+      net::detached);
+  again.run();
+  CHECK(later == 7);
+  CHECK(worker.hand_offs() == before + 1);
+}
+
+TEST_CASE("blocking worker: a call that throws fails its own caller only") {
+  net::io_context io;
+  BlockingWorker worker;
+  bool threw = false;
+  int other = -1;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        try {
+          co_await worker.Run([]() -> int { throw std::runtime_error("disk"); });
+        } catch (const std::runtime_error&) {
+          threw = true;
+        }
+      },
+      net::detached);
+  net::co_spawn(
+      io, [&]() -> net::awaitable<void> { other = co_await worker.Run([] { return 3; }); },
+      net::detached);
+  io.run();
+  CHECK(threw);
+  CHECK(other == 3);
+  CHECK(worker.hand_offs() == 1);  // the two were one batch
 }
 
 // A change log in the shape of a journal: appended on the loop, written by the worker.
