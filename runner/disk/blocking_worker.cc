@@ -1,7 +1,9 @@
 #include "runner/disk/blocking_worker.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <iterator>
 #include <utility>
 
 namespace nanobatch::disk {

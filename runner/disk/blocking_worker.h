@@ -7,9 +7,10 @@
 // which bounded a run at about 1 / fsync latency images a second).
 //
 // Calls made during one turn of the loop go to a worker together (up to kMaxBatch of them, run
-// one after another), and come back together: waking a sleeping worker, then the loop, cost more
-// CPU than a fast disk's fsync (on tmpfs, a sixth of a run's). A slow disk loses no overlap to
-// this: each turn's calls are few, and the batches of successive turns run on different workers.
+// one after another), and come back together: one worker and one loop wake-up for the batch
+// instead of one each per call (on tmpfs, 4,000 small tasks: 30,759 -> 11,226 futex calls, half
+// the context switches; the CPU time did not measurably change). A slow disk keeps its overlap:
+// each turn's calls are few, and the batches of successive turns can run on different workers.
 //
 // The workers own no state the loop uses. A call touches only descriptors and buffers that its
 // caller keeps alive and leaves unchanged until the call's result is back on the loop (the
@@ -56,7 +57,7 @@ class BlockingWorker {
     std::function<int()> call;
     Completion completion;
   };
-  // Hands what this turn's calls to the workers (posted behind them on the loop).
+  // Hands this turn's calls to the workers (posted behind them on the loop).
   void HandOff(const boost::asio::any_io_executor& loop);
 
   boost::asio::thread_pool pool_;

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <string_view>
 
 #include "runner/journal/frame.h"
 #include "runner/journal/test_records.h"
@@ -28,9 +30,9 @@ proto::Record Submitted(const std::string& id) {
   return r;
 }
 
-std::string JournalPath(const testing::TempDir& dir) {
-  return dir.path() + "/.nanobatch/journal.log";
-}
+constexpr std::string_view kJournalFile = ".nanobatch/journal.log";
+
+std::string JournalPath(const testing::TempDir& dir) { return dir.File(kJournalFile); }
 
 TEST_CASE("journal: records survive a reopen") {
   testing::TempDir dir;
@@ -403,11 +405,6 @@ TEST_CASE("journal: a failed batch stops the journal, and the next start drops i
 namespace nanobatch::journal {
 namespace {
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 TEST_CASE(
     "journal: compaction copies a finished item's record as it is, and refuses a damaged one") {
   testing::TempDir dir;
@@ -425,7 +422,7 @@ TEST_CASE(
   journal->Finalize("b");
   REQUIRE(journal->Sync(error));
   // That record as a whole frame.
-  const std::string before = ReadAll(JournalPath(dir));
+  const std::string before = dir.Read(kJournalFile);
   std::string a_frame;
   ScanFrames(before, false, [&](FrameType type, std::string_view payload) {
     proto::Record record;
@@ -440,7 +437,7 @@ TEST_CASE(
   // Compacted twice: the frame travels byte for byte (the second time from the compacted file).
   REQUIRE(journal->Compact(error));
   REQUIRE(journal->Compact(error));
-  const std::string after = ReadAll(JournalPath(dir));
+  const std::string after = dir.Read(kJournalFile);
   CHECK(after.find(a_frame) != std::string::npos);
   CHECK(after.size() < before.size());
   CHECK(journal->state().compact_items() == 2);
@@ -456,7 +453,7 @@ TEST_CASE(
 
   // A bit of "a"'s snapshot flipped on disk after it was read (its frame is at the same place):
   // the next compaction stops on it rather than copy it on, and the journal is left as it was.
-  const std::string good = ReadAll(JournalPath(dir));
+  const std::string good = dir.Read(kJournalFile);
   auto third = Journal::Open(dir.path(), {}, error);
   REQUIRE_MESSAGE(third, error);
   const std::size_t at = good.find(a_frame);
@@ -470,7 +467,7 @@ TEST_CASE(
                        std::runtime_error);
   std::string damaged = good;
   damaged[at + a_frame.size() - 3] ^= 0x20;
-  CHECK(ReadAll(JournalPath(dir)) == damaged);
+  CHECK(dir.Read(kJournalFile) == damaged);
 }
 
 }  // namespace

@@ -93,9 +93,4 @@ void JsonObjectWriter::Number(std::string_view key, std::uint64_t value) {
   AppendDecimal(out_, value);
 }
 
-void JsonObjectWriter::SignedNumber(std::string_view key, std::int64_t value) {
-  Key(key);
-  AppendDecimal(out_, value);
-}
-
 }  // namespace nanobatch::util

@@ -37,7 +37,6 @@ class JsonObjectWriter {
     AppendJsonString(out_, value);
   }
   void Number(std::string_view key, std::uint64_t value);
-  void SignedNumber(std::string_view key, std::int64_t value);
   // An array of strings, from any range of things that convert to std::string_view.
   template <typename Strings>
   void StringArray(std::string_view key, const Strings& values) {

@@ -45,7 +45,6 @@ TEST_CASE("json_writer: an object's members in order, as boost::json writes the 
   JsonObjectWriter object(out);
   object.String("id", "cat \"1\"");
   object.Number("bytes", 18446744073709551615ull);
-  object.SignedNumber("delta", -42);
   object.Number("zero", 0);
   const std::vector<std::string> urls{"https://a.example/1.png", "b\n"};
   object.StringArray("urls", urls);
@@ -64,7 +63,6 @@ TEST_CASE("json_writer: an object's members in order, as boost::json writes the 
   json::object expected;
   expected["id"] = "cat \"1\"";
   expected["bytes"] = 18446744073709551615ull;
-  expected["delta"] = -42;
   expected["zero"] = 0u;
   expected["urls"] = json::array{"https://a.example/1.png", "b\n"};
   expected["none"] = json::array();
