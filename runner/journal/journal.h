@@ -98,6 +98,8 @@ class Journal {
  private:
   Journal() = default;
   bool LoadSnapshot(std::uint64_t offset, proto::ItemSnapshot& out) const;
+  // Frames serialized_ as the next record of the queue.
+  void QueueSerialized();
   // The whole frame (header and payload, unchecked) at `offset`: from the file, or from the
   // batch in flight or the queue when not written yet.
   bool FrameAt(std::uint64_t offset, std::string& frame) const;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -230,6 +231,25 @@ TEST_CASE(
     CHECK(journal->state().Find("b")->prompt() == "a long prompt for b");
     REQUIRE(journal->Sync(error));
     CHECK(journal->state().Find("c")->images(0).file_name() == "c.png");
+    // Each finished item's last record is its whole snapshot, stamped with the time.
+    std::map<std::string, proto::Record> last_snapshot;
+    ScanFrames(dir.Read(kJournalFile), false, [&](FrameType type, std::string_view payload) {
+      proto::Record record;
+      if (type == FrameType::kRecord &&
+          record.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
+          record.has_item_snapshot()) {
+        last_snapshot[record.item_snapshot().item_id()] = record;
+      }
+      return true;
+    });
+    CHECK(last_snapshot.size() == 3);
+    for (const auto& entry : last_snapshot) {
+      const proto::Record& record = entry.second;
+      const proto::ItemSnapshot* item = journal->state().Find(entry.first);
+      REQUIRE(item != nullptr);
+      CHECK(record.item_snapshot().SerializeAsString() == item->SerializeAsString());
+      CHECK(record.unix_time() > 0);
+    }
     CHECK(journal->state().totals().done == 3);
     CHECK(journal->state().totals().images == 3);
     before = journal->state().totals();

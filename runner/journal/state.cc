@@ -177,6 +177,35 @@ void JournalState::MakeCompactAt(std::uint32_t index, std::uint64_t offset) {
   if (index < slots_.size()) Compact(slots_[index], offset);
 }
 
+const proto::ItemSnapshot* JournalState::FinishedInMemory(std::string_view id) const {
+  const auto index = Lookup(id);
+  if (!index) return nullptr;
+  const proto::ItemSnapshot* item = slots_[*index].live.get();
+  return item != nullptr && IsFinished(item->phase()) ? item : nullptr;
+}
+
+void JournalState::ApplyOwnSnapshot(std::string_view id, std::int64_t unix_time,
+                                    std::uint64_t offset) {
+  const auto index = Lookup(id);
+  if (!index || !slots_[*index].live || !IsFinished(slots_[*index].live->phase())) return;
+  // Apply's kItemSnapshot case, for a snapshot equal to the one in memory: nothing in the item
+  // changes, it is not done anew (recent_done_), and it becomes compact.
+  ++records_;
+  NoteTime(unix_time);
+  Slot& slot = slots_[*index];
+  Count(slot, -1);
+  Compact(slot, offset);
+  Count(slot, +1);
+}
+
+void JournalState::NoteTime(std::int64_t unix_time) {
+  if (unix_time == 0) return;
+  if (totals_.first_unix_time == 0 || unix_time < totals_.first_unix_time) {
+    totals_.first_unix_time = unix_time;
+  }
+  totals_.last_unix_time = std::max(totals_.last_unix_time, unix_time);
+}
+
 const proto::ItemSnapshot* JournalState::Find(std::string_view id) const {
   auto index = Lookup(id);
   if (!index) return nullptr;
@@ -262,10 +291,7 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
   if (!IsWellFormed(record)) return;  // recovery reports such a frame as corrupt first
   ++records_;
   const std::int64_t t = record.unix_time();
-  if (t != 0) {
-    if (totals_.first_unix_time == 0 || t < totals_.first_unix_time) totals_.first_unix_time = t;
-    totals_.last_unix_time = std::max(totals_.last_unix_time, t);
-  }
+  NoteTime(t);
   // Abandoning an open intent: the request may have created (and charged) a task.
   auto abandon_intent = [](proto::ItemSnapshot& item) {
     item.set_possible_duplicates(item.possible_duplicates() + 1);

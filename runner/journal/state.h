@@ -90,6 +90,13 @@ class JournalState {
   // Keeps finished item `index` compact from now on: its current snapshot is the record at
   // `offset` of the journal (compaction moved it there). No effect on an unfinished item.
   void MakeCompactAt(std::uint32_t index, std::uint64_t offset);
+  // Journal::Finalize's two halves. FinishedInMemory: the snapshot of item `id` when it is in
+  // memory and finished (done or given up), else nullptr; valid until the next change.
+  // ApplyOwnSnapshot: what Apply does with a record of exactly that snapshot, written at
+  // `offset` with `unix_time`, without copying the snapshot onto itself: the item is kept
+  // compact from now on.
+  const proto::ItemSnapshot* FinishedInMemory(std::string_view id) const;
+  void ApplyOwnSnapshot(std::string_view id, std::int64_t unix_time, std::uint64_t offset);
   std::size_t compact_items() const { return compact_; }
 
   const Totals& totals() const { return totals_; }
@@ -121,6 +128,7 @@ class JournalState {
   proto::ItemSnapshot& Live(Slot& slot);
   bool Load(const Slot& slot, proto::ItemSnapshot& out) const;
   void Count(const Slot& slot, int sign);
+  void NoteTime(std::int64_t unix_time);
   void Compact(Slot& slot, std::uint64_t offset);
   std::uint16_t CodeIndex(const std::string& code);
   std::optional<std::uint32_t> Lookup(std::string_view id) const;

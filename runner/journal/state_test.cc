@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
+
 namespace nanobatch::journal {
 namespace {
 
@@ -152,6 +154,85 @@ TEST_CASE("state: a snapshot replays to the same totals and items") {
   CHECK(replayed.Find("b")->task_id() == "t2");
   REQUIRE(replayed.last_run());
   CHECK(replayed.last_run()->manifest_items() == 5);
+}
+
+// Every counter of two states, side by side.
+void CheckSameTotals(const Totals& a, const Totals& b) {
+  CHECK(a.items == b.items);
+  CHECK(a.queued == b.queued);
+  CHECK(a.intent == b.intent);
+  CHECK(a.submitted == b.submitted);
+  CHECK(a.completed == b.completed);
+  CHECK(a.done == b.done);
+  CHECK(a.gave_up == b.gave_up);
+  CHECK(a.departed == b.departed);
+  CHECK(a.images == b.images);
+  CHECK(a.flagged_images == b.flagged_images);
+  CHECK(a.credits_spent == b.credits_spent);
+  CHECK(a.credits_reserved == b.credits_reserved);
+  CHECK(a.possible_duplicates == b.possible_duplicates);
+  CHECK(a.failed_tasks == b.failed_tasks);
+  CHECK(a.first_unix_time == b.first_unix_time);
+  CHECK(a.last_unix_time == b.last_unix_time);
+}
+
+TEST_CASE("state: a finished item's own snapshot applied in place leaves what its record leaves") {
+  // "done" finishes with an image, "failed" is given up, "open" is still waiting.
+  auto history = [](JournalState& state) {
+    std::int64_t t = 1'000;
+    auto at = [&t](proto::Record record) {
+      record.set_unix_time(t++);
+      return record;
+    };
+    state.Apply(at(Intent("done")));
+    state.Apply(at(Submitted("done", "t1")));
+    state.Apply(at(Completed("done")));
+    state.Apply(at(Downloaded("done", 0)));
+    state.Apply(at(Intent("failed")));
+    proto::Record gave_up;
+    gave_up.mutable_gave_up()->set_item_id("failed");
+    gave_up.mutable_gave_up()->set_error_code("invalid_request");
+    state.Apply(at(gave_up));
+    state.Apply(at(Intent("open")));
+  };
+  // The record's frames live at made-up offsets; a loader reads the snapshots back from here.
+  std::map<std::uint64_t, proto::ItemSnapshot> frames;
+  auto loader = [&frames](std::uint64_t offset, proto::ItemSnapshot& out) {
+    const auto found = frames.find(offset);
+    if (found == frames.end()) return false;
+    out = found->second;
+    return true;
+  };
+  JournalState by_record;
+  JournalState in_place;
+  by_record.SetLoader(loader);
+  in_place.SetLoader(loader);
+  history(by_record);
+  history(in_place);
+  CHECK(in_place.FinishedInMemory("open") == nullptr);
+  CHECK(in_place.FinishedInMemory("nobody") == nullptr);
+  std::uint64_t offset = 5'000;
+  for (const char* id : {"done", "failed"}) {
+    REQUIRE(in_place.FinishedInMemory(id) != nullptr);
+    frames[offset] = *in_place.FinishedInMemory(id);
+    proto::Record record;
+    *record.mutable_item_snapshot() = frames[offset];
+    record.set_unix_time(2'000);
+    by_record.Apply(record, offset);
+    in_place.ApplyOwnSnapshot(id, 2'000, offset);
+    CHECK(in_place.FinishedInMemory(id) == nullptr);  // compact now
+    offset += 100;
+  }
+  in_place.ApplyOwnSnapshot("open", 3'000, offset);  // not finished: nothing happens
+  CheckSameTotals(in_place.totals(), by_record.totals());
+  CHECK(in_place.records() == by_record.records());
+  CHECK(in_place.compact_items() == 2);
+  CHECK(by_record.compact_items() == 2);
+  CHECK(in_place.recent_done_times() == by_record.recent_done_times());
+  CHECK(in_place.totals().last_unix_time == 2'000);
+  REQUIRE(in_place.Find("done") != nullptr);
+  CHECK(in_place.Find("done")->images_size() == 1);
+  CHECK(in_place.Find("failed")->last_error_code() == "invalid_request");
 }
 
 }  // namespace
