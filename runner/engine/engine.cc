@@ -49,7 +49,7 @@ net::awaitable<int> RunHosted(Service& service, Job& job) {
   service.StopReceiver();
   co_await background.Join();
   signals.cancel();
-  service.CancelGraceTimer();
+  service.ReleaseLoop();
   co_return exit_code;
 }
 

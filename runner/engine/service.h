@@ -143,8 +143,7 @@ class Service {
   // Sleeps through a spend-limit pause; true if submitting stopped meanwhile.
   boost::asio::awaitable<bool> SubmitPauseSleep(Clock::duration duration);
 
-  // --- webhooks
-  // ------------------------------------------------------------------------------------
+  // --- webhooks ----------------------------------------------------------------------------------
   bool callbacks() const { return !config_.callbacks.public_url.empty(); }
   std::string CallbackUrl(const std::string& token) const;
   // Binds callbacks.listen and starts the receiver in `background` (no-op without callbacks).
@@ -153,11 +152,16 @@ class Service {
   // One request to the receiver (its own listener, or serve's shared one).
   http::Reply OnReceiverRequest(const http::IncomingRequest& request);
 
-  // --- start and signals
-  // ---------------------------------------------------------------------------- Logs the account's
-  // balance (advisory); a certificate or credential problem stops here, before anything is paid.
+  // --- start and end -----------------------------------------------------------------------------
+  // Logs the account's balance (advisory); a certificate or credential problem stops here,
+  // before anything is paid.
   boost::asio::awaitable<void> LogBalance();
-  void CancelGraceTimer() { grace_timer_.cancel(); }
+  // The loop's work is over: the grace timer is cancelled and the pooled connections closed
+  // (an idle connection's deadline timer may still be waiting, and would keep the loop running).
+  void ReleaseLoop() {
+    grace_timer_.cancel();
+    client_.Shutdown();
+  }
 
  private:
   static TaskWatcherOptions WatcherOptions(const config::Config& config);

@@ -19,7 +19,8 @@ const AddressPolicy kLoopback({*Network::Parse("127.0.0.0/8"), *Network::Parse("
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
-// Runs one coroutine to completion on a fresh io_context (bounded by the client's timeouts).
+// Runs one coroutine to completion (bounded by the client's timeouts). Only until then: a
+// pooled connection's deadline timer may still wait, and the next call runs it on.
 template <typename T>
 T RunOn(net::io_context& io, net::awaitable<T> task) {
   std::optional<T> result;
@@ -27,7 +28,8 @@ T RunOn(net::io_context& io, net::awaitable<T> task) {
     if (e) std::rethrow_exception(e);
     result = std::move(value);
   });
-  io.run();
+  while (!result && io.run_one() > 0) {
+  }
   io.restart();
   return std::move(*result);
 }

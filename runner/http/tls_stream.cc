@@ -25,16 +25,22 @@ constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 // What the deadline's timer shares with the stream: its handler may run after the stream is gone
 // (the timer fired, its handler not yet run), so it holds this weakly.
 struct TlsStream::Deadline {
-  explicit Deadline(tcp::socket* socket_in) : socket(socket_in) {}
+  Deadline(tcp::socket* socket_in, net::steady_timer* timer_in)
+      : socket(socket_in), timer(timer_in) {}
+  static constexpr Clock::time_point kNever = Clock::time_point::max();
   tcp::socket* socket;
+  net::steady_timer* timer;
   bool expired = false;
-  // Which deadline the timer is for: a handler that fired for an earlier one (queued, not yet
-  // run, when the deadline moved) must not end what the new one allows.
-  std::uint64_t generation = 0;
+  Clock::time_point at = kNever;  // the deadline in force
+  // When the timer's wait ends (kNever: no wait). It identifies the wait: a handler of an
+  // earlier one (it fired, and was queued before the timer was moved) finds another time here.
+  Clock::time_point armed = kNever;
 };
 
 TlsStream::TlsStream(net::any_io_executor executor, SSL_CTX* context)
-    : socket_(executor), timer_(executor), deadline_(std::make_shared<Deadline>(&socket_)) {
+    : socket_(executor),
+      timer_(executor),
+      deadline_(std::make_shared<Deadline>(&socket_, &timer_)) {
   ssl_ = SSL_new(context);
   BIO* bio = ssl_ != nullptr ? BIO_new(SocketMethod()) : nullptr;
   if (bio == nullptr) {
@@ -115,25 +121,39 @@ long TlsStream::BioControl(BIO* /*bio*/, int command, long /*number*/, void* /*p
 
 // ---- deadlines ------------------------------------------------------------------------------
 
+// The timer is moved only when a deadline comes earlier than its wait ends. A later deadline
+// (each request's, in turn) leaves the wait in place, and when it ends it waits again for the
+// rest: a request costs no timer operation, where cancelling and re-arming cost two, and the
+// cancelled wait's handler ran too.
 void TlsStream::ExpiresAt(Clock::time_point deadline) {
   deadline_->expired = false;
-  const std::uint64_t generation = ++deadline_->generation;
-  timer_.expires_at(deadline);  // cancels the wait for the previous deadline
-  std::weak_ptr<Deadline> weak = deadline_;
-  timer_.async_wait([weak = std::move(weak), generation](const ErrorCode& error) {
-    if (error) return;  // cancelled: a new deadline, none, or the stream is closing
-    auto shared = weak.lock();
-    if (!shared || shared->generation != generation) return;  // gone, or moved since
-    shared->expired = true;
-    ErrorCode ignored;
-    shared->socket->cancel(ignored);  // what waits ends (operation_aborted: a timeout)
-  });
+  deadline_->at = deadline;
+  if (deadline < deadline_->armed) Arm(deadline_, deadline);
 }
 
 void TlsStream::ExpiresNever() {
   deadline_->expired = false;
-  ++deadline_->generation;
-  timer_.cancel();
+  deadline_->at = Deadline::kNever;  // a wait in place ends without effect
+}
+
+void TlsStream::Arm(const std::shared_ptr<Deadline>& deadline, Clock::time_point when) {
+  deadline->armed = when;
+  deadline->timer->expires_at(when);  // cancels the wait in place, if any
+  deadline->timer->async_wait(
+      [weak = std::weak_ptr<Deadline>(deadline), when](const ErrorCode& error) {
+        if (error) return;  // cancelled: moved earlier, or the stream is closing
+        auto shared = weak.lock();
+        if (!shared || shared->armed != when) return;  // gone, or moved since it fired
+        shared->armed = Deadline::kNever;
+        if (shared->at == Deadline::kNever) return;  // no deadline now: no wait either
+        if (Clock::now() < shared->at) {
+          Arm(shared, shared->at);  // the deadline moved later while this wait ran
+          return;
+        }
+        shared->expired = true;
+        ErrorCode ignored;
+        shared->socket->cancel(ignored);  // what waits ends (operation_aborted: a timeout)
+      });
 }
 
 bool TlsStream::expired() const { return deadline_->expired; }

@@ -59,7 +59,9 @@ class TlsStream {
   SSL* native_handle() { return ssl_; }
 
   // The deadline of what follows, until the next call: an operation waiting when it passes, or
-  // started after it passed, ends with beast::error::timeout.
+  // started after it passed, ends with beast::error::timeout. The timer's wait may outlive the
+  // deadline (ExpiresNever leaves it to end by itself): an owner that ends its event loop closes
+  // the stream first.
   void ExpiresAt(Clock::time_point deadline);
   void ExpiresAfter(Clock::duration timeout) { ExpiresAt(Clock::now() + timeout); }
   void ExpiresNever();
@@ -87,6 +89,8 @@ class TlsStream {
   static long BioControl(BIO* bio, int command, long number, void* pointer);
   static BIO_METHOD* SocketMethod();
 
+  // Makes the timer's wait end at `when` (the deadline in force, or earlier).
+  static void Arm(const std::shared_ptr<Deadline>& deadline, Clock::time_point when);
   bool expired() const;
   static void ClearStaleErrors();
   // The error an OpenSSL call's SSL_get_error (other than a wait) stands for.

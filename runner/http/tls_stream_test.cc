@@ -9,6 +9,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/error.hpp>
 #include <csignal>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -137,6 +138,93 @@ TEST_CASE("tls stream: a server that never speaks ends the handshake at the dead
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK(took >= 250ms);
   CHECK(took < 5s);
+}
+
+// How long a handshake with a server that accepts and never speaks takes to fail, with the
+// deadlines `set` sets on the stream before it starts; the error in `error`.
+std::chrono::steady_clock::duration SilentHandshake(const std::function<void(TlsStream&)>& set,
+                                                    std::optional<ErrorCode>& error) {
+  net::io_context io;
+  tcp::acceptor silent(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  tcp::socket held(io);
+  silent.async_accept(held, [](const ErrorCode&) {});  // accepted, then nothing
+  ClientContext tls("");
+  const auto start = std::chrono::steady_clock::now();
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        TlsStream stream(co_await net::this_coro::executor, tls.context);
+        set(stream);
+        const ErrorCode connected =
+            co_await stream.Connect(Loopback(silent.local_endpoint().port()));
+        CHECK_FALSE(connected);
+        error = co_await stream.Handshake();
+      },
+      net::detached);
+  io.run();
+  return std::chrono::steady_clock::now() - start;
+}
+
+TEST_CASE("tls stream: a deadline moved later or earlier ends the operation at the new one") {
+  std::optional<ErrorCode> error;
+  // Later: the wait for the first deadline stays, and waits again for the rest when it ends.
+  auto took = SilentHandshake(
+      [](TlsStream& stream) {
+        stream.ExpiresAfter(100ms);
+        stream.ExpiresAfter(600ms);
+      },
+      error);
+  REQUIRE(error);
+  CHECK(*error == boost::beast::error::timeout);
+  CHECK(took >= 550ms);
+  CHECK(took < 5s);
+  // Earlier: the timer is moved.
+  error.reset();
+  took = SilentHandshake(
+      [](TlsStream& stream) {
+        stream.ExpiresAfter(30s);
+        stream.ExpiresAfter(200ms);
+      },
+      error);
+  REQUIRE(error);
+  CHECK(*error == boost::beast::error::timeout);
+  CHECK(took >= 150ms);
+  CHECK(took < 5s);
+  // None, then one again: the first wait ends without effect, and the new deadline holds.
+  error.reset();
+  took = SilentHandshake(
+      [](TlsStream& stream) {
+        stream.ExpiresAfter(100ms);
+        stream.ExpiresNever();
+        stream.ExpiresAfter(500ms);
+      },
+      error);
+  REQUIRE(error);
+  CHECK(*error == boost::beast::error::timeout);
+  CHECK(took >= 450ms);
+  CHECK(took < 5s);
+}
+
+TEST_CASE("tls stream: a wait that outlives ExpiresNever ends nothing") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  ClientContext tls(api.ca_file());
+  const ErrorCode error = RunOn([&]() -> net::awaitable<ErrorCode> {
+    const auto executor = co_await net::this_coro::executor;
+    TlsStream stream(executor, tls.context);
+    const ErrorCode opened = co_await Open(stream, api);
+    CHECK_FALSE(opened);
+    stream.ExpiresAfter(50ms);
+    stream.ExpiresNever();
+    net::steady_timer later(executor, 200ms);  // the timer's wait has ended by then
+    co_await later.async_wait(net::use_awaitable);
+    std::size_t written = 0;
+    const ErrorCode write = co_await stream.WriteAll(kCredits, written);
+    if (write) co_return write;
+    std::string answer;
+    co_return co_await ReadAnswer(stream, answer);
+  }());
+  CHECK_MESSAGE(!error, error.message());
 }
 
 TEST_CASE("tls stream: a deadline moved after it fired, before its handler ran, ends nothing") {

@@ -873,7 +873,7 @@ net::awaitable<int> Daemon::Run() {
   listener_stop_.Trigger();
   co_await background_.Join();
   signals.cancel();
-  service_.CancelGraceTimer();
+  service_.ReleaseLoop();
   const StopReason reason = draining_ ? StopReason::kSignal : service_.stop_reason();
   const int exit_code = ExitCodeFor(reason);
   LogInfo("serve ended (exit " + std::to_string(exit_code) + ")" +
