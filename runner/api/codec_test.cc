@@ -146,6 +146,17 @@ TEST_CASE("codec: task ids are opaque tokens, percent-encoded into the request t
   CHECK_FALSE(IsValidTaskId("a\r\nHost: x"));
   CHECK_FALSE(IsValidTaskId(std::string("a\0b", 3)));
   CHECK_FALSE(IsValidTaskId(std::string(129, 'a')));
+  CHECK(IsValidTaskId(std::string(128, 'a')));
+  // Every byte value on its own: exactly the letters, digits, '-' and '_' of ASCII pass.
+  const std::string_view allowed =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+  int passed = 0;
+  for (int c = 0; c < 256; ++c) {
+    const std::string id(1, static_cast<char>(c));
+    const bool expected = allowed.find(static_cast<char>(c)) != std::string_view::npos;
+    if (IsValidTaskId(id) == expected) ++passed;
+  }
+  CHECK(passed == 256);
   CHECK(TaskTarget("397ce9f2-1") == "/v1/tasks/397ce9f2-1");
   CHECK(TaskTarget("a/b\r\n") == "/v1/tasks/a%2Fb%0D%0A");
 }
