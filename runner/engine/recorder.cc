@@ -29,6 +29,7 @@ Recorder::Recorder(Service& service, journal::Journal& journal)
 }
 
 std::function<int()> Recorder::BeginSync() {
+  outputs_.Flush();  // the output lines of the items this commit records, one write per file
   // The directories first: a record of an image is never durable before the image's name.
   return [dirs = std::exchange(renamed_, {}), write = journal_.BeginBatch()]() -> int {
     for (const int dir : dirs) {

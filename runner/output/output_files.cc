@@ -14,14 +14,14 @@ namespace nanobatch::output {
 namespace json = boost::json;
 namespace {
 
-// False when the line did not go out whole: the files are then rebuilt at the end of the run.
-bool AppendLine(int fd, const std::string& line) {
+// False when the lines did not go out whole: the files are then rebuilt at the end of the run.
+bool AppendBytes(int fd, const std::string& lines) {
   if (fd < 0) return false;
   ssize_t n;
   do {
-    n = ::write(fd, line.data(), line.size());
+    n = ::write(fd, lines.data(), lines.size());
   } while (n < 0 && errno == EINTR);
-  return n == static_cast<ssize_t>(line.size());
+  return n == static_cast<ssize_t>(lines.size());
 }
 
 }  // namespace
@@ -117,6 +117,9 @@ bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error
     }
   });
   if (!metadata.Commit(error) || !failed.Commit(error)) return false;
+  // The queued lines are in the new files already: they are lines of the state's items.
+  queued_metadata_.clear();
+  queued_failed_.clear();
   if (metadata_fd_ >= 0) ::close(metadata_fd_);
   if (failed_fd_ >= 0) ::close(failed_fd_);
   metadata_fd_ = fs::OpenFileAt(dir_.fd(), "metadata.jsonl", O_WRONLY | O_APPEND);
@@ -126,6 +129,7 @@ bool OutputFiles::Rewrite(const journal::JournalState& state, std::string& error
 }
 
 bool OutputFiles::Finish(const journal::JournalState& state, std::string& error) {
+  Flush();
   if (stale_) return Rewrite(state, error);
   if (::fdatasync(metadata_fd_) != 0 || ::fdatasync(failed_fd_) != 0) {
     error = std::string("syncing metadata.jsonl and failed.jsonl: ") + std::strerror(errno);
@@ -135,11 +139,27 @@ bool OutputFiles::Finish(const journal::JournalState& state, std::string& error)
 }
 
 void OutputFiles::AppendImage(const proto::ItemSnapshot& item, const proto::Downloaded& image) {
-  if (!AppendLine(metadata_fd_, MetadataLine(item, image))) stale_ = true;
+  Queue(queued_metadata_, MetadataLine(item, image));
 }
 
 void OutputFiles::AppendFailure(const proto::ItemSnapshot& item) {
-  if (!AppendLine(failed_fd_, FailureLine(item))) stale_ = true;
+  Queue(queued_failed_, FailureLine(item));
+}
+
+void OutputFiles::Queue(std::string& queue, const std::string& line) {
+  queue.append(line);
+  if (queue.size() >= kFlushBytes) Flush();
+}
+
+void OutputFiles::Flush() {
+  WriteQueue(metadata_fd_, queued_metadata_);
+  WriteQueue(failed_fd_, queued_failed_);
+}
+
+void OutputFiles::WriteQueue(int fd, std::string& queue) {
+  if (queue.empty()) return;
+  if (!AppendBytes(fd, queue)) stale_ = true;
+  queue.clear();
 }
 
 }  // namespace nanobatch::output

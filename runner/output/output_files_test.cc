@@ -29,6 +29,68 @@ TEST_CASE("output files: rewritten at the start, appended during the run, synced
   CHECK(dir.Read("failed.jsonl").empty());
 }
 
+// How many times `needle` occurs in `text`.
+std::size_t Count(const std::string& text, const std::string& needle) {
+  std::size_t count = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+TEST_CASE("output files: lines wait in a queue until Flush, which writes them in order") {
+  testing::TempDir dir;
+  std::string error;
+  auto journal = journal::Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(journal, error);
+  journal::AppendFinishedItem(*journal, "a");
+  OutputFiles outputs(journal->dir());
+  REQUIRE(outputs.Rewrite(journal->state(), error));
+  const std::string rewritten = dir.Read("metadata.jsonl");
+  for (const char* id : {"b", "c"}) {
+    journal::AppendFinishedItem(*journal, id);
+    outputs.AppendImage(*journal->state().Find(id), journal->state().Find(id)->images(0));
+  }
+  proto::ItemSnapshot failed;
+  failed.set_item_id("d");
+  failed.set_phase(proto::ItemSnapshot::GAVE_UP);
+  failed.set_last_error_code("invalid_request");
+  outputs.AppendFailure(failed);
+  CHECK(dir.Read("metadata.jsonl") == rewritten);  // nothing written yet
+  CHECK(dir.Read("failed.jsonl").empty());
+  outputs.Flush();
+  const std::string metadata = dir.Read("metadata.jsonl");
+  CHECK(metadata.find("\"file_name\":\"a.png\"") < metadata.find("\"file_name\":\"b.png\""));
+  CHECK(metadata.find("\"file_name\":\"b.png\"") < metadata.find("\"file_name\":\"c.png\""));
+  CHECK(Count(dir.Read("failed.jsonl"), "\"id\":\"d\"") == 1);
+  outputs.Flush();  // nothing queued: nothing written again
+  REQUIRE(outputs.Finish(journal->state(), error));
+  CHECK(Count(dir.Read("metadata.jsonl"), "\"file_name\":\"b.png\"") == 1);
+}
+
+TEST_CASE("output files: a long queue goes out by itself; a rewrite drops what it holds") {
+  testing::TempDir dir;
+  std::string error;
+  auto journal = journal::Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(journal, error);
+  OutputFiles outputs(journal->dir());
+  REQUIRE(outputs.Rewrite(journal->state(), error));
+  // 400 lines of a few hundred bytes: more than the queue holds before it writes itself.
+  for (int i = 0; i < 400; ++i) {
+    const std::string id = "item" + std::to_string(i);
+    journal::AppendFinishedItem(*journal, id);
+    outputs.AppendImage(*journal->state().Find(id), journal->state().Find(id)->images(0));
+  }
+  CHECK_FALSE(dir.Read("metadata.jsonl").empty());
+  CHECK(Count(dir.Read("metadata.jsonl"), "\"file_name\"") < 400);  // the rest still queued
+  // A rewrite writes every item of the state, the queued ones included: not twice after it.
+  REQUIRE(outputs.Rewrite(journal->state(), error));
+  REQUIRE(outputs.Finish(journal->state(), error));
+  const std::string metadata = dir.Read("metadata.jsonl");
+  CHECK(Count(metadata, "\"file_name\"") == 400);
+  CHECK(Count(metadata, "\"file_name\":\"item399.png\"") == 1);
+}
+
 TEST_CASE("output files: the end of a run without working appends rewrites them whole") {
   testing::TempDir dir;
   std::string error;
