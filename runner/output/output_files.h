@@ -46,7 +46,7 @@ class OutputFiles {
   static std::string FailureLine(const proto::ItemSnapshot& item);
 
  private:
-  static constexpr std::size_t kFlushBytes = 64 * 1024;
+  static constexpr std::size_t kFlushBytes = std::size_t{64} * 1024;
   void Queue(std::string& queue, const std::string& line);
   void WriteQueue(int fd, std::string& queue);
 
