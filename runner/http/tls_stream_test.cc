@@ -165,91 +165,84 @@ std::chrono::steady_clock::duration SilentHandshake(const std::function<void(Tls
   return std::chrono::steady_clock::now() - start;
 }
 
-TEST_CASE("tls stream: a deadline moved later or earlier ends the operation at the new one") {
+// The handshake with a silent server, with the deadlines `set` sets, times out no sooner than
+// `at_least` (and well before the test's own limit).
+void CheckTimesOutAfter(const std::function<void(TlsStream&)>& set,
+                        std::chrono::milliseconds at_least) {
   std::optional<ErrorCode> error;
+  const auto took = SilentHandshake(set, error);
+  REQUIRE(error);
+  CHECK(*error == boost::beast::error::timeout);
+  CHECK(took >= at_least);
+  CHECK(took < 5s);
+}
+
+TEST_CASE("tls stream: a deadline moved later or earlier ends the operation at the new one") {
   // Later: the wait for the first deadline stays, and waits again for the rest when it ends.
-  auto took = SilentHandshake(
+  CheckTimesOutAfter(
       [](TlsStream& stream) {
         stream.ExpiresAfter(100ms);
         stream.ExpiresAfter(600ms);
       },
-      error);
-  REQUIRE(error);
-  CHECK(*error == boost::beast::error::timeout);
-  CHECK(took >= 550ms);
-  CHECK(took < 5s);
+      550ms);
   // Earlier: the timer is moved.
-  error.reset();
-  took = SilentHandshake(
+  CheckTimesOutAfter(
       [](TlsStream& stream) {
         stream.ExpiresAfter(30s);
         stream.ExpiresAfter(200ms);
       },
-      error);
-  REQUIRE(error);
-  CHECK(*error == boost::beast::error::timeout);
-  CHECK(took >= 150ms);
-  CHECK(took < 5s);
+      150ms);
   // None, then one again: the first wait ends without effect, and the new deadline holds.
-  error.reset();
-  took = SilentHandshake(
+  CheckTimesOutAfter(
       [](TlsStream& stream) {
         stream.ExpiresAfter(100ms);
         stream.ExpiresNever();
         stream.ExpiresAfter(500ms);
       },
-      error);
-  REQUIRE(error);
-  CHECK(*error == boost::beast::error::timeout);
-  CHECK(took >= 450ms);
-  CHECK(took < 5s);
+      450ms);
 }
 
-TEST_CASE("tls stream: a wait that outlives ExpiresNever ends nothing") {
+// Opens a stream to the simulator, lets `meddle` set its deadlines and wait (the loop turns
+// meanwhile), then exchanges a request on it: the exchange's error.
+ErrorCode ExchangeAfter(const std::function<net::awaitable<void>(TlsStream&)>& meddle) {
   testing::TempDir dir;
   testing::FakeApiProcess api(dir);
   ClientContext tls(api.ca_file());
-  const ErrorCode error = RunOn([&]() -> net::awaitable<ErrorCode> {
-    const auto executor = co_await net::this_coro::executor;
-    TlsStream stream(executor, tls.context);
+  return RunOn([&]() -> net::awaitable<ErrorCode> {
+    TlsStream stream(co_await net::this_coro::executor, tls.context);
     const ErrorCode opened = co_await Open(stream, api);
-    CHECK_FALSE(opened);
-    stream.ExpiresAfter(50ms);
-    stream.ExpiresNever();
-    net::steady_timer later(executor, 200ms);  // the timer's wait has ended by then
-    co_await later.async_wait(net::use_awaitable);
+    if (opened) co_return opened;
+    co_await meddle(stream);
     std::size_t written = 0;
     const ErrorCode write = co_await stream.WriteAll(kCredits, written);
     if (write) co_return write;
     std::string answer;
     co_return co_await ReadAnswer(stream, answer);
   }());
+}
+
+TEST_CASE("tls stream: a wait that outlives ExpiresNever ends nothing") {
+  const ErrorCode error = ExchangeAfter([](TlsStream& stream) -> net::awaitable<void> {
+    stream.ExpiresAfter(50ms);
+    stream.ExpiresNever();
+    // The timer's wait has ended by then.
+    net::steady_timer later(co_await net::this_coro::executor, 200ms);
+    co_await later.async_wait(net::use_awaitable);
+  });
   CHECK_MESSAGE(!error, error.message());
 }
 
 TEST_CASE("tls stream: a deadline moved after it fired, before its handler ran, ends nothing") {
-  testing::TempDir dir;
-  testing::FakeApiProcess api(dir);
-  ClientContext tls(api.ca_file());
-  const ErrorCode error = RunOn([&]() -> net::awaitable<ErrorCode> {
-    const auto executor = co_await net::this_coro::executor;
-    TlsStream stream(executor, tls.context);
-    const ErrorCode opened = co_await Open(stream, api);
-    CHECK_FALSE(opened);
+  const ErrorCode error = ExchangeAfter([](TlsStream& stream) -> net::awaitable<void> {
     // The deadline and a wake-up just before it, both passed before the loop looks again: the
     // wake-up runs first and moves the deadline; the old deadline's handler runs after it.
     const auto at = std::chrono::steady_clock::now() + 2ms;
     stream.ExpiresAt(at);
-    net::steady_timer wake(executor, at - 1us);
+    net::steady_timer wake(co_await net::this_coro::executor, at - 1us);
     std::this_thread::sleep_for(10ms);
     co_await wake.async_wait(net::use_awaitable);
     stream.ExpiresAfter(10s);
-    std::size_t written = 0;
-    const ErrorCode write = co_await stream.WriteAll(kCredits, written);
-    if (write) co_return write;
-    std::string answer;
-    co_return co_await ReadAnswer(stream, answer);
-  }());
+  });
   CHECK_MESSAGE(!error, error.message());
 }
 

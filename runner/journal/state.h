@@ -51,6 +51,8 @@ struct Totals {
   std::uint64_t failed_tasks = 0;
   std::int64_t first_unix_time = 0;
   std::int64_t last_unix_time = 0;
+
+  bool operator==(const Totals&) const = default;
 };
 
 class JournalState {

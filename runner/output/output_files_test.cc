@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
+#include <memory>
 #include <random>
+#include <string>
 
 #include "runner/journal/journal.h"
 #include "runner/journal/test_records.h"
@@ -12,22 +14,28 @@
 namespace nanobatch::output {
 namespace {
 
-TEST_CASE("output files: rewritten at the start, appended during the run, synced at the end") {
-  testing::TempDir dir;
+std::unique_ptr<journal::Journal> OpenJournal(const testing::TempDir& dir) {
   std::string error;
   auto journal = journal::Journal::Open(dir.path(), {}, error);
   REQUIRE_MESSAGE(journal, error);
-  journal::AppendFinishedItem(*journal, "a");
-  OutputFiles outputs(journal->dir());
-  REQUIRE(outputs.Rewrite(journal->state(), error));
-  CHECK(dir.Read("metadata.jsonl").find("\"file_name\":\"a.png\"") != std::string::npos);
-  journal::AppendFinishedItem(*journal, "b");
-  outputs.AppendImage(*journal->state().Find("b"), journal->state().Find("b")->images(0));
-  REQUIRE(outputs.Finish(journal->state(), error));
-  const std::string metadata = dir.Read("metadata.jsonl");
-  CHECK(metadata.find("\"file_name\":\"a.png\"") < metadata.find("\"file_name\":\"b.png\""));
-  CHECK(dir.Read("failed.jsonl").empty());
+  return journal;
 }
+
+// An output directory with its journal and its output files (not rewritten yet).
+struct Outputs {
+  // Records item `id` as finished with its image ID.png, and queues the image's line.
+  void Done(const std::string& id) {
+    journal::AppendFinishedItem(*journal, id);
+    files.AppendImage(*journal->state().Find(id), journal->state().Find(id)->images(0));
+  }
+  bool Rewrite() { return files.Rewrite(journal->state(), error); }
+  bool Finish() { return files.Finish(journal->state(), error); }
+
+  testing::TempDir dir;
+  std::string error;
+  std::unique_ptr<journal::Journal> journal = OpenJournal(dir);
+  OutputFiles files{journal->dir()};
+};
 
 // How many times `needle` occurs in `text`.
 std::size_t Count(const std::string& text, const std::string& needle) {
@@ -38,69 +46,62 @@ std::size_t Count(const std::string& text, const std::string& needle) {
   return count;
 }
 
+TEST_CASE("output files: rewritten at the start, appended during the run, synced at the end") {
+  Outputs outputs;
+  journal::AppendFinishedItem(*outputs.journal, "a");
+  REQUIRE(outputs.Rewrite());
+  CHECK(outputs.dir.Read("metadata.jsonl").find("\"file_name\":\"a.png\"") != std::string::npos);
+  outputs.Done("b");
+  REQUIRE(outputs.Finish());
+  const std::string metadata = outputs.dir.Read("metadata.jsonl");
+  CHECK(metadata.find("\"file_name\":\"a.png\"") < metadata.find("\"file_name\":\"b.png\""));
+  CHECK(outputs.dir.Read("failed.jsonl").empty());
+}
+
 TEST_CASE("output files: lines wait in a queue until Flush, which writes them in order") {
-  testing::TempDir dir;
-  std::string error;
-  auto journal = journal::Journal::Open(dir.path(), {}, error);
-  REQUIRE_MESSAGE(journal, error);
-  journal::AppendFinishedItem(*journal, "a");
-  OutputFiles outputs(journal->dir());
-  REQUIRE(outputs.Rewrite(journal->state(), error));
-  const std::string rewritten = dir.Read("metadata.jsonl");
-  for (const char* id : {"b", "c"}) {
-    journal::AppendFinishedItem(*journal, id);
-    outputs.AppendImage(*journal->state().Find(id), journal->state().Find(id)->images(0));
-  }
+  Outputs outputs;
+  journal::AppendFinishedItem(*outputs.journal, "a");
+  REQUIRE(outputs.Rewrite());
+  const std::string rewritten = outputs.dir.Read("metadata.jsonl");
+  outputs.Done("b");
+  outputs.Done("c");
   proto::ItemSnapshot failed;
   failed.set_item_id("d");
   failed.set_phase(proto::ItemSnapshot::GAVE_UP);
   failed.set_last_error_code("invalid_request");
-  outputs.AppendFailure(failed);
-  CHECK(dir.Read("metadata.jsonl") == rewritten);  // nothing written yet
-  CHECK(dir.Read("failed.jsonl").empty());
-  outputs.Flush();
-  const std::string metadata = dir.Read("metadata.jsonl");
+  outputs.files.AppendFailure(failed);
+  CHECK(outputs.dir.Read("metadata.jsonl") == rewritten);  // nothing written yet
+  CHECK(outputs.dir.Read("failed.jsonl").empty());
+  outputs.files.Flush();
+  const std::string metadata = outputs.dir.Read("metadata.jsonl");
   CHECK(metadata.find("\"file_name\":\"a.png\"") < metadata.find("\"file_name\":\"b.png\""));
   CHECK(metadata.find("\"file_name\":\"b.png\"") < metadata.find("\"file_name\":\"c.png\""));
-  CHECK(Count(dir.Read("failed.jsonl"), "\"id\":\"d\"") == 1);
-  outputs.Flush();  // nothing queued: nothing written again
-  REQUIRE(outputs.Finish(journal->state(), error));
-  CHECK(Count(dir.Read("metadata.jsonl"), "\"file_name\":\"b.png\"") == 1);
+  CHECK(Count(outputs.dir.Read("failed.jsonl"), "\"id\":\"d\"") == 1);
+  outputs.files.Flush();  // nothing queued: nothing written again
+  REQUIRE(outputs.Finish());
+  CHECK(Count(outputs.dir.Read("metadata.jsonl"), "\"file_name\":\"b.png\"") == 1);
 }
 
 TEST_CASE("output files: a long queue goes out by itself; a rewrite drops what it holds") {
-  testing::TempDir dir;
-  std::string error;
-  auto journal = journal::Journal::Open(dir.path(), {}, error);
-  REQUIRE_MESSAGE(journal, error);
-  OutputFiles outputs(journal->dir());
-  REQUIRE(outputs.Rewrite(journal->state(), error));
+  Outputs outputs;
+  REQUIRE(outputs.Rewrite());
   // 400 lines of a few hundred bytes: more than the queue holds before it writes itself.
-  for (int i = 0; i < 400; ++i) {
-    const std::string id = "item" + std::to_string(i);
-    journal::AppendFinishedItem(*journal, id);
-    outputs.AppendImage(*journal->state().Find(id), journal->state().Find(id)->images(0));
-  }
-  CHECK_FALSE(dir.Read("metadata.jsonl").empty());
-  CHECK(Count(dir.Read("metadata.jsonl"), "\"file_name\"") < 400);  // the rest still queued
+  for (int i = 0; i < 400; ++i) outputs.Done("item" + std::to_string(i));
+  CHECK_FALSE(outputs.dir.Read("metadata.jsonl").empty());
+  CHECK(Count(outputs.dir.Read("metadata.jsonl"), "\"file_name\"") < 400);  // the rest queued
   // A rewrite writes every item of the state, the queued ones included: not twice after it.
-  REQUIRE(outputs.Rewrite(journal->state(), error));
-  REQUIRE(outputs.Finish(journal->state(), error));
-  const std::string metadata = dir.Read("metadata.jsonl");
+  REQUIRE(outputs.Rewrite());
+  REQUIRE(outputs.Finish());
+  const std::string metadata = outputs.dir.Read("metadata.jsonl");
   CHECK(Count(metadata, "\"file_name\"") == 400);
   CHECK(Count(metadata, "\"file_name\":\"item399.png\"") == 1);
 }
 
 TEST_CASE("output files: the end of a run without working appends rewrites them whole") {
-  testing::TempDir dir;
-  std::string error;
-  auto journal = journal::Journal::Open(dir.path(), {}, error);
-  REQUIRE_MESSAGE(journal, error);
-  journal::AppendFinishedItem(*journal, "a");
-  OutputFiles outputs(journal->dir());  // never rewritten: its appends went nowhere
-  outputs.AppendImage(*journal->state().Find("a"), journal->state().Find("a")->images(0));
-  REQUIRE(outputs.Finish(journal->state(), error));
-  CHECK(dir.Read("metadata.jsonl").find("\"file_name\":\"a.png\"") != std::string::npos);
+  Outputs outputs;
+  outputs.Done("a");  // never rewritten: its appends go nowhere
+  REQUIRE(outputs.Finish());
+  CHECK(outputs.dir.Read("metadata.jsonl").find("\"file_name\":\"a.png\"") != std::string::npos);
 }
 
 TEST_CASE("output files: an item's own columns follow nanobatch's, never replacing one") {
