@@ -5,15 +5,16 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <map>
 #include <optional>
-#include <set>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "runner/http/parsers.h"
 #include "runner/http/tls_stream.h"
@@ -377,9 +378,14 @@ struct Client::Impl {
   // Registers a connection in use so that Shutdown() can cancel it.
   struct ActiveGuard {
     ActiveGuard(Impl& impl, Connection* connection) : impl(impl), connection(connection) {
-      impl.active.insert(connection);
+      impl.active.push_back(connection);
     }
-    ~ActiveGuard() { impl.active.erase(connection); }
+    ~ActiveGuard() {
+      auto found = std::find(impl.active.begin(), impl.active.end(), connection);
+      if (found == impl.active.end()) return;
+      *found = impl.active.back();
+      impl.active.pop_back();
+    }
     Impl& impl;
     Connection* connection;
   };
@@ -395,7 +401,9 @@ struct Client::Impl {
   ClientOptions options;
   ssl::context tls;
   std::map<std::string, std::unique_ptr<HostPool>> pools;
-  std::set<Connection*> active;
+  // Connections in use: no more than the exchanges under way, so a vector, which allocates
+  // nothing per exchange once grown (a set allocated a node for each).
+  std::vector<Connection*> active;
   bool shut_down = false;
   Client::Stats stats;
 };
