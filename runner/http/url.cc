@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/url/parse.hpp>
 #include <cctype>
+#include <charconv>
 
 namespace nanobatch::http {
 namespace {
@@ -17,8 +18,20 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string Endpoint::Authority() const {
+  // Asked for several times a request (the pool's key, the Host header): one allocation, where
+  // concatenating made a temporary per piece.
   const bool ipv6 = host.find(':') != std::string::npos;
-  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  char port_digits[8];
+  const char* port_end = std::to_chars(port_digits, port_digits + sizeof port_digits, port).ptr;
+  const auto port_size = static_cast<std::size_t>(port_end - port_digits);
+  std::string authority;
+  authority.reserve(host.size() + 3 + port_size);
+  if (ipv6) authority.push_back('[');
+  authority.append(host);
+  if (ipv6) authority.push_back(']');
+  authority.push_back(':');
+  authority.append(port_digits, port_size);
+  return authority;
 }
 
 std::optional<Endpoint> ParseUrl(std::string_view text, std::string* why) {
@@ -85,8 +98,8 @@ std::optional<HostPort> ParseHostPort(std::string_view text) {
   if (out.host.empty() || out.host.size() > 253) return std::nullopt;
   const bool v6 = !text.empty() && text.front() == '[';
   for (char c : out.host) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
-                    (v6 && c == ':');
+    const bool ok =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || (v6 && c == ':');
     if (!ok) return std::nullopt;
   }
   if (!port_text.empty()) {

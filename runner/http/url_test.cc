@@ -25,6 +25,9 @@ TEST_CASE("url: https URLs are taken apart, with default and explicit ports") {
   CHECK(c->host == "::1");
   CHECK(c->target == "/x?y=1");
   CHECK(c->Authority() == "[::1]:9000");
+  // The shortest and longest ports.
+  CHECK(ParseUrl("https://h:1/")->Authority() == "h:1");
+  CHECK(ParseUrl("https://[2001:db8::1]:65535/")->Authority() == "[2001:db8::1]:65535");
 }
 
 TEST_CASE("url: what is not an absolute http(s) URL with a host is refused, with a reason") {
