@@ -1,6 +1,6 @@
 // HTTP response framing as the client sees it: the bytes a server sends go, in pieces of the
 // size the first byte picks, through the same Beast parser set-up the client uses (limits from
-// runner/http/parsers.h), for an API answer (string body, 1 MiB cap) and for a download (a
+// runner/http/parsers.h), for an API answer (AnswerParser, 1 MiB cap) and for a download (a
 // buffer body streamed in 64 KiB chunks, capped). Whatever the framing (Content-Length lies,
 // broken chunked encoding, megabytes of headers), parsing ends, bodies never pass their caps, and
 // an API answer that parses goes on into the task decoder as it would.
@@ -34,15 +34,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
 
   {  // An API answer, as Client::Send reads it.
-    bhttp::response_parser<bhttp::string_body> parser;
+    http::AnswerParser parser;
     parser.eager(true);
     http::LimitResponse(parser, api::kApiBodyLimit);
     fuzz::Feed(parser, input, piece);
+    FUZZ_CHECK(parser.body().size() <= api::kApiBodyLimit);  // done or not
     if (parser.is_done()) {
-      const auto& message = parser.get();
-      FUZZ_CHECK(message.body().size() <= api::kApiBodyLimit);
-      const std::string_view retry_after = message[bhttp::field::retry_after];
-      api::DecodeTaskResponse(static_cast<int>(message.result_int()), message.body(), retry_after);
+      api::DecodeTaskResponse(parser.status(), parser.body(), parser.retry_after().value_or(""));
     }
   }
   {  // A download, as Client::Download streams it.

@@ -515,7 +515,7 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
       co_return Failure(write_error, "sending to " + request.endpoint.Authority(), written > 0);
     }
 
-    bhttp::response_parser<bhttp::string_body> parser;
+    AnswerParser parser;
     LimitResponse(parser, body_limit);
     const beast::error_code read_error =
         co_await ReadHttp(connection->stream, connection->buffer, parser, /*header_only=*/false);
@@ -530,11 +530,10 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
                         true);
     }
     Response response;
-    response.status = static_cast<int>(parser.get().result_int());
-    response.retry_after = std::string(parser.get()[bhttp::field::retry_after]);
-    const bool keep_alive = parser.get().keep_alive();
-    response.body = std::move(parser.get().body());
-    impl.Return(pool, std::move(connection), keep_alive);
+    response.status = parser.status();
+    response.retry_after = parser.retry_after().value_or("");
+    response.body = std::move(parser.body());
+    impl.Return(pool, std::move(connection), parser.keep_alive());
     co_return response;
   }
   co_return Failure(net::error::connection_reset, "connection to " + request.endpoint.Authority(),

@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace nanobatch::http {
@@ -32,5 +33,49 @@ void LimitRequest(Parser& parser, std::uint64_t body_limit) {
   parser.header_limit(kMaxRequestHeaderBytes);
   parser.body_limit(body_limit);
 }
+
+// An API answer as Client::Send reads it: the status, the first Retry-After header and the body.
+// Every other header is parsed and checked by Beast, then dropped: its response_parser kept each
+// one in a list of fields (an allocation per header) that nothing read. Limits as any parser
+// (LimitResponse); keep_alive() is basic_parser's, false for a body that ends with the connection.
+class AnswerParser : public boost::beast::http::basic_parser<false> {
+ public:
+  int status() const { return status_; }
+  const std::optional<std::string>& retry_after() const { return retry_after_; }
+  std::string& body() { return body_; }
+
+ private:
+  using string_view = boost::beast::string_view;
+  using error_code = boost::beast::error_code;
+
+  void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
+                       error_code&) override {}  // never called: this parses responses
+  void on_response_impl(int code, string_view, int, error_code&) override { status_ = code; }
+  void on_field_impl(boost::beast::http::field name, string_view, string_view value,
+                     error_code&) override {
+    if (name == boost::beast::http::field::retry_after && !retry_after_) {
+      retry_after_.emplace(value.data(), value.size());
+    }
+  }
+  void on_header_impl(error_code&) override {}
+  // The announced length is within the body limit here: the parser refused a larger one.
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    if (length) body_.reserve(static_cast<std::size_t>(*length));
+  }
+  std::size_t on_body_impl(string_view bytes, error_code&) override {
+    body_.append(bytes.data(), bytes.size());
+    return bytes.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, string_view bytes, error_code&) override {
+    body_.append(bytes.data(), bytes.size());
+    return bytes.size();
+  }
+  void on_finish_impl(error_code&) override {}
+
+  int status_ = 0;
+  std::optional<std::string> retry_after_;
+  std::string body_;
+};
 
 }  // namespace nanobatch::http
