@@ -444,7 +444,8 @@ void Journal::QueueSerialized() {
 
 void Journal::Finalize(const std::string& item_id) {
   // A compact item's snapshot is a record already; an unfinished one is still changing.
-  const proto::ItemSnapshot* item = state_.FinishedInMemory(item_id);
+  std::uint32_t index = 0;
+  const proto::ItemSnapshot* item = state_.FinishedInMemory(item_id, index);
   if (item == nullptr) return;
   const std::uint64_t offset = file_bytes_ + in_flight_.size() + pending_.size();
   const std::int64_t now = UnixNow();
@@ -457,7 +458,7 @@ void Journal::Finalize(const std::string& item_id) {
   record.SerializeToString(&serialized_);
   record.unsafe_arena_release_item_snapshot();
   QueueSerialized();
-  state_.ApplyOwnSnapshot(item_id, now, offset);  // kept compact from now on
+  state_.ApplyOwnSnapshot(index, now, offset);  // kept compact from now on
 }
 
 bool Journal::LoadSnapshot(std::uint64_t offset, proto::ItemSnapshot& out) const {

@@ -177,22 +177,24 @@ void JournalState::MakeCompactAt(std::uint32_t index, std::uint64_t offset) {
   if (index < slots_.size()) Compact(slots_[index], offset);
 }
 
-const proto::ItemSnapshot* JournalState::FinishedInMemory(std::string_view id) const {
-  const auto index = Lookup(id);
-  if (!index) return nullptr;
-  const proto::ItemSnapshot* item = slots_[*index].live.get();
+const proto::ItemSnapshot* JournalState::FinishedInMemory(std::string_view id,
+                                                          std::uint32_t& index) const {
+  const auto found = Lookup(id);
+  if (!found) return nullptr;
+  index = *found;
+  const proto::ItemSnapshot* item = slots_[index].live.get();
   return item != nullptr && IsFinished(item->phase()) ? item : nullptr;
 }
 
-void JournalState::ApplyOwnSnapshot(std::string_view id, std::int64_t unix_time,
+void JournalState::ApplyOwnSnapshot(std::uint32_t index, std::int64_t unix_time,
                                     std::uint64_t offset) {
-  const auto index = Lookup(id);
-  if (!index || !slots_[*index].live || !IsFinished(slots_[*index].live->phase())) return;
+  if (index >= slots_.size()) return;
+  Slot& slot = slots_[index];
+  if (!slot.live || !IsFinished(slot.live->phase())) return;
   // Apply's kItemSnapshot case, for a snapshot equal to the one in memory: nothing in the item
   // changes, it is not done anew (recent_done_), and it becomes compact.
   ++records_;
   NoteTime(unix_time);
-  Slot& slot = slots_[*index];
   Count(slot, -1);
   Compact(slot, offset);
   Count(slot, +1);

@@ -93,12 +93,13 @@ class JournalState {
   // `offset` of the journal (compaction moved it there). No effect on an unfinished item.
   void MakeCompactAt(std::uint32_t index, std::uint64_t offset);
   // Journal::Finalize's two halves. FinishedInMemory: the snapshot of item `id` when it is in
-  // memory and finished (done or given up), else nullptr; valid until the next change.
-  // ApplyOwnSnapshot: what Apply does with a record of exactly that snapshot, written at
-  // `offset` with `unix_time`, without copying the snapshot onto itself: the item is kept
-  // compact from now on.
-  const proto::ItemSnapshot* FinishedInMemory(std::string_view id) const;
-  void ApplyOwnSnapshot(std::string_view id, std::int64_t unix_time, std::uint64_t offset);
+  // memory and finished (done or given up), else nullptr; valid until the next change, and the
+  // item's index in `index`. ApplyOwnSnapshot: what Apply does with a record of exactly the
+  // snapshot of item `index`, written at `offset` with `unix_time`, without copying the snapshot
+  // onto itself: the item is kept compact from now on (no effect unless it is in memory and
+  // finished).
+  const proto::ItemSnapshot* FinishedInMemory(std::string_view id, std::uint32_t& index) const;
+  void ApplyOwnSnapshot(std::uint32_t index, std::int64_t unix_time, std::uint64_t offset);
   std::size_t compact_items() const { return compact_; }
 
   const Totals& totals() const { return totals_; }

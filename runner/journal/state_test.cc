@@ -189,21 +189,25 @@ TEST_CASE("state: a finished item's own snapshot applied in place leaves what it
   in_place.SetLoader(loader);
   history(by_record);
   history(in_place);
-  CHECK(in_place.FinishedInMemory("open") == nullptr);
-  CHECK(in_place.FinishedInMemory("nobody") == nullptr);
+  std::uint32_t index = 0;
+  CHECK(in_place.FinishedInMemory("open", index) == nullptr);
+  CHECK(in_place.FinishedInMemory("nobody", index) == nullptr);
   std::uint64_t offset = 5'000;
   for (const char* id : {"done", "failed"}) {
-    REQUIRE(in_place.FinishedInMemory(id) != nullptr);
-    frames[offset] = *in_place.FinishedInMemory(id);
+    const proto::ItemSnapshot* finished = in_place.FinishedInMemory(id, index);
+    REQUIRE(finished != nullptr);
+    CHECK(index == *in_place.IndexOf(id));
+    frames[offset] = *finished;
     proto::Record record;
     *record.mutable_item_snapshot() = frames[offset];
     record.set_unix_time(2'000);
     by_record.Apply(record, offset);
-    in_place.ApplyOwnSnapshot(id, 2'000, offset);
-    CHECK(in_place.FinishedInMemory(id) == nullptr);  // compact now
+    in_place.ApplyOwnSnapshot(index, 2'000, offset);
+    CHECK(in_place.FinishedInMemory(id, index) == nullptr);  // compact now
     offset += 100;
   }
-  in_place.ApplyOwnSnapshot("open", 3'000, offset);  // not finished: nothing happens
+  in_place.ApplyOwnSnapshot(*in_place.IndexOf("open"), 3'000,
+                            offset);  // not finished: nothing happens
   CHECK(in_place.totals() == by_record.totals());
   CHECK(in_place.records() == by_record.records());
   CHECK(in_place.compact_items() == 2);
