@@ -226,16 +226,21 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
+def pooled_user_share(results):
+    """The runs' user time as a share of their CPU time, all runs together, and that CPU time."""
+    user = sum(r["user"] for r in results)
+    both = user + sum(r["sys"] for r in results)
+    return (user / both if both > 0 else 0.0), both
+
+
 def user_share_error(results):
     """The relative standard error of cpu_per_1000's user figure from the tick sampling alone: n
     ticks of which a share p were user time put a relative error of sqrt((1 - p) / (p n)) on
     it. (The runs' own spread comes on top; the median total is exact per run.)"""
-    user = sum(r["user"] for r in results)
-    both = user + sum(r["sys"] for r in results)
+    p, both = pooled_user_share(results)
     ticks = both * TICK_HZ
-    if user <= 0 or ticks <= 0:
+    if p <= 0 or ticks <= 0:
         return float("nan")
-    p = user / both
     return ((1 - p) / (p * ticks)) ** 0.5
 
 
@@ -246,9 +251,7 @@ def cpu_per_1000(results):
     one 2,000-task nanobatch run of about 0.25 CPU s has some 60 ticks, and its user figure alone
     moves by a fifth; the ticks of all the runs together split the median total more steadily."""
     total = median([per_1000(r, "user") + per_1000(r, "sys") for r in results])
-    user = sum(r["user"] for r in results)
-    both = user + sum(r["sys"] for r in results)
-    share = user / both if both > 0 else 0.0
+    share = pooled_user_share(results)[0]
     return total * share, total * (1 - share), total
 
 
