@@ -232,9 +232,17 @@ struct Client::Impl {
   // Downloads have pools of their own: their connections went to addresses the download policy
   // checked, and an API connection (to an address the user configured) is never lent to one.
   HostPool& PoolFor(const Endpoint& endpoint, bool for_downloads = false) {
-    auto& pool = pools[(for_downloads ? "download " : "") + endpoint.Authority()];
-    if (!pool) pool = std::make_unique<HostPool>(executor, options.max_connections_per_host);
-    return *pool;
+    // Looked up twice a request: the key is built in a buffer kept for it, not allocated.
+    pool_key.assign(for_downloads ? "download " : "");
+    endpoint.AppendAuthority(pool_key);
+    auto found = pools.find(pool_key);
+    if (found == pools.end()) {
+      found = pools
+                  .emplace(pool_key,
+                           std::make_unique<HostPool>(executor, options.max_connections_per_host))
+                  .first;
+    }
+    return *found->second;
   }
 
   // Takes a live idle connection, or nullptr. An idle connection has nothing to read: one that
@@ -400,7 +408,8 @@ struct Client::Impl {
   net::any_io_executor executor;
   ClientOptions options;
   ssl::context tls;
-  std::map<std::string, std::unique_ptr<HostPool>> pools;
+  std::map<std::string, std::unique_ptr<HostPool>, std::less<>> pools;
+  std::string pool_key;  // PoolFor's
   // Connections in use: no more than the exchanges under way, so a vector, which allocates
   // nothing per exchange once grown (a set allocated a node for each).
   std::vector<Connection*> active;
@@ -428,14 +437,12 @@ void Client::Shutdown() {
   }
 }
 
-Client::Slot::Slot(Slot&& other) noexcept
-    : slots_(std::exchange(other.slots_, nullptr)), authority_(std::move(other.authority_)) {}
+Client::Slot::Slot(Slot&& other) noexcept : slots_(std::exchange(other.slots_, nullptr)) {}
 
 Client::Slot& Client::Slot::operator=(Slot&& other) noexcept {
   if (this != &other) {
     if (slots_ != nullptr) slots_->Release();
     slots_ = std::exchange(other.slots_, nullptr);
-    authority_ = std::move(other.authority_);
   }
   return *this;
 }
@@ -450,7 +457,6 @@ net::awaitable<Client::Slot> Client::AcquireSlot(const Endpoint& endpoint, util:
   Slot slot;
   if (impl.shut_down || !co_await pool.slots.Acquire(stop)) co_return slot;
   slot.slots_ = &pool.slots;
-  slot.authority_ = endpoint.Authority();
   co_return slot;
 }
 
@@ -478,7 +484,7 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
   Impl& impl = *impl_;
   const bool is_post = request.method == Request::Method::kPost;
   HostPool& pool = impl.PoolFor(request.endpoint);
-  if (!slot || slot.authority_ != request.endpoint.Authority() || impl.shut_down) {
+  if (!slot || slot.slots_ != &pool.slots || impl.shut_down) {  // a slot of another host
     co_return Failure(net::error::operation_aborted, "not sent", false);
   }
 

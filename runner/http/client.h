@@ -122,8 +122,8 @@ class Client {
 
    private:
     friend class Client;
+    // The semaphore of the host pool it was taken from: also which host it is for.
     util::AsyncSemaphore* slots_ = nullptr;
-    std::string authority_;
   };
   // Waits for a slot of `endpoint`'s host; `stop` (when given) ends the wait at once.
   boost::asio::awaitable<Slot> AcquireSlot(const Endpoint& endpoint,

@@ -34,13 +34,15 @@ bool IsTarget(std::string_view text) {
 }  // namespace
 
 std::optional<std::string> RequestBytes(const RequestParts& parts) {
-  const std::string authority = parts.endpoint.Authority();
-  if (!IsToken(parts.method) || !IsTarget(parts.endpoint.target) || !IsFieldValue(authority) ||
-      !IsFieldValue(parts.accept) || !IsFieldValue(parts.content_type) ||
-      (parts.content_type.empty() && !parts.body.empty())) {
+  // The authority is the host with brackets, ':' and digits around it: checking the host
+  // checks it all, and it is appended in place rather than built apart.
+  if (!IsToken(parts.method) || !IsTarget(parts.endpoint.target) ||
+      !IsFieldValue(parts.endpoint.host) || !IsFieldValue(parts.accept) ||
+      !IsFieldValue(parts.content_type) || (parts.content_type.empty() && !parts.body.empty())) {
     return std::nullopt;
   }
-  std::size_t size = 128 + parts.endpoint.target.size() + authority.size() + parts.body.size();
+  std::size_t size =
+      128 + parts.endpoint.target.size() + parts.endpoint.host.size() + 8 + parts.body.size();
   for (const Header& header : parts.headers) {
     if (!IsToken(header.name) || !IsFieldValue(header.value)) return std::nullopt;
     size += header.name.size() + header.value.size() + 4;
@@ -48,7 +50,9 @@ std::optional<std::string> RequestBytes(const RequestParts& parts) {
   std::string bytes;
   bytes.reserve(size);
   bytes.append(parts.method).append(" ").append(parts.endpoint.target).append(" HTTP/1.1\r\n");
-  bytes.append("Host: ").append(authority).append("\r\n");
+  bytes.append("Host: ");
+  parts.endpoint.AppendAuthority(bytes);
+  bytes.append("\r\n");
   bytes.append("User-Agent: nanobatch/").append(kVersion).append("\r\n");
   if (!parts.accept.empty()) bytes.append("Accept: ").append(parts.accept).append("\r\n");
   for (const Header& header : parts.headers) {

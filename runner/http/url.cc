@@ -18,20 +18,22 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string Endpoint::Authority() const {
-  // Asked for several times a request (the pool's key, the Host header): one allocation, where
-  // concatenating made a temporary per piece.
+  std::string authority;
+  AppendAuthority(authority);
+  return authority;
+}
+
+void Endpoint::AppendAuthority(std::string& out) const {
   const bool ipv6 = host.find(':') != std::string::npos;
   char port_digits[8];
   const char* port_end = std::to_chars(port_digits, port_digits + sizeof port_digits, port).ptr;
   const auto port_size = static_cast<std::size_t>(port_end - port_digits);
-  std::string authority;
-  authority.reserve(host.size() + 3 + port_size);
-  if (ipv6) authority.push_back('[');
-  authority.append(host);
-  if (ipv6) authority.push_back(']');
-  authority.push_back(':');
-  authority.append(port_digits, port_size);
-  return authority;
+  out.reserve(out.size() + host.size() + 3 + port_size);
+  if (ipv6) out.push_back('[');
+  out.append(host);
+  if (ipv6) out.push_back(']');
+  out.push_back(':');
+  out.append(port_digits, port_size);
 }
 
 std::optional<Endpoint> ParseUrl(std::string_view text, std::string* why) {

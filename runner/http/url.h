@@ -21,8 +21,10 @@ struct Endpoint {
   std::uint16_t port = 443;
   std::string target;  // path and query, at least "/"
 
-  // "host:port", the connection pool's key and the Host header.
+  // "host:port" ("[v6]:port"), the connection pool's key and the Host header.
   std::string Authority() const;
+  // The same, appended to `out` (no allocation when it has the room).
+  void AppendAuthority(std::string& out) const;
 };
 
 // Parses an absolute http or https URL with a host; nullopt (and `why`) otherwise.
