@@ -81,14 +81,15 @@ void AppendJsonString(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
-void JsonObjectWriter::Key(std::string_view key) {
+void JsonObjectWriter::RawNamed(std::string_view name, std::string_view json) {
   if (!keys_.empty()) out_.push_back(',');
-  keys_.push_back(key);
-  AppendJsonString(out_, key);
+  keys_.push_back(name);
+  AppendJsonString(out_, name);
   out_.push_back(':');
+  out_.append(json);
 }
 
-void JsonObjectWriter::Number(std::string_view key, std::uint64_t value) {
+void JsonObjectWriter::Number(JsonName key, std::uint64_t value) {
   Key(key);
   AppendDecimal(out_, value);
 }

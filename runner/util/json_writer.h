@@ -26,20 +26,43 @@ namespace nanobatch::util {
 // `text` as a JSON string, quotes included, appended to `out`.
 void AppendJsonString(std::string& out, std::string_view text);
 
+// Never defined: JsonName's constructor calls it for a name that would need escaping, which a
+// constant evaluation cannot do, so such a name fails to compile.
+void JsonNameNeedsEscaping();
+
+// A member name written in the program: checked when it is compiled (consteval) to need no
+// escaping, so that it is copied as it is rather than scanned every time it is written (the
+// output lines and submit bodies write about twenty a task). A name known only at run time goes
+// through RawNamed, which escapes it.
+class JsonName {
+ public:
+  template <std::size_t N>
+  consteval JsonName(const char (&name)[N]) : text_(name, N - 1) {  // implicit: from literals
+    for (std::size_t i = 0; i + 1 < N; ++i) {
+      const auto c = static_cast<unsigned char>(name[i]);
+      if (c < 0x20 || c == '"' || c == '\\') JsonNameNeedsEscaping();
+    }
+  }
+  std::string_view text() const { return text_; }
+
+ private:
+  std::string_view text_;
+};
+
 class JsonObjectWriter {
  public:
   explicit JsonObjectWriter(std::string& out) : out_(out) { out_.push_back('{'); }
   JsonObjectWriter(const JsonObjectWriter&) = delete;
   JsonObjectWriter& operator=(const JsonObjectWriter&) = delete;
 
-  void String(std::string_view key, std::string_view value) {
+  void String(JsonName key, std::string_view value) {
     Key(key);
     AppendJsonString(out_, value);
   }
-  void Number(std::string_view key, std::uint64_t value);
+  void Number(JsonName key, std::uint64_t value);
   // An array of strings, from any range of things that convert to std::string_view.
   template <typename Strings>
-  void StringArray(std::string_view key, const Strings& values) {
+  void StringArray(JsonName key, const Strings& values) {
     Key(key);
     out_.push_back('[');
     bool first = true;
@@ -51,12 +74,20 @@ class JsonObjectWriter {
     out_.push_back(']');
   }
   // A value that is already JSON text (a serialized boost::json value), copied as it is.
-  void Raw(std::string_view key, std::string_view json) {
+  void Raw(JsonName key, std::string_view json) {
     Key(key);
     out_.append(json);
   }
+  // The same, for a name known only at run time (escaped as a string is).
+  void RawNamed(std::string_view name, std::string_view json);
   // Starts a member whose value is written next (a nested JsonObjectWriter on the same string).
-  void Key(std::string_view key);
+  void Key(JsonName key) {
+    if (!keys_.empty()) out_.push_back(',');
+    keys_.push_back(key.text());
+    out_.push_back('"');
+    out_.append(key.text());
+    out_.append("\":", 2);
+  }
   void Close() { out_.push_back('}'); }
 
   // Whether a member of this name was written. The names are kept as views: a name must stay

@@ -50,6 +50,7 @@ TEST_CASE("json_writer: an object's members in order, as boost::json writes the 
   object.StringArray("urls", urls);
   object.StringArray("none", std::vector<std::string>());
   object.Raw("meta", R"({"k":[1,2]})");
+  object.RawNamed("a \"name\"\n", "7");  // known at run time: escaped
   object.Key("input");
   {
     JsonObjectWriter inner(out);
@@ -59,6 +60,7 @@ TEST_CASE("json_writer: an object's members in order, as boost::json writes the 
   object.Close();
   CHECK(object.Has("urls"));
   CHECK(object.Has("input"));
+  CHECK(object.Has("a \"name\"\n"));
   CHECK_FALSE(object.Has("prompt"));  // a member of the nested object, not of this one
   json::object expected;
   expected["id"] = "cat \"1\"";
@@ -67,6 +69,7 @@ TEST_CASE("json_writer: an object's members in order, as boost::json writes the 
   expected["urls"] = json::array{"https://a.example/1.png", "b\n"};
   expected["none"] = json::array();
   expected["meta"] = json::parse(R"({"k":[1,2]})");
+  expected["a \"name\"\n"] = 7;
   expected["input"] = json::object{{"prompt", "x"}};
   CHECK(out == "prefix " + json::serialize(expected));
   JsonObjectWriter empty(out);
