@@ -584,14 +584,14 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   if (write_error) co_return Failure(write_error, "requesting " + endpoint.target, true);
 
   beast::flat_buffer& buffer = connection->buffer;
-  bhttp::response_parser<bhttp::buffer_body> parser;
+  DownloadParser parser;
   LimitResponse(parser, max_bytes);
   const beast::error_code header_error =
       co_await ReadHttp(connection->stream, buffer, parser, /*header_only=*/true);
   if (header_error) co_return Failure(header_error, "reading headers of " + endpoint.target, true);
 
   DownloadOutcome outcome;
-  outcome.status = static_cast<int>(parser.get().result_int());
+  outcome.status = parser.status();
   if (outcome.status != 200) co_return outcome;  // the connection is dropped with its body
 
   // The body, a chunk at a time, straight to the sink: never the whole image in memory. Besides
@@ -633,11 +633,10 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
           error == net::error::eof ? beast::error_code(bhttp::error::partial_message) : error;
       got = read;
     } else {
-      parser.get().body().data = chunk + filled;
-      parser.get().body().size = room;
+      parser.SetRoom(chunk + filled, room);
       read_error = co_await ReadHttpSome(connection->stream, buffer, parser);
       if (read_error == bhttp::error::need_buffer) read_error = {};
-      got = room - parser.get().body().size;
+      got = room - parser.room_left();
     }
     if (known_length) remaining -= got;
     const auto now = std::chrono::steady_clock::now();
@@ -670,7 +669,7 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
           true);
     }
   }
-  impl.Return(pool, std::move(connection), parser.get().keep_alive());
+  impl.Return(pool, std::move(connection), parser.keep_alive());
   co_return outcome;
 }
 

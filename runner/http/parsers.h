@@ -9,8 +9,10 @@
 //   bhttp::response_parser<bhttp::string_body> parser;
 //   http::LimitResponse(parser, api::kApiBodyLimit);
 
+#include <algorithm>
 #include <boost/beast/http.hpp>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,6 +78,54 @@ class AnswerParser : public boost::beast::http::basic_parser<false> {
   int status_ = 0;
   std::optional<std::string> retry_after_;
   std::string body_;
+};
+
+// A download's answer as Client::Download reads it: the status, then the body into room the
+// caller lends (SetRoom), as response_parser<buffer_body> does but keeping no header (Beast's
+// kept each one as an allocated field, every image). A body that does not fit in the room left
+// ends the put with http::error::need_buffer, as buffer_body's does; room_left() says how much
+// of the room the body has not filled. Limits as any parser (LimitResponse); keep_alive() is
+// basic_parser's, false for a body that ends with the connection.
+class DownloadParser : public boost::beast::http::basic_parser<false> {
+ public:
+  int status() const { return status_; }
+  void SetRoom(char* data, std::size_t size) {
+    room_ = data;
+    room_left_ = size;
+  }
+  std::size_t room_left() const { return room_left_; }
+
+ private:
+  using string_view = boost::beast::string_view;
+  using error_code = boost::beast::error_code;
+
+  void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
+                       error_code&) override {}  // never called: this parses responses
+  void on_response_impl(int code, string_view, int, error_code&) override { status_ = code; }
+  void on_field_impl(boost::beast::http::field, string_view, string_view, error_code&) override {}
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+  std::size_t on_body_impl(string_view bytes, error_code& error) override {
+    return Take(bytes, error);
+  }
+  void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, string_view bytes, error_code& error) override {
+    return Take(bytes, error);
+  }
+  void on_finish_impl(error_code&) override {}
+
+  std::size_t Take(string_view bytes, error_code& error) {
+    const std::size_t taken = std::min(bytes.size(), room_left_);
+    if (taken > 0) std::memcpy(room_, bytes.data(), taken);
+    room_ += taken;
+    room_left_ -= taken;
+    if (taken < bytes.size()) error = boost::beast::http::error::need_buffer;
+    return taken;
+  }
+
+  int status_ = 0;
+  char* room_ = nullptr;
+  std::size_t room_left_ = 0;
 };
 
 }  // namespace nanobatch::http
