@@ -11,10 +11,10 @@ Figures are medians of --runs runs (CPU: the median total, split into user and s
 runs' pooled shares, see cpu_per_1000); ratios compare figures taken in the same invocation (this
 machine is noisy: only ratios from one run carry). Prints a table, or JSON with --json.
 
-Sections (--only picks some): cpu (with syncs and throughput), cpu_tmpfs (the same on tmpfs, the image bytes
-against the crypto floor there, and the cost of
-file creation on the work disk), slow_disk, rate, connections,
-download, memory, validate, journal.
+Sections (--only picks some): cpu (with syncs and throughput), startup (the CPU of a start),
+cpu_tmpfs (the same on tmpfs, the image bytes against the crypto floor there, and the cost of
+file creation on the work disk), slow_disk, rate, connections, download, memory, validate,
+journal.
 """
 import argparse
 import functools
@@ -632,6 +632,32 @@ def journal_section(work, args):
     return rows, {"output": out.strip()}
 
 
+def startup_section(work, args):
+    """What every start costs, whatever the command: `nanobatch --version` run many times from one
+    shell loop, less the same loop running /bin/true (the shell's share), in user and system CPU
+    per start. Loading shared libraries and binding their symbols is most of it."""
+    starts = args.startup_runs
+
+    def loop(binary):
+        script = (f'i=0; while [ "$i" -lt {starts} ]; do "{binary}" --version >/dev/null; '
+                  'i=$((i + 1)); done')
+        result = measured(["/bin/sh", "-c", script])
+        return result["user"], result["sys"]
+
+    user, system = [], []
+    for _ in range(args.runs):
+        nb_user, nb_sys = loop(NANOBATCH)
+        shell_user, shell_sys = loop("/bin/true")
+        user.append((nb_user - shell_user) / starts)
+        system.append((nb_sys - shell_sys) / starts)
+    libraries = subprocess.run(["ldd", NANOBATCH], capture_output=True, text=True).stdout
+    shared = sum(1 for line in libraries.splitlines() if "=>" in line)
+    row = (f"a start of nanobatch (`--version`, {starts} starts; {shared} shared libraries)",
+           f"{median(user) * 1000:.2f} + {median(system) * 1000:.2f}", "ms user+sys", "", "")
+    return [row], {"user_ms": median(user) * 1000, "sys_ms": median(system) * 1000,
+                   "shared_libraries": shared}
+
+
 def download_section(work, args):
     """Large images (4K requests: 1024 x 1024 noisy PNGs of ~3 MB) through nanobatch (TLS,
     SHA-256, fsync, journal) against curl fetching the same URLs in parallel (no hash, no sync)."""
@@ -676,6 +702,7 @@ def verdict(ok):
 
 
 SECTIONS = {
+    "startup": startup_section,
     "cpu_tmpfs": cpu_tmpfs_section,
     "slow_disk": slow_disk_section,
     "rate": rate_section,
@@ -711,11 +738,13 @@ def main():
     args.validate_lines = 1000000
     args.validate_mixed_bytes = 512 << 20
     args.journal_records = 800000  # journal_bench writes 5 records per 4 asked: 1,000,000
+    args.startup_runs = 300
     if args.quick:
         args.runs, args.tasks, args.xargs_tasks, args.slow_tasks = 1, 500, 50, 100
         args.rate_seconds, args.memory_tasks, args.download_tasks = 5, 2000, 20
         args.validate_lines, args.journal_records = 200000, 200000
         args.validate_mixed_bytes = 32 << 20
+        args.startup_runs = 50
     sections = [s for s in args.only.split(",") if s] or ["cpu", *SECTIONS]
     unknown = [s for s in sections if s != "cpu" and s not in SECTIONS]
     if unknown:
