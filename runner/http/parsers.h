@@ -36,46 +36,63 @@ void LimitRequest(Parser& parser, std::uint64_t body_limit) {
   parser.body_limit(body_limit);
 }
 
+// What the client's two response parsers share: the status, kept, and Beast's basic_parser
+// callbacks that neither needs. A body's bytes, of announced length or chunked, go to Body().
+class ResponseParser : public boost::beast::http::basic_parser<false> {
+ public:
+  int status() const { return status_; }
+
+ protected:
+  using string_view = boost::beast::string_view;
+  using error_code = boost::beast::error_code;
+
+  // The body's next bytes; returns how many were taken (fewer, with an error, to stop).
+  virtual std::size_t Body(string_view bytes, error_code& error) = 0;
+
+ private:
+  void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
+                       error_code&) override {}  // never called: this parses responses
+  void on_response_impl(int code, string_view, int, error_code&) override { status_ = code; }
+  void on_field_impl(boost::beast::http::field, string_view, string_view, error_code&) override {}
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+  std::size_t on_body_impl(string_view bytes, error_code& error) override {
+    return Body(bytes, error);
+  }
+  void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, string_view bytes, error_code& error) override {
+    return Body(bytes, error);
+  }
+  void on_finish_impl(error_code&) override {}
+
+  int status_ = 0;
+};
+
 // An API answer as Client::Send reads it: the status, the first Retry-After header and the body.
 // Every other header is parsed and checked by Beast, then dropped: its response_parser kept each
 // one in a list of fields (an allocation per header) that nothing read. Limits as any parser
 // (LimitResponse); keep_alive() is basic_parser's, false for a body that ends with the connection.
-class AnswerParser : public boost::beast::http::basic_parser<false> {
+class AnswerParser : public ResponseParser {
  public:
-  int status() const { return status_; }
   const std::optional<std::string>& retry_after() const { return retry_after_; }
   std::string& body() { return body_; }
 
  private:
-  using string_view = boost::beast::string_view;
-  using error_code = boost::beast::error_code;
-
-  void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
-                       error_code&) override {}  // never called: this parses responses
-  void on_response_impl(int code, string_view, int, error_code&) override { status_ = code; }
   void on_field_impl(boost::beast::http::field name, string_view, string_view value,
                      error_code&) override {
     if (name == boost::beast::http::field::retry_after && !retry_after_) {
       retry_after_.emplace(value.data(), value.size());
     }
   }
-  void on_header_impl(error_code&) override {}
   // The announced length is within the body limit here: the parser refused a larger one.
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
     if (length) body_.reserve(static_cast<std::size_t>(*length));
   }
-  std::size_t on_body_impl(string_view bytes, error_code&) override {
+  std::size_t Body(string_view bytes, error_code&) override {
     body_.append(bytes.data(), bytes.size());
     return bytes.size();
   }
-  void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, string_view bytes, error_code&) override {
-    body_.append(bytes.data(), bytes.size());
-    return bytes.size();
-  }
-  void on_finish_impl(error_code&) override {}
 
-  int status_ = 0;
   std::optional<std::string> retry_after_;
   std::string body_;
 };
@@ -86,9 +103,8 @@ class AnswerParser : public boost::beast::http::basic_parser<false> {
 // ends the put with http::error::need_buffer, as buffer_body's does; room_left() says how much
 // of the room the body has not filled. Limits as any parser (LimitResponse); keep_alive() is
 // basic_parser's, false for a body that ends with the connection.
-class DownloadParser : public boost::beast::http::basic_parser<false> {
+class DownloadParser : public ResponseParser {
  public:
-  int status() const { return status_; }
   void SetRoom(char* data, std::size_t size) {
     room_ = data;
     room_left_ = size;
@@ -96,25 +112,7 @@ class DownloadParser : public boost::beast::http::basic_parser<false> {
   std::size_t room_left() const { return room_left_; }
 
  private:
-  using string_view = boost::beast::string_view;
-  using error_code = boost::beast::error_code;
-
-  void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
-                       error_code&) override {}  // never called: this parses responses
-  void on_response_impl(int code, string_view, int, error_code&) override { status_ = code; }
-  void on_field_impl(boost::beast::http::field, string_view, string_view, error_code&) override {}
-  void on_header_impl(error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
-  std::size_t on_body_impl(string_view bytes, error_code& error) override {
-    return Take(bytes, error);
-  }
-  void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, string_view bytes, error_code& error) override {
-    return Take(bytes, error);
-  }
-  void on_finish_impl(error_code&) override {}
-
-  std::size_t Take(string_view bytes, error_code& error) {
+  std::size_t Body(string_view bytes, error_code& error) override {
     const std::size_t taken = std::min(bytes.size(), room_left_);
     if (taken > 0) std::memcpy(room_, bytes.data(), taken);
     room_ += taken;
@@ -123,7 +121,6 @@ class DownloadParser : public boost::beast::http::basic_parser<false> {
     return taken;
   }
 
-  int status_ = 0;
   char* room_ = nullptr;
   std::size_t room_left_ = 0;
 };
