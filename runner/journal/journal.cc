@@ -187,7 +187,7 @@ class Replayer {
       release_behind(payload.data());
       const auto frame_offset =
           base + static_cast<std::uint64_t>(payload.data() - bytes.data()) - kFrameHeaderSize;
-      state_.Apply(*record_, frame_offset);
+      state_.Apply(std::move(*record_), frame_offset);  // parsed anew for the next frame
       ++recovery_.records;
       return true;
     });
@@ -430,8 +430,9 @@ std::unique_ptr<JournalState> Journal::OpenReadOnly(const std::string& out_dir,
 
 void Journal::Append(proto::Record record) {
   if (record.unix_time() == 0) record.set_unix_time(UnixNow());
-  state_.Apply(record, file_bytes_ + in_flight_.size() + pending_.size());
-  record.SerializeToString(&serialized_);  // reuses the buffer's capacity record after record
+  const std::uint64_t offset = file_bytes_ + in_flight_.size() + pending_.size();
+  record.SerializeToString(&serialized_);   // reuses the buffer's capacity record after record
+  state_.Apply(std::move(record), offset);  // after the encoding: it takes the record's text
   QueueSerialized();
 }
 

@@ -290,6 +290,11 @@ bool JournalState::IsWellFormed(const proto::Record& record) {
 }
 
 void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_t> offset) {
+  proto::Record copy(record);
+  Apply(std::move(copy), offset);
+}
+
+void JournalState::Apply(proto::Record&& record, std::optional<std::uint64_t> offset) {
   if (!IsWellFormed(record)) return;  // recovery reports such a frame as corrupt first
   ++records_;
   const std::int64_t t = record.unix_time();
@@ -303,30 +308,30 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
 
   switch (record.event_case()) {
     case proto::Record::kSubmitIntent: {
-      const auto& intent = record.submit_intent();
+      auto& intent = *record.mutable_submit_intent();
       Slot& slot = SlotFor(intent.item_id(), t);
       Count(slot, -1);
       proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
       if (item.phase() == proto::ItemSnapshot::INTENT) abandon_intent(item);
-      item.set_content_hash(intent.content_hash());
-      item.set_prompt(intent.prompt());
-      item.set_resolution(intent.resolution());
-      item.set_aspect_ratio(intent.aspect_ratio());
-      item.set_output_format(intent.output_format());
-      *item.mutable_image_urls() = intent.image_urls();
+      item.set_content_hash(std::move(*intent.mutable_content_hash()));
+      item.set_prompt(std::move(*intent.mutable_prompt()));
+      item.set_resolution(std::move(*intent.mutable_resolution()));
+      item.set_aspect_ratio(std::move(*intent.mutable_aspect_ratio()));
+      item.set_output_format(std::move(*intent.mutable_output_format()));
+      *item.mutable_image_urls() = std::move(*intent.mutable_image_urls());
       item.set_attempt(intent.attempt());
       item.set_credits(intent.credits());
       // protobuf allocates a string for every set, even of "": these two are often empty.
       if (intent.callback_token().empty()) {
         item.clear_callback_token();
       } else {
-        item.set_callback_token(intent.callback_token());
+        item.set_callback_token(std::move(*intent.mutable_callback_token()));
       }
       if (intent.meta_json().empty()) {
         item.clear_meta_json();
       } else {
-        item.set_meta_json(intent.meta_json());
+        item.set_meta_json(std::move(*intent.mutable_meta_json()));
       }
       item.clear_task_id();
       item.clear_urls();
@@ -349,12 +354,12 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       break;
     }
     case proto::Record::kSubmitted: {
-      const auto& submitted = record.submitted();
+      auto& submitted = *record.mutable_submitted();
       Slot& slot = SlotFor(submitted.item_id(), t);
       Count(slot, -1);
       proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
-      item.set_task_id(submitted.task_id());
+      item.set_task_id(std::move(*submitted.mutable_task_id()));
       item.set_credits(submitted.credits());
       item.set_phase(proto::ItemSnapshot::SUBMITTED);
       item.set_last_unix_time(t);
@@ -362,14 +367,14 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       break;
     }
     case proto::Record::kCompleted: {
-      const auto& completed = record.completed();
+      auto& completed = *record.mutable_completed();
       Slot& slot = SlotFor(completed.item_id(), t);
       Count(slot, -1);
       proto::ItemSnapshot& item = Live(slot);
       item.set_departed(false);
       if (IsOpen(item.phase())) item.set_credits_spent(item.credits_spent() + item.credits());
-      if (!completed.task_id().empty()) item.set_task_id(completed.task_id());
-      *item.mutable_urls() = completed.urls();
+      if (!completed.task_id().empty()) item.set_task_id(std::move(*completed.mutable_task_id()));
+      *item.mutable_urls() = std::move(*completed.mutable_urls());
       item.clear_images();
       item.set_phase(proto::ItemSnapshot::COMPLETED);
       item.set_last_unix_time(t);
@@ -377,7 +382,7 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       break;
     }
     case proto::Record::kDownloaded: {
-      const auto& downloaded = record.downloaded();
+      auto& downloaded = *record.mutable_downloaded();
       Slot& slot = SlotFor(downloaded.item_id(), t);
       Count(slot, -1);
       proto::ItemSnapshot& item = Live(slot);
@@ -391,10 +396,11 @@ void JournalState::Apply(const proto::Record& record, std::optional<std::uint64_
       auto existing = std::find_if(images->begin(), images->end(), [&](const auto& image) {
         return image.index() == downloaded.index();
       });
+      // Moved: swapped in (both on the heap), or copied from a record on an arena.
       if (existing != images->end())
-        *existing = downloaded;
+        *existing = std::move(downloaded);
       else
-        *images->Add() = downloaded;
+        *images->Add() = std::move(downloaded);
       if (item.phase() == proto::ItemSnapshot::COMPLETED && AllImagesDown(item)) {
         item.set_phase(proto::ItemSnapshot::DONE);
         recent_done_.push_back(t);

@@ -69,6 +69,10 @@ class JournalState {
   // finished item's snapshot record there lets the item be kept compact.
   // Records that are not well formed (IsWellFormed) are ignored.
   void Apply(const proto::Record& record, std::optional<std::uint64_t> offset = std::nullopt);
+  // The same, taking the record's text where it can instead of copying it into the item (the
+  // record is left valid, its text unspecified): the records of every item's path (its intent,
+  // task id, URLs and images) would otherwise be copied string by string.
+  void Apply(proto::Record&& record, std::optional<std::uint64_t> offset = std::nullopt);
   // Whether `record` can be applied: every enum value in it is one this version knows.
   static bool IsWellFormed(const proto::Record& record);
   void SetLoader(Loader loader) { loader_ = std::move(loader); }

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <string>
+#include <vector>
 
 namespace nanobatch::journal {
 namespace {
@@ -50,6 +52,50 @@ proto::Record TaskFailed(const std::string& id, const std::string& task, bool un
   r.mutable_task_failed()->set_error_code(unknown ? "deadline_exceeded" : "upstream_error");
   r.mutable_task_failed()->set_credits_spent_unknown(unknown);
   return r;
+}
+
+TEST_CASE("state: a record given up (Apply of an rvalue) leaves what a record kept leaves") {
+  // Every kind whose text is taken rather than copied, with text long enough to be allocated.
+  const std::string long_text(40, 'x');
+  std::vector<proto::Record> records;
+  records.push_back(Intent("a"));
+  records.back().mutable_submit_intent()->set_prompt("a prompt longer than fifteen bytes");
+  records.back().mutable_submit_intent()->add_image_urls("https://in.example/" + long_text);
+  records.back().mutable_submit_intent()->set_callback_token(long_text);
+  records.back().mutable_submit_intent()->set_meta_json("{\"k\":\"" + long_text + "\"}");
+  records.push_back(Submitted("a", "task-" + long_text));
+  records.push_back(Completed("a", 2));
+  records.back().mutable_completed()->set_task_id("task-" + long_text);
+  records.push_back(Downloaded("a", 1));
+  records.back().mutable_downloaded()->set_sha256(long_text);
+  records.push_back(Downloaded("a", 0));
+  records.push_back(Downloaded("a", 1));  // again: replaces the first
+  records.push_back(Intent("b"));
+  records.push_back(Submitted("b", "t-b"));
+
+  JournalState kept;
+  JournalState taken;
+  std::uint64_t offset = 0;
+  for (const proto::Record& record : records) {
+    kept.Apply(record, offset);
+    proto::Record given = record;
+    taken.Apply(std::move(given), offset);
+    offset += 100;
+  }
+  CHECK(kept.totals() == taken.totals());
+  REQUIRE(kept.size() == taken.size());
+  for (const char* id : {"a", "b"}) {
+    CAPTURE(id);
+    REQUIRE(kept.Find(id) != nullptr);
+    const std::string expected = kept.Find(id)->SerializeAsString();
+    REQUIRE(taken.Find(id) != nullptr);
+    CHECK(taken.Find(id)->SerializeAsString() == expected);
+  }
+  const proto::ItemSnapshot& a = *taken.Find("a");
+  CHECK(a.prompt() == "a prompt longer than fifteen bytes");
+  CHECK(a.task_id() == "task-" + long_text);
+  CHECK(a.images_size() == 2);
+  CHECK(a.phase() == proto::ItemSnapshot::DONE);
 }
 
 TEST_CASE("state: the happy lifecycle reserves, then spends, then is done") {
