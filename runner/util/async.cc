@@ -13,6 +13,21 @@ constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 
 }  // namespace
 
+std::unique_ptr<net::steady_timer> TimerPool::Take() {
+  if (kept_.empty()) {
+    return std::make_unique<net::steady_timer>(executor_, net::steady_timer::time_point::max());
+  }
+  std::unique_ptr<net::steady_timer> timer = std::move(kept_.back());
+  kept_.pop_back();
+  timer->expires_at(net::steady_timer::time_point::max());
+  return timer;
+}
+
+void TimerPool::Give(std::unique_ptr<net::steady_timer> timer) {
+  // Only a timer with no wait left on it: its waiter has resumed, so its one wait completed.
+  if (kept_.size() < kKept) kept_.push_back(std::move(timer));
+}
+
 StopSignal::StopSignal(net::any_io_executor executor) : executor_(std::move(executor)) {}
 
 void StopSignal::Trigger() {
@@ -42,7 +57,7 @@ net::awaitable<bool> StopSignal::SleepOn(net::steady_timer& timer) {
 }
 
 AsyncSemaphore::AsyncSemaphore(net::any_io_executor executor, std::size_t count)
-    : executor_(std::move(executor)), count_(count) {}
+    : timers_(std::move(executor)), count_(count) {}
 
 net::awaitable<bool> AsyncSemaphore::Acquire(StopSignal* stop) {
   if (closed_ || (stop != nullptr && stop->triggered())) co_return false;
@@ -50,14 +65,15 @@ net::awaitable<bool> AsyncSemaphore::Acquire(StopSignal* stop) {
     --count_;
     co_return true;
   }
-  Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+  Waiter waiter{timers_.Take()};
   waiters_.push_back(&waiter);
   // The same timer is woken by a grant (Release), Close() or the stop signal; one thread, so
   // `granted` says unambiguously which, and a unit is never lost.
   std::list<net::steady_timer*>::iterator in_stop;
-  if (stop != nullptr) in_stop = stop->timers_.insert(stop->timers_.end(), &waiter.timer);
-  co_await waiter.timer.async_wait(kAsTuple);
+  if (stop != nullptr) in_stop = stop->timers_.insert(stop->timers_.end(), waiter.timer.get());
+  co_await waiter.timer->async_wait(kAsTuple);
   if (stop != nullptr && !stop->triggered()) stop->timers_.erase(in_stop);
+  timers_.Give(std::move(waiter.timer));
   if (!waiter.granted) {
     // Woken by Close() or the stop signal, or the wait itself was cancelled: leave the queue.
     waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &waiter), waiters_.end());
@@ -82,7 +98,7 @@ void AsyncSemaphore::Release() {
     Waiter* next = waiters_.front();
     waiters_.pop_front();
     next->granted = true;
-    next->timer.cancel();
+    next->timer->cancel();
     return;
   }
   ++count_;
@@ -90,36 +106,42 @@ void AsyncSemaphore::Release() {
 
 void AsyncSemaphore::Close() {
   closed_ = true;
-  for (Waiter* waiter : waiters_) waiter->timer.cancel();
+  for (Waiter* waiter : waiters_) waiter->timer->cancel();
 }
 
-AsyncEvent::AsyncEvent(net::any_io_executor executor) : executor_(std::move(executor)) {}
+AsyncEvent::AsyncEvent(net::any_io_executor executor)
+    : executor_(executor), timers_(std::move(executor)) {}
 
 net::awaitable<void> AsyncEvent::Wait() {
-  Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+  Waiter waiter{timers_.Take()};
   const auto position = waiters_.insert(waiters_.end(), &waiter);
-  co_await waiter.timer.async_wait(kAsTuple);
+  co_await waiter.timer->async_wait(kAsTuple);
   // Notify() empties the list itself; a wait cancelled otherwise leaves it here.
   if (!waiter.notified) waiters_.erase(position);
+  timers_.Give(std::move(waiter.timer));
 }
 
 net::awaitable<bool> AsyncEvent::Wait(StopSignal& stop) {
   if (stop.triggered()) co_return false;
-  Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+  Waiter waiter{timers_.Take()};
   const auto position = waiters_.insert(waiters_.end(), &waiter);
-  const auto in_stop = stop.timers_.insert(stop.timers_.end(), &waiter.timer);
-  co_await waiter.timer.async_wait(kAsTuple);
+  const auto in_stop = stop.timers_.insert(stop.timers_.end(), waiter.timer.get());
+  co_await waiter.timer->async_wait(kAsTuple);
   if (!stop.triggered()) stop.timers_.erase(in_stop);
   if (!waiter.notified) waiters_.erase(position);
+  timers_.Give(std::move(waiter.timer));
   co_return waiter.notified;
 }
 
 net::awaitable<bool> AsyncEvent::WaitFor(std::chrono::steady_clock::duration timeout) {
-  Waiter waiter{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+  // A timer of its own, not the pool's: WaitFor is on no task's path (it paces the service's
+  // status reports), and its `||` leaves the timer's wait cancelled by the group, not by a waker.
+  Waiter waiter{
+      std::make_unique<net::steady_timer>(executor_, net::steady_timer::time_point::max())};
   const auto position = waiters_.insert(waiters_.end(), &waiter);
   net::steady_timer deadline(executor_, timeout);
   using namespace net::experimental::awaitable_operators;
-  co_await (waiter.timer.async_wait(kAsTuple) || deadline.async_wait(kAsTuple));
+  co_await (waiter.timer->async_wait(kAsTuple) || deadline.async_wait(kAsTuple));
   if (!waiter.notified) waiters_.erase(position);
   co_return waiter.notified;
 }
@@ -127,7 +149,7 @@ net::awaitable<bool> AsyncEvent::WaitFor(std::chrono::steady_clock::duration tim
 void AsyncEvent::Notify() {
   for (Waiter* waiter : waiters_) {
     waiter->notified = true;
-    waiter->timer.cancel();
+    waiter->timer->cancel();
   }
   waiters_.clear();
 }

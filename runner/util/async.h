@@ -17,8 +17,27 @@
 #include <cstddef>
 #include <deque>
 #include <list>
+#include <memory>
+#include <vector>
 
 namespace nanobatch::util {
+
+// The timers a semaphore's or an event's waiters park on, kept for the next waiter: constructing
+// one looks its Asio service up under a mutex, comparing type names, which cost more than the
+// wait itself (a task waits on these about five times). Take() gives a timer that never
+// expires; Give() keeps at most kKept for later. A kept timer belongs to the event loop like any
+// other: the pool, like the semaphore or event that holds it, must go before its io_context.
+class TimerPool {
+ public:
+  explicit TimerPool(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
+  std::unique_ptr<boost::asio::steady_timer> Take();
+  void Give(std::unique_ptr<boost::asio::steady_timer> timer);
+
+ private:
+  static constexpr std::size_t kKept = 64;
+  boost::asio::any_io_executor executor_;
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> kept_;
+};
 
 // StopSignal: a one-shot "stop waiting". Trigger() wakes at once every wait that observes it
 // (AsyncSemaphore::Acquire, StopSignal::SleepFor) and makes later ones return at once: "stop"
@@ -70,11 +89,11 @@ class AsyncSemaphore {
 
  private:
   struct Waiter {
-    boost::asio::steady_timer timer;
+    std::unique_ptr<boost::asio::steady_timer> timer;
     bool granted = false;
   };
 
-  boost::asio::any_io_executor executor_;
+  TimerPool timers_;
   std::size_t count_;
   bool closed_ = false;
   std::deque<Waiter*> waiters_;
@@ -108,11 +127,12 @@ class AsyncEvent {
 
  private:
   struct Waiter {
-    boost::asio::steady_timer timer;
+    std::unique_ptr<boost::asio::steady_timer> timer;
     bool notified = false;
   };
 
   boost::asio::any_io_executor executor_;
+  TimerPool timers_;
   // A list, so that a waiter leaving early (WaitFor timing out) is removed in O(1): thousands of
   // polls sleep on the same event.
   std::list<Waiter*> waiters_;

@@ -167,6 +167,20 @@ TEST_CASE("async event: a wait observing a stop signal ends when it is triggered
 namespace nanobatch::util {
 namespace {
 
+TEST_CASE("timer pool: a timer given back is taken again, set to never expire") {
+  net::io_context io;
+  TimerPool pool(io.get_executor());
+  std::unique_ptr<net::steady_timer> timer = pool.Take();
+  CHECK(timer->expiry() == net::steady_timer::time_point::max());
+  net::steady_timer* const first = timer.get();
+  timer->expires_after(std::chrono::seconds(1));
+  pool.Give(std::move(timer));
+  std::unique_ptr<net::steady_timer> again = pool.Take();
+  CHECK(again.get() == first);
+  CHECK(again->expiry() == net::steady_timer::time_point::max());
+  CHECK(pool.Take().get() != first);  // none kept now: a new one
+}
+
 TEST_CASE("held unit: given back once, at Release() or at the end of its scope") {
   boost::asio::io_context io;
   AsyncSemaphore slots(io.get_executor(), 2);
