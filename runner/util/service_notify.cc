@@ -30,8 +30,8 @@ Systemd Load() {
   }
   if (systemd.notify == nullptr || systemd.watchdog_enabled == nullptr) {
     const char* why = ::dlerror();
-    LogWarning(std::string("systemd runs nanobatch ($NOTIFY_SOCKET is set), but libsystemd.so.0 "
-                           "cannot be loaded (") +
+    LogWarning(std::string("systemd runs nanobatch ($NOTIFY_SOCKET or $WATCHDOG_USEC is set), "
+                           "but libsystemd.so.0 cannot be loaded (") +
                (why != nullptr ? why : "no sd_notify in it") +
                "): systemd will hear nothing from it; install libsystemd0");
     systemd = {};
