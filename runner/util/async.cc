@@ -109,8 +109,7 @@ void AsyncSemaphore::Close() {
   for (Waiter* waiter : waiters_) waiter->timer->cancel();
 }
 
-AsyncEvent::AsyncEvent(net::any_io_executor executor)
-    : executor_(executor), timers_(std::move(executor)) {}
+AsyncEvent::AsyncEvent(net::any_io_executor executor) : timers_(std::move(executor)) {}
 
 net::awaitable<void> AsyncEvent::Wait() {
   Waiter waiter{timers_.Take()};
@@ -135,11 +134,13 @@ net::awaitable<bool> AsyncEvent::Wait(StopSignal& stop) {
 
 net::awaitable<bool> AsyncEvent::WaitFor(std::chrono::steady_clock::duration timeout) {
   // A timer of its own, not the pool's: WaitFor is on no task's path (it paces the service's
-  // status reports), and its `||` leaves the timer's wait cancelled by the group, not by a waker.
+  // status reports, and a host's second connection waiting for the first one's TLS session),
+  // and its `||` leaves the timer's wait cancelled by the group, not by a waker.
+  const net::any_io_executor& executor = timers_.executor();
   Waiter waiter{
-      std::make_unique<net::steady_timer>(executor_, net::steady_timer::time_point::max())};
+      std::make_unique<net::steady_timer>(executor, net::steady_timer::time_point::max())};
   const auto position = waiters_.insert(waiters_.end(), &waiter);
-  net::steady_timer deadline(executor_, timeout);
+  net::steady_timer deadline(executor, timeout);
   using namespace net::experimental::awaitable_operators;
   co_await (waiter.timer->async_wait(kAsTuple) || deadline.async_wait(kAsTuple));
   if (!waiter.notified) waiters_.erase(position);

@@ -24,7 +24,7 @@ namespace nanobatch::util {
 
 // The timers a semaphore's or an event's waiters park on, kept for the next waiter: constructing
 // one looks its Asio service up under a mutex, comparing type names, which cost more than the
-// wait itself (a task waits on these about five times). Take() gives a timer that never
+// wait itself (a task waits on these about six times). Take() gives a timer that never
 // expires; Give() keeps at most kKept for later. A kept timer belongs to the event loop like any
 // other: the pool, like the semaphore or event that holds it, must go before its io_context.
 class TimerPool {
@@ -32,6 +32,7 @@ class TimerPool {
   explicit TimerPool(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
   std::unique_ptr<boost::asio::steady_timer> Take();
   void Give(std::unique_ptr<boost::asio::steady_timer> timer);
+  const boost::asio::any_io_executor& executor() const { return executor_; }
 
  private:
   static constexpr std::size_t kKept = 64;
@@ -131,8 +132,7 @@ class AsyncEvent {
     bool notified = false;
   };
 
-  boost::asio::any_io_executor executor_;
-  TimerPool timers_;
+  TimerPool timers_;  // its executor is the event's too
   // A list, so that a waiter leaving early (WaitFor timing out) is removed in O(1): thousands of
   // polls sleep on the same event.
   std::list<Waiter*> waiters_;
