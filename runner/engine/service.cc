@@ -233,8 +233,9 @@ net::awaitable<void> Service::LogBalance() {
   http::Request request = ApiRequest(http::Request::Method::kGet, "/v1/credits", "");
   http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_signal_);
   if (!connection || !co_await limiter_.Acquire(&halt_signal_)) co_return;
-  auto result = co_await client_.Send(connection, std::move(request),
-                                      ToDuration(config_.timeouts.request_s), api::kApiBodyLimit);
+  auto result =
+      co_await client_.Send(connection, std::move(request), ToDuration(config_.timeouts.request_s),
+                            api::kApiBodyLimit, &halt_signal_);
   if (auto* network = std::get_if<http::NetworkError>(&result)) {
     // The first request of the run: a certificate problem stops it before anything is paid.
     if (network->permanent) {

@@ -111,9 +111,10 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     }
     // Lease a connection, take a rate token, record the intent (durably), send. A POST is never
     // sent unrecorded, and never after submitting stopped: every wait on the way observes the
-    // submit signal. Holding the connection first means POSTs leave at the token rate even when
-    // they queued for a connection, and an intent is open only while its POST is about to leave.
-    // Prompts are the user's data: logged at debug level only, and capped.
+    // submit signal, opening the connection inside Send included. Holding the connection first
+    // means POSTs leave at the token rate even when they queued for a connection, and an intent is
+    // open only while its POST is about to leave. Prompts are the user's data: logged at debug
+    // level only, and capped.
     const std::string& prompt = SubmitFields(run).prompt;
     util::LogDebug("item " + run.id + ": submitting (" + run.resolution +
                    "): " + prompt.substr(0, 200) + (prompt.size() > 200 ? "..." : ""));
@@ -137,8 +138,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     if (!co_await service_.limiter().Pace(&service_.submit_signal())) continue;
     service_.retry_budget().OnRequest();
     ++sent_;
-    auto result = co_await service_.client().Send(
-        connection, std::move(request), ToDuration(config_.timeouts.request_s), api::kApiBodyLimit);
+    auto result = co_await service_.client().Send(connection, std::move(request),
+                                                  ToDuration(config_.timeouts.request_s),
+                                                  api::kApiBodyLimit, &service_.submit_signal());
 
     if (auto* network = std::get_if<http::NetworkError>(&result)) {
       if (network->permanent) {

@@ -277,8 +277,9 @@ net::awaitable<TaskWatcher::PollStep> TaskWatcher::Poll(Watch& watch) {
   http::Request request = request_(http::Request::Method::kGet, api::TaskTarget(task_id));
   http::Client::Slot connection = co_await client_.AcquireSlot(request.endpoint, &halt_);
   if (!connection || !co_await limiter_.Acquire(&halt_)) co_return std::move(step);
-  auto result = co_await client_.Send(connection, std::move(request),
-                                      ToDuration(options_.request_timeout), api::kApiBodyLimit);
+  auto result =
+      co_await client_.Send(connection, std::move(request), ToDuration(options_.request_timeout),
+                            api::kApiBodyLimit, &halt_);
   // Stopping, or the webhook answered while the poll was out: the poller sees which.
   if (halt_.triggered() || watch.callback) co_return std::move(step);
   const Seconds elapsed = Clock::now() - watch.answered_at;

@@ -464,15 +464,20 @@ net::awaitable<Result<Response>> Client::Fetch(Request request, Duration timeout
                                                std::size_t body_limit, util::StopSignal* stop) {
   Slot slot = co_await AcquireSlot(request.endpoint, stop);
   if (!slot) co_return Failure(net::error::operation_aborted, "shutting down", false);
-  co_return co_await Send(slot, std::move(request), timeout, body_limit);
+  co_return co_await Send(slot, std::move(request), timeout, body_limit, stop);
 }
 
 net::awaitable<Result<Response>> Client::Send(const Slot& slot, Request request, Duration timeout,
-                                              std::size_t body_limit) {
+                                              std::size_t body_limit, util::StopSignal* stop) {
   const bool is_post = request.method == Request::Method::kPost;
   const std::string target = request.endpoint.target;
-  Result<Response> result = co_await SendUnobserved(slot, std::move(request), timeout, body_limit);
-  if (impl_->options.on_response) {
+  Result<Response> result =
+      co_await SendUnobserved(slot, std::move(request), timeout, body_limit, stop);
+  // A request that never left (stopped, shut down, not this slot's host) is no API request.
+  const NetworkError* error = std::get_if<NetworkError>(&result);
+  const bool never_left =
+      error != nullptr && error->code == net::error::operation_aborted && !error->maybe_delivered;
+  if (impl_->options.on_response && !never_left) {
     const Response* response = std::get_if<Response>(&result);
     impl_->options.on_response(is_post, target, response ? response->status : 0);
   }
@@ -480,7 +485,8 @@ net::awaitable<Result<Response>> Client::Send(const Slot& slot, Request request,
 }
 
 net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Request request,
-                                                        Duration timeout, std::size_t body_limit) {
+                                                        Duration timeout, std::size_t body_limit,
+                                                        util::StopSignal* stop) {
   Impl& impl = *impl_;
   const bool is_post = request.method == Request::Method::kPost;
   HostPool& pool = impl.PoolFor(request.endpoint);
@@ -511,6 +517,11 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
     auto leased = co_await impl.Lease(pool, request.endpoint, attempt == 0, reused);
     if (auto* error = std::get_if<NetworkError>(&leased)) co_return *error;
     std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
+    if (stop != nullptr && stop->triggered()) {
+      // Stopped while the connection was being opened: it is sound, kept for whoever is next.
+      impl.Return(pool, std::move(connection), /*reusable=*/true);
+      co_return Failure(net::error::operation_aborted, "not sent: stopped", false);
+    }
     Impl::ActiveGuard active(impl, connection.get());
 
     connection->stream.ExpiresAfter(timeout);

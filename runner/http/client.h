@@ -129,9 +129,13 @@ class Client {
   boost::asio::awaitable<Slot> AcquireSlot(const Endpoint& endpoint,
                                            util::StopSignal* stop = nullptr);
   // One request over `slot` (of the request's host); the body of the response is capped at
-  // `body_limit` bytes.
+  // `body_limit` bytes. Opening a connection suspends (connect, TLS handshake): when `stop` (if
+  // given) was triggered meanwhile, the request is not written and the answer is
+  // operation_aborted, not delivered. "Stop submitting" then holds for a POST already past
+  // every other wait.
   boost::asio::awaitable<Result<Response>> Send(const Slot& slot, Request request, Duration timeout,
-                                                std::size_t body_limit);
+                                                std::size_t body_limit,
+                                                util::StopSignal* stop = nullptr);
   // AcquireSlot, then Send.
   boost::asio::awaitable<Result<Response>> Fetch(Request request, Duration timeout,
                                                  std::size_t body_limit,
@@ -159,7 +163,8 @@ class Client {
 
  private:
   boost::asio::awaitable<Result<Response>> SendUnobserved(const Slot& slot, Request request,
-                                                          Duration timeout, std::size_t body_limit);
+                                                          Duration timeout, std::size_t body_limit,
+                                                          util::StopSignal* stop);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

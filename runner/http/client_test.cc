@@ -3,8 +3,11 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/http/error.hpp>
+#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -218,6 +221,79 @@ TEST_CASE("http client: a stop signal ends a wait for a connection slot at once,
   io.run();
   CHECK(sent == 0);
   CHECK(stopped == 5);
+}
+
+// Both ends of a relayed connection, kept by whichever direction ends last.
+struct RelayedPair {
+  explicit RelayedPair(net::ip::tcp::socket accepted)
+      : client(std::move(accepted)), server(client.get_executor()) {}
+  net::ip::tcp::socket client;
+  net::ip::tcp::socket server;
+};
+
+// One direction of a relay until either side closes; then both close.
+net::awaitable<void> Pipe(std::shared_ptr<RelayedPair> pair, bool upstream) {
+  net::ip::tcp::socket& from = upstream ? pair->client : pair->server;
+  net::ip::tcp::socket& to = upstream ? pair->server : pair->client;
+  std::array<char, 16384> data;
+  boost::system::error_code error;
+  auto token = net::redirect_error(net::use_awaitable, error);
+  while (true) {
+    const std::size_t n = co_await from.async_read_some(net::buffer(data), token);
+    if (error) break;
+    co_await net::async_write(to, net::buffer(data.data(), n), token);
+    if (error) break;
+  }
+  boost::system::error_code ignored;
+  from.close(ignored);
+  to.close(ignored);
+}
+
+// Relays one TCP connection to `upstream_port`, but connects upstream (so that the TLS handshake
+// can finish) only after calling `on_accept`: a handshake held open while the test acts.
+net::awaitable<void> HeldRelay(net::ip::tcp::acceptor& acceptor, int upstream_port,
+                               std::function<void()> on_accept) {
+  auto pair = std::make_shared<RelayedPair>(co_await acceptor.async_accept(net::use_awaitable));
+  on_accept();
+  const net::ip::tcp::endpoint upstream(net::ip::make_address("127.0.0.1"),
+                                        static_cast<std::uint16_t>(upstream_port));
+  co_await pair->server.async_connect(upstream, net::use_awaitable);
+  net::co_spawn(acceptor.get_executor(), Pipe(pair, true), net::detached);
+  net::co_spawn(acceptor.get_executor(), Pipe(pair, false), net::detached);
+}
+
+TEST_CASE("http client: a stop during the TLS handshake keeps the request from being sent") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  util::StopSignal stop(io.get_executor());
+  net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+  // The stop comes once the connection is accepted: the client is mid-handshake, past every
+  // wait before Send.
+  net::co_spawn(io, HeldRelay(acceptor, api.api_port(), [&] { stop.Trigger(); }), net::detached);
+  Request submit = Get(api, "/v1/images/generations");
+  submit.method = Request::Method::kPost;
+  submit.endpoint.port = acceptor.local_endpoint().port();
+  submit.body = R"({"model":"nano-banana-2","input":{"prompt":"held","output_format":"png"}})";
+  auto run = [&]() -> net::awaitable<Result<Response>> {
+    Client::Slot slot = co_await client.AcquireSlot(submit.endpoint, &stop);
+    REQUIRE(slot);
+    Result<Response> result = co_await client.Send(slot, submit, 10s, 1 << 20, &stop);
+    client.Shutdown();  // closes the kept connection, which ends the relay
+    co_return result;
+  };
+  Result<Response> result = RunOn(io, run());
+  io.run_for(5s);  // the relay's end
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK(std::get<NetworkError>(result).code == net::error::operation_aborted);
+  CHECK_FALSE(std::get<NetworkError>(result).maybe_delivered);
+  // The handshake did finish, and no request followed it. (The server counts two handshakes:
+  // this one and that of the curl asking it.)
+  const boost::json::object stats = api.Stats();
+  CHECK(testing::Stat(stats, "tls_handshakes") == 2);
+  CHECK(testing::Stat(stats, "requests") == 0);
+  CHECK(testing::Stat(stats, "submissions") == 0);
 }
 
 TEST_CASE("http client: a slot is for its own host only") {
