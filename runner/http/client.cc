@@ -309,6 +309,9 @@ struct Client::Impl {
     }
 
     auto connection = std::make_unique<Connection>(executor, tls);
+    // In use from here: Shutdown() closes it mid-connect or mid-handshake too, rather than wait
+    // out connect_timeout on a server that never answers.
+    ActiveGuard opening(*this, connection.get());
     connection->stream.ExpiresAfter(options.connect_timeout);  // the handshake's too
     const beast::error_code connect_error = co_await connection->stream.Connect(allowed);
     if (connect_error)
@@ -363,10 +366,12 @@ struct Client::Impl {
       ++stats.connections_reused;
     } else {
       auto connected = co_await Connect(pool, endpoint, policy);
+      // Shutdown() came while the connection was being opened (and closed it, if it got that
+      // far): that, not what it did to the socket, is the answer.
+      if (shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
       if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
       connection = std::move(std::get<0>(connected));
     }
-    if (shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
     co_return std::move(connection);
   }
 

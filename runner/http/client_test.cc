@@ -8,6 +8,7 @@
 #include <boost/beast/http/error.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -294,6 +295,33 @@ TEST_CASE("http client: a stop during the TLS handshake keeps the request from b
   CHECK(testing::Stat(stats, "tls_handshakes") == 2);
   CHECK(testing::Stat(stats, "requests") == 0);
   CHECK(testing::Stat(stats, "submissions") == 0);
+}
+
+// Accepts one connection into `held` and never answers it: a TLS handshake that would wait out
+// the whole connect timeout.
+net::awaitable<void> HoldSilent(net::ip::tcp::acceptor& acceptor,
+                                std::optional<net::ip::tcp::socket>& held,
+                                std::function<void()> on_accept) {
+  held.emplace(co_await acceptor.async_accept(net::use_awaitable));
+  on_accept();
+}
+
+TEST_CASE("http client: Shutdown ends a TLS handshake under way at once") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);  // for its CA file only
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file(), .connect_timeout = 30s});
+  net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+  std::optional<net::ip::tcp::socket> held;
+  net::co_spawn(io, HoldSilent(acceptor, held, [&] { client.Shutdown(); }), net::detached);
+  Request request = Get(api, "/v1/credits");
+  request.endpoint.port = acceptor.local_endpoint().port();
+  const auto start = std::chrono::steady_clock::now();
+  Result<Response> result = RunOn(io, client.Fetch(request, 30s, 1 << 20));
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK(std::get<NetworkError>(result).code == net::error::operation_aborted);
+  CHECK_FALSE(std::get<NetworkError>(result).maybe_delivered);
+  CHECK(std::chrono::steady_clock::now() - start < 10s);  // not the 30 s connect timeout
 }
 
 TEST_CASE("http client: a slot is for its own host only") {
