@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <boost/asio.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <map>
@@ -16,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "runner/http/host_resolver.h"
 #include "runner/http/parsers.h"
 #include "runner/http/tls_stream.h"
 #include "runner/util/async.h"
@@ -209,6 +209,7 @@ struct Client::Impl {
   Impl(net::any_io_executor executor_in, ClientOptions options_in)
       : executor(std::move(executor_in)),
         options(std::move(options_in)),
+        resolver(executor, options.lookup ? options.lookup : HostResolver::SystemLookup),
         tls(ssl::context::tls_client) {
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
@@ -275,30 +276,24 @@ struct Client::Impl {
 
   // `policy`, when given, is checked against every address the host resolved to; only those
   // that pass are connected to (from this one resolution, so no later lookup can swap them).
+  // `stop` (when given) ends the wait for the host's addresses at once, as Shutdown() does.
   net::awaitable<Result<std::unique_ptr<Connection>>> Connect(HostPool& pool,
                                                               const Endpoint& endpoint,
-                                                              const AddressPolicy* policy) {
-    using namespace net::experimental::awaitable_operators;
-    tcp::resolver resolver(executor);
-    net::steady_timer deadline(executor, options.connect_timeout);
-    auto resolved =
-        co_await (resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), kAsTuple) ||
-                  deadline.async_wait(kAsTuple));
-    if (resolved.index() == 1) {
-      co_return Failure(net::error::timed_out, "resolving " + endpoint.host, false);
-    }
-    auto [resolve_error, addresses] = std::get<0>(resolved);
-    if (resolve_error) co_return Failure(resolve_error, "resolving " + endpoint.host, false);
+                                                              const AddressPolicy* policy,
+                                                              util::StopSignal* stop) {
+    HostResolver::Answer resolved =
+        co_await resolver.Resolve(endpoint.host, endpoint.port, options.connect_timeout, stop);
+    if (resolved.error) co_return Failure(resolved.error, "resolving " + endpoint.host, false);
     std::vector<tcp::endpoint> allowed;
     std::string refusal;
-    for (const auto& entry : addresses) {
+    for (const tcp::endpoint& address : resolved.endpoints) {
       if (policy != nullptr) {
-        if (auto why = policy->Refusal(entry.endpoint().address())) {
+        if (auto why = policy->Refusal(address.address())) {
           if (refusal.empty()) refusal = std::move(*why);
           continue;
         }
       }
-      allowed.push_back(entry.endpoint());
+      allowed.push_back(address);
     }
     if (allowed.empty()) {
       if (refusal.empty()) refusal = "it resolved to no address";
@@ -359,16 +354,20 @@ struct Client::Impl {
   net::awaitable<Result<std::unique_ptr<Connection>>> Lease(HostPool& pool,
                                                             const Endpoint& endpoint,
                                                             bool allow_reuse, bool& reused,
-                                                            const AddressPolicy* policy = nullptr) {
+                                                            const AddressPolicy* policy = nullptr,
+                                                            util::StopSignal* stop = nullptr) {
     std::unique_ptr<Connection> connection = allow_reuse ? TakeIdle(pool) : nullptr;
     reused = connection != nullptr;
     if (reused) {
       ++stats.connections_reused;
     } else {
-      auto connected = co_await Connect(pool, endpoint, policy);
+      auto connected = co_await Connect(pool, endpoint, policy, stop);
       // Shutdown() came while the connection was being opened (and closed it, if it got that
       // far): that, not what it did to the socket, is the answer.
       if (shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
+      if (stop != nullptr && stop->triggered() && std::holds_alternative<NetworkError>(connected)) {
+        co_return Failure(net::error::operation_aborted, "not sent: stopped", false);
+      }
       if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
       connection = std::move(std::get<0>(connected));
     }
@@ -412,6 +411,7 @@ struct Client::Impl {
 
   net::any_io_executor executor;
   ClientOptions options;
+  HostResolver resolver;
   ssl::context tls;
   std::map<std::string, std::unique_ptr<HostPool>, std::less<>> pools;
   std::string pool_key;  // PoolFor's
@@ -431,9 +431,11 @@ Client::Stats Client::stats() const { return impl_->stats; }
 
 void Client::Shutdown() {
   impl_->shut_down = true;
+  impl_->resolver.Shutdown();
   for (auto& [authority, pool] : impl_->pools) {
     pool->idle.clear();
     pool->slots.Close();
+    pool->session_arrived.Notify();  // a connection waiting for the first one's session goes on
   }
   for (Connection* connection : impl_->active) {
     beast::error_code ignored;
@@ -519,7 +521,7 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
   // cannot have delivered the request.
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = false;
-    auto leased = co_await impl.Lease(pool, request.endpoint, attempt == 0, reused);
+    auto leased = co_await impl.Lease(pool, request.endpoint, attempt == 0, reused, nullptr, stop);
     if (auto* error = std::get_if<NetworkError>(&leased)) co_return *error;
     std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
     if (stop != nullptr && stop->triggered()) {

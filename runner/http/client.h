@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "runner/http/address_policy.h"
+#include "runner/http/host_resolver.h"
 #include "runner/http/request_bytes.h"
 #include "runner/http/url.h"
 #include "runner/util/async.h"
@@ -33,8 +34,9 @@ namespace nanobatch::http {
 using Duration = std::chrono::steady_clock::duration;
 
 struct ClientOptions {
-  std::string ca_file;                                  // PEM; empty: the system trust store
-  Duration connect_timeout = std::chrono::seconds(10);  // resolve + connect + TLS handshake
+  std::string ca_file;  // PEM; empty: the system trust store
+  // The deadline of a host's lookup, and then of connect and TLS handshake together.
+  Duration connect_timeout = std::chrono::seconds(10);
   std::size_t max_connections_per_host = 8;
   // A kept-alive connection idle longer than this is closed instead of reused: servers drop idle
   // connections, and a POST sent on one already dropped would leave us unsure whether it arrived.
@@ -47,6 +49,9 @@ struct ClientOptions {
   // Called after every Send (not downloads) with the request's method, its target and the
   // response's status, 0 when no response came: the service counts API requests with it.
   std::function<void(bool is_post, const std::string& target, int status)> on_response;
+  // Host names to addresses, a blocking call run on a thread of its own (HostResolver): empty
+  // for getaddrinfo; tests stand in a lookup that hangs.
+  HostResolver::Lookup lookup;
 };
 
 struct Request {
@@ -129,10 +134,10 @@ class Client {
   boost::asio::awaitable<Slot> AcquireSlot(const Endpoint& endpoint,
                                            util::StopSignal* stop = nullptr);
   // One request over `slot` (of the request's host); the body of the response is capped at
-  // `body_limit` bytes. Opening a connection suspends (connect, TLS handshake): when `stop` (if
-  // given) was triggered meanwhile, the request is not written and the answer is
+  // `body_limit` bytes. Opening a connection suspends (lookup, connect, TLS handshake): when
+  // `stop` (if given) was triggered meanwhile, the request is not written and the answer is
   // operation_aborted, not delivered. "Stop submitting" then holds for a POST already past
-  // every other wait.
+  // every other wait. The lookup is not waited for past the trigger.
   boost::asio::awaitable<Result<Response>> Send(const Slot& slot, Request request, Duration timeout,
                                                 std::size_t body_limit,
                                                 util::StopSignal* stop = nullptr);
@@ -150,7 +155,8 @@ class Client {
                                                            Duration timeout,
                                                            const AddressPolicy& addresses);
 
-  // Cancels every operation in progress (they complete with an error) and refuses new ones.
+  // Cancels every operation in progress (they complete with an error) and refuses new ones; a
+  // host name being looked up is no longer waited for.
   void Shutdown();
 
   struct Stats {

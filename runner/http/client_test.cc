@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/http/error.hpp>
 #include <functional>
@@ -322,6 +323,75 @@ TEST_CASE("http client: Shutdown ends a TLS handshake under way at once") {
   CHECK(std::get<NetworkError>(result).code == net::error::operation_aborted);
   CHECK_FALSE(std::get<NetworkError>(result).maybe_delivered);
   CHECK(std::chrono::steady_clock::now() - start < 10s);  // not the 30 s connect timeout
+}
+
+// A host lookup that never answers (a DNS server that does not reply), until released or 20 s.
+struct HangingLookup {
+  std::shared_ptr<std::atomic<bool>> released = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<int>> running = std::make_shared<std::atomic<int>>(0);
+  HostResolver::Lookup lookup() const {
+    return [released = released, running = running](const std::string&, const std::string&) {
+      ++*running;
+      for (int i = 0; i < 2000 && !released->load(); ++i) std::this_thread::sleep_for(10ms);
+      --*running;
+      return HostResolver::Answer{net::error::host_not_found, {}};
+    };
+  }
+  // Lets the lookups end, and waits (bounded) until they have.
+  ~HangingLookup() {
+    released->store(true);
+    for (int i = 0; i < 500 && running->load() > 0; ++i) std::this_thread::sleep_for(10ms);
+  }
+};
+
+TEST_CASE("http client: a host lookup that never answers ends at the connect timeout") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);  // for its CA file only
+  HangingLookup hanging;
+  net::io_context io;
+  Client client(io.get_executor(),
+                {.ca_file = api.ca_file(), .connect_timeout = 200ms, .lookup = hanging.lookup()});
+  Request request = Get(api, "/v1/credits");
+  request.endpoint.host = "api.hang.example";
+  const auto start = std::chrono::steady_clock::now();
+  Result<Response> result = RunOn(io, client.Fetch(request, 30s, 1 << 20));
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK(std::get<NetworkError>(result).code == net::error::timed_out);
+  CHECK(std::get<NetworkError>(result).what.starts_with("resolving api.hang.example: "));
+  CHECK_FALSE(std::get<NetworkError>(result).maybe_delivered);
+  CHECK(std::chrono::steady_clock::now() - start < 10s);  // not the 20 s the lookup hangs
+}
+
+TEST_CASE("http client: Shutdown, or a stop signal, ends a host lookup under way at once") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir);  // for its CA file only
+  HangingLookup hanging;
+  net::io_context io;
+  Client client(io.get_executor(),
+                {.ca_file = api.ca_file(), .connect_timeout = 30s, .lookup = hanging.lookup()});
+  Request request = Get(api, "/v1/images/generations");
+  request.endpoint.host = "api.hang.example";
+  request.method = Request::Method::kPost;
+
+  util::StopSignal stop(io.get_executor());
+  net::steady_timer stopper(io, 50ms);
+  stopper.async_wait([&](boost::system::error_code) { stop.Trigger(); });
+  auto start = std::chrono::steady_clock::now();
+  Result<Response> stopped = RunOn(io, client.Fetch(request, 30s, 1 << 20, &stop));
+  REQUIRE(std::holds_alternative<NetworkError>(stopped));
+  CHECK(std::get<NetworkError>(stopped).code == net::error::operation_aborted);
+  CHECK(std::get<NetworkError>(stopped).what.starts_with("not sent: stopped"));
+  CHECK_FALSE(std::get<NetworkError>(stopped).maybe_delivered);
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+
+  net::steady_timer shutter(io, 50ms);
+  shutter.async_wait([&](boost::system::error_code) { client.Shutdown(); });
+  start = std::chrono::steady_clock::now();
+  Result<Response> shut = RunOn(io, client.Fetch(request, 30s, 1 << 20));
+  REQUIRE(std::holds_alternative<NetworkError>(shut));
+  CHECK(std::get<NetworkError>(shut).code == net::error::operation_aborted);
+  CHECK_FALSE(std::get<NetworkError>(shut).maybe_delivered);
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
 }
 
 TEST_CASE("http client: a slot is for its own host only") {
