@@ -209,7 +209,7 @@ struct Client::Impl {
   Impl(net::any_io_executor executor_in, ClientOptions options_in)
       : executor(std::move(executor_in)),
         options(std::move(options_in)),
-        resolver(executor, options.lookup ? options.lookup : HostResolver::SystemLookup),
+        resolver(executor, options.lookup),
         tls(ssl::context::tls_client) {
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);

@@ -102,7 +102,7 @@ HostResolver::Answer HostResolver::SystemLookup(const std::string& host, const s
 }
 
 HostResolver::HostResolver(net::any_io_executor executor, Lookup lookup)
-    : executor_(std::move(executor)), lookup_(std::move(lookup)) {}
+    : executor_(std::move(executor)), lookup_(lookup ? std::move(lookup) : Lookup(SystemLookup)) {}
 
 HostResolver::~HostResolver() {
   for (auto& [key, flight] : in_flight_) {

@@ -51,6 +51,7 @@ class HostResolver {
   // getaddrinfo for TCP, any address family; its errors as Asio's resolver reports them.
   static Answer SystemLookup(const std::string& host, const std::string& port);
 
+  // An empty `lookup` is SystemLookup.
   explicit HostResolver(boost::asio::any_io_executor executor, Lookup lookup = SystemLookup);
   ~HostResolver();  // abandons the lookups under way; never waits for them
   HostResolver(const HostResolver&) = delete;

@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <charconv>
 #include <limits>
 #include <list>
@@ -18,6 +19,18 @@ namespace bhttp = beast::http;
 using tcp = net::ip::tcp;
 
 constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
+
+// How long the acceptor rests after running out of descriptors or memory.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+
+// Out of descriptors or kernel memory: the connection stays queued, and the next accept fails at
+// once the same way, so accepting again straight away spins the event loop at full CPU until
+// something is closed.
+bool IsResourceShortage(const boost::system::error_code& error) {
+  return error == net::error::no_descriptors || error == net::error::no_buffer_space ||
+         error == net::error::no_memory ||
+         error == boost::system::error_code(ENFILE, boost::system::system_category());
+}
 
 // An exception escaping a connection's coroutine is a bug: it leaves io_context::run(), and main
 // reports it (exit 70), rather than being dropped.
@@ -98,6 +111,7 @@ struct Server::Impl {
   tcp::acceptor acceptor;
   std::list<beast::tcp_stream*> open;
   util::AsyncEvent sessions_done;
+  std::uint64_t accept_failures = 0;
 };
 
 Server::Server(net::any_io_executor executor, Handler handler, ServerOptions options)
@@ -143,6 +157,8 @@ bool Server::Listen(const std::string& address, std::string& error) {
   return true;
 }
 
+std::uint64_t Server::accept_failures() const { return impl_->accept_failures; }
+
 std::uint16_t Server::port() const {
   boost::system::error_code error;
   const auto endpoint = impl_->acceptor.local_endpoint(error);
@@ -169,7 +185,9 @@ net::awaitable<void> Server::Run(util::StopSignal& stop) {
           error == net::error::bad_descriptor) {
         break;
       }
-      continue;  // a connection that failed on its way in (reset, too many files): go on
+      ++impl.accept_failures;
+      if (IsResourceShortage(error)) co_await stop.SleepFor(kAcceptPause);
+      continue;  // a connection that failed on its way in (reset, out of files): go on
     }
     if (sessions >= impl.options.max_connections) continue;  // dropped: the peer retries
     ++sessions;

@@ -56,8 +56,11 @@ class Server {
   // Binds `address` ("HOST:PORT", "[V6]:PORT"; port 0 picks one). False with `error` otherwise.
   bool Listen(const std::string& address, std::string& error);
   std::uint16_t port() const;
-  // Serves until `stop` is triggered, then closes every connection and returns.
+  // Serves until `stop` is triggered, then closes every connection and returns. Out of file
+  // descriptors (or kernel memory), it pauses accepting for a moment instead of retrying at once.
   boost::asio::awaitable<void> Run(util::StopSignal& stop);
+  // Connections that failed on their way in (tests).
+  std::uint64_t accept_failures() const;
 
  private:
   struct Impl;

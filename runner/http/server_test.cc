@@ -1,10 +1,15 @@
 #include "runner/http/server.h"
 
 #include <doctest/doctest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
+#include <optional>
+#include <vector>
 
 namespace nanobatch::http {
 namespace {
@@ -79,6 +84,57 @@ TEST_CASE("server: requests reach the handler; big bodies get 413; a stop ends R
   REQUIRE(seen.size() == 2);  // the oversized request never reached the handler
   CHECK(seen[0].body == "{}");
   CHECK(seen[0].authorization == "Bearer t");
+}
+
+TEST_CASE("server: out of file descriptors, it pauses accepting instead of spinning") {
+  net::io_context io(1);
+  Server server(io.get_executor(), [](const IncomingRequest&) { return Reply{200, "ok"}; }, {});
+  std::string error;
+  REQUIRE(server.Listen("127.0.0.1:0", error));
+  util::StopSignal stop(io.get_executor());
+  bool ran_out = false;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        co_await server.Run(stop);
+        ran_out = true;
+      },
+      net::detached);
+  // A connection waits in the listen queue while the process has no descriptor left to take it.
+  net::ip::tcp::socket waiting(io);
+  waiting.connect({net::ip::make_address("127.0.0.1"), server.port()});
+  rlimit old_limit{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old_limit) == 0);
+  std::vector<int> filler;
+  for (int fd = ::dup(0); fd >= 0 && filler.size() < 100000; fd = ::dup(0)) {
+    filler.push_back(fd);
+    if (filler.size() == 1) {  // from here on, few descriptors are left to fill
+      rlimit lowered = old_limit;
+      lowered.rlim_cur = static_cast<rlim_t>(fd) + 8;
+      REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    }
+  }
+  CHECK(errno == EMFILE);
+  io.run_for(300ms);
+  // Each failed accept is followed by a pause: a handful in 300 ms, not thousands.
+  const std::uint64_t failures = server.accept_failures();
+  for (int fd : filler) ::close(fd);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &old_limit) == 0);
+  CHECK(failures >= 1);
+  CHECK(failures <= 10);
+  // With descriptors again, the queued connection and new ones are served.
+  std::optional<std::pair<int, std::string>> answer;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        answer = co_await Send(server.port(), bhttp::verb::get, "/after", "");
+        stop.Trigger();
+      },
+      net::detached);
+  for (int i = 0; i < 500 && !ran_out; ++i) io.run_for(10ms);
+  CHECK(ran_out);
+  REQUIRE(answer.has_value());
+  CHECK(answer->first == 200);
 }
 
 TEST_CASE("server: Listen refuses what is not IP:PORT, and a port in use") {
