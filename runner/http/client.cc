@@ -82,6 +82,29 @@ net::awaitable<beast::error_code> ReadHttp(TlsStream& stream, beast::flat_buffer
   co_return beast::error_code();
 }
 
+// Interim answers (1xx) a server or a proxy may send before the final one (100 Continue, 103
+// Early Hints): every HTTP/1.1 client must read past them (RFC 9110, 15.2). Taken for the answer,
+// a submit's "100" hid the "200" with its task id behind it: paid for, and never known. 101
+// (Switching Protocols, never asked for) is final.
+constexpr int kMaxInterimAnswers = 8;
+
+bool IsInterim(int status) { return status >= 100 && status < 200 && status != 101; }
+
+// ReadHttp of the final answer into `parser` (emplaced afresh for each answer: a parser reads
+// one), past up to kMaxInterimAnswers interim ones; more than that is a broken server.
+template <typename Parser>
+net::awaitable<beast::error_code> ReadFinalAnswer(TlsStream& stream, beast::flat_buffer& buffer,
+                                                  std::optional<Parser>& parser,
+                                                  std::uint64_t body_limit, bool header_only) {
+  for (int interim = 0;; ++interim) {
+    parser.emplace();
+    LimitResponse(*parser, body_limit);
+    const beast::error_code error = co_await ReadHttp(stream, buffer, *parser, header_only);
+    if (error || !IsInterim(parser->status())) co_return error;
+    if (interim == kMaxInterimAnswers) co_return bhttp::error::bad_status;
+  }
+}
+
 // How long the connections a pool opens at once wait for the first one's TLS session, so that
 // they resume it rather than each verify the certificate chain: once per pool, at its start.
 constexpr auto kFirstSessionWait = std::chrono::milliseconds(250);
@@ -539,14 +562,13 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
       co_return Failure(write_error, "sending to " + request.endpoint.Authority(), written > 0);
     }
 
-    AnswerParser parser;
-    LimitResponse(parser, body_limit);
-    const beast::error_code read_error =
-        co_await ReadHttp(connection->stream, connection->buffer, parser, /*header_only=*/false);
+    std::optional<AnswerParser> parser;
+    const beast::error_code read_error = co_await ReadFinalAnswer(
+        connection->stream, connection->buffer, parser, body_limit, /*header_only=*/false);
     if (read_error) {
       // A dead kept-alive connection answers the first read with EOF or a reset. For a GET that
       // is safe to retry; a POST may already be with the server, so the caller must know.
-      if (reused && attempt == 0 && !parser.got_some() && !is_post &&
+      if (reused && attempt == 0 && !parser->got_some() && !is_post &&
           read_error != net::error::operation_aborted) {
         continue;
       }
@@ -554,10 +576,10 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
                         true);
     }
     Response response;
-    response.status = parser.status();
-    response.retry_after = parser.retry_after().value_or("");
-    response.body = std::move(parser.body());
-    impl.Return(pool, std::move(connection), parser.keep_alive());
+    response.status = parser->status();
+    response.retry_after = parser->retry_after().value_or("");
+    response.body = std::move(parser->body());
+    impl.Return(pool, std::move(connection), parser->keep_alive() && response.status != 101);
     co_return response;
   }
   co_return Failure(net::error::connection_reset, "connection to " + request.endpoint.Authority(),
@@ -602,11 +624,11 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   if (write_error) co_return Failure(write_error, "requesting " + endpoint.target, true);
 
   beast::flat_buffer& buffer = connection->buffer;
-  DownloadParser parser;
-  LimitResponse(parser, max_bytes);
-  const beast::error_code header_error =
-      co_await ReadHttp(connection->stream, buffer, parser, /*header_only=*/true);
+  std::optional<DownloadParser> final_answer;
+  const beast::error_code header_error = co_await ReadFinalAnswer(
+      connection->stream, buffer, final_answer, max_bytes, /*header_only=*/true);
   if (header_error) co_return Failure(header_error, "reading headers of " + endpoint.target, true);
+  DownloadParser& parser = *final_answer;
 
   DownloadOutcome outcome;
   outcome.status = parser.status();

@@ -506,6 +506,28 @@ TEST_CASE("http client: a download connection with bytes after its body is not r
   CHECK(client.stats().idle_discarded == before.idle_discarded + 2);
 }
 
+TEST_CASE("http client: interim answers (100 Continue, 103 Early Hints) are read past") {
+  // Every /v1 answer and every image comes after two interim answers. Taken for the answer, the
+  // submit's "100" hid the task id that came after it: a task paid for and never known.
+  SettledImage f({"--wire-fault", "interim", "--wire-fault-every", "1"});
+  auto& [dir, api, io, client, id, image] = f;
+  CHECK(id.size() == 36);  // the submit's real answer, with its id (a UUID)
+  Result<Response> task = RunOn(io, client.Fetch(Get(api, "/v1/tasks/" + id), 10s, 1 << 20));
+  REQUIRE(std::holds_alternative<Response>(task));
+  CHECK(std::get<Response>(task).status == 200);
+  CHECK(std::get<Response>(task).body.find("completed") != std::string::npos);
+  CheckCredits(io, client, api);
+  for (int i = 0; i < 2; ++i) {
+    StringSink sink;
+    Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 1 << 20, 10s, kLoopback));
+    REQUIRE(std::holds_alternative<DownloadOutcome>(got));
+    CHECK(std::get<DownloadOutcome>(got).status == 200);
+    CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+  }
+  // Interim answers are part of an exchange: its connection is reused after it.
+  CHECK(client.stats().connections_reused >= 3);
+}
+
 // Counts the sink's writes, to check that TLS records are gathered before they are stored.
 class CountingSink : public StringSink {
  public:

@@ -46,6 +46,19 @@ net::awaitable<bool> SendStrayAnswer(Stream& stream) {
   co_return !error;
 }
 
+// The wire fault "interim": interim (1xx) answers before the real one, which HTTP/1.1 allows
+// (a proxy's 100 Continue, a CDN's 103 Early Hints) and every client must read past.
+constexpr std::string_view kInterimAnswers =
+    "HTTP/1.1 100 Continue\r\n\r\n"
+    "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+
+// Sends kInterimAnswers; false if the connection failed.
+net::awaitable<bool> SendInterimAnswers(Stream& stream) {
+  const std::string_view answers = kInterimAnswers;
+  auto [error, written] = co_await net::async_write(stream, net::buffer(answers), kAsTuple);
+  co_return !error;
+}
+
 struct ServerSettings {
   double slow_ms = 2000;  // how long a "slow" image body takes in all
   // How an image body is delimited: "length" (Content-Length, as file hosts do), "chunked"
@@ -260,6 +273,10 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
         if (error || !keep_alive) break;
         continue;
       }
+      if (simulator.options().wire_fault == "interim" && simulator.DrawWireFault()) {
+        const bool sent = co_await SendInterimAnswers(stream);
+        if (!sent) co_return;
+      }
       if (!co_await SendImage(stream, image, request.version(), keep_alive, settings)) co_return;
       if (simulator.options().wire_fault == "stray-answer" && simulator.DrawWireFault()) {
         const bool sent = co_await SendStrayAnswer(stream);
@@ -302,7 +319,9 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     }
     if (settings.echo_authorization && reply.status >= 400) EchoAuthorization(reply, authorization);
     const bool stray = broken && simulator.options().wire_fault == "stray-answer";
-    if (broken && !stray) {
+    const bool interim = broken && simulator.options().wire_fault == "interim";
+    if (interim && !co_await SendInterimAnswers(stream)) co_return;
+    if (broken && !stray && !interim) {
       co_await SendBroken(stream, reply, simulator.options().wire_fault);
       co_return;
     }
@@ -482,7 +501,7 @@ int Main(int argc, char** argv) {
                  "instead: every Nth /v1 answer goes out broken");
   app.add_option("--wire-fault", options.wire_fault,
                  "its kind: hang trickle huge-headers huge-body length-long length-short "
-                 "bad-chunked redirect no-keepalive reset stray-answer");
+                 "bad-chunked redirect no-keepalive reset stray-answer interim");
   app.add_option("--drop-image-tail", options.drop_image_tail,
                  "serve image bodies this many bytes short of their end (a PNG without IEND)");
   app.add_option("--callback-delay-ms", options.callback_delay_ms,
