@@ -344,15 +344,29 @@ struct HangingLookup {
   }
 };
 
-TEST_CASE("http client: a host lookup that never answers ends at the connect timeout") {
+// A client whose API host's lookup hangs.
+struct HangingHostClient {
+  explicit HangingHostClient(Duration connect_timeout)
+      : client(io.get_executor(), {.ca_file = api.ca_file(),
+                                   .connect_timeout = connect_timeout,
+                                   .lookup = hanging.lookup()}) {}
+  // A request for `path` on the host whose lookup hangs.
+  Request To(const std::string& path) const {
+    Request request = Get(api, path);
+    request.endpoint.host = "api.hang.example";
+    return request;
+  }
   testing::TempDir dir;
-  testing::FakeApiProcess api(dir);  // for its CA file only
-  HangingLookup hanging;
+  testing::FakeApiProcess api{dir};  // for its CA file only
+  HangingLookup hanging;  // goes after the client (and its resolver), releasing the lookups
   net::io_context io;
-  Client client(io.get_executor(),
-                {.ca_file = api.ca_file(), .connect_timeout = 200ms, .lookup = hanging.lookup()});
-  Request request = Get(api, "/v1/credits");
-  request.endpoint.host = "api.hang.example";
+  Client client;
+};
+
+TEST_CASE("http client: a host lookup that never answers ends at the connect timeout") {
+  HangingHostClient f(200ms);
+  auto& [dir, api, hanging, io, client] = f;
+  const Request request = f.To("/v1/credits");
   const auto start = std::chrono::steady_clock::now();
   Result<Response> result = RunOn(io, client.Fetch(request, 30s, 1 << 20));
   REQUIRE(std::holds_alternative<NetworkError>(result));
@@ -363,14 +377,9 @@ TEST_CASE("http client: a host lookup that never answers ends at the connect tim
 }
 
 TEST_CASE("http client: Shutdown, or a stop signal, ends a host lookup under way at once") {
-  testing::TempDir dir;
-  testing::FakeApiProcess api(dir);  // for its CA file only
-  HangingLookup hanging;
-  net::io_context io;
-  Client client(io.get_executor(),
-                {.ca_file = api.ca_file(), .connect_timeout = 30s, .lookup = hanging.lookup()});
-  Request request = Get(api, "/v1/images/generations");
-  request.endpoint.host = "api.hang.example";
+  HangingHostClient f(30s);
+  auto& [dir, api, hanging, io, client] = f;
+  Request request = f.To("/v1/images/generations");
   request.method = Request::Method::kPost;
 
   util::StopSignal stop(io.get_executor());
@@ -460,15 +469,21 @@ struct SettledImage {
   Endpoint image;
 };
 
+// Downloads `image`, which must come whole as a PNG; returns its bytes.
+std::string DownloadPng(net::io_context& io, Client& client, const Endpoint& image) {
+  StringSink sink;
+  Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 1 << 20, 10s, kLoopback));
+  REQUIRE(std::holds_alternative<DownloadOutcome>(got));
+  CHECK(std::get<DownloadOutcome>(got).status == 200);
+  CHECK(std::get<DownloadOutcome>(got).bytes == sink.bytes.size());
+  CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+  return sink.bytes;
+}
+
 TEST_CASE("http client: downloads stream to the sink; limits and resets are errors") {
   SettledImage f;
   auto& [dir, api, io, client, id, image] = f;
-  StringSink sink;
-  Result<DownloadOutcome> ok = RunOn(io, client.Download(image, sink, 1 << 20, 10s, kLoopback));
-  REQUIRE(std::holds_alternative<DownloadOutcome>(ok));
-  CHECK(std::get<DownloadOutcome>(ok).status == 200);
-  CHECK(std::get<DownloadOutcome>(ok).bytes == sink.bytes.size());
-  CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+  CHECK_FALSE(DownloadPng(io, client, image).empty());
 
   StringSink small;
   Result<DownloadOutcome> capped = RunOn(io, client.Download(image, small, 100, 10s, kLoopback));
@@ -492,13 +507,9 @@ TEST_CASE("http client: a download connection with bytes after its body is not r
   const Client::Stats before = client.stats();
   std::string first;
   for (int i = 0; i < 3; ++i) {
-    StringSink sink;
-    Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 1 << 20, 10s, kLoopback));
-    REQUIRE(std::holds_alternative<DownloadOutcome>(got));
-    CHECK(std::get<DownloadOutcome>(got).status == 200);
-    CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
-    if (i == 0) first = sink.bytes;
-    CHECK(sink.bytes == first);
+    const std::string bytes = DownloadPng(io, client, image);
+    if (i == 0) first = bytes;
+    CHECK(bytes == first);
     std::this_thread::sleep_for(100ms);  // the stray answer arrives before the next reuse
   }
   CHECK(client.stats().connections_opened == before.connections_opened + 3);
@@ -517,13 +528,7 @@ TEST_CASE("http client: interim answers (100 Continue, 103 Early Hints) are read
   CHECK(std::get<Response>(task).status == 200);
   CHECK(std::get<Response>(task).body.find("completed") != std::string::npos);
   CheckCredits(io, client, api);
-  for (int i = 0; i < 2; ++i) {
-    StringSink sink;
-    Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 1 << 20, 10s, kLoopback));
-    REQUIRE(std::holds_alternative<DownloadOutcome>(got));
-    CHECK(std::get<DownloadOutcome>(got).status == 200);
-    CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
-  }
+  for (int i = 0; i < 2; ++i) CHECK_FALSE(DownloadPng(io, client, image).empty());
   // Interim answers are part of an exchange: its connection is reused after it.
   CHECK(client.stats().connections_reused >= 3);
 }

@@ -65,6 +65,13 @@ HostResolver::Answer Loopback443() {
   return {{}, {net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 443)}};
 }
 
+// A closed gate whose lookups will answer 127.0.0.1:443.
+std::shared_ptr<Gate> LoopbackGate() {
+  auto gate = std::make_shared<Gate>();
+  gate->answer = Loopback443();
+  return gate;
+}
+
 // Runs `task` on a fresh loop to the loop's end; returns what it gave and how long it took.
 template <typename Make>
 std::pair<HostResolver::Answer, Clock::duration> RunToEnd(net::io_context& io, Make make) {
@@ -112,8 +119,7 @@ TEST_CASE("host resolver: the lookup's own error is the answer") {
 }
 
 TEST_CASE("host resolver: a lookup that never answers is given up at the deadline, loop and all") {
-  auto gate = std::make_shared<Gate>();
-  gate->answer = Loopback443();
+  auto gate = LoopbackGate();
   {
     net::io_context io;
     HostResolver resolver(io.get_executor(), HangingLookup(gate));
@@ -133,8 +139,7 @@ TEST_CASE("host resolver: a lookup that never answers is given up at the deadlin
 }
 
 TEST_CASE("host resolver: waiters for one host share its lookup; a late answer reaches the next") {
-  auto gate = std::make_shared<Gate>();
-  gate->answer = Loopback443();
+  auto gate = LoopbackGate();
   net::io_context io;
   HostResolver resolver(io.get_executor(), HangingLookup(gate));
   std::vector<HostResolver::Answer> first_round;
@@ -173,8 +178,7 @@ TEST_CASE("host resolver: waiters for one host share its lookup; a late answer r
 }
 
 TEST_CASE("host resolver: a stop signal or Shutdown ends the wait at once") {
-  auto gate = std::make_shared<Gate>();
-  gate->answer = Loopback443();
+  auto gate = LoopbackGate();
   net::io_context io;
   HostResolver resolver(io.get_executor(), HangingLookup(gate));
 

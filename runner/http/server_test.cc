@@ -42,6 +42,17 @@ net::awaitable<std::pair<int, std::string>> Send(std::uint16_t port, bhttp::verb
   co_return std::pair{static_cast<int>(response.result_int()), response.body()};
 }
 
+// Runs `server` until `stop`; `ran_out` is set when Run has returned.
+void StartServing(net::io_context& io, Server& server, util::StopSignal& stop, bool& ran_out) {
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        co_await server.Run(stop);
+        ran_out = true;
+      },
+      net::detached);
+}
+
 TEST_CASE("server: requests reach the handler; big bodies get 413; a stop ends Run") {
   net::io_context io(1);
   std::vector<IncomingRequest> seen;
@@ -57,13 +68,7 @@ TEST_CASE("server: requests reach the handler; big bodies get 413; a stop ends R
   REQUIRE(server.port() != 0);
   util::StopSignal stop(io.get_executor());
   bool ran_out = false;
-  net::co_spawn(
-      io,
-      [&]() -> net::awaitable<void> {
-        co_await server.Run(stop);
-        ran_out = true;
-      },
-      net::detached);
+  StartServing(io, server, stop, ran_out);
   std::vector<std::pair<int, std::string>> answers;
   net::co_spawn(
       io,
@@ -93,13 +98,7 @@ TEST_CASE("server: out of file descriptors, it pauses accepting instead of spinn
   REQUIRE(server.Listen("127.0.0.1:0", error));
   util::StopSignal stop(io.get_executor());
   bool ran_out = false;
-  net::co_spawn(
-      io,
-      [&]() -> net::awaitable<void> {
-        co_await server.Run(stop);
-        ran_out = true;
-      },
-      net::detached);
+  StartServing(io, server, stop, ran_out);
   // A connection waits in the listen queue while the process has no descriptor left to take it.
   net::ip::tcp::socket waiting(io);
   waiting.connect({net::ip::make_address("127.0.0.1"), server.port()});
