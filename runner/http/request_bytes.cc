@@ -42,7 +42,7 @@ std::optional<std::string> RequestBytes(const RequestParts& parts) {
     return std::nullopt;
   }
   std::size_t size =
-      128 + parts.endpoint.target.size() + parts.endpoint.host.size() + 8 + parts.body.size();
+      160 + parts.endpoint.target.size() + parts.endpoint.host.size() + 8 + parts.body.size();
   for (const Header& header : parts.headers) {
     if (!IsToken(header.name) || !IsFieldValue(header.value)) return std::nullopt;
     size += header.name.size() + header.value.size() + 4;
@@ -54,6 +54,9 @@ std::optional<std::string> RequestBytes(const RequestParts& parts) {
   parts.endpoint.AppendAuthority(bytes);
   bytes.append("\r\n");
   bytes.append("User-Agent: nanobatch/").append(kVersion).append("\r\n");
+  // Without it a server may use any content coding (RFC 9110, 12.5.3): a gzipped submit answer
+  // would be one whose task id cannot be read, a gzipped image one that fails its checks.
+  bytes.append("Accept-Encoding: identity\r\n");
   if (!parts.accept.empty()) bytes.append("Accept: ").append(parts.accept).append("\r\n");
   for (const Header& header : parts.headers) {
     bytes.append(header.name).append(": ").append(header.value).append("\r\n");

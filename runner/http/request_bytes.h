@@ -1,7 +1,8 @@
 #pragma once
 // RequestBytes: the bytes of one HTTP/1.1 request as the client sends it, in one string that goes
-// out as one TLS record: the request line, Host, User-Agent, the caller's headers, and for a body
-// its Content-Type and Content-Length.
+// out as one TLS record: the request line, Host, User-Agent, Accept-Encoding: identity (the body
+// as it is, never compressed), the caller's headers, and for a body its Content-Type and
+// Content-Length.
 //
 // Written here rather than by Beast's serializer: a request is a few hundred bytes the client
 // knows in full before sending, and the serializer (a field list allocated per header, a
