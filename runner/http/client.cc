@@ -9,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -48,10 +49,33 @@ struct Connection {
 // What beast::http::async_read_some does, over a TlsStream: parses what `buffer` holds, reading
 // more while the parser needs more. Ends when the parser made progress (or is done), or with its
 // error (need_buffer: a buffer_body's buffer is full).
+// "HTTP/1.1 200\r\n": a status line without the space before its (empty) reason phrase. RFC 9112
+// requires the space and Beast insists on it, but curl, Python, Go and Node read such a line, and
+// refused, a submit's 200 would be an answer whose task id cannot be read (possibly charged,
+// resubmitted). Made "HTTP/1.1 200 \r\n" in the buffer, before the parser sees it.
+void AddMissingReasonSpace(beast::flat_buffer& buffer) {
+  constexpr std::size_t kLineEnd = 12;  // "HTTP/1.x DDD", then CR LF
+  if (buffer.size() < kLineEnd + 2) return;
+  const auto* line = static_cast<const char*>(buffer.data().data());
+  const auto digit = [&](std::size_t at) { return line[at] >= '0' && line[at] <= '9'; };
+  if (std::memcmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ' || !digit(9) || !digit(10) ||
+      !digit(11) || line[kLineEnd] != '\r' || line[kLineEnd + 1] != '\n') {
+    return;
+  }
+  const std::size_t size = buffer.size();
+  buffer.commit(net::buffer_copy(buffer.prepare(1), net::buffer(" ", 1)));
+  auto* bytes = static_cast<char*>(buffer.data().data());  // prepare may have moved them
+  std::memmove(bytes + kLineEnd + 1, bytes + kLineEnd, size - kLineEnd);
+  bytes[kLineEnd] = ' ';
+}
+
 net::awaitable<beast::error_code> ReadHttpSome(TlsStream& stream, beast::flat_buffer& buffer,
                                                bhttp::basic_parser<false>& parser) {
   for (;;) {
     if (buffer.size() > 0) {
+      // Beast takes a header only whole (until then it consumes nothing), so while it is not
+      // done, the buffer starts with the status line.
+      if (!parser.is_header_done()) AddMissingReasonSpace(buffer);
       beast::error_code error;
       const std::size_t used = parser.put(buffer.data(), error);
       buffer.consume(used);

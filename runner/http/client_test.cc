@@ -117,6 +117,20 @@ TEST_CASE("http client: a connection with bytes after its answer is not reused")
   CHECK(client.stats().idle_discarded == 2);
 }
 
+TEST_CASE("http client: a status line without a reason phrase is read, as other clients read it") {
+  // "HTTP/1.1 200" then CR LF: no reason phrase and no space before it (RFC 9112 wants the space;
+  // curl, Python, Go and Node do without).
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir, {"--wire-fault", "bare-status", "--wire-fault-every", "1"});
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  for (int i = 0; i < 2; ++i) CheckCredits(io, client, api);
+  Request unknown = Get(api, "/v1/tasks/no-such-task");
+  Result<Response> missing = RunOn(io, client.Fetch(unknown, 10s, 1 << 20));
+  REQUIRE(std::holds_alternative<Response>(missing));
+  CHECK(std::get<Response>(missing).status == 404);
+}
+
 TEST_CASE("http client: a new connection resumes the host's TLS session") {
   testing::TempDir dir;
   testing::FakeApiProcess api(dir);

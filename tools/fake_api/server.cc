@@ -224,6 +224,10 @@ net::awaitable<void> SendBroken(Stream& stream, const Reply& reply, const std::s
     co_await write(
         "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\n"
         "Content-Length: 0\r\n\r\n");
+  } else if (kind == "bare-status") {
+    // "HTTP/1.1 200" and nothing after the code: no space, no reason phrase.
+    co_await write("HTTP/1.1 " + std::to_string(reply.status) + "\r\n" + json + "Content-Length: " +
+                   std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
   } else if (kind == "no-keepalive") {
     co_await write(status_line + json + "Connection: close\r\nContent-Length: " +
                    std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
@@ -501,7 +505,7 @@ int Main(int argc, char** argv) {
                  "instead: every Nth /v1 answer goes out broken");
   app.add_option("--wire-fault", options.wire_fault,
                  "its kind: hang trickle huge-headers huge-body length-long length-short "
-                 "bad-chunked redirect no-keepalive reset stray-answer interim");
+                 "bad-chunked redirect no-keepalive reset stray-answer interim bare-status");
   app.add_option("--drop-image-tail", options.drop_image_tail,
                  "serve image bodies this many bytes short of their end (a PNG without IEND)");
   app.add_option("--callback-delay-ms", options.callback_delay_ms,
