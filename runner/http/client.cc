@@ -46,9 +46,6 @@ struct Connection {
   std::chrono::steady_clock::time_point idle_since;
 };
 
-// What beast::http::async_read_some does, over a TlsStream: parses what `buffer` holds, reading
-// more while the parser needs more. Ends when the parser made progress (or is done), or with its
-// error (need_buffer: a buffer_body's buffer is full).
 // "HTTP/1.1 200\r\n": a status line without the space before its (empty) reason phrase. RFC 9112
 // requires the space and Beast insists on it, but curl, Python, Go and Node read such a line, and
 // refused, a submit's 200 would be an answer whose task id cannot be read (possibly charged,
@@ -69,6 +66,9 @@ void AddMissingReasonSpace(beast::flat_buffer& buffer) {
   bytes[kLineEnd] = ' ';
 }
 
+// What beast::http::async_read_some does, over a TlsStream: parses what `buffer` holds, reading
+// more while the parser needs more. Ends when the parser made progress (or is done), or with its
+// error (need_buffer: a buffer_body's buffer is full).
 net::awaitable<beast::error_code> ReadHttpSome(TlsStream& stream, beast::flat_buffer& buffer,
                                                bhttp::basic_parser<false>& parser) {
   for (;;) {
@@ -412,9 +412,6 @@ struct Client::Impl {
       // Shutdown() came while the connection was being opened (and closed it, if it got that
       // far): that, not what it did to the socket, is the answer.
       if (shut_down) co_return Failure(net::error::operation_aborted, "shutting down", false);
-      if (stop != nullptr && stop->triggered() && std::holds_alternative<NetworkError>(connected)) {
-        co_return Failure(net::error::operation_aborted, "not sent: stopped", false);
-      }
       if (auto* error = std::get_if<NetworkError>(&connected)) co_return *error;
       connection = std::move(std::get<0>(connected));
     }
@@ -569,13 +566,16 @@ net::awaitable<Result<Response>> Client::SendUnobserved(const Slot& slot, Reques
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = false;
     auto leased = co_await impl.Lease(pool, request.endpoint, attempt == 0, reused, nullptr, stop);
-    if (auto* error = std::get_if<NetworkError>(&leased)) co_return *error;
-    std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
     if (stop != nullptr && stop->triggered()) {
-      // Stopped while the connection was being opened: it is sound, kept for whoever is next.
-      impl.Return(pool, std::move(connection), /*reusable=*/true);
+      // Stopped while the connection was being opened (its lookup cut short, or a connection
+      // that is sound, kept for whoever is next): not sent.
+      if (auto* opened = std::get_if<std::unique_ptr<Connection>>(&leased)) {
+        impl.Return(pool, std::move(*opened), /*reusable=*/true);
+      }
       co_return Failure(net::error::operation_aborted, "not sent: stopped", false);
     }
+    if (auto* error = std::get_if<NetworkError>(&leased)) co_return *error;
+    std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
     Impl::ActiveGuard active(impl, connection.get());
 
     connection->stream.ExpiresAfter(timeout);

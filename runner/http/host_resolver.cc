@@ -27,6 +27,12 @@ namespace {
 
 constexpr auto kAsTuple = net::as_tuple(net::use_awaitable);
 
+// Wakes every waiter of `waiters` and forgets them (a waiter finds its entry gone).
+void WakeAll(std::list<net::steady_timer*>& waiters) {
+  for (net::steady_timer* waiter : waiters) waiter->cancel();
+  waiters.clear();
+}
+
 // getaddrinfo's error as Asio's resolver reports it, so that callers see the same codes (and
 // messages) as before. `saved_errno` is errno right after the call, for EAI_SYSTEM.
 boost::system::error_code LookupError(int error, int saved_errno) {
@@ -131,18 +137,14 @@ void HostResolver::RunLookup(const std::shared_ptr<InFlight>& flight, const Look
 void HostResolver::Deliver(const std::shared_ptr<InFlight>& flight, Answer answer) {
   flight->answered = true;
   flight->answer = std::move(answer);
-  for (net::steady_timer* waiter : flight->waiters) waiter->cancel();
-  flight->waiters.clear();
+  WakeAll(flight->waiters);
   const auto found = in_flight_.find(flight->key);
   if (found != in_flight_.end() && found->second == flight) in_flight_.erase(found);
 }
 
 void HostResolver::Shutdown() {
   shut_down_ = true;
-  for (auto& [key, flight] : in_flight_) {
-    for (net::steady_timer* waiter : flight->waiters) waiter->cancel();
-    flight->waiters.clear();
-  }
+  for (auto& [key, flight] : in_flight_) WakeAll(flight->waiters);
 }
 
 net::awaitable<HostResolver::Answer> HostResolver::Resolve(

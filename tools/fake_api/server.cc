@@ -39,10 +39,9 @@ constexpr auto kIdleTimeout = std::chrono::seconds(30);
 // open (after /v1 answers and, drawn separately, after images).
 constexpr std::string_view kStrayAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
 
-// Sends kStrayAnswer; false if the connection failed.
-net::awaitable<bool> SendStrayAnswer(Stream& stream) {
-  const std::string_view answer = kStrayAnswer;
-  auto [error, written] = co_await net::async_write(stream, net::buffer(answer), kAsTuple);
+// Sends `bytes` as they are (kStrayAnswer, kInterimAnswers); false if the connection failed.
+net::awaitable<bool> SendRaw(Stream& stream, std::string_view bytes) {
+  auto [error, written] = co_await net::async_write(stream, net::buffer(bytes), kAsTuple);
   co_return !error;
 }
 
@@ -51,13 +50,6 @@ net::awaitable<bool> SendStrayAnswer(Stream& stream) {
 constexpr std::string_view kInterimAnswers =
     "HTTP/1.1 100 Continue\r\n\r\n"
     "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
-
-// Sends kInterimAnswers; false if the connection failed.
-net::awaitable<bool> SendInterimAnswers(Stream& stream) {
-  const std::string_view answers = kInterimAnswers;
-  auto [error, written] = co_await net::async_write(stream, net::buffer(answers), kAsTuple);
-  co_return !error;
-}
 
 struct ServerSettings {
   double slow_ms = 2000;  // how long a "slow" image body takes in all
@@ -278,12 +270,12 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
         continue;
       }
       if (simulator.options().wire_fault == "interim" && simulator.DrawWireFault()) {
-        const bool sent = co_await SendInterimAnswers(stream);
+        const bool sent = co_await SendRaw(stream, kInterimAnswers);
         if (!sent) co_return;
       }
       if (!co_await SendImage(stream, image, request.version(), keep_alive, settings)) co_return;
       if (simulator.options().wire_fault == "stray-answer" && simulator.DrawWireFault()) {
-        const bool sent = co_await SendStrayAnswer(stream);
+        const bool sent = co_await SendRaw(stream, kStrayAnswer);
         if (!sent) co_return;
       }
       continue;
@@ -324,7 +316,7 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     if (settings.echo_authorization && reply.status >= 400) EchoAuthorization(reply, authorization);
     const bool stray = broken && simulator.options().wire_fault == "stray-answer";
     const bool interim = broken && simulator.options().wire_fault == "interim";
-    if (interim && !co_await SendInterimAnswers(stream)) co_return;
+    if (interim && !co_await SendRaw(stream, kInterimAnswers)) co_return;
     if (broken && !stray && !interim) {
       co_await SendBroken(stream, reply, simulator.options().wire_fault);
       co_return;
@@ -336,7 +328,7 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
     if (stray) {
       // A whole second answer nobody asked for, and the connection kept open: a client that
       // reused it would take this for the answer to its next request.
-      const bool sent = co_await SendStrayAnswer(stream);
+      const bool sent = co_await SendRaw(stream, kStrayAnswer);
       if (!sent) break;
     }
   }
