@@ -3,7 +3,8 @@
 //   0: a journal file's bytes, framed and checked as recovery reads them (ScanFrames, with or
 //      without salvage), each good record applied;
 //   1: a sequence of records (2-byte little-endian length, then a serialized proto::Record),
-//      each one that parses applied: any order, any values, no checksums in the way;
+//      each one that parses applied: any order, any values, no checksums in the way; and each
+//      one that ReadFinishedSnapshotRecord reads must parse to the same counts;
 //   2: the bytes written as an output directory's journal.log, opened as `status` opens it.
 // After each: no crash, and the running totals equal a recount of every item's snapshot
 // (phases, credits reserved and spent, images, duplicates); rebuilt from its own compaction
@@ -21,6 +22,7 @@
 
 #include "proto/journal.pb.h"
 #include "runner/fuzz/fuzz_check.h"
+#include "runner/journal/finished_snapshot.h"
 #include "runner/journal/frame.h"
 #include "runner/journal/journal.h"
 #include "runner/journal/state.h"
@@ -124,9 +126,15 @@ void ApplyRecords(std::string_view bytes) {
     bytes.remove_prefix(2);
     const std::string_view payload = bytes.substr(0, length);
     bytes.remove_prefix(payload.size());
-    if (record.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-      state.Apply(record);
+    const bool parsed = record.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+    // What replay reads without parsing is what the parse says.
+    std::int64_t unix_time = 0;
+    if (const auto finished = journal::ReadFinishedSnapshotRecord(payload, unix_time)) {
+      FUZZ_CHECK(parsed && record.has_item_snapshot());
+      FUZZ_CHECK(*finished == journal::FinishedSnapshot::Of(record.item_snapshot()));
+      FUZZ_CHECK(unix_time == record.unix_time());
     }
+    if (parsed) state.Apply(record);
   }
   CheckInvariants(state);
 }

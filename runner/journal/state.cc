@@ -106,7 +106,7 @@ std::optional<std::uint32_t> JournalState::Lookup(std::string_view id) const {
 
 std::optional<std::uint32_t> JournalState::IndexOf(std::string_view id) const { return Lookup(id); }
 
-JournalState::Slot& JournalState::SlotFor(const std::string& id, std::int64_t unix_time) {
+JournalState::Slot& JournalState::SlotFor(std::string_view id, std::int64_t unix_time, bool live) {
   if (auto index = Lookup(id)) return slots_[*index];
   if ((slots_.size() + 1) * 10 > table_.size() * 6)
     Reserve(std::max<std::size_t>(slots_.size() * 2, 512));
@@ -115,9 +115,13 @@ JournalState::Slot& JournalState::SlotFor(const std::string& id, std::int64_t un
   slot.id_length = static_cast<std::uint32_t>(id.size());
   ids_.append(id);
   Index(static_cast<std::uint32_t>(slots_.size() - 1));
-  slot.live = std::make_unique<proto::ItemSnapshot>();
-  slot.live->set_item_id(id);
-  slot.live->set_first_unix_time(unix_time);
+  if (live) {
+    slot.live = std::make_unique<proto::ItemSnapshot>();
+    slot.live->set_item_id(id.data(), id.size());
+    slot.live->set_first_unix_time(unix_time);
+  } else {
+    ++compact_;  // queued, without a snapshot: the caller makes it compact
+  }
   ++totals_.items;
   Count(slot, +1);
   return slot;
@@ -142,12 +146,12 @@ proto::ItemSnapshot& JournalState::Live(Slot& slot) {
   return *slot.live;
 }
 
-std::uint16_t JournalState::CodeIndex(const std::string& code) {
+std::uint16_t JournalState::CodeIndex(std::string_view code) {
   for (std::size_t i = 0; i < codes_.size(); ++i) {
     if (codes_[i] == code) return static_cast<std::uint16_t>(i);
   }
   if (codes_.size() >= 65535) return 0;  // more distinct codes than that: counted under the first
-  codes_.push_back(code);
+  codes_.emplace_back(code);
   return static_cast<std::uint16_t>(codes_.size() - 1);
 }
 
@@ -157,20 +161,25 @@ void JournalState::Compact(Slot& slot, std::uint64_t offset) {
     slot.departed_in_record = slot.departed;
     return;
   }
-  const proto::ItemSnapshot& item = *slot.live;
-  if (!IsFinished(item.phase())) return;
+  if (!IsFinished(slot.live->phase())) return;
+  CompactFrom(slot, FinishedSnapshot::Of(*slot.live), offset);
+}
+
+void JournalState::CompactFrom(Slot& slot, const FinishedSnapshot& item, std::uint64_t offset) {
   slot.offset = offset;
-  slot.phase = item.phase();
-  slot.departed = item.departed();
-  slot.departed_in_record = item.departed();
-  slot.credits_spent = item.credits_spent();
-  slot.possible_duplicates = item.possible_duplicates();
-  slot.failed_tasks = item.failed_tasks();
-  slot.images = static_cast<std::uint16_t>(item.images_size());
-  slot.flagged_images = static_cast<std::uint16_t>(FlaggedImages(item));
-  slot.error_code = CodeIndex(item.last_error_code());
-  slot.live.reset();
-  ++compact_;
+  slot.phase = item.phase;
+  slot.departed = item.departed;
+  slot.departed_in_record = item.departed;
+  slot.credits_spent = item.credits_spent;
+  slot.possible_duplicates = item.possible_duplicates;
+  slot.failed_tasks = item.failed_tasks;
+  slot.images = static_cast<std::uint16_t>(item.images);
+  slot.flagged_images = static_cast<std::uint16_t>(item.flagged_images);
+  slot.error_code = CodeIndex(item.last_error_code);
+  if (slot.live) {
+    slot.live.reset();
+    ++compact_;
+  }
 }
 
 void JournalState::MakeCompactAt(std::uint32_t index, std::uint64_t offset) {
@@ -198,6 +207,30 @@ void JournalState::ApplyOwnSnapshot(std::uint32_t index, std::int64_t unix_time,
   Count(slot, -1);
   Compact(slot, offset);
   Count(slot, +1);
+}
+
+void JournalState::ApplyFinishedSnapshot(const FinishedSnapshot& snapshot, std::int64_t unix_time,
+                                         std::uint64_t offset) {
+  ++records_;
+  NoteTime(unix_time);
+  ApplyFinished(snapshot, unix_time, offset);
+}
+
+void JournalState::ApplyFinished(const FinishedSnapshot& snapshot, std::int64_t unix_time,
+                                 std::uint64_t offset) {
+  // An item first met here is made compact at once: nothing of it is built in memory.
+  Slot& slot = SlotFor(snapshot.item_id, unix_time, /*live=*/false);
+  Count(slot, -1);
+  // A finished item's own snapshot (Finalize) repeats what is known: it is not done anew.
+  const bool was_done = (slot.live ? slot.live->phase() : slot.phase) == proto::ItemSnapshot::DONE;
+  CompactFrom(slot, snapshot, offset);
+  if (snapshot.phase == proto::ItemSnapshot::DONE && !was_done) NoteDone(snapshot.last_unix_time);
+  Count(slot, +1);
+}
+
+void JournalState::NoteDone(std::int64_t unix_time) {
+  recent_done_.push_back(unix_time);
+  if (recent_done_.size() > 4096) recent_done_.pop_front();
 }
 
 void JournalState::NoteTime(std::int64_t unix_time) {
@@ -403,8 +436,7 @@ void JournalState::Apply(proto::Record&& record, std::optional<std::uint64_t> of
         *images->Add() = std::move(downloaded);
       if (item.phase() == proto::ItemSnapshot::COMPLETED && AllImagesDown(item)) {
         item.set_phase(proto::ItemSnapshot::DONE);
-        recent_done_.push_back(t);
-        if (recent_done_.size() > 4096) recent_done_.pop_front();
+        NoteDone(t);
       }
       item.set_last_unix_time(t);
       Count(slot, +1);
@@ -470,11 +502,13 @@ void JournalState::Apply(proto::Record&& record, std::optional<std::uint64_t> of
     }
     case proto::Record::kItemSnapshot: {
       const auto& snapshot = record.item_snapshot();
+      // A finished item whose whole snapshot is this record need not stay in memory.
+      if (IsFinished(snapshot.phase()) && offset) {
+        ApplyFinished(FinishedSnapshot::Of(snapshot), t, *offset);
+        break;
+      }
       Slot& slot = SlotFor(snapshot.item_id(), t);
       Count(slot, -1);
-      const bool finished = snapshot.phase() == proto::ItemSnapshot::DONE ||
-                            snapshot.phase() == proto::ItemSnapshot::GAVE_UP;
-      // A finished item's own snapshot (Finalize) repeats what is known: it is not done anew.
       const bool was_done =
           (slot.live ? slot.live->phase() : slot.phase) == proto::ItemSnapshot::DONE;
       if (!slot.live) {
@@ -482,11 +516,8 @@ void JournalState::Apply(proto::Record&& record, std::optional<std::uint64_t> of
         --compact_;
       }
       *slot.live = snapshot;
-      // A finished item whose whole snapshot is this record need not stay in memory.
-      if (finished && offset) Compact(slot, *offset);
       if (snapshot.phase() == proto::ItemSnapshot::DONE && !was_done) {
-        recent_done_.push_back(snapshot.last_unix_time());
-        if (recent_done_.size() > 4096) recent_done_.pop_front();
+        NoteDone(snapshot.last_unix_time());
       }
       Count(slot, +1);
       break;

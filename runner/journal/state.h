@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "proto/journal.pb.h"
+#include "runner/journal/finished_snapshot.h"
 
 namespace nanobatch::journal {
 
@@ -73,6 +74,11 @@ class JournalState {
   // record is left valid, its text unspecified): the records of every item's path (its intent,
   // task id, URLs and images) would otherwise be copied string by string.
   void Apply(proto::Record&& record, std::optional<std::uint64_t> offset = std::nullopt);
+  // Apply of a record that holds only `snapshot`, a finished item's, written at `offset` with
+  // `unix_time` (ReadFinishedSnapshotRecord): the same state as parsing and applying it, with
+  // nothing parsed or copied; the item is compact from now on.
+  void ApplyFinishedSnapshot(const FinishedSnapshot& snapshot, std::int64_t unix_time,
+                             std::uint64_t offset);
   // Whether `record` can be applied: every enum value in it is one this version knows.
   static bool IsWellFormed(const proto::Record& record);
   void SetLoader(Loader loader) { loader_ = std::move(loader); }
@@ -130,14 +136,23 @@ class JournalState {
 
  private:
   struct Slot;
-  Slot& SlotFor(const std::string& id, std::int64_t unix_time);
+  // The slot of item `id`, a new one (queued, with a snapshot in memory unless `live` is
+  // false) if the item is not known yet.
+  Slot& SlotFor(std::string_view id, std::int64_t unix_time, bool live = true);
   // The item's snapshot in memory, read back first if it was compact.
   proto::ItemSnapshot& Live(Slot& slot);
   bool Load(const Slot& slot, proto::ItemSnapshot& out) const;
   void Count(const Slot& slot, int sign);
   void NoteTime(std::int64_t unix_time);
+  // An item became done at `unix_time` (for the recent rate).
+  void NoteDone(std::int64_t unix_time);
   void Compact(Slot& slot, std::uint64_t offset);
-  std::uint16_t CodeIndex(const std::string& code);
+  // Makes `slot` compact with the counts of `item`, a finished snapshot recorded at `offset`.
+  void CompactFrom(Slot& slot, const FinishedSnapshot& item, std::uint64_t offset);
+  // Apply's part for a finished item's snapshot at `offset`, once the record is counted.
+  void ApplyFinished(const FinishedSnapshot& snapshot, std::int64_t unix_time,
+                     std::uint64_t offset);
+  std::uint16_t CodeIndex(std::string_view code);
   std::optional<std::uint32_t> Lookup(std::string_view id) const;
   void Index(std::uint32_t slot);
 

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -263,6 +264,100 @@ TEST_CASE("state: a finished item's own snapshot applied in place leaves what it
   REQUIRE(in_place.Find("done") != nullptr);
   CHECK(in_place.Find("done")->images_size() == 1);
   CHECK(in_place.Find("failed")->last_error_code() == "invalid_request");
+}
+
+TEST_CASE("state: a finished snapshot applied from its counts leaves what Apply of it leaves") {
+  // Three items, each met by its snapshot record in another state: "done" is in memory (its
+  // whole history came first), "again" is compact already (its snapshot is met twice, as after a
+  // compaction and a restart), "new" is met first by its snapshot (a compacted journal).
+  std::map<std::uint64_t, proto::ItemSnapshot> frames;
+  auto loader = [&frames](std::uint64_t offset, proto::ItemSnapshot& out) {
+    const auto found = frames.find(offset);
+    if (found == frames.end()) return false;
+    out = found->second;
+    return true;
+  };
+  JournalState by_record;
+  JournalState by_counts;
+  by_record.SetLoader(loader);
+  by_counts.SetLoader(loader);
+  std::vector<std::pair<proto::Record, std::uint64_t>> records;
+  std::uint64_t offset = 100;
+  auto add = [&](proto::Record record, std::int64_t t) {
+    record.set_unix_time(t);
+    if (record.has_item_snapshot()) frames[offset] = record.item_snapshot();
+    records.emplace_back(std::move(record), offset);
+    offset += 100;
+  };
+  add(Intent("done"), 1'000);
+  add(Submitted("done", "t1"), 1'001);
+  add(Completed("done", 2), 1'002);
+  add(Downloaded("done", 0), 1'003);
+  add(Downloaded("done", 1), 1'004);
+  auto snapshot = [](const std::string& id, Phase phase, int images, std::int64_t last) {
+    proto::Record record;
+    proto::ItemSnapshot& item = *record.mutable_item_snapshot();
+    item.set_item_id(id);
+    item.set_phase(phase);
+    item.set_credits_spent(16);
+    item.set_failed_tasks(1);
+    item.set_possible_duplicates(1);
+    item.set_last_error_code(phase == proto::ItemSnapshot::GAVE_UP ? "invalid_request" : "");
+    item.set_last_unix_time(last);
+    for (int k = 0; k < images; ++k) {
+      proto::Downloaded& image = *item.add_images();
+      image.set_file_name(id + std::to_string(k) + ".png");
+      if (k == 0) image.set_mismatch("ratio");
+    }
+    return record;
+  };
+  add(snapshot("done", proto::ItemSnapshot::DONE, 2, 1'005), 1'005);
+  add(snapshot("again", proto::ItemSnapshot::DONE, 1, 900), 1'006);
+  add(snapshot("again", proto::ItemSnapshot::DONE, 1, 900), 1'007);
+  add(snapshot("new", proto::ItemSnapshot::GAVE_UP, 0, 1'008), 1'008);
+  add(Intent("open"), 1'009);
+
+  int by_counts_applied = 0;
+  for (const auto& [record, at] : records) {
+    by_record.Apply(record, at);
+    const std::string payload = record.SerializeAsString();
+    std::int64_t unix_time = 0;
+    if (const auto finished = ReadFinishedSnapshotRecord(payload, unix_time)) {
+      by_counts.ApplyFinishedSnapshot(*finished, unix_time, at);
+      ++by_counts_applied;
+    } else {
+      by_counts.Apply(record, at);
+    }
+  }
+  CHECK(by_counts_applied == 4);
+  CHECK(by_counts.totals() == by_record.totals());
+  CHECK(by_counts.totals().done == 2);
+  CHECK(by_counts.totals().gave_up == 1);
+  CHECK(by_counts.totals().flagged_images == 2);
+  CHECK(by_counts.records() == by_record.records());
+  CHECK(by_counts.compact_items() == 3);
+  CHECK(by_record.compact_items() == 3);
+  CHECK(by_counts.size() == 4);
+  CHECK(by_counts.recent_done_times() == by_record.recent_done_times());
+  CHECK(by_record.recent_done_times() == std::deque<std::int64_t>{1'004, 900});
+  CHECK(by_counts.FailuresByCode() == by_record.FailuresByCode());
+  // Applied without offsets (as a state rebuilt from compaction records is), nothing is
+  // compact, and the same items were done when.
+  JournalState no_offsets;
+  for (const auto& [record, at] : records) no_offsets.Apply(record);
+  CHECK(no_offsets.compact_items() == 0);
+  CHECK(no_offsets.totals() == by_record.totals());
+  CHECK(no_offsets.recent_done_times() == by_record.recent_done_times());
+  for (const char* id : {"done", "again", "new", "open"}) {
+    CAPTURE(id);
+    REQUIRE(by_counts.IndexOf(id) == by_record.IndexOf(id));
+    const proto::ItemSnapshot* counted = by_counts.Find(id);
+    REQUIRE(counted != nullptr);
+    const std::string counted_bytes = counted->SerializeAsString();
+    const proto::ItemSnapshot* recorded = by_record.Find(id);
+    REQUIRE(recorded != nullptr);
+    CHECK(counted_bytes == recorded->SerializeAsString());
+  }
 }
 
 }  // namespace
