@@ -41,7 +41,11 @@ struct ServerOptions {
   // When set, the body cap of each request by its method and target (read from its header
   // first): serve takes manifests on POST /jobs and small callbacks everywhere else.
   std::function<std::size_t(std::string_view method, std::string_view target)> body_limit;
+  // A request's header must arrive within `read_timeout`; its body may take longer as long as
+  // no read waits longer than that and, past its first `read_timeout`, it averages at least
+  // `min_body_bytes_per_s`.
   std::chrono::steady_clock::duration read_timeout = std::chrono::seconds(10);
+  std::uint64_t min_body_bytes_per_s = 16 << 10;
   std::size_t max_connections = 256;
 };
 

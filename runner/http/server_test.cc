@@ -4,10 +4,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -140,6 +143,98 @@ TEST_CASE("server: a request that expects 100-continue is told to send its body"
   CHECK(interim == "HTTP/1.1 100 Continue\r\n\r\n");
   REQUIRE(answer.has_value());
   CHECK(*answer == std::pair{202, std::string("took body")});
+}
+
+// Sends a POST of `length` bytes in pieces of `piece` bytes, one every `every` (stopping after
+// `stop_after` bytes when that is less); the answer's status, 0 when the server closed instead.
+net::awaitable<int> SendPaced(std::uint16_t port, std::size_t length, std::size_t piece,
+                              std::chrono::milliseconds every, std::size_t stop_after) {
+  auto executor = co_await net::this_coro::executor;
+  beast::tcp_stream stream(executor);
+  stream.expires_after(20s);
+  auto [connect_error] = co_await stream.async_connect(
+      net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), kAsTuple);
+  if (connect_error) co_return 0;
+  const std::string head =
+      "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+  auto [head_error, head_written] = co_await net::async_write(stream, net::buffer(head), kAsTuple);
+  if (head_error) co_return 0;
+  net::steady_timer pace(executor);
+  const std::string bytes(piece, 'm');
+  for (std::size_t sent = 0; sent < std::min(length, stop_after); sent += piece) {
+    pace.expires_after(every);
+    co_await pace.async_wait(kAsTuple);
+    const std::size_t n = std::min(piece, length - sent);
+    auto [error, written] =
+        co_await net::async_write(stream, net::buffer(bytes.data(), n), kAsTuple);
+    if (error) co_return 0;
+  }
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> response;
+  auto [read_error, read] = co_await bhttp::async_read(stream, buffer, response, kAsTuple);
+  co_return read_error ? 0 : static_cast<int>(response.result_int());
+}
+
+TEST_CASE("server: a body may take longer than the header's deadline while it keeps coming") {
+  net::io_context io(1);
+  std::vector<std::size_t> bodies;
+  Server server(
+      io.get_executor(),
+      [&](const IncomingRequest& request) {
+        bodies.push_back(request.body.size());
+        return Reply{202, "ok"};
+      },
+      ServerOptions{.max_body = 1 << 20, .read_timeout = 1s, .min_body_bytes_per_s = 16 << 10});
+  std::string error;
+  REQUIRE(server.Listen("127.0.0.1:0", error));
+  util::StopSignal stop(io.get_executor());
+  bool ran_out = false;
+  StartServing(io, server, stop, ran_out);
+  int steady = -1;
+  int trickle = -1;
+  int stalled = -1;
+  std::chrono::steady_clock::duration trickle_took{};
+  std::chrono::steady_clock::duration stalled_took{};
+  int finished = 0;
+  auto done = [&] {
+    if (++finished == 3) stop.Trigger();
+  };
+  // 240 KB at 100 KB/s: 2.4 s, more than twice the 1 s deadline of a header.
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        steady = co_await SendPaced(server.port(), 240'000, 10'000, 100ms, SIZE_MAX);
+        done();
+      },
+      net::detached);
+  // 10 bytes every 200 ms (50 B/s): below 16 KiB/s, cut off once past the first second.
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        const auto start = std::chrono::steady_clock::now();
+        trickle = co_await SendPaced(server.port(), 10'000, 10, 200ms, SIZE_MAX);
+        trickle_took = std::chrono::steady_clock::now() - start;
+        done();
+      },
+      net::detached);
+  // Half the body, then nothing: cut off one read deadline later.
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        const auto start = std::chrono::steady_clock::now();
+        stalled = co_await SendPaced(server.port(), 100'000, 25'000, 10ms, 50'000);
+        stalled_took = std::chrono::steady_clock::now() - start;
+        done();
+      },
+      net::detached);
+  for (int i = 0; i < 1500 && !ran_out; ++i) io.run_for(10ms);
+  CHECK(ran_out);
+  CHECK(steady == 202);
+  CHECK(bodies == std::vector<std::size_t>{240'000});
+  CHECK(trickle == 0);
+  CHECK(trickle_took < 3s);
+  CHECK(stalled == 0);
+  CHECK(stalled_took < 3s);
 }
 
 TEST_CASE("server: out of file descriptors, it pauses accepting instead of spinning") {
