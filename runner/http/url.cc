@@ -17,6 +17,18 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+std::optional<std::uint16_t> ParsePort(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  unsigned port = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + static_cast<unsigned>(c - '0');
+    if (port > 65535) return std::nullopt;
+  }
+  if (port == 0) return std::nullopt;
+  return static_cast<std::uint16_t>(port);
+}
+
 std::string Endpoint::Authority() const {
   std::string authority;
   AppendAuthority(authority);
@@ -67,8 +79,11 @@ std::optional<Endpoint> ParseUrl(std::string_view text, std::string* why) {
   }
   if (endpoint.host.empty()) return fail("the URL has no host");
   if (url->has_port()) {
-    if (url->port_number() == 0) return fail("the URL's port is invalid");
-    endpoint.port = url->port_number();
+    // Read here, not with port_number(): Boost.URL 1.81 keeps the low 16 bits of a port of five
+    // digits, so https://host:99999 was port 34463.
+    const auto port = ParsePort(url->port());
+    if (!port) return fail("the URL's port is not a number from 1 to 65535");
+    endpoint.port = *port;
   }
   endpoint.target = std::string(url->encoded_path());
   if (endpoint.target.empty()) endpoint.target = "/";
@@ -105,14 +120,9 @@ std::optional<HostPort> ParseHostPort(std::string_view text) {
     if (!ok) return std::nullopt;
   }
   if (!port_text.empty()) {
-    unsigned port = 0;
-    if (port_text.size() > 5) return std::nullopt;
-    for (char c : port_text) {
-      if (c < '0' || c > '9') return std::nullopt;
-      port = port * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (port == 0 || port > 65535) return std::nullopt;
-    out.port = static_cast<std::uint16_t>(port);
+    const auto port = ParsePort(port_text);
+    if (!port) return std::nullopt;
+    out.port = *port;
   }
   return out;
 }

@@ -27,6 +27,12 @@ struct Endpoint {
   void AppendAuthority(std::string& out) const;
 };
 
+// A URL's port as written: digits only (leading zeros allowed), 1 to 65535; nullopt otherwise.
+// Every URL nanobatch takes (base URL, callback URL, a manifest's image URLs, the API's image
+// URLs) has its port checked by this: Boost.URL's port_number() keeps the low 16 bits of a
+// five-digit port (https://host:99999 was port 34463).
+std::optional<std::uint16_t> ParsePort(std::string_view text);
+
 // Parses an absolute http or https URL with a host; nullopt (and `why`) otherwise.
 std::optional<Endpoint> ParseUrl(std::string_view url, std::string* why = nullptr);
 

@@ -38,6 +38,15 @@ TEST_CASE("url: what is not an absolute http(s) URL with a host is refused, with
   CHECK_FALSE(ParseUrl("https://user:pw@host/x", &why));
   CHECK_FALSE(ParseUrl("https:///nohost", &why));
   CHECK_FALSE(ParseUrl("https://host:0/", &why));
+  // Past 65535: Boost.URL's port_number() keeps the low 16 bits of a five-digit port (99999 was
+  // read as 34463) and gives 0 for longer ones.
+  for (const char* url : {"https://host:99999/", "https://host:65536/", "https://host:70000/",
+                          "https://host:123456789012/", "https://host:/"}) {
+    CAPTURE(url);
+    CHECK_FALSE(ParseUrl(url, &why));
+    CHECK(why == "the URL's port is not a number from 1 to 65535");
+  }
+  CHECK(ParseUrl("https://host:00443/")->port == 443);
   CHECK_FALSE(ParseUrl("not a url at all", &why));
 }
 
@@ -45,7 +54,9 @@ TEST_CASE("url: downloads only over https from the API's host and port or an all
   const std::vector<std::string> allowed = {"file.aivideoapi.ai", "localhost:8443", "[::1]:9"};
   const Endpoint api = *ParseUrl("https://api.aivideoapi.ai");
   std::string why;
-  auto check = [&](std::string_view url) { return CheckDownload(*ParseUrl(url), api, allowed, &why); };
+  auto check = [&](std::string_view url) {
+    return CheckDownload(*ParseUrl(url), api, allowed, &why);
+  };
   CHECK(check("https://FILE.aivideoapi.ai/a.png") == DownloadRefusal::kNone);
   CHECK(check("https://api.aivideoapi.ai/a.png") == DownloadRefusal::kNone);
   CHECK(check("https://localhost:8443/a.png") == DownloadRefusal::kNone);
@@ -67,7 +78,9 @@ TEST_CASE("url: allowed hosts are host or host:port, nothing else") {
   CHECK(ParseHostPort("localhost")->port == 443);
   CHECK(ParseHostPort("localhost:8443")->port == 8443);
   CHECK(ParseHostPort("[::1]:9")->host == "::1");
-  for (const char* bad : {"", "https://x", "x/y", "x:", "x:0", "x:65536", "x:1a", "[::1", "a b"}) {
+  CHECK(ParseHostPort("localhost:08443")->port == 8443);
+  for (const char* bad :
+       {"", "https://x", "x/y", "x:", "x:0", "x:65536", "x:99999", "x:1a", "[::1", "a b"}) {
     CHECK_MESSAGE(!ParseHostPort(bad).has_value(), bad);
   }
 }

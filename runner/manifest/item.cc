@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "runner/api/spec.h"
+#include "runner/http/url.h"
 #include "runner/util/sha256.h"
 #include "runner/util/utf8.h"
 
@@ -132,6 +133,9 @@ std::optional<std::string> CheckImageUrl(std::string_view value) {
     return Quote(value) + " is not an http(s) URL";
   }
   if (url->encoded_host().empty()) return Quote(value) + " has no host";
+  if (url->has_port() && !http::ParsePort(url->port())) {
+    return Quote(value) + " has a port that is not 1 to 65535";
+  }
   return std::nullopt;
 }
 

@@ -119,8 +119,9 @@ TEST_CASE("item: image_urls: at most 14, each an absolute http(s) URL") {
   CHECK_FALSE(Validate(too_many, errors));
   CHECK(errors.stored().back().message.find("15 URLs") != std::string::npos);
 
-  for (const char* bad : {"ftp://example.com/a.png", "example.com/a.png", "file:///etc/passwd",
-                          "https://", "not a url"}) {
+  for (const char* bad :
+       {"ftp://example.com/a.png", "example.com/a.png", "file:///etc/passwd", "https://",
+        "not a url", "https://example.com:99999/a.png", "https://example.com:0/a.png"}) {
     RawItem one;
     one.prompt = "edit";
     one.image_urls = std::vector<std::string>{bad};
