@@ -17,6 +17,7 @@
 #include "runner/http/url.h"
 #include "runner/util/input_file.h"
 #include "runner/util/log.h"
+#include "runner/util/yaml_document.h"
 #include "runner/util/yaml_names.h"
 
 namespace nanobatch::config {
@@ -292,6 +293,9 @@ void ValidateCallbacks(const CallbacksConfig& callbacks, Report& report, bool se
     report("callbacks.public_url", "\"" + callbacks.public_url + "\" is not an absolute URL");
   } else if (url->has_query() || url->has_fragment() || url->has_userinfo()) {
     report("callbacks.public_url", "must have no query, fragment or user name");
+  } else if (url->has_port() && !http::ParsePort(url->port())) {
+    report("callbacks.public_url",
+           "\"" + std::string(url->port()) + "\" is not a port (1 to 65535)");
   } else if (url->scheme_id() != boost::urls::scheme::https &&
              !(url->scheme_id() == boost::urls::scheme::http &&
                IsLoopbackHost(url->encoded_host()))) {
@@ -338,13 +342,9 @@ bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& 
 
 bool LoadConfigText(const std::string& path, const std::string& text, Config& config,
                     util::InputErrors& errors) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    errors.Add({path, e.mark.line + 1, "-", "invalid YAML: " + e.msg});
-    return false;
-  }
+  const std::optional<YAML::Node> document = util::LoadYamlDocument(path, text, errors);
+  if (!document) return false;
+  const YAML::Node& root = *document;
   if (root.IsNull()) return true;  // an empty config changes nothing
   if (!root.IsMap()) {
     errors.Add({path, root.Mark().line + 1, "-", "the config must be a mapping of keys"});
@@ -402,6 +402,8 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
     report("api.base_url", "must be an https URL (the API key is sent with every request)");
   } else if (url->encoded_host().empty()) {
     report("api.base_url", "has no host");
+  } else if (url->has_port() && !http::ParsePort(url->port())) {
+    report("api.base_url", "\"" + std::string(url->port()) + "\" is not a port (1 to 65535)");
   } else if (!(url->encoded_path().empty() || url->encoded_path() == "/") || url->has_query() ||
              url->has_fragment() || url->has_userinfo()) {
     report("api.base_url", "must be scheme, host and port only (for example " +

@@ -119,6 +119,29 @@ TEST_CASE("config: a download network that is not a CIDR block names the key and
   CHECK(ErrorText(list_errors).find("must be a list of CIDR blocks") != std::string::npos);
 }
 
+TEST_CASE("config: a key given twice, or a second document, is an error, never half read") {
+  // yaml-cpp keeps both: Walk applied them in order, and the last one won without a word.
+  testing::TempDir dir;
+  Config config;
+  util::InputErrors errors;
+  const std::string twice = dir.Write("c.yaml",
+                                      "limits:\n"
+                                      "  rate: 3\n"
+                                      "  budget_credits: 1000\n"
+                                      "  budget_credits: 100000\n");
+  CHECK_FALSE(LoadConfigFile(twice, config, errors));
+  CHECK(ErrorText(errors).find(twice +
+                               ":4: limits.budget_credits: appears twice in the same mapping "
+                               "(first on line 3)") != std::string::npos);
+  CHECK(config.limits.rate == Config().limits.rate);  // nothing of the file was applied
+  Config other;
+  util::InputErrors document_errors;
+  const std::string two = dir.Write("d.yaml", "limits: {rate: 3}\n---\nlimits: {rate: 300}\n");
+  CHECK_FALSE(LoadConfigFile(two, other, document_errors));
+  CHECK(ErrorText(document_errors).find(two + ":2: -: a second YAML document starts here") !=
+        std::string::npos);
+}
+
 TEST_CASE("config: unknown keys, wrong types and bad values all name file, line and key") {
   testing::TempDir dir;
   const std::string path = dir.Write("c.yaml",
@@ -183,8 +206,11 @@ TEST_CASE("config: the base URL is scheme, host and port only") {
     ValidateConfig(config, errors);
     CHECK_MESSAGE(errors.empty(), good);
   }
+  // A port past 65535 too: Boost.URL alone read :99999 as port 34463.
   for (const char* bad : {"https://api.aivideoapi.ai/v1", "api.aivideoapi.ai", "https://",
-                          "https://u:p@api.aivideoapi.ai", "https://api.aivideoapi.ai?x=1"}) {
+                          "https://u:p@api.aivideoapi.ai", "https://api.aivideoapi.ai?x=1",
+                          "https://api.aivideoapi.ai:99999", "https://api.aivideoapi.ai:0",
+                          "https://api.aivideoapi.ai:65536"}) {
     Config config;
     config.manifest = "m";
     config.out = "o";
@@ -214,6 +240,8 @@ TEST_CASE("config: callbacks need an https public URL (http on loopback) and an 
   CHECK(errors_for("https://hooks.example.com/?a=b", "127.0.0.1:8751").find("no query") !=
         std::string::npos);
   CHECK(errors_for("hooks", "127.0.0.1:8751").find("not an absolute URL") != std::string::npos);
+  CHECK(errors_for("https://hooks.example.com:99999/nb", "127.0.0.1:8751")
+            .find("\"99999\" is not a port") != std::string::npos);
   CHECK(errors_for("https://h.example/", "").find("callbacks.listen: is required") !=
         std::string::npos);
   CHECK(errors_for("https://h.example/", "localhost:8751").find("is not IP:PORT") !=

@@ -255,6 +255,38 @@ TEST_CASE("yaml: syntax errors, unknown top-level keys and a missing items list"
   CHECK_FALSE(Read(dir.Write("s.yaml", "just a scalar\n")).errors.empty());
 }
 
+TEST_CASE("yaml: a key twice or a second document is an error; nothing is dropped in silence") {
+  // yaml-cpp keeps duplicate keys and Load reads only the first document: the second `items:`
+  // list, an axis given twice and the items after `---` were dropped, the manifest valid.
+  testing::TempDir dir;
+  const std::string twice = dir.Write("t.yaml",
+                                      "items:\n"
+                                      "  - id: a\n"
+                                      "    prompt: \"{x} cat\"\n"
+                                      "    matrix:\n"
+                                      "      x: [big, small]\n"
+                                      "      x: [red]\n"
+                                      "items:\n"
+                                      "  - {id: b, prompt: dog, resolution: 1K, resolution: 4K}\n");
+  Outcome outcome = Read(twice);
+  CHECK(outcome.items.empty());
+  const std::string text = outcome.ErrorText();
+  CHECK(text.find(twice + ":6: items[0].matrix.x: appears twice") != std::string::npos);
+  CHECK(text.find(twice + ":7: items: appears twice in the same mapping (first on line 1)") !=
+        std::string::npos);
+  CHECK(text.find(twice + ":8: items[0].resolution: appears twice") != std::string::npos);
+  CHECK(outcome.errors.total() == 3);
+
+  const std::string two = dir.Write("d.yaml",
+                                    "- {id: a, prompt: a cat}\n"
+                                    "---\n"
+                                    "- {id: b, prompt: a dog}\n");
+  Outcome documents = Read(two);
+  CHECK(documents.items.empty());
+  CHECK(documents.ErrorText().find(two + ":2: -: a second YAML document starts here") !=
+        std::string::npos);
+}
+
 TEST_CASE("manifest: format is chosen by extension") {
   CHECK(FormatOf("a.yaml") == ManifestFormat::kYaml);
   CHECK(FormatOf("a.yml") == ManifestFormat::kYaml);

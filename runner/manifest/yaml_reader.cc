@@ -12,6 +12,7 @@
 #include "runner/manifest/prompt_template.h"
 #include "runner/util/input_file.h"
 #include "runner/util/sha256.h"
+#include "runner/util/yaml_document.h"
 #include "runner/util/yaml_names.h"
 
 namespace nanobatch::manifest {
@@ -143,7 +144,6 @@ class YamlItemReader {
     YAML::Node matrix;
     int prompt_line = line;
     bool ok = true;
-    std::vector<std::string> seen_keys;
     for (const auto& entry : node) {
       const int key_line = LineOf(entry.first);
       if (!entry.first.IsScalar()) {
@@ -158,13 +158,6 @@ class YamlItemReader {
         ok = false;
         continue;
       }
-      for (const std::string& seen : seen_keys) {
-        if (seen == key) {
-          Fail(key_line, key, "appears twice in the same item");
-          ok = false;
-        }
-      }
-      seen_keys.push_back(key);
       const YAML::Node& value = entry.second;
       if (key == "repeat") {
         repeat = ReadRepeat(value);
@@ -474,13 +467,9 @@ ManifestStats ReadYamlManifestText(const std::string& path, const std::string& t
   stats.bytes = text.size();
   for (char c : text) stats.lines += c == '\n';
 
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    errors.Add({path, e.mark.line + 1, "-", "invalid YAML: " + e.msg});
-    return stats;
-  }
+  const std::optional<YAML::Node> document = util::LoadYamlDocument(path, text, errors);
+  if (!document) return stats;
+  YAML::Node root = *document;  // not const: a missing key reads as an undefined node, not a throw
 
   YamlItemReader reader(path, errors);
   ItemDefaults defaults = config_defaults;
