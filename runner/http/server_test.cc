@@ -190,51 +190,40 @@ TEST_CASE("server: a body may take longer than the header's deadline while it ke
   util::StopSignal stop(io.get_executor());
   bool ran_out = false;
   StartServing(io, server, stop, ran_out);
-  int steady = -1;
-  int trickle = -1;
-  int stalled = -1;
-  std::chrono::steady_clock::duration trickle_took{};
-  std::chrono::steady_clock::duration stalled_took{};
+  struct Sent {
+    int status = -1;  // 0: closed by the server
+    std::chrono::steady_clock::duration took{};
+  };
+  Sent steady;
+  Sent trickle;
+  Sent stalled;
   int finished = 0;
-  auto done = [&] {
-    if (++finished == 3) stop.Trigger();
+  auto send = [&](Sent& sent, std::size_t length, std::size_t piece,
+                  std::chrono::milliseconds every, std::size_t stop_after) {
+    net::co_spawn(
+        io,
+        [&, length, piece, every, stop_after]() -> net::awaitable<void> {
+          const auto start = std::chrono::steady_clock::now();
+          sent.status = co_await SendPaced(server.port(), length, piece, every, stop_after);
+          sent.took = std::chrono::steady_clock::now() - start;
+          if (++finished == 3) stop.Trigger();
+        },
+        net::detached);
   };
   // 240 KB at 100 KB/s: 2.4 s, more than twice the 1 s deadline of a header.
-  net::co_spawn(
-      io,
-      [&]() -> net::awaitable<void> {
-        steady = co_await SendPaced(server.port(), 240'000, 10'000, 100ms, SIZE_MAX);
-        done();
-      },
-      net::detached);
+  send(steady, 240'000, 10'000, 100ms, SIZE_MAX);
   // 10 bytes every 200 ms (50 B/s): below 16 KiB/s, cut off once past the first second.
-  net::co_spawn(
-      io,
-      [&]() -> net::awaitable<void> {
-        const auto start = std::chrono::steady_clock::now();
-        trickle = co_await SendPaced(server.port(), 10'000, 10, 200ms, SIZE_MAX);
-        trickle_took = std::chrono::steady_clock::now() - start;
-        done();
-      },
-      net::detached);
+  send(trickle, 10'000, 10, 200ms, SIZE_MAX);
   // Half the body, then nothing: cut off one read deadline later.
-  net::co_spawn(
-      io,
-      [&]() -> net::awaitable<void> {
-        const auto start = std::chrono::steady_clock::now();
-        stalled = co_await SendPaced(server.port(), 100'000, 25'000, 10ms, 50'000);
-        stalled_took = std::chrono::steady_clock::now() - start;
-        done();
-      },
-      net::detached);
+  send(stalled, 100'000, 25'000, 10ms, 50'000);
   for (int i = 0; i < 1500 && !ran_out; ++i) io.run_for(10ms);
   CHECK(ran_out);
-  CHECK(steady == 202);
+  CHECK(steady.status == 202);
   CHECK(bodies == std::vector<std::size_t>{240'000});
-  CHECK(trickle == 0);
-  CHECK(trickle_took < 3s);
-  CHECK(stalled == 0);
-  CHECK(stalled_took < 3s);
+  CHECK(trickle.status == 0);
+  CHECK(trickle.took < 3s);
+  CHECK(stalled.status == 0);
+  CHECK(stalled.took < 3s);
 }
 
 TEST_CASE("server: out of file descriptors, it pauses accepting instead of spinning") {

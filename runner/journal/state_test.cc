@@ -55,6 +55,24 @@ proto::Record TaskFailed(const std::string& id, const std::string& task, bool un
   return r;
 }
 
+// Two states to compare, whose loaders read snapshot records back from `frames`, kept by their
+// made-up offsets.
+struct TwoStates {
+  TwoStates() {
+    auto loader = [this](std::uint64_t offset, proto::ItemSnapshot& out) {
+      const auto found = frames.find(offset);
+      if (found == frames.end()) return false;
+      out = found->second;
+      return true;
+    };
+    a.SetLoader(loader);
+    b.SetLoader(loader);
+  }
+  std::map<std::uint64_t, proto::ItemSnapshot> frames;
+  JournalState a;
+  JournalState b;
+};
+
 TEST_CASE("state: a record given up (Apply of an rvalue) leaves what a record kept leaves") {
   // Every kind whose text is taken rather than copied, with text long enough to be allocated.
   const std::string long_text(40, 'x');
@@ -222,18 +240,10 @@ TEST_CASE("state: a finished item's own snapshot applied in place leaves what it
     state.Apply(at(gave_up));
     state.Apply(at(Intent("open")));
   };
-  // The record's frames live at made-up offsets; a loader reads the snapshots back from here.
-  std::map<std::uint64_t, proto::ItemSnapshot> frames;
-  auto loader = [&frames](std::uint64_t offset, proto::ItemSnapshot& out) {
-    const auto found = frames.find(offset);
-    if (found == frames.end()) return false;
-    out = found->second;
-    return true;
-  };
-  JournalState by_record;
-  JournalState in_place;
-  by_record.SetLoader(loader);
-  in_place.SetLoader(loader);
+  TwoStates states;  // references, not a structured binding: lambdas below capture them
+  auto& frames = states.frames;
+  JournalState& by_record = states.a;
+  JournalState& in_place = states.b;
   history(by_record);
   history(in_place);
   std::uint32_t index = 0;
@@ -270,17 +280,10 @@ TEST_CASE("state: a finished snapshot applied from its counts leaves what Apply 
   // Three items, each met by its snapshot record in another state: "done" is in memory (its
   // whole history came first), "again" is compact already (its snapshot is met twice, as after a
   // compaction and a restart), "new" is met first by its snapshot (a compacted journal).
-  std::map<std::uint64_t, proto::ItemSnapshot> frames;
-  auto loader = [&frames](std::uint64_t offset, proto::ItemSnapshot& out) {
-    const auto found = frames.find(offset);
-    if (found == frames.end()) return false;
-    out = found->second;
-    return true;
-  };
-  JournalState by_record;
-  JournalState by_counts;
-  by_record.SetLoader(loader);
-  by_counts.SetLoader(loader);
+  TwoStates states;  // references, not a structured binding: lambdas below capture them
+  auto& frames = states.frames;
+  JournalState& by_record = states.a;
+  JournalState& by_counts = states.b;
   std::vector<std::pair<proto::Record, std::uint64_t>> records;
   std::uint64_t offset = 100;
   auto add = [&](proto::Record record, std::int64_t t) {
