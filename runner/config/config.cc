@@ -342,7 +342,10 @@ bool LoadConfigFile(const std::string& path, Config& config, util::InputErrors& 
 
 bool LoadConfigText(const std::string& path, const std::string& text, Config& config,
                     util::InputErrors& errors) {
-  const std::optional<YAML::Node> document = util::LoadYamlDocument(path, text, errors);
+  // Sections given twice merge and a later key wins (Walk applies them in order), as a later
+  // flag does: not an error here, unlike in a manifest.
+  const std::optional<YAML::Node> document =
+      util::LoadYamlDocument(path, text, errors, {.unique_keys = false});
   if (!document) return false;
   const YAML::Node& root = *document;
   if (root.IsNull()) return true;  // an empty config changes nothing

@@ -128,7 +128,7 @@ void CheckDuplicateKeys(const YAML::Node& root, std::size_t budget, const std::s
 }  // namespace
 
 std::optional<YAML::Node> LoadYamlDocument(const std::string& path, const std::string& text,
-                                           InputErrors& errors) {
+                                           InputErrors& errors, YamlDocumentOptions options) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -142,9 +142,11 @@ std::optional<YAML::Node> LoadYamlDocument(const std::string& path, const std::s
                 "everything in one document (remove the `---` line)"});
     return std::nullopt;
   }
-  bool failed = false;
-  CheckDuplicateKeys(root, 4 * text.size() + 1024, path, errors, failed);
-  if (failed) return std::nullopt;
+  if (options.unique_keys) {
+    bool failed = false;
+    CheckDuplicateKeys(root, 4 * text.size() + 1024, path, errors, failed);
+    if (failed) return std::nullopt;
+  }
   return root;
 }
 

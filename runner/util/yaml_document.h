@@ -2,8 +2,7 @@
 // LoadYamlDocument: a YAML file's one document, refusing what yaml-cpp lets through without a
 // word. The config and the YAML manifest are read through it.
 //   - A mapping with a key twice. YAML requires keys to be unique; yaml-cpp keeps both, and a
-//     reader then takes the first or the last (`rate: 3` then `rate: 300` in the same section;
-//     two `items:` lists, of which only the first ran).
+//     reader then takes one of them: a manifest with two `items:` lists ran only the first.
 //   - A second document after `---`. YAML::Load reads the first and drops the rest: a manifest's
 //     items after it were never validated nor run. (An empty document, such as a trailing
 //     `---`, holds nothing and is allowed.)
@@ -26,9 +25,16 @@
 
 namespace nanobatch::util {
 
+struct YamlDocumentOptions {
+  // Whether a key given twice in one mapping is an error. The config turns it off: its sections
+  // merge and a later key wins, as a later flag does (a base config and its overrides can be
+  // concatenated), so nothing in it is dropped unseen.
+  bool unique_keys = true;
+};
+
 // The document of `text` (a null node when it is empty), or nullopt with every problem added to
 // `errors` under `path` (invalid YAML, duplicate keys, a second document).
 std::optional<YAML::Node> LoadYamlDocument(const std::string& path, const std::string& text,
-                                           InputErrors& errors);
+                                           InputErrors& errors, YamlDocumentOptions options = {});
 
 }  // namespace nanobatch::util

@@ -56,6 +56,17 @@ TEST_CASE("yaml document: a key twice in one mapping is an error naming both lin
   CHECK(Errors("a: 1\na: 2\nb: 1\nb: 2\n").find("f.yaml:4: b: appears twice") != std::string::npos);
 }
 
+TEST_CASE("yaml document: with unique_keys off, keys given twice are the reader's to merge") {
+  InputErrors errors;
+  const auto root = LoadYamlDocument("f.yaml", "limits: {rate: 3}\nlimits: {burst: 4}\n", errors,
+                                     {.unique_keys = false});
+  REQUIRE(root);
+  CHECK(errors.empty());
+  CHECK(root->size() == 2);  // both sections, in order
+  // A second document is refused all the same.
+  CHECK_FALSE(LoadYamlDocument("f.yaml", "a: 1\n---\nb: 2\n", errors, {.unique_keys = false}));
+}
+
 TEST_CASE("yaml document: a second document is an error, not dropped") {
   CHECK(Errors("- id: a\n  prompt: x\n---\n- id: b\n  prompt: y\n") ==
         "f.yaml:3: -: a second YAML document starts here, and only the first would be read: put "
