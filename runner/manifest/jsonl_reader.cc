@@ -83,7 +83,14 @@ class LineParser {
     simdjson::dom::element document;
     if (auto error =
             parser_.parse(line.data(), line.size(), /*realloc_if_needed=*/false).get(document)) {
-      return Fail("-", std::string("invalid JSON: ") + simdjson::error_message(error));
+      std::string message = std::string("invalid JSON: ") + simdjson::error_message(error);
+      // A file whose lines end with CR alone (classic Mac) reads as one line of many items.
+      if (line.find('\r') != std::string_view::npos) {
+        message +=
+            " (the line holds a carriage return: lines must end with LF or CRLF, not CR alone; "
+            "tr '\\r' '\\n' converts such a file)";
+      }
+      return Fail("-", std::move(message));
     }
     simdjson::dom::object object;
     if (document.get_object().get(object)) {

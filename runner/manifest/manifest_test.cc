@@ -92,6 +92,20 @@ TEST_CASE("jsonl: every bad line is reported with its line and field, good lines
   CHECK(outcome.errors.total() == 8);
 }
 
+TEST_CASE("jsonl: a file whose lines end with CR alone gets an error that says so") {
+  testing::TempDir dir;
+  const std::string path =
+      dir.Write("mac.jsonl", "{\"id\":\"a\",\"prompt\":\"x\"}\r{\"id\":\"b\",\"prompt\":\"y\"}\r");
+  Outcome outcome = Read(path);
+  CHECK(outcome.items.empty());
+  REQUIRE(outcome.errors.total() == 1);
+  CHECK(outcome.ErrorText().find(path + ":1: -: invalid JSON") != std::string::npos);
+  CHECK(outcome.ErrorText().find("not CR alone; tr '\\r' '\\n' converts such a file") !=
+        std::string::npos);
+  // CRLF is read as it always was.
+  CHECK(Read(dir.Write("dos.jsonl", "{\"id\":\"a\",\"prompt\":\"x\"}\r\n")).items.size() == 1);
+}
+
 TEST_CASE("jsonl: a prompt that is not well-formed UTF-8, raw or escaped, is refused") {
   testing::TempDir dir;
   const std::string path = dir.Write("m.jsonl",
