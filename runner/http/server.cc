@@ -64,7 +64,8 @@ struct Server::Impl {
   // POSTed to serve takes a minute at 10 Mbit/s, and was cut off after `read_timeout` (a 2.7 MB
   // upload at 150 KB/s got no answer). The body must keep coming instead: no read waits longer
   // than `read_timeout`, and once past its first `read_timeout` it must have averaged
-  // `min_body_bytes_per_s` (a client trickling a byte at a time is cut off in seconds).
+  // `min_body_bytes_per_s` (a client trickling a byte at a time is cut off then, not after
+  // the whole body's worth of deadlines).
   net::awaitable<boost::system::error_code> ReadBody(
       beast::tcp_stream& stream, beast::flat_buffer& buffer,
       bhttp::request_parser<bhttp::string_body>& parser) {

@@ -152,6 +152,12 @@ bool ReadSnapshot(std::string_view bytes, FinishedSnapshot& out) {
 
 }  // namespace
 
+std::uint32_t FlaggedImages(const proto::ItemSnapshot& item) {
+  std::uint32_t flagged = 0;
+  for (const proto::Downloaded& image : item.images()) flagged += image.mismatch().empty() ? 0 : 1;
+  return flagged;
+}
+
 FinishedSnapshot FinishedSnapshot::Of(const proto::ItemSnapshot& item) {
   FinishedSnapshot out;
   out.item_id = item.item_id();
@@ -161,16 +167,14 @@ FinishedSnapshot FinishedSnapshot::Of(const proto::ItemSnapshot& item) {
   out.possible_duplicates = item.possible_duplicates();
   out.failed_tasks = item.failed_tasks();
   out.images = static_cast<std::uint32_t>(item.images_size());
-  for (const proto::Downloaded& image : item.images()) {
-    out.flagged_images += image.mismatch().empty() ? 0 : 1;
-  }
+  out.flagged_images = FlaggedImages(item);
   out.last_error_code = item.last_error_code();
   out.last_unix_time = item.last_unix_time();
   return out;
 }
 
-std::optional<FinishedSnapshot> ReadFinishedSnapshotRecord(std::string_view payload,
-                                                           std::int64_t& unix_time) {
+std::optional<std::string_view> SnapshotOfRecord(std::string_view payload,
+                                                 std::int64_t& unix_time) {
   WireReader record(payload);
   std::optional<std::string_view> snapshot;
   std::uint64_t time = 0;
@@ -190,9 +194,17 @@ std::optional<FinishedSnapshot> ReadFinishedSnapshotRecord(std::string_view payl
       return std::nullopt;
     }
   }
+  if (snapshot) unix_time = static_cast<std::int64_t>(time);
+  return snapshot;
+}
+
+std::optional<FinishedSnapshot> ReadFinishedSnapshotRecord(std::string_view payload,
+                                                           std::int64_t& unix_time) {
+  std::int64_t time = 0;
+  const std::optional<std::string_view> snapshot = SnapshotOfRecord(payload, time);
   FinishedSnapshot finished;
   if (!snapshot || !ReadSnapshot(*snapshot, finished)) return std::nullopt;
-  unix_time = static_cast<std::int64_t>(time);
+  unix_time = time;
   return finished;
 }
 

@@ -40,6 +40,15 @@ struct FinishedSnapshot {
   bool operator==(const FinishedSnapshot&) const = default;
 };
 
+// Images of `item` recorded with a mismatch (Downloaded.mismatch not empty): what a compact
+// item counts, and what the totals count of an item in memory.
+std::uint32_t FlaggedImages(const proto::ItemSnapshot& item);
+
+// The bytes of the item snapshot that the record `payload` (a Record's serialized bytes) is made
+// of, when it is exactly an optional unix_time (set into `unix_time`) and one item_snapshot; the
+// snapshot itself is not read. nullopt otherwise. Compaction copies such a record as it is.
+std::optional<std::string_view> SnapshotOfRecord(std::string_view payload, std::int64_t& unix_time);
+
 // The counts of the record `payload` (a Record's serialized bytes) when it is exactly an
 // optional unix_time and one item_snapshot whose phase is DONE or GAVE_UP, read as protobuf's
 // own parser would read them (the last of a repeated scalar wins, a field of an unexpected wire

@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <google/protobuf/arena.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -60,33 +58,6 @@ bool SnapshotOfFrame(std::string_view frame, proto::ItemSnapshot& out) {
   }
   out = std::move(*record.mutable_item_snapshot());
   return true;
-}
-
-// Whether a record's payload is an item snapshot and nothing else (its top-level fields:
-// unix_time, then item_snapshot), read without parsing the snapshot. Compaction copies such a
-// frame as it is; its checksum was checked by RecordFrameAt.
-bool IsSnapshotPayload(std::string_view payload) {
-  google::protobuf::io::CodedInputStream input(
-      reinterpret_cast<const std::uint8_t*>(payload.data()), static_cast<int>(payload.size()));
-  bool snapshot = false;
-  while (const std::uint32_t tag = input.ReadTag()) {
-    using Wire = google::protobuf::internal::WireFormatLite;
-    const int field = Wire::GetTagFieldNumber(tag);
-    if (field == proto::Record::kUnixTimeFieldNumber &&
-        Wire::GetTagWireType(tag) == Wire::WIRETYPE_VARINT) {
-      std::uint64_t ignored = 0;
-      if (!input.ReadVarint64(&ignored)) return false;
-    } else if (field == proto::Record::kItemSnapshotFieldNumber && !snapshot &&
-               Wire::GetTagWireType(tag) == Wire::WIRETYPE_LENGTH_DELIMITED) {
-      std::uint32_t length = 0;
-      if (!input.ReadVarint32(&length) || !input.Skip(static_cast<int>(length))) return false;
-      snapshot = true;
-    } else {
-      return false;
-    }
-  }
-  return snapshot && input.ConsumedEntireMessage() &&
-         input.CurrentPosition() == static_cast<int>(payload.size());
 }
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -596,7 +567,8 @@ bool Journal::Compact(std::string& error) {
         // a long run's items, and most of what a compaction used to cost.
         [&](std::uint64_t at, std::uint32_t index) {
           const auto payload = FrameAt(at, frame) ? RecordFrameAt(frame) : std::nullopt;
-          if (!payload || !IsSnapshotPayload(*payload)) {
+          std::int64_t unix_time = 0;
+          if (!payload || !SnapshotOfRecord(*payload, unix_time)) {
             throw std::runtime_error("journal: cannot read back the snapshot of an item at byte " +
                                      std::to_string(at));
           }

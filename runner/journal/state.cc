@@ -22,12 +22,6 @@ bool AllImagesDown(const proto::ItemSnapshot& item) {
   return item.urls_size() > 0 && item.images_size() == item.urls_size();
 }
 
-std::uint64_t FlaggedImages(const proto::ItemSnapshot& item) {
-  std::uint64_t flagged = 0;
-  for (const auto& image : item.images()) flagged += image.mismatch().empty() ? 0 : 1;
-  return flagged;
-}
-
 std::uint64_t HashId(std::string_view id) {
   const std::uint64_t hash = util::Fnv1a64(id);
   return hash ^ (hash >> 29);  // FNV's low bits alone index the table poorly
@@ -213,13 +207,13 @@ void JournalState::ApplyFinishedSnapshot(const FinishedSnapshot& snapshot, std::
                                          std::uint64_t offset) {
   ++records_;
   NoteTime(unix_time);
-  ApplyFinished(snapshot, unix_time, offset);
+  ApplyFinished(snapshot, offset);
 }
 
-void JournalState::ApplyFinished(const FinishedSnapshot& snapshot, std::int64_t unix_time,
-                                 std::uint64_t offset) {
-  // An item first met here is made compact at once: nothing of it is built in memory.
-  Slot& slot = SlotFor(snapshot.item_id, unix_time, /*live=*/false);
+void JournalState::ApplyFinished(const FinishedSnapshot& snapshot, std::uint64_t offset) {
+  // An item first met here is made compact at once: nothing of it is built in memory (and so no
+  // first time is kept: its snapshot record has it).
+  Slot& slot = SlotFor(snapshot.item_id, /*unix_time=*/0, /*live=*/false);
   Count(slot, -1);
   // A finished item's own snapshot (Finalize) repeats what is known: it is not done anew.
   const bool was_done = (slot.live ? slot.live->phase() : slot.phase) == proto::ItemSnapshot::DONE;
@@ -504,7 +498,7 @@ void JournalState::Apply(proto::Record&& record, std::optional<std::uint64_t> of
       const auto& snapshot = record.item_snapshot();
       // A finished item whose whole snapshot is this record need not stay in memory.
       if (IsFinished(snapshot.phase()) && offset) {
-        ApplyFinished(FinishedSnapshot::Of(snapshot), t, *offset);
+        ApplyFinished(FinishedSnapshot::Of(snapshot), *offset);
         break;
       }
       Slot& slot = SlotFor(snapshot.item_id(), t);

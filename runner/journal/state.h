@@ -136,8 +136,8 @@ class JournalState {
 
  private:
   struct Slot;
-  // The slot of item `id`, a new one (queued, with a snapshot in memory unless `live` is
-  // false) if the item is not known yet.
+  // The slot of item `id`, a new one (queued, with a snapshot in memory first seen at
+  // `unix_time`, unless `live` is false) if the item is not known yet.
   Slot& SlotFor(std::string_view id, std::int64_t unix_time, bool live = true);
   // The item's snapshot in memory, read back first if it was compact.
   proto::ItemSnapshot& Live(Slot& slot);
@@ -150,8 +150,7 @@ class JournalState {
   // Makes `slot` compact with the counts of `item`, a finished snapshot recorded at `offset`.
   void CompactFrom(Slot& slot, const FinishedSnapshot& item, std::uint64_t offset);
   // Apply's part for a finished item's snapshot at `offset`, once the record is counted.
-  void ApplyFinished(const FinishedSnapshot& snapshot, std::int64_t unix_time,
-                     std::uint64_t offset);
+  void ApplyFinished(const FinishedSnapshot& snapshot, std::uint64_t offset);
   std::uint16_t CodeIndex(std::string_view code);
   std::optional<std::uint32_t> Lookup(std::string_view id) const;
   void Index(std::uint32_t slot);

@@ -647,11 +647,11 @@ def journal_section(work, args):
             walls.append(result["wall"])
         shutil.rmtree(left, ignore_errors=True)
         if walls:
-            count = records
             wall = median(walls)
-            rows.append((f"nanobatch status: read and replay the same {count} records", f"{wall:.3f}",
-                         "s", "<= 0.5 s" if count >= 1000000 else "",
-                         verdict(wall <= 0.5) if count >= 1000000 else ""))
+            target = records >= 1000000  # the figure is for a million records
+            rows.append((f"nanobatch status: read and replay the same {records} records",
+                         f"{wall:.3f}", "s", "<= 0.5 s" if target else "",
+                         verdict(wall <= 0.5) if target else ""))
             data["status_resume_s"] = wall
     return rows, data
 
