@@ -177,6 +177,7 @@ const std::map<std::string, Setter>& KeyTable() {
        })},
       {"output.shard_size",
        WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& { return c.output.shard_size; })},
+      {"output.image_sync", String([](Config& c) -> std::string& { return c.output.image_sync; })},
       {"download.on_mismatch",
        String([](Config& c) -> std::string& { return c.download.on_mismatch; })},
       {"download.allowed_hosts",
@@ -475,6 +476,9 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
       config.download.on_mismatch != "retry") {
     report("download.on_mismatch",
            "\"" + config.download.on_mismatch + "\" is not keep, flag or retry");
+  }
+  if (config.output.image_sync != "batched" && config.output.image_sync != "each_file") {
+    report("output.image_sync", "\"" + config.output.image_sync + "\" is not batched or each_file");
   }
   if (!util::ParseLogFormat(config.log.format)) {
     report("log.format", "\"" + config.log.format + "\" is not auto, text, json or journal");

@@ -61,6 +61,7 @@ TEST_CASE("config: the shipped example loads cleanly and equals the built-in def
   CHECK(loaded.serve.max_manifest_bytes == defaults.serve.max_manifest_bytes);
   CHECK(loaded.log.progress_interval_s == defaults.log.progress_interval_s);
   CHECK(loaded.defaults.output_format == defaults.defaults.output_format);
+  CHECK(loaded.output.image_sync == defaults.output.image_sync);
 }
 
 TEST_CASE("config: values are read and keep their origin") {
@@ -163,7 +164,8 @@ TEST_CASE("config: unknown keys, wrong types and bad values all name file, line 
                                      "defaults:\n"
                                      "  aspect_ratio: 7:5\n"
                                      "polling: 3\n"
-                                     "colour: blue\n");
+                                     "colour: blue\n"
+                                     "output: {image_sync: sometimes}\n");
   Config config;
   util::InputErrors errors;
   LoadConfigFile(path, config, errors);
@@ -177,6 +179,9 @@ TEST_CASE("config: unknown keys, wrong types and bad values all name file, line 
   CHECK(text.find(path + ":12: polling: must be a mapping") != std::string::npos);
   CHECK(text.find(path + ":13: colour: unknown key") != std::string::npos);
   CHECK(errors.total() == 8);
+  ValidateConfig(config, errors);
+  CHECK(ErrorText(errors).find(path + ":14: output.image_sync: \"sometimes\" is not batched or "
+                                      "each_file") != std::string::npos);
 }
 
 TEST_CASE("config: range checks name the key or the flag that set it") {

@@ -92,10 +92,6 @@ ImageFile::Committed ImageFile::Check(std::string& error) {
   return Committed::kOk;
 }
 
-std::function<int()> ImageFile::SyncCall() const {
-  return [fd = fd_] { return ::fsync(fd) == 0 ? 0 : errno; };
-}
-
 std::string ImageFile::SyncError(int result) const {
   return "cannot sync " + dir_.StatePathOf("tmp/" + temp_name_) + ": " + std::strerror(result);
 }

@@ -6,19 +6,19 @@
 // descriptors and never follows a link.
 //
 // Committing is three steps, so that the blocking one can run off the event loop: Check() (a
-// whole image?), SyncCall() (the fsync, run on a disk worker), Publish() (the rename). The
-// caller then syncs the directory, once for every image published together.
+// whole image?), the caller's sync of fd() (disk::FileSyncs, on a disk worker, together with
+// other images), Publish() (the rename). The caller then syncs the directory, once for every
+// image published together.
 //
 // Example:
 //   ImageFile file(journal.dir());
 //   file.Write(data, size) ...
 //   std::string final_name, error;
 //   if (file.Check(error) == ImageFile::Committed::kOk &&
-//       co_await worker.Run(file.SyncCall()) == 0 &&
+//       co_await file_syncs.Sync(file.fd()) == 0 &&
 //       file.Publish("cat", final_name, error) == ImageFile::Committed::kOk) { "cat.png" }
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,9 +55,8 @@ class ImageFile : public http::BodySink {
   };
   // Whether the bytes are one whole image (kOk), or why not.
   Committed Check(std::string& error);
-  // The blocking call that makes the bytes durable (0 or an errno); the file stays open until
-  // Publish, and the call touches nothing else.
-  std::function<int()> SyncCall() const;
+  // The temporary file's descriptor, to be synced before Publish (it stays open until then).
+  int fd() const { return fd_; }
   // After a successful Check and sync: renames to `<out>/<base_name>.<ext>`. The directory is
   // not synced here.
   // With `shard`, into that shard directory (`<out>/<NNNNN>/<base_name>.<ext>`); `new_directory`
@@ -67,7 +66,7 @@ class ImageFile : public http::BodySink {
                     bool* new_directory = nullptr);
   // The directory the image was published into (the output directory or a shard's).
   int published_dir() const { return published_dir_; }
-  // The message for a failed SyncCall.
+  // The message for a failed sync of fd() (`result`: its errno).
   std::string SyncError(int result) const;
 
   std::uint64_t bytes() const { return bytes_; }

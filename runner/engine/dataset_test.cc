@@ -1,6 +1,8 @@
 // Dataset ergonomics end to end (the real binary against the simulator): manifest matrices,
 // repeats and columns, image facts and mismatches, and generating items again on purpose.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "runner/disk/file_syncs.h"
 #include "runner/testing/fake_api_process.h"
 #include "runner/testing/runner_job.h"
 #include "runner/testing/subprocess.h"
@@ -359,6 +362,57 @@ TEST_CASE("dataset: images sharded into numbered directories, resumed, redone an
   ProcessResult gallery = testing::RunProcess({kBinary, "gallery", "--out", job.out});
   CHECK(gallery.out.find("10 images") != std::string::npos);
   CHECK(dir.Read("out/index.html").find("00002/s9.png") != std::string::npos);
+}
+
+// The syncs a run made, counted by tools/bench's LD_PRELOAD shim (every sync made `delay_ms`
+// slow, so that images finish while a sync is on the disk).
+json::object RunCountingSyncs(TempDir& dir, const Job& job, const std::string& tag, int delay_ms) {
+  const std::string counts = dir.File(tag + ".syncs.json");
+  ProcessResult result = testing::RunProcess(
+      job.Args(), {{"AIVIDEOAPI_API_KEY", job.key},
+                   {"LD_PRELOAD", std::filesystem::absolute("tools/bench/libslow_sync.so")},
+                   {"NB_SYNC_DELAY_MS", std::to_string(delay_ms)},
+                   {"NB_SYNC_COUNT_FILE", counts},
+                   // Under ASan its runtime must come first; the shim only wraps three calls.
+                   {"ASAN_OPTIONS", "verify_asan_link_order=0"}});
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  return json::parse(dir.Read(tag + ".syncs.json")).as_object();
+}
+
+TEST_CASE("dataset: images made durable together (output.image_sync) or one fsync each") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "10", "--processing-ms", "20"});
+  constexpr int kItems = 24;
+  std::string manifest;
+  for (int i = 0; i < kItems; ++i) {
+    manifest += "{\"id\":\"i" + std::to_string(i) + "\",\"prompt\":\"p" + std::to_string(i) +
+                "\",\"output_format\":\"png\"}\n";
+  }
+  for (const char* mode : {"batched", "each_file"}) {
+    INFO(mode);
+    Job job(dir, api, manifest,
+            std::string("limits: {max_downloads: 8}\noutput: {image_sync: ") + mode + "}\n");
+    job.out = dir.File(std::string("out-") + mode);
+    const json::object syncs = RunCountingSyncs(dir, job, mode, 30);
+    auto by_id = LinesById(job.Lines("metadata.jsonl"));
+    CHECK(by_id.size() == kItems);
+    // Every image is whole and is what its record says.
+    CHECK(job.Run({"--verify-images"}).exit_code == 0);
+    std::filesystem::create_directories(job.out);
+    const int out_fd = ::open(job.out.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const bool grouped = std::string(mode) == "batched" &&
+                         disk::FileSyncs::MethodFor(out_fd) == disk::FileSyncs::Method::kFilesystem;
+    ::close(out_fd);
+    if (grouped) {
+      // Images that finished while a sync was on the disk shared the next one.
+      CHECK(Stat(syncs, "syncfs") >= 1);
+      CHECK(Stat(syncs, "syncfs") < kItems);
+    } else {
+      CHECK(Stat(syncs, "syncfs") == 0);
+      CHECK(Stat(syncs, "fsync") >= kItems);  // each image's own, and the directory's
+    }
+  }
 }
 
 TEST_CASE("dataset: export --format webdataset writes tar shards of image + json samples") {

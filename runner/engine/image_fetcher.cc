@@ -28,11 +28,15 @@ ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
     : service_(service),
       recorder_(recorder),
       config_(service.config()),
-      addresses_(DownloadAddresses(config_.download)) {}
+      addresses_(DownloadAddresses(config_.download)),
+      image_syncs_(service.executor(), service.disk(), recorder.journal().dir().tmp_fd(),
+                   config_.output.image_sync == "each_file"
+                       ? disk::FileSyncs::Method::kEachFile
+                       : disk::FileSyncs::MethodFor(recorder.journal().dir().tmp_fd())) {}
 
 net::awaitable<bool> ImageFetcher::Publish(download::ImageFile& file, const std::string& base_name,
                                            std::uint32_t item_index, std::string& file_name) {
-  const int synced = co_await service_.disk().Run(file.SyncCall());
+  const int synced = co_await image_syncs_.Sync(file.fd());
   std::string error;
   if (synced != 0) {
     service_.Halt(StopReason::kDisk, file.SyncError(synced));

@@ -2,8 +2,9 @@
 // ImageFetcher: a completed item's images, from their URLs to files in the output directory and
 // records in the journal. Each URL is checked against the download policy first (https, the
 // API's host and port or an allowed host and port); each download streams to a temporary file
-// (size-capped, hashed, typed by its magic bytes, checked for completeness), is fsynced (on the
-// disk worker), renamed and recorded; the item is reported done after the Recorder's next commit,
+// (size-capped, hashed, typed by its magic bytes, checked for completeness), is made durable (on
+// the disk worker, with the other images written meanwhile: disk::FileSyncs), renamed and
+// recorded; the item is reported done after the Recorder's next commit,
 // which syncs the directory once for every image renamed since the last one. A body cut short is
 // fetched again; a host the policy refuses leaves the item completed (paid, fetched by the run
 // after the fix); the same refusal for several items in a row stops submitting (it is the
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <string>
 
+#include "runner/disk/file_syncs.h"
 #include "runner/download/image_file.h"
 #include "runner/engine/item_run.h"
 #include "runner/engine/recorder.h"
@@ -57,6 +59,9 @@ class ImageFetcher {
   const config::Config& config_;
   // Where images may be downloaded from, by address: parsed once from download.allowed_networks.
   const http::AddressPolicy addresses_;
+  // Makes images durable before their rename, several with one call where the output
+  // filesystem allows (output.image_sync).
+  disk::FileSyncs image_syncs_;
   int consecutive_refusals_ = 0;
   std::uint64_t policy_blocked_ = 0;
   std::uint64_t done_ = 0;

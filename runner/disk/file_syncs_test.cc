@@ -1,0 +1,219 @@
+#include "runner/disk/file_syncs.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "doctest/doctest.h"
+
+namespace nanobatch::disk {
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+// What the injected calls saw. They run on the worker threads, one group at a time.
+std::atomic<int> syncfs_calls{0};
+std::atomic<int> fsync_calls{0};
+std::atomic<int> failing_fd{-1};  // fsync of this descriptor fails with EIO
+std::atomic<int> syncfs_delay_ms{0};
+
+void ResetCalls() {
+  syncfs_calls = 0;
+  fsync_calls = 0;
+  failing_fd = -1;
+  syncfs_delay_ms = 0;
+}
+
+int CountedSyncfs(int fd) {
+  ++syncfs_calls;
+  if (syncfs_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(syncfs_delay_ms));
+  return ::syncfs(fd);
+}
+int FailingSyncfs(int /*fd*/) {
+  ++syncfs_calls;
+  errno = EIO;  // a writeback error somewhere on the filesystem
+  return -1;
+}
+int CountedFsync(int fd) {
+  ++fsync_calls;
+  if (fd == failing_fd) {
+    errno = EIO;
+    return -1;
+  }
+  return ::fsync(fd);
+}
+
+// A directory of real files, each written and left open for its sync.
+struct Files {
+  std::string dir;
+  int dir_fd = -1;
+  std::vector<int> fds;
+
+  Files(const char* base, int count) {
+    std::string pattern = std::string(base) + "/file_syncs_test.XXXXXX";
+    dir = ::mkdtemp(pattern.data());
+    dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (int i = 0; i < count; ++i) {
+      const std::string path = dir + "/" + std::to_string(i);
+      const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      REQUIRE(fd >= 0);
+      const std::string data(2000, static_cast<char>('a' + i % 26));
+      REQUIRE(::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+      fds.push_back(fd);
+    }
+  }
+  ~Files() {
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      ::close(fds[i]);
+      ::unlink((dir + "/" + std::to_string(i)).c_str());
+    }
+    ::close(dir_fd);
+    ::rmdir(dir.c_str());
+  }
+};
+
+// Syncs `fds` from one coroutine each, all started in the same turn of the loop; returns each
+// one's result.
+std::vector<int> SyncAll(net::io_context& io, FileSyncs& syncs, const std::vector<int>& fds) {
+  std::vector<int> results(fds.size(), -1);
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    net::co_spawn(
+        io, [&, i]() -> net::awaitable<void> { results[i] = co_await syncs.Sync(fds[i]); },
+        net::detached);
+  }
+  io.run();
+  io.restart();
+  return results;
+}
+
+TEST_CASE("file syncs: which filesystems get one syncfs for a group") {
+  const int shm = ::open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int proc = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(shm >= 0);
+  REQUIRE(proc >= 0);
+  // This machine's kernel is newer than 5.8 (Debian 12: 6.1).
+  CHECK(FileSyncs::MethodFor(shm) == FileSyncs::Method::kFilesystem);
+  CHECK(FileSyncs::MethodFor(proc) == FileSyncs::Method::kEachFile);  // not a known filesystem
+  CHECK(FileSyncs::MethodFor(-1) == FileSyncs::Method::kEachFile);
+  ::close(shm);
+  ::close(proc);
+
+  CHECK(FileSyncs::SyncfsReportsErrors("6.1.0-26-amd64"));
+  CHECK(FileSyncs::SyncfsReportsErrors("5.8.0"));
+  CHECK(FileSyncs::SyncfsReportsErrors("5.10.0-30-amd64"));
+  CHECK_FALSE(FileSyncs::SyncfsReportsErrors("5.7.19"));
+  CHECK_FALSE(FileSyncs::SyncfsReportsErrors("4.19.0-27-amd64"));
+  CHECK_FALSE(FileSyncs::SyncfsReportsErrors("6"));
+  CHECK_FALSE(FileSyncs::SyncfsReportsErrors(""));
+  CHECK_FALSE(FileSyncs::SyncfsReportsErrors("linux"));
+}
+
+TEST_CASE("file syncs: files synced together take one syncfs") {
+  ResetCalls();
+  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 20);
+  net::io_context io;
+  BlockingWorker worker;
+  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
+                  {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
+  const std::vector<int> results = SyncAll(io, syncs, files.fds);
+  CHECK(results == std::vector<int>(20, 0));
+  CHECK(syncs.groups() == 1);
+  CHECK(syncfs_calls == 1);
+  CHECK(fsync_calls == 0);
+  CHECK(worker.calls() == 1);
+}
+
+TEST_CASE("file syncs: a file alone gets its own fsync") {
+  ResetCalls();
+  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 1);
+  net::io_context io;
+  BlockingWorker worker;
+  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
+                  {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
+  CHECK(SyncAll(io, syncs, files.fds) == std::vector<int>{0});
+  CHECK(syncfs_calls == 0);
+  CHECK(fsync_calls == 1);
+}
+
+TEST_CASE("file syncs: files that arrive during a sync form the next group") {
+  ResetCalls();
+  syncfs_delay_ms = 150;  // a slow disk
+  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 12);
+  net::io_context io;
+  BlockingWorker worker;
+  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
+                  {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
+  std::vector<int> results(files.fds.size(), -1);
+  std::vector<std::size_t> finish_order;
+  auto sync_one = [&](std::size_t i) -> net::awaitable<void> {
+    results[i] = co_await syncs.Sync(files.fds[i]);
+    finish_order.push_back(i);
+  };
+  for (std::size_t i = 0; i < 4; ++i) net::co_spawn(io, sync_one(i), net::detached);
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        net::steady_timer timer(io, 50ms);  // the first group is on the disk by now
+        co_await timer.async_wait(net::use_awaitable);
+        for (std::size_t i = 4; i < files.fds.size(); ++i) {
+          net::co_spawn(io, sync_one(i), net::detached);
+        }
+      },
+      net::detached);
+  io.run();
+  CHECK(results == std::vector<int>(files.fds.size(), 0));
+  CHECK(syncs.groups() == 2);
+  CHECK(syncfs_calls == 2);
+  CHECK(fsync_calls == 0);
+  REQUIRE(finish_order.size() == files.fds.size());
+  for (std::size_t k = 0; k < 4; ++k) CHECK(finish_order[k] < 4);  // the first group first
+}
+
+TEST_CASE("file syncs: when syncfs fails, each file's fsync tells whose data failed") {
+  ResetCalls();
+  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 6);
+  failing_fd = files.fds[2];
+  net::io_context io;
+  BlockingWorker worker;
+  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
+                  {.syncfs = &FailingSyncfs, .fsync = &CountedFsync});
+  const std::vector<int> results = SyncAll(io, syncs, files.fds);
+  CHECK(results == std::vector<int>{0, 0, EIO, 0, 0, 0});
+  CHECK(syncfs_calls == 1);
+  CHECK(fsync_calls == 6);
+
+  // Another program's failure only (every file's own fsync succeeds): all durable.
+  ResetCalls();
+  CHECK(SyncAll(io, syncs, files.fds) == std::vector<int>(6, 0));
+  CHECK(fsync_calls == 6);
+}
+
+TEST_CASE("file syncs: each file on its own when the filesystem is not known") {
+  ResetCalls();
+  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 5);
+  failing_fd = files.fds[4];
+  net::io_context io;
+  BlockingWorker worker;
+  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kEachFile,
+                  {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
+  CHECK(SyncAll(io, syncs, files.fds) == std::vector<int>{0, 0, 0, 0, EIO});
+  CHECK(syncs.groups() == 5);
+  CHECK(syncfs_calls == 0);
+  CHECK(fsync_calls == 5);
+}
+
+}  // namespace
+}  // namespace nanobatch::disk
