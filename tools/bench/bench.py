@@ -17,6 +17,7 @@ file creation on the work disk), slow_disk, rate, connections, download, memory,
 journal.
 """
 import argparse
+import ctypes
 import functools
 import json
 import random
@@ -323,20 +324,34 @@ def cpu_section(work, args, scale, label, with_floor, noise=0):
     return rows, data
 
 
-def file_creation_floor(directory, count, size):
+def file_creation_floor(directory, count, size, group=0):
     """Kernel CPU seconds per 1000 files for what every runner does per image on this disk:
-    create, write `size` bytes, fsync, rename (this process's sys time; no network, no TLS)."""
+    create, write `size` bytes, make durable, rename (this process's sys time; no network, no
+    TLS). group 0: an fsync each; group N: N files written, one syncfs for them (what nanobatch
+    does with output.image_sync: batched), then their renames and one directory fsync."""
     os.makedirs(directory, exist_ok=True)
     payload = os.urandom(size)
+    libc = ctypes.CDLL(None, use_errno=True)
+    directory_fd = os.open(directory, os.O_RDONLY)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
-    for i in range(count):
-        temporary = os.path.join(directory, f".{i}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.write(fd, payload)
-        os.fsync(fd)
-        os.close(fd)
-        os.rename(temporary, os.path.join(directory, f"{i}.png"))
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) * 1000 / count
+    for start in range(0, count, max(group, 1)):
+        names = range(start, min(count, start + max(group, 1)))
+        for i in names:
+            fd = os.open(os.path.join(directory, f".{i}.tmp"), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o644)
+            os.write(fd, payload)
+            if group == 0:
+                os.fsync(fd)
+            os.close(fd)
+        if group > 0 and libc.syncfs(directory_fd) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs")
+        for i in names:
+            os.rename(os.path.join(directory, f".{i}.tmp"), os.path.join(directory, f"{i}.png"))
+        if group > 0:
+            os.fsync(directory_fd)
+    spent = resource.getrusage(resource.RUSAGE_SELF).ru_stime - before
+    os.close(directory_fd)
+    return spent * 1000 / count
 
 
 def cpu_tmpfs_section(work, args):
@@ -437,10 +452,15 @@ def cpu_tmpfs_section(work, args):
     rows.append(("  curl fetching the same small images (one request each)",
                  f"{data['curl_user_per_request'] * 1e6:.1f}", "us", "", ""))
     floor = file_creation_floor(f"{work}/files-floor", args.tasks, 2048)
+    grouped = file_creation_floor(f"{work}/files-floor-grouped", args.tasks, 2048, group=16)
     shutil.rmtree(f"{work}/files-floor", ignore_errors=True)
+    shutil.rmtree(f"{work}/files-floor-grouped", ignore_errors=True)
     data["disk_file_floor_sys_per_1000"] = floor
+    data["disk_file_floor_grouped_sys_per_1000"] = grouped
     rows.append(("Kernel CPU to create+write+fsync+rename 1000 files on the work disk",
                  f"{floor:.3f}", "CPU s", "", ""))
+    rows.append(("  the same, 16 files per syncfs (and one directory fsync)",
+                 f"{grouped:.3f}", "CPU s", "", ""))
     return rows, data
 
 
