@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <functional>
 
 namespace nanobatch::disk {
@@ -69,11 +70,20 @@ int FileSyncs::SyncGroup(Group& group, int filesystem_fd, Calls calls) {
   return 0;
 }
 
+void FileSyncs::Observe(std::chrono::steady_clock::time_point start) const {
+  if (on_sync_) {
+    on_sync_(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+}
+
 net::awaitable<int> FileSyncs::Sync(int fd) {
   if (method_ == Method::kEachFile) {
     ++groups_;
     std::function<int()> call = [fd, fsync = calls_.fsync] { return fsync(fd) == 0 ? 0 : errno; };
-    co_return co_await worker_.Run(std::move(call));
+    const auto start = std::chrono::steady_clock::now();
+    const int result = co_await worker_.Run(std::move(call));
+    Observe(start);
+    co_return result;
   }
   if (!forming_) forming_ = std::make_shared<Group>();
   const std::shared_ptr<Group> group = forming_;
@@ -95,7 +105,9 @@ net::awaitable<int> FileSyncs::Sync(int fd) {
     std::function<int()> call = [group, filesystem_fd = filesystem_fd_, calls = calls_] {
       return SyncGroup(*group, filesystem_fd, calls);
     };
+    const auto start = std::chrono::steady_clock::now();
     co_await worker_.Run(std::move(call));
+    Observe(start);
     group->done = true;
     in_flight_ = false;
     finished_.Notify();

@@ -32,7 +32,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -79,6 +81,8 @@ class FileSyncs {
 
   // Blocking calls made so far (one per group; one per file with kEachFile).
   std::uint64_t groups() const { return groups_; }
+  // Called after every blocking call with the seconds it took on the worker (for the metrics).
+  void set_on_sync(std::function<void(double)> on_sync) { on_sync_ = std::move(on_sync); }
 
  private:
   struct Group {
@@ -88,6 +92,8 @@ class FileSyncs {
   };
   // The blocking call for `group` (runs on the worker).
   static int SyncGroup(Group& group, int filesystem_fd, Calls calls);
+  // Reports a blocking call begun at `start` to on_sync_.
+  void Observe(std::chrono::steady_clock::time_point start) const;
 
   boost::asio::any_io_executor executor_;
   BlockingWorker& worker_;
@@ -98,6 +104,7 @@ class FileSyncs {
   bool in_flight_ = false;
   util::AsyncEvent finished_;
   std::uint64_t groups_ = 0;
+  std::function<void(double)> on_sync_;
 };
 
 }  // namespace nanobatch::disk

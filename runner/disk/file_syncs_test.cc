@@ -128,9 +128,13 @@ TEST_CASE("file syncs: files synced together take one syncfs") {
   BlockingWorker worker;
   FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
                   {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
+  std::vector<double> observed;
+  syncs.set_on_sync([&](double seconds) { observed.push_back(seconds); });
   const std::vector<int> results = SyncAll(io, syncs, files.fds);
   CHECK(results == std::vector<int>(20, 0));
   CHECK(syncs.groups() == 1);
+  REQUIRE(observed.size() == 1);  // the metrics see each sync once
+  CHECK(observed[0] >= 0);
   CHECK(syncfs_calls == 1);
   CHECK(fsync_calls == 0);
   CHECK(worker.calls() == 1);

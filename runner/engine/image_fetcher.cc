@@ -32,7 +32,10 @@ ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
       image_syncs_(service.executor(), service.disk(), recorder.journal().dir().tmp_fd(),
                    config_.output.image_sync == "each_file"
                        ? disk::FileSyncs::Method::kEachFile
-                       : disk::FileSyncs::MethodFor(recorder.journal().dir().tmp_fd())) {}
+                       : disk::FileSyncs::MethodFor(recorder.journal().dir().tmp_fd())) {
+  image_syncs_.set_on_sync(
+      [&service](double seconds) { service.counters().image_sync_seconds.Observe(seconds); });
+}
 
 net::awaitable<bool> ImageFetcher::Publish(download::ImageFile& file, const std::string& base_name,
                                            std::uint32_t item_index, std::string& file_name) {

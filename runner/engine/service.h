@@ -49,6 +49,11 @@ struct ServiceCounters {
   // One fdatasync of a journal's group commit: what every recorded step waits for.
   metrics::Histogram journal_sync_seconds{
       {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
+  // One sync of downloaded images (a syncfs for those written together, or one image's fsync:
+  // output.image_sync): what an image waits for before its rename. A syncfs also waits for
+  // other programs' writes to the same filesystem; this shows when that is slow.
+  metrics::Histogram image_sync_seconds{
+      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
 };
 
 class Service {

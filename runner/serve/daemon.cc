@@ -698,6 +698,10 @@ std::string Daemon::MetricsPage() const {
   page.Family("nanobatch_journal_sync_seconds", "histogram",
               "Latency of one journal group commit's fdatasync.");
   page.Write("nanobatch_journal_sync_seconds", {}, counters.journal_sync_seconds);
+  page.Family("nanobatch_image_sync_seconds", "histogram",
+              "Latency of one sync of downloaded images (one syncfs for the images written "
+              "together, or one image's fsync).");
+  page.Write("nanobatch_image_sync_seconds", {}, counters.image_sync_seconds);
 
   page.Family("nanobatch_up_seconds", "gauge", "Seconds since the service started.");
   page.Sample("nanobatch_up_seconds", {},

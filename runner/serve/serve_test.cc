@@ -253,6 +253,7 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   CHECK(MetricValue(page, "nanobatch_tasks_awaiting_verdict") == 0);
   CHECK(MetricValue(page, "nanobatch_pollers") == 0);
   CHECK(page.find("nanobatch_journal_sync_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
+  CHECK(MetricValue(page, "nanobatch_image_sync_seconds_count") >= 1);
   CHECK(Stat(stats, "max_submissions_per_prompt") == 1);
 
   serve.process->Signal(SIGTERM);
