@@ -61,13 +61,23 @@ FileSyncs::FileSyncs(net::any_io_executor executor, BlockingWorker& worker, int 
 
 int FileSyncs::SyncGroup(Group& group, int filesystem_fd, Calls calls) {
   // Sized before the call is handed over: the loop does not touch the group until it is done.
-  if (group.fds.size() > 1 && calls.syncfs(filesystem_fd) == 0) return 0;
+  int syncfs_error = 0;
+  if (group.fds.size() > 1) {
+    if (calls.syncfs(filesystem_fd) == 0) return 0;
+    syncfs_error = errno;
+  }
   // One file, or syncfs failed: each file's own fsync says whether its data is durable (the
   // failure may be another program's file).
   for (std::size_t i = 0; i < group.fds.size(); ++i) {
     group.results[i] = calls.fsync(group.fds[i]) == 0 ? 0 : errno;
   }
-  return 0;
+  return syncfs_error;
+}
+
+bool FileSyncs::SyncfsRefused(int error) {
+  // What a seccomp filter (a container's) or an old kernel answers for a call it does not
+  // allow or have; a failed sync answers EIO, ENOSPC, EDQUOT and the like.
+  return error == ENOSYS || error == EPERM || error == EACCES;
 }
 
 void FileSyncs::Observe(std::chrono::steady_clock::time_point start) const {
@@ -106,8 +116,10 @@ net::awaitable<int> FileSyncs::Sync(int fd) {
       return SyncGroup(*group, filesystem_fd, calls);
     };
     const auto start = std::chrono::steady_clock::now();
-    co_await worker_.Run(std::move(call));
+    const int syncfs_error = co_await worker_.Run(std::move(call));
     Observe(start);
+    // syncfs not allowed here: an fsync for each file from now on, without trying it again.
+    if (SyncfsRefused(syncfs_error)) method_ = Method::kEachFile;
     group->done = true;
     in_flight_ = false;
     finished_.Notify();

@@ -47,6 +47,11 @@ int FailingSyncfs(int /*fd*/) {
   errno = EIO;  // a writeback error somewhere on the filesystem
   return -1;
 }
+int RefusedSyncfs(int /*fd*/) {
+  ++syncfs_calls;
+  errno = EPERM;  // what Docker's seccomp profile answers for a call it does not allow
+  return -1;
+}
 int CountedFsync(int fd) {
   ++fsync_calls;
   if (fd == failing_fd) {
@@ -203,6 +208,33 @@ TEST_CASE("file syncs: when syncfs fails, each file's fsync tells whose data fai
   ResetCalls();
   CHECK(SyncAll(io, syncs, files.fds) == std::vector<int>(6, 0));
   CHECK(fsync_calls == 6);
+}
+
+TEST_CASE("file syncs: a syncfs refused (seccomp) means an fsync each from then on") {
+  ResetCalls();
+  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 8);
+  net::io_context io;
+  BlockingWorker worker;
+  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
+                  {.syncfs = &RefusedSyncfs, .fsync = &CountedFsync});
+  const std::vector<int> first(files.fds.begin(), files.fds.begin() + 4);
+  const std::vector<int> rest(files.fds.begin() + 4, files.fds.end());
+  CHECK(SyncAll(io, syncs, first) == std::vector<int>(4, 0));  // durable all the same
+  CHECK(syncfs_calls == 1);
+  CHECK(fsync_calls == 4);
+  CHECK(syncs.method() == FileSyncs::Method::kEachFile);
+  CHECK(SyncAll(io, syncs, rest) == std::vector<int>(4, 0));
+  CHECK(syncfs_calls == 1);  // not tried again
+  CHECK(fsync_calls == 8);
+
+  // A failed sync (EIO) is no refusal: the next group tries syncfs again.
+  ResetCalls();
+  FileSyncs failing(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
+                    {.syncfs = &FailingSyncfs, .fsync = &CountedFsync});
+  CHECK(SyncAll(io, failing, first) == std::vector<int>(4, 0));
+  CHECK(failing.method() == FileSyncs::Method::kFilesystem);
+  CHECK(SyncAll(io, failing, rest) == std::vector<int>(4, 0));
+  CHECK(syncfs_calls == 2);
 }
 
 TEST_CASE("file syncs: each file on its own when the filesystem is not known") {
