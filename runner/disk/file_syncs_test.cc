@@ -104,6 +104,21 @@ std::vector<int> SyncAll(net::io_context& io, FileSyncs& syncs, const std::vecto
   return results;
 }
 
+const char* TempBase() { return ::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp"; }
+
+// What every case needs: `count` real files, a loop and a disk worker, with the injected calls'
+// counts reset.
+struct Rig {
+  explicit Rig(int count) : files(TempBase(), count) { ResetCalls(); }
+  FileSyncs Syncs(FileSyncs::Method method, int (*syncfs)(int) = &CountedSyncfs) {
+    return FileSyncs(io.get_executor(), worker, files.dir_fd, method,
+                     {.syncfs = syncfs, .fsync = &CountedFsync});
+  }
+  Files files;
+  net::io_context io;
+  BlockingWorker worker;
+};
+
 TEST_CASE("file syncs: which filesystems get one syncfs for a group") {
   const int shm = ::open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   const int proc = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -127,125 +142,100 @@ TEST_CASE("file syncs: which filesystems get one syncfs for a group") {
 }
 
 TEST_CASE("file syncs: files synced together take one syncfs") {
-  ResetCalls();
-  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 20);
-  net::io_context io;
-  BlockingWorker worker;
-  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
-                  {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
+  Rig rig(20);
+  FileSyncs syncs = rig.Syncs(FileSyncs::Method::kFilesystem);
   std::vector<double> observed;
   syncs.set_on_sync([&](double seconds) { observed.push_back(seconds); });
-  const std::vector<int> results = SyncAll(io, syncs, files.fds);
+  const std::vector<int> results = SyncAll(rig.io, syncs, rig.files.fds);
   CHECK(results == std::vector<int>(20, 0));
   CHECK(syncs.groups() == 1);
   REQUIRE(observed.size() == 1);  // the metrics see each sync once
   CHECK(observed[0] >= 0);
   CHECK(syncfs_calls == 1);
   CHECK(fsync_calls == 0);
-  CHECK(worker.calls() == 1);
+  CHECK(rig.worker.calls() == 1);
 }
 
 TEST_CASE("file syncs: a file alone gets its own fsync") {
-  ResetCalls();
-  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 1);
-  net::io_context io;
-  BlockingWorker worker;
-  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
-                  {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
-  CHECK(SyncAll(io, syncs, files.fds) == std::vector<int>{0});
+  Rig rig(1);
+  FileSyncs syncs = rig.Syncs(FileSyncs::Method::kFilesystem);
+  CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>{0});
   CHECK(syncfs_calls == 0);
   CHECK(fsync_calls == 1);
 }
 
 TEST_CASE("file syncs: files that arrive during a sync form the next group") {
-  ResetCalls();
+  Rig rig(12);
   syncfs_delay_ms = 150;  // a slow disk
-  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 12);
-  net::io_context io;
-  BlockingWorker worker;
-  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
-                  {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
-  std::vector<int> results(files.fds.size(), -1);
+  FileSyncs syncs = rig.Syncs(FileSyncs::Method::kFilesystem);
+  std::vector<int> results(rig.files.fds.size(), -1);
   std::vector<std::size_t> finish_order;
   auto sync_one = [&](std::size_t i) -> net::awaitable<void> {
-    results[i] = co_await syncs.Sync(files.fds[i]);
+    results[i] = co_await syncs.Sync(rig.files.fds[i]);
     finish_order.push_back(i);
   };
-  for (std::size_t i = 0; i < 4; ++i) net::co_spawn(io, sync_one(i), net::detached);
+  for (std::size_t i = 0; i < 4; ++i) net::co_spawn(rig.io, sync_one(i), net::detached);
   net::co_spawn(
-      io,
+      rig.io,
       [&]() -> net::awaitable<void> {
-        net::steady_timer timer(io, 50ms);  // the first group is on the disk by now
+        net::steady_timer timer(rig.io, 50ms);  // the first group is on the disk by now
         co_await timer.async_wait(net::use_awaitable);
-        for (std::size_t i = 4; i < files.fds.size(); ++i) {
-          net::co_spawn(io, sync_one(i), net::detached);
+        for (std::size_t i = 4; i < rig.files.fds.size(); ++i) {
+          net::co_spawn(rig.io, sync_one(i), net::detached);
         }
       },
       net::detached);
-  io.run();
-  CHECK(results == std::vector<int>(files.fds.size(), 0));
+  rig.io.run();
+  CHECK(results == std::vector<int>(rig.files.fds.size(), 0));
   CHECK(syncs.groups() == 2);
   CHECK(syncfs_calls == 2);
   CHECK(fsync_calls == 0);
-  REQUIRE(finish_order.size() == files.fds.size());
+  REQUIRE(finish_order.size() == rig.files.fds.size());
   for (std::size_t k = 0; k < 4; ++k) CHECK(finish_order[k] < 4);  // the first group first
 }
 
 TEST_CASE("file syncs: when syncfs fails, each file's fsync tells whose data failed") {
-  ResetCalls();
-  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 6);
-  failing_fd = files.fds[2];
-  net::io_context io;
-  BlockingWorker worker;
-  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
-                  {.syncfs = &FailingSyncfs, .fsync = &CountedFsync});
-  const std::vector<int> results = SyncAll(io, syncs, files.fds);
+  Rig rig(6);
+  failing_fd = rig.files.fds[2];
+  FileSyncs syncs = rig.Syncs(FileSyncs::Method::kFilesystem, &FailingSyncfs);
+  const std::vector<int> results = SyncAll(rig.io, syncs, rig.files.fds);
   CHECK(results == std::vector<int>{0, 0, EIO, 0, 0, 0});
   CHECK(syncfs_calls == 1);
   CHECK(fsync_calls == 6);
 
   // Another program's failure only (every file's own fsync succeeds): all durable.
   ResetCalls();
-  CHECK(SyncAll(io, syncs, files.fds) == std::vector<int>(6, 0));
+  CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>(6, 0));
   CHECK(fsync_calls == 6);
 }
 
 TEST_CASE("file syncs: a syncfs refused (seccomp) means an fsync each from then on") {
-  ResetCalls();
-  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 8);
-  net::io_context io;
-  BlockingWorker worker;
-  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
-                  {.syncfs = &RefusedSyncfs, .fsync = &CountedFsync});
-  const std::vector<int> first(files.fds.begin(), files.fds.begin() + 4);
-  const std::vector<int> rest(files.fds.begin() + 4, files.fds.end());
-  CHECK(SyncAll(io, syncs, first) == std::vector<int>(4, 0));  // durable all the same
+  Rig rig(8);
+  FileSyncs syncs = rig.Syncs(FileSyncs::Method::kFilesystem, &RefusedSyncfs);
+  const std::vector<int> first(rig.files.fds.begin(), rig.files.fds.begin() + 4);
+  const std::vector<int> rest(rig.files.fds.begin() + 4, rig.files.fds.end());
+  CHECK(SyncAll(rig.io, syncs, first) == std::vector<int>(4, 0));  // durable all the same
   CHECK(syncfs_calls == 1);
   CHECK(fsync_calls == 4);
   CHECK(syncs.method() == FileSyncs::Method::kEachFile);
-  CHECK(SyncAll(io, syncs, rest) == std::vector<int>(4, 0));
+  CHECK(SyncAll(rig.io, syncs, rest) == std::vector<int>(4, 0));
   CHECK(syncfs_calls == 1);  // not tried again
   CHECK(fsync_calls == 8);
 
   // A failed sync (EIO) is no refusal: the next group tries syncfs again.
   ResetCalls();
-  FileSyncs failing(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kFilesystem,
-                    {.syncfs = &FailingSyncfs, .fsync = &CountedFsync});
-  CHECK(SyncAll(io, failing, first) == std::vector<int>(4, 0));
+  FileSyncs failing = rig.Syncs(FileSyncs::Method::kFilesystem, &FailingSyncfs);
+  CHECK(SyncAll(rig.io, failing, first) == std::vector<int>(4, 0));
   CHECK(failing.method() == FileSyncs::Method::kFilesystem);
-  CHECK(SyncAll(io, failing, rest) == std::vector<int>(4, 0));
+  CHECK(SyncAll(rig.io, failing, rest) == std::vector<int>(4, 0));
   CHECK(syncfs_calls == 2);
 }
 
 TEST_CASE("file syncs: each file on its own when the filesystem is not known") {
-  ResetCalls();
-  Files files(::getenv("TEST_TMPDIR") ? ::getenv("TEST_TMPDIR") : "/tmp", 5);
-  failing_fd = files.fds[4];
-  net::io_context io;
-  BlockingWorker worker;
-  FileSyncs syncs(io.get_executor(), worker, files.dir_fd, FileSyncs::Method::kEachFile,
-                  {.syncfs = &CountedSyncfs, .fsync = &CountedFsync});
-  CHECK(SyncAll(io, syncs, files.fds) == std::vector<int>{0, 0, 0, 0, EIO});
+  Rig rig(5);
+  failing_fd = rig.files.fds[4];
+  FileSyncs syncs = rig.Syncs(FileSyncs::Method::kEachFile);
+  CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>{0, 0, 0, 0, EIO});
   CHECK(syncs.groups() == 5);
   CHECK(syncfs_calls == 0);
   CHECK(fsync_calls == 5);
