@@ -477,8 +477,9 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
     report("download.on_mismatch",
            "\"" + config.download.on_mismatch + "\" is not keep, flag or retry");
   }
-  if (config.output.image_sync != "batched" && config.output.image_sync != "each_file") {
-    report("output.image_sync", "\"" + config.output.image_sync + "\" is not batched or each_file");
+  if (config.output.image_sync != "auto" && config.output.image_sync != "syncfs" &&
+      config.output.image_sync != "fsync") {
+    report("output.image_sync", "\"" + config.output.image_sync + "\" is not auto, syncfs or fsync");
   }
   if (!util::ParseLogFormat(config.log.format)) {
     report("log.format", "\"" + config.log.format + "\" is not auto, text, json or journal");

@@ -78,11 +78,12 @@ struct OutputConfig {
   // manifest (00000/ holds items 0 to N-1, as img2dataset does), so a million files do not sit in
   // one directory; 0: every image directly in the output directory.
   std::uint32_t shard_size = 0;
-  // How a downloaded image is made durable before its rename: "batched" (the images written
-  // together, one syncfs of the output filesystem, where that filesystem is known to make it
-  // equivalent: disk::FileSyncs) or "each_file" (an fsync per image: a syncfs also waits for
-  // other programs' writes to the same filesystem).
-  std::string image_sync = "batched";
+  // How a downloaded image is made durable before its rename (disk::FileSyncs): "auto" (the
+  // images written together, one syncfs of the output filesystem where that filesystem is known
+  // to make it equivalent, unless much data of other programs waits to be written back: a
+  // syncfs would wait for it too), "syncfs" (one per group whatever else waits: a volume of
+  // nanobatch's own) or "fsync" (one per image).
+  std::string image_sync = "auto";
 };
 
 struct RetryConfig {

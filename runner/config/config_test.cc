@@ -180,8 +180,9 @@ TEST_CASE("config: unknown keys, wrong types and bad values all name file, line 
   CHECK(text.find(path + ":13: colour: unknown key") != std::string::npos);
   CHECK(errors.total() == 8);
   ValidateConfig(config, errors);
-  CHECK(ErrorText(errors).find(path + ":14: output.image_sync: \"sometimes\" is not batched or "
-                                      "each_file") != std::string::npos);
+  CHECK(ErrorText(errors).find(
+            path + ":14: output.image_sync: \"sometimes\" is not auto, syncfs or fsync") !=
+        std::string::npos);
 }
 
 TEST_CASE("config: range checks name the key or the flag that set it") {

@@ -1,9 +1,11 @@
 #include "runner/disk/file_syncs.h"
 
+#include <fcntl.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
@@ -28,7 +30,43 @@ constexpr long kTmpfs = 0x01021994;
 int Syncfs(int fd) { return ::syncfs(fd); }
 int Fsync(int fd) { return ::fsync(fd); }
 
+std::int64_t MeminfoDirtyBytes() {
+  const int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[8192];
+  const ssize_t got = ::read(fd, text, sizeof text);
+  ::close(fd);
+  if (got <= 0) return -1;
+  return FileSyncs::ParseDirtyBytes(std::string_view(text, static_cast<std::size_t>(got)))
+      .value_or(-1);
+}
+
+// The kB figure of the line starting with `key` ("Dirty:") in a /proc/meminfo text.
+std::optional<std::int64_t> MeminfoKib(std::string_view text, std::string_view key) {
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t end = std::min(text.find('\n', at), text.size());
+    const std::string_view line = text.substr(at, end - at);
+    at = end + 1;
+    if (line.substr(0, key.size()) != key) continue;
+    std::size_t digits = key.size();
+    while (digits < line.size() && line[digits] == ' ') ++digits;
+    std::int64_t kib = 0;
+    const auto [after, error] =
+        std::from_chars(line.data() + digits, line.data() + line.size(), kib);
+    if (error != std::errc() || after == line.data() + digits || kib < 0) return std::nullopt;
+    return kib;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<std::int64_t> FileSyncs::ParseDirtyBytes(std::string_view meminfo) {
+  const auto dirty = MeminfoKib(meminfo, "Dirty:");
+  const auto writeback = MeminfoKib(meminfo, "Writeback:");
+  if (!dirty || !writeback) return std::nullopt;
+  return (*dirty + *writeback) * 1024;
+}
 
 bool FileSyncs::SyncfsReportsErrors(std::string_view release) {
   unsigned major = 0, minor = 0;
@@ -40,14 +78,14 @@ bool FileSyncs::SyncfsReportsErrors(std::string_view release) {
   return major > 5 || (major == 5 && minor >= 8);
 }
 
-FileSyncs::Method FileSyncs::MethodFor(int fd) {
+FileSyncs::Method FileSyncs::MethodFor(int fd, Method wanted) {
   struct statfs about {};
   if (::fstatfs(fd, &about) != 0) return Method::kEachFile;
   const long type = static_cast<long>(about.f_type);
   if (type != kExt4 && type != kXfs && type != kBtrfs && type != kTmpfs) return Method::kEachFile;
   struct utsname system {};
   if (::uname(&system) != 0 || !SyncfsReportsErrors(system.release)) return Method::kEachFile;
-  return Method::kFilesystem;
+  return wanted;
 }
 
 FileSyncs::FileSyncs(net::any_io_executor executor, BlockingWorker& worker, int filesystem_fd,
@@ -56,18 +94,27 @@ FileSyncs::FileSyncs(net::any_io_executor executor, BlockingWorker& worker, int 
       worker_(worker),
       filesystem_fd_(filesystem_fd),
       method_(method),
-      calls_{calls.syncfs ? calls.syncfs : &Syncfs, calls.fsync ? calls.fsync : &Fsync},
+      calls_{calls.syncfs ? calls.syncfs : &Syncfs, calls.fsync ? calls.fsync : &Fsync,
+             calls.dirty_bytes ? calls.dirty_bytes : &MeminfoDirtyBytes},
       finished_(executor) {}
 
-int FileSyncs::SyncGroup(Group& group, int filesystem_fd, Calls calls) {
+int FileSyncs::SyncGroup(Group& group, int filesystem_fd, Calls calls, bool mind_others) {
   // Sized before the call is handed over: the loop does not touch the group until it is done.
   int syncfs_error = 0;
-  if (group.fds.size() > 1) {
+  // A syncfs writes back everything dirty on the filesystem: when much more is waiting than
+  // this group wrote (another program writing a lot), it would wait for that data too, and
+  // its CPU would be spent here. (Dirty is counted system-wide, so data bound for another
+  // filesystem also sends the group to fsync: slower at worst, never less durable.)
+  auto others_dirty = [&] {
+    const std::int64_t dirty = calls.dirty_bytes();
+    return dirty >= 0 && dirty > static_cast<std::int64_t>(group.bytes) + kOthersDirtySlack;
+  };
+  if (group.fds.size() > 1 && !(mind_others && others_dirty())) {
     if (calls.syncfs(filesystem_fd) == 0) return 0;
     syncfs_error = errno;
   }
-  // One file, or syncfs failed: each file's own fsync says whether its data is durable (the
-  // failure may be another program's file).
+  // One file, others' data waiting, or syncfs failed: each file's own fsync says whether its
+  // data is durable (a failure of syncfs may be another program's file).
   for (std::size_t i = 0; i < group.fds.size(); ++i) {
     group.results[i] = calls.fsync(group.fds[i]) == 0 ? 0 : errno;
   }
@@ -86,7 +133,7 @@ void FileSyncs::Observe(std::chrono::steady_clock::time_point start) const {
   }
 }
 
-net::awaitable<int> FileSyncs::Sync(int fd) {
+net::awaitable<int> FileSyncs::Sync(int fd, std::uint64_t bytes) {
   if (method_ == Method::kEachFile) {
     ++groups_;
     std::function<int()> call = [fd, fsync = calls_.fsync] { return fsync(fd) == 0 ? 0 : errno; };
@@ -99,6 +146,9 @@ net::awaitable<int> FileSyncs::Sync(int fd) {
   const std::shared_ptr<Group> group = forming_;
   const std::size_t index = group->fds.size();
   group->fds.push_back(fd);
+  // A file holds whole pages of the page cache: a 2 KB image is 4 KiB of dirty data.
+  constexpr std::uint64_t kPage = 4096;
+  group->bytes += (bytes + kPage - 1) / kPage * kPage;
   while (!group->done) {
     if (in_flight_ || forming_ != group) {
       co_await finished_.Wait();
@@ -112,8 +162,9 @@ net::awaitable<int> FileSyncs::Sync(int fd) {
     ++groups_;
     // Built before the co_await: GCC 12 mishandles a lambda temporary with a destructor (here
     // its copy of `group`) inside a co_await expression.
-    std::function<int()> call = [group, filesystem_fd = filesystem_fd_, calls = calls_] {
-      return SyncGroup(*group, filesystem_fd, calls);
+    std::function<int()> call = [group, filesystem_fd = filesystem_fd_, calls = calls_,
+                                 mind_others = method_ == Method::kFilesystemWhenQuiet] {
+      return SyncGroup(*group, filesystem_fd, calls, mind_others);
     };
     const auto start = std::chrono::steady_clock::now();
     const int syncfs_error = co_await worker_.Run(std::move(call));

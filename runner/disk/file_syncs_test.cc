@@ -12,6 +12,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,13 +31,19 @@ std::atomic<int> syncfs_calls{0};
 std::atomic<int> fsync_calls{0};
 std::atomic<int> failing_fd{-1};  // fsync of this descriptor fails with EIO
 std::atomic<int> syncfs_delay_ms{0};
+std::atomic<std::int64_t> dirty_now{0};  // what the injected /proc/meminfo reader answers
 
 void ResetCalls() {
   syncfs_calls = 0;
   fsync_calls = 0;
   failing_fd = -1;
   syncfs_delay_ms = 0;
+  dirty_now = 0;
 }
+
+std::int64_t InjectedDirty() { return dirty_now; }
+
+constexpr std::uint64_t kFileBytes = 2000;  // what Files writes to each
 
 int CountedSyncfs(int fd) {
   ++syncfs_calls;
@@ -75,7 +83,7 @@ struct Files {
       const std::string path = dir + "/" + std::to_string(i);
       const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
       REQUIRE(fd >= 0);
-      const std::string data(2000, static_cast<char>('a' + i % 26));
+      const std::string data(kFileBytes, static_cast<char>('a' + i % 26));
       REQUIRE(::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
       fds.push_back(fd);
     }
@@ -96,7 +104,8 @@ std::vector<int> SyncAll(net::io_context& io, FileSyncs& syncs, const std::vecto
   std::vector<int> results(fds.size(), -1);
   for (std::size_t i = 0; i < fds.size(); ++i) {
     net::co_spawn(
-        io, [&, i]() -> net::awaitable<void> { results[i] = co_await syncs.Sync(fds[i]); },
+        io,
+        [&, i]() -> net::awaitable<void> { results[i] = co_await syncs.Sync(fds[i], kFileBytes); },
         net::detached);
   }
   io.run();
@@ -112,7 +121,7 @@ struct Rig {
   explicit Rig(int count) : files(TempBase(), count) { ResetCalls(); }
   FileSyncs Syncs(FileSyncs::Method method, int (*syncfs)(int) = &CountedSyncfs) {
     return FileSyncs(io.get_executor(), worker, files.dir_fd, method,
-                     {.syncfs = syncfs, .fsync = &CountedFsync});
+                     {.syncfs = syncfs, .fsync = &CountedFsync, .dirty_bytes = &InjectedDirty});
   }
   Files files;
   net::io_context io;
@@ -125,8 +134,12 @@ TEST_CASE("file syncs: which filesystems get one syncfs for a group") {
   REQUIRE(shm >= 0);
   REQUIRE(proc >= 0);
   // This machine's kernel is newer than 5.8 (Debian 12: 6.1).
-  CHECK(FileSyncs::MethodFor(shm) == FileSyncs::Method::kFilesystem);
-  CHECK(FileSyncs::MethodFor(proc) == FileSyncs::Method::kEachFile);  // not a known filesystem
+  CHECK(FileSyncs::MethodFor(shm) == FileSyncs::Method::kFilesystemWhenQuiet);
+  CHECK(FileSyncs::MethodFor(shm, FileSyncs::Method::kFilesystem) ==
+        FileSyncs::Method::kFilesystem);
+  // Not a known filesystem, whatever is wanted.
+  CHECK(FileSyncs::MethodFor(proc) == FileSyncs::Method::kEachFile);
+  CHECK(FileSyncs::MethodFor(proc, FileSyncs::Method::kFilesystem) == FileSyncs::Method::kEachFile);
   CHECK(FileSyncs::MethodFor(-1) == FileSyncs::Method::kEachFile);
   ::close(shm);
   ::close(proc);
@@ -171,7 +184,7 @@ TEST_CASE("file syncs: files that arrive during a sync form the next group") {
   std::vector<int> results(rig.files.fds.size(), -1);
   std::vector<std::size_t> finish_order;
   auto sync_one = [&](std::size_t i) -> net::awaitable<void> {
-    results[i] = co_await syncs.Sync(rig.files.fds[i]);
+    results[i] = co_await syncs.Sync(rig.files.fds[i], kFileBytes);
     finish_order.push_back(i);
   };
   for (std::size_t i = 0; i < 4; ++i) net::co_spawn(rig.io, sync_one(i), net::detached);
@@ -229,6 +242,55 @@ TEST_CASE("file syncs: a syncfs refused (seccomp) means an fsync each from then 
   CHECK(failing.method() == FileSyncs::Method::kFilesystem);
   CHECK(SyncAll(rig.io, failing, rest) == std::vector<int>(4, 0));
   CHECK(syncfs_calls == 2);
+}
+
+TEST_CASE("file syncs: while much data of others waits, a group takes an fsync each (auto)") {
+  Rig rig(6);
+  FileSyncs syncs = rig.Syncs(FileSyncs::Method::kFilesystemWhenQuiet);
+  dirty_now = std::int64_t{1} << 30;  // another program wrote a gigabyte
+  CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>(6, 0));
+  CHECK(syncfs_calls == 0);
+  CHECK(fsync_calls == 6);
+
+  // Up to the group's own pages and the slack: one syncfs.
+  ResetCalls();
+  dirty_now = 6 * 4096 + FileSyncs::kOthersDirtySlack;  // each file's page, and the slack
+  CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>(6, 0));
+  CHECK(syncfs_calls == 1);
+  CHECK(fsync_calls == 0);
+
+  // Unknown (no /proc): one syncfs.
+  ResetCalls();
+  dirty_now = -1;
+  CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>(6, 0));
+  CHECK(syncfs_calls == 1);
+
+  // output.image_sync: syncfs takes one whatever waits.
+  ResetCalls();
+  dirty_now = std::int64_t{1} << 30;
+  FileSyncs regardless = rig.Syncs(FileSyncs::Method::kFilesystem);
+  CHECK(SyncAll(rig.io, regardless, rig.files.fds) == std::vector<int>(6, 0));
+  CHECK(syncfs_calls == 1);
+  CHECK(fsync_calls == 0);
+}
+
+TEST_CASE("file syncs: the data waiting to be written back, from /proc/meminfo") {
+  const std::string meminfo =
+      "MemTotal:       49344512 kB\n"
+      "Dirty:              1536 kB\n"
+      "Writeback:           512 kB\n"
+      "WritebackTmp:          0 kB\n";
+  CHECK(FileSyncs::ParseDirtyBytes(meminfo) == std::int64_t{2048} * 1024);
+  CHECK_FALSE(FileSyncs::ParseDirtyBytes("MemTotal: 1 kB\nDirty: 5 kB\n"));  // no Writeback
+  CHECK_FALSE(FileSyncs::ParseDirtyBytes("Dirty: lots\nWriteback: 0 kB\n"));
+  CHECK_FALSE(FileSyncs::ParseDirtyBytes(""));
+  // WritebackTmp is not Writeback.
+  CHECK_FALSE(FileSyncs::ParseDirtyBytes("Dirty: 1 kB\nWritebackTmp: 2 kB\n"));
+  // The real file parses.
+  CHECK(FileSyncs::ParseDirtyBytes(
+            std::string(std::istreambuf_iterator<char>(std::ifstream("/proc/meminfo").rdbuf()),
+                        std::istreambuf_iterator<char>()))
+            .has_value());
 }
 
 TEST_CASE("file syncs: each file on its own when the filesystem is not known") {

@@ -22,6 +22,14 @@ http::AddressPolicy DownloadAddresses(const config::DownloadConfig& download) {
   return http::AddressPolicy(std::move(networks));
 }
 
+// output.image_sync (validated with the config) for the output filesystem `fd` is on.
+disk::FileSyncs::Method ImageSyncMethod(const std::string& setting, int fd) {
+  using Method = disk::FileSyncs::Method;
+  if (setting == "fsync") return Method::kEachFile;
+  return disk::FileSyncs::MethodFor(
+      fd, setting == "syncfs" ? Method::kFilesystem : Method::kFilesystemWhenQuiet);
+}
+
 }  // namespace
 
 ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
@@ -30,16 +38,14 @@ ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
       config_(service.config()),
       addresses_(DownloadAddresses(config_.download)),
       image_syncs_(service.executor(), service.disk(), recorder.journal().dir().tmp_fd(),
-                   config_.output.image_sync == "each_file"
-                       ? disk::FileSyncs::Method::kEachFile
-                       : disk::FileSyncs::MethodFor(recorder.journal().dir().tmp_fd())) {
+                   ImageSyncMethod(config_.output.image_sync, recorder.journal().dir().tmp_fd())) {
   image_syncs_.set_on_sync(
       [&service](double seconds) { service.counters().image_sync_seconds.Observe(seconds); });
 }
 
 net::awaitable<bool> ImageFetcher::Publish(download::ImageFile& file, const std::string& base_name,
                                            std::uint32_t item_index, std::string& file_name) {
-  const int synced = co_await image_syncs_.Sync(file.fd());
+  const int synced = co_await image_syncs_.Sync(file.fd(), file.bytes());
   std::string error;
   if (synced != 0) {
     service_.Halt(StopReason::kDisk, file.SyncError(synced));

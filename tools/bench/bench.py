@@ -328,7 +328,7 @@ def file_creation_floor(directory, count, size, group=0):
     """Kernel CPU seconds per 1000 files for what every runner does per image on this disk:
     create, write `size` bytes, make durable, rename (this process's sys time; no network, no
     TLS). group 0: an fsync each; group N: N files written, one syncfs for them (what nanobatch
-    does with output.image_sync: batched), then their renames and one directory fsync."""
+    does with output.image_sync: auto or syncfs), then their renames and one directory fsync."""
     os.makedirs(directory, exist_ok=True)
     payload = os.urandom(size)
     libc = ctypes.CDLL(None, use_errno=True)
