@@ -254,7 +254,8 @@ TEST_CASE("file syncs: while much data of others waits, a group takes an fsync e
 
   // Up to the group's own pages and the slack: one syncfs.
   ResetCalls();
-  dirty_now = 6 * 4096 + FileSyncs::kOthersDirtySlack;  // each file's page, and the slack
+  dirty_now =
+      std::int64_t{6} * 4096 + FileSyncs::kOthersDirtySlack;  // each file's page, and the slack
   CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>(6, 0));
   CHECK(syncfs_calls == 1);
   CHECK(fsync_calls == 0);
