@@ -109,7 +109,12 @@ class Simulator:
 
 
 def measured(args, env=None, stop_after=None, on_start=None):
-    """Runs a command; returns wall seconds, user and sys CPU (children included) and peak RSS."""
+    """Runs a command; returns wall seconds, user and sys CPU (children included) and peak RSS.
+    Each run starts with nothing of an earlier one waiting to be written back: the aiohttp
+    baseline never syncs its images (400 MB in a ~200 KB run), and the next runner's syncs would
+    write them back on its account (nanobatch's default, output.image_sync: auto, then takes an
+    fsync per image instead of one syncfs per group)."""
+    os.sync()
     started = time.monotonic()
     process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=open(os.path.join(os.environ["BENCH_WORK"], "last.log"),
