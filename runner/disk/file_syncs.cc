@@ -99,7 +99,8 @@ FileSyncs::FileSyncs(net::any_io_executor executor, BlockingWorker& worker, int 
       finished_(executor) {}
 
 int FileSyncs::SyncGroup(Group& group, int filesystem_fd, Calls calls, bool mind_others) {
-  // Sized before the call is handed over: the loop does not touch the group until it is done.
+  // group.results was sized on the loop before the call was handed over, and the loop does
+  // not touch the group until the call is done.
   int syncfs_error = 0;
   // A syncfs writes back everything dirty on the filesystem: when much more is waiting than
   // this group wrote (another program writing a lot), it would wait for that data too, and
