@@ -29,9 +29,12 @@ net::awaitable<int> BlockingWorker::Run(std::function<int()> call) {
 
 void BlockingWorker::HandOff(const net::any_io_executor& loop) {
   hand_off_posted_ = false;
+  // As many batches as threads, each as even as can be, none over kMaxBatch.
+  const std::size_t batch_size =
+      std::clamp<std::size_t>((pending_.size() + threads_ - 1) / threads_, 1, kMaxBatch);
   std::size_t next = 0;
   while (next < pending_.size()) {
-    const std::size_t end = std::min(pending_.size(), next + kMaxBatch);
+    const std::size_t end = std::min(pending_.size(), next + batch_size);
     std::vector<Pending> batch(std::make_move_iterator(pending_.begin() + next),
                                std::make_move_iterator(pending_.begin() + end));
     next = end;

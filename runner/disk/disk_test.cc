@@ -78,49 +78,56 @@ TEST_CASE("blocking worker: the loop keeps running while a call blocks") {
   CHECK(ticks >= 10);  // ~20 ticks of 10 ms went by during the 200 ms call
 }
 
-TEST_CASE("blocking worker: calls made in one turn of the loop go to a worker together") {
-  net::io_context io;
+TEST_CASE("blocking worker: calls made in one turn of the loop go to the workers in batches") {
+  // Each caller gets its own result; a batch runs on one worker, its calls one after another in
+  // the order they were made, and its callers resume in that order. The batches of a turn are
+  // spread over the threads, as even as can be, none over kMaxBatch.
+  auto run_turn = [](BlockingWorker& worker, int callers, std::size_t expected_batch) {
+    net::io_context io;
+    std::atomic<int> sequence{0};
+    // Filled on the workers (batches may run at once): each call's slot is its own.
+    std::vector<int> order(callers, -1);
+    std::vector<std::thread::id> thread_of(callers);
+    std::vector<int> results(callers, -1);
+    std::vector<int> resumed;
+    const auto hand_offs_before = worker.hand_offs();
+    for (int i = 0; i < callers; ++i) {
+      net::co_spawn(
+          io,
+          [&, i]() -> net::awaitable<void> {
+            results[i] = co_await worker.Run([&, i] {
+              order[i] = sequence++;
+              thread_of[i] = std::this_thread::get_id();
+              return 100 + i;
+            });
+            resumed.push_back(i);
+          },
+          net::detached);
+    }
+    io.run();
+    const auto batch = static_cast<int>(expected_batch);
+    CHECK(worker.hand_offs() - hand_offs_before ==
+          static_cast<std::uint64_t>((callers + batch - 1) / batch));
+    for (int i = 0; i < callers; ++i) CHECK(results[i] == 100 + i);
+    for (int i = 1; i < callers; ++i) {
+      if (i % batch == 0) continue;  // the next batch starts
+      CHECK(thread_of[i] == thread_of[i - 1]);
+      CHECK(order[i] > order[i - 1]);
+    }
+    // (The batches may come back in any order.)
+    REQUIRE(resumed.size() == static_cast<std::size_t>(callers));
+    std::vector<std::vector<int>> by_batch((callers + batch - 1) / batch);
+    for (int i : resumed) by_batch[i / batch].push_back(i);
+    for (const auto& one : by_batch) CHECK(std::is_sorted(one.begin(), one.end()));
+  };
   BlockingWorker worker;
-  constexpr int kCallers = 11;  // more than one batch holds
-  // Filled on the workers (two batches may run at once): each call's slot is its own.
-  std::atomic<int> sequence{0};
-  std::vector<int> order(kCallers, -1);
-  std::vector<std::thread::id> thread_of(kCallers);
-  std::vector<int> results(kCallers, -1);
-  std::vector<int> resumed;
-  for (int i = 0; i < kCallers; ++i) {
-    net::co_spawn(
-        io,
-        [&, i]() -> net::awaitable<void> {
-          results[i] = co_await worker.Run([&, i] {
-            order[i] = sequence++;
-            thread_of[i] = std::this_thread::get_id();
-            return 100 + i;
-          });
-          resumed.push_back(i);
-        },
-        net::detached);
-  }
-  io.run();
-  // Two batches (8 + 3) for eleven calls made in one turn; each caller got its own result.
-  constexpr int kBatch = static_cast<int>(BlockingWorker::kMaxBatch);
-  CHECK(worker.calls() == kCallers);
-  CHECK(worker.hand_offs() == 2);
-  for (int i = 0; i < kCallers; ++i) CHECK(results[i] == 100 + i);
-  // A batch runs on one worker, its calls one after another in the order they were made, and its
-  // callers resume in that order.
-  for (int i = 1; i < kCallers; ++i) {
-    if (i == kBatch) continue;  // the second batch starts
-    CHECK(thread_of[i] == thread_of[i - 1]);
-    CHECK(order[i] > order[i - 1]);
-  }
-  // (The two batches may come back in either order.)
-  REQUIRE(resumed.size() == kCallers);
-  std::vector<int> first;
-  std::vector<int> second;
-  for (int i : resumed) (i < kBatch ? first : second).push_back(i);
-  CHECK(std::is_sorted(first.begin(), first.end()));
-  CHECK(std::is_sorted(second.begin(), second.end()));
+  static_assert(BlockingWorker::kThreads == 4);
+  run_turn(worker, 11, 3);   // 3 + 3 + 3 + 2: one batch per thread
+  run_turn(worker, 3, 1);    // each call on a thread of its own
+  run_turn(worker, 40, BlockingWorker::kMaxBatch);  // five full batches
+  BlockingWorker one_thread(1);
+  run_turn(one_thread, 11, BlockingWorker::kMaxBatch);  // 8 + 3
+  CHECK(worker.calls() == 54);
 
   // A call made after the loop went on is a hand-off of its own.
   const auto before = worker.hand_offs();
@@ -136,7 +143,7 @@ TEST_CASE("blocking worker: calls made in one turn of the loop go to a worker to
 
 TEST_CASE("blocking worker: a call that throws fails its own caller only") {
   net::io_context io;
-  BlockingWorker worker;
+  BlockingWorker worker(1);  // one thread: the two calls are one batch
   bool threw = false;
   int other = -1;
   net::co_spawn(

@@ -110,12 +110,16 @@ int FileSyncs::SyncGroup(Group& group, int filesystem_fd, Calls calls, bool mind
     const std::int64_t dirty = calls.dirty_bytes();
     return dirty >= 0 && dirty > static_cast<std::int64_t>(group.bytes) + kOthersDirtySlack;
   };
-  if (group.fds.size() > 1 && !(mind_others && others_dirty())) {
+  if (group.fds.size() > 1) {
+    if (mind_others && others_dirty()) {
+      group.each_file = true;  // each caller fsyncs its own file, concurrently with the others
+      return 0;
+    }
     if (calls.syncfs(filesystem_fd) == 0) return 0;
     syncfs_error = errno;
   }
-  // One file, others' data waiting, or syncfs failed: each file's own fsync says whether its
-  // data is durable (a failure of syncfs may be another program's file).
+  // One file, or syncfs failed: each file's own fsync says whether its data is durable (a
+  // failure of syncfs may be another program's file; this rare path need not be fast).
   for (std::size_t i = 0; i < group.fds.size(); ++i) {
     group.results[i] = calls.fsync(group.fds[i]) == 0 ? 0 : errno;
   }
@@ -134,15 +138,17 @@ void FileSyncs::Observe(std::chrono::steady_clock::time_point start) const {
   }
 }
 
+net::awaitable<int> FileSyncs::SyncAlone(int fd) {
+  ++groups_;
+  std::function<int()> call = [fd, fsync = calls_.fsync] { return fsync(fd) == 0 ? 0 : errno; };
+  const auto start = std::chrono::steady_clock::now();
+  const int result = co_await worker_.Run(std::move(call));
+  Observe(start);
+  co_return result;
+}
+
 net::awaitable<int> FileSyncs::Sync(int fd, std::uint64_t bytes) {
-  if (method_ == Method::kEachFile) {
-    ++groups_;
-    std::function<int()> call = [fd, fsync = calls_.fsync] { return fsync(fd) == 0 ? 0 : errno; };
-    const auto start = std::chrono::steady_clock::now();
-    const int result = co_await worker_.Run(std::move(call));
-    Observe(start);
-    co_return result;
-  }
+  if (method_ == Method::kEachFile) co_return co_await SyncAlone(fd);
   if (!forming_) forming_ = std::make_shared<Group>();
   const std::shared_ptr<Group> group = forming_;
   const std::size_t index = group->fds.size();
@@ -160,7 +166,6 @@ net::awaitable<int> FileSyncs::Sync(int fd, std::uint64_t bytes) {
     co_await net::post(executor_, net::use_awaitable);
     forming_.reset();
     group->results.assign(group->fds.size(), 0);
-    ++groups_;
     // Built before the co_await: GCC 12 mishandles a lambda temporary with a destructor (here
     // its copy of `group`) inside a co_await expression.
     std::function<int()> call = [group, filesystem_fd = filesystem_fd_, calls = calls_,
@@ -169,13 +174,19 @@ net::awaitable<int> FileSyncs::Sync(int fd, std::uint64_t bytes) {
     };
     const auto start = std::chrono::steady_clock::now();
     const int syncfs_error = co_await worker_.Run(std::move(call));
-    Observe(start);
+    // A group handed back to its callers synced nothing itself: their fsyncs are counted.
+    if (!group->each_file) {
+      ++groups_;
+      Observe(start);
+    }
     // syncfs not allowed here: an fsync for each file from now on, without trying it again.
     if (SyncfsRefused(syncfs_error)) method_ = Method::kEachFile;
     group->done = true;
     in_flight_ = false;
     finished_.Notify();
   }
+  // Others' data waits: this file's own fsync, beside those of the rest of the group.
+  if (group->each_file) co_return co_await SyncAlone(fd);
   co_return group->results[index];
 }
 

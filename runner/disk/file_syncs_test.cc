@@ -248,9 +248,26 @@ TEST_CASE("file syncs: while much data of others waits, a group takes an fsync e
   Rig rig(6);
   FileSyncs syncs = rig.Syncs(FileSyncs::Method::kFilesystemWhenQuiet);
   dirty_now = std::int64_t{1} << 30;  // another program wrote a gigabyte
+  std::vector<double> observed;
+  syncs.set_on_sync([&](double seconds) { observed.push_back(seconds); });
   CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>(6, 0));
   CHECK(syncfs_calls == 0);
   CHECK(fsync_calls == 6);
+  // Each file's fsync is a call of its own, so they overlap on the device: spread over the
+  // worker's threads (6 calls in one turn: batches of 2), after the group's one look at the
+  // data waiting. The metrics see the six fsyncs, not the look.
+  CHECK(rig.worker.calls() == 1 + 6);
+  CHECK(rig.worker.hand_offs() == 1 + 3);
+  CHECK(syncs.groups() == 6);
+  CHECK(observed.size() == 6);
+  syncs.set_on_sync(nullptr);
+
+  // A failing file's fsync fails its own caller only.
+  ResetCalls();
+  dirty_now = std::int64_t{1} << 30;
+  failing_fd = rig.files.fds[3];
+  CHECK(SyncAll(rig.io, syncs, rig.files.fds) == std::vector<int>{0, 0, 0, EIO, 0, 0});
+  CHECK(syncfs_calls == 0);
 
   // Up to the group's own pages and the slack: one syncfs.
   ResetCalls();
