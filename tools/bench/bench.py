@@ -13,8 +13,8 @@ machine is noisy: only ratios from one run carry). Prints a table, or JSON with 
 
 Sections (--only picks some): cpu (with syncs and throughput), startup (the CPU of a start),
 cpu_tmpfs (the same on tmpfs, the image bytes against the crypto floor there, and the cost of
-file creation on the work disk), slow_disk, rate, connections, download, memory, validate,
-journal.
+file creation on the work disk), slow_disk, throughput (a longer run with limits off, and each
+process's share of a core), rate, connections, download, memory, validate, journal.
 """
 import argparse
 import ctypes
@@ -63,6 +63,33 @@ def proc_cpu(pid):
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def thread_cpu(pid, tid):
+    """user + sys CPU seconds of one live thread, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def watch_main_thread(process):
+    """Samples the main thread's CPU of a running process every 20 ms, from another thread, until
+    it exits: returns a dict whose "cpu" holds the last sample (within 20 ms of the end)."""
+    import threading
+    seen = {"cpu": 0.0}
+
+    def sample():
+        while process.poll() is None:
+            cpu = thread_cpu(process.pid, process.pid)
+            if cpu is not None:
+                seen["cpu"] = cpu
+            time.sleep(0.02)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return seen
 
 
 def proc_hwm_kib(pid):
@@ -528,6 +555,62 @@ def slow_disk_section(work, args):
     return rows, data
 
 
+def throughput_section(work, args):
+    """Tasks a second with limits off over a longer run (args.throughput_tasks small tasks, 500 in
+    flight), outputs on tmpfs and on the work disk, with the share of a core each event loop used:
+    nanobatch's main thread (its disk workers' syncs run beside it) and the simulator's one
+    thread. The loop nearer a whole core is the one that bounds the run; the machine's two cores
+    are shared by both processes and the kernel's loopback work, so neither reaches 1.0."""
+    rows, data = [], {}
+    places = [("work disk", None)]
+    root = None
+    if os.path.isdir("/dev/shm"):
+        root = tempfile.mkdtemp(prefix="nanobatch-bench.", dir="/dev/shm")
+        places.insert(0, ("tmpfs", root))
+    try:
+        for label, out_root in places:
+            runs = []
+            for run in range(args.runs):
+                sim = Simulator(work, pending_ms=0, processing_ms=0, image_scale=args.small_scale)
+                sim_loop_before = thread_cpu(sim.process.pid, sim.process.pid)
+                tag = f"tput{'shm' if out_root else 'disk'}{run}-"
+                nb = run_nanobatch(work, sim, args.throughput_tasks, tag, out_root=out_root,
+                                   on_start=watch_main_thread)
+                sim_loop = thread_cpu(sim.process.pid, sim.process.pid) - sim_loop_before
+                simulator_cpu = sim.cpu()
+                sim.stop()
+                if out_root:  # tmpfs holds its files in memory
+                    shutil.rmtree(f"{out_root}/out-{tag}", ignore_errors=True)
+                wall = nb["wall"]
+                runs.append({"done": nb["done"], "tasks_per_s": nb["done"] / wall,
+                             "nanobatch_core": (nb["user"] + nb["sys"]) / wall,
+                             "nanobatch_loop_core": nb["extra"]["cpu"] / wall,
+                             "simulator_core": simulator_cpu / wall,
+                             "simulator_loop_core": sim_loop / wall})
+            log(f"  throughput ({label}): " + "; ".join(
+                f"{r['done']} done, {r['tasks_per_s']:.0f} tasks/s; share of a core: nanobatch "
+                f"{r['nanobatch_core']:.2f} (its loop {r['nanobatch_loop_core']:.2f}), "
+                f"simulator {r['simulator_core']:.2f} (its loop {r['simulator_loop_core']:.2f})"
+                for r in runs))
+            middle = sorted(runs, key=lambda r: r["tasks_per_s"])[len(runs) // 2]
+            data["tmpfs" if out_root else "disk"] = middle
+            bound = middle["simulator_loop_core"] > middle["nanobatch_loop_core"]
+            rows.append((f"Throughput, limits off, {args.throughput_tasks} tasks ({label})",
+                         f"{middle['tasks_per_s']:.0f}", "tasks/s", "", ""))
+            rows.append((f"  share of a core, event loops: nanobatch / simulator ({label})",
+                         f"{middle['nanobatch_loop_core']:.2f} / "
+                         f"{middle['simulator_loop_core']:.2f}", "",
+                         "simulator busier" if out_root else "",
+                         verdict(bound) if out_root else ""))
+            rows.append((f"  share of a core, whole processes ({label})",
+                         f"{middle['nanobatch_core']:.2f} / {middle['simulator_core']:.2f}", "",
+                         "", ""))
+    finally:
+        if root:
+            shutil.rmtree(root, ignore_errors=True)
+    return rows, data
+
+
 def rate_section(work, args):
     rows, data = [], {}
     for rate, seconds in ((5, args.rate_seconds * 2), (50, args.rate_seconds),
@@ -754,6 +837,7 @@ SECTIONS = {
     "startup": startup_section,
     "cpu_tmpfs": cpu_tmpfs_section,
     "slow_disk": slow_disk_section,
+    "throughput": throughput_section,
     "rate": rate_section,
     "connections": connections_section,
     "download": download_section,
@@ -781,6 +865,7 @@ def main():
     args.big_scale = 0.25  # 1K -> 256 x 256 pixels; with full noise a ~200 KB PNG
     args.xargs_tasks = 200
     args.slow_tasks = 250
+    args.throughput_tasks = 20000
     args.rate_seconds = 15
     args.memory_tasks = 10000
     args.download_tasks = 60
@@ -791,6 +876,7 @@ def main():
     if args.quick:
         args.runs, args.tasks, args.xargs_tasks, args.slow_tasks = 1, 500, 50, 100
         args.rate_seconds, args.memory_tasks, args.download_tasks = 5, 2000, 20
+        args.throughput_tasks = 2000
         args.validate_lines, args.journal_records = 200000, 200000
         args.validate_mixed_bytes = 32 << 20
         args.startup_runs = 50
