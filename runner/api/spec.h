@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -47,6 +48,74 @@ constexpr bool IsOneOf(std::string_view value, const std::array<std::string_view
     }
   }
   return false;
+}
+
+// A text of at most 7 bytes as one word: its bytes, and its size in the top byte (so "a" and
+// "a\0" differ, and only the empty text is 0).
+constexpr std::uint64_t ShortWord(std::string_view text) {
+  std::uint64_t word = static_cast<std::uint64_t>(text.size()) << 56;
+  for (std::size_t i = 0; i < text.size() && i < 7; ++i) {
+    word |= static_cast<std::uint64_t>(static_cast<unsigned char>(text[i])) << (8 * i);
+  }
+  return word;
+}
+
+// A fixed list of short texts as a perfect hash table of their words: whether a value is one of
+// them is a multiply, a shift and one compare. (A million manifest lines check three fields each
+// against these lists: 130 instructions a line for the aspect ratio alone by IsOneOf.)
+struct ShortSet {
+  static constexpr int kBits = 6;
+  std::array<std::uint64_t, std::size_t{1} << kBits> slots{};  // 0: empty
+  std::uint64_t multiplier = 0;
+
+  constexpr std::size_t SlotOf(std::uint64_t word) const {
+    return static_cast<std::size_t>((word * multiplier) >> (64 - kBits));
+  }
+  constexpr bool Contains(std::string_view value) const {
+    if (value.empty() || value.size() > 7) return false;
+    const std::uint64_t word = ShortWord(value);
+    return slots[SlotOf(word)] == word;
+  }
+};
+
+// Built at compile time: the first of a fixed sequence of odd multipliers (SplitMix64's outputs:
+// neighbouring multipliers would place the words alike) that gives every text a slot of its own.
+// Every text must be 1 to 7 bytes long (a longer one would be cut).
+template <std::size_t N>
+constexpr ShortSet MakeShortSet(const std::array<std::string_view, N>& texts) {
+  for (std::uint64_t seed = 1;; ++seed) {
+    std::uint64_t mixed = seed * 0x9E3779B97F4A7C15ull;
+    mixed = (mixed ^ (mixed >> 30)) * 0xBF58476D1CE4E5B9ull;
+    mixed = (mixed ^ (mixed >> 27)) * 0x94D049BB133111EBull;
+    ShortSet set;
+    set.multiplier = (mixed ^ (mixed >> 31)) | 1;
+    bool fits = true;
+    for (std::string_view text : texts) {
+      if (text.empty() || text.size() > 7) return ShortSet{};  // fails the static_assert below
+      const std::uint64_t word = ShortWord(text);
+      std::uint64_t& slot = set.slots[set.SlotOf(word)];
+      if (slot != 0) {
+        fits = false;
+        break;
+      }
+      slot = word;
+    }
+    if (fits) return set;
+  }
+}
+
+inline constexpr ShortSet kResolutionSet = MakeShortSet(kResolutions);
+inline constexpr ShortSet kAspectRatioSet = MakeShortSet(kAspectRatios);
+inline constexpr ShortSet kOutputFormatSet = MakeShortSet(kOutputFormats);
+static_assert(kResolutionSet.multiplier != 0 && kAspectRatioSet.multiplier != 0 &&
+              kOutputFormatSet.multiplier != 0);
+
+// The position of `value` in kResolutions, or -1.
+constexpr int ResolutionIndex(std::string_view value) {
+  for (std::size_t i = 0; i < kResolutions.size(); ++i) {
+    if (kResolutions[i] == value) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 // "a b c", for error messages that list what would have been accepted.

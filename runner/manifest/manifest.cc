@@ -1,6 +1,7 @@
 #include "runner/manifest/manifest.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -22,18 +23,18 @@ namespace {
 char FoldChar(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // For an id "X-k" with k in 1..15 (no leading zero): "X" (a prefix of `id`); otherwise empty.
+// Read from the end: every id of a manifest is looked at twice, and most are not X-k.
 std::string_view ExtraImageOwner(std::string_view id) {
-  const auto dash = id.rfind('-');
-  if (dash == std::string_view::npos || dash == 0) return {};
-  const std::string_view k = id.substr(dash + 1);
-  if (k.empty() || k.size() > 2 || k.front() == '0') return {};
-  int value = 0;
-  for (char c : k) {
-    if (c < '0' || c > '9') return {};
-    value = value * 10 + (c - '0');
+  const std::size_t n = id.size();
+  // k = 1..9: "X-k" with X not empty.
+  if (n >= 3 && id[n - 2] == '-' && id[n - 1] >= '1' && id[n - 1] <= '9') {
+    return id.substr(0, n - 2);
   }
-  if (value < 1 || value >= 16) return {};
-  return id.substr(0, dash);
+  // k = 10..15.
+  if (n >= 4 && id[n - 3] == '-' && id[n - 2] == '1' && id[n - 1] >= '0' && id[n - 1] <= '5') {
+    return id.substr(0, n - 3);
+  }
+  return {};
 }
 
 bool EqualFolded(std::string_view a, std::string_view b) {
@@ -83,8 +84,20 @@ std::uint32_t HashName(std::string_view name) {
     h = Step(h, FoldWord(word));
   }
   if (i < name.size()) {
+    // The last 1-7 bytes as the low bytes of a word, the rest zero (as a copy into a zeroed word
+    // would give on this little-endian target), without a copy of variable size: a name of at
+    // least eight bytes loads its last eight and shifts out those already hashed.
+    static_assert(std::endian::native == std::endian::little);
+    const std::size_t rest = name.size() - i;
     std::uint64_t word = 0;
-    std::memcpy(&word, name.data() + i, name.size() - i);
+    if (name.size() >= 8) {
+      std::memcpy(&word, name.data() + name.size() - 8, sizeof word);
+      word >>= 8 * (8 - rest);
+    } else {
+      for (std::size_t k = 0; k < rest; ++k) {
+        word |= static_cast<std::uint64_t>(static_cast<unsigned char>(name[i + k])) << (8 * k);
+      }
+    }
     h = Step(h, FoldWord(word));
   }
   return static_cast<std::uint32_t>(Mix(h));

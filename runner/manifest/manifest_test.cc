@@ -505,6 +505,70 @@ TEST_CASE("name claims: ids and the extra names of X-k share one index without c
   CHECK_FALSE(claims.Check("sky-16").has_value());
 }
 
+TEST_CASE("name claims: ids of every length from 1 to 24 fold the same, wherever a capital is") {
+  // Names are hashed eight bytes at a time and their last one to seven bytes as one more word:
+  // each length takes a different path through that tail.
+  const std::string letters = "abcdefghijklmnopqrstuvwx";
+  for (std::size_t length = 1; length <= letters.size(); ++length) {
+    const std::string lower = letters.substr(0, length);
+    std::vector<std::string> ids = {lower};
+    NameClaims claims([&](NameClaims::Owner owner) { return ids[owner]; });
+    REQUIRE_FALSE(claims.Claim(lower, 0).has_value());
+    for (std::size_t at = 0; at < length; ++at) {
+      std::string one = lower;
+      one[at] = static_cast<char>(std::toupper(static_cast<unsigned char>(one[at])));
+      CHECK_MESSAGE(claims.Check(one) == 0u, one);
+    }
+    CHECK_FALSE(claims.Check(lower + "y").has_value());
+    if (length > 1) CHECK_FALSE(claims.Check(lower.substr(0, length - 1)).has_value());
+  }
+}
+
+// What an extra image's name "X-k" (k = 1..15, no leading zero) says of its owner X, written the
+// plain way: the reference the index's own reading from the end must agree with.
+std::string ReferenceExtraImageOwner(const std::string& id) {
+  const auto dash = id.rfind('-');
+  if (dash == std::string::npos || dash == 0) return "";
+  const std::string k = id.substr(dash + 1);
+  if (k.empty() || k.size() > 2 || k[0] == '0') return "";
+  for (char c : k) {
+    if (c < '0' || c > '9') return "";
+  }
+  const int value = std::stoi(k);
+  return value >= 1 && value <= 15 ? id.substr(0, dash) : "";
+}
+
+TEST_CASE("name claims: which ids are extra names of another, against the plain reading") {
+  std::vector<std::string> candidates;
+  for (const char* prefix : {"a", "Ab", "a-b", "a-", "-a", "x_y.z", "img-7", "-"}) {
+    for (int k = 0; k <= 20; ++k) candidates.push_back(std::string(prefix) + "-" + std::to_string(k));
+    for (const char* tail : {"-01", "-05", "-015", "-1a", "-a1", "--1", "-", "1", "-115", "-1.",
+                             "-:1", "-/1", "-10", "-15", "-16", "-9"}) {
+      candidates.push_back(std::string(prefix) + tail);
+    }
+  }
+  for (const std::string& id : {"-1", "--1", "1", "a1", "-15", "a", ""}) candidates.push_back(id);
+  std::size_t extra = 0;
+  for (const std::string& id : candidates) {
+    const std::string owner = ReferenceExtraImageOwner(id);
+    // The would-be owner: what precedes the last dash.
+    const auto dash = id.rfind('-');
+    const std::string claimed =
+        !owner.empty() ? owner : (dash != std::string::npos && dash > 0 ? id.substr(0, dash) : "");
+    if (claimed.empty()) continue;
+    std::vector<std::string> ids = {claimed};
+    NameClaims claims([&](NameClaims::Owner who) { return ids[who]; });
+    REQUIRE_FALSE(claims.Claim(claimed, 0).has_value());
+    if (!owner.empty()) {
+      ++extra;
+      CHECK_MESSAGE(claims.Check(id) == 0u, id);  // an extra name of `claimed`'s
+    } else {
+      CHECK_FALSE_MESSAGE(claims.Check(id).has_value(), id);
+    }
+  }
+  CHECK(extra >= 8 * 15);  // the reference found the X-k among them
+}
+
 TEST_CASE("meta: extra columns from JSONL and YAML, never part of what is paid for") {
   testing::TempDir dir;
   Outcome jsonl = Read(dir.Write(
