@@ -48,7 +48,9 @@ TEST_CASE("estimate: time is bound by the rate or by the tasks in flight, whiche
   CHECK(estimate.bound_by == "limits.max_in_flight");
   CHECK(estimate.tasks_per_s == doctest::Approx(3.2));
   // Nothing learned: the assumed latency and polls, and it says so.
-  estimate = MakeEstimate(EstimateInput{.to_submit = {{"2K", 3}}}, config);
+  EstimateInput nothing_learned;
+  nothing_learned.to_submit = {{"2K", 3}};
+  estimate = MakeEstimate(nothing_learned, config);
   CHECK_FALSE(estimate.latency_learned);
   CHECK(estimate.latency_s == kAssumedLatencyS);
   CHECK(FormatEstimate(estimate, config).find(", assumed)") != std::string::npos);

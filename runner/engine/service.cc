@@ -38,6 +38,7 @@ Service::Service(net::any_io_executor executor, const config::Config& config,
                   .download_min_bytes_per_s = config.download.min_bytes_per_s,
                   .on_response = [this](bool is_post, const std::string& target,
                                         int status) { CountApiResponse(is_post, target, status); },
+                  .lookup = {},  // getaddrinfo
               }),
       limiter_(executor_, config.limits.rate, config.limits.burst),
       ledger_(config.limits.budget_credits),
