@@ -1,6 +1,7 @@
 #include "runner/disk/file_syncs.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <charconv>
 #include <chrono>
 #include <functional>
+#include <utility>
 
 namespace nanobatch::disk {
 
@@ -188,6 +190,54 @@ net::awaitable<int> FileSyncs::Sync(int fd, std::uint64_t bytes) {
   // Others' data waits: this file's own fsync, beside those of the rest of the group.
   if (group->each_file) co_return co_await SyncAlone(fd);
   co_return group->results[index];
+}
+
+struct SharedFileSyncs::Entry {
+  // `owned_fd`: a descriptor of this entry's own (closed with it), or -1; `sync_fd` the one
+  // synced through.
+  Entry(int owned_fd, int sync_fd, net::any_io_executor executor, BlockingWorker& worker,
+        FileSyncs::Method method, SyncCalls calls)
+      : owned(owned_fd), syncs(std::move(executor), worker, sync_fd, method, calls) {}
+  Entry(const Entry&) = delete;
+  Entry& operator=(const Entry&) = delete;
+  ~Entry() {
+    if (owned >= 0) ::close(owned);
+  }
+  int owned;
+  FileSyncs syncs;
+};
+
+SharedFileSyncs::SharedFileSyncs(net::any_io_executor executor, BlockingWorker& worker,
+                                 std::function<void(double)> on_sync, SyncCalls calls)
+    : executor_(std::move(executor)),
+      worker_(worker),
+      on_sync_(std::move(on_sync)),
+      calls_(calls) {}
+
+std::shared_ptr<FileSyncs> SharedFileSyncs::For(int fd, FileSyncs::Method method) {
+  struct stat about {};
+  const bool known = ::fstat(fd, &about) == 0;
+  const auto key = std::make_pair(static_cast<std::uint64_t>(about.st_dev), static_cast<int>(method));
+  if (known) {
+    if (auto found = entries_.find(key); found != entries_.end()) {
+      if (std::shared_ptr<FileSyncs> live = found->second.lock()) return live;
+    }
+  }
+  const int owned = known ? ::fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+  auto entry =
+      std::make_shared<Entry>(owned, owned >= 0 ? owned : fd, executor_, worker_, method, calls_);
+  std::shared_ptr<FileSyncs> syncs(entry, &entry->syncs);  // shares the entry's lifetime
+  if (on_sync_) syncs->set_on_sync(on_sync_);
+  if (owned >= 0) {
+    std::erase_if(entries_, [](const auto& held) { return held.second.expired(); });
+    entries_[key] = syncs;
+  }
+  return syncs;
+}
+
+std::size_t SharedFileSyncs::live() const {
+  return static_cast<std::size_t>(std::count_if(
+      entries_.begin(), entries_.end(), [](const auto& held) { return !held.second.expired(); }));
 }
 
 }  // namespace nanobatch::disk

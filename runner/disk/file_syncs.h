@@ -45,9 +45,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "runner/disk/blocking_worker.h"
@@ -144,6 +146,41 @@ class FileSyncs {
   util::AsyncEvent finished_;
   std::uint64_t groups_ = 0;
   std::function<void(double)> on_sync_;
+};
+
+// One FileSyncs per filesystem and method, shared by every job writing there (serve runs several
+// at once): their images then share groups, one syncfs (on a disk, one flush of its cache) for
+// all of them where each job would make its own. An entry lives while someone holds it, and
+// syncs through a duplicate of the first holder's descriptor, closed with it: a filesystem
+// nobody writes to any more is not kept busy.
+//
+// Example:
+//   SharedFileSyncs shared(executor, worker, on_sync);
+//   std::shared_ptr<FileSyncs> syncs = shared.For(dir_fd, FileSyncs::MethodFor(dir_fd));
+class SharedFileSyncs {
+ public:
+  // `on_sync`: given to every FileSyncs made (FileSyncs::set_on_sync).
+  SharedFileSyncs(boost::asio::any_io_executor executor, BlockingWorker& worker,
+                  std::function<void(double)> on_sync = {}, SyncCalls calls = {});
+  SharedFileSyncs(const SharedFileSyncs&) = delete;
+  SharedFileSyncs& operator=(const SharedFileSyncs&) = delete;
+
+  // The FileSyncs for the filesystem `fd` is on, with `method`, shared with every other holder
+  // of the same. (When `fd` cannot be examined or duplicated: one of the caller's own, syncing
+  // through `fd`, which must then stay open as long as it is held.)
+  std::shared_ptr<FileSyncs> For(int fd, FileSyncs::Method method);
+  // Entries held by someone (tests).
+  std::size_t live() const;
+
+ private:
+  struct Entry;  // a FileSyncs and the descriptor it syncs through
+
+  boost::asio::any_io_executor executor_;
+  BlockingWorker& worker_;
+  std::function<void(double)> on_sync_;
+  SyncCalls calls_;
+  // By device and method.
+  std::map<std::pair<std::uint64_t, int>, std::weak_ptr<FileSyncs>> entries_;
 };
 
 }  // namespace nanobatch::disk

@@ -12,7 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <memory>
 #include <iterator>
 #include <string>
 #include <thread>
@@ -319,6 +321,71 @@ TEST_CASE("file syncs: each file on its own when the filesystem is not known") {
   CHECK(syncs.groups() == 5);
   CHECK(syncfs_calls == 0);
   CHECK(fsync_calls == 5);
+}
+
+TEST_CASE("shared file syncs: the jobs writing to one filesystem share its groups") {
+  Rig rig(6);
+  // A second job's directory on the same filesystem, and a third on another (tmpfs).
+  Files other_dir(TempBase(), 2);
+  Files elsewhere("/dev/shm", 1);
+  auto open_descriptors = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                         std::filesystem::directory_iterator());
+  };
+  std::vector<double> observed;
+  SharedFileSyncs shared(rig.io.get_executor(), rig.worker,
+                         [&](double seconds) { observed.push_back(seconds); },
+                         {.syncfs = &CountedSyncfs, .fsync = &CountedFsync,
+                          .dirty_bytes = &InjectedDirty});
+  using Method = FileSyncs::Method;
+  std::shared_ptr<FileSyncs> first = shared.For(rig.files.dir_fd, Method::kFilesystem);
+  std::shared_ptr<FileSyncs> second = shared.For(other_dir.dir_fd, Method::kFilesystem);
+  CHECK(first == second);
+  CHECK(shared.For(rig.files.dir_fd, Method::kFilesystemWhenQuiet) != first);  // another method
+  std::shared_ptr<FileSyncs> third = shared.For(elsewhere.dir_fd, Method::kFilesystem);
+  CHECK(third != first);
+  CHECK(shared.live() == 2);  // the kFilesystemWhenQuiet one is no longer held
+
+  // Two jobs' images written in one turn take one syncfs between them.
+  std::vector<int> results(5, -1);
+  for (std::size_t i = 0; i < 5; ++i) {
+    FileSyncs& syncs = i < 3 ? *first : *second;
+    const int fd = i < 3 ? rig.files.fds[i] : other_dir.fds[i - 3];
+    net::co_spawn(
+        rig.io,
+        [&results, &syncs, fd, i]() -> net::awaitable<void> {
+          results[i] = co_await syncs.Sync(fd, kFileBytes);
+        },
+        net::detached);
+  }
+  rig.io.run();
+  rig.io.restart();
+  CHECK(results == std::vector<int>(5, 0));
+  CHECK(syncfs_calls == 1);
+  CHECK(fsync_calls == 0);
+  CHECK(observed.size() == 1);  // the hook given to the registry
+  // (Counted after the loop has run: its reactor opens descriptors of its own.)
+  const auto descriptors_held = open_descriptors();  // the two entries' among them
+
+  // It syncs through a descriptor of its own: the first job's may close.
+  const int closed = ::dup(rig.files.dir_fd);
+  REQUIRE(closed >= 0);
+  std::shared_ptr<FileSyncs> via_closed = shared.For(closed, Method::kEachFile);
+  ::close(closed);
+  CHECK(SyncAll(rig.io, *via_closed, {rig.files.fds[3], rig.files.fds[4]}) ==
+        std::vector<int>(2, 0));
+
+  // Released by every holder, an entry is gone (and its descriptor closed).
+  first.reset();
+  second.reset();
+  third.reset();
+  via_closed.reset();
+  CHECK(shared.live() == 0);
+  CHECK(open_descriptors() == descriptors_held - 2);
+  // A descriptor that cannot be examined gets a FileSyncs of its own, never shared.
+  std::shared_ptr<FileSyncs> lone = shared.For(-1, Method::kFilesystem);
+  REQUIRE(lone != nullptr);
+  CHECK(shared.live() == 0);
 }
 
 }  // namespace

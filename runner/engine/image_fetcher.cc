@@ -37,15 +37,13 @@ ImageFetcher::ImageFetcher(Service& service, Recorder& recorder)
       recorder_(recorder),
       config_(service.config()),
       addresses_(DownloadAddresses(config_.download)),
-      image_syncs_(service.executor(), service.disk(), recorder.journal().dir().tmp_fd(),
-                   ImageSyncMethod(config_.output.image_sync, recorder.journal().dir().tmp_fd())) {
-  image_syncs_.set_on_sync(
-      [&service](double seconds) { service.counters().image_sync_seconds.Observe(seconds); });
-}
+      image_syncs_(service.image_syncs().For(
+          recorder.journal().dir().tmp_fd(),
+          ImageSyncMethod(config_.output.image_sync, recorder.journal().dir().tmp_fd()))) {}
 
 net::awaitable<bool> ImageFetcher::Publish(download::ImageFile& file, const std::string& base_name,
                                            std::uint32_t item_index, std::string& file_name) {
-  const int synced = co_await image_syncs_.Sync(file.fd(), file.bytes());
+  const int synced = co_await image_syncs_->Sync(file.fd(), file.bytes());
   std::string error;
   if (synced != 0) {
     service_.Halt(StopReason::kDisk, file.SyncError(synced));

@@ -16,6 +16,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "runner/disk/file_syncs.h"
@@ -61,7 +62,8 @@ class ImageFetcher {
   const http::AddressPolicy addresses_;
   // Makes images durable before their rename, several with one call where the output
   // filesystem allows (output.image_sync).
-  disk::FileSyncs image_syncs_;
+  // Shared with the other jobs writing to the same filesystem (Service::image_syncs).
+  std::shared_ptr<disk::FileSyncs> image_syncs_;
   int consecutive_refusals_ = 0;
   std::uint64_t policy_blocked_ = 0;
   std::uint64_t done_ = 0;

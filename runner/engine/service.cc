@@ -29,6 +29,8 @@ Service::Service(net::any_io_executor executor, const config::Config& config,
     : executor_(executor),
       config_(config),
       authorization_("Bearer " + api_key),
+      image_syncs_(executor_, disk_,
+                   [this](double seconds) { counters_.image_sync_seconds.Observe(seconds); }),
       client_(executor_,
               http::ClientOptions{
                   .ca_file = config.api.ca_file,

@@ -26,6 +26,7 @@
 
 #include "runner/config/config.h"
 #include "runner/disk/blocking_worker.h"
+#include "runner/disk/file_syncs.h"
 #include "runner/engine/ledger.h"
 #include "runner/engine/rate_limiter.h"
 #include "runner/engine/stop_reason.h"
@@ -88,6 +89,9 @@ class Service {
   // The thread for blocking disk syncs: every job's journal, images and directory syncs.
   disk::BlockingWorker& disk() { return disk_; }
   const disk::BlockingWorker& disk() const { return disk_; }
+  // Every job's image syncs, one FileSyncs per output filesystem: serve's jobs writing to one
+  // disk share its syncfs calls.
+  disk::SharedFileSyncs& image_syncs() { return image_syncs_; }
   // Read-only views for /metrics and status lines.
   const ServiceCounters& counters() const { return counters_; }
   const RateLimiter& limiter() const { return limiter_; }
@@ -178,6 +182,7 @@ class Service {
   http::Endpoint api_endpoint_;
   ServiceCounters counters_;
   disk::BlockingWorker disk_;
+  disk::SharedFileSyncs image_syncs_;  // after disk_ and counters_, which it uses
   http::Client client_;
   RateLimiter limiter_;
   Ledger ledger_;
