@@ -45,8 +45,8 @@ TEST_CASE("spec: the short-text sets answer exactly as the lists do") {
   CheckAgrees(kAspectRatioSet, kAspectRatios, texts);
   CheckAgrees(kOutputFormatSet, kOutputFormats, texts);
   // Longer texts that start with a member, and members with a byte more or less.
-  for (const char* text : {"auto ", "autox", "16:9 ", "1K\n", "jpgx", "pngpngpng", "1:1:1",
-                           "aut", "16:", "1", "jp"}) {
+  for (const char* text :
+       {"auto ", "autox", "16:9 ", "1K\n", "jpgx", "pngpngpng", "1:1:1", "aut", "16:", "1", "jp"}) {
     CHECK_FALSE_MESSAGE(kAspectRatioSet.Contains(text), text);
     CHECK_FALSE_MESSAGE(kResolutionSet.Contains(text), text);
     CHECK_FALSE_MESSAGE(kOutputFormatSet.Contains(text), text);

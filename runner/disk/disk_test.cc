@@ -122,8 +122,8 @@ TEST_CASE("blocking worker: calls made in one turn of the loop go to the workers
   };
   BlockingWorker worker;
   static_assert(BlockingWorker::kThreads == 4);
-  run_turn(worker, 11, 3);   // 3 + 3 + 3 + 2: one batch per thread
-  run_turn(worker, 3, 1);    // each call on a thread of its own
+  run_turn(worker, 11, 3);                          // 3 + 3 + 3 + 2: one batch per thread
+  run_turn(worker, 3, 1);                           // each call on a thread of its own
   run_turn(worker, 40, BlockingWorker::kMaxBatch);  // five full batches
   BlockingWorker one_thread(1);
   run_turn(one_thread, 11, BlockingWorker::kMaxBatch);  // 8 + 3

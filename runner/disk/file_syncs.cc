@@ -217,7 +217,8 @@ SharedFileSyncs::SharedFileSyncs(net::any_io_executor executor, BlockingWorker& 
 std::shared_ptr<FileSyncs> SharedFileSyncs::For(int fd, FileSyncs::Method method) {
   struct stat about {};
   const bool known = ::fstat(fd, &about) == 0;
-  const auto key = std::make_pair(static_cast<std::uint64_t>(about.st_dev), static_cast<int>(method));
+  const auto key =
+      std::make_pair(static_cast<std::uint64_t>(about.st_dev), static_cast<int>(method));
   if (known) {
     if (auto found = entries_.find(key); found != entries_.end()) {
       if (std::shared_ptr<FileSyncs> live = found->second.lock()) return live;

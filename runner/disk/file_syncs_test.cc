@@ -14,8 +14,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -333,10 +333,9 @@ TEST_CASE("shared file syncs: the jobs writing to one filesystem share its group
                          std::filesystem::directory_iterator());
   };
   std::vector<double> observed;
-  SharedFileSyncs shared(rig.io.get_executor(), rig.worker,
-                         [&](double seconds) { observed.push_back(seconds); },
-                         {.syncfs = &CountedSyncfs, .fsync = &CountedFsync,
-                          .dirty_bytes = &InjectedDirty});
+  SharedFileSyncs shared(
+      rig.io.get_executor(), rig.worker, [&](double seconds) { observed.push_back(seconds); },
+      {.syncfs = &CountedSyncfs, .fsync = &CountedFsync, .dirty_bytes = &InjectedDirty});
   using Method = FileSyncs::Method;
   std::shared_ptr<FileSyncs> first = shared.For(rig.files.dir_fd, Method::kFilesystem);
   std::shared_ptr<FileSyncs> second = shared.For(other_dir.dir_fd, Method::kFilesystem);

@@ -89,8 +89,8 @@ int ItemKeyIndex(std::string_view key) {
   }
   const auto index = static_cast<std::size_t>(candidate);
   // The sizes are equal: a compare of that many bytes, not string_view's generic one.
-  return std::memcmp(kItemKeys[index].data(), key.data(), key.size()) == 0 ? static_cast<int>(index)
-                                                                          : -1;
+  const bool same = std::memcmp(kItemKeys[index].data(), key.data(), key.size()) == 0;
+  return same ? static_cast<int>(index) : -1;
 }
 
 std::string ItemKeysForMessage() { return api::JoinAllowed(kItemKeys); }

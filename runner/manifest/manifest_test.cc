@@ -541,7 +541,9 @@ std::string ReferenceExtraImageOwner(const std::string& id) {
 TEST_CASE("name claims: which ids are extra names of another, against the plain reading") {
   std::vector<std::string> candidates;
   for (const char* prefix : {"a", "Ab", "a-b", "a-", "-a", "x_y.z", "img-7", "-"}) {
-    for (int k = 0; k <= 20; ++k) candidates.push_back(std::string(prefix) + "-" + std::to_string(k));
+    for (int k = 0; k <= 20; ++k) {
+      candidates.push_back(std::string(prefix) + "-" + std::to_string(k));
+    }
     for (const char* tail : {"-01", "-05", "-015", "-1a", "-a1", "--1", "-", "1", "-115", "-1.",
                              "-:1", "-/1", "-10", "-15", "-16", "-9"}) {
       candidates.push_back(std::string(prefix) + tail);
