@@ -123,6 +123,9 @@ std::optional<std::int64_t> UnixSeconds(const json::object& object, std::string_
 
 bool IsGatewayStatus(int status) { return status == 502 || status == 504; }
 
+// 1xx statuses the HTTP client returns as final (it reads past the others): 101.
+bool IsFinalInformational(int status) { return status >= 100 && status < 200; }
+
 }  // namespace
 
 Reaction ReactionTo(const ApiError& error) {
@@ -146,11 +149,12 @@ Reaction ReactionTo(const ApiError& error) {
     case ErrorKind::kUpstream:
       return Reaction::kRetry;
     case ErrorKind::kUnexpected:
-      // 5xx from a proxy, timeouts and undecodable 2xx polls are transient. Any other answer
-      // that is no API error (an HTML 404 from a wrong base URL, a 3xx that is never followed)
-      // is the configuration's fault, not the item's.
+      // 5xx from a proxy, timeouts, undecodable 2xx polls and a 1xx in place of an answer (a
+      // 101 nobody asked for) are transient. Any other answer that is no API error (an HTML 404
+      // from a wrong base URL, a 3xx that is never followed) is the configuration's fault, not
+      // the item's.
       return error.http_status >= 500 || error.http_status == 408 ||
-                     (error.http_status >= 200 && error.http_status < 300)
+                     (error.http_status >= 100 && error.http_status < 300)
                  ? Reaction::kRetry
                  : Reaction::kStopMisconfigured;
   }
@@ -285,6 +289,14 @@ SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
       return PossiblyCharged{http_status, "the gateway answered HTTP " +
                                               std::to_string(http_status) +
                                               " (the request may have reached the API)"};
+    }
+    // A 1xx that ends the exchange (101 Switching Protocols, never asked for: the client reads
+    // past every other 1xx) is no answer to the request at all, which may have reached the API.
+    if (IsFinalInformational(http_status)) {
+      return PossiblyCharged{http_status, "the submit was answered HTTP " +
+                                              std::to_string(http_status) +
+                                              ", not an answer to it (the request may have "
+                                              "reached the API)"};
     }
     return error;
   }

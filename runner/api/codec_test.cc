@@ -109,6 +109,10 @@ TEST_CASE("codec: bodies that are not the API's classify by status where it alon
   CHECK(ReactionTo(SubmitError(400, "<html>Bad Request</html>")) == Reaction::kStopMisconfigured);
   CHECK(ReactionTo(SubmitError(301, "")) == Reaction::kStopMisconfigured);
   CHECK(ReactionTo(SubmitError(418, "{}")) == Reaction::kStopMisconfigured);
+  // A 101 in place of a poll's answer is transient, not the configuration's fault.
+  TaskResult switched = DecodeTaskResponse(101, "", "");
+  REQUIRE(std::holds_alternative<ApiError>(switched));
+  CHECK(ReactionTo(std::get<ApiError>(switched)) == Reaction::kRetry);
   // A poll's 404 page is never mistaken for task_not_found (which would pay again).
   TaskResult page = DecodeTaskResponse(404, "<html>Not Found</html>", "");
   REQUIRE(std::holds_alternative<ApiError>(page));
@@ -135,6 +139,9 @@ TEST_CASE("codec: a 2xx submit answer without a usable task id is 'possibly char
   // API's word and is taken as such.
   CHECK(Charged(502, "<html>Bad Gateway</html>").http_status == 502);
   CHECK(Charged(504, "").http_status == 504);
+  // A 101 (Switching Protocols, never asked for) is no answer to the submit, which may have
+  // reached the API.
+  CHECK(Charged(101, "").http_status == 101);
   CHECK(SubmitError(502, ErrorBody("upstream_error")).kind == ErrorKind::kUpstream);
 }
 

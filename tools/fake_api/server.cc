@@ -220,6 +220,12 @@ net::awaitable<void> SendBroken(Stream& stream, const Reply& reply, const std::s
     // "HTTP/1.1 200" and nothing after the code: no space, no reason phrase.
     co_await write("HTTP/1.1 " + std::to_string(reply.status) + "\r\n" + json + "Content-Length: " +
                    std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
+  } else if (kind == "switching-protocols") {
+    // A switch to another protocol that the request never asked for (it has no Upgrade), then
+    // a frame of it: what a misrouted WebSocket endpoint or a hostile proxy would send.
+    co_await write(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        "\x81\x05hello");
   } else if (kind == "no-keepalive") {
     co_await write(status_line + json + "Connection: close\r\nContent-Length: " +
                    std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
@@ -497,7 +503,8 @@ int Main(int argc, char** argv) {
                  "instead: every Nth /v1 answer goes out broken");
   app.add_option("--wire-fault", options.wire_fault,
                  "its kind: hang trickle huge-headers huge-body length-long length-short "
-                 "bad-chunked redirect no-keepalive reset stray-answer interim bare-status");
+                 "bad-chunked redirect no-keepalive reset stray-answer interim bare-status "
+                 "switching-protocols");
   app.add_option("--drop-image-tail", options.drop_image_tail,
                  "serve image bodies this many bytes short of their end (a PNG without IEND)");
   app.add_option("--callback-delay-ms", options.callback_delay_ms,
