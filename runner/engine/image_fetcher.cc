@@ -178,7 +178,10 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     const auto& outcome = std::get<http::DownloadOutcome>(result);
     service_.counters().download_bytes += outcome.bytes;
     if (outcome.status != 200) {
-      if (outcome.status >= 500 || outcome.status == 429) continue;
+      // A server's or proxy's failure, a rate limit, or a 1xx in place of the image (a 101
+      // nobody asked for): fetched again. Anything else says the URL has no image.
+      const bool informational = outcome.status >= 100 && outcome.status < 200;
+      if (outcome.status >= 500 || outcome.status == 429 || informational) continue;
       recorder_.RecordGaveUp(run, "download_failed",
                              "image URL answered HTTP " + std::to_string(outcome.status));
       co_await recorder_.Commit();

@@ -334,7 +334,7 @@ TEST_CASE("trust: a hostile wire on /v1 answers is retried or stopped on, never 
     if (kind == "switching-protocols") {
       // A 101 in place of a submit's answer, after the API handled (and charged) it: no task id
       // can be known, so its credits stay counted (above) and the item's next submission is
-      // reported as a possible duplicate; a poll's 101 is retried.
+      // reported as a possible duplicate; a poll's 101 is retried, as is an image's.
       CHECK(Get(status, "possible_duplicate_submissions") >= 1);
       CHECK(Get(status, "possible_duplicate_submissions") + 6 >= Stat(stats, "submissions"));
     }

@@ -51,6 +51,13 @@ constexpr std::string_view kInterimAnswers =
     "HTTP/1.1 100 Continue\r\n\r\n"
     "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
 
+// The wire fault "switching-protocols": a switch to another protocol that the request never
+// asked for (it has no Upgrade), then a frame of it: what a misrouted WebSocket endpoint or a
+// hostile proxy would send. Also in place of images.
+constexpr std::string_view kSwitchingProtocols =
+    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    "\x81\x05hello";
+
 struct ServerSettings {
   double slow_ms = 2000;  // how long a "slow" image body takes in all
   // How an image body is delimited: "length" (Content-Length, as file hosts do), "chunked"
@@ -221,11 +228,7 @@ net::awaitable<void> SendBroken(Stream& stream, const Reply& reply, const std::s
     co_await write("HTTP/1.1 " + std::to_string(reply.status) + "\r\n" + json + "Content-Length: " +
                    std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
   } else if (kind == "switching-protocols") {
-    // A switch to another protocol that the request never asked for (it has no Upgrade), then
-    // a frame of it: what a misrouted WebSocket endpoint or a hostile proxy would send.
-    co_await write(
-        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-        "\x81\x05hello");
+    co_await write(kSwitchingProtocols);
   } else if (kind == "no-keepalive") {
     co_await write(status_line + json + "Connection: close\r\nContent-Length: " +
                    std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
@@ -278,6 +281,10 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
       if (simulator.options().wire_fault == "interim" && simulator.DrawWireFault()) {
         const bool sent = co_await SendRaw(stream, kInterimAnswers);
         if (!sent) co_return;
+      }
+      if (simulator.options().wire_fault == "switching-protocols" && simulator.DrawWireFault()) {
+        co_await SendRaw(stream, kSwitchingProtocols);
+        co_return;  // the connection is another protocol's now: dropped
       }
       if (!co_await SendImage(stream, image, request.version(), keep_alive, settings)) co_return;
       if (simulator.options().wire_fault == "stray-answer" && simulator.DrawWireFault()) {
