@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -58,27 +59,29 @@ def build():
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def proc_cpu(pid):
-    """user, sys CPU seconds of a live process."""
-    with open(f"/proc/{pid}/stat") as stat:
+def stat_cpu(path):
+    """user, sys CPU seconds from a /proc stat file (a process's or one thread's)."""
+    with open(path) as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def proc_cpu(pid):
+    """user, sys CPU seconds of a live process."""
+    return stat_cpu(f"/proc/{pid}/stat")
 
 
 def thread_cpu(pid, tid):
     """user + sys CPU seconds of one live thread, or None once it is gone."""
     try:
-        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        return sum(stat_cpu(f"/proc/{pid}/task/{tid}/stat"))
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def watch_main_thread(process):
     """Samples the main thread's CPU of a running process every 20 ms, from another thread, until
     it exits: returns a dict whose "cpu" holds the last sample (within 20 ms of the end)."""
-    import threading
     seen = {"cpu": 0.0}
 
     def sample():
