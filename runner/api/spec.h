@@ -62,7 +62,8 @@ constexpr std::uint64_t ShortWord(std::string_view text) {
 
 // A fixed list of short texts as a perfect hash table of their words: whether a value is one of
 // them is a multiply, a shift and one compare. (A million manifest lines check three fields each
-// against these lists: 130 instructions a line for the aspect ratio alone by IsOneOf.)
+// against these lists: callgrind counted 189 instructions a line for the aspect ratio alone by
+// IsOneOf, 70 by this.)
 struct ShortSet {
   static constexpr int kBits = 6;
   std::array<std::uint64_t, std::size_t{1} << kBits> slots{};  // 0: empty

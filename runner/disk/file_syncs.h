@@ -19,8 +19,9 @@
 // (kFilesystemWhenQuiet, output.image_sync: auto) a group written while much more data than its
 // own waits to be written back, system-wide (/proc/meminfo), takes an fsync each: its syncfs
 // would wait for that data and write it back on this process's account (with dd rewriting a
-// file on the same disk, 2,000 small images took 2.3-4.1 s with a syncfs per group, 1.4-1.8 s
-// so, 1.0-1.2 s with an fsync each).
+// file on the same disk, 2,000 small images took 2.3-4.1 s with a syncfs per group, 1.0-1.2 s
+// with an fsync each, and 1.4-1.8 s so while such a group still fsynced its files in one call;
+// see below).
 //
 // A group is one blocking call on the disk worker: syncfs, and only if that fails (it reports
 // any writeback error on the filesystem since the previous syncfs through the same descriptor,
@@ -37,7 +38,7 @@
 // Example:
 //   FileSyncs syncs(executor, worker, dir_fd, FileSyncs::MethodFor(dir_fd));
 //   write(fd, ...);
-//   if (const int error = co_await syncs.Sync(fd); error != 0) { halt: strerror(error) }
+//   if (const int error = co_await syncs.Sync(fd, bytes_written); error != 0) { halt: ... }
 //   renameat(...);   // then sync the directory
 
 #include <boost/asio/any_io_executor.hpp>
