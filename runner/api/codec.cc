@@ -121,7 +121,14 @@ std::optional<std::int64_t> UnixSeconds(const json::object& object, std::string_
   return seconds;
 }
 
-bool IsGatewayStatus(int status) { return status == 502 || status == 504; }
+// A 5xx that the API does not document (500 internal_error and 503 upstream_error are its own)
+// comes from something in front of it. 502 and 504 (nginx, load balancers) and Cloudflare's 520
+// and 524 are sent after the request was passed on; of the others, some are sent before (521-523,
+// 525, 526, 530) but a client cannot tell them apart reliably, so every such status is taken to
+// mean a task may exist: counting credits that were never spent costs budget, paying twice
+// costs money. 500 and 503 without the API's body are what a proxy answers when it cannot reach
+// the API at all, and the API's own answers with those statuses say the task failed.
+bool MayHaveBeenPassedOn(int status) { return status >= 500 && status != 500 && status != 503; }
 
 // 1xx statuses the HTTP client returns as final (it reads past the others): 101.
 bool IsFinalInformational(int status) { return status >= 100 && status < 200; }
@@ -284,8 +291,9 @@ SubmitResult DecodeSubmitResponse(int http_status, std::string_view body,
   const bool accepted = http_status >= 200 && http_status < 300;
   if (!accepted) {
     ApiError error = DecodeError(http_status, body, retry_after);
-    // A gateway's own 502/504 may come after it passed the POST on: a task may exist.
-    if (IsGatewayStatus(http_status) && error.kind == ErrorKind::kUnexpected) {
+    // A gateway's own 502/504 (or 520, 524, ...) may come after it passed the POST on: a task
+    // may exist.
+    if (MayHaveBeenPassedOn(http_status) && error.kind == ErrorKind::kUnexpected) {
       return PossiblyCharged{http_status, "the gateway answered HTTP " +
                                               std::to_string(http_status) +
                                               " (the request may have reached the API)"};

@@ -89,8 +89,9 @@ std::string EncodeSubmit(const manifest::Item& item, std::string_view model,
                          std::string_view callback_url = {});
 
 // A submit answer that may have created, and charged, a task whose id cannot be known: a 2xx
-// without a usable data.taskId (HTML, invalid JSON, no id, an invalid id), or a gateway's 502/504
-// that is no API error (the gateway may have passed the POST on). Its credits stay counted as
+// without a usable data.taskId (HTML, invalid JSON, no id, an invalid id), or a gateway's 5xx
+// that is no API error (502, 504, Cloudflare's 524, any status but 500 and 503, which the API
+// documents: the gateway may have passed the POST on). Its credits stay counted as
 // spent and a resubmission is a possible duplicate.
 struct PossiblyCharged {
   int http_status = 0;

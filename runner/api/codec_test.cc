@@ -139,6 +139,16 @@ TEST_CASE("codec: a 2xx submit answer without a usable task id is 'possibly char
   // API's word and is taken as such.
   CHECK(Charged(502, "<html>Bad Gateway</html>").http_status == 502);
   CHECK(Charged(504, "").http_status == 504);
+  // So may any other 5xx the API does not document: Cloudflare's 520 and 524 come after the
+  // origin had the request; a status nobody documents is taken the same way.
+  for (const int status : {501, 520, 521, 524, 530, 599, 999}) {
+    INFO(status);
+    CHECK(Charged(status, "<html>A timeout occurred</html>").http_status == status);
+  }
+  // 500 and 503 are the API's own statuses (and what a proxy sends when it cannot reach it):
+  // without its body they are still "not charged, try again".
+  CHECK(SubmitError(500, "<html>Internal Server Error</html>").kind == ErrorKind::kInternal);
+  CHECK(SubmitError(503, "<html>no healthy upstream</html>").kind == ErrorKind::kUpstream);
   // A 101 (Switching Protocols, never asked for) is no answer to the submit, which may have
   // reached the API.
   CHECK(Charged(101, "").http_status == 101);

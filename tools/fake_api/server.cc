@@ -229,6 +229,14 @@ net::awaitable<void> SendBroken(Stream& stream, const Reply& reply, const std::s
                    std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
   } else if (kind == "switching-protocols") {
     co_await write(kSwitchingProtocols);
+  } else if (kind == "gateway-timeout") {
+    // What a CDN in front of the API answers when the API took the request and did not answer
+    // in time (Cloudflare's 524): HTML, no API error body.
+    const std::string page = "<html><body><h1>524: A timeout occurred</h1></body></html>";
+    co_await write(
+        "HTTP/1.1 524 A Timeout Occurred\r\nContent-Type: text/html\r\n"
+        "Content-Length: " +
+        std::to_string(page.size()) + "\r\n\r\n" + page);
   } else if (kind == "no-keepalive") {
     co_await write(status_line + json + "Connection: close\r\nContent-Length: " +
                    std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body);
@@ -511,7 +519,7 @@ int Main(int argc, char** argv) {
   app.add_option("--wire-fault", options.wire_fault,
                  "its kind: hang trickle huge-headers huge-body length-long length-short "
                  "bad-chunked redirect no-keepalive reset stray-answer interim bare-status "
-                 "switching-protocols");
+                 "switching-protocols gateway-timeout");
   app.add_option("--drop-image-tail", options.drop_image_tail,
                  "serve image bodies this many bytes short of their end (a PNG without IEND)");
   app.add_option("--callback-delay-ms", options.callback_delay_ms,

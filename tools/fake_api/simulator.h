@@ -72,8 +72,9 @@ struct Options {
   // probability, of this kind: hang trickle huge-headers huge-body length-long length-short
   // bad-chunked redirect no-keepalive reset stray-answer bare-status (a status line with no
   // reason phrase, nor the space before it), switching-protocols (a 101 nobody asked for, then
-  // another protocol's bytes; also in place of images), or interim (1xx answers first, which is allowed HTTP; also
-  // before images) (the server shell sends them; see server.cc).
+  // another protocol's bytes; also in place of images), gateway-timeout (a CDN's HTML 524 in
+  // place of the answer), or interim (1xx answers first, which is allowed HTTP; also before
+  // images) (the server shell sends them; see server.cc).
   double p_wire_fault = 0;
   std::size_t wire_fault_every = 0;  // or every Nth /v1 answer exactly (0: by probability)
   std::string wire_fault;
