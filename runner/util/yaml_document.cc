@@ -1,5 +1,7 @@
 #include "runner/util/yaml_document.h"
 
+#include <yaml-cpp/depthguard.h>
+
 #include <algorithm>
 #include <string_view>
 #include <unordered_map>
@@ -132,6 +134,12 @@ std::optional<YAML::Node> LoadYamlDocument(const std::string& path, const std::s
   YAML::Node root;
   try {
     root = YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's message for this is "bad file", which says nothing of what to change.
+    errors.Add({path, e.mark.line + 1, "-",
+                "invalid YAML: lists and mappings nested more than " +
+                    std::to_string(e.depth() - 1) + " levels deep"});
+    return std::nullopt;
   } catch (const YAML::Exception& e) {
     errors.Add({path, e.mark.line + 1, "-", "invalid YAML: " + e.msg});
     return std::nullopt;

@@ -79,6 +79,10 @@ TEST_CASE("yaml document: a second document is an error, not dropped") {
 TEST_CASE("yaml document: invalid YAML is named with its line") {
   CHECK(Errors("a: [1, 2\nb: 3\n").find("f.yaml:") == 0);
   CHECK(Errors("a: [1, 2\nb: 3\n").find("invalid YAML") != std::string::npos);
+  // Nesting past yaml-cpp's depth guard says so (yaml-cpp's own message is "bad file").
+  const std::string deep = "a:\n  b: " + std::string(100000, '[') + std::string(100000, ']');
+  CHECK(Errors(deep).find("f.yaml:2: -: invalid YAML: lists and mappings nested more than") == 0);
+  CHECK(Errors(deep).find("bad file") == std::string::npos);
   // Aliases are events, not copies: a billion-laughs file costs what its text costs.
   std::string laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
   for (int i = 1; i < 10; ++i) {
