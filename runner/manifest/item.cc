@@ -124,6 +124,11 @@ std::optional<std::string> CheckId(std::string_view value) {
 
 std::optional<std::string> CheckPrompt(std::string_view value, bool utf8_checked) {
   if (value.empty()) return std::string("is empty");
+  // Nothing but blanks is a gap in the data (an empty cell, a template's empty axis value), not
+  // a picture to pay for.
+  if (value.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos) {
+    return std::string("is only whitespace");
+  }
   // Code points never outnumber bytes: well-formed text of up to 20,000 bytes needs no count.
   if (utf8_checked && value.size() <= api::kMaxPromptCodePoints) return std::nullopt;
   const std::optional<std::size_t> length =

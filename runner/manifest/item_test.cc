@@ -60,10 +60,17 @@ TEST_CASE("item: empty, missing and non-UTF-8 prompts are errors") {
   RawItem bad_utf8;
   bad_utf8.prompt = "cat \xff";
   CHECK_FALSE(Validate(bad_utf8, errors));
-  REQUIRE(errors.total() == 3);
+  RawItem blank;
+  blank.prompt = " \t\r\n ";
+  CHECK_FALSE(Validate(blank, errors));
+  REQUIRE(errors.total() == 4);
   CHECK(errors.stored()[0].Format() == "m.jsonl:7: prompt: is required");
   CHECK(errors.stored()[1].message == "is empty");
   CHECK(errors.stored()[2].message == "is not valid UTF-8");
+  CHECK(errors.stored()[3].message == "is only whitespace");
+  // Blanks around words are the prompt's own business.
+  CHECK_FALSE(CheckPrompt(" a cat "));
+  CHECK_FALSE(CheckPrompt("\u3000"));  // an ideographic space is a character the API may read
 }
 
 TEST_CASE("item: every allowed resolution, aspect ratio and format passes; others fail") {
