@@ -1,6 +1,7 @@
 // The nanobatch binary as users and scripts see it: exit codes, messages, flags.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <string>
 
 #include "runner/testing/subprocess.h"
@@ -115,6 +116,15 @@ TEST_CASE("cli: run without an API key anywhere is a clear error") {
                           {{"AIVIDEOAPI_API_KEY", ""}, {"CREDENTIALS_DIRECTORY", ""}});
   CHECK(result.exit_code == 2);
   CHECK(Contains(result.err, "no API key"));
+  CHECK_FALSE(Contains(result.err, manifest + ":"));  // the manifest is fine
+  // The manifest's errors come in the same answer, and the output directory is not made.
+  const std::string bad = dir.Write("bad.jsonl", "{\"prompt\":\"a\"}\n{\"prompt\":\"\"}\n");
+  auto both = testing::RunProcess({kBinary, "run", "--manifest", bad, "--out", dir.File("out")},
+                                  {{"AIVIDEOAPI_API_KEY", ""}, {"CREDENTIALS_DIRECTORY", ""}});
+  CHECK(both.exit_code == 2);
+  CHECK(Contains(both.err, "no API key"));
+  CHECK(Contains(both.err, bad + ":2: prompt: is empty"));
+  CHECK_FALSE(std::filesystem::exists(dir.File("out")));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "runner/engine/engine.h"
 #include "runner/engine/job_inputs.h"
 #include "runner/http/client.h"
+#include "runner/manifest/manifest.h"
 #include "runner/util/log.h"
 #include "runner/util/server_text.h"
 #include "runner/version.h"
@@ -29,6 +30,12 @@ int RunCommand(const config::Config& config, const RunOptions& options) {
   // the journal of the output directory (whose lock this run holds from here on).
   std::optional<config::ApiKey> key = ResolveKeyAndTrust(config, errors);
   if (!errors.empty()) {
+    // The manifest's own errors too, as `validate` finds them: whoever sets the key next should
+    // not learn of them only then. The output directory is left alone.
+    if (!config.manifest.empty()) {
+      manifest::ReadManifest(
+          config.manifest, config.defaults, [](manifest::Item&&) {}, errors);
+    }
     errors.Print(std::cerr);
     std::cerr << "nanobatch: nothing was submitted\n";
     return kExitBadInput;
