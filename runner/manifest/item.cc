@@ -157,18 +157,22 @@ std::optional<std::string> CheckImageUrl(std::string_view value) {
   return std::nullopt;
 }
 
-std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Place place,
+std::optional<Item> ValidateItem(RawItem&& raw, const ItemDefaults& defaults, Place place,
                                  util::InputErrors& errors) {
+  std::optional<Item> result;
+  ValidateItemInto(std::move(raw), defaults, place, errors, result);
+  return result;
+}
+
+bool ValidateItemInto(RawItem&& raw, const ItemDefaults& defaults, Place place,
+                      util::InputErrors& errors, std::optional<Item>& out) {
   bool ok = true;
   auto fail = [&](std::string_view field, std::string message) {
     errors.Add({std::string(place.path), place.line, std::string(field), std::move(message)});
     ok = false;
   };
 
-  // Built inside the optional that is returned (every path returns `result`, so it is never
-  // moved): moving an Item copies each of its short strings' inline buffers.
-  std::optional<Item> result(std::in_place);
-  Item& item = *result;
+  Item& item = out.emplace();
   item.line = place.line;
 
   if (!raw.prompt) {
@@ -221,14 +225,14 @@ std::optional<Item> ValidateItem(RawItem raw, const ItemDefaults& defaults, Plac
   }
 
   if (!ok) {
-    result.reset();
-    return result;
+    out.reset();
+    return false;
   }
   if (item.id.empty()) {
     item.id = DeriveId(item);
     item.id_derived = true;
   }
-  return result;
+  return true;
 }
 
 std::string ContentHash(const Item& item) {

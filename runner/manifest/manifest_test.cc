@@ -147,6 +147,30 @@ TEST_CASE("manifest: duplicate explicit ids and identical anonymous items are er
   CHECK(outcome.errors.total() == 2);
 }
 
+TEST_CASE("jsonl: errors come in line order though items reach the id check a line late") {
+  // The reader hands an item on after it has parsed the next line; a taken id found then is
+  // still listed before the next line's own errors, and the last line's item is not forgotten.
+  testing::TempDir dir;
+  const std::string path = dir.Write("m.jsonl",
+                                     "{\"id\":\"a\",\"prompt\":\"one\"}\n"
+                                     "{\"id\":\"a\",\"prompt\":\"two\"}\n"
+                                     "{\"id\":\"b\",\"prompt\":\"\"}\n"
+                                     "\n"
+                                     "{\"id\":\"A\",\"prompt\":\"three\"}\n"
+                                     "not json\n"
+                                     "{\"id\":\"c\",\"prompt\":\"four\"}\n"
+                                     "{\"id\":\"c\",\"prompt\":\"five\"}");
+  Outcome outcome = Read(path);
+  std::vector<int> lines;
+  for (const auto& error : outcome.errors.stored()) lines.push_back(error.line);
+  CHECK(lines == std::vector<int>{2, 3, 5, 6, 8});
+  REQUIRE(outcome.items.size() == 2);
+  CHECK(outcome.items[0].id == "a");
+  CHECK(outcome.items[1].id == "c");
+  CHECK(outcome.ErrorText().find(":8: id: \"c\" is already used at line 7") != std::string::npos);
+  CHECK(outcome.stats.items == 2);
+}
+
 TEST_CASE("manifest: derived ids are the same from JSONL and YAML, whatever the key order") {
   testing::TempDir dir;
   Outcome jsonl = Read(dir.Write("m.jsonl", "{\"resolution\":\"2K\",\"prompt\":\"a dog\"}\n"));

@@ -28,6 +28,18 @@ void InputErrors::Add(InputError error) {
   stored_.push_back(std::move(error));
 }
 
+void InputErrors::Take(InputErrors& other) {
+  if (other.total_ == 0) return;
+  const std::size_t dropped = other.total_ - other.stored_.size();
+  for (InputError& error : other.stored_) {
+    ++total_;
+    if (stored_.size() < cap_) stored_.push_back(std::move(error));  // scrubbed by other.Add
+  }
+  total_ += dropped;
+  other.stored_.clear();
+  other.total_ = 0;
+}
+
 void InputErrors::Print(std::ostream& out) const {
   for (const InputError& error : stored_) out << error.Format() << "\n";
   if (total_ > stored_.size()) {

@@ -33,6 +33,9 @@ class InputErrors {
   explicit InputErrors(std::size_t cap = 1000) : cap_(cap) {}
 
   void Add(InputError error);
+  // Adds everything `other` holds (its stored errors in order, and its count of dropped ones)
+  // and empties it.
+  void Take(InputErrors& other);
   bool empty() const { return total_ == 0; }
   std::size_t total() const { return total_; }
   const std::vector<InputError>& stored() const { return stored_; }

@@ -28,5 +28,21 @@ TEST_CASE("input errors: past the cap they are counted, not stored") {
   CHECK(printed.str().find("... and 3 more errors") != std::string::npos);
 }
 
+TEST_CASE("input errors: taking another's errors keeps their order, the cap and the count") {
+  InputErrors errors(3);
+  errors.Add({"m.jsonl", 1, "-", "first"});
+  InputErrors line(2);
+  for (int i = 0; i < 4; ++i) line.Add({"m.jsonl", 2, "f" + std::to_string(i), "bad"});
+  errors.Take(line);
+  CHECK(line.empty());
+  CHECK(line.stored().empty());
+  CHECK(errors.total() == 5);  // 1 + the 2 stored + the 2 dropped of `line`
+  REQUIRE(errors.stored().size() == 3);
+  CHECK(errors.stored()[1].field == "f0");
+  CHECK(errors.stored()[2].field == "f1");
+  errors.Take(line);  // empty: nothing changes
+  CHECK(errors.total() == 5);
+}
+
 }  // namespace
 }  // namespace nanobatch::util
