@@ -50,14 +50,16 @@ struct JobPlan {
   std::vector<std::string> redo;
 };
 
+// Every member has an initializer, so designated initializers may name only what they set
+// (GCC's -Wmissing-field-initializers counts the others otherwise).
 struct PlanOptions {
-  std::string manifest;        // for error messages
-  std::string out;             // for error messages
-  bool callbacks = false;      // open intents wait for their callbacks (JobPlan::recover)
-  bool retry_failed = false;   // items given up on are submitted again
-  bool verify_images = false;  // hash finished images, not only their sizes
-  manifest::Shard shard;       // only the items of this shard are planned
-  std::set<std::string> redo;  // ids to generate again, paying again (`run --redo`)
+  std::string manifest{};        // for error messages
+  std::string out{};             // for error messages
+  bool callbacks = false;        // open intents wait for their callbacks (JobPlan::recover)
+  bool retry_failed = false;     // items given up on are submitted again
+  bool verify_images = false;    // hash finished images, not only their sizes
+  manifest::Shard shard{};       // only the items of this shard are planned
+  std::set<std::string> redo{};  // ids to generate again, paying again (`run --redo`)
 };
 
 class JobPlanner {

@@ -573,7 +573,7 @@ TEST_CASE("name claims: which ids are extra names of another, against the plain 
       candidates.push_back(std::string(prefix) + tail);
     }
   }
-  for (const std::string& id : {"-1", "--1", "1", "a1", "-15", "a", ""}) candidates.push_back(id);
+  for (const char* id : {"-1", "--1", "1", "a1", "-15", "a", ""}) candidates.emplace_back(id);
   std::size_t extra = 0;
   for (const std::string& id : candidates) {
     const std::string owner = ReferenceExtraImageOwner(id);
