@@ -94,7 +94,7 @@ struct TaskWatcherOptions {
   // With callbacks on, polls are a safety net: the first goes out this long after the
   // submit's answer at the earliest (and no sooner than twice the learned 99th percentile),
   // later ones at least this far apart.
-  std::optional<Seconds> callback_safety_poll;
+  std::optional<Seconds> callback_safety_poll{};
   // Polls out at once (pollers): more would only queue for the API host's connections.
   std::size_t max_concurrent_polls = 32;
 };

@@ -48,10 +48,10 @@ struct ClientOptions {
   std::uint64_t download_min_bytes_per_s = 1024;
   // Called after every Send (not downloads) with the request's method, its target and the
   // response's status, 0 when no response came: the service counts API requests with it.
-  std::function<void(bool is_post, const std::string& target, int status)> on_response;
+  std::function<void(bool is_post, const std::string& target, int status)> on_response{};
   // Host names to addresses, a blocking call run on a thread of its own (HostResolver): empty
   // for getaddrinfo; tests stand in a lookup that hangs.
-  HostResolver::Lookup lookup;
+  HostResolver::Lookup lookup{};
 };
 
 struct Request {

@@ -40,7 +40,7 @@ struct ServerOptions {
   std::size_t max_body = std::size_t{64} << 10;
   // When set, the body cap of each request by its method and target (read from its header
   // first): serve takes manifests on POST /jobs and small callbacks everywhere else.
-  std::function<std::size_t(std::string_view method, std::string_view target)> body_limit;
+  std::function<std::size_t(std::string_view method, std::string_view target)> body_limit{};
   // A request's header must arrive within `read_timeout`; its body may take longer as long as
   // no read waits longer than that and, past its first `read_timeout`, it averages at least
   // `min_body_bytes_per_s`.

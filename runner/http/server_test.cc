@@ -108,6 +108,7 @@ TEST_CASE("server: a request that expects 100-continue is told to send its body"
   StartServing(io, server, stop, ran_out);
   std::string interim;
   std::optional<std::pair<int, std::string>> answer;
+  std::string failed;  // the client's first step that failed, if any
   net::co_spawn(
       io,
       [&]() -> net::awaitable<void> {
@@ -117,10 +118,12 @@ TEST_CASE("server: a request that expects 100-continue is told to send its body"
         stream.expires_after(5s);
         auto [connect_error] = co_await stream.async_connect(
             net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()), kAsTuple);
+        if (connect_error) failed = "connect: " + connect_error.message();
         const std::string head =
             "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-Continue\r\n\r\n";
         auto [head_error, head_written] =
             co_await net::async_write(stream, net::buffer(head), kAsTuple);
+        if (head_error && failed.empty()) failed = "headers: " + head_error.message();
         std::string received;
         auto [interim_error, interim_bytes] = co_await net::async_read_until(
             stream, net::dynamic_buffer(received), "\r\n\r\n", kAsTuple);
@@ -128,6 +131,7 @@ TEST_CASE("server: a request that expects 100-continue is told to send its body"
           interim = received.substr(0, interim_bytes);
           auto [body_error, body_written] =
               co_await net::async_write(stream, net::buffer(std::string_view("body")), kAsTuple);
+          if (body_error && failed.empty()) failed = "body: " + body_error.message();
           beast::flat_buffer buffer;
           const std::string rest = received.substr(interim_bytes);  // read with the 100, if any
           buffer.commit(net::buffer_copy(buffer.prepare(rest.size()), net::buffer(rest)));
@@ -140,6 +144,7 @@ TEST_CASE("server: a request that expects 100-continue is told to send its body"
       net::detached);
   for (int i = 0; i < 1000 && !ran_out; ++i) io.run_for(10ms);
   CHECK(ran_out);
+  CHECK(failed == "");
   CHECK(interim == "HTTP/1.1 100 Continue\r\n\r\n");
   REQUIRE(answer.has_value());
   CHECK(*answer == std::pair{202, std::string("took body")});
