@@ -200,6 +200,11 @@ std::optional<double> ParseRetryAfter(std::string_view header) {
   while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
   while (!header.empty() && header.back() == ' ') header.remove_suffix(1);
   if (header.empty()) return std::nullopt;
+  // Digits and a decimal point only: from_chars also reads "nan", "inf" and exponents, and a
+  // NaN passes every range check below (it compares false) and became a wait of any length.
+  for (const char c : header) {
+    if ((c < '0' || c > '9') && c != '.') return std::nullopt;
+  }
   double seconds = 0;
   auto [end, error] = std::from_chars(header.data(), header.data() + header.size(), seconds);
   if (error != std::errc() || end != header.data() + header.size() || seconds < 0 ||

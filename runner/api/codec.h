@@ -64,7 +64,8 @@ struct ApiError {
 Reaction ReactionTo(const ApiError& error);
 std::string_view KindName(ErrorKind kind);
 
-// "Retry-After: 3" -> 3 seconds. HTTP-date forms and garbage give nullopt (treated as absent).
+// "Retry-After: 3" -> 3 seconds (a fraction is accepted, at most a day). HTTP-date forms and
+// anything else ("nan", "inf", "1e3", "-1") give nullopt (treated as absent).
 std::optional<double> ParseRetryAfter(std::string_view header);
 
 // API responses are small JSON: a body above this is no answer (the client stops reading).

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
+#include <cmath>
 
 #include "runner/util/server_text.h"
 
@@ -195,6 +196,19 @@ TEST_CASE("codec: Retry-After in seconds is honoured, other forms ignored") {
   CHECK_FALSE(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT").has_value());
   CHECK_FALSE(ParseRetryAfter("-1").has_value());
   CHECK_FALSE(ParseRetryAfter("").has_value());
+  CHECK(ParseRetryAfter("1.5") == 1.5);
+  CHECK(ParseRetryAfter("86400") == 86400.0);
+  CHECK_FALSE(ParseRetryAfter("86401").has_value());
+  // What std::from_chars would read as a double, none of it a number of seconds: a NaN passed
+  // every range check (it compares false with everything).
+  for (const char* hostile : {"nan", "NaN", "-nan", "inf", "infinity", "1e3", "0x10", "1.", "."}) {
+    INFO(hostile);
+    const auto parsed = ParseRetryAfter(hostile);
+    CHECK((!parsed.has_value() || (std::isfinite(*parsed) && *parsed >= 0)));
+  }
+  CHECK_FALSE(ParseRetryAfter("nan").has_value());
+  CHECK_FALSE(ParseRetryAfter("inf").has_value());
+  CHECK_FALSE(ParseRetryAfter("1e3").has_value());
 }
 
 TEST_CASE("codec: task states, urls and failures decode") {
