@@ -225,6 +225,55 @@ TEST_CASE("yaml: a plain list of items") {
   CHECK(outcome.items[1].image_urls[0] == "https://example.com/ref.png");
 }
 
+TEST_CASE("yaml: merge keys give an item the keys it does not set, first merged mapping first") {
+  testing::TempDir dir;
+  Outcome outcome = Read(dir.Write("m.yaml",
+                                   "items:\n"
+                                   "  - &base\n"
+                                   "    id: a\n"
+                                   "    prompt: a cat\n"
+                                   "    aspect_ratio: \"1:1\"\n"
+                                   "  - <<: *base\n"
+                                   "    id: b\n"
+                                   "  - <<: [{prompt: first wins, output_format: png}, *base]\n"
+                                   "    id: c\n"
+                                   "  - <<: {<<: *base, prompt: nested}\n"
+                                   "    id: d\n"));
+  INFO(outcome.ErrorText());
+  REQUIRE(outcome.errors.empty());
+  REQUIRE(outcome.items.size() == 4);
+  CHECK(outcome.items[1].id == "b");
+  CHECK(outcome.items[1].prompt == "a cat");
+  CHECK(outcome.items[1].aspect_ratio == "1:1");
+  CHECK(outcome.items[2].prompt == "first wins");
+  CHECK(outcome.items[2].output_format == "png");
+  CHECK(outcome.items[2].aspect_ratio == "1:1");
+  CHECK(outcome.items[3].id == "d");
+  CHECK(outcome.items[3].prompt == "nested");
+  CHECK(outcome.items[3].aspect_ratio == "1:1");
+  // A merged value that is not valid fails the item that merged it too, named by its own line;
+  // a merge of a scalar is an error; a quoted '<<' is an ordinary (unknown) key.
+  Outcome bad = Read(dir.Write("bad.yaml",
+                               "items:\n"
+                               "  - &base\n"
+                               "    id: a\n"
+                               "    prompt: a cat\n"
+                               "    resolution: 8K\n"
+                               "  - <<: *base\n"
+                               "    id: b\n"
+                               "  - <<: 3\n"
+                               "    id: c\n"
+                               "  - '<<': {prompt: x}\n"
+                               "    id: d\n"));
+  const std::string text = bad.ErrorText();
+  CHECK(text.find("bad.yaml:2: resolution: \"8K\" is not one of") != std::string::npos);
+  CHECK(text.find("bad.yaml:6: resolution: \"8K\" is not one of") != std::string::npos);
+  CHECK(text.find("bad.yaml:8: <<: a merge key takes a mapping or a list of mappings") !=
+        std::string::npos);
+  CHECK(text.find("bad.yaml:10: <<: unknown key") != std::string::npos);
+  CHECK(bad.items.empty());
+}
+
 TEST_CASE("yaml: defaults apply under item values, over the config's") {
   testing::TempDir dir;
   ItemDefaults config_defaults;

@@ -4,6 +4,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -19,6 +22,54 @@ namespace nanobatch::manifest {
 namespace {
 
 int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
+
+// YAML's merge key: `<<: *base` (or a list of such mappings) gives a mapping the keys it does
+// not set itself; of several merged mappings the first to set a key wins (YAML 1.1's rule).
+// yaml-cpp 0.7 reads `<<` as a plain key, so items written with it are expanded here (a quoted
+// '<<' stays a plain key). Keys and values keep their own nodes, so an error about a value's
+// form names the line it is written on. On a merge value that is no mapping, returns the node
+// to blame.
+constexpr int kMaxMergeDepth = 16;  // merged mappings that merge others, and so on
+
+std::optional<YAML::Node> ExpandMergeKeys(const YAML::Node& mapping, YAML::Node& out,
+                                          int depth = 0) {
+  std::vector<std::string> taken;
+  auto is_taken = [&](const std::string& key) {
+    return std::find(taken.begin(), taken.end(), key) != taken.end();
+  };
+  std::vector<YAML::Node> merged;
+  for (const auto& entry : mapping) {
+    if (entry.first.IsScalar() && entry.first.Scalar() == "<<" && entry.first.Tag() != "!") {
+      const YAML::Node& value = entry.second;
+      if (value.IsMap()) {
+        merged.push_back(value);
+      } else if (value.IsSequence()) {
+        for (const YAML::Node& element : value) {
+          if (!element.IsMap()) return element;
+          merged.push_back(element);
+        }
+      } else {
+        return value;
+      }
+      continue;
+    }
+    if (entry.first.IsScalar()) taken.push_back(entry.first.Scalar());
+    out.force_insert(entry.first, entry.second);
+  }
+  for (const YAML::Node& source : merged) {
+    if (depth >= kMaxMergeDepth) return source;
+    YAML::Node expanded(YAML::NodeType::Map);
+    if (auto bad = ExpandMergeKeys(source, expanded, depth + 1)) return bad;
+    for (const auto& entry : expanded) {
+      if (entry.first.IsScalar()) {
+        if (is_taken(entry.first.Scalar())) continue;
+        taken.push_back(entry.first.Scalar());
+      }
+      out.force_insert(entry.first, entry.second);
+    }
+  }
+  return std::nullopt;
+}
 
 // Bounds of one entry's expansion: a hand-written YAML file should not turn into millions of
 // paid items by a slip of the keyboard (large batches belong in JSONL).
@@ -131,11 +182,19 @@ class YamlItemReader {
     return count;
   }
 
-  void ReadItem(const YAML::Node& node, const ItemDefaults& defaults, const ItemSink& sink,
+  void ReadItem(const YAML::Node& written, const ItemDefaults& defaults, const ItemSink& sink,
                 std::size_t& items) {
-    const int line = LineOf(node);
-    if (!node.IsMap()) {
-      Fail(line, "-", "an item must be a mapping, not " + std::string(util::YamlKindName(node)));
+    const int line = LineOf(written);
+    if (!written.IsMap()) {
+      Fail(line, "-", "an item must be a mapping, not " + std::string(util::YamlKindName(written)));
+      return;
+    }
+    YAML::Node node(YAML::NodeType::Map);
+    if (auto bad = ExpandMergeKeys(written, node)) {
+      Fail(LineOf(*bad), "<<",
+           "a merge key takes a mapping or a list of mappings (at most " +
+               std::to_string(kMaxMergeDepth) + " merges deep), not " +
+               std::string(util::YamlKindName(*bad)));
       return;
     }
     RawItem raw;
