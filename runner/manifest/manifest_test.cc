@@ -272,6 +272,30 @@ TEST_CASE("yaml: merge keys give an item the keys it does not set, first merged 
         std::string::npos);
   CHECK(text.find("bad.yaml:10: <<: unknown key") != std::string::npos);
   CHECK(bad.items.empty());
+  // A billion laughs through merge keys: ten mappings each merging the one before ten times
+  // over would copy 10^9 keys; the item stops at the budget.
+  std::string laughs = "defs:\n  - &m0 {prompt: a}\n";
+  for (int i = 1; i < 10; ++i) {
+    laughs += "  - &m" + std::to_string(i) + " {<<: [";
+    for (int k = 0; k < 10; ++k) laughs += (k ? ", *m" : "*m") + std::to_string(i - 1);
+    laughs += "], k" + std::to_string(i) + ": x}\n";
+  }
+  laughs += "items:\n  - {<<: *m9, id: z}\n";
+  Outcome bomb = Read(dir.Write("bomb.yaml", laughs));
+  CHECK(bomb.ErrorText().find("merges nested more than 16 deep or copying more than 1024 keys") !=
+        std::string::npos);
+  // Within each item's budget, but not the file's: short lines that each merge a mapping that
+  // merges another 300 times (900 keys copied, all but three of them then shadowed).
+  std::string wide = "items:\n  - &b {prompt: a, resolution: 1K, id: b}\n  - &m {<<: [*b";
+  for (int k = 1; k < 300; ++k) wide += ", *b";
+  wide += "], id: m}\n";
+  for (int i = 0; i < 300; ++i) wide += "  - {<<: *m, id: i" + std::to_string(i) + "}\n";
+  Outcome spread = Read(dir.Write("wide.yaml", wide));
+  INFO(spread.ErrorText().substr(0, 500));
+  CHECK(spread.items.size() > 10);  // the first ones fit the file's budget
+  CHECK(spread.items.size() < 100);
+  CHECK(spread.ErrorText().find("in the whole file, more than a few per byte of it") !=
+        std::string::npos);
 }
 
 TEST_CASE("yaml: defaults apply under item values, over the config's") {

@@ -26,16 +26,36 @@ int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
 // YAML's merge key: `<<: *base` (or a list of such mappings) gives a mapping the keys it does
 // not set itself; of several merged mappings the first to set a key wins (YAML 1.1's rule).
 // yaml-cpp 0.7 reads `<<` as a plain key, so items written with it are expanded here (a quoted
-// '<<' stays a plain key). Keys and values keep their own nodes, so an error about a value's
-// form names the line it is written on. On a merge value that is no mapping, returns the node
-// to blame.
+// '<<' stays a plain key), into a list of the document's own key and value nodes: an error about
+// a value's form names the line it is written on. (Not into a new YAML::Node: inserting the
+// document's nodes into one merges the whole document's node set into it, for every item.)
+using Entries = std::vector<std::pair<YAML::Node, YAML::Node>>;
 constexpr int kMaxMergeDepth = 16;  // merged mappings that merge others, and so on
+// Keys an item's merges may copy: aliases make a short text name a mapping many times over
+// (`<<: [*a, *a, ...]` where *a merges a list of *b, ...), a billion laughs through `<<`. The
+// reader also holds a budget for the whole document (YamlItemReader::merge_budget_).
+constexpr std::size_t kMaxMergedKeys = 1024;
 
-std::optional<YAML::Node> ExpandMergeKeys(const YAML::Node& mapping, YAML::Node& out,
-                                          int depth = 0) {
-  std::vector<std::string> taken;
-  auto is_taken = [&](const std::string& key) {
-    return std::find(taken.begin(), taken.end(), key) != taken.end();
+bool HasMergeKey(const YAML::Node& mapping) {
+  for (const auto& entry : mapping) {
+    if (entry.first.IsScalar() && entry.first.Scalar() == "<<" && entry.first.Tag() != "!") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Appends `mapping`'s entries, merges expanded, to `out`. On a merge value that is no mapping,
+// or past the depth or the budget, returns the node to blame.
+std::optional<YAML::Node> ExpandMergeKeys(const YAML::Node& mapping, Entries& out,
+                                          std::size_t& budget, int depth = 0) {
+  const std::size_t first = out.size();
+  auto taken = [&](const YAML::Node& key) {
+    if (!key.IsScalar()) return false;
+    for (std::size_t i = first; i < out.size(); ++i) {
+      if (out[i].first.IsScalar() && out[i].first.Scalar() == key.Scalar()) return true;
+    }
+    return false;
   };
   std::vector<YAML::Node> merged;
   for (const auto& entry : mapping) {
@@ -53,19 +73,15 @@ std::optional<YAML::Node> ExpandMergeKeys(const YAML::Node& mapping, YAML::Node&
       }
       continue;
     }
-    if (entry.first.IsScalar()) taken.push_back(entry.first.Scalar());
-    out.force_insert(entry.first, entry.second);
+    out.emplace_back(entry.first, entry.second);
   }
   for (const YAML::Node& source : merged) {
-    if (depth >= kMaxMergeDepth) return source;
-    YAML::Node expanded(YAML::NodeType::Map);
-    if (auto bad = ExpandMergeKeys(source, expanded, depth + 1)) return bad;
-    for (const auto& entry : expanded) {
-      if (entry.first.IsScalar()) {
-        if (is_taken(entry.first.Scalar())) continue;
-        taken.push_back(entry.first.Scalar());
-      }
-      out.force_insert(entry.first, entry.second);
+    if (depth >= kMaxMergeDepth || source.size() > budget) return source;
+    budget -= source.size();
+    Entries expanded;
+    if (auto bad = ExpandMergeKeys(source, expanded, budget, depth + 1)) return bad;
+    for (auto& entry : expanded) {
+      if (!taken(entry.first)) out.push_back(std::move(entry));
     }
   }
   return std::nullopt;
@@ -80,8 +96,9 @@ constexpr std::size_t kMaxExpansionErrors = 10;
 
 class YamlItemReader {
  public:
-  YamlItemReader(const std::string& path, util::InputErrors& errors)
-      : path_(path), errors_(errors) {}
+  // `text_bytes`: the document's size, which bounds what merge keys may copy in all.
+  YamlItemReader(const std::string& path, util::InputErrors& errors, std::size_t text_bytes)
+      : path_(path), errors_(errors), merge_budget_(4 * text_bytes + kMaxMergedKeys) {}
 
   void Fail(int line, std::string field, std::string message) {
     errors_.Add({path_, line, std::move(field), std::move(message)});
@@ -189,13 +206,24 @@ class YamlItemReader {
       Fail(line, "-", "an item must be a mapping, not " + std::string(util::YamlKindName(written)));
       return;
     }
-    YAML::Node node(YAML::NodeType::Map);
-    if (auto bad = ExpandMergeKeys(written, node)) {
-      Fail(LineOf(*bad), "<<",
-           "a merge key takes a mapping or a list of mappings (at most " +
-               std::to_string(kMaxMergeDepth) + " merges deep), not " +
-               std::string(util::YamlKindName(*bad)));
-      return;
+    // The item's keys and values: its own nodes, or those its merge keys bring in.
+    Entries entries;
+    if (HasMergeKey(written)) {
+      std::size_t budget = std::min(kMaxMergedKeys, merge_budget_);
+      const std::size_t before = budget;
+      auto bad = ExpandMergeKeys(written, entries, budget);
+      merge_budget_ -= before - budget;
+      if (bad) {
+        Fail(bad->IsMap() ? line : LineOf(*bad), "<<",
+             bad->IsMap() ? "merges nested more than " + std::to_string(kMaxMergeDepth) +
+                                " deep or copying more than " + std::to_string(kMaxMergedKeys) +
+                                " keys (or, in the whole file, more than a few per byte of it)"
+                          : "a merge key takes a mapping or a list of mappings, not " +
+                                std::string(util::YamlKindName(*bad)));
+        return;
+      }
+    } else {
+      for (const auto& entry : written) entries.emplace_back(entry.first, entry.second);
     }
     RawItem raw;
     MetaColumns meta;
@@ -203,7 +231,7 @@ class YamlItemReader {
     YAML::Node matrix;
     int prompt_line = line;
     bool ok = true;
-    for (const auto& entry : node) {
+    for (const auto& entry : entries) {
       const int key_line = LineOf(entry.first);
       if (!entry.first.IsScalar()) {
         Fail(key_line, "-", "a key must be a string");
@@ -502,6 +530,7 @@ class YamlItemReader {
 
   const std::string& path_;
   util::InputErrors& errors_;
+  std::size_t merge_budget_;
 };
 
 }  // namespace
@@ -530,7 +559,7 @@ ManifestStats ReadYamlManifestText(const std::string& path, const std::string& t
   if (!document) return stats;
   YAML::Node root = *document;  // not const: a missing key reads as an undefined node, not a throw
 
-  YamlItemReader reader(path, errors);
+  YamlItemReader reader(path, errors, text.size());
   ItemDefaults defaults = config_defaults;
   YAML::Node items;
   if (root.IsSequence()) {
