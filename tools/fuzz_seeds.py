@@ -53,6 +53,9 @@ def yaml():
           "defaults:\n  resolution: 2K\n  aspect_ratio: \"3:2\"\nitems:\n  - prompt: a fox\n")
     write("yaml_manifest", "errors", "items:\n  - prompt: 5\n    colour: red\n  - id: ../x\n")
     write("yaml_manifest", "anchors", "- &a {prompt: one}\n- *a\n- <<: *a\n  id: two\n")
+    write("yaml_manifest", "merges",
+          "- &b {prompt: one, resolution: 2K}\n- &m {<<: [*b, {output_format: png}], id: m}\n"
+          "- {<<: *m, id: n, '<<': quoted}\n- {<<: {<<: *m, prompt: two}, id: o}\n- <<: 3\n")
     write("yaml_manifest", "tags", "- !!binary aGVsbG8=\n- prompt: !!int 12\n")
     write("yaml_manifest", "deep", "[" * 3000 + "]" * 3000)
     write("yaml_manifest", "scalar", "just a string\n")
