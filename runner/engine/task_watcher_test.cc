@@ -223,7 +223,6 @@ struct RefusingWatcher {
       : RefusingWatcher(TaskWatcherOptions{.retry_base = Seconds(0.01),
                                            .retry_max = Seconds(0.02),
                                            .max_failed_polls = 3,
-                                           .callback_safety_poll = std::nullopt,
                                            .max_concurrent_polls = max_polls}) {}
   explicit RefusingWatcher(TaskWatcherOptions options) {
     watcher.emplace(
@@ -291,8 +290,7 @@ TEST_CASE(
   RefusingWatcher f(TaskWatcherOptions{.first_poll = Seconds(3600),
                                        .retry_base = Seconds(0.01),
                                        .retry_max = Seconds(0.02),
-                                       .max_failed_polls = 3,
-                                       .callback_safety_poll = std::nullopt});
+                                       .max_failed_polls = 3});
   // The first tasks of a resolution probe early; the rest wait an hour unless re-aimed.
   const int probes = PollSchedule::kProbes, cold = 5;
   std::vector<std::string> tokens;

@@ -126,8 +126,7 @@ std::optional<std::string> CheckId(std::string_view value) {
 std::optional<std::string> CheckPrompt(std::string_view value, bool utf8_checked) {
   if (value.empty()) return std::string("is empty");
   // Nothing but blanks is a gap in the data (an empty cell, a template's empty axis value), not
-  // a picture to pay for.
-  // (A loop, not find_first_not_of, which calls memchr over its set for every character.)
+  // a picture to pay for. (A loop: find_first_not_of calls memchr over its set per character.)
   auto is_blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
   if (is_blank(value.front()) && std::all_of(value.begin(), value.end(), is_blank)) {
     return std::string("is only whitespace");

@@ -36,13 +36,9 @@ constexpr int kMaxMergeDepth = 16;  // merged mappings that merge others, and so
 // reader also holds a budget for the whole document (YamlItemReader::merge_budget_).
 constexpr std::size_t kMaxMergedKeys = 1024;
 
-bool HasMergeKey(const YAML::Node& mapping) {
-  for (const auto& entry : mapping) {
-    if (entry.first.IsScalar() && entry.first.Scalar() == "<<" && entry.first.Tag() != "!") {
-      return true;
-    }
-  }
-  return false;
+// `<<` as a key, not quoted (a quoted '<<' is a plain key).
+bool IsMergeKey(const YAML::Node& key) {
+  return key.IsScalar() && key.Scalar() == "<<" && key.Tag() != "!";
 }
 
 // Appends `mapping`'s entries, merges expanded, to `out`. On a merge value that is no mapping,
@@ -59,7 +55,7 @@ std::optional<YAML::Node> ExpandMergeKeys(const YAML::Node& mapping, Entries& ou
   };
   std::vector<YAML::Node> merged;
   for (const auto& entry : mapping) {
-    if (entry.first.IsScalar() && entry.first.Scalar() == "<<" && entry.first.Tag() != "!") {
+    if (IsMergeKey(entry.first)) {
       const YAML::Node& value = entry.second;
       if (value.IsMap()) {
         merged.push_back(value);
@@ -206,24 +202,21 @@ class YamlItemReader {
       Fail(line, "-", "an item must be a mapping, not " + std::string(util::YamlKindName(written)));
       return;
     }
-    // The item's keys and values: its own nodes, or those its merge keys bring in.
+    // The item's keys and values: its own nodes, and those its merge keys bring in (an item
+    // without one spends none of the budget).
     Entries entries;
-    if (HasMergeKey(written)) {
-      std::size_t budget = std::min(kMaxMergedKeys, merge_budget_);
-      const std::size_t before = budget;
-      auto bad = ExpandMergeKeys(written, entries, budget);
-      merge_budget_ -= before - budget;
-      if (bad) {
-        Fail(bad->IsMap() ? line : LineOf(*bad), "<<",
-             bad->IsMap() ? "merges nested more than " + std::to_string(kMaxMergeDepth) +
-                                " deep or copying more than " + std::to_string(kMaxMergedKeys) +
-                                " keys (or, in the whole file, more than a few per byte of it)"
-                          : "a merge key takes a mapping or a list of mappings, not " +
-                                std::string(util::YamlKindName(*bad)));
-        return;
-      }
-    } else {
-      for (const auto& entry : written) entries.emplace_back(entry.first, entry.second);
+    std::size_t budget = std::min(kMaxMergedKeys, merge_budget_);
+    const std::size_t before = budget;
+    const auto bad = ExpandMergeKeys(written, entries, budget);
+    merge_budget_ -= before - budget;
+    if (bad) {
+      Fail(bad->IsMap() ? line : LineOf(*bad), "<<",
+           bad->IsMap() ? "merges nested more than " + std::to_string(kMaxMergeDepth) +
+                              " deep or copying more than " + std::to_string(kMaxMergedKeys) +
+                              " keys (or, in the whole file, more than a few per byte of it)"
+                        : "a merge key takes a mapping or a list of mappings, not " +
+                              std::string(util::YamlKindName(*bad)));
+      return;
     }
     RawItem raw;
     MetaColumns meta;
