@@ -47,6 +47,19 @@ def jsonl():
     write("jsonl_line", "deep", "[" * 2000 + "]" * 2000)
 
 
+def jsonl_manifest():
+    good = '{"id":"a","prompt":"a cat","resolution":"2K"}\n{"prompt":"\\u732b"}\n'
+    write("jsonl_manifest", "good", good)
+    write("jsonl_manifest", "crlf_bom_blank",
+          "\ufeff" + good.replace("\n", "\r\n") + "\n \t\r\n" + '{"prompt":"last"}')
+    write("jsonl_manifest", "two_on_a_line", good + '{"prompt":"a"} {"prompt":"b"}\n' + good)
+    write("jsonl_manifest", "across_lines", good + '{"prompt":\n"b"}\n' + good)
+    write("jsonl_manifest", "open_string", good + '{"prompt":"open}\n' + good)
+    write("jsonl_manifest", "bad_utf8", good.encode() + b'{"prompt":"\xff"}\n' + good.encode())
+    write("jsonl_manifest", "scalars", "42\n\"text\"\nnull\n[1]\n}\n" + good)
+    write("jsonl_manifest", "cr_alone", '{"prompt":"a"}\r{"prompt":"b"}\r\n\r \r\n' + good)
+
+
 def yaml():
     write("yaml_manifest", "list", "- id: a\n  prompt: a cat\n- prompt: 一只猫\n  resolution: 4K\n")
     write("yaml_manifest", "mapping",
@@ -174,6 +187,7 @@ def journal_seeds():
 
 if __name__ == "__main__":
     jsonl()
+    jsonl_manifest()
     yaml()
     config()
     api()

@@ -1,12 +1,14 @@
-// JSONL manifests, streamed: the file is read in fixed chunks and each line parsed on its own
-// with simdjson, so memory stays bounded by the longest line whatever the file's
-// size, and one bad line is reported without hiding the errors of the others.
+// JSONL manifests, streamed: the file is read in fixed chunks, so memory stays bounded by the
+// longest line whatever the file's size, and one bad line is reported without hiding the errors
+// of the others. Every line means what it means parsed on its own (ParseJsonlLine); the complete
+// lines of a chunk are parsed in one simdjson pass where they allow it (see ChunkParser).
 
 #include <fcntl.h>
 #include <simdjson.h>
 #include <unistd.h>
 #include <xxh_x86dispatch.h>  // XXH3_64bits: the AVX2/AVX-512 kernel where the CPU has it
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -37,6 +39,12 @@ std::uint64_t LineFingerprint(std::string_view line) {
 }
 
 namespace {
+
+// Spaces and tabs only, and perhaps the CR of a CRLF.
+bool IsBlankLine(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line.find_first_not_of(" \t") == std::string_view::npos;
+}
 
 std::string_view TypeName(simdjson::dom::element_type type) {
   switch (type) {
@@ -73,18 +81,18 @@ class LineParser {
   void ParseLine(std::string_view line, int line_number, std::uint64_t offset,
                  std::optional<Item>& out) {
     out.reset();
-    line_number_ = line_number;
-    const auto source_length = static_cast<std::uint32_t>(line.size());
-    failed_on_line_ = false;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank line
+    if (IsBlankLine(line)) return;
+    std::string_view text = line;
+    if (text.back() == '\r') text.remove_suffix(1);
 
     simdjson::dom::element document;
     if (auto error =
-            parser_.parse(line.data(), line.size(), /*realloc_if_needed=*/false).get(document)) {
+            parser_.parse(text.data(), text.size(), /*realloc_if_needed=*/false).get(document)) {
+      line_number_ = line_number;
+      failed_on_line_ = false;
       std::string message = std::string("invalid JSON: ") + simdjson::error_message(error);
       // A file whose lines end with CR alone (classic Mac) reads as one line of many items.
-      if (line.find('\r') != std::string_view::npos) {
+      if (text.find('\r') != std::string_view::npos) {
         message +=
             " (the line holds a carriage return: lines must end with LF or CRLF, not CR alone; "
             "tr '\\r' '\\n' converts such a file)";
@@ -92,6 +100,16 @@ class LineParser {
       Fail("-", std::move(message));
       return;
     }
+    TakeDocument(document, line, line_number, offset, out);
+  }
+
+  // The item `document` describes, into `out`; its errors to `errors`. `line` is the whole line
+  // the document was parsed from, as the file holds it (a trailing CR included).
+  void TakeDocument(simdjson::dom::element document, std::string_view line, int line_number,
+                    std::uint64_t offset, std::optional<Item>& out) {
+    out.reset();
+    line_number_ = line_number;
+    failed_on_line_ = false;
     simdjson::dom::object object;
     if (document.get_object().get(object)) {
       Fail("-", "the line is " + std::string(TypeName(document.type())) + ", not a JSON object");
@@ -142,8 +160,8 @@ class LineParser {
     if (ValidateItemInto(std::move(raw), defaults_, {path_, line_number_}, errors_, out)) {
       ++items_;
       out->source_offset = offset;
-      out->source_length = source_length;
-      out->source_fingerprint = LineFingerprint(std::string_view(line.data(), source_length));
+      out->source_length = static_cast<std::uint32_t>(line.size());
+      out->source_fingerprint = LineFingerprint(line);
     }
   }
 
@@ -278,6 +296,104 @@ class OneLineLate {
   std::size_t current_ = 0;
 };
 
+bool IsJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// Parses the complete lines of a chunk of the file. simdjson's parse_many indexes the whole chunk
+// in one pass, where a parse per line paid that pass's set-up on every line (simdjson alone on
+// 1,000,000 short lines: 0.039 s against 0.078; `validate` as a whole, 6% less time). But a stream of documents is not a file of lines: it would read
+// two objects on one line, or one across two lines, where each of those lines alone is invalid.
+// So a streamed document is taken only when it is exactly what its line would parse to alone:
+// an object with nothing but whitespace before it on its line, no line break inside, and nothing
+// but whitespace after it to the end of the line. At the first document that is not, or the
+// stream's first error (anything invalid fails the rest of the pass: bad UTF-8, a control
+// character in a string, an unclosed string), the rest of the chunk goes line by line, so every
+// error reads exactly as ParseJsonlLine would report it.
+class ChunkParser {
+ public:
+  ChunkParser(simdjson::dom::parser& json, LineParser& lines, OneLineLate& late)
+      : json_(json), lines_(lines), late_(late) {
+#ifdef SIMDJSON_THREADS_ENABLED
+    json_.threaded = false;  // parse_many would index the next batch on a thread of its own
+#endif
+  }
+
+  // [data, data + size) ends with '\n' and is followed by SIMDJSON_PADDING readable bytes; it
+  // starts at byte `offset` of the file, after line `line_number`, which it advances.
+  void Parse(const char* data, std::size_t size, std::uint64_t offset, int& line_number) {
+    std::size_t taken = TakeStreamed(data, size, offset, line_number);
+    while (taken < size) {
+      const auto* newline = static_cast<const char*>(std::memchr(data + taken, '\n', size - taken));
+      const std::size_t line_end = newline - data;
+      ParseOneLine(data, taken, line_end, offset, line_number);
+      taken = line_end + 1;
+    }
+  }
+
+ private:
+  // Takes the lines the stream reads as they would read alone; returns where the first line it
+  // did not take starts.
+  std::size_t TakeStreamed(const char* data, std::size_t size, std::uint64_t offset,
+                           int& line_number) {
+    // One batch for the whole chunk. The parser's buffers are sized for the largest chunk at
+    // once: growing them a few bytes per chunk would map and fault in fresh pages every time.
+    const std::size_t batch =
+        size > kMaxLineBytes / 4 ? kMaxLineBytes : std::max(size, json_.capacity());
+    simdjson::dom::document_stream stream;
+    if (json_.parse_many(reinterpret_cast<const std::uint8_t*>(data), size, batch).get(stream)) {
+      return 0;
+    }
+    std::size_t line_start = 0;  // of the first line not yet taken
+    for (auto it = stream.begin(); it != stream.end(); ++it) {
+      simdjson::dom::element document;
+      if ((*it).get(document) || !document.is_object()) break;
+      const std::size_t start = it.current_index();
+      const std::string_view source = it.source();
+      // Blank lines before it, passed without a parse: one would reuse the parser the stream is
+      // reading, and break it.
+      for (std::size_t i = line_start; i < start; ++i) {
+        if (!IsJsonWhitespace(data[i])) return line_start;
+        if (data[i] == '\n') {
+          if (!IsBlankLine(std::string_view(data + line_start, i - line_start))) return line_start;
+          ++line_number;
+          late_.slot().reset();
+          late_.Next();
+          line_start = i + 1;
+        }
+      }
+      if (start >= size || source.size() > size - start || !source.ends_with('}') ||
+          std::memchr(data + start, '\n', source.size()) != nullptr) {
+        break;
+      }
+      std::size_t line_end = start + source.size();
+      while (line_end < size && data[line_end] != '\n' && IsJsonWhitespace(data[line_end])) {
+        ++line_end;
+      }
+      if (line_end >= size || data[line_end] != '\n') break;
+      ++line_number;
+      lines_.TakeDocument(document, std::string_view(data + line_start, line_end - line_start),
+                          line_number, offset + line_start, late_.slot());
+      late_.Next();
+      line_start = line_end + 1;
+    }
+    return line_start;
+  }
+
+  // The line [begin, end) of the chunk (its '\n' excluded), parsed alone.
+  void ParseOneLine(const char* data, std::size_t begin, std::size_t end, std::uint64_t offset,
+                    int& line_number) {
+    ++line_number;
+    lines_.ParseLine(std::string_view(data + begin, end - begin), line_number, offset + begin,
+                     late_.slot());
+    late_.Next();
+  }
+
+  simdjson::dom::parser& json_;
+  LineParser& lines_;
+  OneLineLate& late_;
+};
+
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+
 }  // namespace
 
 std::optional<Item> ParseJsonlLine(const std::string& path, std::string_view line, int line_number,
@@ -321,24 +437,40 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
   int line_number = 0;
   std::uint64_t buffer_offset = 0;  // file offset of buffer[0]
 
+  ChunkParser chunks(json, parser, late);
   while (true) {
-    char* newline = static_cast<char*>(std::memchr(buffer.get() + begin, '\n', end - begin));
-    if (newline != nullptr || (at_eof && end > begin)) {
-      const std::size_t line_end = newline ? newline - buffer.get() : end;
-      ++line_number;
-      if (skipping_long_line) {
-        skipping_long_line = false;  // the tail of a line already reported as too long
-      } else {
-        std::string_view line(buffer.get() + begin, line_end - begin);
-        std::uint64_t offset = buffer_offset + begin;
-        if (line_number == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") {
-          line.remove_prefix(3);
-          offset += 3;
-        }
-        parser.ParseLine(line, line_number, offset, late.slot());
-        late.Next();
+    if (skipping_long_line) {
+      // The tail of a line already reported as too long.
+      const auto* newline = static_cast<char*>(std::memchr(buffer.get() + begin, '\n', end - begin));
+      if (newline != nullptr || (at_eof && end > begin)) {
+        ++line_number;
+        skipping_long_line = false;
+        begin = newline ? newline - buffer.get() + 1 : end;
+        continue;
       }
-      begin = newline ? line_end + 1 : end;
+    } else if (const auto* last_newline =
+                   static_cast<char*>(::memrchr(buffer.get() + begin, '\n', end - begin))) {
+      const std::size_t chunk_end = last_newline - buffer.get() + 1;
+      std::uint64_t offset = buffer_offset + begin;
+      if (offset == 0 && std::string_view(buffer.get(), chunk_end).starts_with(kByteOrderMark)) {
+        begin += kByteOrderMark.size();
+        offset += kByteOrderMark.size();
+      }
+      chunks.Parse(buffer.get() + begin, chunk_end - begin, offset, line_number);
+      begin = chunk_end;
+      continue;
+    } else if (at_eof && end > begin) {
+      // The last line, with no newline after it.
+      ++line_number;
+      std::string_view line(buffer.get() + begin, end - begin);
+      std::uint64_t offset = buffer_offset + begin;
+      if (offset == 0 && line.starts_with(kByteOrderMark)) {
+        line.remove_prefix(kByteOrderMark.size());
+        offset += kByteOrderMark.size();
+      }
+      parser.ParseLine(line, line_number, offset, late.slot());
+      late.Next();
+      begin = end;
       continue;
     }
     if (at_eof) break;

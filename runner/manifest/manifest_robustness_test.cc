@@ -1,10 +1,13 @@
 // Whatever a manifest file holds, reading it reports errors and never crashes: seeded mutations
-// of valid JSONL and YAML manifests (bounded in count) go through the readers.
+// of valid JSONL and YAML manifests (bounded in count) go through the readers. And a JSONL file
+// reads exactly as its lines read one by one, whatever they hold.
 #include <doctest/doctest.h>
 
 #include <random>
 #include <string>
+#include <vector>
 
+#include "runner/manifest/jsonl_reference.h"
 #include "runner/manifest/manifest.h"
 #include "runner/testing/temp_dir.h"
 
@@ -55,6 +58,119 @@ TEST_CASE("manifest robustness: 3,000 mutated manifests are read without crashin
   }
   CHECK(items > 0);
   CHECK(errors_seen > 0);
+}
+
+
+// ReadJsonlManifest against the line-by-line reference, for a file of `content`.
+std::string DifferenceFromLineByLine(testing::TempDir& dir, const std::string& content) {
+  const std::string path = dir.Write("m.jsonl", content);
+  return DescribeDifference(ReadJsonlLineByLine(path, content, {}), ReadJsonlWhole(path, {}));
+}
+
+TEST_CASE("jsonl: a file reads exactly as its lines read alone, where a stream of JSON would not") {
+  // Each would read differently as a stream of JSON documents than as lines: two objects on one
+  // line, one across lines, a string left open, bytes that fail the whole pass (bad UTF-8, a
+  // control character), scalars and arrays, stray brackets, blank lines of every kind.
+  const std::string good = "{\"id\":\"g1\",\"prompt\":\"a cat\"}\n";
+  const std::string last = "{\"id\":\"g2\",\"prompt\":\"a dog\",\"resolution\":\"2K\"}\n";
+  const std::vector<std::string> middles = {
+      "{\"prompt\":\"a\"} {\"prompt\":\"b\"}\n",
+      "{\"prompt\":\"a\"}{\"prompt\":\"b\"}\n",
+      "{\"prompt\":\"a\"}\r{\"prompt\":\"b\"}\r\n",
+      "{\"prompt\":\n\"across two lines\"}\n",
+      "{\"prompt\":\"across\"\n}\n",
+      "{\n\"prompt\":\"x\"}\n",
+      "{\"prompt\":\"left open}\n",
+      "\"a string\n",
+      "{\"prompt\":\"bad \xff\xfe utf-8\"}\n",
+      "{\"prompt\":\"a tab\there\"}\n",
+      "{\"prompt\":\"a\\u0000b\"}\n",
+      "42\n",
+      "\"text\"\n",
+      "true\n",
+      "null\n",
+      "[{\"prompt\":\"in an array\"}]\n",
+      "}\n",
+      "]\n",
+      "{\"prompt\":\"a\"} ]\n",
+      "{\"prompt\":\"a\"} x\n",
+      "{}\n",
+      "{\"prompt\":\"\"}\n",
+      "  \t {\"prompt\":\"leading blanks\"} \t \r\n",
+      "\r{\"prompt\":\"a leading CR\"}\n",
+      "\n\n   \n\t\r\n",
+      "\r \r\n",
+      " \r\r\n",
+      "{\"prompt\":\"x\"}\r\r\n",
+      "{\"prompt\":\"p\",\"meta\":{\"a\":[1]}}\n",
+      "{\"prompt\":\"p\",\"prompt\":\"q\"}\n",
+      "{\"id\":7,\"prompt\":\"p\"}\n",
+      std::string(600, '[') + std::string(600, ']') + "\n",
+      "{\"prompt\":" + std::string(1100, '[') + std::string(1100, ']') + "}\n",
+      "{\"prompt\":\"\\ud800\"}\n",
+      "{\"prompt\":\"unicode \\u732b \xe7\x8c\xab\"}\n",
+      "{\"prompt\":\"a\"}\n{\"prompt\":\"a\"}\n",
+  };
+  testing::TempDir dir;
+  for (const std::string& middle : middles) {
+    for (const std::string& content :
+         {middle, good + middle + last, good + middle + good + middle + last,
+          "\xEF\xBB\xBF" + middle + last, good + middle.substr(0, middle.size() - 1)}) {
+      const std::string difference = DifferenceFromLineByLine(dir, content);
+      const std::string message = content + ": " + difference;
+      CHECK_MESSAGE(difference.empty(), message);
+    }
+  }
+}
+
+TEST_CASE("jsonl: 1,500 mutated many-line files read exactly as their lines read alone") {
+  const std::string base =
+      "{\"id\":\"a\",\"prompt\":\"a cat\",\"resolution\":\"2K\"}\n"
+      "\n"
+      "{\"prompt\":\"\\u732b on a mat\",\"aspect_ratio\":\"16:9\"}\r\n"
+      "  {\"id\":\"b\",\"prompt\":\"a dog\",\"image_urls\":[\"https://x.y/z.png\"]}  \n"
+      "{\"id\":\"c\",\"prompt\":\"猫\",\"meta\":{\"split\":\"train\",\"score\":0.5}}\n"
+      "{\"id\":\"d\",\"prompt\":\"a bird\",\"output_format\":\"png\"}\n"
+      "{\"prompt\":\"a fish\"}";
+  testing::TempDir dir;
+  std::mt19937_64 random(11);
+  int differences = 0;
+  for (int i = 0; i < 1500; ++i) {
+    const std::string content = Mutate(base, random);
+    const std::string difference = DifferenceFromLineByLine(dir, content);
+    const std::string message = content + ": " + difference;
+    if (!difference.empty() && ++differences <= 5) FAIL_CHECK(message);
+  }
+  CHECK(differences == 0);
+}
+
+TEST_CASE("jsonl: a file of many chunks reads exactly as its lines read alone") {
+  // Over 4 MB, so the reader fills its buffer more than once; bad lines fall on either side of
+  // its chunk boundaries, wherever those are.
+  std::string content;
+  std::mt19937_64 random(3);
+  for (int i = 0; content.size() < (9u << 20); ++i) {
+    switch (random() % 40) {
+      case 0:
+        content += "{\"prompt\":\"broken\"\n";
+        break;
+      case 1:
+        content += "{\"prompt\":\"one\"} {\"prompt\":\"two\"}\n";
+        break;
+      case 2:
+        content += "\n";
+        break;
+      case 3:
+        content += "{\"prompt\":\"\xc3\x28\"}\n";
+        break;
+      default:
+        content += "{\"id\":\"item-" + std::to_string(i) + "\",\"prompt\":\"" +
+                   std::string(random() % 700, 'x') + "\"}\n";
+    }
+  }
+  testing::TempDir dir;
+  const std::string difference = DifferenceFromLineByLine(dir, content);
+  CHECK_MESSAGE(difference.empty(), difference);
 }
 
 }  // namespace
