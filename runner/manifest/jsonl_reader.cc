@@ -300,14 +300,14 @@ bool IsJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\r' || c =
 
 // Parses the complete lines of a chunk of the file. simdjson's parse_many indexes the whole chunk
 // in one pass, where a parse per line paid that pass's set-up on every line (simdjson alone on
-// 1,000,000 short lines: 0.039 s against 0.078; `validate` as a whole, 6% less time). But a stream of documents is not a file of lines: it would read
-// two objects on one line, or one across two lines, where each of those lines alone is invalid.
-// So a streamed document is taken only when it is exactly what its line would parse to alone:
-// an object with nothing but whitespace before it on its line, no line break inside, and nothing
-// but whitespace after it to the end of the line. At the first document that is not, or the
-// stream's first error (anything invalid fails the rest of the pass: bad UTF-8, a control
-// character in a string, an unclosed string), the rest of the chunk goes line by line, so every
-// error reads exactly as ParseJsonlLine would report it.
+// 1,000,000 short lines: 0.039 s against 0.078; `validate` as a whole, 6% less time). But a stream
+// of documents is not a file of lines: it would read two objects on one line, or one across two
+// lines, where each of those lines alone is invalid. So a streamed document is taken only when it
+// is exactly what its line would parse to alone: an object with nothing but whitespace before it on
+// its line, no line break inside, and nothing but whitespace after it to the end of the line. At
+// the first document that is not, or the stream's first error (anything invalid fails the rest of
+// the pass: bad UTF-8, a control character in a string, an unclosed string), the rest of the chunk
+// goes line by line, so every error reads exactly as ParseJsonlLine would report it.
 class ChunkParser {
  public:
   ChunkParser(simdjson::dom::parser& json, LineParser& lines, OneLineLate& late)
@@ -441,7 +441,8 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
   while (true) {
     if (skipping_long_line) {
       // The tail of a line already reported as too long.
-      const auto* newline = static_cast<char*>(std::memchr(buffer.get() + begin, '\n', end - begin));
+      const auto* newline =
+          static_cast<char*>(std::memchr(buffer.get() + begin, '\n', end - begin));
       if (newline != nullptr || (at_eof && end > begin)) {
         ++line_number;
         skipping_long_line = false;

@@ -68,8 +68,7 @@ std::string DescribeDifference(const JsonlReading& expected, const JsonlReading&
     }
   }
   for (std::size_t i = 0; i < expected.items.size() || i < actual.items.size(); ++i) {
-    const std::string want =
-        i < expected.items.size() ? DescribeItem(expected.items[i]) : "(none)";
+    const std::string want = i < expected.items.size() ? DescribeItem(expected.items[i]) : "(none)";
     const std::string got = i < actual.items.size() ? DescribeItem(actual.items[i]) : "(none)";
     if (want != got) return "item " + std::to_string(i) + ": expected " + want + "; read " + got;
   }

@@ -60,7 +60,6 @@ TEST_CASE("manifest robustness: 3,000 mutated manifests are read without crashin
   CHECK(errors_seen > 0);
 }
 
-
 // ReadJsonlManifest against the line-by-line reference, for a file of `content`.
 std::string DifferenceFromLineByLine(testing::TempDir& dir, const std::string& content) {
   const std::string path = dir.Write("m.jsonl", content);
