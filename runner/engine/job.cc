@@ -29,7 +29,8 @@ Job::Job(Service& service, const manifest::ItemStore& store, JobPlan plan,
       journal_(journal),
       flags_(std::move(flags)),
       recorder_(service, journal),
-      submitter_(service, recorder_),
+      stop_(service),
+      submitter_(service, stop_, recorder_),
       fetcher_(service, recorder_),
       items_(service.executor()),
       background_(service.executor()),
@@ -85,15 +86,15 @@ net::awaitable<void> Job::SubmitLoop() {
   for (std::uint32_t index : plan_.fresh) {
     std::optional<ItemRun> run;
     while (true) {
-      if (!co_await slots.Acquire(&service_.no_new_submissions())) co_return;
-      if (service_.submitting_stopped()) {
+      if (!co_await slots.Acquire(&stop_.no_new_submissions())) co_return;
+      if (stop_.SubmittingStopped()) {
         slots.Release();
         co_return;
       }
       // Spend-limit pause: nothing new goes out until it lifts.
       if (Clock::now() < service_.spend_pause_until()) {
         slots.Release();
-        if (co_await service_.SubmitPauseSleep(service_.spend_pause_until() - Clock::now())) {
+        if (co_await stop_.SubmitPauseSleep(service_.spend_pause_until() - Clock::now())) {
           co_return;
         }
         continue;
@@ -114,12 +115,12 @@ net::awaitable<void> Job::SubmitLoop() {
         co_return;
       }
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
-      if (!co_await service_.WaitBudgetChanged()) co_return;
+      if (!co_await stop_.WaitBudgetChanged()) co_return;
     }
     // A submit turn, taken last: items that cannot submit yet wait here as plan entries, not as
     // lifecycles, and the loop never holds a turn while it waits for a slot or for credits (with
     // many serve jobs, turns held that way could starve the resubmissions that free both).
-    if (!co_await submitting.Acquire(&service_.no_new_submissions())) {
+    if (!co_await submitting.Acquire(&stop_.no_new_submissions())) {
       submitter_.Release(*run);
       slots.Release();
       co_return;
@@ -152,7 +153,7 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
       entry = Entry::kResume;
       // Not taken when stopping: Submit itself then records the item as not sent.
       if (!submit_turn.held) {
-        submit_turn.held = co_await service_.submitting().Acquire(&service_.submit_signal());
+        submit_turn.held = co_await service_.submitting().Acquire(&stop_.submit_signal());
       }
       const SubmitOutcome submitted = co_await submitter_.Submit(run);
       submit_turn.Release();
@@ -192,7 +193,7 @@ net::awaitable<void> Job::Lifecycle(ItemRun run, bool holds_slot, Entry entry,
 // Synchronous helpers of the lifecycle: their locals stay out of its coroutine frame, which
 // lives as long as the item is in flight.
 bool Job::Resubmit(ItemRun& run) {
-  if (service_.submitting_stopped()) return false;
+  if (stop_.SubmittingStopped()) return false;
   if (!run.item) {
     // The submission's fields, read back from the manifest (an edited manifest stops the run).
     std::optional<ItemRun> fresh = LoadRun(run.index);
@@ -550,6 +551,7 @@ void Job::Report(int exit_code) {
       {"exit_code", exit_code},
       {"stop_reason", reason == StopReason::kNone ? boost::json::value(nullptr)
                                                   : boost::json::value(Describe(reason))},
+      {"cancelled", stop_.cancelled()},
       {"items", plan_.items},
       {"done", totals.done},
       {"failed", totals.gave_up},
@@ -637,7 +639,9 @@ net::awaitable<int> Job::Run() {
   }
   Report(exit_code);
   LogInfo(Prefix() + "run ended (exit " + std::to_string(exit_code) + ")" +
-          (reason != StopReason::kNone ? std::string(": ") + Describe(reason) : "") +
+          (reason != StopReason::kNone ? std::string(": ") + Describe(reason)
+           : stop_.cancelled()         ? std::string(": cancelled")
+                                       : std::string()) +
           "; possible duplicate submissions so far: " +
           std::to_string(journal_.state().totals().possible_duplicates));
   co_return exit_code;

@@ -69,6 +69,10 @@ class Job {
   const journal::Journal& journal() const { return journal_; }
   // The report written at the end of Run() (report.json's content); empty before.
   const boost::json::object& report() const { return report_; }
+  // No more submissions for this job (serve's DELETE /jobs/NAME): see JobStop. Run() returns once
+  // the tasks already paid for have their images or their verdicts.
+  void Cancel() { stop_.Cancel(); }
+  bool cancelled() const { return stop_.cancelled(); }
 
  private:
   enum class Entry { kSubmit, kResume, kRecover };
@@ -123,6 +127,7 @@ class Job {
   journal::Journal& journal_;
   JobFlags flags_;
   Recorder recorder_;
+  JobStop stop_;  // before submitter_, which observes it
   Submitter submitter_;
   ImageFetcher fetcher_;
   TaskGroup items_;

@@ -262,4 +262,29 @@ net::awaitable<void> Service::LogBalance() {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// One job's stops
+
+JobStop::JobStop(Service& service)
+    : service_(service),
+      submit_signal_(service.executor()),
+      no_new_submissions_(service.executor()) {
+  submit_signal_.AddChild(no_new_submissions_);
+  service_.submit_signal().AddChild(submit_signal_);
+  service_.no_new_submissions().AddChild(no_new_submissions_);
+  // A child hears only the triggers after it was added.
+  if (service_.submit_signal().triggered()) submit_signal_.Trigger();
+  if (service_.no_new_submissions().triggered()) no_new_submissions_.Trigger();
+}
+
+JobStop::~JobStop() {
+  service_.submit_signal().RemoveChild(submit_signal_);
+  service_.no_new_submissions().RemoveChild(no_new_submissions_);
+}
+
+void JobStop::Cancel() {
+  cancelled_ = true;
+  submit_signal_.Trigger();
+}
+
 }  // namespace nanobatch::engine

@@ -142,6 +142,10 @@ class Service {
   boost::asio::awaitable<bool> WaitBudgetChanged() {
     return budget_changed_.Wait(no_new_submissions_);
   }
+  // The same, ending when `stop` (one that this service's no_new_submissions() implies) does.
+  boost::asio::awaitable<bool> WaitBudgetChanged(util::StopSignal& stop) {
+    return budget_changed_.Wait(stop);
+  }
 
   // --- the spend limit (429 spend_limit_exceeded) ------------------------------------------------
   // Pauses every submission until `until`; false when the limit has lasted past the give-up time
@@ -207,6 +211,50 @@ class Service {
   StopReason stop_reason_ = StopReason::kNone;
   Clock::time_point spend_pause_until_{};
   std::optional<Clock::time_point> spend_limited_since_;
+};
+
+// JobStop: the stops one job's submissions observe. A stop of the service reaches every job (this
+// job's signals are children of the service's); Cancel() stops this job's submissions alone, as
+// the service's "cancel submits" stops everyone's: every submit not yet sent ends at once, and
+// none starts. What is already paid for goes on (a POST already sent gets its answer, tasks get
+// their verdicts, images are downloaded): a cancelled job costs nothing more and loses nothing
+// paid. Halting stays the service's alone.
+//
+// Example:
+//   JobStop stop(service);
+//   if (!co_await slots.Acquire(&stop.no_new_submissions())) ...
+//   stop.Cancel();  // DELETE /jobs/NAME
+class JobStop {
+ public:
+  explicit JobStop(Service& service);
+  ~JobStop();
+  JobStop(const JobStop&) = delete;
+  JobStop& operator=(const JobStop&) = delete;
+
+  void Cancel();
+  bool cancelled() const { return cancelled_; }
+  // Service::SubmitsCancelled() and submitting_stopped(), for this job.
+  bool SubmitsCancelled() const { return cancelled_ || service_.SubmitsCancelled(); }
+  bool SubmittingStopped() const { return cancelled_ || service_.submitting_stopped(); }
+  // Service::submit_signal() and no_new_submissions(), each also triggered by Cancel().
+  util::StopSignal& submit_signal() { return submit_signal_; }
+  util::StopSignal& no_new_submissions() { return no_new_submissions_; }
+  // Service::SubmitSleep, SubmitPauseSleep and WaitBudgetChanged, for this job.
+  boost::asio::awaitable<bool> SubmitSleep(Clock::duration duration) {
+    return submit_signal_.SleepFor(duration);
+  }
+  boost::asio::awaitable<bool> SubmitPauseSleep(Clock::duration duration) {
+    return no_new_submissions_.SleepFor(duration);
+  }
+  boost::asio::awaitable<bool> WaitBudgetChanged() {
+    return service_.WaitBudgetChanged(no_new_submissions_);
+  }
+
+ private:
+  Service& service_;
+  util::StopSignal submit_signal_;
+  util::StopSignal no_new_submissions_;
+  bool cancelled_ = false;
 };
 
 }  // namespace nanobatch::engine

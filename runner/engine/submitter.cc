@@ -12,8 +12,8 @@ namespace net = boost::asio;
 using util::LogInfo;
 using util::LogWarning;
 
-Submitter::Submitter(Service& service, Recorder& recorder)
-    : service_(service), recorder_(recorder), config_(service.config()) {}
+Submitter::Submitter(Service& service, JobStop& stop, Recorder& recorder)
+    : service_(service), stop_(stop), recorder_(recorder), config_(service.config()) {}
 
 bool Submitter::Hold(const ItemRun& run) {
   return service_.ledger().TryHold(run.price, service_.DurableCredits()) == Ledger::Hold::kHeld;
@@ -66,7 +66,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     LogWarning("item " + run.id + ": submit outcome unknown (" + why +
                "); its credits stay counted and a resubmission counts as a possible duplicate");
     const bool exhausted = failures >= config_.retry.max_attempts;
-    if (service_.SubmitsCancelled() || exhausted || !Hold(run)) {
+    if (stop_.SubmitsCancelled() || exhausted || !Hold(run)) {
       co_await recorder_.Commit();
       if (exhausted) service_.StopSubmitting(StopReason::kServerDown, why);
       co_return false;
@@ -94,14 +94,14 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
                                                             : Seconds(config_.retry.max_delay_s));
   };
   while (true) {
-    if (service_.SubmitsCancelled()) {
+    if (stop_.SubmitsCancelled()) {
       give_back("not_sent", "the run stopped submitting before this item was sent");
       co_await recorder_.Commit();
       co_return SubmitOutcome::kStopped;
     }
     if (Clock::now() < service_.spend_pause_until()) {
       // Waits out the pause unless submits are cancelled (a budget stop lets this one go).
-      co_await service_.SubmitSleep(service_.spend_pause_until() - Clock::now());
+      co_await stop_.SubmitSleep(service_.spend_pause_until() - Clock::now());
       continue;
     }
     if (!intent_open && token.empty() && service_.callbacks()) {
@@ -111,7 +111,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     }
     // Lease a connection, take a rate token, record the intent (durably), send. A POST is never
     // sent unrecorded, and never after submitting stopped: every wait on the way observes the
-    // submit signal, opening the connection inside Send included. Holding the connection first
+    // submit signal (the job's, which a cancel of the job triggers too), opening the connection
+    // inside Send included (the service's there: a cancelled job's POST, recorded and on its way,
+    // gets its answer rather than becoming a possible duplicate). Holding the connection first
     // means POSTs leave at the token rate even when they queued for a connection, and an intent is
     // open only while its POST is about to leave. Prompts are the user's data: logged at debug
     // level only, and capped.
@@ -121,10 +123,10 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     http::Request request =
         service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body);
     http::Client::Slot connection =
-        co_await service_.client().AcquireSlot(request.endpoint, &service_.submit_signal());
+        co_await service_.client().AcquireSlot(request.endpoint, &stop_.submit_signal());
     if (!connection ||
-        !co_await service_.limiter().Acquire(&service_.submit_signal(), /*pace_now=*/false) ||
-        service_.SubmitsCancelled()) {
+        !co_await service_.limiter().Acquire(&stop_.submit_signal(), /*pace_now=*/false) ||
+        stop_.SubmitsCancelled()) {
       continue;  // stopping: the loop's top gives the credits back or records "not sent"
     }
     if (!intent_open) {
@@ -132,10 +134,10 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       recorder_.AppendIntent(run, token);
       intent_open = true;
     }
-    if (!co_await recorder_.Commit() || service_.SubmitsCancelled()) continue;
+    if (!co_await recorder_.Commit() || stop_.SubmitsCancelled()) continue;
     // Intents of one commit group leave together: spaced out again if they would exceed the
     // rate in some second.
-    if (!co_await service_.limiter().Pace(&service_.submit_signal())) continue;
+    if (!co_await service_.limiter().Pace(&stop_.submit_signal())) continue;
     service_.retry_budget().OnRequest();
     ++sent_;
     auto result = co_await service_.client().Send(connection, std::move(request),
@@ -151,8 +153,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       }
       // Not sent because the run is stopping (a stop signal, the journal failed): the loop's
       // top records that.
-      if (!network->maybe_delivered &&
-          (service_.SubmitsCancelled() || recorder_.journal().failed()))
+      if (!network->maybe_delivered && (stop_.SubmitsCancelled() || recorder_.journal().failed()))
         continue;
       if (network->maybe_delivered) {
         if (!co_await outcome_unknown("no response to the submit: " + network->what)) {
@@ -164,7 +165,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
         service_.StopSubmitting(StopReason::kServerDown, network->what);
         co_return SubmitOutcome::kStopped;
       }
-      co_await service_.SubmitSleep(backoff());
+      co_await stop_.SubmitSleep(backoff());
       continue;
     }
 
@@ -179,7 +180,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       if (!co_await outcome_unknown(charged->reason)) {
         co_return revealed ? co_await submitted(*revealed, true) : SubmitOutcome::kStopped;
       }
-      co_await service_.SubmitSleep(backoff());
+      co_await stop_.SubmitSleep(backoff());
       continue;
     }
 
@@ -202,7 +203,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
           service_.StopSubmitting(StopReason::kServerDown, what);
           co_return SubmitOutcome::kStopped;
         }
-        co_await service_.SubmitSleep(backoff());
+        co_await stop_.SubmitSleep(backoff());
         continue;
       }
       case api::Reaction::kPauseSubmits:

@@ -8,7 +8,7 @@
 // without, the intent is abandoned (its credits stay spent) and the item is submitted again.
 //
 // Example:
-//   Submitter submitter(service, recorder);
+//   Submitter submitter(service, job_stop, recorder);
 //   switch (co_await submitter.Submit(run)) { case SubmitOutcome::kSubmitted: ... }
 
 #include <boost/asio/awaitable.hpp>
@@ -23,7 +23,8 @@ namespace nanobatch::engine {
 
 class Submitter {
  public:
-  Submitter(Service& service, Recorder& recorder);
+  // `stop`: the job's (a cancelled job sends nothing more; a POST already sent gets its answer).
+  Submitter(Service& service, JobStop& stop, Recorder& recorder);
 
   // Submits `run`, whose credits the caller holds in the ledger.
   boost::asio::awaitable<SubmitOutcome> Submit(const ItemRun& run);
@@ -40,6 +41,7 @@ class Submitter {
 
  private:
   Service& service_;
+  JobStop& stop_;
   Recorder& recorder_;
   const config::Config& config_;
   std::uint64_t sent_ = 0;

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -12,6 +13,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <variant>
 
@@ -69,6 +71,7 @@ struct JobRecord {
   std::string manifest;     // jobs/NAME/.nanobatch/manifest.EXT once claimed
   std::uint64_t spent = 0;  // credits its journal counts, while it is not running
   std::uint64_t reserved = 0;
+  bool cancelled = false;  // DELETE /jobs/NAME: it ends in failed/ rather than resuming
 };
 
 // A job on the service: its journal, manifest store and plan, and the engine's Job over them.
@@ -171,6 +174,9 @@ class Daemon {
   void StartJob(const std::string& name, const std::string& manifest);
   net::awaitable<void> RunJob(RunningJob* running);
   void FinishJob(RunningJob& running, int exit_code);
+  // Ends a cancelled job that is not running (or no longer): failed/, with `summary` and what
+  // its journal counted. An open intent counts as spent from now on, as for every job at rest.
+  void ConcludeCancelled(const std::string& name, json::object summary);
   // Moves an ended job's manifest to done/ or failed/ with its summary, after recording what it
   // spent. A spool that cannot be written halts the service: the job stays active and is
   // finished again at the next start.
@@ -197,6 +203,11 @@ class Daemon {
   http::Reply ListJobs() const;
   http::Reply JobStatus(const std::string& name) const;
   http::Reply PostJob(const http::IncomingRequest& request, const std::string& name);
+  http::Reply CancelJob(const http::IncomingRequest& request, const std::string& name);
+  // The reply refusing a request that changes jobs (POST, DELETE) without the token; none if
+  // the request has it.
+  std::optional<http::Reply> RefuseUnauthorized(const http::IncomingRequest& request,
+                                                const char* what) const;
   std::string MetricsPage() const;
 
   // --- the process -------------------------------------------------------------------------------
@@ -251,6 +262,12 @@ void Daemon::LoadSpool() {
       record.spent = state->totals().credits_spent;
       record.reserved = state->totals().credits_reserved;
     }
+    if (active.cancelled) {
+      // Cancelled by DELETE before the service stopped: it ends now, not resumed.
+      record.cancelled = true;
+      ConcludeCancelled(active.name, {});
+      continue;
+    }
     resumable_.push_back(active.name);
   }
   if (!error.empty()) LogWarning(error);
@@ -304,6 +321,7 @@ void Daemon::ScanInbox() {
     if (record.state == JobState::kDone || record.state == JobState::kFailed) {
       record.state = JobState::kQueued;  // the same name again: it resumes its directory
       record.exit_code = -1;
+      record.cancelled = false;
     }
   }
 }
@@ -429,7 +447,11 @@ void Daemon::FinishJob(RunningJob& running, int exit_code) {
   record.reserved = totals.credits_reserved;
   record.exit_code = exit_code;
   // interface.md: done/ for 0, failed/ for 1, 2 and 4; stopped jobs (3, 5) stay in jobs/ and
-  // resume from their journals.
+  // resume from their journals, unless they were cancelled.
+  if ((exit_code == 3 || exit_code == 5) && record.cancelled) {
+    ConcludeCancelled(running.name, running.job->report());
+    return;
+  }
   if (exit_code == 3 || exit_code == 5) {
     record.state = JobState::kWaiting;
     LogInfo("job " + running.name + ": stopped (exit " + std::to_string(exit_code) +
@@ -444,6 +466,23 @@ void Daemon::FinishJob(RunningJob& running, int exit_code) {
   LogInfo("job " + running.name + ": " + (done ? "done" : "failed") + " (exit " +
           std::to_string(exit_code) + "); summary in " + spool_->path() + "/" +
           (done ? "done/" : "failed/") + running.name + ".summary.json");
+}
+
+void Daemon::ConcludeCancelled(const std::string& name, json::object summary) {
+  JobRecord& record = Record(name);
+  record.spent += record.reserved;
+  record.reserved = 0;
+  summary["cancelled"] = true;
+  summary["credits_spent"] = record.spent;
+  if (!summary.contains("exit_code") && record.exit_code >= 0) {
+    summary["exit_code"] = record.exit_code;
+  }
+  summary["message"] = "cancelled by DELETE /jobs/" + name +
+                       "; a manifest of the same name resumes its directory (nothing paid for "
+                       "is submitted again)";
+  if (!Conclude(name, record.manifest, /*done=*/false, std::move(summary))) return;
+  LogInfo("job " + name + ": cancelled; summary in " + spool_->path() + "/failed/" + name +
+          ".summary.json");
 }
 
 net::awaitable<void> Daemon::Schedule() {
@@ -478,8 +517,12 @@ http::Reply Daemon::Handle(const http::IncomingRequest& request) {
                                 ? std::string((*name).value)
                                 : std::string());
   }
+  if (request.method == "DELETE" && path.starts_with("/jobs/")) {
+    return CancelJob(request, path.substr(6));
+  }
   if (request.method != "GET") {
-    return JsonError(405, "GET " + path + " only");
+    return JsonError(405, path.starts_with("/jobs/") ? "GET or DELETE " + path + " only"
+                                                     : "GET " + path + " only");
   }
   if (path == "/healthz") return {200, "ok\n"};
   if (path == "/readyz") return Ready();
@@ -513,6 +556,7 @@ http::Reply Daemon::ListJobs() const {
     const JobRecord& record = records_.at(*name);
     json::object job{{"name", *name}, {"state", StateName(record.state)}};
     if (record.exit_code >= 0) job["exit_code"] = record.exit_code;
+    if (record.cancelled) job["cancelled"] = true;
     if (auto it = running_.find(*name); it != running_.end()) {
       const journal::Totals& totals = it->second->inputs.journal->state().totals();
       job["items"] = it->second->job->items();
@@ -550,18 +594,83 @@ http::Reply Daemon::JobStatus(const std::string& name) const {
   status["name"] = name;
   status["state"] = StateName(record->second.state);
   if (record->second.exit_code >= 0) status["exit_code"] = record->second.exit_code;
+  if (record->second.cancelled) status["cancelled"] = true;
   return JsonReply(200, status);
 }
 
-http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::string& name) {
+std::optional<http::Reply> Daemon::RefuseUnauthorized(const http::IncomingRequest& request,
+                                                      const char* what) const {
   if (token_.empty()) {
-    return JsonError(403, "POST /jobs is disabled: set serve.token_file to enable it");
+    return JsonError(403, std::string(what) + " is disabled: set serve.token_file to enable it");
   }
   constexpr std::string_view kBearer = "Bearer ";
   if (!request.authorization.starts_with(kBearer) ||
       !SameToken(std::string_view(request.authorization).substr(kBearer.size()), token_)) {
     return JsonError(401, "a valid Authorization: Bearer <token> is required");
   }
+  return std::nullopt;
+}
+
+http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::string& name) {
+  if (auto refused = RefuseUnauthorized(request, "DELETE /jobs/NAME")) return *refused;
+  auto found = records_.find(name);
+  if (!Spool::IsJobName(name) || found == records_.end()) {
+    return JsonError(404, "no job named \"" + name.substr(0, 128) + "\"");
+  }
+  JobRecord& record = found->second;
+  if (auto it = running_.find(name); it != running_.end()) {
+    engine::Job& job = *it->second->job;
+    const journal::Totals& totals = it->second->inputs.journal->state().totals();
+    const std::uint64_t in_flight = totals.intent + totals.submitted + totals.completed;
+    if (!record.cancelled) {
+      std::string error;
+      if (!spool_->MarkCancelled(name, error)) return JsonError(500, "job " + name + ": " + error);
+      record.cancelled = true;
+      job.Cancel();
+      LogInfo("job " + name + ": cancelled by DELETE: nothing more is submitted; its " +
+              std::to_string(in_flight) +
+              " tasks already paid for get their images first, then it ends in failed/");
+    }
+    return JsonReply(202, json::object{{"name", name},
+                                       {"state", StateName(record.state)},
+                                       {"cancelled", true},
+                                       {"in_flight", in_flight}});
+  }
+  if (record.state == JobState::kDone || record.state == JobState::kFailed) {
+    return JsonError(409, "job " + name + " has already ended (" + StateName(record.state) + ")");
+  }
+  if (record.state == JobState::kQueued) {
+    // Not claimed yet: claimed now, so that it ends like any other job, with its summary. A
+    // file seen for the first time is ready at its second scan (the scan's guard against a copy
+    // still being written; moved to failed/ all the same, the copy would still complete).
+    auto entry = inbox_.end();
+    for (int scan = 0; scan < 2 && entry == inbox_.end(); ++scan) {
+      ScanInbox();
+      entry = std::find_if(inbox_.begin(), inbox_.end(),
+                           [&](const InboxEntry& e) { return e.name == name; });
+    }
+    if (entry == inbox_.end()) {
+      return JsonError(409, "job " + name + " is still being written to inbox/; try again");
+    }
+    std::string error;
+    auto manifest = spool_->Claim(*entry, error);
+    if (!manifest) return JsonError(500, "job " + name + ": " + error);
+    inbox_.erase(entry);
+    record.manifest = *manifest;
+  }
+  // Queued or waiting: it ends here, without running.
+  resumable_.erase(std::remove(resumable_.begin(), resumable_.end(), name), resumable_.end());
+  record.cancelled = true;
+  ConcludeCancelled(name, {});
+  UpdateOtherCredits();
+  return JsonReply(200, json::object{{"name", name},
+                                     {"state", StateName(record.state)},
+                                     {"cancelled", true},
+                                     {"in_flight", 0}});
+}
+
+http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::string& name) {
+  if (auto refused = RefuseUnauthorized(request, "POST /jobs")) return *refused;
   if (draining_) return JsonError(503, "draining: not taking jobs");
   if (!Spool::IsJobName(name)) {
     return JsonError(400, "?name= must be 1 to 128 of A-Z a-z 0-9 . _ - (not starting with '.')");
@@ -591,6 +700,7 @@ http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::str
   JobRecord& record = Record(name);
   record.state = JobState::kQueued;
   record.exit_code = -1;
+  record.cancelled = false;
   LogInfo("job " + name + ": queued by POST /jobs (" + std::to_string(request.body.size()) +
           " bytes)");
   scan_wake_.Notify();

@@ -409,5 +409,82 @@ TEST_CASE("serve: SIGHUP changes the request rate, as the simulator sees it") {
   CHECK(serve.process->Wait(std::chrono::seconds(30)) == 0);
 }
 
+TEST_CASE(
+    "serve: DELETE /jobs/NAME cancels one job: nothing more is submitted, what is paid finishes, "
+    "the other jobs go on; a restart does not resume it; the same name again does") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "300", "--processing-ms", "700"});
+  // 4 submits a second: the big jobs are mostly unsubmitted when they are cancelled.
+  Serve serve(dir, api, "limits: {rate: 4, burst: 2, max_in_flight: 4}\n");
+  serve.Start();
+  auto submissions = [&] { return Stat(api.Stats(), "submissions"); };
+  auto summary_of = [&](const std::string& name) {
+    return json::parse(dir.Read("spool/failed/" + name + ".summary.json")).as_object();
+  };
+  Drop(dir, "big.jsonl", Manifest("k", 30));
+  REQUIRE(serve.WaitFor([&] { return serve.StateOf("big") == "running"; }, 20));
+  Drop(dir, "small.jsonl", Manifest("s", 8));
+  REQUIRE(serve.WaitFor([&] { return serve.StateOf("small") == "running"; }, 20));
+  Drop(dir, "later.jsonl", Manifest("l", 3));
+  REQUIRE(serve.WaitFor([&] { return serve.StateOf("later") == "queued"; }, 20));
+
+  // Queued (max_jobs 2): it ends at once in failed/, nothing of it submitted.
+  CHECK(Http("DELETE", serve.Url("/jobs/later")).status == 401);
+  const HttpAnswer later = Http("DELETE", serve.Url("/jobs/later"), "", kToken);
+  CHECK(later.status == 200);
+  CHECK(json::parse(later.body).at("cancelled").as_bool());
+  CHECK(summary_of("later").at("cancelled").as_bool());
+  CHECK(Exists(dir.File("spool/failed/later.jsonl")));
+  CHECK(serve.StateOf("later") == "failed");
+
+  // Running: no more submissions; the tasks it paid for still get their images.
+  REQUIRE(serve.WaitFor([&] { return submissions() >= 3; }, 30));
+  const HttpAnswer big = Http("DELETE", serve.Url("/jobs/big"), "", kToken);
+  CHECK(big.status == 202);
+  CHECK(json::parse(big.body).at("cancelled").as_bool());
+  CHECK(Http("DELETE", serve.Url("/jobs/big"), "", kToken).status == 202);  // said once more
+  REQUIRE(serve.WaitFor(
+      [&] { return serve.StateOf("big") == "failed" && serve.StateOf("small") == "done"; }));
+  const json::object cancelled = summary_of("big");
+  CHECK(cancelled.at("cancelled").as_bool());
+  CHECK(cancelled.at("exit_code").as_int64() == 3);
+  const std::int64_t big_done = cancelled.at("done").as_int64();
+  CHECK(big_done < 30);
+  // Every submission made is an image on disk: the paid tasks finished, none was left behind.
+  const std::int64_t after_cancel = submissions();
+  CHECK(after_cancel == big_done + 8);
+  CHECK(Stat(api.Stats(), "credits_net") == 16 * after_cancel);
+  CHECK(json::parse(Http("GET", serve.Url("/jobs/big")).body).at("cancelled").as_bool());
+  CHECK(Http("DELETE", serve.Url("/jobs/big"), "", kToken).status == 409);
+  CHECK(Http("DELETE", serve.Url("/jobs/nosuch"), "", kToken).status == 404);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  CHECK(submissions() == after_cancel);
+  CHECK(serve.Log(0).find("job big: cancelled") != std::string::npos);
+
+  // The same name again resumes its directory: the rest is submitted, nothing twice.
+  Drop(dir, "big.jsonl", Manifest("k", 30));
+  REQUIRE(serve.WaitFor([&] { return serve.StateOf("big") == "done"; }));
+  CHECK(Http("GET", serve.Url("/jobs/big")).body.find("cancelled") == std::string::npos);
+  CHECK(Stat(api.Stats(), "max_submissions_per_prompt") == 1);
+  CHECK(submissions() == 38);
+
+  // Cancelled, then killed before its paid tasks finished: the next start ends it in failed/
+  // instead of resuming it.
+  Drop(dir, "third.jsonl", Manifest("t", 20));
+  REQUIRE(serve.WaitFor([&] { return submissions() >= 38 + 2; }, 30));
+  CHECK(Http("DELETE", serve.Url("/jobs/third"), "", kToken).status == 202);
+  ::kill(serve.process->pid(), SIGKILL);
+  serve.process->Wait(std::chrono::seconds(10));
+  const std::int64_t at_kill = submissions();
+  serve.Start();
+  CHECK(serve.StateOf("third") == "failed");
+  CHECK(summary_of("third").at("cancelled").as_bool());
+  CHECK(serve.Log(1).find("job third: cancelled") != std::string::npos);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  CHECK(submissions() == at_kill);
+  serve.process->Signal(SIGTERM);
+  CHECK(serve.process->Wait(std::chrono::seconds(30)) == 0);
+}
+
 }  // namespace
 }  // namespace nanobatch::serve

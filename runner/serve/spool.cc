@@ -18,6 +18,7 @@ namespace {
 
 constexpr std::string_view kExtensions[] = {"jsonl", "yaml", "yml"};
 constexpr std::size_t kMaxCreditsFile = 16 << 20;
+constexpr const char* kCancelMark = "cancelled";  // in jobs/NAME/.nanobatch/
 
 std::string Errno() { return std::strerror(errno); }
 
@@ -172,7 +173,10 @@ std::vector<ActiveJob> Spool::ScanActive(std::string& error) const {
         error = JobDir(name) + "/.nanobatch/" + file + " is not a regular file";
         continue;
       }
-      active.push_back({name, JobDir(name) + "/.nanobatch/" + file, Nanoseconds(info.st_ctim)});
+      struct stat mark;
+      const bool cancelled = ::fstatat(state.get(), kCancelMark, &mark, AT_SYMLINK_NOFOLLOW) == 0;
+      active.push_back(
+          {name, JobDir(name) + "/.nanobatch/" + file, Nanoseconds(info.st_ctim), cancelled});
       break;
     }
   }
@@ -207,6 +211,10 @@ std::optional<std::string> Spool::Claim(const InboxEntry& entry, std::string& er
   auto dir = fs::OutputDir::Open(JobDir(entry.name), /*create=*/true, error);
   if (!dir) return std::nullopt;
   const std::string target = "manifest." + entry.extension;
+  if (::unlinkat(dir->state_fd(), kCancelMark, 0) != 0 && errno != ENOENT) {
+    error = "cannot remove " + dir->StatePathOf(kCancelMark) + ": " + Errno();
+    return std::nullopt;
+  }
   if (::renameat(inbox_.get(), entry.file.c_str(), dir->state_fd(), target.c_str()) != 0) {
     error = "cannot move inbox/" + entry.file + " to " + dir->StatePathOf(target) + ": " + Errno();
     return std::nullopt;
@@ -216,6 +224,18 @@ std::optional<std::string> Spool::Claim(const InboxEntry& entry, std::string& er
   }
   last_seen_.erase(entry.file);
   return dir->StatePathOf(target);
+}
+
+bool Spool::MarkCancelled(const std::string& name, std::string& error) {
+  util::UniqueFd state(::openat(jobs_.get(), (name + "/.nanobatch").c_str(),
+                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!state) {
+    error = "cannot open " + JobDir(name) + "/.nanobatch: " + Errno();
+    return false;
+  }
+  return fs::WriteFileAtomically(state.get(), kCancelMark,
+                                 "cancelled by DELETE /jobs/" + name + "\n", fs::kPublishedFileMode,
+                                 error);
 }
 
 bool Spool::Finish(const std::string& name, const std::string& manifest_path, bool done,

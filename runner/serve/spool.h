@@ -4,7 +4,9 @@
 //   inbox/NAME.jsonl|.yaml|.yml   renamed in by the user (or POST /jobs); names starting with '.'
 //                                 are ignored, so a file still being written is never taken
 //   jobs/NAME/                    the job's output directory (layout of `run --out`); while the
-//                                 job is active its manifest is jobs/NAME/.nanobatch/manifest.EXT
+//                                 job is active its manifest is jobs/NAME/.nanobatch/manifest.EXT,
+//                                 and jobs/NAME/.nanobatch/cancelled says DELETE /jobs/NAME
+//                                 asked it to end (it ends in failed/, not resumed)
 //   done/NAME.EXT + NAME.summary.json     ended with exit 0
 //   failed/NAME.EXT + NAME.summary.json   ended with exit 1, 2 or 4
 //   .nanobatch/lock               one daemon per spool (flock)
@@ -42,6 +44,7 @@ struct ActiveJob {
   std::string name;
   std::string manifest;  // jobs/NAME/.nanobatch/manifest.EXT
   std::int64_t claimed_ns = 0;
+  bool cancelled = false;  // jobs/NAME/.nanobatch/cancelled exists
 };
 
 struct FinishedJob {
@@ -73,13 +76,17 @@ class Spool {
   std::vector<FinishedJob> ScanFinished() const;
 
   // Moves inbox/FILE to jobs/NAME/.nanobatch/manifest.EXT (creating the job's directory) and
-  // returns the manifest's path.
+  // returns the manifest's path. A cancel mark an earlier run of the name left goes.
   std::optional<std::string> Claim(const InboxEntry& entry, std::string& error);
   // Writes DEST/NAME.summary.json, then moves the job's manifest to DEST/NAME.EXT, DEST being
   // done/ or failed/. The summary comes first: a crash in between leaves an active job that is
   // resumed and finished again.
   bool Finish(const std::string& name, const std::string& manifest_path, bool done,
               const std::string& summary_json, std::string& error);
+
+  // Marks the active job NAME cancelled (jobs/NAME/.nanobatch/cancelled, synced): a restart
+  // before it ends finishes it rather than resuming it.
+  bool MarkCancelled(const std::string& name, std::string& error);
 
   // POST /jobs: writes `body` to inbox/.NAME.upload.jsonl (ignored by scans: a dot name), synced,
   // and returns its path, for the caller to validate. Then either Publish (renamed to

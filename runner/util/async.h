@@ -56,6 +56,8 @@ class StopSignal {
   void Rearm() { triggered_ = false; }
   // `child` is triggered whenever this is: "halt" implies "stop submitting".
   void AddChild(StopSignal& child) { children_.push_back(&child); }
+  // Before `child` goes away (a job's signals end with the job, the service's live on).
+  void RemoveChild(StopSignal& child) { children_.remove(&child); }
   // Sleeps `duration`, or less if triggered meanwhile; true if triggered.
   boost::asio::awaitable<bool> SleepFor(std::chrono::steady_clock::duration duration);
   // Waits on the caller's `timer` (already set to expire), which someone else may also cancel

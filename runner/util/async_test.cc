@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <boost/asio.hpp>
+#include <memory>
 #include <vector>
 
 namespace nanobatch::util {
@@ -70,6 +71,22 @@ TEST_CASE("async event: Notify wakes every waiter; WaitFor times out") {
   io.run();
   CHECK(woken == 3);
   CHECK_FALSE(timed_out_result);
+}
+
+TEST_CASE("stop signal: a child hears its parent until removed; a child's trigger stays its own") {
+  net::io_context io;
+  StopSignal service(io.get_executor());
+  auto job = std::make_unique<StopSignal>(io.get_executor());
+  StopSignal other_job(io.get_executor());
+  service.AddChild(*job);
+  service.AddChild(other_job);
+  job->Trigger();  // one job cancelled: neither the service nor the other job stops
+  CHECK_FALSE(service.triggered());
+  CHECK_FALSE(other_job.triggered());
+  service.RemoveChild(*job);
+  job.reset();        // a job that ended: the service must not reach it any more
+  service.Trigger();  // (under ASan, a use after free if it did)
+  CHECK(other_job.triggered());
 }
 
 TEST_CASE("stop signal: every waiter on a semaphore stops at once; no unit is lost") {
