@@ -69,6 +69,9 @@ def yaml():
     write("yaml_manifest", "merges",
           "- &b {prompt: one, resolution: 2K}\n- &m {<<: [*b, {output_format: png}], id: m}\n"
           "- {<<: *m, id: n, '<<': quoted}\n- {<<: {<<: *m, prompt: two}, id: o}\n- <<: 3\n")
+    write("yaml_manifest", "x_anchors_defaults",
+          "x-s: &s {resolution: 2K}\nx-l: &l {<<: *s, output_format: png}\n"
+          "defaults: {<<: [*l, *s], aspect_ratio: '1:1'}\nitems:\n  - {<<: *l, prompt: a}\n")
     write("yaml_manifest", "tags", "- !!binary aGVsbG8=\n- prompt: !!int 12\n")
     write("yaml_manifest", "deep", "[" * 3000 + "]" * 3000)
     write("yaml_manifest", "scalar", "just a string\n")

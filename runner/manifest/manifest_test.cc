@@ -225,6 +225,44 @@ TEST_CASE("yaml: a plain list of items") {
   CHECK(outcome.items[1].image_urls[0] == "https://example.com/ref.png");
 }
 
+TEST_CASE("yaml: x-NAME keys hold anchors; defaults merge them as items do") {
+  testing::TempDir dir;
+  Outcome outcome = Read(dir.Write("m.yaml",
+                                   "x-sizes: &sizes {resolution: 2K, aspect_ratio: \"16:9\"}\n"
+                                   "x-look: &look\n"
+                                   "  output_format: png\n"
+                                   "defaults:\n"
+                                   "  <<: [*sizes, *look]\n"
+                                   "  resolution: 4K\n"
+                                   "items:\n"
+                                   "  - {id: a, prompt: a cat}\n"
+                                   "  - {<<: *look, id: b, prompt: a dog, output_format: jpg}\n"));
+  INFO(outcome.ErrorText());
+  REQUIRE(outcome.errors.empty());
+  REQUIRE(outcome.items.size() == 2);
+  CHECK(outcome.items[0].resolution == "4K");  // its own key wins over the merged one
+  CHECK(outcome.items[0].aspect_ratio == "16:9");
+  CHECK(outcome.items[0].output_format == "png");
+  CHECK(outcome.items[1].output_format == "jpg");
+  // What defaults merge is checked as if written there; other top-level keys are still errors.
+  Outcome bad = Read(dir.Write("bad.yaml",
+                               "x-base: &base {resolution: 8K, colour: red}\n"
+                               "defs: &d {resolution: 1K}\n"
+                               "defaults: {<<: *base}\n"
+                               "items:\n"
+                               "  - {prompt: a cat}\n"));
+  const std::string text = bad.ErrorText();
+  CHECK(
+      text.find("bad.yaml:2: defs: unknown top-level key (allowed: defaults, items, and x-NAME") !=
+      std::string::npos);
+  CHECK(text.find("bad.yaml:1: defaults.resolution: \"8K\" is not one of") != std::string::npos);
+  CHECK(text.find("bad.yaml:1: defaults.colour: unknown key") != std::string::npos);
+  CHECK(bad.items.empty());
+  Outcome scalar = Read(dir.Write("scalar.yaml", "defaults: {<<: 3}\nitems:\n  - {prompt: a}\n"));
+  CHECK(scalar.ErrorText().find("scalar.yaml:1: defaults.<<: a merge key takes a mapping") !=
+        std::string::npos);
+}
+
 TEST_CASE("yaml: merge keys give an item the keys it does not set, first merged mapping first") {
   testing::TempDir dir;
   Outcome outcome = Read(dir.Write("m.yaml",

@@ -1,4 +1,5 @@
-// YAML manifests: a list of items, or a mapping with `defaults:` and `items:`. yaml-cpp loads
+// YAML manifests: a list of items, or a mapping with `defaults:` and `items:` (and `x-NAME:` keys
+// of the file's own, for anchors). yaml-cpp loads
 // the whole document (YAML manifests are the hand-written, small kind; large batches use
 // JSONL), and its exceptions are converted to InputErrors here, where the library is called.
 
@@ -25,7 +26,8 @@ int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
 
 // YAML's merge key: `<<: *base` (or a list of such mappings) gives a mapping the keys it does
 // not set itself; of several merged mappings the first to set a key wins (YAML 1.1's rule).
-// yaml-cpp 0.7 reads `<<` as a plain key, so items written with it are expanded here (a quoted
+// yaml-cpp 0.7 reads `<<` as a plain key, so items and defaults written with it are expanded here
+// (a quoted
 // '<<' stays a plain key), into a list of the document's own key and value nodes: an error about
 // a value's form names the line it is written on. (Not into a new YAML::Node: inserting the
 // document's nodes into one merges the whole document's node set into it, for every item.)
@@ -100,6 +102,28 @@ class YamlItemReader {
     errors_.Add({path_, line, std::move(field), std::move(message)});
   }
 
+  // `mapping`'s entries with its merge keys expanded, within the budgets; nullopt after an
+  // error naming `field` (written at `line`).
+  std::optional<Entries> ExpandMapping(const YAML::Node& mapping, int line,
+                                       const std::string& field) {
+    // A mapping without a merge key spends none of the budget.
+    Entries entries;
+    std::size_t budget = std::min(kMaxMergedKeys, merge_budget_);
+    const std::size_t before = budget;
+    const auto bad = ExpandMergeKeys(mapping, entries, budget);
+    merge_budget_ -= before - budget;
+    if (bad) {
+      Fail(bad->IsMap() ? line : LineOf(*bad), field,
+           bad->IsMap() ? "merges nested more than " + std::to_string(kMaxMergeDepth) +
+                              " deep or copying more than " + std::to_string(kMaxMergedKeys) +
+                              " keys (or, in the whole file, more than a few per byte of it)"
+                        : "a merge key takes a mapping or a list of mappings, not " +
+                              std::string(util::YamlKindName(*bad)));
+      return std::nullopt;
+    }
+    return entries;
+  }
+
   std::optional<std::string> ReadScalar(const YAML::Node& value, const std::string& field) {
     if (!value.IsScalar()) {
       Fail(LineOf(value), field, "must be a string, not " + std::string(util::YamlKindName(value)));
@@ -115,8 +139,10 @@ class YamlItemReader {
            "must be a mapping, not " + std::string(util::YamlKindName(node)));
       return false;
     }
+    const std::optional<Entries> entries = ExpandMapping(node, LineOf(node), "defaults.<<");
+    if (!entries) return false;
     bool ok = true;
-    for (const auto& entry : node) {
+    for (const auto& entry : *entries) {
       const std::string key = entry.first.Scalar();
       const std::string field = "defaults." + key;
       std::string* target = key == "resolution"      ? &defaults.resolution
@@ -202,22 +228,10 @@ class YamlItemReader {
       Fail(line, "-", "an item must be a mapping, not " + std::string(util::YamlKindName(written)));
       return;
     }
-    // The item's keys and values: its own nodes, and those its merge keys bring in (an item
-    // without one spends none of the budget).
-    Entries entries;
-    std::size_t budget = std::min(kMaxMergedKeys, merge_budget_);
-    const std::size_t before = budget;
-    const auto bad = ExpandMergeKeys(written, entries, budget);
-    merge_budget_ -= before - budget;
-    if (bad) {
-      Fail(bad->IsMap() ? line : LineOf(*bad), "<<",
-           bad->IsMap() ? "merges nested more than " + std::to_string(kMaxMergeDepth) +
-                              " deep or copying more than " + std::to_string(kMaxMergedKeys) +
-                              " keys (or, in the whole file, more than a few per byte of it)"
-                        : "a merge key takes a mapping or a list of mappings, not " +
-                              std::string(util::YamlKindName(*bad)));
-      return;
-    }
+    // The item's keys and values: its own nodes, and those its merge keys bring in.
+    const std::optional<Entries> expanded = ExpandMapping(written, line, "<<");
+    if (!expanded) return;
+    const Entries& entries = *expanded;
     RawItem raw;
     MetaColumns meta;
     std::optional<unsigned> repeat;
@@ -559,9 +573,12 @@ ManifestStats ReadYamlManifestText(const std::string& path, const std::string& t
     items = root;
   } else if (root.IsMap()) {
     for (const auto& entry : root) {
+      // `x-NAME:` keys are the file's own (as in Docker Compose): a place for anchors that
+      // items and defaults merge (`x-base: &base {...}`, then `<<: *base`).
       const std::string key = entry.first.Scalar();
-      if (key != "defaults" && key != "items") {
-        reader.Fail(LineOf(entry.first), key, "unknown top-level key (allowed: defaults items)");
+      if (key != "defaults" && key != "items" && !key.starts_with("x-")) {
+        reader.Fail(LineOf(entry.first), key,
+                    "unknown top-level key (allowed: defaults, items, and x-NAME for anchors)");
       }
     }
     if (root["defaults"] && !reader.ReadDefaults(root["defaults"], defaults)) return stats;
