@@ -1,6 +1,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <iomanip>
 #include <iostream>
 #include <string>
 
@@ -56,7 +57,7 @@ int ValidateCommand(const std::string& manifest_path, const std::string& config_
               << (errors.total() == 1 ? "" : "s") << "; nothing was submitted\n";
     return kExitBadInput;
   }
-  std::cout << manifest_path << ": " << stats.items << " items";
+  std::cout << manifest_path << ": " << stats.items << (stats.items == 1 ? " item" : " items");
   bool listed = false;
   for (std::size_t i = 0; i < by_resolution.size(); ++i) {
     if (by_resolution[i] == 0) continue;
@@ -68,7 +69,7 @@ int ValidateCommand(const std::string& manifest_path, const std::string& config_
     std::cout << ", expanded from " << stats.entries << " entries by matrix: and repeat:";
   }
   std::cout << ", " << credits << " credits at the configured prices; checked " << stats.lines
-            << " lines in " << seconds << " s\n";
+            << " lines in " << std::fixed << std::setprecision(3) << seconds << " s\n";
   return kExitOk;
 }
 
