@@ -437,7 +437,7 @@ TEST_CASE("engine: items that left the manifest are left alone, and status says 
   dir.Write("manifest.jsonl", Manifest(2, "m") + "{\"id\":\"m3\",\"prompt\":\"new\"}\n");
   ProcessResult result = job.Run();
   CHECK(result.exit_code == 0);
-  CHECK(result.err.find("1 items of earlier runs are no longer in the manifest") !=
+  CHECK(result.err.find("1 item of an earlier run is no longer in the manifest") !=
         std::string::npos);
   json::object status = job.Status();
   CHECK(status.at("total").as_int64() == 3);

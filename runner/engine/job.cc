@@ -362,8 +362,11 @@ net::awaitable<bool> Job::RecordPlan() {
     recorder_.Append(std::move(gone));
   }
   if (!plan_.departed.empty()) {
-    LogInfo(std::to_string(plan_.departed.size()) +
-            " items of earlier runs are no longer in the manifest; they are left alone");
+    LogInfo(plan_.departed.size() == 1
+                ? std::string("1 item of an earlier run is no longer in the manifest; it is left "
+                              "alone")
+                : std::to_string(plan_.departed.size()) +
+                      " items of earlier runs are no longer in the manifest; they are left alone");
   }
   proto::Record record;
   auto* started = record.mutable_run_started();
@@ -606,7 +609,8 @@ net::awaitable<int> Job::Run() {
                                       std::to_string(flags_.shard.count) + " of " +
                                       std::to_string(store_.size()) + ")"
                                 : "";
-  LogInfo(Prefix() + "run: " + std::to_string(plan_.items) + " items" + shard + "; " +
+  LogInfo(Prefix() + "run: " + std::to_string(plan_.items) +
+          (plan_.items == 1 ? " item" : " items") + shard + "; " +
           std::to_string(plan_.fresh.size()) + " to submit, " +
           std::to_string(plan_.resume.size() + plan_.recover.size()) + " to resume; " +
           std::to_string(totals.credits_spent) + " credits spent so far" +

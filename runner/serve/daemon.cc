@@ -238,6 +238,7 @@ class Daemon {
   bool draining_ = false;
   bool ready_ = false;
   std::uint64_t jobs_started_ = 0;
+  std::uint64_t jobs_cancelled_ = 0;  // by DELETE /jobs/NAME, since the service started
   const Clock::time_point started_ = Clock::now();
 };
 
@@ -626,6 +627,7 @@ http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::s
       std::string error;
       if (!spool_->MarkCancelled(name, error)) return JsonError(500, "job " + name + ": " + error);
       record.cancelled = true;
+      ++jobs_cancelled_;
       job.Cancel();
       LogInfo("job " + name + ": cancelled by DELETE: nothing more is submitted; its " +
               std::to_string(in_flight) +
@@ -661,6 +663,7 @@ http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::s
   // Queued or waiting: it ends here, without running.
   resumable_.erase(std::remove(resumable_.begin(), resumable_.end(), name), resumable_.end());
   record.cancelled = true;
+  ++jobs_cancelled_;
   ConcludeCancelled(name, {});
   UpdateOtherCredits();
   return JsonReply(200, json::object{{"name", name},
@@ -763,6 +766,9 @@ std::string Daemon::MetricsPage() const {
   }
   page.Family("nanobatch_jobs_started_total", "counter", "Jobs started since the service began.");
   page.Sample("nanobatch_jobs_started_total", {}, static_cast<double>(jobs_started_));
+  page.Family("nanobatch_jobs_cancelled_total", "counter",
+              "Jobs cancelled by DELETE /jobs/NAME since the service started.");
+  page.Sample("nanobatch_jobs_cancelled_total", {}, static_cast<double>(jobs_cancelled_));
 
   page.Family("nanobatch_download_bytes_total", "counter", "Image bytes downloaded.");
   page.Sample("nanobatch_download_bytes_total", {}, static_cast<double>(counters.download_bytes));

@@ -460,6 +460,9 @@ TEST_CASE(
   std::this_thread::sleep_for(std::chrono::seconds(1));
   CHECK(submissions() == after_cancel);
   CHECK(serve.Log(0).find("job big: cancelled") != std::string::npos);
+  const std::string page = Http("GET", serve.Url("/metrics")).body;
+  CHECK(MetricValue(page, "nanobatch_jobs_cancelled_total") == 2);
+  CHECK(MetricValue(page, "nanobatch_jobs{state=\"failed\"}") == 2);
 
   // The same name again resumes its directory: the rest is submitted, nothing twice.
   Drop(dir, "big.jsonl", Manifest("k", 30));
