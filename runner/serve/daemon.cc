@@ -660,7 +660,11 @@ http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::s
     inbox_.erase(entry);
     record.manifest = *manifest;
   }
-  // Queued or waiting: it ends here, without running.
+  // Queued or waiting: it ends here, without running (marked first: should the spool fail to
+  // take the summary, the next start still ends it rather than resuming it).
+  if (std::string error; !spool_->MarkCancelled(name, error)) {
+    return JsonError(500, "job " + name + ": " + error);
+  }
   resumable_.erase(std::remove(resumable_.begin(), resumable_.end(), name), resumable_.end());
   record.cancelled = true;
   ++jobs_cancelled_;
