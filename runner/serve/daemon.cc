@@ -202,7 +202,9 @@ class Daemon {
   http::Reply Ready() const;
   http::Reply ListJobs() const;
   http::Reply JobStatus(const std::string& name) const;
-  http::Reply PostJob(const http::IncomingRequest& request, const std::string& name);
+  // `format`: "jsonl" (also when empty) or "yaml".
+  http::Reply PostJob(const http::IncomingRequest& request, const std::string& name,
+                      const std::string& format);
   http::Reply CancelJob(const http::IncomingRequest& request, const std::string& name);
   // The reply refusing a request that changes jobs (POST, DELETE) without the token; none if
   // the request has it.
@@ -513,10 +515,12 @@ http::Reply Daemon::Handle(const http::IncomingRequest& request) {
     return service_.OnReceiverRequest(request);  // the webhooks share the listener
   }
   if (path == "/jobs" && request.method == "POST") {
-    auto name = url->params().find("name");
-    return PostJob(request, name != url->params().end() && (*name).has_value
-                                ? std::string((*name).value)
-                                : std::string());
+    auto param = [&](const char* key) {
+      auto found = url->params().find(key);
+      return found != url->params().end() && (*found).has_value ? std::string((*found).value)
+                                                                : std::string();
+    };
+    return PostJob(request, param("name"), param("format"));
   }
   if (request.method == "DELETE" && path.starts_with("/jobs/")) {
     return CancelJob(request, path.substr(6));
@@ -676,32 +680,40 @@ http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::s
                                      {"in_flight", 0}});
 }
 
-http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::string& name) {
+http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::string& name,
+                            const std::string& format) {
   if (auto refused = RefuseUnauthorized(request, "POST /jobs")) return *refused;
   if (draining_) return JsonError(503, "draining: not taking jobs");
   if (!Spool::IsJobName(name)) {
     return JsonError(400, "?name= must be 1 to 128 of A-Z a-z 0-9 . _ - (not starting with '.')");
   }
+  if (!format.empty() && format != "jsonl" && format != "yaml") {
+    return JsonError(400, "?format= must be jsonl (the default) or yaml");
+  }
+  const std::string extension = format.empty() ? "jsonl" : format;
   // An active job (running or waiting) holds its claimed manifest.
   if (spool_->InInbox(name) || (records_.contains(name) && !records_.at(name).manifest.empty())) {
     return JsonError(409, "job " + name + " is already queued or running");
   }
-  if (request.body.empty()) return JsonError(400, "the body must be a JSONL manifest");
+  if (request.body.empty()) {
+    return JsonError(400, "the body must be a manifest (JSONL, or YAML with ?format=yaml)");
+  }
   std::string error;
-  auto staged = spool_->StageUpload(name, request.body, error);
+  auto staged = spool_->StageUpload(name, request.body, error, extension);
   if (!staged) return JsonError(500, error);
   // Checked before it is queued: a bad manifest is answered here, with every error.
   util::InputErrors errors;
   manifest::ReadManifest(
       *staged, config_.defaults, [](manifest::Item&&) {}, errors);
   if (!errors.empty()) {
-    spool_->DiscardUpload(name);
-    return JsonReply(422, json::object{{"error", "the manifest has errors; nothing was queued"},
-                                       {"errors", ErrorLines(errors, *staged, name + ".jsonl")},
-                                       {"error_count", errors.total()}});
+    spool_->DiscardUpload(name, extension);
+    return JsonReply(422,
+                     json::object{{"error", "the manifest has errors; nothing was queued"},
+                                  {"errors", ErrorLines(errors, *staged, name + "." + extension)},
+                                  {"error_count", errors.total()}});
   }
-  if (!spool_->PublishUpload(name, error)) {
-    spool_->DiscardUpload(name);
+  if (!spool_->PublishUpload(name, error, extension)) {
+    spool_->DiscardUpload(name, extension);
     return JsonError(500, error);
   }
   JobRecord& record = Record(name);

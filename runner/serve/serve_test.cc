@@ -226,6 +226,19 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   CHECK(refused.body.find("posted.jsonl:1: prompt") != std::string::npos);
   CHECK(Http("POST", serve.Url("/jobs?name=posted"), Manifest("p", 2), kToken).status == 202);
   REQUIRE(serve.WaitFor([&] { return serve.StateOf("posted") == "done"; }));
+  // A YAML manifest with ?format=yaml (a template: 2 items); its errors are named as YAML's.
+  CHECK(Http("POST", serve.Url("/jobs?name=y&format=xml"), "- {prompt: a}\n", kToken).status ==
+        400);
+  const HttpAnswer bad_yaml =
+      Http("POST", serve.Url("/jobs?name=yposted&format=yaml"), "- {prompt: a, colour: red}\n",
+           kToken);
+  CHECK(bad_yaml.status == 422);
+  CHECK(bad_yaml.body.find("yposted.yaml:1: colour: unknown key") != std::string::npos);
+  CHECK(Http("POST", serve.Url("/jobs?name=yposted&format=yaml"),
+             "- {id: yp, prompt: \"a {animal}\", matrix: {animal: [cat, dog]}}\n", kToken)
+            .status == 202);
+  REQUIRE(serve.WaitFor([&] { return serve.StateOf("yposted") == "done"; }));
+  CHECK(Exists(dir.File("spool/done/yposted.yaml")));
   CHECK(Http("GET", serve.Url("/jobs/..%2F..%2Fetc")).status == 404);
   CHECK(Http("GET", serve.Url("/jobs/nosuch")).status == 404);
   // Bodies are capped by route: manifests up to serve.max_manifest_bytes, callbacks 64 KiB.
@@ -241,10 +254,10 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   CAPTURE(lint.out + lint.err);
   CHECK(lint.exit_code == 0);
   const json::object stats = api.Stats();
-  CHECK(Stat(stats, "credits_net") == 16 * 11);
+  CHECK(Stat(stats, "credits_net") == 16 * 13);
   CHECK(MetricValue(page, "nanobatch_credits_spent_total") == Stat(stats, "credits_net"));
   CHECK(MetricValue(page, "nanobatch_images_flagged") == 0);
-  CHECK(MetricValue(page, "nanobatch_jobs{state=\"done\"}") == 4);
+  CHECK(MetricValue(page, "nanobatch_jobs{state=\"done\"}") == 5);
   CHECK(MetricValue(page, "nanobatch_jobs{state=\"failed\"}") == 1);
   CHECK(MetricValue(page, "nanobatch_api_requests_total{endpoint=\"submit\",code=\"200\"}") ==
         Stat(stats, "submissions"));

@@ -266,8 +266,8 @@ bool Spool::Finish(const std::string& name, const std::string& manifest_path, bo
 }
 
 std::optional<std::string> Spool::StageUpload(const std::string& name, std::string_view body,
-                                              std::string& error) {
-  const std::string staged = "." + name + ".upload.jsonl";
+                                              std::string& error, std::string_view extension) {
+  const std::string staged = "." + name + ".upload." + std::string(extension);
   if (!fs::WriteFileAtomically(inbox_.get(), staged, std::string(body), fs::kPrivateFileMode,
                                error)) {
     return std::nullopt;
@@ -275,9 +275,9 @@ std::optional<std::string> Spool::StageUpload(const std::string& name, std::stri
   return path_ + "/inbox/" + staged;
 }
 
-bool Spool::PublishUpload(const std::string& name, std::string& error) {
-  const std::string staged = "." + name + ".upload.jsonl";
-  const std::string target = name + ".jsonl";
+bool Spool::PublishUpload(const std::string& name, std::string& error, std::string_view extension) {
+  const std::string staged = "." + name + ".upload." + std::string(extension);
+  const std::string target = name + "." + std::string(extension);
   if (::renameat(inbox_.get(), staged.c_str(), inbox_.get(), target.c_str()) != 0) {
     error = "cannot move inbox/" + staged + " to inbox/" + target + ": " + Errno();
     return false;
@@ -290,8 +290,8 @@ bool Spool::PublishUpload(const std::string& name, std::string& error) {
   return fs::SyncDirectory(inbox_.get(), error);
 }
 
-void Spool::DiscardUpload(const std::string& name) {
-  ::unlinkat(inbox_.get(), ("." + name + ".upload.jsonl").c_str(), 0);
+void Spool::DiscardUpload(const std::string& name, std::string_view extension) {
+  ::unlinkat(inbox_.get(), ("." + name + ".upload." + std::string(extension)).c_str(), 0);
 }
 
 bool Spool::LoadFinishedCredits(std::string& error) {

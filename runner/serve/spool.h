@@ -88,13 +88,14 @@ class Spool {
   // before it ends finishes it rather than resuming it.
   bool MarkCancelled(const std::string& name, std::string& error);
 
-  // POST /jobs: writes `body` to inbox/.NAME.upload.jsonl (ignored by scans: a dot name), synced,
+  // POST /jobs: writes `body` to inbox/.NAME.upload.EXT (ignored by scans: a dot name), synced,
   // and returns its path, for the caller to validate. Then either Publish (renamed to
-  // inbox/NAME.jsonl) or Discard.
+  // inbox/NAME.EXT) or Discard. EXT: "jsonl" or "yaml".
   std::optional<std::string> StageUpload(const std::string& name, std::string_view body,
-                                         std::string& error);
-  bool PublishUpload(const std::string& name, std::string& error);
-  void DiscardUpload(const std::string& name);
+                                         std::string& error, std::string_view extension = "jsonl");
+  bool PublishUpload(const std::string& name, std::string& error,
+                     std::string_view extension = "jsonl");
+  void DiscardUpload(const std::string& name, std::string_view extension = "jsonl");
   // Whether inbox/ holds a manifest of job NAME (any extension).
   bool InInbox(const std::string& name) const;
 
