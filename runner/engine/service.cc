@@ -154,10 +154,6 @@ void Service::Halt(StopReason reason, const std::string& detail) {
   });
 }
 
-net::awaitable<bool> Service::SubmitSleep(Clock::duration duration) {
-  co_return co_await submit_signal_.SleepFor(duration);  // a halt triggers it too
-}
-
 net::awaitable<bool> Service::HaltableSleep(Clock::duration duration) {
   co_return co_await halt_signal_.SleepFor(duration);
 }
@@ -178,10 +174,6 @@ bool Service::PauseForSpendLimit(const api::ApiError& error) {
                "); pausing submissions for " + std::to_string(static_cast<int>(pause)) + " s");
   }
   return true;
-}
-
-net::awaitable<bool> Service::SubmitPauseSleep(Clock::duration duration) {
-  co_return co_await no_new_submissions_.SleepFor(duration);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -132,17 +132,12 @@ class Service {
   util::StopSignal& halt_signal() { return halt_signal_; }
   util::StopSignal& submit_signal() { return submit_signal_; }
   util::StopSignal& no_new_submissions() { return no_new_submissions_; }
-  // Sleeps unless submitting stops (for any reason but the budget); true if it stopped.
-  boost::asio::awaitable<bool> SubmitSleep(Clock::duration duration);
   // Sleeps unless halted; true if halted.
   boost::asio::awaitable<bool> HaltableSleep(Clock::duration duration);
   // Credits held or given back: a submit loop waiting for refunds checks again.
   void NotifyBudgetChanged() { budget_changed_.Notify(); }
-  // Waits for credits to come back; false when no new submission may go out any more.
-  boost::asio::awaitable<bool> WaitBudgetChanged() {
-    return budget_changed_.Wait(no_new_submissions_);
-  }
-  // The same, ending when `stop` (one that this service's no_new_submissions() implies) does.
+  // Waits for credits to come back; false once `stop` (a job's no_new_submissions(), which this
+  // service's implies) is triggered.
   boost::asio::awaitable<bool> WaitBudgetChanged(util::StopSignal& stop) {
     return budget_changed_.Wait(stop);
   }
@@ -153,8 +148,6 @@ class Service {
   bool PauseForSpendLimit(const api::ApiError& error);
   void SpendLimitLifted() { spend_limited_since_.reset(); }
   Clock::time_point spend_pause_until() const { return spend_pause_until_; }
-  // Sleeps through a spend-limit pause; true if submitting stopped meanwhile.
-  boost::asio::awaitable<bool> SubmitPauseSleep(Clock::duration duration);
 
   // --- webhooks ----------------------------------------------------------------------------------
   bool callbacks() const { return !config_.callbacks.public_url.empty(); }
@@ -239,13 +232,15 @@ class JobStop {
   // Service::submit_signal() and no_new_submissions(), each also triggered by Cancel().
   util::StopSignal& submit_signal() { return submit_signal_; }
   util::StopSignal& no_new_submissions() { return no_new_submissions_; }
-  // Service::SubmitSleep, SubmitPauseSleep and WaitBudgetChanged, for this job.
+  // Sleeps unless this job's submitting stops (for any reason but the budget); true if it did.
   boost::asio::awaitable<bool> SubmitSleep(Clock::duration duration) {
     return submit_signal_.SleepFor(duration);
   }
+  // Sleeps through a spend-limit pause; true if no new submission may go out meanwhile.
   boost::asio::awaitable<bool> SubmitPauseSleep(Clock::duration duration) {
     return no_new_submissions_.SleepFor(duration);
   }
+  // Waits for credits to come back; false when no new submission may go out any more.
   boost::asio::awaitable<bool> WaitBudgetChanged() {
     return service_.WaitBudgetChanged(no_new_submissions_);
   }

@@ -1,7 +1,7 @@
 // YAML manifests: a list of items, or a mapping with `defaults:` and `items:` (and `x-NAME:` keys
-// of the file's own, for anchors). yaml-cpp loads
-// the whole document (YAML manifests are the hand-written, small kind; large batches use
-// JSONL), and its exceptions are converted to InputErrors here, where the library is called.
+// of the file's own, for anchors). yaml-cpp loads the whole document (YAML manifests are the
+// hand-written, small kind; large batches use JSONL), and its exceptions are converted to
+// InputErrors here, where the library is called.
 
 #include <yaml-cpp/yaml.h>
 
@@ -27,10 +27,10 @@ int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
 // YAML's merge key: `<<: *base` (or a list of such mappings) gives a mapping the keys it does
 // not set itself; of several merged mappings the first to set a key wins (YAML 1.1's rule).
 // yaml-cpp 0.7 reads `<<` as a plain key, so items and defaults written with it are expanded here
-// (a quoted
-// '<<' stays a plain key), into a list of the document's own key and value nodes: an error about
-// a value's form names the line it is written on. (Not into a new YAML::Node: inserting the
-// document's nodes into one merges the whole document's node set into it, for every item.)
+// (a quoted '<<' stays a plain key), into a list of the document's own key and value nodes: an
+// error about a value's form names the line it is written on. (Not into a new YAML::Node:
+// inserting the document's nodes into one merges the whole document's node set into it, for
+// every item.)
 using Entries = std::vector<std::pair<YAML::Node, YAML::Node>>;
 constexpr int kMaxMergeDepth = 16;  // merged mappings that merge others, and so on
 // Keys an item's merges may copy: aliases make a short text name a mapping many times over

@@ -623,29 +623,12 @@ http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::s
     return JsonError(404, "no job named \"" + name.substr(0, 128) + "\"");
   }
   JobRecord& record = found->second;
-  if (auto it = running_.find(name); it != running_.end()) {
-    engine::Job& job = *it->second->job;
-    const journal::Totals& totals = it->second->inputs.journal->state().totals();
-    const std::uint64_t in_flight = totals.intent + totals.submitted + totals.completed;
-    if (!record.cancelled) {
-      std::string error;
-      if (!spool_->MarkCancelled(name, error)) return JsonError(500, "job " + name + ": " + error);
-      record.cancelled = true;
-      ++jobs_cancelled_;
-      job.Cancel();
-      LogInfo("job " + name + ": cancelled by DELETE: nothing more is submitted; its " +
-              std::to_string(in_flight) +
-              " tasks already paid for get their images first, then it ends in failed/");
-    }
-    return JsonReply(202, json::object{{"name", name},
-                                       {"state", StateName(record.state)},
-                                       {"cancelled", true},
-                                       {"in_flight", in_flight}});
-  }
-  if (record.state == JobState::kDone || record.state == JobState::kFailed) {
+  const auto running = running_.find(name);
+  if (running == running_.end() &&
+      (record.state == JobState::kDone || record.state == JobState::kFailed)) {
     return JsonError(409, "job " + name + " has already ended (" + StateName(record.state) + ")");
   }
-  if (record.state == JobState::kQueued) {
+  if (running == running_.end() && record.state == JobState::kQueued) {
     // Not claimed yet: claimed now, so that it ends like any other job, with its summary. A
     // file seen for the first time is ready at its second scan (the scan's guard against a copy
     // still being written; moved to failed/ all the same, the copy would still complete).
@@ -664,20 +647,36 @@ http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::s
     inbox_.erase(entry);
     record.manifest = *manifest;
   }
-  // Queued or waiting: it ends here, without running (marked first: should the spool fail to
-  // take the summary, the next start still ends it rather than resuming it).
-  if (std::string error; !spool_->MarkCancelled(name, error)) {
-    return JsonError(500, "job " + name + ": " + error);
+  // Marked first: a restart before the job has ended ends it rather than resuming it.
+  if (!record.cancelled) {
+    if (std::string error; !spool_->MarkCancelled(name, error)) {
+      return JsonError(500, "job " + name + ": " + error);
+    }
+    record.cancelled = true;
+    ++jobs_cancelled_;
   }
-  resumable_.erase(std::remove(resumable_.begin(), resumable_.end(), name), resumable_.end());
-  record.cancelled = true;
-  ++jobs_cancelled_;
-  ConcludeCancelled(name, {});
-  UpdateOtherCredits();
-  return JsonReply(200, json::object{{"name", name},
-                                     {"state", StateName(record.state)},
-                                     {"cancelled", true},
-                                     {"in_flight", 0}});
+  std::uint64_t in_flight = 0;
+  if (running != running_.end()) {
+    // Running: no more submissions; it ends once what it paid for is in.
+    const journal::Totals& totals = running->second->inputs.journal->state().totals();
+    in_flight = totals.intent + totals.submitted + totals.completed;
+    if (!running->second->job->cancelled()) {
+      running->second->job->Cancel();
+      LogInfo("job " + name + ": cancelled by DELETE: nothing more is submitted; its " +
+              std::to_string(in_flight) +
+              " tasks already paid for get their images first, then it ends in failed/");
+    }
+  } else {
+    // Queued or waiting: it ends here, without running.
+    resumable_.erase(std::remove(resumable_.begin(), resumable_.end(), name), resumable_.end());
+    ConcludeCancelled(name, {});
+    UpdateOtherCredits();
+  }
+  return JsonReply(running != running_.end() ? 202 : 200,
+                   json::object{{"name", name},
+                                {"state", StateName(record.state)},
+                                {"cancelled", true},
+                                {"in_flight", in_flight}});
 }
 
 http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::string& name,

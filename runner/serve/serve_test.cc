@@ -229,9 +229,8 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   // A YAML manifest with ?format=yaml (a template: 2 items); its errors are named as YAML's.
   CHECK(Http("POST", serve.Url("/jobs?name=y&format=xml"), "- {prompt: a}\n", kToken).status ==
         400);
-  const HttpAnswer bad_yaml =
-      Http("POST", serve.Url("/jobs?name=yposted&format=yaml"), "- {prompt: a, colour: red}\n",
-           kToken);
+  const HttpAnswer bad_yaml = Http("POST", serve.Url("/jobs?name=yposted&format=yaml"),
+                                   "- {prompt: a, colour: red}\n", kToken);
   CHECK(bad_yaml.status == 422);
   CHECK(bad_yaml.body.find("yposted.yaml:1: colour: unknown key") != std::string::npos);
   CHECK(Http("POST", serve.Url("/jobs?name=yposted&format=yaml"),
@@ -347,6 +346,33 @@ TEST_CASE("serve: one budget for all jobs, kept across a restart; SIGHUP raises 
   CHECK(serve.Log(1).find("limits.budget_credits 80 -> 1000") != std::string::npos);
   CHECK(Stat(api.Stats(), "credits_net") == 8 * 16);
   CHECK(Stat(api.Stats(), "max_submissions_per_prompt") == 1);
+  serve.process->Signal(SIGTERM);
+  CHECK(serve.process->Wait(std::chrono::seconds(30)) == 0);
+}
+
+TEST_CASE("serve: DELETE ends a job waiting for the budget at once; a raised budget leaves it") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "50", "--processing-ms", "150"});
+  // 16 credits an item: 32 credits fit 2 of its 4 items.
+  Serve serve(dir, api, "limits: {rate: 100, burst: 10, max_in_flight: 4, budget_credits: 32}\n");
+  serve.Start();
+  Drop(dir, "w.jsonl", Manifest("w", 4));
+  REQUIRE(serve.WaitFor([&] { return serve.StateOf("w") == "waiting"; }, 30));
+  const std::int64_t submitted = Stat(api.Stats(), "submissions");
+  const HttpAnswer answer = Http("DELETE", serve.Url("/jobs/w"), "", kToken);
+  CHECK(answer.status == 200);
+  CHECK(json::parse(answer.body).at("cancelled").as_bool());
+  CHECK(serve.StateOf("w") == "failed");
+  const json::object summary = json::parse(dir.Read("spool/failed/w.summary.json")).as_object();
+  CHECK(summary.at("cancelled").as_bool());
+  CHECK(summary.at("credits_spent").as_int64() == Stat(api.Stats(), "credits_net"));
+  // A larger budget resumes the jobs that wait for it: not this one.
+  serve.WriteConfig("limits: {rate: 100, burst: 10, max_in_flight: 4, budget_credits: 1000}\n");
+  serve.process->Signal(SIGHUP);
+  REQUIRE(serve.WaitFor([&] { return serve.Log(0).find("reloaded") != std::string::npos; }, 20));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  CHECK(serve.StateOf("w") == "failed");
+  CHECK(Stat(api.Stats(), "submissions") == submitted);
   serve.process->Signal(SIGTERM);
   CHECK(serve.process->Wait(std::chrono::seconds(30)) == 0);
 }

@@ -162,8 +162,7 @@ std::vector<ActiveJob> Spool::ScanActive(std::string& error) const {
   std::vector<ActiveJob> active;
   for (const std::string& name : List(jobs_.get())) {
     if (!IsJobName(name)) continue;
-    util::UniqueFd state(::openat(jobs_.get(), (name + "/.nanobatch").c_str(),
-                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    util::UniqueFd state = OpenJobState(name);
     if (!state) continue;
     for (std::string_view extension : kExtensions) {
       const std::string file = "manifest." + std::string(extension);
@@ -226,13 +225,16 @@ std::optional<std::string> Spool::Claim(const InboxEntry& entry, std::string& er
   return dir->StatePathOf(target);
 }
 
-bool Spool::MarkCancelled(const std::string& name, std::string& error) {
+util::UniqueFd Spool::OpenJobState(const std::string& name, std::string* error) const {
   util::UniqueFd state(::openat(jobs_.get(), (name + "/.nanobatch").c_str(),
                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!state) {
-    error = "cannot open " + JobDir(name) + "/.nanobatch: " + Errno();
-    return false;
-  }
+  if (!state && error) *error = "cannot open " + JobDir(name) + "/.nanobatch: " + Errno();
+  return state;
+}
+
+bool Spool::MarkCancelled(const std::string& name, std::string& error) {
+  util::UniqueFd state = OpenJobState(name, &error);
+  if (!state) return false;
   return fs::WriteFileAtomically(state.get(), kCancelMark,
                                  "cancelled by DELETE /jobs/" + name + "\n", fs::kPublishedFileMode,
                                  error);
@@ -250,12 +252,8 @@ bool Spool::Finish(const std::string& name, const std::string& manifest_path, bo
   ::unlinkat(done ? failed_.get() : done_.get(), (name + ".summary.json").c_str(), 0);
   const std::string file = manifest_path.substr(manifest_path.rfind('/') + 1);  // manifest.EXT
   const std::string extension = file.substr(file.rfind('.') + 1);
-  util::UniqueFd state(::openat(jobs_.get(), (name + "/.nanobatch").c_str(),
-                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!state) {
-    error = "cannot open " + JobDir(name) + "/.nanobatch: " + Errno();
-    return false;
-  }
+  util::UniqueFd state = OpenJobState(name, &error);
+  if (!state) return false;
   const std::string target = name + "." + extension;
   if (::renameat(state.get(), file.c_str(), dest, target.c_str()) != 0) {
     error = "cannot move " + manifest_path + " to " + path_ + "/" + dest_name + "/" + target +

@@ -107,6 +107,8 @@ class Spool {
  private:
   Spool() = default;
   bool LoadFinishedCredits(std::string& error);
+  // jobs/NAME/.nanobatch, not following a link; invalid with `error` (when given) set if absent.
+  util::UniqueFd OpenJobState(const std::string& name, std::string* error = nullptr) const;
 
   std::string path_;
   util::UniqueFd root_, inbox_, jobs_, done_, failed_, state_, lock_;
