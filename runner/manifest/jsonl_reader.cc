@@ -159,6 +159,8 @@ class LineParser {
 
     if (ValidateItemInto(std::move(raw), defaults_, {path_, line_number_}, errors_, out)) {
       ++items_;
+      // A derived id is known only now: its slot is fetched while the next line is parsed.
+      if (out->id_derived && id_read_) id_read_(out->id);
       out->source_offset = offset;
       out->source_length = static_cast<std::uint32_t>(line.size());
       out->source_fingerprint = LineFingerprint(line);

@@ -41,22 +41,38 @@ void Sha256::Update(const void* data, std::size_t size) {
 }
 
 std::string Sha256::FinishHex() {
-  unsigned char digest[EVP_MAX_MD_SIZE];
+  Digest digest;
   unsigned int length = 0;
-  CheckOpenSsl(EVP_DigestFinal_ex(context_, digest, &length), "EVP_DigestFinal_ex");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex(std::size_t{length} * 2, '\0');
-  for (unsigned int i = 0; i < length; ++i) {
-    hex[std::size_t{2} * i] = kHex[digest[i] >> 4];
-    hex[std::size_t{2} * i + 1] = kHex[digest[i] & 0x0F];
-  }
+  CheckOpenSsl(EVP_DigestFinal_ex(context_, digest.data(), &length), "EVP_DigestFinal_ex");
+  std::string hex;
+  AppendHex(digest, length, hex);
   return hex;
 }
 
+Sha256::Digest Sha256::Of(std::string_view bytes) {
+  thread_local Sha256 reused;
+  CheckOpenSsl(EVP_DigestInit_ex2(reused.context_, FetchedSha256(), nullptr), "EVP_DigestInit_ex2");
+  reused.Update(bytes);
+  Digest digest;
+  unsigned int length = 0;
+  CheckOpenSsl(EVP_DigestFinal_ex(reused.context_, digest.data(), &length), "EVP_DigestFinal_ex");
+  return digest;
+}
+
 std::string Sha256::HexOf(std::string_view bytes) {
-  Sha256 hash;
-  hash.Update(bytes);
-  return hash.FinishHex();
+  std::string hex;
+  AppendHex(Of(bytes), sizeof(Digest), hex);
+  return hex;
+}
+
+void Sha256::AppendHex(const Digest& digest, std::size_t bytes, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const std::size_t start = out.size();
+  out.resize(start + 2 * bytes);
+  for (std::size_t i = 0; i < bytes; ++i) {
+    out[start + 2 * i] = kHex[digest[i] >> 4];
+    out[start + 2 * i + 1] = kHex[digest[i] & 0x0F];
+  }
 }
 
 }  // namespace nanobatch::util

@@ -28,8 +28,13 @@ class Sha256 {
   // Lower-case hex of the digest. The object must not be used afterwards.
   std::string FinishHex();
 
-  // One-shot convenience.
+  using Digest = std::array<std::uint8_t, 32>;
+  // One-shot: the digest of `bytes`, through one context per thread that is reset rather than
+  // allocated and freed again (a manifest's derived ids hash a few hundred thousand prompts).
+  static Digest Of(std::string_view bytes);
   static std::string HexOf(std::string_view bytes);
+  // Lower-case hex of the first `bytes` bytes of `digest` appended to `out`.
+  static void AppendHex(const Digest& digest, std::size_t bytes, std::string& out);
 
  private:
   ::evp_md_ctx_st* context_;

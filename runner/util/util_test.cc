@@ -72,6 +72,23 @@ TEST_CASE("sha256: known vectors, one-shot and incremental agree") {
   CHECK(incremental.FinishHex() == Sha256::HexOf("abc"));
 }
 
+TEST_CASE("sha256: the one-shot context is reset between calls; AppendHex formats a prefix") {
+  // A long input first, then a short one: state left over from the first would change the second.
+  const std::string million_a(1000000, 'a');
+  CHECK(Sha256::HexOf(million_a) ==
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  CHECK(Sha256::HexOf("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256 unfinished;  // an incremental hash in progress does not share the one-shot context
+  unfinished.Update("a");
+  CHECK(Sha256::HexOf("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  unfinished.Update("bc");
+  CHECK(unfinished.FinishHex() == Sha256::HexOf("abc"));
+
+  std::string id = "item-";
+  Sha256::AppendHex(Sha256::Of("abc"), 8, id);
+  CHECK(id == "item-ba7816bf8f01cfea");
+}
+
 TEST_CASE("input errors: format is FILE:LINE: field: message, and the cap counts the rest") {
   CHECK(InputError{"m.jsonl", 3, "prompt", "is empty"}.Format() == "m.jsonl:3: prompt: is empty");
   CHECK(InputError{"config.yaml", 0, "", "cannot open"}.Format() == "config.yaml: -: cannot open");
