@@ -66,13 +66,42 @@ Setter Number(Access access) {
   };
 }
 
+// The allowed range of each whole-number key, in one place: the message for a value that is not
+// a whole number ("0.5") and the check of one that is ("0") name the same bounds.
+struct WholeRange {
+  std::uint64_t min = 0;
+  std::uint64_t max = 0;
+  std::string Describe() const {
+    return "from " + std::to_string(min) + " to " + std::to_string(max);
+  }
+};
+
+const std::map<std::string_view, WholeRange>& WholeRanges() {
+  static const auto* ranges = new std::map<std::string_view, WholeRange>{
+      {"limits.burst", {1, 100'000}},
+      {"limits.max_in_flight", {1, 100'000}},
+      {"limits.max_downloads", {1, 1'000}},
+      {"limits.budget_credits", {0, 1'000'000'000'000ull}},
+      {"download.min_bytes_per_s", {0, 1ull << 30}},
+      {"download.max_bytes", {1024, 1ull << 32}},
+      {"output.shard_size", {0, std::numeric_limits<std::uint32_t>::max()}},
+      {"retry.max_attempts", {1, 1'000}},
+      {"retry.max_task_attempts", {1, 1'000}},
+      {"serve.max_jobs", {1, 1'000}},
+      {"serve.max_manifest_bytes", {1024, 1ull << 32}},
+      {"api.prices", {1, 1'000'000}},
+  };
+  return *ranges;
+}
+
+const WholeRange& WholeRangeOf(std::string_view key) { return WholeRanges().at(key); }
+
 template <typename Integer, typename Access>
-Setter WholeNumber(Access access) {
-  return [access](const YAML::Node& node, Config& config) -> std::optional<std::string> {
+Setter WholeNumber(std::string_view key, Access access) {
+  const WholeRange range = WholeRangeOf(key);
+  return [access, range](const YAML::Node& node, Config& config) -> std::optional<std::string> {
     auto value = node.IsScalar() ? ParseInteger<Integer>(node.Scalar()) : std::nullopt;
-    if (!value)
-      return std::string("must be a whole number from 0 to ") +
-             std::to_string(std::numeric_limits<Integer>::max());
+    if (!value) return "must be a whole number " + range.Describe();
     access(config) = *value;
     return std::nullopt;
   };
@@ -94,7 +123,10 @@ std::optional<std::string> SetBudget(const YAML::Node& node, Config& config) {
     return std::nullopt;
   }
   auto value = node.IsScalar() ? ParseInteger<std::uint64_t>(node.Scalar()) : std::nullopt;
-  if (!value) return std::string("must be a whole number of credits, or null for no budget");
+  if (!value) {
+    return "must be a whole number of credits " + WholeRangeOf("limits.budget_credits").Describe() +
+           ", or null for no budget";
+  }
   config.limits.budget_credits = *value;
   return std::nullopt;
 }
@@ -111,8 +143,10 @@ std::optional<std::string> SetPrices(const YAML::Node& node, Config& config) {
     }
     auto credits =
         entry.second.IsScalar() ? ParseInteger<std::uint32_t>(entry.second.Scalar()) : std::nullopt;
-    if (!credits || *credits == 0)
-      return "the price of " + resolution + " must be a whole number of credits above 0";
+    if (!credits || *credits == 0) {
+      return "the price of " + resolution + " must be a whole number of credits " +
+             WholeRangeOf("api.prices").Describe();
+    }
     config.api.prices[resolution] = *credits;
   }
   return std::nullopt;
@@ -152,13 +186,16 @@ const std::map<std::string, Setter>& KeyTable() {
       {"umask", String([](Config& c) -> std::string& { return c.umask; })},
       {"limits.rate", Number([](Config& c) -> double& { return c.limits.rate; })},
       {"limits.burst",
-       WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& { return c.limits.burst; })},
-      {"limits.max_in_flight", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
-         return c.limits.max_in_flight;
-       })},
-      {"limits.max_downloads", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
-         return c.limits.max_downloads;
-       })},
+       WholeNumber<std::uint32_t>("limits.burst",
+                                  [](Config& c) -> std::uint32_t& { return c.limits.burst; })},
+      {"limits.max_in_flight", WholeNumber<std::uint32_t>("limits.max_in_flight",
+                                                          [](Config& c) -> std::uint32_t& {
+                                                            return c.limits.max_in_flight;
+                                                          })},
+      {"limits.max_downloads", WholeNumber<std::uint32_t>("limits.max_downloads",
+                                                          [](Config& c) -> std::uint32_t& {
+                                                            return c.limits.max_downloads;
+                                                          })},
       {"limits.budget_credits", SetBudget},
       {"polling.first_poll_s", Number([](Config& c) -> double& { return c.polling.first_poll_s; })},
       {"polling.max_interval_s",
@@ -170,13 +207,16 @@ const std::map<std::string, Setter>& KeyTable() {
       {"timeouts.download_s", Number([](Config& c) -> double& { return c.timeouts.download_s; })},
       {"timeouts.download_stall_s",
        Number([](Config& c) -> double& { return c.timeouts.download_stall_s; })},
-      {"download.max_bytes", WholeNumber<std::uint64_t>(
-                                 [](Config& c) -> std::uint64_t& { return c.download.max_bytes; })},
-      {"download.min_bytes_per_s", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
-         return c.download.min_bytes_per_s;
-       })},
+      {"download.max_bytes",
+       WholeNumber<std::uint64_t>(
+           "download.max_bytes", [](Config& c) -> std::uint64_t& { return c.download.max_bytes; })},
+      {"download.min_bytes_per_s", WholeNumber<std::uint64_t>("download.min_bytes_per_s",
+                                                              [](Config& c) -> std::uint64_t& {
+                                                                return c.download.min_bytes_per_s;
+                                                              })},
       {"output.shard_size",
-       WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& { return c.output.shard_size; })},
+       WholeNumber<std::uint32_t>("output.shard_size",
+                                  [](Config& c) -> std::uint32_t& { return c.output.shard_size; })},
       {"output.image_sync", String([](Config& c) -> std::string& { return c.output.image_sync; })},
       {"download.on_mismatch",
        String([](Config& c) -> std::string& { return c.download.on_mismatch; })},
@@ -187,13 +227,15 @@ const std::map<std::string, Setter>& KeyTable() {
        StringList(
            [](Config& c) -> std::vector<std::string>& { return c.download.allowed_networks; },
            "CIDR blocks (such as 10.0.0.0/8)", "CIDR block")},
-      {"retry.max_attempts", WholeNumber<std::uint32_t>(
-                                 [](Config& c) -> std::uint32_t& { return c.retry.max_attempts; })},
+      {"retry.max_attempts",
+       WholeNumber<std::uint32_t>(
+           "retry.max_attempts", [](Config& c) -> std::uint32_t& { return c.retry.max_attempts; })},
       {"retry.base_delay_s", Number([](Config& c) -> double& { return c.retry.base_delay_s; })},
       {"retry.max_delay_s", Number([](Config& c) -> double& { return c.retry.max_delay_s; })},
-      {"retry.max_task_attempts", WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& {
-         return c.retry.max_task_attempts;
-       })},
+      {"retry.max_task_attempts", WholeNumber<std::uint32_t>("retry.max_task_attempts",
+                                                             [](Config& c) -> std::uint32_t& {
+                                                               return c.retry.max_task_attempts;
+                                                             })},
       {"retry.spend_limit_pause_s",
        Number([](Config& c) -> double& { return c.retry.spend_limit_pause_s; })},
       {"retry.spend_limit_give_up_s",
@@ -213,12 +255,14 @@ const std::map<std::string, Setter>& KeyTable() {
       {"serve.listen", String([](Config& c) -> std::string& { return c.serve.listen; })},
       {"serve.token_file", String([](Config& c) -> std::string& { return c.serve.token_file; })},
       {"serve.max_jobs",
-       WholeNumber<std::uint32_t>([](Config& c) -> std::uint32_t& { return c.serve.max_jobs; })},
+       WholeNumber<std::uint32_t>("serve.max_jobs",
+                                  [](Config& c) -> std::uint32_t& { return c.serve.max_jobs; })},
       {"serve.scan_interval_s",
        Number([](Config& c) -> double& { return c.serve.scan_interval_s; })},
-      {"serve.max_manifest_bytes", WholeNumber<std::uint64_t>([](Config& c) -> std::uint64_t& {
-         return c.serve.max_manifest_bytes;
-       })},
+      {"serve.max_manifest_bytes", WholeNumber<std::uint64_t>("serve.max_manifest_bytes",
+                                                              [](Config& c) -> std::uint64_t& {
+                                                                return c.serve.max_manifest_bytes;
+                                                              })},
       {"defaults.resolution",
        ItemValue([](Config& c) -> std::string& { return c.defaults.resolution; },
                  manifest::CheckResolution)},
@@ -390,11 +434,9 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
                       " seconds");
     }
   };
-  auto whole = [&](const std::string& key, std::uint64_t value, std::uint64_t min,
-                   std::uint64_t max) {
-    if (value < min || value > max) {
-      report(key, "must be from " + std::to_string(min) + " to " + std::to_string(max));
-    }
+  auto whole = [&](const std::string& key, std::uint64_t value) {
+    const WholeRange& range = WholeRangeOf(key);
+    if (value < range.min || value > range.max) report(key, "must be " + range.Describe());
   };
   constexpr double kHour = 3600, kDay = 86400;
 
@@ -429,11 +471,11 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
   if (!(config.limits.rate > 0) || config.limits.rate > 10000) {
     report("limits.rate", "must be above 0 and at most 10000 requests a second");
   }
-  whole("limits.burst", config.limits.burst, 1, 100'000);
-  whole("limits.max_in_flight", config.limits.max_in_flight, 1, 100'000);
-  whole("limits.max_downloads", config.limits.max_downloads, 1, 1'000);
+  whole("limits.burst", config.limits.burst);
+  whole("limits.max_in_flight", config.limits.max_in_flight);
+  whole("limits.max_downloads", config.limits.max_downloads);
   if (config.limits.budget_credits) {
-    whole("limits.budget_credits", *config.limits.budget_credits, 0, 1'000'000'000'000ull);
+    whole("limits.budget_credits", *config.limits.budget_credits);
   }
 
   seconds("polling.first_poll_s", config.polling.first_poll_s, kHour);
@@ -443,8 +485,8 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
   seconds("timeouts.request_s", config.timeouts.request_s, kHour);
   seconds("timeouts.download_s", config.timeouts.download_s, kDay);
   seconds("timeouts.download_stall_s", config.timeouts.download_stall_s, kHour);
-  whole("download.min_bytes_per_s", config.download.min_bytes_per_s, 0, 1ull << 30);
-  whole("download.max_bytes", config.download.max_bytes, 1024, 1ull << 32);
+  whole("download.min_bytes_per_s", config.download.min_bytes_per_s);
+  whole("download.max_bytes", config.download.max_bytes);
   if (!config.umask.empty() && !UmaskOf(config)) {
     report("umask", "\"" + config.umask + "\" is not an octal umask such as 022 or 0027");
   }
@@ -459,8 +501,8 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
     if (!http::Network::Parse(network, &why)) report("download.allowed_networks", why);
   }
 
-  whole("retry.max_attempts", config.retry.max_attempts, 1, 1'000);
-  whole("retry.max_task_attempts", config.retry.max_task_attempts, 1, 1'000);
+  whole("retry.max_attempts", config.retry.max_attempts);
+  whole("retry.max_task_attempts", config.retry.max_task_attempts);
   seconds("retry.base_delay_s", config.retry.base_delay_s, kHour);
   seconds("retry.max_delay_s", config.retry.max_delay_s, kDay);
   if (config.retry.max_delay_s < config.retry.base_delay_s) {
@@ -479,7 +521,8 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
   }
   if (config.output.image_sync != "auto" && config.output.image_sync != "syncfs" &&
       config.output.image_sync != "fsync") {
-    report("output.image_sync", "\"" + config.output.image_sync + "\" is not auto, syncfs or fsync");
+    report("output.image_sync",
+           "\"" + config.output.image_sync + "\" is not auto, syncfs or fsync");
   }
   if (!util::ParseLogFormat(config.log.format)) {
     report("log.format", "\"" + config.log.format + "\" is not auto, text, json or journal");
@@ -495,14 +538,14 @@ void ValidateConfig(const Config& config, util::InputErrors& errors, ValidateOpt
       report("serve.listen",
              "\"" + config.serve.listen + "\" is not IP:PORT (for example 127.0.0.1:8750)");
     }
-    whole("serve.max_jobs", config.serve.max_jobs, 1, 1'000);
+    whole("serve.max_jobs", config.serve.max_jobs);
     seconds("serve.scan_interval_s", config.serve.scan_interval_s, kHour);
-    whole("serve.max_manifest_bytes", config.serve.max_manifest_bytes, 1024, 1ull << 32);
+    whole("serve.max_manifest_bytes", config.serve.max_manifest_bytes);
   }
   seconds("callbacks.safety_poll_s", config.callbacks.safety_poll_s, kDay);
   seconds("callbacks.reveal_wait_s", config.callbacks.reveal_wait_s, kDay);
   for (const auto& [resolution, credits] : config.api.prices) {
-    whole("api.prices", credits, 1, 1'000'000);
+    whole("api.prices", credits);
   }
   if (!(config.api.usd_per_credit >= 0 && config.api.usd_per_credit <= 1000)) {
     report("api.usd_per_credit", "must be from 0 to 1000");

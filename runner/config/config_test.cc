@@ -172,8 +172,11 @@ TEST_CASE("config: unknown keys, wrong types and bad values all name file, line 
   const std::string text = ErrorText(errors);
   CHECK(text.find(path + ":4: limits.rate: must be a number") != std::string::npos);
   CHECK(text.find(path + ":5: limits.burts: unknown key") != std::string::npos);
-  CHECK(text.find(path + ":6: limits.max_in_flight: must be a whole number") != std::string::npos);
-  CHECK(text.find(path + ":7: limits.budget_credits: must be a whole number") != std::string::npos);
+  // The bounds a value that is no whole number is told are the ones the range check applies.
+  CHECK(text.find(path + ":6: limits.max_in_flight: must be a whole number from 1 to 100000\n") !=
+        std::string::npos);
+  CHECK(text.find(path + ":7: limits.budget_credits: must be a whole number of credits from 0 to "
+                         "1000000000000, or null") != std::string::npos);
   CHECK(text.find(path + ":9: api.prices: \"8K\" is not a resolution") != std::string::npos);
   CHECK(text.find(path + ":11: defaults.aspect_ratio: \"7:5\" is not one of") != std::string::npos);
   CHECK(text.find(path + ":12: polling: must be a mapping") != std::string::npos);
