@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/url/parse.hpp>
+#include <cctype>
 #include <cstring>
 #include <utility>
 
@@ -96,19 +97,53 @@ int ItemKeyIndex(std::string_view key) {
 
 std::string ItemKeysForMessage() { return api::JoinAllowed(kItemKeys); }
 
+namespace {
+
+// The form a near miss is compared in: no blanks around it, lower case, "jpeg" as "jpg", and
+// "16x9" or "16/9" as "16:9".
+std::string Normalized(std::string_view value) {
+  const std::size_t first = value.find_first_not_of(" \t");
+  const std::size_t last = value.find_last_not_of(" \t");
+  std::string text(first == std::string_view::npos ? std::string_view()
+                                                   : value.substr(first, last - first + 1));
+  for (char& c : text) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (c == 'x' || c == '/') c = ':';
+  }
+  if (text == "jpeg") text = "jpg";
+  return text;
+}
+
+// "is not one of ...", and the allowed value the writer most likely meant, if one is that close.
+// Only a suggestion: the value stays an error, since a guess must not decide what is paid for.
+template <std::size_t N>
+std::string NotOneOf(std::string_view value, const std::array<std::string_view, N>& allowed) {
+  std::string message = Quote(value) + " is not one of " + api::JoinAllowed(allowed);
+  const std::string near = Normalized(value);
+  for (std::string_view candidate : allowed) {
+    if (!near.empty() && Normalized(candidate) == near) {
+      message += " (did you mean \"" + std::string(candidate) + "\"?)";
+      break;
+    }
+  }
+  return message;
+}
+
+}  // namespace
+
 std::optional<std::string> CheckResolution(std::string_view value) {
   if (api::kResolutionSet.Contains(value)) return std::nullopt;
-  return Quote(value) + " is not one of " + api::JoinAllowed(api::kResolutions);
+  return NotOneOf(value, api::kResolutions);
 }
 
 std::optional<std::string> CheckAspectRatio(std::string_view value) {
   if (api::kAspectRatioSet.Contains(value)) return std::nullopt;
-  return Quote(value) + " is not one of " + api::JoinAllowed(api::kAspectRatios);
+  return NotOneOf(value, api::kAspectRatios);
 }
 
 std::optional<std::string> CheckOutputFormat(std::string_view value) {
   if (api::kOutputFormatSet.Contains(value)) return std::nullopt;
-  return Quote(value) + " is not one of " + api::JoinAllowed(api::kOutputFormats);
+  return NotOneOf(value, api::kOutputFormats);
 }
 
 std::optional<std::string> CheckId(std::string_view value) {

@@ -88,6 +88,20 @@ TEST_CASE("item: every allowed resolution, aspect ratio and format passes; other
   CHECK(CheckOutputFormat("webp"));
 }
 
+TEST_CASE("item: a near miss stays an error and names the value it most likely meant") {
+  CHECK(CheckResolution("2k") == "\"2k\" is not one of 1K 2K 4K (did you mean \"2K\"?)");
+  CHECK(CheckAspectRatio("16x9")->ends_with("(did you mean \"16:9\"?)"));
+  CHECK(CheckAspectRatio(" 9/16 ")->ends_with("(did you mean \"9:16\"?)"));
+  CHECK(CheckAspectRatio("AUTO")->ends_with("(did you mean \"auto\"?)"));
+  CHECK(CheckOutputFormat("JPEG")->ends_with("(did you mean \"jpg\"?)"));
+  CHECK(CheckOutputFormat("PNG")->ends_with("(did you mean \"png\"?)"));
+  // Nothing close: no guess.
+  CHECK(CheckOutputFormat("webp") == "\"webp\" is not one of jpg png");
+  CHECK(CheckResolution("8K")->find("did you mean") == std::string::npos);
+  CHECK(CheckAspectRatio("17:9")->find("did you mean") == std::string::npos);
+  CHECK(CheckResolution(" ")->find("did you mean") == std::string::npos);
+}
+
 TEST_CASE("item: all bad fields of one item are reported together") {
   util::InputErrors errors;
   RawItem raw;

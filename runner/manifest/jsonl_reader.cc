@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -66,6 +67,49 @@ std::string_view TypeName(simdjson::dom::element_type type) {
   return "an unknown type";
 }
 
+std::string_view TrimBlanks(std::string_view text) {
+  const std::size_t first = text.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  const std::size_t last = text.find_last_not_of(" \t\r");
+  return text.substr(first, last - first + 1);
+}
+
+bool LooksLikeYamlKey(std::string_view text) {
+  if (text.starts_with("- ")) text = TrimBlanks(text.substr(2));
+  std::size_t i = 0;
+  while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
+    ++i;
+  }
+  return i > 0 && i < text.size() && text[i] == ':' && (i + 1 == text.size() || text[i + 1] == ' ');
+}
+
+// What a line that is not JSONL most likely is, said the way to fix it: the usual mistakes are a
+// JSON array file, pretty-printed objects, commas between lines, and a YAML file named .jsonl.
+// Decided by the line alone, so every line reads the same however the file around it is read.
+std::string_view ShapeHint(std::string_view line) {
+  const std::string_view text = TrimBlanks(line);
+  if (text == "[" || text == "]" || text.starts_with("[{") || text.starts_with("[ ")) {
+    return " (the file looks like a JSON array: a JSONL manifest holds one object a line, with no "
+           "[ ] around them and no commas between; jq -c '.[]' FILE converts an array)";
+  }
+  if (text == "{" || text == "}" || text == "}," || text.starts_with("\"") ||
+      (text.starts_with("{\"") && !text.ends_with("}") && !text.ends_with("},"))) {
+    return " (an object spread over several lines? each item must be one object on one line; "
+           "jq -c . FILE puts each object of a pretty-printed file on a line of its own)";
+  }
+  if (text.starts_with("{") && text.ends_with("},")) {
+    return " (a comma after the object: JSONL lines are not separated by commas)";
+  }
+  if (text.starts_with("{") &&
+      (text.find("}{") != std::string_view::npos || text.find("} {") != std::string_view::npos)) {
+    return " (two objects on one line? each item must be on a line of its own)";
+  }
+  if (LooksLikeYamlKey(text) || text == "---") {
+    return " (this looks like YAML: a YAML manifest must be named .yaml or .yml)";
+  }
+  return {};
+}
+
 // Parses one line with simdjson's DOM parser. (Its On-Demand API would skip building a tree, but
 // in simdjson 3.0 On-Demand is compiled only for the build's baseline CPU, which on Debian means
 // the portable fallback kernel; the DOM parser picks AVX2/AVX-512 kernels at run time.)
@@ -96,6 +140,8 @@ class LineParser {
         message +=
             " (the line holds a carriage return: lines must end with LF or CRLF, not CR alone; "
             "tr '\\r' '\\n' converts such a file)";
+      } else {
+        message += ShapeHint(text);
       }
       Fail("-", std::move(message));
       return;
@@ -112,7 +158,13 @@ class LineParser {
     failed_on_line_ = false;
     simdjson::dom::object object;
     if (document.get_object().get(object)) {
-      Fail("-", "the line is " + std::string(TypeName(document.type())) + ", not a JSON object");
+      std::string message =
+          "the line is " + std::string(TypeName(document.type())) + ", not a JSON object";
+      if (document.is_array()) {
+        message +=
+            " (a JSONL manifest holds one object a line; jq -c '.[]' FILE converts a JSON array)";
+      }
+      Fail("-", std::move(message));
       return;
     }
 

@@ -106,6 +106,57 @@ TEST_CASE("jsonl: a file whose lines end with CR alone gets an error that says s
   CHECK(Read(dir.Write("dos.jsonl", "{\"id\":\"a\",\"prompt\":\"x\"}\r\n")).items.size() == 1);
 }
 
+TEST_CASE("jsonl: a file of another shape gets errors that say how to fix it") {
+  testing::TempDir dir;
+  auto errors_of = [&](const std::string& name, const std::string& content) {
+    const std::string path = dir.Write(name, content);
+    std::string text = Read(path).ErrorText();
+    std::string::size_type at = 0;
+    while ((at = text.find(path, at)) != std::string::npos) text.replace(at, path.size(), "F");
+    return text;
+  };
+  const std::string array_hint = "jq -c '.[]' FILE converts an array)";
+  const std::string spread_hint = "an object spread over several lines?";
+  // A JSON array, one object a line with commas.
+  std::string text =
+      errors_of("array.json", "[\n  {\"prompt\": \"a\"},\n  {\"prompt\": \"b\"}\n]\n");
+  CHECK(text.find("F:1: -: invalid JSON: ") != std::string::npos);
+  CHECK(text.find(array_hint) != std::string::npos);
+  CHECK(text.find("F:2: -: invalid JSON: ") != std::string::npos);
+  CHECK(text.find("(a comma after the object: JSONL lines are not separated by commas)") !=
+        std::string::npos);
+  CHECK(text.find("F:4: -: invalid JSON: ") != std::string::npos);
+  // The same array on one line is valid JSON, but not an object.
+  text = errors_of("one_line.json", "[{\"prompt\": \"a\"}, {\"prompt\": \"b\"}]\n");
+  CHECK(text ==
+        "F:1: -: the line is an array, not a JSON object (a JSONL manifest holds one object a "
+        "line; jq -c '.[]' FILE converts a JSON array)\n");
+  // Pretty-printed objects: every line of them says so.
+  text = errors_of(
+      "pretty.jsonl",
+      "{\n  \"prompt\": \"a\",\n  \"id\": \"x\"\n}\n{\"prompt\": \"b\",\n\"id\": \"y\"}\n");
+  for (const char* line : {"F:1:", "F:2:", "F:3:", "F:4:", "F:5:"}) {
+    const auto at = text.find(line);
+    REQUIRE(at != std::string::npos);
+    CHECK(text.substr(at, text.find('\n', at) - at).find(spread_hint) != std::string::npos);
+  }
+  // Two objects on one line; YAML in a .jsonl file.
+  CHECK(errors_of("two.jsonl", "{\"prompt\":\"a\"} {\"prompt\":\"b\"}\n")
+            .find("(two objects on one line? each item must be on a line of its own)") !=
+        std::string::npos);
+  text = errors_of("yaml.jsonl", "items:\n  - prompt: a cat\n");
+  CHECK(text.find("F:1: -: invalid JSON") != std::string::npos);
+  CHECK(text.find("F:2: -: invalid JSON") != std::string::npos);
+  CHECK(text.find("(this looks like YAML: a YAML manifest must be named .yaml or .yml)") !=
+        std::string::npos);
+  // Plain bad JSON gets no guess.
+  text = errors_of("plain.jsonl", "{\"prompt\": \"a\" \"id\": \"b\"}\n");
+  CHECK(text.find("F:1: -: invalid JSON") != std::string::npos);
+  for (const char* guess : {"jq", "looks like", "spread", "comma after", "two objects"}) {
+    CHECK(text.find(guess) == std::string::npos);
+  }
+}
+
 TEST_CASE("jsonl: a prompt that is not well-formed UTF-8, raw or escaped, is refused") {
   testing::TempDir dir;
   const std::string path = dir.Write("m.jsonl",
