@@ -4,12 +4,16 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 #include "runner/cli/commands.h"
+#include "runner/util/did_you_mean.h"
 #include "runner/util/log.h"
 #include "runner/version.h"
 
@@ -90,6 +94,41 @@ void UseLogSettings(const config::LogConfig& log) {
 }
 
 // Config file first, then each flag the user gave; a flag wins over the file.
+// What CLI11's refusal leaves out: the command or flag the user most likely meant ("nanobatch
+// runn" is "A subcommand is required" to CLI11). Empty when the problem is something else.
+std::string UsageHint(CLI::App& app, int argc, char** argv) {
+  if (argc < 2) return {};
+  // The first --flag from argv[from] on that `scope` does not know, and the one it likely meant.
+  auto flag_hint = [&](const CLI::App& scope, int from, const std::string& where) -> std::string {
+    std::vector<std::string> flags;
+    for (const CLI::Option* option : scope.get_options()) {
+      for (const std::string& name : option->get_lnames()) flags.push_back("--" + name);
+    }
+    const std::vector<std::string_view> names(flags.begin(), flags.end());
+    for (int i = from; i < argc; ++i) {
+      const std::string_view arg = argv[i];
+      if (arg == "--") break;  // what follows is positional
+      if (!arg.starts_with("--")) continue;
+      const std::string flag(arg.substr(0, arg.find('=')));
+      if (std::find(flags.begin(), flags.end(), flag) != flags.end()) continue;
+      return "unknown flag " + flag + where + util::DidYouMeanSuffix(flag, names);
+    }
+    return {};
+  };
+  const std::string first = argv[1];
+  if (first.starts_with("-")) return flag_hint(app, 1, "");
+  std::vector<std::string> commands;
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (sub->get_name() == first) return flag_hint(*sub, 2, " for " + first);
+    commands.push_back(sub->get_name());
+  }
+  std::string list;
+  for (const std::string& name : commands) list += (list.empty() ? "" : " ") + name;
+  const std::vector<std::string_view> names(commands.begin(), commands.end());
+  return "unknown command \"" + first + "\"" + util::DidYouMeanSuffix(first, names) +
+         "; the commands are " + list;
+}
+
 int StartRun(const CLI::App& run, const RunFlags& flags) {
   config::Config config;
   util::InputErrors errors;
@@ -208,7 +247,9 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "nanobatch: " << e.what() << "\n(see nanobatch --help)\n";
+    const std::string hint = UsageHint(app, argc, argv);
+    std::cerr << "nanobatch: " << (hint.empty() ? std::string(e.what()) : hint)
+              << "\n(see nanobatch --help)\n";
     return kExitBadInput;
   }
 

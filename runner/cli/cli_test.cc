@@ -40,6 +40,25 @@ TEST_CASE("cli: bad usage exits 2") {
   CHECK(testing::RunProcess({kBinary, "status"}).exit_code == 2);
 }
 
+TEST_CASE("cli: a mistyped command or flag is named, with what it likely meant") {
+  auto command = testing::RunProcess({kBinary, "runn"});
+  CHECK(command.exit_code == 2);
+  CHECK(Contains(command.err,
+                 "nanobatch: unknown command \"runn\" (did you mean \"run\"?); the "
+                 "commands are run serve status"));
+  auto unknown = testing::RunProcess({kBinary, "frobnicate"});
+  CHECK(Contains(unknown.err, "unknown command \"frobnicate\"; the commands are"));
+  auto flag = testing::RunProcess({kBinary, "run", "--manifest", "m.jsonl", "--rates", "5"});
+  CHECK(flag.exit_code == 2);
+  CHECK(Contains(flag.err, "nanobatch: unknown flag --rates for run (did you mean \"--rate\"?)"));
+  auto with_value = testing::RunProcess({kBinary, "status", "--out=o", "--jsn"});
+  CHECK(Contains(with_value.err, "unknown flag --jsn for status (did you mean \"--json\"?)"));
+  auto global = testing::RunProcess({kBinary, "--verison"});
+  CHECK(Contains(global.err, "unknown flag --verison (did you mean \"--version\"?)"));
+  // Other refusals keep CLI11's own words.
+  CHECK(Contains(testing::RunProcess({kBinary}).err, "A subcommand is required"));
+}
+
 TEST_CASE("cli: validate accepts the good manifests") {
   auto jsonl = testing::RunProcess({kBinary, "validate", "testdata/manifests/good.jsonl"});
   CHECK(jsonl.exit_code == 0);

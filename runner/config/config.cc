@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 #include <charconv>
@@ -10,11 +11,14 @@
 #include <cstdlib>
 #include <functional>
 #include <limits>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "runner/api/spec.h"
 #include "runner/http/address_policy.h"
 #include "runner/http/url.h"
+#include "runner/util/did_you_mean.h"
 #include "runner/util/input_file.h"
 #include "runner/util/log.h"
 #include "runner/util/yaml_document.h"
@@ -276,6 +280,24 @@ const std::map<std::string, Setter>& KeyTable() {
   return *table;
 }
 
+// Every key and section name, for the suggestion under an unknown key.
+std::span<const std::string_view> KnownNames() {
+  static const auto* names = [] {
+    auto* all = new std::vector<std::string_view>;
+    for (const auto& [key, setter] : KeyTable()) {
+      const std::string_view name = key;
+      for (std::size_t dot = name.find('.'); dot != std::string_view::npos;
+           dot = name.find('.', dot + 1)) {
+        const std::string_view section = name.substr(0, dot);
+        if (std::find(all->begin(), all->end(), section) == all->end()) all->push_back(section);
+      }
+      all->push_back(name);
+    }
+    return all;
+  }();
+  return *names;
+}
+
 bool IsSection(const std::string& path) {
   const std::string prefix = path + ".";
   auto it = KeyTable().lower_bound(prefix);
@@ -308,7 +330,9 @@ void Walk(const YAML::Node& map, const std::string& prefix, const std::string& f
                         std::string(util::YamlKindName(entry.second))});
       }
     } else {
-      errors.Add({file, line, key, "unknown key (see configs/example.yaml for every key)"});
+      errors.Add({file, line, key,
+                  "unknown key" + util::DidYouMeanSuffix(key, KnownNames()) +
+                      " (configs/example.yaml has every key)"});
     }
   }
 }

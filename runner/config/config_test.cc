@@ -165,13 +165,15 @@ TEST_CASE("config: unknown keys, wrong types and bad values all name file, line 
                                      "  aspect_ratio: 7:5\n"
                                      "polling: 3\n"
                                      "colour: blue\n"
+                                     "limit: {rate: 5}\n"
                                      "output: {image_sync: sometimes}\n");
   Config config;
   util::InputErrors errors;
   LoadConfigFile(path, config, errors);
   const std::string text = ErrorText(errors);
   CHECK(text.find(path + ":4: limits.rate: must be a number") != std::string::npos);
-  CHECK(text.find(path + ":5: limits.burts: unknown key") != std::string::npos);
+  CHECK(text.find(path + ":5: limits.burts: unknown key (did you mean \"limits.burst\"?)") !=
+        std::string::npos);
   // The bounds a value that is no whole number is told are the ones the range check applies.
   CHECK(text.find(path + ":6: limits.max_in_flight: must be a whole number from 1 to 100000\n") !=
         std::string::npos);
@@ -180,11 +182,13 @@ TEST_CASE("config: unknown keys, wrong types and bad values all name file, line 
   CHECK(text.find(path + ":9: api.prices: \"8K\" is not a resolution") != std::string::npos);
   CHECK(text.find(path + ":11: defaults.aspect_ratio: \"7:5\" is not one of") != std::string::npos);
   CHECK(text.find(path + ":12: polling: must be a mapping") != std::string::npos);
-  CHECK(text.find(path + ":13: colour: unknown key") != std::string::npos);
-  CHECK(errors.total() == 8);
+  CHECK(text.find(path + ":13: colour: unknown key (configs/example.yaml") != std::string::npos);
+  CHECK(text.find(path + ":14: limit: unknown key (did you mean \"limits\"?)") !=
+        std::string::npos);
+  CHECK(errors.total() == 9);
   ValidateConfig(config, errors);
   CHECK(ErrorText(errors).find(
-            path + ":14: output.image_sync: \"sometimes\" is not auto, syncfs or fsync") !=
+            path + ":15: output.image_sync: \"sometimes\" is not auto, syncfs or fsync") !=
         std::string::npos);
 }
 

@@ -97,6 +97,8 @@ int ItemKeyIndex(std::string_view key) {
 
 std::string ItemKeysForMessage() { return api::JoinAllowed(kItemKeys); }
 
+std::span<const std::string_view> ItemKeyNames() { return kItemKeys; }
+
 namespace {
 
 // The form a near miss is compared in: no blanks around it, lower case, "jpeg" as "jpg", and

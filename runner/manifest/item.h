@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,7 @@ enum class ItemKey { kId, kPrompt, kResolution, kAspectRatio, kOutputFormat, kIm
 // The key's position among the item keys (stable, below 32), or -1 for an unknown key.
 int ItemKeyIndex(std::string_view key);
 std::string ItemKeysForMessage();
+std::span<const std::string_view> ItemKeyNames();
 
 // Each returns an error message for a bad value, or nullopt when the value is allowed.
 std::optional<std::string> CheckResolution(std::string_view value);

@@ -20,6 +20,7 @@
 
 #include "runner/manifest/manifest.h"
 #include "runner/manifest/meta_columns.h"
+#include "runner/util/did_you_mean.h"
 #include "runner/util/input_file.h"
 
 namespace nanobatch::manifest {
@@ -175,7 +176,8 @@ class LineParser {
       const std::string_view key = field.key;
       const int index = ItemKeyIndex(key);
       if (index < 0) {
-        Fail(std::string(key), "unknown key (allowed: " + ItemKeysForMessage() + ")");
+        Fail(std::string(key), "unknown key (allowed: " + ItemKeysForMessage() + ")" +
+                                   util::DidYouMeanSuffix(key, ItemKeyNames()));
         continue;
       }
       if (seen & (1u << index)) Fail(std::string(key), "appears twice in the same item");

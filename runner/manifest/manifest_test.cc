@@ -82,6 +82,7 @@ TEST_CASE("jsonl: every bad line is reported with its line and field, good lines
   CHECK(outcome.items.size() == 2);
   const std::string text = outcome.ErrorText();
   CHECK(text.find(path + ":2: resolutoin: unknown key") != std::string::npos);
+  CHECK(text.find("(did you mean \"resolution\"?)") != std::string::npos);
   CHECK(text.find(path + ":3: prompt: must be a string, not a number") != std::string::npos);
   CHECK(text.find(path + ":4: -: invalid JSON") != std::string::npos);
   CHECK(text.find(path + ":5: -: the line is an array, not a JSON object") != std::string::npos);
@@ -412,12 +413,17 @@ TEST_CASE("yaml: errors name the line of the offending key or value") {
                                      "defaults:\n"
                                      "  resolution: 5K\n"
                                      "  seed: 3\n"
+                                     "  aspect-ratio: 1:1\n"
                                      "items:\n"
                                      "  - prompt: fine\n");
   Outcome outcome = Read(path);
   const std::string text = outcome.ErrorText();
   CHECK(text.find(path + ":2: defaults.resolution: \"5K\" is not one of") != std::string::npos);
-  CHECK(text.find(path + ":3: defaults.seed: unknown key") != std::string::npos);
+  CHECK(text.find(path + ":3: defaults.seed: unknown key (allowed: resolution aspect_ratio "
+                         "output_format)\n") != std::string::npos);
+  CHECK(text.find(path + ":4: defaults.aspect-ratio: unknown key (allowed: resolution "
+                         "aspect_ratio output_format) (did you mean \"aspect_ratio\"?)") !=
+        std::string::npos);
 
   const std::string items = dir.Write("i.yaml",
                                       "- prompt: ok\n"
@@ -428,7 +434,9 @@ TEST_CASE("yaml: errors name the line of the offending key or value") {
                                       "- prompt: y\n"
                                       "  image_urls: https://a.b/c.png\n"
                                       "- prompt: z\n"
-                                      "  output_format: gif\n");
+                                      "  output_format: gif\n"
+                                      "- promt: typo\n"
+                                      "  matirx: {a: [1]}\n");
   Outcome item_outcome = Read(items);
   const std::string item_text = item_outcome.ErrorText();
   CHECK(item_outcome.items.size() == 1);
@@ -437,6 +445,10 @@ TEST_CASE("yaml: errors name the line of the offending key or value") {
   CHECK(item_text.find(items + ":5: -: an item must be a mapping") != std::string::npos);
   CHECK(item_text.find(items + ":7: image_urls: must be a list of strings") != std::string::npos);
   CHECK(item_text.find(items + ":8: output_format: \"gif\" is not one of") != std::string::npos);
+  CHECK(item_text.find(items + ":10: promt: unknown key") != std::string::npos);
+  CHECK(item_text.find("(did you mean \"prompt\"?)") != std::string::npos);
+  CHECK(item_text.find(items + ":11: matirx: unknown key") != std::string::npos);
+  CHECK(item_text.find("(did you mean \"matrix\"?)") != std::string::npos);
 }
 
 TEST_CASE("yaml: syntax errors, unknown top-level keys and a missing items list") {
@@ -450,6 +462,7 @@ TEST_CASE("yaml: syntax errors, unknown top-level keys and a missing items list"
   const std::string mapping = dir.Write("t.yaml", "defaults: {}\nitmes:\n  - prompt: a\n");
   const std::string text = Read(mapping).ErrorText();
   CHECK(text.find(mapping + ":2: itmes: unknown top-level key") != std::string::npos);
+  CHECK(text.find("(did you mean \"items\"?)") != std::string::npos);
   CHECK(text.find("items: is required") != std::string::npos);
 
   CHECK_FALSE(Read(dir.Write("s.yaml", "just a scalar\n")).errors.empty());

@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "runner/manifest/manifest.h"
 #include "runner/manifest/meta_columns.h"
 #include "runner/manifest/prompt_template.h"
+#include "runner/util/did_you_mean.h"
 #include "runner/util/input_file.h"
 #include "runner/util/sha256.h"
 #include "runner/util/yaml_document.h"
@@ -150,8 +152,11 @@ class YamlItemReader {
                             : key == "output_format" ? &defaults.output_format
                                                      : nullptr;
       if (target == nullptr) {
+        static constexpr std::array<std::string_view, 3> kDefaultKeys = {
+            "resolution", "aspect_ratio", "output_format"};
         Fail(LineOf(entry.first), field,
-             "unknown key (allowed: resolution aspect_ratio output_format)");
+             "unknown key (allowed: resolution aspect_ratio output_format)" +
+                 util::DidYouMeanSuffix(key, kDefaultKeys));
         ok = false;
         continue;
       }
@@ -248,7 +253,14 @@ class YamlItemReader {
       const std::string key = entry.first.Scalar();
       const bool expansion_key = key == "repeat" || key == "matrix";
       if (!IsItemKey(key) && !expansion_key) {
-        Fail(key_line, key, "unknown key (allowed: " + ItemKeysForMessage() + " matrix repeat)");
+        static const std::vector<std::string_view> kKeys = [] {
+          std::vector<std::string_view> keys(ItemKeyNames().begin(), ItemKeyNames().end());
+          keys.insert(keys.end(), {"matrix", "repeat"});
+          return keys;
+        }();
+        Fail(key_line, key,
+             "unknown key (allowed: " + ItemKeysForMessage() + " matrix repeat)" +
+                 util::DidYouMeanSuffix(key, kKeys));
         ok = false;
         continue;
       }
@@ -577,8 +589,10 @@ ManifestStats ReadYamlManifestText(const std::string& path, const std::string& t
       // items and defaults merge (`x-base: &base {...}`, then `<<: *base`).
       const std::string key = entry.first.Scalar();
       if (key != "defaults" && key != "items" && !key.starts_with("x-")) {
+        static constexpr std::array<std::string_view, 2> kTopKeys = {"defaults", "items"};
         reader.Fail(LineOf(entry.first), key,
-                    "unknown top-level key (allowed: defaults, items, and x-NAME for anchors)");
+                    "unknown top-level key (allowed: defaults, items, and x-NAME for anchors)" +
+                        util::DidYouMeanSuffix(key, kTopKeys));
       }
     }
     if (root["defaults"] && !reader.ReadDefaults(root["defaults"], defaults)) return stats;

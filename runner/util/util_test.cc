@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "runner/util/did_you_mean.h"
 #include "runner/util/input_error.h"
 #include "runner/util/json_arena.h"
 #include "runner/util/random_token.h"
@@ -87,6 +88,29 @@ TEST_CASE("sha256: the one-shot context is reset between calls; AppendHex format
   std::string id = "item-";
   Sha256::AppendHex(Sha256::Of("abc"), 8, id);
   CHECK(id == "item-ba7816bf8f01cfea");
+}
+
+TEST_CASE("did you mean: the one close name, ignoring case; nothing when none or two are close") {
+  CHECK(EditDistance("resolutoin", "resolution") == 1);  // two neighbours swapped: one edit
+  CHECK(EditDistance("PROMPT", "prompt") == 0);
+  CHECK(EditDistance("", "id") == 2);
+  CHECK(EditDistance("kitten", "sitting") == 3);
+  CHECK(EditDistance(std::string(65, 'a'), "a") == 65);  // no key is that long
+
+  const std::vector<std::string_view> keys = {
+      "id", "prompt", "resolution", "aspect_ratio", "output_format", "image_urls", "meta"};
+  CHECK(DidYouMean("resolutoin", keys) == "resolution");
+  CHECK(DidYouMean("promt", keys) == "prompt");
+  CHECK(DidYouMean("Prompt", keys) == "prompt");
+  CHECK(DidYouMean("aspectratio", keys) == "aspect_ratio");
+  CHECK(DidYouMean("image_url", keys) == "image_urls");
+  CHECK(DidYouMean("ID", keys) == "id");
+  CHECK_FALSE(DidYouMean("colour", keys).has_value());  // nothing close
+  CHECK_FALSE(DidYouMean("size", keys).has_value());
+  CHECK_FALSE(DidYouMean("", keys).has_value());
+  CHECK_FALSE(DidYouMean("ab", std::vector<std::string_view>{"ac", "ad"}).has_value());  // a tie
+  CHECK(DidYouMeanSuffix("promt", keys) == " (did you mean \"prompt\"?)");
+  CHECK(DidYouMeanSuffix("colour", keys).empty());
 }
 
 TEST_CASE("input errors: format is FILE:LINE: field: message, and the cap counts the rest") {
