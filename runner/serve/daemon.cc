@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -26,6 +27,7 @@
 #include "runner/manifest/manifest.h"
 #include "runner/metrics/exposition.h"
 #include "runner/serve/spool.h"
+#include "runner/util/did_you_mean.h"
 #include "runner/util/input_file.h"
 #include "runner/util/log.h"
 #include "runner/util/service_notify.h"
@@ -515,6 +517,17 @@ http::Reply Daemon::Handle(const http::IncomingRequest& request) {
     return service_.OnReceiverRequest(request);  // the webhooks share the listener
   }
   if (path == "/jobs" && request.method == "POST") {
+    // A misspelt parameter would be dropped in silence: ?fromat=yaml, and a YAML manifest read
+    // as JSONL.
+    static constexpr std::array<std::string_view, 2> kParams = {"name", "format"};
+    for (const auto& given : url->params()) {
+      if (std::find(kParams.begin(), kParams.end(), given.key) == kParams.end()) {
+        const std::string key = given.key.substr(0, 64);
+        return JsonError(400, "unknown query parameter \"" + key + "\"" +
+                                  util::DidYouMeanSuffix(key, kParams) +
+                                  ": POST /jobs takes ?name= and ?format=");
+      }
+    }
     auto param = [&](const char* key) {
       auto found = url->params().find(key);
       return found != url->params().end() && (*found).has_value ? std::string((*found).value)

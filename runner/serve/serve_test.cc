@@ -229,6 +229,12 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   // A YAML manifest with ?format=yaml (a template: 2 items); its errors are named as YAML's.
   CHECK(Http("POST", serve.Url("/jobs?name=y&format=xml"), "- {prompt: a}\n", kToken).status ==
         400);
+  const HttpAnswer misspelt =
+      Http("POST", serve.Url("/jobs?name=y&fromat=yaml"), "- {prompt: a}\n", kToken);
+  CHECK(misspelt.status == 400);
+  CHECK(
+      misspelt.body.find("unknown query parameter \\\"fromat\\\" (did you mean \\\"format\\\"?)") !=
+      std::string::npos);
   const HttpAnswer bad_yaml = Http("POST", serve.Url("/jobs?name=yposted&format=yaml"),
                                    "- {prompt: a, colour: red}\n", kToken);
   CHECK(bad_yaml.status == 422);
