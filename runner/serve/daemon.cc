@@ -204,9 +204,8 @@ class Daemon {
   http::Reply Ready() const;
   http::Reply ListJobs() const;
   http::Reply JobStatus(const std::string& name) const;
-  // `format`: "jsonl" (also when empty) or "yaml".
-  http::Reply PostJob(const http::IncomingRequest& request, const std::string& name,
-                      const std::string& format);
+  // `params`: ?name=NAME and ?format= jsonl (also when absent) or yaml.
+  http::Reply PostJob(const http::IncomingRequest& request, boost::urls::params_view params);
   http::Reply CancelJob(const http::IncomingRequest& request, const std::string& name);
   // The reply refusing a request that changes jobs (POST, DELETE) without the token; none if
   // the request has it.
@@ -517,23 +516,7 @@ http::Reply Daemon::Handle(const http::IncomingRequest& request) {
     return service_.OnReceiverRequest(request);  // the webhooks share the listener
   }
   if (path == "/jobs" && request.method == "POST") {
-    // A misspelt parameter would be dropped in silence: ?fromat=yaml, and a YAML manifest read
-    // as JSONL.
-    static constexpr std::array<std::string_view, 2> kParams = {"name", "format"};
-    for (const auto& given : url->params()) {
-      if (std::find(kParams.begin(), kParams.end(), given.key) == kParams.end()) {
-        const std::string key = given.key.substr(0, 64);
-        return JsonError(400, "unknown query parameter \"" + key + "\"" +
-                                  util::DidYouMeanSuffix(key, kParams) +
-                                  ": POST /jobs takes ?name= and ?format=");
-      }
-    }
-    auto param = [&](const char* key) {
-      auto found = url->params().find(key);
-      return found != url->params().end() && (*found).has_value ? std::string((*found).value)
-                                                                : std::string();
-    };
-    return PostJob(request, param("name"), param("format"));
+    return PostJob(request, url->params());
   }
   if (request.method == "DELETE" && path.starts_with("/jobs/")) {
     return CancelJob(request, path.substr(6));
@@ -692,10 +675,27 @@ http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::s
                                 {"in_flight", in_flight}});
 }
 
-http::Reply Daemon::PostJob(const http::IncomingRequest& request, const std::string& name,
-                            const std::string& format) {
+http::Reply Daemon::PostJob(const http::IncomingRequest& request, boost::urls::params_view params) {
   if (auto refused = RefuseUnauthorized(request, "POST /jobs")) return *refused;
   if (draining_) return JsonError(503, "draining: not taking jobs");
+  // A misspelt parameter would be dropped in silence: ?fromat=yaml, and a YAML manifest read
+  // as JSONL.
+  static constexpr std::array<std::string_view, 2> kParams = {"name", "format"};
+  for (const auto& given : params) {
+    if (std::find(kParams.begin(), kParams.end(), given.key) == kParams.end()) {
+      const std::string key = given.key.substr(0, 64);
+      return JsonError(400, "unknown query parameter \"" + key + "\"" +
+                                util::DidYouMeanSuffix(key, kParams) +
+                                ": POST /jobs takes ?name= and ?format=");
+    }
+  }
+  auto param = [&](const char* key) {
+    auto found = params.find(key);
+    return found != params.end() && (*found).has_value ? std::string((*found).value)
+                                                       : std::string();
+  };
+  const std::string name = param("name");
+  const std::string format = param("format");
   if (!Spool::IsJobName(name)) {
     return JsonError(400, "?name= must be 1 to 128 of A-Z a-z 0-9 . _ - (not starting with '.')");
   }

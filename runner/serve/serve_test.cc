@@ -229,6 +229,8 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   // A YAML manifest with ?format=yaml (a template: 2 items); its errors are named as YAML's.
   CHECK(Http("POST", serve.Url("/jobs?name=y&format=xml"), "- {prompt: a}\n", kToken).status ==
         400);
+  CHECK(Http("POST", serve.Url("/jobs?name=y&fromat=yaml"), "- {prompt: a}\n").status ==
+        401);  // the token first, as for every other refusal
   const HttpAnswer misspelt =
       Http("POST", serve.Url("/jobs?name=y&fromat=yaml"), "- {prompt: a}\n", kToken);
   CHECK(misspelt.status == 400);
