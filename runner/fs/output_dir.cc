@@ -271,7 +271,13 @@ std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,
   }
   dir->state_ =
       OpenSubdirectory(dir->fd(), ".nanobatch", dir->PathOf(".nanobatch"), create, error, problem);
-  if (!dir->state_) return nullptr;
+  if (!dir->state_) {
+    if (!create && ::faccessat(dir->fd(), ".nanobatch", F_OK, AT_SYMLINK_NOFOLLOW) != 0 &&
+        errno == ENOENT) {
+      error = path + " holds no nanobatch run (no .nanobatch/ in it): give the --out of a run";
+    }
+    return nullptr;
+  }
   // A reader (`status`) needs no temporary area; a writer does.
   dir->tmp_ =
       OpenSubdirectory(dir->state_fd(), "tmp", dir->StatePathOf("tmp"), create, error, problem);

@@ -32,6 +32,12 @@ TEST_CASE("output dir: created with its state directories; a file as --out is a 
   CHECK(error.find("is not a directory") != std::string::npos);
   CHECK_FALSE(OutputDir::Open(dir.File("missing"), false, error, &problem));
   CHECK(problem == OpenProblem::kIo);
+  // A reader given a directory that holds no run is told so, not "cannot open DIR/.nanobatch".
+  stdfs::create_directories(dir.File("not_a_run"));
+  CHECK_FALSE(OutputDir::Open(dir.File("not_a_run"), false, error, &problem));
+  CHECK(error == dir.File("not_a_run") +
+                     " holds no nanobatch run (no .nanobatch/ in it): give the --out of a run");
+  CHECK_FALSE(stdfs::exists(dir.File("not_a_run/.nanobatch")));  // a reader creates nothing
 }
 
 TEST_CASE(
