@@ -127,6 +127,23 @@ void CheckDuplicateKeys(const YAML::Node& root, std::size_t budget, const std::s
   failed = failed || !found.empty();
 }
 
+// The first line (from 1) whose indentation holds a tab, or 0.
+int FirstTabIndentedLine(std::string_view text) {
+  int line = 1;
+  bool in_indentation = true;
+  for (char c : text) {
+    if (c == '\n') {
+      ++line;
+      in_indentation = true;
+    } else if (in_indentation && c == '\t') {
+      return line;
+    } else if (c != ' ') {
+      in_indentation = false;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::optional<YAML::Node> LoadYamlDocument(const std::string& path, const std::string& text,
@@ -141,7 +158,14 @@ std::optional<YAML::Node> LoadYamlDocument(const std::string& path, const std::s
                     std::to_string(e.depth() - 1) + " levels deep"});
     return std::nullopt;
   } catch (const YAML::Exception& e) {
-    errors.Add({path, e.mark.line + 1, "-", "invalid YAML: " + e.msg});
+    std::string message = "invalid YAML: " + e.msg;
+    // yaml-cpp says "illegal map value" or the like for a tab in an indentation.
+    const int tabbed = FirstTabIndentedLine(text);
+    if (tabbed > 0 && tabbed <= e.mark.line + 1) {
+      message += " (line " + std::to_string(tabbed) +
+                 " is indented with a tab: YAML indents with spaces only)";
+    }
+    errors.Add({path, e.mark.line + 1, "-", std::move(message)});
     return std::nullopt;
   }
   if (const int second = SecondDocumentLine(text)) {

@@ -98,6 +98,16 @@ TEST_CASE("yaml document: invalid YAML is named with its line") {
   CHECK(LoadYamlDocument("f.yaml", stuck, errors));  // returns, as YAML::Load reads it
 }
 
+TEST_CASE("yaml document: a tab in an indentation is named as the likely cause") {
+  CHECK(Errors("limits:\n\trate: 5\n") ==
+        "f.yaml:2: -: invalid YAML: illegal map value (line 2 is indented with a tab: YAML "
+        "indents with spaces only)\n");
+  // A tab inside a value is no indentation; an error before the tab is not blamed on it.
+  CHECK(Errors("a: [1, 2\nb: \"x\ty\"\n").find("tab") == std::string::npos);
+  CHECK(Errors("a: [1\nb:\n\t- 2\n").find("tab") == std::string::npos);
+  CHECK(Errors("a: \"x\ty\"\n") == "");
+}
+
 TEST_CASE("yaml document: boundaries are lines starting with --- or ..., anywhere") {
   // Directives and comments before the first `---`; a `---` inside a quoted string or after
   // other text is no boundary; content on the marker's own line counts.
