@@ -63,6 +63,7 @@ TEST_CASE("cli: validate accepts the good manifests") {
   auto jsonl = testing::RunProcess({kBinary, "validate", "testdata/manifests/good.jsonl"});
   CHECK(jsonl.exit_code == 0);
   CHECK(Contains(jsonl.out, "4 items"));
+  CHECK(Contains(jsonl.out, "; checked 4 lines in "));
   CHECK(jsonl.err == "");
   auto yaml = testing::RunProcess({kBinary, "validate", "testdata/manifests/good.yaml"});
   CHECK(yaml.exit_code == 0);

@@ -66,10 +66,12 @@ int ValidateCommand(const std::string& manifest_path, const std::string& config_
   }
   if (listed) std::cout << ")";
   if (stats.entries > 0 && stats.entries != stats.items) {
-    std::cout << ", expanded from " << stats.entries << " entries by matrix: and repeat:";
+    std::cout << ", expanded from " << stats.entries << (stats.entries == 1 ? " entry" : " entries")
+              << " by matrix: and repeat:";
   }
   std::cout << ", " << credits << " credits at the configured prices; checked " << stats.lines
-            << " lines in " << std::fixed << std::setprecision(3) << seconds << " s\n";
+            << (stats.lines == 1 ? " line" : " lines") << " in " << std::fixed
+            << std::setprecision(3) << seconds << " s\n";
   return kExitOk;
 }
 

@@ -341,8 +341,9 @@ TEST_CASE("yaml: merge keys give an item the keys it does not set, first merged 
   CHECK(outcome.items[3].id == "d");
   CHECK(outcome.items[3].prompt == "nested");
   CHECK(outcome.items[3].aspect_ratio == "1:1");
-  // A merged value that is not valid fails the item that merged it too, named by its own line;
-  // a merge of a scalar is an error; a quoted '<<' is an ordinary (unknown) key.
+  // A merged value that is not valid fails the item that merged it too, named by that item's
+  // line (the item that wrote it names the value's line); a merge of a scalar is an error; a
+  // quoted '<<' is an ordinary (unknown) key.
   Outcome bad = Read(dir.Write("bad.yaml",
                                "items:\n"
                                "  - &base\n"
@@ -356,7 +357,7 @@ TEST_CASE("yaml: merge keys give an item the keys it does not set, first merged 
                                "  - '<<': {prompt: x}\n"
                                "    id: d\n"));
   const std::string text = bad.ErrorText();
-  CHECK(text.find("bad.yaml:2: resolution: \"8K\" is not one of") != std::string::npos);
+  CHECK(text.find("bad.yaml:5: resolution: \"8K\" is not one of") != std::string::npos);
   CHECK(text.find("bad.yaml:6: resolution: \"8K\" is not one of") != std::string::npos);
   CHECK(text.find("bad.yaml:8: <<: a merge key takes a mapping or a list of mappings") !=
         std::string::npos);
@@ -444,11 +445,55 @@ TEST_CASE("yaml: errors name the line of the offending key or value") {
   CHECK(item_text.find(items + ":4: colour: unknown key") != std::string::npos);
   CHECK(item_text.find(items + ":5: -: an item must be a mapping") != std::string::npos);
   CHECK(item_text.find(items + ":7: image_urls: must be a list of strings") != std::string::npos);
-  CHECK(item_text.find(items + ":8: output_format: \"gif\" is not one of") != std::string::npos);
+  CHECK(item_text.find(items + ":9: output_format: \"gif\" is not one of") != std::string::npos);
   CHECK(item_text.find(items + ":10: promt: unknown key") != std::string::npos);
   CHECK(item_text.find("(did you mean \"prompt\"?)") != std::string::npos);
   CHECK(item_text.find(items + ":11: matirx: unknown key") != std::string::npos);
   CHECK(item_text.find("(did you mean \"matrix\"?)") != std::string::npos);
+}
+
+TEST_CASE("yaml: an item without matrix: is no template; its errors name their values' lines") {
+  testing::TempDir dir;
+  // Braces in a plain prompt are text, as in JSONL (every item was once read as a template, and
+  // "{red}" was "names no axis of the matrix").
+  const std::string plain = dir.Write("plain.yaml",
+                                      "- prompt: \"a sign reading {OPEN}\"\n"
+                                      "- prompt: 'json {\"a\": 1}'\n"
+                                      "  repeat: 2\n");
+  Outcome outcome = Read(plain);
+  CHECK(outcome.ErrorText() == "");
+  REQUIRE(outcome.items.size() == 3);
+  CHECK(outcome.items[0].prompt == "a sign reading {OPEN}");
+  CHECK(outcome.items[1].prompt == "json {\"a\": 1}");
+  CHECK(outcome.stats.lines == 3);
+  CHECK(Read(dir.Write("no_newline.yaml", "- prompt: a")).stats.lines == 1);
+  // A derived id is the same as JSONL's for the same item, and is marked derived: identical
+  // items are told they are identical, not that an id the file never wrote is taken.
+  const std::string jsonl = dir.Write("same.jsonl", "{\"prompt\":\"a sign reading {OPEN}\"}\n");
+  CHECK(outcome.items[0].id == Read(jsonl).items.at(0).id);
+  CHECK(outcome.items[0].id_derived);
+  const std::string twice = dir.Write("twice.yaml", "- prompt: a cat\n- prompt: a cat\n");
+  CHECK(Read(twice).ErrorText() == twice +
+                                       ":2: id: item is identical to the one at line 1 (derived id "
+                                       "item-4c5ad0d1a1a04837); give each an explicit id to "
+                                       "generate it more than once\n");
+  // A missing prompt is just that (it said "the matrix's template").
+  const std::string no_prompt = dir.Write("no_prompt.yaml", "- id: x\n  resolution: 2K\n");
+  CHECK(Read(no_prompt).ErrorText() == no_prompt + ":1: prompt: is required\n");
+  // Each bad value is named where it is written.
+  const std::string lines = dir.Write("lines.yaml",
+                                      "- id: a\n"
+                                      "  prompt: x\n"
+                                      "  resolution: 2k\n"
+                                      "  aspect_ratio: 7:5\n"
+                                      "  image_urls:\n"
+                                      "    - https://ok.example/a.png\n"
+                                      "    - ftp://x\n");
+  const std::string text = Read(lines).ErrorText();
+  CHECK(text.find(lines + ":3: resolution: \"2k\"") != std::string::npos);
+  CHECK(text.find(lines + ":4: aspect_ratio: \"7:5\"") != std::string::npos);
+  CHECK(text.find(lines + ":7: image_urls[1]: \"ftp://x\" is not an http(s) URL") !=
+        std::string::npos);
 }
 
 TEST_CASE("yaml: syntax errors, unknown top-level keys and a missing items list") {

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -240,8 +243,20 @@ class YamlItemReader {
     RawItem raw;
     MetaColumns meta;
     std::optional<unsigned> repeat;
-    YAML::Node matrix;
+    // Absent unless the item has `matrix:` (a default YAML::Node is a defined null, and tested
+    // true: every item was once read as a template, its prompt's braces as axes).
+    std::optional<YAML::Node> matrix;
     int prompt_line = line;
+    // Where each of the item's own values is written, for the errors ValidateItem finds in it (an
+    // item's keys can span many lines; the item's own line is only where it starts). A value
+    // merged in from elsewhere keeps the item's line: its own would name the anchor's item, the
+    // same words for every item that merges it.
+    std::set<int> own_keys;  // by their position in the text
+    for (const auto& entry : written) own_keys.insert(entry.first.Mark().pos);
+    std::map<std::string, int, std::less<>> value_lines;
+    auto note_line = [&](const YAML::Node& key_node, const std::string& field, int value_line) {
+      if (own_keys.contains(key_node.Mark().pos)) value_lines[field] = value_line;
+    };
     bool ok = true;
     for (const auto& entry : entries) {
       const int key_line = LineOf(entry.first);
@@ -293,7 +308,9 @@ class YamlItemReader {
         }
         std::vector<std::string> urls;
         for (std::size_t i = 0; i < value.size(); ++i) {
-          auto url = ReadScalar(value[i], key + "[" + std::to_string(i) + "]");
+          const std::string field = key + "[" + std::to_string(i) + "]";
+          note_line(entry.first, field, LineOf(value[i]));
+          auto url = ReadScalar(value[i], field);
           if (url)
             urls.push_back(std::move(*url));
           else
@@ -308,6 +325,7 @@ class YamlItemReader {
         continue;
       }
       if (key == "prompt") prompt_line = LineOf(value);
+      note_line(entry.first, key, LineOf(value));
       std::optional<std::string>& target = key == "id"             ? raw.id
                                            : key == "prompt"       ? raw.prompt
                                            : key == "resolution"   ? raw.resolution
@@ -318,14 +336,22 @@ class YamlItemReader {
     if (!ok) return;
     if (!matrix && !repeat) {
       raw.meta_json = meta.Take();
-      if (auto item = ValidateItem(std::move(raw), defaults, {path_, line}, errors_)) {
+      util::InputErrors found;
+      auto item = ValidateItem(std::move(raw), defaults, {path_, line}, found);
+      for (util::InputError error : found.stored()) {
+        if (auto at = value_lines.find(error.field); at != value_lines.end()) {
+          error.line = at->second;
+        }
+        errors_.Add(std::move(error));
+      }
+      if (item) {
         ++items;
         sink(std::move(*item));
       }
       return;
     }
-    Expand(std::move(raw), meta, matrix, repeat.value_or(0), line, prompt_line, defaults, sink,
-           items);
+    Expand(std::move(raw), meta, matrix ? &*matrix : nullptr, repeat.value_or(0), line, prompt_line,
+           defaults, sink, items);
   }
 
  private:
@@ -414,17 +440,18 @@ class YamlItemReader {
   // fastest), each `repeat` times. Ids: the item's id (or the id derived from its template and
   // fixed parameters), then `.<value>` per axis, then `.r<k>`: stable whatever else the file
   // holds, and readable in file names.
-  void Expand(RawItem raw, const MetaColumns& meta, const YAML::Node& matrix, unsigned repeat,
+  // `matrix` is null for an item with `repeat:` alone.
+  void Expand(RawItem raw, const MetaColumns& meta, const YAML::Node* matrix, unsigned repeat,
               int line, int prompt_line, const ItemDefaults& defaults, const ItemSink& sink,
               std::size_t& items) {
     std::vector<Axis> axes;
-    if (matrix) {
-      auto read = ReadAxes(matrix, raw, meta);
+    if (matrix != nullptr) {
+      auto read = ReadAxes(*matrix, raw, meta);
       if (!read) return;
       axes = std::move(*read);
     }
     std::optional<PromptTemplate> prompt_template;
-    if (matrix) {
+    if (matrix != nullptr) {
       if (!raw.prompt) {
         Fail(line, "prompt", "is required (the matrix's template)");
         return;
@@ -453,7 +480,7 @@ class YamlItemReader {
     for (const Axis& axis : axes) {
       count *= axis.values.size();
       if (count > kMaxExpandedItems) {
-        Fail(line, matrix ? "matrix" : "repeat",
+        Fail(line, matrix != nullptr ? "matrix" : "repeat",
              "expands to more than " + std::to_string(kMaxExpandedItems) +
                  " items; split it, or use a JSONL manifest");
         return;
@@ -507,7 +534,7 @@ class YamlItemReader {
           sink(std::move(*item));
         }
         if (errors_.total() - errors_before >= kMaxExpansionErrors) {
-          Fail(line, matrix ? "matrix" : "repeat",
+          Fail(line, matrix != nullptr ? "matrix" : "repeat",
                "stopped expanding this entry after " + std::to_string(kMaxExpansionErrors) +
                    " errors in its items");
           return;
@@ -573,6 +600,7 @@ ManifestStats ReadYamlManifestText(const std::string& path, const std::string& t
   ManifestStats stats;
   stats.bytes = text.size();
   for (char c : text) stats.lines += c == '\n';
+  if (!text.empty() && text.back() != '\n') ++stats.lines;  // a last line without its newline
 
   const std::optional<YAML::Node> document = util::LoadYamlDocument(path, text, errors);
   if (!document) return stats;
