@@ -174,3 +174,97 @@ TEST_CASE("jsonl: a file of many chunks reads exactly as its lines read alone") 
 
 }  // namespace
 }  // namespace nanobatch::manifest
+
+namespace nanobatch::manifest {
+namespace {
+
+struct ReadBack {
+  std::vector<Item> items;
+  std::string errors;
+};
+
+ReadBack ReadFile(const std::string& path) {
+  ReadBack read;
+  util::InputErrors errors;
+  ReadManifest(
+      path, {}, [&](Item&& item) { read.items.push_back(std::move(item)); }, errors);
+  for (const auto& error : errors.stored()) read.errors += error.Format() + "\n";
+  return read;
+}
+
+// YAML is a superset of JSON: an item written as a JSON object is a YAML flow mapping, and must
+// read as the same item either way (the same id, so the same file names and journal records).
+// Tricky prompts (escapes, YAML's indicators, words YAML would type) and every field.
+TEST_CASE("yaml and jsonl: an item written as JSON reads the same in either format") {
+  const std::vector<std::string> prompts = {"a cat",
+                                            "caf\\u00e9 \\ud83d\\ude00 smile",
+                                            "caf\xc3\xa9 \xf0\x9f\x98\x80 raw",
+                                            "a\\/b",
+                                            "back\\\\slash",
+                                            "tab\\there",
+                                            "two\\nlines",
+                                            "  spaces around  ",
+                                            "# not a comment",
+                                            "key: value",
+                                            "- not a list",
+                                            "{braces} and [brackets]",
+                                            "&anchor *alias !tag %pct @at `tick`",
+                                            "'single' \\\"double\\\"",
+                                            "null",
+                                            "true",
+                                            "123",
+                                            "1e3",
+                                            "~",
+                                            "\xe4\xb8\x80\xe5\x8f\xaa\xe7\x8c\xab",
+                                            "a\\u0000b",
+                                            "ends with colon:",
+                                            "--- three dashes",
+                                            "... three dots",
+                                            "\\u2028 line sep",
+                                            "",
+                                            "   ",
+                                            "\\ud800 lone",
+                                            "x\\u001fy"};
+  const std::vector<std::string> extras = {
+      "",
+      ", \"resolution\": \"2K\"",
+      ", \"aspect_ratio\": \"16:9\", \"output_format\": \"png\"",
+      ", \"image_urls\": [\"https://a.example/x.png\"]",
+      ", \"id\": \"fixed-1\"",
+      ", \"meta\": {\"label\": \"cat\", \"n\": 3, \"score\": 0.5, \"ok\": true, \"none\": null}",
+      ", \"resolution\": \"8K\""};
+  testing::TempDir dir;
+  int compared = 0;
+  for (const std::string& prompt : prompts) {
+    for (const std::string& extra : extras) {
+      const std::string object = "{\"prompt\": \"" + prompt + "\"" + extra + "}";
+      CAPTURE(object);
+      const ReadBack jsonl = ReadFile(dir.Write("m.jsonl", object + "\n"));
+      const ReadBack yaml = ReadFile(dir.Write("m.yaml", "- " + object + "\n"));
+      if (prompt.find("\\ud83d\\ude00") != std::string::npos) {
+        // The one difference: YAML has no surrogate pairs, and says what to write instead.
+        CHECK(jsonl.items.size() == (extra.find("8K") == std::string::npos ? 1u : 0u));
+        CHECK(yaml.errors.find("write \\ud83d\\ude00 as \\U0001F600") != std::string::npos);
+        continue;
+      }
+      CHECK(jsonl.items.size() == yaml.items.size());
+      CHECK(jsonl.errors.empty() == yaml.errors.empty());
+      if (jsonl.items.size() != 1 || yaml.items.size() != 1) continue;
+      const Item& a = jsonl.items[0];
+      const Item& b = yaml.items[0];
+      CHECK(a.prompt == b.prompt);
+      CHECK(a.id == b.id);
+      CHECK(a.id_derived == b.id_derived);
+      CHECK(a.resolution == b.resolution);
+      CHECK(a.aspect_ratio == b.aspect_ratio);
+      CHECK(a.output_format == b.output_format);
+      CHECK(a.image_urls == b.image_urls);
+      CHECK(a.meta_json == b.meta_json);
+      ++compared;
+    }
+  }
+  CHECK(compared > 100);
+}
+
+}  // namespace
+}  // namespace nanobatch::manifest

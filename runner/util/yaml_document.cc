@@ -3,6 +3,7 @@
 #include <yaml-cpp/depthguard.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -144,6 +145,49 @@ int FirstTabIndentedLine(std::string_view text) {
   return 0;
 }
 
+// The four hex digits after text[at] == 'u' as a number, or -1.
+int HexAfter(std::string_view text, std::size_t at) {
+  if (at + 5 > text.size()) return -1;
+  int value = 0;
+  for (std::size_t i = at + 1; i < at + 5; ++i) {
+    const char c = text[i];
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+// JSON writes a character beyond U+FFFF as a pair of \u escapes ("\uD83D\uDE00"); YAML has no
+// such pairs, and yaml-cpp refuses each half. Says what to write instead, for the first such
+// escape in `text` (a guess from the text, as the message only adds to yaml-cpp's own).
+std::string SurrogateEscapeHint(std::string_view text) {
+  for (std::size_t at = text.find("\\u"); at != std::string_view::npos;
+       at = text.find("\\u", at + 1)) {
+    // After an odd number of backslashes this one is escaped: "\\u" is a backslash, then u.
+    std::size_t backslashes = 0;
+    while (backslashes < at && text[at - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 != 0) continue;
+    const int high = HexAfter(text, at + 1);
+    if (high < 0xD800 || high > 0xDFFF) continue;
+    const int low = text.substr(at + 6, 2) == "\\u" ? HexAfter(text, at + 7) : -1;
+    if (high > 0xDBFF || low < 0xDC00 || low > 0xDFFF) {
+      return " (a \\u escape of half a surrogate pair is no character in YAML: write the "
+             "character itself, or \\U and its eight hex digits)";
+    }
+    const unsigned code = 0x10000u + ((static_cast<unsigned>(high) - 0xD800u) << 10) +
+                          (static_cast<unsigned>(low) - 0xDC00u);
+    char escape[11];
+    std::snprintf(escape, sizeof escape, "\\U%08X", code);
+    return std::string(" (YAML has no surrogate pairs as JSON does: write ") +
+           std::string(text.substr(at, 12)) + " as " + escape + ", or the character itself)";
+  }
+  return {};
+}
+
 }  // namespace
 
 std::optional<YAML::Node> LoadYamlDocument(const std::string& path, const std::string& text,
@@ -165,6 +209,8 @@ std::optional<YAML::Node> LoadYamlDocument(const std::string& path, const std::s
       message += " (line " + std::to_string(tabbed) +
                  " is indented with a tab: YAML indents with spaces only)";
     }
+    // yaml-cpp says "invalid unicode: 55357" for JSON's surrogate pair escapes.
+    message += SurrogateEscapeHint(text);
     errors.Add({path, e.mark.line + 1, "-", std::move(message)});
     return std::nullopt;
   }

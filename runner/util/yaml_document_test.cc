@@ -108,6 +108,17 @@ TEST_CASE("yaml document: a tab in an indentation is named as the likely cause")
   CHECK(Errors("a: \"x\ty\"\n") == "");
 }
 
+TEST_CASE("yaml document: JSON's surrogate pair escapes are named, with what YAML takes") {
+  CHECK(Errors("a: \"smile \\uD83D\\uDE00\"\n") ==
+        "f.yaml:1: -: invalid YAML: invalid unicode: 55357 (YAML has no surrogate pairs as JSON "
+        "does: write \\uD83D\\uDE00 as \\U0001F600, or the character itself)\n");
+  CHECK(Errors("a: \"x \\ud800 alone\"\n").find("half a surrogate pair") != std::string::npos);
+  // An escaped backslash before "u" is no escape: the lone half after it is the problem.
+  CHECK(Errors("a: \"\\\\ud83d\\ude00\"\n").find("half a surrogate pair") != std::string::npos);
+  // What YAML does take.
+  CHECK(Errors("a: \"smile \\U0001F600 \\u00e9\"\n") == "");
+}
+
 TEST_CASE("yaml document: boundaries are lines starting with --- or ..., anywhere") {
   // Directives and comments before the first `---`; a `---` inside a quoted string or after
   // other text is no boundary; content on the marker's own line counts.
