@@ -252,6 +252,8 @@ void Daemon::LoadSpool() {
   for (const FinishedJob& finished : spool_->ScanFinished()) {
     JobRecord& record = Record(finished.name);
     record.state = finished.done ? JobState::kDone : JobState::kFailed;
+    record.exit_code = finished.exit_code;
+    record.cancelled = finished.cancelled;
   }
   for (const auto& [name, credits] : spool_->finished_credits()) Record(name).spent = credits;
   std::string error;

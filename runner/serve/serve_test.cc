@@ -532,6 +532,16 @@ TEST_CASE(
   CHECK(serve.Log(1).find("job third: cancelled") != std::string::npos);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   CHECK(submissions() == at_kill);
+  // Jobs that ended before this start read as they did: a cancel is still a cancel, and a job
+  // done says its exit code.
+  const json::object later_now =
+      json::parse(Http("GET", serve.Url("/jobs/later")).body).as_object();
+  CHECK(later_now.at("state").as_string() == "failed");
+  CHECK(later_now.at("cancelled").as_bool());
+  const json::object big_now = json::parse(Http("GET", serve.Url("/jobs/big")).body).as_object();
+  CHECK(big_now.at("state").as_string() == "done");
+  CHECK(big_now.at("exit_code").as_int64() == 0);
+  CHECK_FALSE(big_now.contains("cancelled"));
   serve.process->Signal(SIGTERM);
   CHECK(serve.process->Wait(std::chrono::seconds(30)) == 0);
 }

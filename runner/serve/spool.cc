@@ -38,6 +38,34 @@ util::UniqueFd OpenDirectory(int parent, const char* name, const std::string& sh
   return fd;
 }
 
+// The exit code and the cancel of a failed job, from its summary (one this service wrote; a file
+// that is not one, or is larger than any summary, says nothing).
+void ReadSummaryEnd(int dir, const std::string& file, FinishedJob& job) {
+  constexpr std::size_t kMaxSummary = 1 << 20;
+  util::UniqueFd fd(::openat(dir, file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return;
+  std::string text;
+  char buffer[16384];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buffer, sizeof buffer)) > 0) {
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > kMaxSummary) return;
+  }
+  boost::system::error_code code;
+  const boost::json::value value = boost::json::parse(text, code);
+  if (code || !value.is_object()) return;
+  const boost::json::object& summary = value.as_object();
+  if (const auto* exit_code = summary.if_contains("exit_code");
+      exit_code != nullptr && exit_code->is_int64() && exit_code->as_int64() >= 0 &&
+      exit_code->as_int64() <= 255) {
+    job.exit_code = static_cast<int>(exit_code->as_int64());
+  }
+  if (const auto* cancelled = summary.if_contains("cancelled");
+      cancelled != nullptr && cancelled->is_bool()) {
+    job.cancelled = cancelled->as_bool();
+  }
+}
+
 // The names in a directory (without . and ..).
 std::vector<std::string> List(int dir) {
   std::vector<std::string> names;
@@ -196,7 +224,13 @@ std::vector<FinishedJob> Spool::ScanFinished() const {
       if (!IsJobName(name)) continue;
       struct stat info;
       if (::fstatat(dir, file.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      finished.push_back({name, done, Nanoseconds(info.st_mtim)});
+      FinishedJob job{name, done, Nanoseconds(info.st_mtim)};
+      if (done) {
+        job.exit_code = 0;
+      } else if (S_ISREG(info.st_mode)) {  // a FIFO planted there would block the read
+        ReadSummaryEnd(dir, file, job);
+      }
+      finished.push_back(std::move(job));
     }
   }
   // A name in both (failed once, done later): the later summary wins.

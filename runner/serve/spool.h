@@ -51,6 +51,10 @@ struct FinishedJob {
   std::string name;
   bool done = false;  // done/ (exit 0) or failed/
   std::int64_t finished_ns = 0;
+  // From its summary, so GET /jobs reads the same after a restart: how it ended (-1 when the
+  // summary does not say), and whether DELETE /jobs/NAME ended it.
+  int exit_code = -1;
+  bool cancelled = false;
 };
 
 class Spool {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
 
 #include "runner/testing/temp_dir.h"
 
@@ -101,6 +102,36 @@ TEST_CASE("spool: claim, active after a restart, finish with its summary") {
   auto finished = spool->ScanFinished();
   REQUIRE(finished.size() == 1);
   CHECK_FALSE(finished[0].done);
+  CHECK(finished[0].exit_code == 1);
+  CHECK_FALSE(finished[0].cancelled);
+}
+
+TEST_CASE("spool: a finished job's exit code and cancel come back from its summary, if sane") {
+  TempDir dir;
+  std::string error;
+  auto spool = Spool::Open(dir.File("spool"), error);
+  REQUIRE(spool);
+  dir.Write("spool/done/ok.summary.json", "{\"exit_code\":0}\n");
+  dir.Write("spool/failed/stopped.summary.json", "{\"exit_code\":3,\"cancelled\":true}\n");
+  dir.Write("spool/failed/queued.summary.json", "{\"cancelled\":true}\n");
+  dir.Write("spool/failed/junk.summary.json", "not json");
+  dir.Write("spool/failed/odd.summary.json", "{\"exit_code\":-7,\"cancelled\":\"yes\"}");
+  dir.Write("spool/failed/huge.summary.json",
+            "{\"exit_code\":1,\"pad\":\"" + std::string(2 << 20, 'x') + "\"}");
+  REQUIRE(::mkfifo(dir.File("spool/failed/fifo.summary.json").c_str(), 0600) == 0);
+  std::map<std::string, FinishedJob> by_name;
+  for (FinishedJob& job : spool->ScanFinished()) by_name[job.name] = job;  // and no hang
+  REQUIRE(by_name.size() == 7);
+  CHECK(by_name["ok"].exit_code == 0);
+  CHECK(by_name["stopped"].exit_code == 3);
+  CHECK(by_name["stopped"].cancelled);
+  CHECK(by_name["queued"].exit_code == -1);
+  CHECK(by_name["queued"].cancelled);
+  for (const char* silent : {"junk", "odd", "huge", "fifo"}) {
+    CAPTURE(silent);
+    CHECK(by_name[silent].exit_code == -1);
+    CHECK_FALSE(by_name[silent].cancelled);
+  }
 }
 
 TEST_CASE("spool: what finished jobs spent survives a restart; a damaged record stops serve") {
