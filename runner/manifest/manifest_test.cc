@@ -496,6 +496,19 @@ TEST_CASE("yaml: an item without matrix: is no template; its errors name their v
         std::string::npos);
 }
 
+TEST_CASE("yaml: a template's own bad value is reported once, on its line, with an id or not") {
+  testing::TempDir dir;
+  for (const std::string id_line : {"  id: t\n", "  meta: {k: v}\n"}) {
+    CAPTURE(id_line);
+    const std::string path = dir.Write("t.yaml", "- prompt: \"a {x}\"\n" + id_line +
+                                                     "  resolution: 3K\n"
+                                                     "  matrix:\n"
+                                                     "    x: [cat, dog, owl]\n");
+    CHECK(Read(path).ErrorText() ==
+          path + ":3: resolution: \"3K\" is not one of 1K 2K 4K\n");  // not three times, on 1
+  }
+}
+
 TEST_CASE("yaml: syntax errors, unknown top-level keys and a missing items list") {
   testing::TempDir dir;
   const std::string broken = dir.Write("b.yaml", "- prompt: a\n- prompt: [unclosed\n");

@@ -253,7 +253,7 @@ class YamlItemReader {
     // same words for every item that merges it.
     std::set<int> own_keys;  // by their position in the text
     for (const auto& entry : written) own_keys.insert(entry.first.Mark().pos);
-    std::map<std::string, int, std::less<>> value_lines;
+    ValueLines value_lines;
     auto note_line = [&](const YAML::Node& key_node, const std::string& field, int value_line) {
       if (own_keys.contains(key_node.Mark().pos)) value_lines[field] = value_line;
     };
@@ -336,25 +336,35 @@ class YamlItemReader {
     if (!ok) return;
     if (!matrix && !repeat) {
       raw.meta_json = meta.Take();
-      util::InputErrors found;
-      auto item = ValidateItem(std::move(raw), defaults, {path_, line}, found);
-      for (util::InputError error : found.stored()) {
-        if (auto at = value_lines.find(error.field); at != value_lines.end()) {
-          error.line = at->second;
-        }
-        errors_.Add(std::move(error));
-      }
-      if (item) {
+      if (auto item = ValidateNamingLines(std::move(raw), defaults, line, value_lines)) {
         ++items;
         sink(std::move(*item));
       }
       return;
     }
     Expand(std::move(raw), meta, matrix ? &*matrix : nullptr, repeat.value_or(0), line, prompt_line,
-           defaults, sink, items);
+           value_lines, defaults, sink, items);
   }
 
  private:
+  // Where an item's own values are written, by field ("resolution", "image_urls[1]").
+  using ValueLines = std::map<std::string, int, std::less<>>;
+
+  // ValidateItem, each error named by the line of the value it is about where the item wrote
+  // that value, else by the item's line.
+  std::optional<Item> ValidateNamingLines(RawItem&& raw, const ItemDefaults& defaults, int line,
+                                          const ValueLines& value_lines) {
+    util::InputErrors found;
+    auto item = ValidateItem(std::move(raw), defaults, {path_, line}, found);
+    for (util::InputError error : found.stored()) {
+      if (auto at = value_lines.find(error.field); at != value_lines.end()) {
+        error.line = at->second;
+      }
+      errors_.Add(std::move(error));
+    }
+    return item;
+  }
+
   struct Axis {
     std::string name;
     std::optional<ItemKey> key;  // an axis named like an item key sets that key
@@ -442,8 +452,8 @@ class YamlItemReader {
   // holds, and readable in file names.
   // `matrix` is null for an item with `repeat:` alone.
   void Expand(RawItem raw, const MetaColumns& meta, const YAML::Node* matrix, unsigned repeat,
-              int line, int prompt_line, const ItemDefaults& defaults, const ItemSink& sink,
-              std::size_t& items) {
+              int line, int prompt_line, const ValueLines& value_lines,
+              const ItemDefaults& defaults, const ItemSink& sink, std::size_t& items) {
     std::vector<Axis> axes;
     if (matrix != nullptr) {
       auto read = ReadAxes(*matrix, raw, meta);
@@ -486,22 +496,17 @@ class YamlItemReader {
         return;
       }
     }
-    // The base of every id: the item's own, or the one derived from the item as written.
+    // The entry as written, checked once: its own problems are reported once, not once per
+    // expansion, each on its value's line. The base of every id is the entry's own id, or the one
+    // derived from the entry as written.
     std::string base;
-    if (raw.id) {
-      if (auto problem = CheckId(*raw.id)) {
-        Fail(line, "id", *problem);
-        return;
-      }
-      base = *raw.id;
-    } else {
+    {
       RawItem as_written = raw;
       as_written.meta_json.clear();
       util::InputErrors quiet;
       auto item = ValidateItem(std::move(as_written), defaults, {path_, line}, quiet);
       if (!item) {
-        // Report the item's own problems once, not once per expansion.
-        ValidateItem(std::move(raw), defaults, {path_, line}, errors_);
+        ValidateNamingLines(std::move(raw), defaults, line, value_lines);
         return;
       }
       base = item->id;
