@@ -1,9 +1,14 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
+#include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "runner/util/did_you_mean.h"
 #include "runner/util/input_error.h"
@@ -111,6 +116,86 @@ TEST_CASE("did you mean: the one close name, ignoring case; nothing when none or
   CHECK_FALSE(DidYouMean("ab", std::vector<std::string_view>{"ac", "ad"}).has_value());  // a tie
   CHECK(DidYouMeanSuffix("promt", keys) == " (did you mean \"prompt\"?)");
   CHECK(DidYouMeanSuffix("colour", keys).empty());
+}
+
+// The plain definition, for checking the bounded search against: optimal string alignment
+// distance ignoring ASCII case, over the whole table.
+std::size_t ReferenceDistance(std::string_view a, std::string_view b) {
+  auto fold = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = fold(a[i - 1]) == fold(b[j - 1]) ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) && fold(a[i - 2]) == fold(b[j - 1])) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+TEST_CASE("did you mean: the bounded search picks what the plain definition picks") {
+  const std::vector<std::string_view> keys = {"limits.rate",
+                                              "limits.burst",
+                                              "limits.max_in_flight",
+                                              "limits",
+                                              "retry",
+                                              "retry.base_delay_s",
+                                              "retry.max_delay_s",
+                                              "polling",
+                                              "prompt",
+                                              "id",
+                                              "ab",
+                                              "ba",
+                                              "abc"};
+  std::mt19937 random(7);
+  int suggested = 0;
+  for (int round = 0; round < 3000; ++round) {
+    // A key with a few random edits, or random letters.
+    std::string typed(keys[random() % keys.size()]);
+    const int edits = static_cast<int>(random() % 5);
+    for (int e = 0; e < edits && !typed.empty(); ++e) {
+      const std::size_t at = random() % typed.size();
+      switch (random() % 4) {
+        case 0:
+          typed.erase(at, 1);
+          break;
+        case 1:
+          typed.insert(at, 1, static_cast<char>('a' + random() % 26));
+          break;
+        case 2:
+          typed[at] = static_cast<char>('a' + random() % 26);
+          break;
+        default:
+          if (at + 1 < typed.size()) std::swap(typed[at], typed[at + 1]);
+      }
+    }
+    CAPTURE(typed);
+    std::optional<std::string_view> expected;
+    if (!typed.empty()) {
+      const std::size_t allowed = std::clamp<std::size_t>(typed.size() / 5, 1, 3);
+      std::size_t best = allowed + 1;
+      int at_best = 0;
+      for (std::string_view key : keys) {
+        const std::size_t distance = ReferenceDistance(typed, key);
+        CHECK(EditDistance(typed, key) == distance);
+        if (distance < best) {
+          best = distance;
+          at_best = 1;
+          expected = key;
+        } else if (distance == best) {
+          ++at_best;
+        }
+      }
+      if (at_best != 1) expected.reset();
+    }
+    CHECK(DidYouMean(typed, keys) == expected);
+    suggested += expected.has_value();
+  }
+  CHECK(suggested > 1000);  // the test exercises suggestions, not only refusals
 }
 
 TEST_CASE("input errors: format is FILE:LINE: field: message, and the cap counts the rest") {
