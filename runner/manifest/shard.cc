@@ -31,10 +31,12 @@ std::optional<Shard> ParseShard(std::string_view text, const Getenv& getenv, std
     return std::nullopt;
   }
   std::optional<std::uint32_t> index;
+  std::string_view from;  // the variable K came from, with auto
   if (k_text == "auto") {
     for (const char* variable : {"JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"}) {
       const char* value = getenv(variable);
       if (value == nullptr || *value == '\0') continue;
+      from = variable;
       index = Number(value);
       if (!index) {
         error = std::string("$") + variable + " is \"" + value + "\", not a shard number";
@@ -54,6 +56,14 @@ std::optional<Shard> ParseShard(std::string_view text, const Getenv& getenv, std
   if (!index || *index >= *count) {
     error = "shard " + (index ? std::to_string(*index) : "\"" + std::string(k_text) + "\"") +
             " is not from 0 to " + std::to_string(*count - 1);
+    // Slurm arrays are often numbered from 1, which leaves shard 0 to nobody.
+    if (from == "SLURM_ARRAY_TASK_ID") {
+      error += " ($SLURM_ARRAY_TASK_ID: the array must be numbered from 0, --array=0-" +
+               std::to_string(*count - 1) + ", for auto/" + std::to_string(*count) + ")";
+    } else if (!from.empty()) {
+      error += " ($" + std::string(from) + ": the job's completions must be " +
+               std::to_string(*count) + ", for auto/" + std::to_string(*count) + ")";
+    }
     return std::nullopt;
   }
   return Shard{*index, *count};

@@ -33,7 +33,19 @@ TEST_CASE("shard: K/N and auto/N parse; everything else is an error that says wh
   CHECK(ParseShard("auto/4", getenv, error)->index == 1);
   env["JOB_COMPLETION_INDEX"] = "7";
   CHECK_FALSE(ParseShard("auto/4", getenv, error).has_value());
-  CHECK(error.find("shard 7 is not from 0 to 3") != std::string::npos);
+  CHECK(error ==
+        "shard 7 is not from 0 to 3 ($JOB_COMPLETION_INDEX: the job's completions must "
+        "be 4, for auto/4)");
+  // A Slurm array numbered from 1 is told to start at 0 (its last task would have no shard, and
+  // shard 0 no task).
+  env.erase("JOB_COMPLETION_INDEX");
+  env["SLURM_ARRAY_TASK_ID"] = "4";
+  CHECK_FALSE(ParseShard("auto/4", getenv, error).has_value());
+  CHECK(error ==
+        "shard 4 is not from 0 to 3 ($SLURM_ARRAY_TASK_ID: the array must be numbered "
+        "from 0, --array=0-3, for auto/4)");
+  CHECK_FALSE(ParseShard("4/4", getenv, error).has_value());  // not auto: no word of Slurm
+  CHECK(error == "shard 4 is not from 0 to 3");
   CHECK_FALSE(ParseShard("auto/4", NoEnv, error).has_value());
   CHECK(error.find("JOB_COMPLETION_INDEX") != std::string::npos);
 }
