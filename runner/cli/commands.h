@@ -55,7 +55,8 @@ struct ExportOptions {
   std::string out;
   std::string format = "webdataset";
   std::string to;
-  std::uint64_t samples_per_shard = 10000;
+  // As written: CLI11 2.1 reads "-5" into an unsigned option as 2^64 - 5.
+  std::string samples_per_shard = "10000";
 };
 int ExportCommand(const ExportOptions& options);
 

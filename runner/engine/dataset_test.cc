@@ -468,6 +468,28 @@ TEST_CASE("dataset: export --format webdataset writes tar shards of image + json
   CHECK(
       testing::RunProcess({kBinary, "export", "--out", job.out, "--format", "parquet", "--to", to})
           .exit_code == 2);
+  // Never into the dataset itself or its state; a count that is no positive whole number is
+  // refused (CLI11 read "-5" as 2^64 - 5).
+  for (const std::string& into : {job.out, job.out + "/", job.out + "/.nanobatch/x"}) {
+    CAPTURE(into);
+    const ProcessResult refused =
+        testing::RunProcess({kBinary, "export", "--out", job.out, "--to", into});
+    CHECK(refused.exit_code == 2);
+    CHECK(refused.err.find("is the run's output directory or its state") != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(job.out + "/shard-000000.tar"));
+  for (const char* count : {"0", "-5", "1e3", "x"}) {
+    CAPTURE(count);
+    const ProcessResult refused =
+        testing::RunProcess({kBinary, "export", "--out", job.out, "--to", dir.File("s3"),
+                             "--samples-per-shard", count});
+    CHECK(refused.exit_code == 2);
+    CHECK(refused.err.find("--samples-per-shard must be a whole number from 1 to") !=
+          std::string::npos);
+  }
+  CHECK(testing::RunProcess({kBinary, "export", "--out", job.out, "--to", job.out + "/shards",
+                             "--samples-per-shard", "2"})
+            .exit_code == 1);  // a subdirectory is fine (exit 1: the image removed above)
 }
 
 }  // namespace
