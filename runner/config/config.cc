@@ -298,6 +298,33 @@ std::span<const std::string_view> KnownNames() {
   return *names;
 }
 
+// For a key known by its last part in another section ("rate:" at the top, or "limits.model"):
+// " (did you mean ...? it belongs in the ... section)"; empty when no key or several have it.
+std::string MisplacedKeyHint(std::string_view typed) {
+  const std::string_view leaf = typed.substr(typed.rfind('.') + 1);
+  std::string_view found;
+  for (const auto& [key, setter] : KeyTable()) {
+    const std::string_view name = key;
+    if (name == typed || name.substr(name.rfind('.') + 1) != leaf) continue;
+    if (!found.empty()) return {};  // in two sections: no guess
+    found = name;
+  }
+  if (found.empty()) return {};
+  const auto dot = found.rfind('.');
+  return " (did you mean \"" + std::string(found) + "\"? it belongs " +
+         (dot == std::string_view::npos
+              ? std::string("at the top level")
+              : "in the " + std::string(found.substr(0, dot)) + ": section") +
+         ")";
+}
+
+// The known name an unknown key most likely meant: a near spelling, else the same key in
+// another section.
+std::string UnknownKeyHint(std::string_view key) {
+  std::string hint = util::DidYouMeanSuffix(key, KnownNames());
+  return hint.empty() ? MisplacedKeyHint(key) : hint;
+}
+
 bool IsSection(const std::string& path) {
   const std::string prefix = path + ".";
   auto it = KeyTable().lower_bound(prefix);
@@ -330,9 +357,9 @@ void Walk(const YAML::Node& map, const std::string& prefix, const std::string& f
                         std::string(util::YamlKindName(entry.second))});
       }
     } else {
+      const std::string hint = UnknownKeyHint(key);
       errors.Add({file, line, key,
-                  "unknown key" + util::DidYouMeanSuffix(key, KnownNames()) +
-                      " (configs/example.yaml has every key)"});
+                  "unknown key" + (hint.empty() ? " (configs/example.yaml has every key)" : hint)});
     }
   }
 }

@@ -192,6 +192,28 @@ TEST_CASE("config: unknown keys, wrong types and bad values all name file, line 
         std::string::npos);
 }
 
+TEST_CASE("config: a key in the wrong section is named with the section it belongs in") {
+  testing::TempDir dir;
+  const std::string path = dir.Write("c.yaml",
+                                     "rate: 5\n"
+                                     "limits:\n"
+                                     "  model: x\n"
+                                     "timeouts: {request: 5}\n"
+                                     "colour: blue\n");
+  Config config;
+  util::InputErrors errors;
+  LoadConfigFile(path, config, errors);
+  CHECK(ErrorText(errors) ==
+        path +
+            ":1: rate: unknown key (did you mean \"limits.rate\"? it belongs in the limits: "
+            "section)\n" +
+            path +
+            ":3: limits.model: unknown key (did you mean \"api.model\"? it belongs in the api: "
+            "section)\n" +
+            path + ":4: timeouts.request: unknown key (did you mean \"timeouts.request_s\"?)\n" +
+            path + ":5: colour: unknown key (configs/example.yaml has every key)\n");
+}
+
 TEST_CASE("config: range checks name the key or the flag that set it") {
   Config config;
   config.manifest = "m.jsonl";
