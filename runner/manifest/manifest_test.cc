@@ -521,6 +521,16 @@ TEST_CASE("yaml: syntax errors, unknown top-level keys and a missing items list"
   const std::string text = Read(mapping).ErrorText();
   CHECK(text.find(mapping + ":2: itmes: unknown top-level key") != std::string::npos);
   CHECK(text.find("(did you mean \"items\"?)") != std::string::npos);
+  const std::string misplaced =
+      dir.Write("m.yaml", "resolution: 2K\nprompt: a cat\nitems:\n  - prompt: a\n");
+  const std::string misplaced_text = Read(misplaced).ErrorText();
+  CHECK(misplaced_text.find(misplaced +
+                            ":1: resolution: unknown top-level key (allowed: defaults, items, and "
+                            "x-NAME for anchors) (it belongs under defaults:, for every item)") !=
+        std::string::npos);
+  CHECK(misplaced_text.find(misplaced + ":2: prompt: unknown top-level key (allowed: defaults, "
+                                        "items, and x-NAME for anchors) (an item's key belongs "
+                                        "in an item of items:)") != std::string::npos);
   CHECK(text.find("items: is required") != std::string::npos);
 
   CHECK_FALSE(Read(dir.Write("s.yaml", "just a scalar\n")).errors.empty());

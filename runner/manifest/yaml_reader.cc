@@ -623,9 +623,15 @@ ManifestStats ReadYamlManifestText(const std::string& path, const std::string& t
       const std::string key = entry.first.Scalar();
       if (key != "defaults" && key != "items" && !key.starts_with("x-")) {
         static constexpr std::array<std::string_view, 2> kTopKeys = {"defaults", "items"};
-        reader.Fail(LineOf(entry.first), key,
-                    "unknown top-level key (allowed: defaults, items, and x-NAME for anchors)" +
-                        util::DidYouMeanSuffix(key, kTopKeys));
+        std::string hint = util::DidYouMeanSuffix(key, kTopKeys);
+        if (key == "resolution" || key == "aspect_ratio" || key == "output_format") {
+          hint = " (it belongs under defaults:, for every item)";
+        } else if (hint.empty() && IsItemKey(key)) {
+          hint = " (an item's key belongs in an item of items:)";
+        }
+        reader.Fail(
+            LineOf(entry.first), key,
+            "unknown top-level key (allowed: defaults, items, and x-NAME for anchors)" + hint);
       }
     }
     if (root["defaults"] && !reader.ReadDefaults(root["defaults"], defaults)) return stats;
