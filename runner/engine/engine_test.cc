@@ -248,6 +248,9 @@ TEST_CASE("engine: the credit budget is never exceeded, as the server counts it"
   CHECK(status.at("budget_credits").as_int64() == 100);
   CHECK(status.at("credits_spent").as_int64() == 96);
   CHECK(status.at("done").as_int64() == 6);
+  CHECK(result.err.find("no more submissions: the credit budget is reached (96 of 100 credits "
+                        "spent; the next item costs 16, more than the 4 left)") !=
+        std::string::npos);
   // The budget holds across runs of the same directory.
   CHECK(job.Run({"--budget-credits", "100"}).exit_code == 3);
   CHECK(Stat(api.Stats(), "submissions") == 6);

@@ -1,5 +1,6 @@
 #include "runner/engine/job.h"
 
+#include <algorithm>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -109,9 +110,14 @@ net::awaitable<void> Job::SubmitLoop() {
       if (hold == Ledger::Hold::kHeld) break;
       slots.Release();
       if (hold == Ledger::Hold::kExhausted) {
+        // Say why the budget is reached while some of it is left: the next item costs more.
+        const std::uint64_t spent = service_.DurableCredits().spent;
+        const std::uint64_t budget = *service_.ledger().budget();
         service_.StopSubmitting(StopReason::kBudget,
-                                std::to_string(service_.DurableCredits().spent) + " of " +
-                                    std::to_string(*service_.ledger().budget()) + " credits spent");
+                                std::to_string(spent) + " of " + std::to_string(budget) +
+                                    " credits spent; the next item costs " +
+                                    std::to_string(run->price) + ", more than the " +
+                                    std::to_string(budget - std::min(spent, budget)) + " left");
         co_return;
       }
       // Reserved credits may come back (a failed task is refunded): wait for that, then retry.
