@@ -100,15 +100,17 @@ const std::map<std::string_view, WholeRange>& WholeRanges() {
 
 const WholeRange& WholeRangeOf(std::string_view key) { return WholeRanges().at(key); }
 
+// The key table's entry for a whole-number key: its setter names the key's range.
 template <typename Integer, typename Access>
-Setter WholeNumber(std::string_view key, Access access) {
+std::pair<const std::string, Setter> WholeNumber(std::string_view key, Access access) {
   const WholeRange range = WholeRangeOf(key);
-  return [access, range](const YAML::Node& node, Config& config) -> std::optional<std::string> {
-    auto value = node.IsScalar() ? ParseInteger<Integer>(node.Scalar()) : std::nullopt;
-    if (!value) return "must be a whole number " + range.Describe();
-    access(config) = *value;
-    return std::nullopt;
-  };
+  return {std::string(key),
+          [access, range](const YAML::Node& node, Config& config) -> std::optional<std::string> {
+            auto value = node.IsScalar() ? ParseInteger<Integer>(node.Scalar()) : std::nullopt;
+            if (!value) return "must be a whole number " + range.Describe();
+            access(config) = *value;
+            return std::nullopt;
+          }};
 }
 
 template <typename Access, typename Check>
@@ -189,17 +191,14 @@ const std::map<std::string, Setter>& KeyTable() {
       {"out", String([](Config& c) -> std::string& { return c.out; })},
       {"umask", String([](Config& c) -> std::string& { return c.umask; })},
       {"limits.rate", Number([](Config& c) -> double& { return c.limits.rate; })},
-      {"limits.burst",
-       WholeNumber<std::uint32_t>("limits.burst",
-                                  [](Config& c) -> std::uint32_t& { return c.limits.burst; })},
-      {"limits.max_in_flight", WholeNumber<std::uint32_t>("limits.max_in_flight",
-                                                          [](Config& c) -> std::uint32_t& {
-                                                            return c.limits.max_in_flight;
-                                                          })},
-      {"limits.max_downloads", WholeNumber<std::uint32_t>("limits.max_downloads",
-                                                          [](Config& c) -> std::uint32_t& {
-                                                            return c.limits.max_downloads;
-                                                          })},
+      WholeNumber<std::uint32_t>("limits.burst",
+                                 [](Config& c) -> std::uint32_t& { return c.limits.burst; }),
+      WholeNumber<std::uint32_t>(
+          "limits.max_in_flight",
+          [](Config& c) -> std::uint32_t& { return c.limits.max_in_flight; }),
+      WholeNumber<std::uint32_t>(
+          "limits.max_downloads",
+          [](Config& c) -> std::uint32_t& { return c.limits.max_downloads; }),
       {"limits.budget_credits", SetBudget},
       {"polling.first_poll_s", Number([](Config& c) -> double& { return c.polling.first_poll_s; })},
       {"polling.max_interval_s",
@@ -211,16 +210,13 @@ const std::map<std::string, Setter>& KeyTable() {
       {"timeouts.download_s", Number([](Config& c) -> double& { return c.timeouts.download_s; })},
       {"timeouts.download_stall_s",
        Number([](Config& c) -> double& { return c.timeouts.download_stall_s; })},
-      {"download.max_bytes",
-       WholeNumber<std::uint64_t>(
-           "download.max_bytes", [](Config& c) -> std::uint64_t& { return c.download.max_bytes; })},
-      {"download.min_bytes_per_s", WholeNumber<std::uint64_t>("download.min_bytes_per_s",
-                                                              [](Config& c) -> std::uint64_t& {
-                                                                return c.download.min_bytes_per_s;
-                                                              })},
-      {"output.shard_size",
-       WholeNumber<std::uint32_t>("output.shard_size",
-                                  [](Config& c) -> std::uint32_t& { return c.output.shard_size; })},
+      WholeNumber<std::uint64_t>("download.max_bytes",
+                                 [](Config& c) -> std::uint64_t& { return c.download.max_bytes; }),
+      WholeNumber<std::uint64_t>(
+          "download.min_bytes_per_s",
+          [](Config& c) -> std::uint64_t& { return c.download.min_bytes_per_s; }),
+      WholeNumber<std::uint32_t>("output.shard_size",
+                                 [](Config& c) -> std::uint32_t& { return c.output.shard_size; }),
       {"output.image_sync", String([](Config& c) -> std::string& { return c.output.image_sync; })},
       {"download.on_mismatch",
        String([](Config& c) -> std::string& { return c.download.on_mismatch; })},
@@ -231,15 +227,13 @@ const std::map<std::string, Setter>& KeyTable() {
        StringList(
            [](Config& c) -> std::vector<std::string>& { return c.download.allowed_networks; },
            "CIDR blocks (such as 10.0.0.0/8)", "CIDR block")},
-      {"retry.max_attempts",
-       WholeNumber<std::uint32_t>(
-           "retry.max_attempts", [](Config& c) -> std::uint32_t& { return c.retry.max_attempts; })},
+      WholeNumber<std::uint32_t>("retry.max_attempts",
+                                 [](Config& c) -> std::uint32_t& { return c.retry.max_attempts; }),
       {"retry.base_delay_s", Number([](Config& c) -> double& { return c.retry.base_delay_s; })},
       {"retry.max_delay_s", Number([](Config& c) -> double& { return c.retry.max_delay_s; })},
-      {"retry.max_task_attempts", WholeNumber<std::uint32_t>("retry.max_task_attempts",
-                                                             [](Config& c) -> std::uint32_t& {
-                                                               return c.retry.max_task_attempts;
-                                                             })},
+      WholeNumber<std::uint32_t>(
+          "retry.max_task_attempts",
+          [](Config& c) -> std::uint32_t& { return c.retry.max_task_attempts; }),
       {"retry.spend_limit_pause_s",
        Number([](Config& c) -> double& { return c.retry.spend_limit_pause_s; })},
       {"retry.spend_limit_give_up_s",
@@ -258,15 +252,13 @@ const std::map<std::string, Setter>& KeyTable() {
       {"serve.spool_dir", String([](Config& c) -> std::string& { return c.serve.spool_dir; })},
       {"serve.listen", String([](Config& c) -> std::string& { return c.serve.listen; })},
       {"serve.token_file", String([](Config& c) -> std::string& { return c.serve.token_file; })},
-      {"serve.max_jobs",
-       WholeNumber<std::uint32_t>("serve.max_jobs",
-                                  [](Config& c) -> std::uint32_t& { return c.serve.max_jobs; })},
+      WholeNumber<std::uint32_t>("serve.max_jobs",
+                                 [](Config& c) -> std::uint32_t& { return c.serve.max_jobs; }),
       {"serve.scan_interval_s",
        Number([](Config& c) -> double& { return c.serve.scan_interval_s; })},
-      {"serve.max_manifest_bytes", WholeNumber<std::uint64_t>("serve.max_manifest_bytes",
-                                                              [](Config& c) -> std::uint64_t& {
-                                                                return c.serve.max_manifest_bytes;
-                                                              })},
+      WholeNumber<std::uint64_t>(
+          "serve.max_manifest_bytes",
+          [](Config& c) -> std::uint64_t& { return c.serve.max_manifest_bytes; }),
       {"defaults.resolution",
        ItemValue([](Config& c) -> std::string& { return c.defaults.resolution; },
                  manifest::CheckResolution)},

@@ -38,19 +38,12 @@ util::UniqueFd OpenDirectory(int parent, const char* name, const std::string& sh
   return fd;
 }
 
-// The exit code and the cancel of a failed job, from its summary (one this service wrote; a file
-// that is not one, or is larger than any summary, says nothing).
-void ReadSummaryEnd(int dir, const std::string& file, FinishedJob& job) {
+// The exit code and the cancel of a failed job, from its summary at `path` (one this service
+// wrote; a file that is not one, or is larger than any summary, says nothing).
+void ReadSummaryEnd(const std::string& path, FinishedJob& job) {
   constexpr std::size_t kMaxSummary = 1 << 20;
-  util::UniqueFd fd(::openat(dir, file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) return;
-  std::string text;
-  char buffer[16384];
-  ssize_t n;
-  while ((n = ::read(fd.get(), buffer, sizeof buffer)) > 0) {
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > kMaxSummary) return;
-  }
+  std::string text, error;
+  if (!util::ReadInputFile(path, kMaxSummary, text, error)) return;
   boost::system::error_code code;
   const boost::json::value value = boost::json::parse(text, code);
   if (code || !value.is_object()) return;
@@ -227,8 +220,8 @@ std::vector<FinishedJob> Spool::ScanFinished() const {
       FinishedJob job{name, done, Nanoseconds(info.st_mtim)};
       if (done) {
         job.exit_code = 0;
-      } else if (S_ISREG(info.st_mode)) {  // a FIFO planted there would block the read
-        ReadSummaryEnd(dir, file, job);
+      } else if (S_ISREG(info.st_mode)) {  // a link is not followed
+        ReadSummaryEnd(path_ + "/failed/" + file, job);
       }
       finished.push_back(std::move(job));
     }

@@ -3,6 +3,7 @@
 #include <yaml-cpp/depthguard.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <string_view>
 #include <unordered_map>
@@ -148,17 +149,10 @@ int FirstTabIndentedLine(std::string_view text) {
 // The four hex digits after text[at] == 'u' as a number, or -1.
 int HexAfter(std::string_view text, std::size_t at) {
   if (at + 5 > text.size()) return -1;
-  int value = 0;
-  for (std::size_t i = at + 1; i < at + 5; ++i) {
-    const char c = text[i];
-    const int digit = c >= '0' && c <= '9'   ? c - '0'
-                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                             : -1;
-    if (digit < 0) return -1;
-    value = value * 16 + digit;
-  }
-  return value;
+  unsigned value = 0;
+  const char* digits = text.data() + at + 1;
+  const auto [end, problem] = std::from_chars(digits, digits + 4, value, 16);
+  return problem == std::errc() && end == digits + 4 ? static_cast<int>(value) : -1;
 }
 
 // JSON writes a character beyond U+FFFF as a pair of \u escapes ("\uD83D\uDE00"); YAML has no
