@@ -4,6 +4,7 @@
 #include <array>
 #include <boost/url/parse.hpp>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 #include <utility>
 
@@ -52,9 +53,12 @@ constexpr std::array<bool, 256> kIdCharacters = [] {
 bool IsIdCharacter(char c) { return kIdCharacters[static_cast<unsigned char>(c)]; }
 
 void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  // name=LENGTH:value\n, the length formatted in place (no string of its own per field).
+  std::array<char, 24> length{};
+  char* length_end = std::to_chars(length.begin(), length.end(), value.size()).ptr;
   out.append(name);
   out += '=';
-  out += std::to_string(value.size());
+  out.append(length.data(), static_cast<std::size_t>(length_end - length.data()));
   out += ':';
   out.append(value);
   out += '\n';
@@ -193,14 +197,14 @@ std::optional<std::string> CheckImageUrl(std::string_view value) {
   return std::nullopt;
 }
 
-std::optional<Item> ValidateItem(RawItem&& raw, const ItemDefaults& defaults, Place place,
+std::optional<Item> ValidateItem(RawItem&& raw, const ItemDefaults& defaults, const Place& place,
                                  util::InputErrors& errors) {
   std::optional<Item> result;
   ValidateItemInto(std::move(raw), defaults, place, errors, result);
   return result;
 }
 
-bool ValidateItemInto(RawItem&& raw, const ItemDefaults& defaults, Place place,
+bool ValidateItemInto(RawItem&& raw, const ItemDefaults& defaults, const Place& place,
                       util::InputErrors& errors, std::optional<Item>& out) {
   bool ok = true;
   auto fail = [&](std::string_view field, std::string message) {

@@ -91,12 +91,12 @@ std::optional<std::string> CheckImageUrl(std::string_view value);
 
 // Applies defaults and every rule; on failure adds one error per bad field and returns nullopt.
 // Id uniqueness is the manifest's business (it needs every item), not this function's.
-std::optional<Item> ValidateItem(RawItem&& raw, const ItemDefaults& defaults, Place place,
+std::optional<Item> ValidateItem(RawItem&& raw, const ItemDefaults& defaults, const Place& place,
                                  util::InputErrors& errors);
 // The same, building the item in `out` (emptied first): a reader that keeps items in slots of
 // its own moves none (moving an Item copies each of its short strings' inline buffers). True if
 // the item is valid.
-bool ValidateItemInto(RawItem&& raw, const ItemDefaults& defaults, Place place,
+bool ValidateItemInto(RawItem&& raw, const ItemDefaults& defaults, const Place& place,
                       util::InputErrors& errors, std::optional<Item>& out);
 
 // SHA-256 (hex) over a canonical, length-prefixed encoding of everything sent to the API:

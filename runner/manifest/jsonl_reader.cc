@@ -21,6 +21,7 @@
 #include "runner/manifest/manifest.h"
 #include "runner/manifest/meta_columns.h"
 #include "runner/util/did_you_mean.h"
+#include "runner/util/huge_pages.h"
 #include "runner/util/input_file.h"
 
 namespace nanobatch::manifest {
@@ -483,9 +484,9 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
   LineParser parser(path, defaults, late.line_errors(), json, id_read);
   // [begin, end) is unparsed data; the padding after kMaxLineBytes lets simdjson read past the
   // last line safely. Left uninitialised: zeroing it touched all 4 MB (a thousand page faults)
-  // for a manifest of a few lines; only what read() fills is ever looked at.
-  const auto buffer =
-      std::make_unique_for_overwrite<char[]>(kMaxLineBytes + simdjson::SIMDJSON_PADDING);
+  // for a manifest of a few lines; only what read() fills is ever looked at. Huge pages: a
+  // large manifest fills the whole window (two faults, not a thousand).
+  const util::HugePageBuffer buffer(kMaxLineBytes + simdjson::SIMDJSON_PADDING);
   std::size_t begin = 0;
   std::size_t end = 0;
   bool at_eof = false;
@@ -498,28 +499,28 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
     if (skipping_long_line) {
       // The tail of a line already reported as too long.
       const auto* newline =
-          static_cast<char*>(std::memchr(buffer.get() + begin, '\n', end - begin));
+          static_cast<char*>(std::memchr(buffer.data() + begin, '\n', end - begin));
       if (newline != nullptr || (at_eof && end > begin)) {
         ++line_number;
         skipping_long_line = false;
-        begin = newline ? newline - buffer.get() + 1 : end;
+        begin = newline ? newline - buffer.data() + 1 : end;
         continue;
       }
     } else if (const auto* last_newline =
-                   static_cast<char*>(::memrchr(buffer.get() + begin, '\n', end - begin))) {
-      const std::size_t chunk_end = last_newline - buffer.get() + 1;
+                   static_cast<char*>(::memrchr(buffer.data() + begin, '\n', end - begin))) {
+      const std::size_t chunk_end = last_newline - buffer.data() + 1;
       std::uint64_t offset = buffer_offset + begin;
-      if (offset == 0 && std::string_view(buffer.get(), chunk_end).starts_with(kByteOrderMark)) {
+      if (offset == 0 && std::string_view(buffer.data(), chunk_end).starts_with(kByteOrderMark)) {
         begin += kByteOrderMark.size();
         offset += kByteOrderMark.size();
       }
-      chunks.Parse(buffer.get() + begin, chunk_end - begin, offset, line_number);
+      chunks.Parse(buffer.data() + begin, chunk_end - begin, offset, line_number);
       begin = chunk_end;
       continue;
     } else if (at_eof && end > begin) {
       // The last line, with no newline after it.
       ++line_number;
-      std::string_view line(buffer.get() + begin, end - begin);
+      std::string_view line(buffer.data() + begin, end - begin);
       std::uint64_t offset = buffer_offset + begin;
       if (offset == 0 && line.starts_with(kByteOrderMark)) {
         line.remove_prefix(kByteOrderMark.size());
@@ -533,7 +534,7 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
     if (at_eof) break;
 
     // No complete line in the buffer: move the partial line to the front and read more.
-    std::memmove(buffer.get(), buffer.get() + begin, end - begin);
+    std::memmove(buffer.data(), buffer.data() + begin, end - begin);
     buffer_offset += begin;
     end -= begin;
     begin = 0;
@@ -547,7 +548,7 @@ ManifestStats ReadJsonlManifest(const std::string& path, const ItemDefaults& def
       buffer_offset += end;
       end = 0;
     }
-    const ssize_t n = ::read(file.get(), buffer.get() + end, kMaxLineBytes - end);
+    const ssize_t n = ::read(file.get(), buffer.data() + end, kMaxLineBytes - end);
     if (n < 0) {
       if (errno == EINTR) continue;
       late.Flush();

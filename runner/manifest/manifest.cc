@@ -109,7 +109,7 @@ void NameHashIndex::Reserve(std::size_t entries) {
   std::size_t capacity = 64;
   while (capacity * 7 < entries * 10) capacity *= 2;  // load at most 0.7
   if (capacity <= table_.size()) return;
-  std::vector<Entry> old;
+  Table old;
   old.swap(table_);
   table_.assign(capacity, Entry{});
   mask_ = capacity - 1;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cctype>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <random>
 #include <set>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "runner/util/did_you_mean.h"
+#include "runner/util/huge_pages.h"
 #include "runner/util/input_error.h"
 #include "runner/util/json_arena.h"
 #include "runner/util/random_token.h"
@@ -93,6 +96,36 @@ TEST_CASE("sha256: the one-shot context is reset between calls; AppendHex format
   std::string id = "item-";
   Sha256::AppendHex(Sha256::Of("abc"), 8, id);
   CHECK(id == "item-ba7816bf8f01cfea");
+}
+
+TEST_CASE("huge pages: large blocks are aligned, zeroed and whole; small ones are ordinary") {
+  // Large: one huge page and a bit, so the rounding up to whole pages is used too.
+  const std::size_t large = kHugePageBytes + 4096;
+  void* block = AllocateHugePages(large);
+  REQUIRE(block != nullptr);
+  CHECK(reinterpret_cast<std::uintptr_t>(block) % kHugePageBytes == 0);
+  auto* bytes = static_cast<unsigned char*>(block);
+  CHECK(std::all_of(bytes, bytes + large, [](unsigned char b) { return b == 0; }));
+  std::memset(bytes, 0xAB, large);  // every byte writable: a fault here fails the test
+  CHECK(bytes[large - 1] == 0xAB);
+  FreeHugePages(block, large);
+
+  // A vector growing through small and large sizes keeps its contents.
+  std::vector<std::uint64_t, HugePageAllocator<std::uint64_t>> values;
+  for (std::uint64_t i = 0; i < 600'000; ++i) values.push_back(i * 7);  // 4.8 MB at the end
+  bool all_kept = true;
+  for (std::uint64_t i = 0; i < values.size(); ++i) all_kept &= values[i] == i * 7;
+  CHECK(all_kept);
+  values.clear();
+  values.shrink_to_fit();
+
+  HugePageBuffer small(100);
+  std::memset(small.data(), 1, small.size());
+  CHECK(small.size() == 100);
+  HugePageBuffer window((4 << 20) + 64);
+  CHECK(reinterpret_cast<std::uintptr_t>(window.data()) % kHugePageBytes == 0);
+  window.data()[window.size() - 1] = 'x';
+  CHECK(window.data()[window.size() - 1] == 'x');
 }
 
 TEST_CASE("did you mean: the one close name, ignoring case; nothing when none or two are close") {
