@@ -441,7 +441,7 @@ int TaskWatcher::OnCallback(std::string_view token_text, std::string_view body) 
 // The receiver takes the token from the last segment of the path, whatever comes before it: a
 // reverse proxy may keep or strip its own prefix.
 http::Reply RouteCallback(TaskWatcher& watcher, const http::IncomingRequest& request) {
-  if (request.method != "POST") return {405, "POST only\n"};
+  if (request.method != "POST") return {405, "POST only\n", "text/plain; charset=utf-8", "POST"};
   std::string_view path = request.target;
   path = path.substr(0, path.find('?'));
   const std::string_view token = path.substr(path.rfind('/') + 1);

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <limits>
 #include <list>
+#include <optional>
+#include <tuple>
 
 #include "runner/http/parsers.h"
 
@@ -48,6 +50,27 @@ bool ExpectsContinue(const bhttp::request<bhttp::string_body>& request) {
   if (request.version() < 11) return false;
   const auto expect = request.find(bhttp::field::expect);
   return expect != request.end() && beast::iequals(expect->value(), "100-continue");
+}
+
+// What a request that failed to parse gets before its connection is closed: 431 for a header
+// over the parser's limit (a 20 KB URL), 400 for anything that is not HTTP/1 (a TLS hello sent
+// to this plain-HTTP port, a bad header line), nothing when the client just went away or was
+// too slow. (Closing without a word left curl saying "empty reply from server".)
+std::optional<bhttp::status> RefusalOf(const boost::system::error_code& error) {
+  if (error.category() != bhttp::make_error_code(bhttp::error::bad_target).category()) {
+    return std::nullopt;  // closed, reset, timed out
+  }
+  switch (static_cast<bhttp::error>(error.value())) {
+    case bhttp::error::end_of_stream:
+    case bhttp::error::partial_message:
+    case bhttp::error::short_read:
+      return std::nullopt;
+    case bhttp::error::header_limit:
+    case bhttp::error::buffer_overflow:
+      return bhttp::status::request_header_fields_too_large;
+    default:
+      return bhttp::status::bad_request;
+  }
 }
 
 }  // namespace
@@ -99,7 +122,14 @@ struct Server::Impl {
       auto [header_error, header_bytes] =
           co_await bhttp::async_read_header(stream, buffer, parser, kAsTuple);
       bool too_big = header_error == bhttp::error::body_limit;
-      if (header_error && !too_big) co_return;  // closed, timed out, or not HTTP
+      if (header_error && !too_big) {
+        if (auto status = RefusalOf(header_error)) {
+          co_await Refuse(stream, *status,
+                          *status == bhttp::status::bad_request ? "malformed HTTP request\n"
+                                                                : "request header too large\n");
+        }
+        co_return;
+      }
       if (!too_big && options.body_limit) {
         const std::size_t limit =
             options.body_limit(parser.get().method_string(), parser.get().target());
@@ -118,18 +148,20 @@ struct Server::Impl {
         too_big = read_error == bhttp::error::body_limit;
       }
       if (too_big) {
-        bhttp::response<bhttp::string_body> refusal{bhttp::status::payload_too_large, 11};
-        refusal.body() = "request body too large\n";
-        refusal.keep_alive(false);
-        refusal.prepare_payload();
-        stream.expires_after(options.read_timeout);
-        co_await bhttp::async_write(stream, refusal, kAsTuple);
+        co_await Refuse(stream, bhttp::status::payload_too_large, "request body too large\n");
         co_return;
       }
-      if (read_error) co_return;  // closed, timed out, or not HTTP: nothing to answer
+      if (read_error) {
+        if (auto status = RefusalOf(read_error)) {  // a bad chunk, say
+          co_await Refuse(stream, *status, "malformed HTTP request\n");
+        }
+        co_return;
+      }
       auto& request = parser.get();
       IncomingRequest incoming;
-      incoming.method = std::string(request.method_string());
+      // HEAD is GET without the body (RFC 9110, 9.3.2): health checks and `curl -I` use it.
+      const bool head = request.method() == bhttp::verb::head;
+      incoming.method = head ? std::string("GET") : std::string(request.method_string());
       incoming.target = std::string(request.target());
       incoming.body = std::move(request.body());
       if (auto it = request.find(bhttp::field::authorization); it != request.end()) {
@@ -140,13 +172,34 @@ struct Server::Impl {
                                                    request.version()};
       response.set(bhttp::field::server, "nanobatch");
       response.set(bhttp::field::content_type, reply.content_type);
+      if (!reply.allow.empty()) response.set(bhttp::field::allow, reply.allow);
       response.keep_alive(request.keep_alive());
       response.body() = reply.body;
-      response.prepare_payload();
+      response.prepare_payload();  // a HEAD's Content-Length is its GET's
       stream.expires_after(options.read_timeout);
-      auto [write_error, written] = co_await bhttp::async_write(stream, response, kAsTuple);
+      boost::system::error_code write_error;
+      if (head) {
+        bhttp::response_serializer<bhttp::string_body> header_only(response);
+        std::tie(write_error, std::ignore) =
+            co_await bhttp::async_write_header(stream, header_only, kAsTuple);
+      } else {
+        std::tie(write_error, std::ignore) =
+            co_await bhttp::async_write(stream, response, kAsTuple);
+      }
       if (write_error || !response.keep_alive()) co_return;
     }
+  }
+
+  // Answers `status` with `text` and leaves the connection to be closed.
+  net::awaitable<void> Refuse(beast::tcp_stream& stream, bhttp::status status,
+                              std::string_view text) {
+    bhttp::response<bhttp::string_body> refusal{status, 11};
+    refusal.set(bhttp::field::server, "nanobatch");
+    refusal.body() = std::string(text);
+    refusal.keep_alive(false);
+    refusal.prepare_payload();
+    stream.expires_after(options.read_timeout);
+    co_await bhttp::async_write(stream, refusal, kAsTuple);
   }
 
   net::any_io_executor executor;

@@ -3,7 +3,9 @@
 // and serve's API (production puts a TLS-terminating proxy in front). One coroutine
 // per connection, keep-alive, a deadline on every read and write, request bodies capped, a cap
 // on open connections; the handler is synchronous (the loop is single-threaded, so it may touch
-// the engine's state directly) and never sees a request that failed to parse.
+// the engine's state directly) and never sees a request that failed to parse (such a request is
+// answered 400, or 431 for a header over 8 KiB, and its connection closed). A HEAD request
+// reaches the handler as a GET, and is answered with that GET's header alone.
 //
 // Example:
 //   Server server(executor, [](const IncomingRequest& r) { return Reply{200, "ok\n"}; }, {});
@@ -34,6 +36,7 @@ struct Reply {
   int status = 200;
   std::string body;
   std::string content_type = "text/plain; charset=utf-8";
+  std::string allow{};  // the Allow header of a 405: the methods the target takes
 };
 
 struct ServerOptions {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace nanobatch::http {
@@ -148,6 +149,84 @@ TEST_CASE("server: a request that expects 100-continue is told to send its body"
   CHECK(interim == "HTTP/1.1 100 Continue\r\n\r\n");
   REQUIRE(answer.has_value());
   CHECK(*answer == std::pair{202, std::string("took body")});
+}
+
+// Writes `raw` on a fresh connection and returns everything the server sends until it closes
+// (or 5 s pass).
+net::awaitable<std::string> Exchange(std::uint16_t port, std::string raw) {
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  stream.expires_after(5s);
+  auto [connect_error] = co_await stream.async_connect(
+      net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), kAsTuple);
+  if (connect_error) co_return std::string();
+  auto [write_error, written] = co_await net::async_write(stream, net::buffer(raw), kAsTuple);
+  std::string received;
+  while (true) {
+    auto [read_error, read] = co_await net::async_read(stream, net::dynamic_buffer(received),
+                                                       net::transfer_at_least(1), kAsTuple);
+    if (read_error) break;
+  }
+  co_return received;
+}
+
+TEST_CASE("server: HEAD is a GET without its body; bad requests are answered, not dropped") {
+  net::io_context io(1);
+  std::vector<std::string> methods;
+  Server server(io.get_executor(),
+                [&](const IncomingRequest& request) {
+                  methods.push_back(request.method);
+                  if (request.target == "/only-get" && request.method != "GET") {
+                    return Reply{405, "no\n", "text/plain", "GET, HEAD"};
+                  }
+                  return Reply{200, "twelve bytes"};
+                },
+                {});
+  std::string error;
+  REQUIRE(server.Listen("127.0.0.1:0", error));
+  util::StopSignal stop(io.get_executor());
+  bool ran_out = false;
+  StartServing(io, server, stop, ran_out);
+  std::vector<std::string> answers;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        const std::uint16_t port = server.port();
+        // HEAD, then a GET on the same connection: the HEAD's answer has no body, so the GET's
+        // answer follows its header directly.
+        answers.push_back(
+            co_await Exchange(port,
+                              "HEAD /x HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n"
+                              "Connection: close\r\n\r\n"));
+        answers.push_back(co_await Exchange(
+            port, "PUT /only-get HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+        answers.push_back(co_await Exchange(
+            port, "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n"));
+        // What a TLS client sends first, to a plain-HTTP port.
+        answers.push_back(co_await Exchange(
+            port, std::string("\x16\x03\x01\x02\x00\x01", 6) + std::string(200, '\x03')));
+        answers.push_back(co_await Exchange(port, "GET /x HTTP/1.1\r\nBad Header\r\n\r\n"));
+        answers.push_back(co_await Exchange(port, "GET /x HT"));  // gone mid-request
+        stop.Trigger();
+      },
+      net::detached);
+  for (int i = 0; i < 1000 && !ran_out; ++i) io.run_for(10ms);
+  CHECK(ran_out);
+  REQUIRE(answers.size() == 6);
+  const std::string& head_then_get = answers[0];
+  CHECK(head_then_get.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK(head_then_get.find("Content-Length: 12\r\n") != std::string::npos);
+  const std::size_t second = head_then_get.find("HTTP/1.1 200 OK", 1);
+  REQUIRE(second != std::string::npos);
+  CHECK(head_then_get.substr(second - 4, 4) == "\r\n\r\n");  // no body after the HEAD's header
+  CHECK(head_then_get.ends_with("\r\n\r\ntwelve bytes"));
+  CHECK(answers[1].starts_with("HTTP/1.1 405 "));
+  CHECK(answers[1].find("Allow: GET, HEAD\r\n") != std::string::npos);
+  CHECK(answers[2].starts_with("HTTP/1.1 431 "));
+  CHECK(answers[3].starts_with("HTTP/1.1 400 "));
+  CHECK(answers[4].starts_with("HTTP/1.1 400 "));
+  CHECK(answers[5].empty());
+  // The handler saw the HEAD as a GET, and nothing of the requests that failed to parse.
+  CHECK(methods == std::vector<std::string>{"GET", "GET", "PUT"});
 }
 
 // Sends a POST of `length` bytes in pieces of `piece` bytes, one every `every` (stopping after

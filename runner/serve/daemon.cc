@@ -523,9 +523,16 @@ http::Reply Daemon::Handle(const http::IncomingRequest& request) {
   if (request.method == "DELETE" && path.starts_with("/jobs/")) {
     return CancelJob(request, path.substr(6));
   }
+  const bool job = path.starts_with("/jobs/");
+  if (!job && path != "/jobs" && path != "/healthz" && path != "/readyz" && path != "/metrics") {
+    return JsonError(404, "no such endpoint: /healthz, /readyz, /metrics, /jobs, /jobs/NAME");
+  }
   if (request.method != "GET") {
-    return JsonError(405, path.starts_with("/jobs/") ? "GET or DELETE " + path + " only"
-                                                     : "GET " + path + " only");
+    http::Reply refusal = JsonError(405, job               ? "GET or DELETE " + path + " only"
+                                         : path == "/jobs" ? "GET or POST /jobs only"
+                                                           : "GET " + path + " only");
+    refusal.allow = job ? "GET, HEAD, DELETE" : path == "/jobs" ? "GET, HEAD, POST" : "GET, HEAD";
+    return refusal;
   }
   if (path == "/healthz") return {200, "ok\n"};
   if (path == "/readyz") return Ready();
@@ -533,8 +540,7 @@ http::Reply Daemon::Handle(const http::IncomingRequest& request) {
     return {200, MetricsPage(), "text/plain; version=0.0.4; charset=utf-8"};
   }
   if (path == "/jobs") return ListJobs();
-  if (path.starts_with("/jobs/")) return JobStatus(path.substr(6));
-  return JsonError(404, "no such endpoint: /healthz, /readyz, /metrics, /jobs, /jobs/NAME");
+  return JobStatus(path.substr(6));
 }
 
 http::Reply Daemon::Ready() const {
@@ -689,6 +695,12 @@ http::Reply Daemon::PostJob(const http::IncomingRequest& request, boost::urls::p
       return JsonError(400, "unknown query parameter \"" + key + "\"" +
                                 util::DidYouMeanSuffix(key, kParams) +
                                 ": POST /jobs takes ?name= and ?format=");
+    }
+  }
+  // Twice is a contradiction, not a choice: ?name=a&name=b must not queue one of them.
+  for (std::string_view key : kParams) {
+    if (params.count(key) > 1) {
+      return JsonError(400, "?" + std::string(key) + "= is given more than once");
     }
   }
   auto param = [&](const char* key) {

@@ -237,6 +237,10 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   CHECK(
       misspelt.body.find("unknown query parameter \\\"fromat\\\" (did you mean \\\"format\\\"?)") !=
       std::string::npos);
+  const HttpAnswer twice =
+      Http("POST", serve.Url("/jobs?name=y1&format=yaml&name=y2"), "- {prompt: a}\n", kToken);
+  CHECK(twice.status == 400);
+  CHECK(twice.body.find("?name= is given more than once") != std::string::npos);
   const HttpAnswer bad_yaml = Http("POST", serve.Url("/jobs?name=yposted&format=yaml"),
                                    "- {prompt: a, colour: red}\n", kToken);
   CHECK(bad_yaml.status == 422);
@@ -248,6 +252,10 @@ TEST_CASE("serve: three manifests complete; /jobs, the files and /metrics agree;
   CHECK(Exists(dir.File("spool/done/yposted.yaml")));
   CHECK(Http("GET", serve.Url("/jobs/..%2F..%2Fetc")).status == 404);
   CHECK(Http("GET", serve.Url("/jobs/nosuch")).status == 404);
+  CHECK(Http("DELETE", serve.Url("/nosuch"), "", kToken).status == 404);  // no such endpoint
+  const HttpAnswer put = Http("PUT", serve.Url("/jobs"));
+  CHECK(put.status == 405);
+  CHECK(put.body.find("GET or POST /jobs only") != std::string::npos);
   // Bodies are capped by route: manifests up to serve.max_manifest_bytes, callbacks 64 KiB.
   CHECK(Http("POST", serve.Url("/hooks/x"), std::string(std::size_t{100} << 10, 'x')).status ==
         413);
