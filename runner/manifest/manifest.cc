@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -11,9 +12,13 @@
 namespace nanobatch::manifest {
 
 ManifestFormat FormatOf(const std::string& path) {
+  // Ignoring case: prompts.YAML is YAML (read as JSONL, it was told to be named .yaml).
   auto ends_with = [&](std::string_view suffix) {
-    return path.size() >= suffix.size() &&
-           path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (path.size() < suffix.size()) return false;
+    const std::string_view tail = std::string_view(path).substr(path.size() - suffix.size());
+    return std::equal(tail.begin(), tail.end(), suffix.begin(), [](char a, char b) {
+      return std::tolower(static_cast<unsigned char>(a)) == b;
+    });
   };
   return ends_with(".yaml") || ends_with(".yml") ? ManifestFormat::kYaml : ManifestFormat::kJsonl;
 }

@@ -571,6 +571,8 @@ TEST_CASE("yaml: a key twice or a second document is an error; nothing is droppe
 TEST_CASE("manifest: format is chosen by extension") {
   CHECK(FormatOf("a.yaml") == ManifestFormat::kYaml);
   CHECK(FormatOf("a.yml") == ManifestFormat::kYaml);
+  CHECK(FormatOf("a.YAML") == ManifestFormat::kYaml);
+  CHECK(FormatOf("a.Yml") == ManifestFormat::kYaml);
   CHECK(FormatOf("a.jsonl") == ManifestFormat::kJsonl);
   CHECK(FormatOf("a.json") == ManifestFormat::kJsonl);
   CHECK(FormatOf("yaml") == ManifestFormat::kJsonl);

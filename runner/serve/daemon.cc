@@ -403,7 +403,8 @@ void Daemon::StartJob(const std::string& name, const std::string& manifest) {
     }
     LogWarning("job " + name + ": refused, nothing was submitted: " +
                (failure->message.empty()
-                    ? std::to_string(errors.total()) + " errors in its manifest"
+                    ? std::to_string(errors.total()) +
+                          (errors.total() == 1 ? " error" : " errors") + " in its manifest"
                     : failure->message));
     const json::array listed =
         ErrorLines(errors, manifest, name + manifest.substr(manifest.rfind('.')));
