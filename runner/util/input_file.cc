@@ -33,6 +33,10 @@ UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::st
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
     error = std::string("cannot open: ") + std::strerror(errno);
+    // "-" is not standard input here: inputs are read again later (a manifest's lines by their
+    // place in the file, while the run goes on and when it resumes), which a pipe cannot give.
+    if (path == "-") error += " (standard input cannot be read as a file here: write it to a file)";
+    if (path.empty()) error = "cannot open: the path is empty";
     why = InputFileProblem::kCannotOpen;
     return {};
   }
@@ -49,6 +53,9 @@ UniqueFd OpenInputFile(const std::string& path, std::uint64_t max_bytes, std::st
   }
   if (!S_ISREG(info.st_mode)) {
     error = "is not a regular file (a device, FIFO or socket); give a file";
+    if (S_ISFIFO(info.st_mode)) {
+      error += " (a pipe cannot be read again, as inputs are: write it to a file)";
+    }
     why = InputFileProblem::kNotAFile;
     return {};
   }

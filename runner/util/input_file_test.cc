@@ -29,6 +29,11 @@ TEST_CASE("input file: directories, devices, FIFOs, missing and oversized files 
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   CHECK_FALSE(ReadInputFile(fifo, 100, text, error));  // returns at once: no writer is awaited
   CHECK(error.find("not a regular file") != std::string::npos);
+  CHECK(error.find("a pipe cannot be read again") != std::string::npos);
+  CHECK_FALSE(ReadInputFile("-", 100, text, error));  // "-" is a file name, not standard input
+  CHECK(error.find("standard input cannot be read as a file here") != std::string::npos);
+  CHECK_FALSE(ReadInputFile("", 100, text, error));
+  CHECK(error == "cannot open: the path is empty");
   CHECK_FALSE(ReadInputFile(dir.File("missing"), 100, text, error));
   CHECK(error.find("No such file") != std::string::npos);
   CHECK_FALSE(ReadInputFile(dir.Write("big", std::string(101, 'x')), 100, text, error));
