@@ -209,7 +209,8 @@ int Main(int argc, char** argv) {
   bool status_json = false;
   CLI::App* status =
       app.add_subcommand("status", "summary read from the journal; safe while a run is live");
-  status->add_option("--out", status_out, "output directory of the run")->required();
+  // The directory may also be given bare: `nanobatch status out` (it said "--out is required").
+  status->add_option("--out,DIR", status_out, "output directory of the run")->required();
   status->add_flag("--json", status_json, "one JSON object, for scripts");
 
   RunFlags estimate_flags;
@@ -221,12 +222,13 @@ int Main(int argc, char** argv) {
   std::string gallery_out;
   CLI::App* gallery = app.add_subcommand(
       "gallery", "write OUT/index.html: the images with their prompts, filters and search");
-  gallery->add_option("--out", gallery_out, "output directory of a run")->required();
+  gallery->add_option("--out,DIR", gallery_out, "output directory of a run")->required();
 
   ExportOptions export_options;
   CLI::App* export_command = app.add_subcommand(
       "export", "write the finished images as training shards (WebDataset tar files)");
-  export_command->add_option("--out", export_options.out, "output directory of a run")->required();
+  export_command->add_option("--out,DIR", export_options.out, "output directory of a run")
+      ->required();
   export_command->add_option("--format", export_options.format, "webdataset (the default)");
   export_command->add_option("--to", export_options.to, "directory for the shards")->required();
   export_command->add_option("--samples-per-shard", export_options.samples_per_shard,

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
@@ -38,6 +39,21 @@ TEST_CASE("cli: bad usage exits 2") {
   CHECK(testing::RunProcess({kBinary, "run", "--rate", "fast"}).exit_code == 2);
   CHECK(testing::RunProcess({kBinary, "validate"}).exit_code == 2);
   CHECK(testing::RunProcess({kBinary, "status"}).exit_code == 2);
+}
+
+TEST_CASE("cli: status, gallery and export take the output directory bare or as --out") {
+  for (const char* command : {"status", "gallery"}) {
+    for (auto argv : {std::vector<std::string>{kBinary, command, "testdata"},
+                      std::vector<std::string>{kBinary, command, "--out", "testdata"}}) {
+      auto result = testing::RunProcess(argv);
+      CHECK(result.exit_code == 2);
+      CHECK_MESSAGE(Contains(result.err, "testdata holds no nanobatch run"), command);
+    }
+  }
+  auto export_bare = testing::RunProcess({kBinary, "export", "testdata", "--to", "/tmp/x"});
+  CHECK(Contains(export_bare.err, "testdata holds no nanobatch run"));
+  auto twice = testing::RunProcess({kBinary, "status", "testdata", "--out", "testdata"});
+  CHECK(twice.exit_code == 2);
 }
 
 TEST_CASE("cli: a mistyped command or flag is named, with what it likely meant") {
