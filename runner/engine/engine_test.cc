@@ -251,6 +251,13 @@ TEST_CASE("engine: the credit budget is never exceeded, as the server counts it"
   CHECK(result.err.find("no more submissions: the credit budget is reached (96 of 100 credits "
                         "spent; the next item costs 16, more than the 4 left)") !=
         std::string::npos);
+  // The last progress line promises nothing for the 14 items that will not go this run.
+  const std::size_t last_progress = result.err.rfind("progress: 6 done");
+  REQUIRE(last_progress != std::string::npos);
+  const std::string progress =
+      result.err.substr(last_progress, result.err.find('\n', last_progress) - last_progress);
+  CHECK(progress.find("14 queued") != std::string::npos);
+  CHECK(progress.find("ETA") == std::string::npos);
   // The budget holds across runs of the same directory.
   CHECK(job.Run({"--budget-credits", "100"}).exit_code == 3);
   CHECK(Stat(api.Stats(), "submissions") == 6);

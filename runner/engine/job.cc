@@ -417,8 +417,14 @@ std::string Job::ProgressLine() const {
        << totals.credits_spent << " spent + " << totals.credits_reserved + service_.ledger().held()
        << " reserved";
   if (config_.limits.budget_credits) line << " of " << *config_.limits.budget_credits;
-  if (done_rate > 0 && queued + in_flight > 0) {
-    line << "; ETA " << static_cast<long>((queued + in_flight) / done_rate) << " s";
+  // Once nothing more is submitted (a budget, a stop, a cancel), the queued items will not go
+  // this run: the ETA is the tasks in flight's alone (it said "ETA 10 s" for 14 items that
+  // never would).
+  const bool submitting = !service_.submitting_stopped() && !cancelled();
+  const std::uint64_t to_come = submitting ? queued + in_flight : in_flight;
+  if (done_rate > 0 && to_come > 0) {
+    line << "; ETA " << static_cast<long>(to_come / done_rate) << " s";
+    if (!submitting) line << " for the tasks in flight";
   }
   return line.str();
 }
