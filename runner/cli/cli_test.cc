@@ -43,8 +43,8 @@ TEST_CASE("cli: bad usage exits 2") {
 
 TEST_CASE("cli: status, gallery and export take the output directory bare or as --out") {
   for (const char* command : {"status", "gallery"}) {
-    for (auto argv : {std::vector<std::string>{kBinary, command, "testdata"},
-                      std::vector<std::string>{kBinary, command, "--out", "testdata"}}) {
+    for (const auto& argv : {std::vector<std::string>{kBinary, command, "testdata"},
+                             std::vector<std::string>{kBinary, command, "--out", "testdata"}}) {
       auto result = testing::RunProcess(argv);
       CHECK(result.exit_code == 2);
       CHECK_MESSAGE(Contains(result.err, "testdata holds no nanobatch run"), command);

@@ -159,7 +159,8 @@ net::awaitable<std::string> Exchange(std::uint16_t port, std::string raw) {
   auto [connect_error] = co_await stream.async_connect(
       net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), kAsTuple);
   if (connect_error) co_return std::string();
-  auto [write_error, written] = co_await net::async_write(stream, net::buffer(raw), kAsTuple);
+  [[maybe_unused]] auto [write_error, written] =
+      co_await net::async_write(stream, net::buffer(raw), kAsTuple);
   std::string received;
   while (true) {
     auto [read_error, read] = co_await net::async_read(stream, net::dynamic_buffer(received),
