@@ -669,7 +669,8 @@ http::Reply Daemon::CancelJob(const http::IncomingRequest& request, const std::s
       running->second->job->Cancel();
       LogInfo("job " + name + ": cancelled by DELETE: nothing more is submitted; its " +
               std::to_string(in_flight) +
-              " tasks already paid for get their images first, then it ends in failed/");
+              " tasks already paid for get their images first, then it ends in failed/ (in "
+              "done/ if every item is done by then)");
     }
   } else {
     // Queued or waiting: it ends here, without running.
