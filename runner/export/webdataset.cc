@@ -137,6 +137,7 @@ class Shard {
 ExportResult ExportWebDataset(const journal::JournalState& state, const fs::OutputDir& out,
                               const std::string& to, const WebDatasetOptions& options) {
   ExportResult result;
+  if (!fs::MakeParentDirectories(to, result.error)) return result;
   if (::mkdir(to.c_str(), 0777) != 0 && errno != EEXIST) {
     result.error = "cannot create " + to + ": " + std::strerror(errno);
     return result;

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 #include <vector>
 
 namespace nanobatch::fs {
@@ -146,6 +148,18 @@ namespace {
 constexpr std::size_t kBufferBytes = 1 << 20;
 }  // namespace
 
+bool MakeParentDirectories(const std::string& path, std::string& error) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) return true;
+  std::error_code code;
+  std::filesystem::create_directories(parent, code);
+  if (code) {
+    error = "cannot create " + parent.string() + ": " + code.message();
+    return false;
+  }
+  return true;
+}
+
 bool SyncDirectory(int dir, std::string& error) {
   if (::fsync(dir) == 0) return true;
   error = "cannot sync a directory: " + Errno();
@@ -258,6 +272,8 @@ std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,
     }
   } else if (errno != ENOENT || !create) {
     error = "cannot use " + path + " as the output directory: " + Errno();
+    return nullptr;
+  } else if (!MakeParentDirectories(path, error)) {
     return nullptr;
   } else if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
     error = "cannot create " + path + ": " + Errno();

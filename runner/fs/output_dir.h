@@ -104,6 +104,11 @@ inline constexpr const char* kPreviousDir = ".previous";
 // openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode), refusing names that are not plain.
 int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode = kPrivateFileMode);
 
+// Creates the directories above `path` that do not exist yet (mkdir -p of its parent), so that
+// `--out out/shard-0` works in a fresh checkout; `path` itself is its caller's to create, with the
+// mode it wants. False with `error` when one cannot be created.
+bool MakeParentDirectories(const std::string& path, std::string& error);
+
 // fsync of a directory, so that a rename or a new file in it survives a power cut.
 bool SyncDirectory(int dir, std::string& error);
 

@@ -40,6 +40,24 @@ TEST_CASE("output dir: created with its state directories; a file as --out is a 
   CHECK_FALSE(stdfs::exists(dir.File("not_a_run/.nanobatch")));  // a reader creates nothing
 }
 
+TEST_CASE("output dir: missing parents are created (--out out/shard-0 in a fresh checkout)") {
+  testing::TempDir dir;
+  std::string error;
+  auto out = OutputDir::Open(dir.File("runs/night/shard-0"), true, error);
+  REQUIRE_MESSAGE(out, error);
+  CHECK(stdfs::is_directory(dir.File("runs/night/shard-0/.nanobatch")));
+  // A reader creates nothing, parents included.
+  CHECK_FALSE(OutputDir::Open(dir.File("other/shard-1"), false, error));
+  CHECK_FALSE(stdfs::exists(dir.File("other")));
+  // A parent that is a file is an error, not a crash.
+  dir.Write("plain", "x");
+  CHECK_FALSE(OutputDir::Open(dir.File("plain/sub/out"), true, error));
+  CHECK(error.find("Not a directory") != std::string::npos);
+  CHECK_FALSE(MakeParentDirectories(dir.File("plain/sub/out"), error));
+  CHECK(error.find("cannot create " + dir.File("plain/sub")) != std::string::npos);
+  CHECK(MakeParentDirectories("relative-without-parent", error));
+}
+
 TEST_CASE(
     "output dir: a link planted as .nanobatch/tmp is refused, and nothing outside is touched") {
   testing::TempDir dir;

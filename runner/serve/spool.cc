@@ -98,6 +98,7 @@ bool Spool::IsJobName(std::string_view name) {
 std::unique_ptr<Spool> Spool::Open(const std::string& path, std::string& error) {
   std::unique_ptr<Spool> spool(new Spool());
   spool->path_ = path;
+  if (!fs::MakeParentDirectories(path, error)) return nullptr;
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
     error = "cannot create the spool " + path + ": " + Errno();
     return nullptr;

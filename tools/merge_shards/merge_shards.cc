@@ -134,6 +134,11 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  std::string parent_error;
+  if (!nanobatch::fs::MakeParentDirectories(out, parent_error)) {
+    std::cerr << "merge_shards: " << parent_error << "\n";
+    return 2;
+  }
   if (::mkdir(out.c_str(), 0755) != 0 && errno != EEXIST) {
     std::cerr << "merge_shards: cannot create " << out << ": " << std::strerror(errno) << "\n";
     return 2;
