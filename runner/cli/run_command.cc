@@ -66,6 +66,7 @@ int RunCommand(const config::Config& config, const RunOptions& options) {
   util::RegisterSecret(key->value);
   util::LogInfo("nanobatch " + std::string(kVersion) + ": API key from " + key->source +
                 "; output in " + config.out);
+  if (!key->warning.empty()) util::LogWarning(key->warning);
   // An exception escaping the engine is a bug: main reports it and exits 70.
   return engine::RunEngine(config, key->value, *inputs.store, std::move(inputs.plan),
                            *inputs.journal,

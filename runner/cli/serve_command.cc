@@ -18,6 +18,7 @@ int ServeCommand(config::Config config, const std::string& config_path) {
   util::RegisterSecret(key->value);
   util::LogInfo("nanobatch " + std::string(kVersion) + " serve: API key from " + key->source +
                 "; spool " + config.serve.spool_dir);
+  if (!key->warning.empty()) util::LogWarning(key->warning);
   return serve::RunDaemon(std::move(config), config_path, key->value);
 }
 

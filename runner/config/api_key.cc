@@ -1,5 +1,8 @@
 #include "runner/config/api_key.h"
 
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <cstdlib>
 
 #include "runner/util/input_file.h"
@@ -49,7 +52,15 @@ std::optional<ApiKey> ResolveApiKey(const std::string& key_file, util::InputErro
   if (!key_file.empty()) {
     auto key = ReadKeyFile(key_file, errors);
     if (!key) return std::nullopt;
-    return ApiKey{std::move(*key), key_file};
+    ApiKey found{std::move(*key), key_file, ""};
+    struct stat info;
+    if (::stat(key_file.c_str(), &info) == 0 && (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+      found.warning = "the API key file " + key_file + " can be read by other users (mode " + mode +
+                      "): chmod 600 " + key_file;
+    }
+    return found;
   }
   if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir != nullptr && *dir != '\0') {
     const std::string path = std::string(dir) + "/aivideoapi_api_key";

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <string>
 
@@ -43,6 +44,25 @@ TEST_CASE("api key: the environment wins over the key file and the credentials d
   key = ResolveApiKey("", errors);
   REQUIRE(key);
   CHECK(key->value == "sk-from-credentials");
+  CHECK(errors.empty());
+}
+
+TEST_CASE("api key: a key file other users can read works, with a warning that says how to fix") {
+  CleanEnvironment clean;
+  testing::TempDir dir;
+  const std::string file = dir.Write("key", "sk-from-file\n");
+  REQUIRE(::chmod(file.c_str(), 0644) == 0);
+  util::InputErrors errors;
+  auto key = ResolveApiKey(file, errors);
+  REQUIRE(key);
+  CHECK(key->value == "sk-from-file");
+  CHECK(key->warning == "the API key file " + file +
+                            " can be read by other users (mode 0644): " + "chmod 600 " + file);
+  CHECK(key->warning.find("sk-from-file") == std::string::npos);
+  REQUIRE(::chmod(file.c_str(), 0600) == 0);
+  key = ResolveApiKey(file, errors);
+  REQUIRE(key);
+  CHECK(key->warning.empty());
   CHECK(errors.empty());
 }
 
