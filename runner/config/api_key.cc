@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
 
 #include "runner/util/input_file.h"
 
@@ -34,7 +36,16 @@ std::optional<std::string> CleanKey(std::string raw, const std::string& source,
 
 std::optional<std::string> ReadKeyFile(const std::string& path, util::InputErrors& errors) {
   std::string content, error;
-  if (!util::ReadInputFile(path, kMaxKeyBytes, content, error)) {
+  util::InputFileProblem problem = util::InputFileProblem::kNone;
+  if (!util::ReadInputFile(path, kMaxKeyBytes, content, error, &problem)) {
+    // configs/example.yaml: paths in a config are relative to the working directory, not to the
+    // config file; a unit or a cron job often runs elsewhere than its author did.
+    if (problem == util::InputFileProblem::kCannotOpen && !path.empty() && path.front() != '/' &&
+        !std::filesystem::exists(path)) {
+      std::error_code ignored;
+      error += " (a relative path is taken from the working directory, " +
+               std::filesystem::current_path(ignored).string() + ")";
+    }
     errors.Add({path, 0, "api.key_file", error});
     return std::nullopt;
   }

@@ -75,6 +75,10 @@ TEST_CASE("api key: none found, an unreadable file or a key that could inject a 
   CHECK_FALSE(ResolveApiKey("/nonexistent/key", errors));
   CHECK(errors.stored().back().Format() ==
         "/nonexistent/key: api.key_file: cannot open: No such file or directory");
+  // A relative path is taken from the working directory, and a missing one says so.
+  CHECK_FALSE(ResolveApiKey("no-such-dir/key", errors));
+  CHECK(errors.stored().back().message.find(
+            "(a relative path is taken from the working directory, /") != std::string::npos);
 
   testing::TempDir dir;
   CHECK_FALSE(ResolveApiKey(dir.Write("k", "sk-abc\r\nX-Evil: 1\n"), errors));
