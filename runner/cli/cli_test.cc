@@ -75,6 +75,14 @@ TEST_CASE("cli: a mistyped command or flag is named, with what it likely meant")
   CHECK(Contains(testing::RunProcess({kBinary}).err, "A subcommand is required"));
 }
 
+TEST_CASE("cli: validate passes an empty manifest, with a warning") {
+  testing::TempDir dir;
+  auto empty = testing::RunProcess({kBinary, "validate", dir.Write("empty.jsonl", "\n\n")});
+  CHECK(empty.exit_code == 0);
+  CHECK(Contains(empty.out, "empty.jsonl: 0 items"));
+  CHECK(Contains(empty.err, "empty.jsonl: warning: the manifest holds no items"));
+}
+
 TEST_CASE("cli: validate accepts the good manifests") {
   auto jsonl = testing::RunProcess({kBinary, "validate", "testdata/manifests/good.jsonl"});
   CHECK(jsonl.exit_code == 0);

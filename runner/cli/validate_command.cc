@@ -72,6 +72,8 @@ int ValidateCommand(const std::string& manifest_path, const std::string& config_
   std::cout << ", " << credits << " credits at the configured prices; checked " << stats.lines
             << (stats.lines == 1 ? " line" : " lines") << " in " << std::fixed
             << std::setprecision(3) << seconds << " s\n";
+  // Valid, but likely not what was meant (an export that wrote nothing, the wrong file).
+  if (stats.items == 0) std::cerr << manifest_path << ": warning: the manifest holds no items\n";
   return kExitOk;
 }
 

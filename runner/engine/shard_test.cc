@@ -95,11 +95,22 @@ TEST_CASE("shards: K = 0..N-1 process every item exactly once; merge_shards join
   for (const json::object& line : merged_lines) {
     CHECK(std::filesystem::exists(merged + "/" + std::string(line.at("file_name").as_string())));
   }
-  // Conflicts are refused, every one named, nothing written.
-  ProcessResult twice = testing::RunProcess({kMergeShards, dir.File("twice"), outs[0], outs[0]});
+  // Conflicts are refused, every one named, nothing written: the same items in two shards...
+  const std::string copy = dir.File("copy-of-0");
+  std::filesystem::copy(outs[0], copy, std::filesystem::copy_options::recursive);
+  ProcessResult conflict = testing::RunProcess({kMergeShards, dir.File("conflict"), outs[0], copy});
+  CHECK(conflict.exit_code == 1);
+  CHECK(conflict.err.find("is also in") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.File("conflict") + "/metadata.jsonl"));
+  // ...one shard named twice (however spelt), or the output among the shards.
+  ProcessResult twice =
+      testing::RunProcess({kMergeShards, dir.File("twice"), outs[0], outs[0] + "/."});
   CHECK(twice.exit_code == 1);
-  CHECK(twice.err.find("is also in") != std::string::npos);
+  CHECK(twice.err.find(outs[0] + "/.: is given twice (as " + outs[0] + ")") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir.File("twice") + "/metadata.jsonl"));
+  ProcessResult into = testing::RunProcess({kMergeShards, outs[1], outs[0], outs[1]});
+  CHECK(into.exit_code == 1);
+  CHECK(into.err.find(outs[1] + ": is OUT, the directory to merge into") != std::string::npos);
   const json::object first_line = [&] {
     testing::RunnerJob shard_job = job;
     shard_job.out = outs[1];

@@ -17,11 +17,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "runner/fs/output_dir.h"
@@ -67,8 +69,22 @@ int main(int argc, char** argv) {
   std::vector<Image> images;
   std::size_t items = 0;
 
+  // Directories by their canonical path: the same shard named twice (s0 and ./s0) would read as
+  // every id in two shards, and OUT among the shards would write into one of them.
+  auto canonical = [](const std::string& path) {
+    std::error_code ignored;
+    return std::filesystem::weakly_canonical(path, ignored).string();
+  };
+  std::map<std::string, std::string> named_as;  // canonical path -> the argument naming it
+  named_as.emplace(canonical(out), out);
   for (int a = 2; a < argc; ++a) {
     const std::string shard = argv[a];
+    if (auto [earlier, fresh] = named_as.emplace(canonical(shard), shard); !fresh) {
+      problem(shard + ": " +
+              (earlier->second == out ? std::string("is OUT, the directory to merge into")
+                                      : "is given twice (as " + earlier->second + ")"));
+      continue;
+    }
     std::ifstream metadata(shard + "/metadata.jsonl");
     if (!metadata) {
       problem(shard + ": no metadata.jsonl (is it a nanobatch output directory?)");
