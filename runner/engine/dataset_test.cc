@@ -465,6 +465,16 @@ TEST_CASE("dataset: export --format webdataset writes tar shards of image + json
   CHECK(partial.exit_code == 1);
   CHECK(partial.out.find("5 samples in 1 shard ") != std::string::npos);
   CHECK(partial.err.find("1 image is missing or changed on disk") != std::string::npos);
+  // Exported again into the first directory, in fewer shards: the earlier export's shard-000001
+  // goes (a loader globbing shard-*.tar read its samples twice); other names stay.
+  dir.Write("shards/notes.txt", "mine");
+  dir.Write("shards/shard-1.tar", "not a name export writes");
+  ProcessResult again = testing::RunProcess({kBinary, "export", job.out, "--to", to});
+  CHECK(again.out.find("5 samples in 1 shard ") != std::string::npos);
+  CHECK(std::filesystem::exists(to + "/shard-000000.tar"));
+  CHECK_FALSE(std::filesystem::exists(to + "/shard-000001.tar"));
+  CHECK(std::filesystem::exists(to + "/notes.txt"));
+  CHECK(std::filesystem::exists(to + "/shard-1.tar"));
   CHECK(
       testing::RunProcess({kBinary, "export", "--out", job.out, "--format", "parquet", "--to", to})
           .exit_code == 2);

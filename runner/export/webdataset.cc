@@ -2,14 +2,20 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <vector>
 
 #include "runner/output/output_files.h"
 #include "runner/util/input_file.h"
@@ -132,6 +138,55 @@ class Shard {
   bool closed_ = false;
 };
 
+// The shard number of a name this export writes (shard-NNNNNN.tar, six digits or more), if it is
+// one.
+std::optional<std::uint64_t> ShardNumberOf(std::string_view name) {
+  constexpr std::string_view kPrefix = "shard-";
+  constexpr std::string_view kSuffix = ".tar";
+  if (!name.starts_with(kPrefix) || !name.ends_with(kSuffix)) return std::nullopt;
+  const std::string_view digits =
+      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+  std::uint64_t number = 0;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+  if (digits.size() < 6 || error != std::errc() || end != digits.data() + digits.size() ||
+      ShardFileName(number) != name) {
+    return std::nullopt;
+  }
+  return number;
+}
+
+// Shards numbered `written` and above, left by an earlier export of more shards into the same
+// directory (a smaller --samples-per-shard, or images since removed): a loader globbing
+// shard-*.tar would read their samples twice. Only names this export writes are touched, and a
+// link is removed as a name, never followed.
+bool RemoveStaleShards(int to_dir, const std::string& to, std::uint64_t written,
+                       std::string& error) {
+  const int listing = ::openat(to_dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (listing < 0) {
+    error = "cannot list " + to + ": " + std::strerror(errno);
+    return false;
+  }
+  DIR* dir = ::fdopendir(listing);
+  if (dir == nullptr) {
+    ::close(listing);
+    error = "cannot list " + to + ": " + std::strerror(errno);
+    return false;
+  }
+  std::vector<std::string> stale;
+  while (const dirent* entry = ::readdir(dir)) {
+    const auto number = ShardNumberOf(entry->d_name);
+    if (number && *number >= written) stale.emplace_back(entry->d_name);
+  }
+  ::closedir(dir);
+  for (const std::string& name : stale) {
+    if (::unlinkat(to_dir, name.c_str(), 0) != 0 && errno != ENOENT) {
+      error = "cannot remove the stale shard " + to + "/" + name + ": " + std::strerror(errno);
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 ExportResult ExportWebDataset(const journal::JournalState& state, const fs::OutputDir& out,
@@ -192,6 +247,7 @@ ExportResult ExportWebDataset(const journal::JournalState& state, const fs::Outp
     result.error = shard ? shard->error() : "writing a shard failed";
     return result;
   }
+  if (!RemoveStaleShards(to_dir.get(), to, result.shards, result.error)) return result;
   if (::fsync(to_dir.get()) != 0) {
     result.error = "cannot sync " + to + ": " + std::strerror(errno);
     return result;

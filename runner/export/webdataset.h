@@ -5,7 +5,9 @@
 // with "key" added. Keys are the sample's number, nine digits: WebDataset groups files by the
 // name before the first dot, which item ids may contain. Shards are `shard-000000.tar`, ...,
 // `samples_per_shard` samples each, written by libarchive (POSIX tar), each to a temporary name,
-// synced, then renamed: a shard is there whole or not at all.
+// synced, then renamed: a shard is there whole or not at all. Shards of an earlier export into
+// the same directory beyond the last one written are removed, so the directory holds this
+// export's samples once each.
 //
 // Images are read through the output directory without following links and checked against
 // the size the journal recorded; one that is missing or changed is left out and counted (the
