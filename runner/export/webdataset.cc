@@ -147,11 +147,11 @@ std::optional<std::uint64_t> ShardNumberOf(std::string_view name) {
   const std::string_view digits =
       name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
   std::uint64_t number = 0;
-  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
-  if (digits.size() < 6 || error != std::errc() || end != digits.data() + digits.size() ||
-      ShardFileName(number) != name) {
+  if (std::from_chars(digits.data(), digits.data() + digits.size(), number).ec != std::errc()) {
     return std::nullopt;
   }
+  // Only the very name ShardFileName gives that number (six digits or more, nothing after them).
+  if (ShardFileName(number) != name) return std::nullopt;
   return number;
 }
 

@@ -4,8 +4,8 @@
 // per connection, keep-alive, a deadline on every read and write, request bodies capped, a cap
 // on open connections; the handler is synchronous (the loop is single-threaded, so it may touch
 // the engine's state directly) and never sees a request that failed to parse (such a request is
-// answered 400, or 431 for a header over 8 KiB, and its connection closed). A HEAD request
-// reaches the handler as a GET, and is answered with that GET's header alone.
+// answered 400, or 431 for a header over kMaxRequestHeaderBytes, and its connection closed). A HEAD
+// request reaches the handler as a GET, and is answered with that GET's header alone.
 //
 // Example:
 //   Server server(executor, [](const IncomingRequest& r) { return Reply{200, "ok\n"}; }, {});
