@@ -1,13 +1,29 @@
 // `nanobatch status`: a summary read from the journal, without its lock and without writing,
 // so it is safe while a run is live.
 #include <boost/json.hpp>
+#include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "runner/cli/commands.h"
+#include "runner/engine/estimate.h"
 #include "runner/journal/journal.h"
 #include "runner/journal/status.h"
 
 namespace nanobatch::cli {
+namespace {
+
+// "12.5 items/min over the last 40 s": the window is the run's own when it is shorter than 5 min.
+std::string RecentRate(const boost::json::object& status) {
+  const double per_minute = status.at("images_per_minute_recent").to_number<double>();
+  char text[96];
+  std::snprintf(
+      text, sizeof text, "%.*f items/min over the last %s", per_minute < 10 ? 1 : 0, per_minute,
+      engine::HumanDuration(status.at("recent_window_seconds").to_number<double>()).c_str());
+  return text;
+}
+
+}  // namespace
 
 int StatusCommand(const std::string& out_dir, bool json_output) {
   std::string error;
@@ -47,9 +63,7 @@ int StatusCommand(const std::string& out_dir, bool json_output) {
             << "possible duplicate submissions: " << count("possible_duplicate_submissions") << "\n"
             << "failed tasks (retried):         " << count("failed_tasks") << "\n"
             << "activity:    " << status.at("first_activity").as_string().c_str() << " .. "
-            << status.at("last_activity").as_string().c_str() << ", "
-            << status.at("images_per_minute_recent").to_number<double>()
-            << " images/min over the last 5 min\n";
+            << status.at("last_activity").as_string().c_str() << ", " << RecentRate(status) << "\n";
   for (const auto& [code, count] : state->FailuresByCode()) {
     std::cout << "  failed with " << code << ": " << count << "\n";
   }

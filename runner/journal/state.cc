@@ -224,7 +224,7 @@ void JournalState::ApplyFinished(const FinishedSnapshot& snapshot, std::uint64_t
 
 void JournalState::NoteDone(std::int64_t unix_time) {
   recent_done_.push_back(unix_time);
-  if (recent_done_.size() > 4096) recent_done_.pop_front();
+  if (recent_done_.size() > kRecentDoneTimes) recent_done_.pop_front();
 }
 
 void JournalState::NoteTime(std::int64_t unix_time) {
@@ -530,6 +530,7 @@ void JournalState::Apply(proto::Record&& record, std::optional<std::uint64_t> of
     }
     case proto::Record::kRunStarted:
       last_run_ = record.run_started();
+      if (last_run_.started_unix_time() == 0) last_run_.set_started_unix_time(t);
       has_run_ = true;
       break;
     case proto::Record::EVENT_NOT_SET:

@@ -117,7 +117,8 @@ class JournalState {
   std::map<std::string, std::uint64_t> FailuresByCode() const;
   // The last RunStarted record, if any.
   const proto::RunStarted* last_run() const { return has_run_ ? &last_run_ : nullptr; }
-  // Unix times of the last images completed (for the recent rate), at most 4096.
+  // Unix times of the last items done (for the recent rate), at most kRecentDoneTimes of them.
+  static constexpr std::size_t kRecentDoneTimes = 4096;
   const std::deque<std::int64_t>& recent_done_times() const { return recent_done_; }
   std::uint64_t records() const { return records_; }
 

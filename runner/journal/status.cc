@@ -1,7 +1,9 @@
 #include "runner/journal/status.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <ctime>
+#include <deque>
 
 namespace nanobatch::journal {
 
@@ -23,9 +25,18 @@ boost::json::object StatusJson(const JournalState& state) {
   const std::uint64_t known_active = totals.done + totals.gave_up + in_flight + totals.completed;
   const std::uint64_t queued = manifest_items > known_active ? manifest_items - known_active : 0;
 
-  // Images completed in the last 5 minutes, by the journal's own clock.
+  // Images a minute over the last 5 minutes of activity, by the journal's own clock; over less
+  // when the last run started later, or when the journal keeps fewer finishing times than the
+  // window held (a fast run): a rate over a window the run did not fill would read low.
+  const std::deque<std::int64_t>& done_times = state.recent_done_times();
+  std::int64_t window_start = totals.last_unix_time - 300;
+  if (run && run->started_unix_time() > window_start) window_start = run->started_unix_time();
+  if (done_times.size() >= JournalState::kRecentDoneTimes && done_times.front() > window_start)
+    window_start = done_times.front();
   std::uint64_t recent = 0;
-  for (std::int64_t t : state.recent_done_times()) recent += t >= totals.last_unix_time - 300;
+  for (std::int64_t t : done_times) recent += t >= window_start;
+  // Whole seconds of the clock: a window under one second is one second.
+  const std::int64_t window_s = std::max<std::int64_t>(1, totals.last_unix_time - window_start);
 
   boost::json::object failures;
   for (const auto& [code, count] : state.FailuresByCode()) failures[code] = count;
@@ -56,7 +67,9 @@ boost::json::object StatusJson(const JournalState& state) {
       {"failures_by_code", std::move(failures)},
       {"first_activity", IsoTime(totals.first_unix_time)},
       {"last_activity", IsoTime(totals.last_unix_time)},
-      {"images_per_minute_recent", recent / 5.0},
+      {"images_per_minute_recent",
+       totals.last_unix_time == 0 ? 0.0 : static_cast<double>(recent) * 60 / window_s},
+      {"recent_window_seconds", totals.last_unix_time == 0 ? 0 : window_s},
       {"journal_records", state.records()},
       {"shard", shard.empty() ? boost::json::value(nullptr) : boost::json::value(shard)},
   };
