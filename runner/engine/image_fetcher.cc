@@ -123,10 +123,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       recorder_.RecordGaveUp(run, "download_refused", "image URL " + shown + " refused: " + why);
       co_await recorder_.Commit();
     }
-    if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
-      service_.StopSubmitting(StopReason::kDownloadPolicy,
-                              std::to_string(consecutive_refusals_) + " items in a row: " + why);
-    }
+    NoteRefusal(why);
     co_return false;
   }
   if (service_.halted() || !co_await service_.downloads().Acquire(&service_.halt_signal()))
@@ -136,11 +133,15 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
   util::HeldUnit slot{service_.downloads()};
 
   const std::string base_name = index == 0 ? run.id : run.id + "-" + std::to_string(index);
-  std::string image_problem;  // the last bad body, if the attempts end on one
+  std::string image_problem;  // a bad body, if the attempts end on one
+  int missing_status = 0;     // a 403 or 404, if the attempts end on one
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
     if (attempt > 0 &&
         co_await service_.HaltableSleep(ToDuration(service_.backoff().Delay(attempt - 1))))
       co_return false;
+    // What the attempts ended on decides how the item ends: only the last one's counts.
+    image_problem.clear();
+    missing_status = 0;
     download::ImageFile file(recorder_.journal().dir());
     if (!file.ok()) {
       service_.Halt(StopReason::kDisk, file.error());
@@ -156,11 +157,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         ++policy_blocked_;
         LogError("item " + run.id + ": image " + util::ServerText(url, 200) +
                  " not downloaded: " + network->what);
-        if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
-          service_.StopSubmitting(
-              StopReason::kDownloadPolicy,
-              std::to_string(consecutive_refusals_) + " items in a row: " + network->what);
-        }
+        NoteRefusal(network->what);
         co_return false;
       }
       if (network->permanent) {
@@ -178,13 +175,34 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     const auto& outcome = std::get<http::DownloadOutcome>(result);
     service_.counters().download_bytes += outcome.bytes;
     if (outcome.status != 200) {
+      const int status = outcome.status;
+      const std::string answered = "image URL answered HTTP " + std::to_string(status);
       // A server's or proxy's failure, a rate limit, or a 1xx in place of the image (a 101
-      // nobody asked for): fetched again. Anything else says the URL has no image.
-      const bool informational = outcome.status >= 100 && outcome.status < 200;
-      if (outcome.status >= 500 || outcome.status == 429 || informational) continue;
-      recorder_.RecordGaveUp(run, "download_failed",
-                             "image URL answered HTTP " + std::to_string(outcome.status));
+      // nobody asked for): fetched again.
+      if (status >= 500 || status == 429 || status == 408 || (status >= 100 && status < 200))
+        continue;
+      if (status >= 300 && status < 400) {
+        // A redirect is never followed: where it points is the server's word, unchecked. As for
+        // a host not allowed, the item stays completed (paid) for a later run to fetch.
+        ++policy_blocked_;
+        const std::string why = answered + ", a redirect, which is never followed";
+        LogError("item " + run.id + ": image " + util::ServerText(url, 200) +
+                 " not downloaded: " + why);
+        NoteRefusal(why);
+        co_return false;
+      }
+      if (status == 403 || status == 404) {
+        // Perhaps not there yet (a CDN answers so until the file reaches it): fetched again
+        // within the attempts, and given up on when it stays so.
+        missing_status = status;
+        util::LogTransient("downloads retried",
+                           "item " + run.id + ": " + answered + "; downloading again");
+        continue;
+      }
+      // 410 Gone, 401, 400 and the rest: the URL has no image for us.
+      recorder_.RecordGaveUp(run, "download_failed", answered);
       co_await recorder_.Commit();
+      NoteRefusal(answered);
       co_return false;
     }
     std::string file_name, error;
@@ -227,15 +245,31 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     recorder_.Append(std::move(record));
     co_return true;
   }
+  if (missing_status != 0) {
+    const std::string answered = "image URL answered HTTP " + std::to_string(missing_status) +
+                                 " (" + std::to_string(config_.retry.max_attempts) + " downloads)";
+    recorder_.RecordGaveUp(run, "download_failed", answered);
+    co_await recorder_.Commit();
+    NoteRefusal(answered);
+    co_return false;
+  }
   if (!image_problem.empty()) {
     recorder_.RecordGaveUp(
         run, "bad_image",
         image_problem + " (" + std::to_string(config_.retry.max_attempts) + " downloads)");
     co_await recorder_.Commit();
+    NoteRefusal(image_problem);
     co_return false;
   }
   LogWarning("item " + run.id + ": download kept failing; it will be retried by the next run");
   co_return false;
+}
+
+void ImageFetcher::NoteRefusal(const std::string& why) {
+  if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
+    service_.StopSubmitting(StopReason::kDownloadPolicy,
+                            std::to_string(consecutive_refusals_) + " items in a row: " + why);
+  }
 }
 
 }  // namespace nanobatch::engine

@@ -30,8 +30,10 @@ namespace nanobatch::engine {
 
 class ImageFetcher {
  public:
-  // Consecutive items whose images the download policy refused before submitting stops: one odd
-  // URL is the item's; the same refusal for several items in a row is the configuration.
+  // Consecutive items whose images were refused (by the download policy, or by the image host
+  // answering their URLs with an error) before submitting stops: one odd URL is the item's; the
+  // same refusal for several items in a row is the configuration or the host, and every further
+  // submission would pay for an image that cannot be had.
   static constexpr int kRefusalsBeforeStop = 3;
 
   ImageFetcher(Service& service, Recorder& recorder);
@@ -49,6 +51,9 @@ class ImageFetcher {
 
  private:
   boost::asio::awaitable<bool> FetchOne(const ItemRun& run, int index, const std::string& url);
+  // Counts one more item in a row whose image was refused (`why`), and stops submitting at
+  // kRefusalsBeforeStop.
+  void NoteRefusal(const std::string& why);
   // Makes a checked image durable and gives it its final name (the directory is synced by the
   // next commit): false (the service halted) on a disk error.
   // `item_index`: the item's place in the manifest, which picks its shard directory.

@@ -346,9 +346,12 @@ net::awaitable<bool> Job::RecordPlan() {
             " items will be generated again (--redo); their previous images are in " +
             journal_.dir().PathOf(fs::kPreviousDir));
   }
+  std::size_t downloads_retried = 0;
   for (const std::string& id : plan_.refetch) {
-    // Missing or changed on disk: downloaded again from its permanent URL, not paid again.
+    // Missing or changed on disk, or its downloads failed: downloaded again from its permanent
+    // URL, not paid again.
     const proto::ItemSnapshot* snapshot = journal_.state().Find(id);
+    downloads_retried += snapshot->phase() == proto::ItemSnapshot::GAVE_UP;
     proto::Record record;
     auto* completed = record.mutable_completed();
     completed->set_item_id(id);
@@ -356,9 +359,14 @@ net::awaitable<bool> Job::RecordPlan() {
     *completed->mutable_urls() = snapshot->urls();
     recorder_.Append(std::move(record));
   }
-  if (!plan_.refetch.empty()) {
-    LogWarning(std::to_string(plan_.refetch.size()) +
+  if (plan_.refetch.size() > downloads_retried) {
+    LogWarning(std::to_string(plan_.refetch.size() - downloads_retried) +
                " finished images are missing or changed on disk; downloading them again");
+  }
+  if (downloads_retried > 0) {
+    LogInfo(std::to_string(downloads_retried) +
+            " failed items had their tasks completed and paid for; downloading their images "
+            "again (--retry-failed), not paying again");
   }
   // Items of earlier runs that left the manifest are left alone, and marked so that `status`
   // counts them apart.

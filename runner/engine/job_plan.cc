@@ -7,6 +7,16 @@
 #include "runner/fs/output_dir.h"
 
 namespace nanobatch::engine {
+namespace {
+
+// An item given up on after its task completed, for a failure of its downloads alone.
+bool IsPaidDownload(const proto::ItemSnapshot& item) {
+  const std::string& code = item.last_error_code();
+  return !item.task_id().empty() && item.urls_size() > 0 &&
+         (code == "download_failed" || code == "download_refused" || code == "bad_image");
+}
+
+}  // namespace
 
 JobPlanner::JobPlanner(const journal::JournalState& state, int out_fd, PlanOptions options)
     : state_(state), out_fd_(out_fd), options_(std::move(options)), seen_(state.size()) {}
@@ -85,7 +95,13 @@ void JobPlanner::Visit(const manifest::Item& item, std::uint32_t index, util::In
       break;
     }
     case proto::ItemSnapshot::GAVE_UP:
-      if (options_.retry_failed) {
+      if (options_.retry_failed && IsPaidDownload(*snapshot)) {
+        // Its task completed and was paid for; only its images failed to arrive (an image host's
+        // error, a body that was no image): the URLs are permanent, so they are downloaded again
+        // rather than paid for again. `--redo ID` generates it anew on purpose.
+        plan_.refetch.push_back(item.id);
+        plan_.resume.push_back(index);
+      } else if (options_.retry_failed) {
         plan_.fresh.push_back(index);
       } else {
         ++plan_.failed;

@@ -38,8 +38,9 @@ struct JobPlan {
   // Intents left open without a way to learn their task, by id: abandoned (possible duplicates)
   // when the run starts, and submitted again (they are in `fresh` too).
   std::vector<std::string> abandon;
-  // Done, but an image is missing or changed on disk, by id: fetched again from its permanent URL
-  // when the run starts (they are in `resume` too).
+  // Done, but an image is missing or changed on disk, or given up on for its downloads alone and
+  // retried (--retry-failed), by id: fetched again from its permanent URL when the run starts,
+  // not paid again (they are in `resume` too).
   std::vector<std::string> refetch;
   // Journal items no longer in the manifest (left alone; marked departed when the run starts),
   // and items marked so that are in the manifest again (counted again).

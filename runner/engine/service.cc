@@ -147,7 +147,10 @@ void Service::Halt(StopReason reason, const std::string& detail) {
   submitting_stopped_ = true;
   halted_ = true;
   halt_signal_.Trigger();  // every wait ends: each observes this signal or one it implies
-  // Downloads already streaming may finish within the grace period; then everything is cut.
+  // A download still waiting for its image (a host that never answers) ends now; those already
+  // streaming may finish within the grace period, as may a submit waiting for its answer (the
+  // id of a task it paid for); then everything is cut.
+  client_.CutWaitingDownloads();
   grace_timer_.expires_after(kDownloadGrace);
   grace_timer_.async_wait([this](boost::system::error_code error) {
     if (!error) client_.Shutdown();

@@ -18,8 +18,10 @@ const char* Describe(StopReason reason) {
       return "a configuration problem that no retry can cure; fix it and run the same command "
              "again";
     case StopReason::kDownloadPolicy:
-      return "image downloads keep being refused by the download policy; the paid images stay "
-             "recorded and are downloaded by the next run once the host is allowed";
+      return "image downloads keep being refused, by the download policy or by the image host; "
+             "the paid images stay recorded: the next run downloads those the policy held back "
+             "once their host is allowed, and `run --retry-failed` downloads again those in "
+             "failed.jsonl, without paying again";
     case StopReason::kSignal:
       return "a signal asked to stop";
     case StopReason::kAuth:

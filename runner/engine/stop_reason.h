@@ -21,7 +21,7 @@ enum class StopReason {
   kSpendLimit,
   kServerDown,
   kMisconfigured,   // exit 5: TLS verification, a base URL that is not the API, model_not_found
-  kDownloadPolicy,  // exit 5: image hosts refused by download.allowed_hosts, again and again
+  kDownloadPolicy,  // exit 5: image downloads refused (policy, host), item after item
   kSignal,
   kAuth,
   kDisk

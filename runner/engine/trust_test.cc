@@ -251,6 +251,91 @@ TEST_CASE("trust: image hosts refused by policy stop after 3 in a row; the rerun
   CHECK(job.Lines("metadata.jsonl").size() == 10);
 }
 
+TEST_CASE("trust: images answered 404 are fetched again; --retry-failed downloads, never pays") {
+  {
+    // Not there for the first two requests (a CDN the file has not reached): fetched again.
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({"--image-status", "404", "--image-status-times", "2"}));
+    Job job(dir, api, Manifest(2));
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 0);
+    CHECK(Stat(api.Stats(), "image_statuses_sent") == 4);
+    CHECK(job.Lines("metadata.jsonl").size() == 2);
+  }
+  TempDir dir;
+  // Not there for as many requests as the run makes (retry.max_attempts is 4): given up on.
+  FakeApiProcess api(dir, Fast({"--image-status", "404", "--image-status-times", "4"}));
+  Job job(dir, api, Manifest(2));
+  ProcessResult first = job.Run();
+  INFO(first.err);
+  CHECK(first.exit_code == 1);
+  auto failed = job.Lines("failed.jsonl");
+  REQUIRE(failed.size() == 2);
+  CHECK(failed[0].at("error_code") == "download_failed");
+  CHECK(std::string(failed[0].at("message").as_string()).find("HTTP 404") != std::string::npos);
+  CHECK(Stat(api.Stats(), "image_statuses_sent") == 8);
+  // The tasks completed and were paid for: retried, their images are downloaded, not paid again.
+  ProcessResult retried = job.Run({"--retry-failed"});
+  INFO(retried.err);
+  CHECK(retried.exit_code == 0);
+  CHECK(retried.err.find("not paying again") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == 2);
+  CHECK(job.Lines("metadata.jsonl").size() == 2);
+  CHECK(job.Lines("failed.jsonl").empty());
+  CHECK(job.Status().at("credits_spent").as_int64() == 32);
+}
+
+TEST_CASE("trust: image hosts that redirect, or answer 404, stop submitting after 3 in a row") {
+  SUBCASE("a redirect is never followed; the paid items stay for a later run") {
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({"--image-status", "302"}));
+    Job job(dir, api, Manifest(10), "limits: {max_in_flight: 1}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 5);
+    CHECK(result.err.find("never followed") != std::string::npos);
+    const std::int64_t paid = Stat(api.Stats(), "submissions");
+    CHECK(paid <= 4);
+    // One request an item: neither retried nor followed to where it pointed.
+    CHECK(Stat(api.Stats(), "image_statuses_sent") == paid);
+    CHECK(Stat(api.Stats(), "images_served") == 0);
+    CHECK(job.Lines("failed.jsonl").empty());
+  }
+  SUBCASE("404 for every image: a few items fail, the rest are not paid for") {
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({"--image-status", "404"}));
+    Job job(dir, api, Manifest(10), "limits: {max_in_flight: 1}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 5);
+    CHECK(result.err.find("3 items in a row: image URL answered HTTP 404") != std::string::npos);
+    CHECK(Stat(api.Stats(), "submissions") <= 4);
+    CHECK(job.Lines("failed.jsonl").size() >= 3);
+  }
+}
+
+TEST_CASE("trust: a stop ends downloads still waiting for their image at once") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--p-image-hang", "1"}));
+  Job job(dir, api, Manifest(4));
+  testing::BackgroundProcess runner(job.Args(), {{"AIVIDEOAPI_API_KEY", kKey}},
+                                    dir.File("runner.log"));
+  // Wait (bounded) until the images are asked for: they never come.
+  for (int i = 0; i < 250 && Stat(api.Stats(), "images_served") < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(Stat(api.Stats(), "images_served") == 4);
+  const auto signalled = std::chrono::steady_clock::now();
+  runner.Signal(SIGTERM);
+  CHECK(runner.Wait(std::chrono::seconds(15)) == 3);
+  // Not the 5 s grace that a body already streaming gets.
+  CHECK(std::chrono::steady_clock::now() - signalled < std::chrono::seconds(2));
+  CHECK(job.Status().at("in_flight").as_int64() +
+            job.Status().at("completed_awaiting_download").as_int64() ==
+        4);
+}
+
 // --- The key and what the server sends -------------------------------------------------------
 
 TEST_CASE("trust: a server that echoes the key leaks it nowhere: stderr, journal, output files") {

@@ -44,6 +44,9 @@ struct Connection {
   TlsStream stream;
   beast::flat_buffer buffer;  // what was read from the stream and not yet parsed
   std::chrono::steady_clock::time_point idle_since;
+  // An image download that has not begun to receive its body (connecting, requesting, waiting
+  // for the header): what CutWaitingDownloads() closes.
+  bool download_waiting = false;
 };
 
 // "HTTP/1.1 200\r\n": a status line without the space before its (empty) reason phrase. RFC 9112
@@ -134,8 +137,8 @@ net::awaitable<beast::error_code> ReadFinalAnswer(TlsStream& stream, beast::flat
 constexpr auto kFirstSessionWait = std::chrono::milliseconds(250);
 
 struct HostPool {
-  HostPool(net::any_io_executor executor, std::size_t size)
-      : slots(executor, size), session_arrived(executor) {}
+  HostPool(net::any_io_executor executor, std::size_t size, bool for_downloads)
+      : slots(executor, size), session_arrived(executor), for_downloads(for_downloads) {}
   ~HostPool() {
     if (session != nullptr) SSL_SESSION_free(session);
   }
@@ -145,6 +148,7 @@ struct HostPool {
   // connection: sessions are never offered to another authority.
   SSL_SESSION* session = nullptr;
   util::AsyncEvent session_arrived;
+  const bool for_downloads;  // image downloads keep pools of their own, never the API's
   // Until then, a new connection waits for a session while none is known (set by the first).
   std::optional<std::chrono::steady_clock::time_point> first_session_deadline;
 };
@@ -286,8 +290,8 @@ struct Client::Impl {
     auto found = pools.find(pool_key);
     if (found == pools.end()) {
       found = pools
-                  .emplace(pool_key,
-                           std::make_unique<HostPool>(executor, options.max_connections_per_host))
+                  .emplace(pool_key, std::make_unique<HostPool>(
+                                         executor, options.max_connections_per_host, for_downloads))
                   .first;
     }
     return *found->second;
@@ -351,6 +355,7 @@ struct Client::Impl {
     }
 
     auto connection = std::make_unique<Connection>(executor, tls);
+    connection->download_waiting = pool.for_downloads;
     // In use from here: Shutdown() closes it mid-connect or mid-handshake too, rather than wait
     // out connect_timeout on a server that never answers.
     ActiveGuard opening(*this, connection.get());
@@ -463,6 +468,7 @@ struct Client::Impl {
   // nothing per exchange once grown (a set allocated a node for each).
   std::vector<Connection*> active;
   bool shut_down = false;
+  bool downloads_cut = false;  // CutWaitingDownloads(): no download begins any more
   Client::Stats stats;
 };
 
@@ -472,6 +478,22 @@ Client::Client(net::any_io_executor executor, ClientOptions options)
 Client::~Client() = default;
 
 Client::Stats Client::stats() const { return impl_->stats; }
+
+void Client::CutWaitingDownloads() {
+  impl_->downloads_cut = true;
+  for (auto& [authority, pool] : impl_->pools) {
+    if (!pool->for_downloads) continue;
+    pool->idle.clear();
+    pool->slots.Close();
+    pool->session_arrived.Notify();
+  }
+  for (Connection* connection : impl_->active) {
+    if (!connection->download_waiting) continue;
+    beast::error_code ignored;
+    connection->stream.socket().cancel(ignored);
+    connection->stream.socket().close(ignored);
+  }
+}
 
 void Client::Shutdown() {
   impl_->shut_down = true;
@@ -630,15 +652,18 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
     error.refused_by_policy = true;
     co_return error;
   }
-  if (impl.shut_down || !co_await pool.slots.Acquire()) {
+  if (impl.shut_down || impl.downloads_cut || !co_await pool.slots.Acquire()) {
     co_return Failure(net::error::operation_aborted, "shutting down", false);
   }
   Impl::SlotGuard slot(pool);
 
   bool reused = false;
   auto leased = co_await impl.Lease(pool, endpoint, /*allow_reuse=*/true, reused, &addresses);
+  // Cut while the connection was being opened: that, not what it did to the socket, is the answer.
+  if (impl.downloads_cut) co_return Failure(net::error::operation_aborted, "shutting down", false);
   if (auto* error = std::get_if<NetworkError>(&leased)) co_return *error;
   std::unique_ptr<Connection> connection = std::move(std::get<0>(leased));
+  connection->download_waiting = true;  // a reused one too, until its body begins
   Impl::ActiveGuard active(impl, connection.get());
 
   const auto deadline = std::chrono::steady_clock::now() + timeout;  // for the whole download
@@ -657,6 +682,8 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   DownloadOutcome outcome;
   outcome.status = parser.status();
   if (outcome.status != 200) co_return outcome;  // the connection is dropped with its body
+  // The image is coming: CutWaitingDownloads() lets it finish (Shutdown() still ends it).
+  connection->download_waiting = false;
 
   // The body, a chunk at a time, straight to the sink: never the whole image in memory. Besides
   // the total deadline, each read must bring a byte within download_stall, and once that long

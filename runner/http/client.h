@@ -155,6 +155,12 @@ class Client {
                                                            Duration timeout,
                                                            const AddressPolicy& addresses);
 
+  // Ends every image download that is not yet receiving its body (waiting for a connection
+  // slot, connecting, requesting, waiting for the answer's header: they complete with
+  // operation_aborted) and refuses new ones. Bodies already streaming go on, as do API requests:
+  // a submit already sent may be answered with the id of a task it paid for.
+  void CutWaitingDownloads();
+
   // Cancels every operation in progress (they complete with an error) and refuses new ones; a
   // host name being looked up is no longer waited for.
   void Shutdown();

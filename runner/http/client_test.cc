@@ -676,6 +676,57 @@ TEST_CASE("http client: a truncated or reset download is an error, never a short
   }
 }
 
+TEST_CASE("http client: cutting waiting downloads ends one without its header; a body goes on") {
+  testing::TempDir dir;
+  // Images come slowly, and the third /v1 answer never comes (the first two settle a task).
+  testing::FakeApiProcess api(
+      dir, {"--p-slow", "1", "--slow-ms", "1500", "--pending-ms", "0", "--processing-ms", "0",
+            "--wire-fault", "hang", "--wire-fault-every", "3"});
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file()});
+  const std::string id = SubmitAndSettle(io, client, api, "x");
+
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<Result<DownloadOutcome>> waiting_result, streaming_result;
+  std::chrono::steady_clock::duration waiting_took{}, streaming_took{};
+  StringSink waiting_sink, streaming_sink;
+  net::co_spawn(io,
+                client.Download(*ParseUrl(api.base_url() + "/v1/credits"), waiting_sink, 1 << 20,
+                                30s, kLoopback),
+                [&](std::exception_ptr, Result<DownloadOutcome> result) {
+                  waiting_took = std::chrono::steady_clock::now() - start;
+                  waiting_result = std::move(result);
+                });
+  net::co_spawn(io, client.Download(ImageOf(api, id), streaming_sink, 1 << 20, 30s, kLoopback),
+                [&](std::exception_ptr, Result<DownloadOutcome> result) {
+                  streaming_took = std::chrono::steady_clock::now() - start;
+                  streaming_result = std::move(result);
+                });
+  net::steady_timer cut(io, 500ms);
+  cut.async_wait([&](boost::system::error_code) { client.CutWaitingDownloads(); });
+  while ((!waiting_result || !streaming_result) && io.run_one() > 0) {
+  }
+  io.restart();
+
+  REQUIRE(waiting_result);
+  REQUIRE(std::holds_alternative<NetworkError>(*waiting_result));
+  CHECK(std::get<NetworkError>(*waiting_result).code == net::error::operation_aborted);
+  CHECK(waiting_took < 1500ms);  // at the cut, not at the 30 s deadline
+  REQUIRE(streaming_result);
+  REQUIRE(std::holds_alternative<DownloadOutcome>(*streaming_result));
+  CHECK(std::get<DownloadOutcome>(*streaming_result).status == 200);
+  CHECK(streaming_took >= 1000ms);  // it went on past the cut, to its end
+  CHECK(streaming_sink.bytes.substr(0, 4) == "\x89PNG");
+
+  // Downloads asked for after the cut fail at once; the API's requests still go.
+  StringSink late;
+  Result<DownloadOutcome> refused =
+      RunOn(io, client.Download(ImageOf(api, id), late, 1 << 20, 30s, kLoopback));
+  REQUIRE(std::holds_alternative<NetworkError>(refused));
+  CHECK(std::get<NetworkError>(refused).code == net::error::operation_aborted);
+  CheckCredits(io, client, api);
+}
+
 TEST_CASE("http client: Shutdown makes later requests fail at once") {
   testing::TempDir dir;
   testing::FakeApiProcess api(dir);

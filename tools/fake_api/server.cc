@@ -95,6 +95,12 @@ http::response<http::string_body> JsonResponse(const Reply& reply, unsigned vers
 // connection must not be used again.
 net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned version,
                                bool keep_alive, const ServerSettings& settings) {
+  if (image.delivery == Delivery::kHang) {
+    // The request was read; no answer comes, until the client gives up (or two minutes pass).
+    net::steady_timer timer(co_await net::this_coro::executor, std::chrono::seconds(120));
+    co_await timer.async_wait(kAsTuple);
+    co_return false;
+  }
   if (settings.image_framing != "length" && image.delivery == Delivery::kNormal) {
     const bool chunked = settings.image_framing == "chunked";
     http::response<http::string_body> response{http::status::ok, version};
@@ -164,6 +170,8 @@ net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned
       }
       co_return keep_alive;
     }
+    case Delivery::kHang:
+      break;  // handled before the header (SendImage's start)
     case Delivery::kNormal: {
       auto [error, n] = co_await net::async_write(stream, net::buffer(image.bytes), kAsTuple);
       co_return !error && keep_alive;
@@ -278,10 +286,13 @@ net::awaitable<void> Session(Stream stream, Simulator& simulator, bool file_only
       ImageReply image = simulator.Image(target, now);
       if (image.status != 200) {
         Reply missing{
-            404,
-            R"({"error":{"code":"not_found","message":"No such image","type":"invalid_request_error"}})",
+            image.status,
+            image.status == 404
+                ? R"({"error":{"code":"not_found","message":"No such image","type":"invalid_request_error"}})"
+                : R"({"error":{"code":"image_unavailable","message":"Not served","type":"api_error"}})",
             std::nullopt};
         auto response = JsonResponse(missing, request.version(), keep_alive);
+        if (!image.location.empty()) response.set(http::field::location, image.location);
         auto [error, n] = co_await http::async_write(stream, response, kAsTuple);
         if (error || !keep_alive) break;
         continue;
@@ -499,6 +510,13 @@ int Main(int argc, char** argv) {
   app.add_option("--p-slow", options.p_slow, "probability an image body comes in slow pieces");
   app.add_option("--p-trickle", options.p_trickle,
                  "probability an image body comes one byte a second");
+  app.add_option("--p-image-hang", options.p_image_hang,
+                 "probability an image request is never answered");
+  app.add_option("--image-status", options.image_status,
+                 "answer image downloads with this HTTP status instead (a 3xx redirects to the "
+                 "image itself)");
+  app.add_option("--image-status-times", options.image_status_times,
+                 "only the first N requests of each image (0: all)");
   app.add_option("--slow-ms", settings.slow_ms, "duration of a slow image body");
   app.add_option("--image-framing", settings.image_framing,
                  "how image bodies end: length (Content-Length), chunked, or close (at the "

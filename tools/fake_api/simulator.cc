@@ -392,6 +392,16 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
       name.substr(dot + 1) != task.output_format) {
     return reply;
   }
+  if (options_.image_status != 0) {
+    unsigned& sent = image_status_counts_[std::string(path)];
+    if (options_.image_status_times == 0 || sent < options_.image_status_times) {
+      ++sent;
+      ++image_statuses_sent_;
+      reply.status = options_.image_status;
+      if (reply.status >= 300 && reply.status < 400) reply.location = std::string(path);
+      return reply;
+    }
+  }
   const ImageSize size =
       SizeFor(task.resolution, task.mismatched ? "1:1" : task.aspect_ratio, options_.image_scale);
   const std::uint64_t seed = Fnv1a(name);
@@ -417,6 +427,8 @@ ImageReply Simulator::Image(std::string_view path, Clock::time_point now) {
     reply.delivery = Delivery::kSlow;
   } else if (Chance(options_.p_trickle)) {
     reply.delivery = Delivery::kTrickle;
+  } else if (Chance(options_.p_image_hang)) {
+    reply.delivery = Delivery::kHang;
   }
   if (reply.delivery != Delivery::kNormal) ++image_faults_;
   return reply;
@@ -462,6 +474,7 @@ std::string Simulator::Stats(Clock::time_point now, bool detail) {
       {"credit_queries", credit_queries_},
       {"images_served", images_served_},
       {"image_faults", image_faults_},
+      {"image_statuses_sent", image_statuses_sent_},
       {"rate_limited_429", rate_limited_},
       {"injected_429", injected_429_},
       {"spend_limited_429", spend_limited_},

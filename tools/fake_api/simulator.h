@@ -58,10 +58,16 @@ struct Options {
   int retry_after_s = 1;     // Retry-After sent with injected 429s; 0: no header
   double p_plain_http_url = 0;
   double p_foreign_host_url = 0;
-  double p_reset = 0;     // image download: connection reset mid-body
-  double p_truncate = 0;  // image download: body shorter than Content-Length
-  double p_slow = 0;      // image download: body comes in ten pieces over --slow-ms
-  double p_trickle = 0;   // image download: body comes one byte a second
+  double p_reset = 0;       // image download: connection reset mid-body
+  double p_truncate = 0;    // image download: body shorter than Content-Length
+  double p_slow = 0;        // image download: body comes in ten pieces over --slow-ms
+  double p_trickle = 0;     // image download: body comes one byte a second
+  double p_image_hang = 0;  // image download: the request is read, the answer never comes
+  // Image downloads answered with this HTTP status instead (0: none; a 3xx names the image itself
+  // in Location, a redirect no client should follow), the first image_status_times requests of
+  // each image (0: every request).
+  int image_status = 0;
+  unsigned image_status_times = 0;
   // Hostile answers (each still a real task, created and charged as the API would have):
   double p_bad_submit_body = 0;          // a 200 submit answer whose body is unusable, ...
   std::string bad_submit_body = "html";  // ... of this kind: html no-task-id invalid-utf8
@@ -98,10 +104,11 @@ struct Reply {
 };
 
 // How the server should send one image.
-enum class Delivery { kNormal, kReset, kTruncate, kSlow, kTrickle };
+enum class Delivery { kNormal, kReset, kTruncate, kSlow, kTrickle, kHang };
 
 struct ImageReply {
-  int status = 200;  // 404 when there is no such image
+  int status = 200;      // 404 when there is no such image, or Options::image_status
+  std::string location;  // for a 3xx
   std::string content_type;
   std::string bytes;
   Delivery delivery = Delivery::kNormal;
@@ -206,6 +213,8 @@ class Simulator {
   std::uint64_t tasks_failed_ = 0;
   std::uint64_t credits_charged_ = 0;
   std::uint64_t credits_refunded_ = 0;
+  std::uint64_t image_statuses_sent_ = 0;
+  std::map<std::string, unsigned> image_status_counts_;  // by path: Options::image_status sent
   std::uint64_t image_faults_ = 0;
   std::uint64_t bad_submit_bodies_ = 0;
   std::uint64_t wire_faults_ = 0;
