@@ -28,6 +28,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <optional>
 
 #include "runner/ratelimit/token_bucket.h"
@@ -54,7 +55,13 @@ class RateLimiter {
   // Waits, if needed, until the request can leave without more than rate + burst requests
   // leaving in any second. False when closed or stopped first.
   boost::asio::awaitable<bool> Pace(util::StopSignal* stop = nullptr);
+  // A 429 rate_limit_exceeded, with its Retry-After. A wait of kAnnouncedPause or more that
+  // goes past what was announced before is logged (a warning with the time requests resume):
+  // every API request waits it out, and a run that falls silent for minutes must say why.
   void OnRateLimited(std::optional<double> retry_after_s);
+  static constexpr std::chrono::seconds kAnnouncedPause{10};
+  // Until when the API asked every request to wait (the past when it did not).
+  ratelimit::Clock::time_point paused_until() const { return bucket_.blocked_until(); }
   // A new rate and burst from now on (serve's SIGHUP reload); the waiter in line recomputes its
   // wait at once.
   void Reconfigure(double rate, double burst);
@@ -69,7 +76,8 @@ class RateLimiter {
   ratelimit::TokenBucket sends_;  // the same rate, at the moment requests leave (SendBurst)
   util::AsyncSemaphore turn_;
   bool is_closed_ = false;
-  boost::asio::steady_timer* sleeping_ = nullptr;  // the timer of the waiter in line, if asleep
+  ratelimit::Clock::time_point announced_until_{};  // the end of the last pause logged
+  boost::asio::steady_timer* sleeping_ = nullptr;   // the timer of the waiter in line, if asleep
 };
 
 }  // namespace nanobatch::engine

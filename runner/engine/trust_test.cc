@@ -336,6 +336,32 @@ TEST_CASE("trust: a stop ends downloads still waiting for their image at once") 
         4);
 }
 
+TEST_CASE("trust: a long Retry-After is said, with when requests resume; a stop ends the wait") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--p-429", "1", "--retry-after-s", "3600"}));
+  Job job(dir, api, Manifest(2));
+  const std::string log = dir.File("runner.log");
+  testing::BackgroundProcess runner(job.Args(), {{"AIVIDEOAPI_API_KEY", kKey}}, log);
+  auto logged = [&] {
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  for (int i = 0; i < 250 && logged().find("waits until") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string said = logged();
+  INFO(said);
+  CHECK(said.find("429 rate_limit_exceeded with Retry-After: 3600 s; every API request waits "
+                  "until 20") != std::string::npos);
+  const auto signalled = std::chrono::steady_clock::now();
+  runner.Signal(SIGTERM);
+  CHECK(runner.Wait(std::chrono::seconds(15)) == 3);
+  CHECK(std::chrono::steady_clock::now() - signalled < std::chrono::seconds(2));
+  CHECK(Stat(api.Stats(), "submissions") == 0);
+}
+
 // --- The key and what the server sends -------------------------------------------------------
 
 TEST_CASE("trust: a server that echoes the key leaks it nowhere: stderr, journal, output files") {

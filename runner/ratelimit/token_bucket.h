@@ -36,6 +36,8 @@ class TokenBucket {
   // so far are kept up to the new burst; a slow-down after a 429 keeps its share of the rate.
   void Reconfigure(double rate, double burst, Clock::time_point now);
   double tokens() const { return tokens_; }
+  // Nothing is granted before this (a Retry-After, or the slow-down after a 429).
+  Clock::time_point blocked_until() const { return blocked_until_; }
 
   double current_rate() const { return current_rate_; }
   double configured_rate() const { return configured_rate_; }
