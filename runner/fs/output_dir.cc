@@ -148,11 +148,12 @@ namespace {
 constexpr std::size_t kBufferBytes = 1 << 20;
 }  // namespace
 
-bool MakeParentDirectories(const std::string& path, std::string& error) {
+bool MakeParentDirectories(const std::string& path, std::string& error, std::error_code* code_out) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (parent.empty()) return true;
   std::error_code code;
   std::filesystem::create_directories(parent, code);
+  if (code_out != nullptr) *code_out = code;
   if (code) {
     error = "cannot create " + parent.string() + ": " + code.message();
     return false;
@@ -263,7 +264,13 @@ std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,
   problem = OpenProblem::kIo;
   std::unique_ptr<OutputDir> dir(new OutputDir());
   dir->path_ = path;
+  // Errors that say the path cannot be a directory there: the user's to fix, not the disk's.
+  const auto names_no_directory = [](int number) {
+    return number == ENOTDIR || number == ENOENT || number == EEXIST || number == ELOOP ||
+           number == ENAMETOOLONG;
+  };
   struct stat info;
+  std::error_code parents;
   if (::stat(path.c_str(), &info) == 0) {
     if (!S_ISDIR(info.st_mode)) {
       error = path + " is not a directory (--out / out must name a directory)";
@@ -271,11 +278,18 @@ std::unique_ptr<OutputDir> OutputDir::Open(const std::string& path, bool create,
       return nullptr;
     }
   } else if (errno != ENOENT || !create) {
+    // (A reader given a directory that does not exist is told so by its caller.)
+    if (errno != ENOENT && names_no_directory(errno)) problem = OpenProblem::kNotADirectory;
     error = "cannot use " + path + " as the output directory: " + Errno();
     return nullptr;
-  } else if (!MakeParentDirectories(path, error)) {
+  } else if (!MakeParentDirectories(path, error, &parents)) {
+    if (parents.category() == std::generic_category() ||
+        parents.category() == std::system_category()) {
+      if (names_no_directory(parents.value())) problem = OpenProblem::kNotADirectory;
+    }
     return nullptr;
   } else if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (names_no_directory(errno)) problem = OpenProblem::kNotADirectory;
     error = "cannot create " + path + ": " + Errno();
     return nullptr;
   }

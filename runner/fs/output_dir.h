@@ -25,13 +25,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "runner/util/input_file.h"
 
 namespace nanobatch::fs {
 
-// Why Open() failed: a path that is not a directory (or holds a link where nanobatch keeps its
-// state) needs the user's fix (usage, exit 2); anything else is an I/O problem (exit 3).
+// Why Open() failed: a path that is not a directory and cannot be made one (a file, or a file in
+// its way; a filesystem that refuses directories there), or that holds a link where nanobatch
+// keeps its state, needs the user's fix (usage, exit 2); anything else is an I/O problem
+// (exit 3).
 enum class OpenProblem { kNone, kNotADirectory, kIo };
 
 class OutputDir {
@@ -107,7 +110,9 @@ int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode = kPriva
 // Creates the directories above `path` that do not exist yet (mkdir -p of its parent), so that
 // `--out out/shard-0` works in a fresh checkout; `path` itself is its caller's to create, with the
 // mode it wants. False with `error` when one cannot be created.
-bool MakeParentDirectories(const std::string& path, std::string& error);
+// `code` (when given) receives the error's code.
+bool MakeParentDirectories(const std::string& path, std::string& error,
+                           std::error_code* code = nullptr);
 
 // fsync of a directory, so that a rename or a new file in it survives a power cut.
 bool SyncDirectory(int dir, std::string& error);

@@ -51,8 +51,13 @@ TEST_CASE("output dir: missing parents are created (--out out/shard-0 in a fresh
   CHECK_FALSE(stdfs::exists(dir.File("other")));
   // A parent that is a file is an error, not a crash.
   dir.Write("plain", "x");
-  CHECK_FALSE(OutputDir::Open(dir.File("plain/sub/out"), true, error));
+  OpenProblem problem = OpenProblem::kNone;
+  CHECK_FALSE(OutputDir::Open(dir.File("plain/sub/out"), true, error, &problem));
   CHECK(error.find("Not a directory") != std::string::npos);
+  CHECK(problem == OpenProblem::kNotADirectory);  // the user's to fix (exit 2), not the disk's
+  problem = OpenProblem::kNone;
+  CHECK_FALSE(OutputDir::Open(dir.File("plain/out"), true, error, &problem));
+  CHECK(problem == OpenProblem::kNotADirectory);
   CHECK_FALSE(MakeParentDirectories(dir.File("plain/sub/out"), error));
   CHECK(error.find("cannot create " + dir.File("plain/sub")) != std::string::npos);
   CHECK(MakeParentDirectories("relative-without-parent", error));
