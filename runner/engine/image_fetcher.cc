@@ -164,6 +164,18 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         service_.Halt(StopReason::kMisconfigured, network->what);
         co_return false;
       }
+      if (network->too_large) {
+        // Larger than download.max_bytes, announced or counted: the same URL would be as large
+        // again. The item fails (paid: --retry-failed downloads it after the limit is raised).
+        const std::string why = "the image is larger than download.max_bytes (" +
+                                std::to_string(config_.download.max_bytes) +
+                                " bytes); raise it and run again with --retry-failed to download "
+                                "it without paying again";
+        recorder_.RecordGaveUp(run, "image_too_large", why);
+        co_await recorder_.Commit();
+        NoteRefusal(why);
+        co_return false;
+      }
       if (!file.ok()) {
         service_.Halt(StopReason::kDisk, file.error());
         co_return false;

@@ -13,7 +13,8 @@ namespace {
 bool IsPaidDownload(const proto::ItemSnapshot& item) {
   const std::string& code = item.last_error_code();
   return !item.task_id().empty() && item.urls_size() > 0 &&
-         (code == "download_failed" || code == "download_refused" || code == "bad_image");
+         (code == "download_failed" || code == "download_refused" || code == "bad_image" ||
+          code == "image_too_large");
 }
 
 }  // namespace

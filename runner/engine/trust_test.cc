@@ -286,6 +286,30 @@ TEST_CASE("trust: images answered 404 are fetched again; --retry-failed download
   CHECK(job.Status().at("credits_spent").as_int64() == 32);
 }
 
+TEST_CASE(
+    "trust: an image over download.max_bytes fails at once, saying so; raised, it is fetched") {
+  TempDir dir;
+  // Noise keeps the images from compressing: a few KB, over the smallest limit allowed.
+  FakeApiProcess api(dir, Fast({"--image-noise", "255"}));
+  Job job(dir, api, Manifest(2), "download: {max_bytes: 1024}\n");
+  ProcessResult first = job.Run();
+  INFO(first.err);
+  CHECK(first.exit_code == 1);
+  auto failed = job.Lines("failed.jsonl");
+  REQUIRE(failed.size() == 2);
+  CHECK(failed[0].at("error_code") == "image_too_large");
+  CHECK(std::string(failed[0].at("message").as_string()).find("download.max_bytes (1024 bytes)") !=
+        std::string::npos);
+  CHECK(first.err.find("retrying") == std::string::npos);  // the same URL is as large again
+  // The limit raised (a later key wins), the paid images are downloaded: nothing paid again.
+  std::ofstream(job.config, std::ios::app) << "download: {max_bytes: 67108864}\n";
+  ProcessResult retried = job.Run({"--retry-failed"});
+  INFO(retried.err);
+  CHECK(retried.exit_code == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 2);
+  CHECK(job.Lines("metadata.jsonl").size() == 2);
+}
+
 TEST_CASE("trust: image hosts that redirect, or answer 404, stop submitting after 3 in a row") {
   SUBCASE("a redirect is never followed; the paid items stay for a later run") {
     TempDir dir;

@@ -182,7 +182,9 @@ bool IsIpLiteral(const std::string& host) {
 }
 
 NetworkError Failure(boost::system::error_code code, std::string what, bool maybe_delivered) {
-  return NetworkError{code, std::move(what) + ": " + code.message(), maybe_delivered};
+  NetworkError error{code, std::move(what) + ": " + code.message(), maybe_delivered};
+  error.too_large = code == bhttp::error::body_limit;
+  return error;
 }
 
 // A failed handshake: a certificate that does not verify, or a server without TLS >= 1.2, is a

@@ -81,6 +81,7 @@ struct NetworkError {
   bool maybe_delivered = false;
   bool permanent = false;
   bool refused_by_policy = false;
+  bool too_large = false;  // the body is over the caller's limit (announced, or as it came)
 };
 
 template <typename T>

@@ -506,6 +506,7 @@ TEST_CASE("http client: downloads stream to the sink; limits and resets are erro
   Result<DownloadOutcome> capped = RunOn(io, client.Download(image, small, 100, 10s, kLoopback));
   REQUIRE(std::holds_alternative<NetworkError>(capped));
   CHECK(std::get<NetworkError>(capped).code == boost::beast::http::error::body_limit);
+  CHECK(std::get<NetworkError>(capped).too_large);
 
   StringSink missing;
   Endpoint nothing = image;
@@ -599,6 +600,7 @@ TEST_CASE("http client: a chunked image, or one that ends with the connection, a
         RunOn(io, client.Download(image, capped, png.size() / 2, 10s, kLoopback));
     REQUIRE(std::holds_alternative<NetworkError>(refused));
     CHECK(std::get<NetworkError>(refused).code == boost::beast::http::error::body_limit);
+    CHECK(std::get<NetworkError>(refused).too_large);
   }
 }
 
