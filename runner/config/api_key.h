@@ -17,11 +17,11 @@
 namespace nanobatch::config {
 
 struct ApiKey {
-  std::string value;
+  std::string value{};
   std::string source;  // "$AIVIDEOAPI_API_KEY", a file path...: safe to log
   // Set when api.key_file can be read by other users (its mode lets group or others read it):
   // the key still works, and the caller logs this so that someone fixes the file.
-  std::string warning;
+  std::string warning{};
 };
 
 std::optional<ApiKey> ResolveApiKey(const std::string& key_file, util::InputErrors& errors);
