@@ -12,7 +12,16 @@ anywhere in the body avoids it, so the fix is always the same:
     const bool committed = co_await recorder_.Commit();          // fine
     if (!committed) co_return false;
 
-(Found in Job::AfterFailedTask: engine_test died with SIGILL. A six-line Asio program crashes or
+It also evaluates an await in a branch of a conditional operator in a `co_return`, whichever
+branch the condition picks (a six-line Asio program shows it: `co_return r ? co_await f(*r) : 9;`
+calls f with a disengaged optional), so that shape is flagged everywhere, lambdas included:
+
+    co_return revealed ? co_await submitted(*revealed) : kStopped;  // submitted() always runs
+    if (revealed) co_return co_await submitted(*revealed);         // fine
+    co_return kStopped;
+
+(Found in Submitter::Submit: a stopped run recorded three items as submitted with an empty task
+id, their credits counted twice. The first shape was found in Job::AfterFailedTask: engine_test died with SIGILL. A six-line Asio program crashes or
 never completes the same way, for free and member functions, with or without parameters,
 returning bool or an enum, in if, while and for conditions; the same shape in a lambda ran
 correctly, there and in five lambdas of this codebase, so lambdas are not flagged.
@@ -158,6 +167,19 @@ def findings_in(text):
     return found
 
 
+def conditional_awaits_in(text):
+    """Lines of `co_return` statements with a co_await after a `?` (in a branch)."""
+    clean = blank(text)
+    found = []
+    for m in re.finditer(r"\bco_return\b", clean):
+        end = clean.find(";", m.end())
+        statement = clean[m.end():end if end >= 0 else len(clean)]
+        question = statement.find("?")
+        if question >= 0 and "co_await" in statement[question:]:
+            found.append(clean.count("\n", 0, m.start()) + 1)
+    return found
+
+
 def self_test():
     bad = """net::awaitable<bool> Job::AfterFailedTask(ItemRun& run, TaskOutcome outcome) {
   if (!co_await recorder_.Commit() || outcome == TaskOutcome::kGaveUp) co_return false;
@@ -200,6 +222,19 @@ def self_test():
             print(f"coroutine lint self-test: expected {want}, got {got} for:\n{text}",
                   file=sys.stderr)
             ok = False
+    branch_await = """net::awaitable<int> F(std::optional<std::string> r) {
+  auto g = [&]() -> net::awaitable<int> {
+    co_return r ? co_await Use(*r) : 9;
+  };
+  if (r) co_return co_await Use(*r);
+  co_return co_await Ready() ? 1 : 2;  // "? co_await" in a string
+}
+"""
+    got = conditional_awaits_in(branch_await)
+    if got != [3]:
+        print(f"coroutine lint self-test: expected [3], got {got} for:\n{branch_await}",
+              file=sys.stderr)
+        ok = False
     print("coroutine lint self-test: " + ("ok" if ok else "FAILED"))
     return ok
 
@@ -221,6 +256,10 @@ def main(argv):
             print(f"{os.path.relpath(path, ROOT)}:{line}: a co_await in a condition, in a coroutine "
                   "with no local variable (GCC 12.2 miscompiles it): name the awaited result "
                   "in a local first")
+            total += 1
+        for line in conditional_awaits_in(text):
+            print(f"{os.path.relpath(path, ROOT)}:{line}: a co_await in a branch of ?: in a "
+                  "co_return (GCC 12.2 evaluates it whichever branch is taken): use an if")
             total += 1
     print(f"coroutine lint: {len(files)} files, {total} findings")
     return 1 if total else 0

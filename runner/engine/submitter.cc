@@ -157,7 +157,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
         continue;
       if (network->maybe_delivered) {
         if (!co_await outcome_unknown("no response to the submit: " + network->what)) {
-          co_return revealed ? co_await submitted(*revealed, true) : SubmitOutcome::kStopped;
+          // An if, not ?: (tools/coroutine_lint.py: GCC 12 ran the await of both branches).
+          if (revealed) co_return co_await submitted(*revealed, true);
+          co_return SubmitOutcome::kStopped;
         }
       } else if (++failures >= config_.retry.max_attempts) {
         give_back("network_error", network->what);
@@ -178,7 +180,8 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     }
     if (auto* charged = std::get_if<api::PossiblyCharged>(&decoded)) {
       if (!co_await outcome_unknown(charged->reason)) {
-        co_return revealed ? co_await submitted(*revealed, true) : SubmitOutcome::kStopped;
+        if (revealed) co_return co_await submitted(*revealed, true);
+        co_return SubmitOutcome::kStopped;
       }
       co_await stop_.SubmitSleep(backoff());
       continue;

@@ -360,6 +360,34 @@ TEST_CASE("trust: a stop ends downloads still waiting for their image at once") 
         4);
 }
 
+TEST_CASE("trust: submits never answered, then a stop: possible duplicates, never 'submitted'") {
+  TempDir dir;
+  // Every /v1 answer hangs: the submits are handled (charged) and never answered.
+  FakeApiProcess api(dir, Fast({"--wire-fault", "hang", "--p-wire-fault", "1"}));
+  Job job(dir, api, Manifest(3), "limits: {max_in_flight: 3}\n");
+  testing::BackgroundProcess runner(job.Args(), {{"AIVIDEOAPI_API_KEY", kKey}},
+                                    dir.File("runner.log"));
+  for (int i = 0; i < 500 && Stat(api.Stats(), "submissions") < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(Stat(api.Stats(), "submissions") == 3);
+  runner.Signal(SIGTERM);
+  CHECK(runner.Wait(std::chrono::seconds(20)) == 3);
+  // Their outcome is unknown: counted as spent once, each a possible duplicate, queued again.
+  // (GCC 12 once ran the await of both branches of a ?: here and recorded each item as
+  // submitted, with an empty task id and its credits counted twice.)
+  const json::object status = job.Status();
+  CHECK(Get(status, "submitted") == 0);
+  CHECK(Get(status, "in_flight") == 0);
+  CHECK(Get(status, "possible_duplicate_submissions") == 3);
+  CHECK(Get(status, "credits_spent") == 48);
+  CHECK(Get(status, "credits_reserved") == 0);
+  std::ifstream log(dir.File("runner.log"));
+  std::stringstream text;
+  text << log.rdbuf();
+  CHECK(text.str().find("its callback named task") == std::string::npos);
+}
+
 TEST_CASE("trust: a long Retry-After is said, with when requests resume; a stop ends the wait") {
   TempDir dir;
   FakeApiProcess api(dir, Fast({"--p-429", "1", "--retry-after-s", "3600"}));

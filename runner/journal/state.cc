@@ -382,6 +382,10 @@ void JournalState::Apply(proto::Record&& record, std::optional<std::uint64_t> of
     }
     case proto::Record::kSubmitted: {
       auto& submitted = *record.mutable_submitted();
+      // No task id names no task. Only a fault could write one (0.1.0 did, for a submit whose
+      // outcome was lost at a stop, after recording that loss): taken for what it is, nothing,
+      // the item stays queued and is submitted again, its lost submit counted once.
+      if (submitted.task_id().empty()) break;
       Slot& slot = SlotFor(submitted.item_id(), t);
       Count(slot, -1);
       proto::ItemSnapshot& item = Live(slot);

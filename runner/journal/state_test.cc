@@ -139,6 +139,21 @@ TEST_CASE("state: the happy lifecycle reserves, then spends, then is done") {
   CHECK(state.Find("a")->prompt() == "p a");
 }
 
+TEST_CASE("state: a 'submitted' record without a task id changes nothing") {
+  JournalState state;
+  state.Apply(Intent("a"));
+  proto::Record abandoned;
+  abandoned.mutable_intent_abandoned()->set_item_id("a");
+  state.Apply(abandoned);
+  const Totals before = state.totals();
+  state.Apply(Submitted("a", ""));  // what 0.1.0 wrote after a lost submit at a stop
+  CHECK(state.totals().submitted == 0);
+  CHECK(state.totals().credits_spent == before.credits_spent);
+  CHECK(state.totals().credits_reserved == 0);
+  CHECK(state.totals().possible_duplicates == 1);
+  CHECK(state.Find("a")->phase() == proto::ItemSnapshot::QUEUED);
+}
+
 TEST_CASE("state: a failed task gives its credits back; a deadline keeps them spent") {
   JournalState state;
   state.Apply(Intent("a"));
