@@ -12,27 +12,30 @@ anywhere in the body avoids it, so the fix is always the same:
     const bool committed = co_await recorder_.Commit();          // fine
     if (!committed) co_return false;
 
-It also evaluates an await in a branch of a conditional operator in a `co_return`, whichever
-branch the condition picks (a six-line Asio program shows it: `co_return r ? co_await f(*r) : 9;`
-calls f with a disengaged optional), so that shape is flagged everywhere, lambdas included:
+It also runs an await that a short-circuit operator (&&, ||, ?:) should have skipped, in a
+`co_return` expression, a `while` or `for` condition and a call's arguments (not in an `if`
+condition, an initialisation or an assignment): a small Asio program shows each, at -O1 and
+-O2. Those shapes are flagged everywhere, lambdas included:
 
     co_return revealed ? co_await submitted(*revealed) : kStopped;  // submitted() always runs
     if (revealed) co_return co_await submitted(*revealed);         // fine
     co_return kStopped;
 
-(Found in Submitter::Submit: a stopped run recorded three items as submitted with an empty task
-id, their credits counted twice. The first shape was found in Job::AfterFailedTask: engine_test died with SIGILL. A six-line Asio program crashes or
-never completes the same way, for free and member functions, with or without parameters,
-returning bool or an enum, in if, while and for conditions; the same shape in a lambda ran
-correctly, there and in five lambdas of this codebase, so lambdas are not flagged.
-`--self-test` checks that this lint flags the shape and passes the fixed one.)
+(The first shape was found in Job::AfterFailedTask: engine_test died with SIGILL. A six-line
+Asio program crashes or never completes the same way, for free and member functions, with or
+without parameters, returning bool or an enum, in if, while and for conditions; the same shape in
+a lambda ran correctly, there and in five lambdas of this codebase, so lambdas are not flagged
+for it. The second was found in Submitter::Submit: a stopped run recorded three items as
+submitted with an empty task id, their credits counted twice. `--self-test` checks that this
+lint flags both shapes and passes their fixes.)
 
 Scans every .cc and .h under runner/ and tools/ (tests included: a silently dropped coroutine
 would make a test pass that should not). Prints FILE:LINE for each finding and ends with
 "coroutine lint: N files, M findings"; exits 1 on any. A heuristic reader, not a C++ parser: it
 finds the bodies of functions (not lambdas) whose return type names `awaitable<`, by brace
 matching over text with comments and string literals blanked; locals of nested lambdas do not
-count as the function's.
+count as the function's. For the second shape it walks back from each co_await to the statement
+or parenthesis that holds it.
 """
 import os
 import re
@@ -167,17 +170,56 @@ def findings_in(text):
     return found
 
 
-def conditional_awaits_in(text):
-    """Lines of `co_return` statements with a co_await after a `?` (in a branch)."""
+SHORT_CIRCUIT = re.compile(r"&&|\|\||\?")
+NOT_CALLS = ("if", "while", "for", "switch", "return", "co_return", "co_await", "sizeof")
+
+
+def short_circuit_awaits_in(text):
+    """Lines where a co_await sits after &&, || or ? in a context GCC 12.2 evaluates eagerly.
+
+    Measured with a small Asio program (-O1 and -O2): in a `co_return` expression, in a `while` or
+    `for` condition and in a function call's arguments, the await runs even when the operator
+    would skip it; in an `if` condition, an initialisation or an assignment it does not.
+    """
     clean = blank(text)
-    found = []
+    found = set()
+    line_of = lambda at: clean.count("\n", 0, at) + 1
+    # co_return statements.
     for m in re.finditer(r"\bco_return\b", clean):
         end = clean.find(";", m.end())
         statement = clean[m.end():end if end >= 0 else len(clean)]
-        question = statement.find("?")
-        if question >= 0 and "co_await" in statement[question:]:
-            found.append(clean.count("\n", 0, m.start()) + 1)
-    return found
+        last = statement.rfind("co_await")
+        if last >= 0 and SHORT_CIRCUIT.search(statement[:last]):
+            found.add(line_of(m.start()))
+    # Loop conditions, and the arguments of calls: the parenthesis group around each co_await.
+    for m in re.finditer(r"\bco_await\b", clean):
+        depth, k, clause = 0, m.start() - 1, None  # clause: a `;` seen (a for header's)
+        while k >= 0:
+            c = clean[k]
+            if c == ")":
+                depth += 1
+            elif c == "(":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif c == ";" and depth == 0:
+                clause = k if clause is None else clause
+            elif c in "{}" and depth == 0:
+                k = -1
+                break
+            k -= 1
+        if k < 0:
+            continue
+        name = re.search(r"([A-Za-z_]\w*)\s*(?:<[^()]*>)?\s*$", clean[:k])
+        if name is None or name.group(1) in ("if", "switch", "return", "co_return", "co_await",
+                                             "sizeof"):
+            continue
+        if clause is not None and name.group(1) != "for":
+            continue  # the group ended before this statement began
+        before = clean[(clause if clause is not None else k) + 1:m.start()]
+        if SHORT_CIRCUIT.search(before):
+            found.add(line_of(m.start()))
+    return sorted(found)
 
 
 def self_test():
@@ -222,17 +264,25 @@ def self_test():
             print(f"coroutine lint self-test: expected {want}, got {got} for:\n{text}",
                   file=sys.stderr)
             ok = False
-    branch_await = """net::awaitable<int> F(std::optional<std::string> r) {
+    eager = """net::awaitable<int> F(std::optional<std::string> r, bool no) {
   auto g = [&]() -> net::awaitable<int> {
     co_return r ? co_await Use(*r) : 9;
   };
+  while (no && co_await Next()) {}
+  for (int i = 0; i < 9 && co_await Write(i); ++i) {}
+  Record(no || co_await Ready(), 1);
+  co_return no && co_await Ready();
   if (r) co_return co_await Use(*r);
-  co_return co_await Ready() ? 1 : 2;  // "? co_await" in a string
+  co_return co_await Ready() ? 1 : 2;  // "? co_await" in a comment
+  if (no && co_await Ready()) Count();
+  const bool v = no ? co_await Ready() : false;
+  x = no || co_await Ready();
+  if (!(no && co_await Ready())) Count();
 }
 """
-    got = conditional_awaits_in(branch_await)
-    if got != [3]:
-        print(f"coroutine lint self-test: expected [3], got {got} for:\n{branch_await}",
+    got = short_circuit_awaits_in(eager)
+    if got != [3, 5, 6, 7, 8]:
+        print(f"coroutine lint self-test: expected [3, 5, 6, 7, 8], got {got} for:\n{eager}",
               file=sys.stderr)
         ok = False
     print("coroutine lint self-test: " + ("ok" if ok else "FAILED"))
@@ -257,9 +307,10 @@ def main(argv):
                   "with no local variable (GCC 12.2 miscompiles it): name the awaited result "
                   "in a local first")
             total += 1
-        for line in conditional_awaits_in(text):
-            print(f"{os.path.relpath(path, ROOT)}:{line}: a co_await in a branch of ?: in a "
-                  "co_return (GCC 12.2 evaluates it whichever branch is taken): use an if")
+        for line in short_circuit_awaits_in(text):
+            print(f"{os.path.relpath(path, ROOT)}:{line}: a co_await after &&, || or ? in a "
+                  "co_return, a loop condition or a call's arguments (GCC 12.2 runs it even when "
+                  "the operator skips it): await in an if, or into a local, first")
             total += 1
     print(f"coroutine lint: {len(files)} files, {total} findings")
     return 1 if total else 0
