@@ -19,6 +19,7 @@
 #include "runner/journal/journal.h"
 #include "runner/manifest/item_store.h"
 #include "runner/util/input_file.h"
+#include "runner/util/json_text.h"
 
 namespace nanobatch::cli {
 namespace {
@@ -114,7 +115,7 @@ int EstimateCommand(const config::Config& config, const RunOptions& options) {
 
   const engine::Estimate estimate = engine::MakeEstimate(input, config);
   if (options.json) {
-    std::cout << boost::json::serialize(engine::EstimateJson(estimate)) << "\n";
+    std::cout << util::JsonText(engine::EstimateJson(estimate)) << "\n";
   } else {
     if (options.dry_run) std::cout << "dry run: validated, nothing sent\n";
     std::cout << config.manifest << ":\n" << engine::FormatEstimate(estimate, config);

@@ -9,6 +9,7 @@
 #include "runner/engine/estimate.h"
 #include "runner/journal/journal.h"
 #include "runner/journal/status.h"
+#include "runner/util/json_text.h"
 
 namespace nanobatch::cli {
 namespace {
@@ -34,7 +35,7 @@ int StatusCommand(const std::string& out_dir, bool json_output) {
   }
   const boost::json::object status = journal::StatusJson(*state);
   if (json_output) {
-    std::cout << boost::json::serialize(status) << "\n";
+    std::cout << util::JsonText(status) << "\n";
     return kExitOk;
   }
   auto count = [&](const char* key) { return status.at(key).to_number<std::uint64_t>(); };

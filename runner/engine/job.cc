@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "runner/fs/output_dir.h"
+#include "runner/util/json_text.h"
 #include "runner/util/log.h"
 #include "runner/version.h"
 
@@ -602,9 +603,8 @@ void Job::Report(int exit_code) {
   };
   std::string error;
   report_ = report;
-  if (!fs::WriteFileAtomically(journal_.dir().fd(), "report.json",
-                               boost::json::serialize(report) + "\n", fs::kPublishedFileMode,
-                               error)) {
+  if (!fs::WriteFileAtomically(journal_.dir().fd(), "report.json", util::JsonText(report) + "\n",
+                               fs::kPublishedFileMode, error)) {
     LogWarning("cannot write report.json: " + error);
   }
   std::ostringstream line;

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "runner/gallery/page_html.h"  // kGalleryPage: page.html, generated
+#include "runner/util/json_text.h"
 
 namespace nanobatch::gallery {
 namespace {
@@ -58,7 +59,7 @@ std::string GalleryData(const journal::JournalState& state, GalleryCounts& count
   });
   // JSON has '<' only inside strings, where \u003c means the same: no text can end the
   // <script> element it is embedded in.
-  const std::string text = json::serialize(items);
+  const std::string text = util::JsonText(items);
   std::string escaped;
   escaped.reserve(text.size());
   for (char c : text) {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <regex>
 
+#include "runner/util/json_text.h"
 #include "runner/util/utf8.h"
 
 namespace nanobatch::manifest {
@@ -93,7 +94,7 @@ std::optional<std::string> MetaColumns::AddUnsigned(std::string_view name, std::
 
 std::optional<std::string> MetaColumns::AddDouble(std::string_view name, double value) {
   if (!std::isfinite(value)) return std::string("a number must be finite");
-  return Add(name, boost::json::serialize(boost::json::value(value)));
+  return Add(name, util::JsonText(boost::json::value(value)));
 }
 
 std::optional<std::string> MetaColumns::AddBool(std::string_view name, bool value) {

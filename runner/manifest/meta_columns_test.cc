@@ -16,7 +16,7 @@ TEST_CASE("meta columns: values of every kind come out as one JSON object in the
   CHECK(meta.size() == 6);
   CHECK(meta.Take() ==
         "{\"label\":\"a \\\"cat\\\"\\n\",\"seed\":-3,\"big\":18446744073709551615,"
-        "\"score\":2.5E-1,\"keep\":true,\"note\":null}");
+        "\"score\":0.25,\"keep\":true,\"note\":null}");
   CHECK(meta.Take().empty());  // taken: the builder is empty again
 }
 
@@ -55,7 +55,7 @@ TEST_CASE("meta columns: YAML plain scalars follow the core schema, quoted ones 
   CHECK_FALSE(meta.AddYamlScalar("g", "99999999999999999999999", false));
   CHECK_FALSE(meta.AddYamlScalar("h", "1.2.3", false));
   CHECK(meta.Take() ==
-        "{\"a\":true,\"b\":\"true\",\"c\":42,\"d\":-1.5E3,\"e\":null,\"f\":\"0042\","
+        "{\"a\":true,\"b\":\"true\",\"c\":42,\"d\":-1500,\"e\":null,\"f\":\"0042\","
         "\"g\":\"99999999999999999999999\",\"h\":\"1.2.3\"}");
 }
 

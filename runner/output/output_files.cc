@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "runner/util/json_arena.h"
+#include "runner/util/json_text.h"
 #include "runner/util/json_writer.h"
 
 namespace nanobatch::output {
@@ -40,7 +41,7 @@ void AddMetaColumns(const proto::ItemSnapshot& item, util::JsonObjectWriter& lin
   json::value meta = json::parse(item.meta_json(), error, arena.storage());
   if (error || !meta.is_object()) return;
   for (const auto& [name, value] : meta.as_object()) {
-    if (!line.Has(name)) line.RawNamed(name, json::serialize(value));
+    if (!line.Has(name)) line.RawNamed(name, util::JsonText(value));
   }
 }
 

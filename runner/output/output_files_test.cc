@@ -10,6 +10,7 @@
 #include "runner/journal/journal.h"
 #include "runner/journal/test_records.h"
 #include "runner/testing/temp_dir.h"
+#include "runner/util/json_text.h"
 
 namespace nanobatch::output {
 namespace {
@@ -114,8 +115,11 @@ TEST_CASE("output files: an item's own columns follow nanobatch's, never replaci
   const std::string line = OutputFiles::MetadataLine(item, image);
   CHECK(line.find("\"prompt\":\"a cat\"") != std::string::npos);
   CHECK(line.find("forged") == std::string::npos);
-  CHECK(line.find("\"image_index\":0,\"label\":\"cat\",\"score\":5E-1}") != std::string::npos);
+  CHECK(line.find("\"image_index\":0,\"label\":\"cat\",\"score\":0.5}") != std::string::npos);
   CHECK(OutputFiles::FailureLine(item).find("\"label\":\"cat\"") != std::string::npos);
+  // A column an earlier version wrote as Boost.JSON does ("7.5E0") is written as people read it.
+  item.set_meta_json("{\"cfg\":7.5E0}");
+  CHECK(OutputFiles::MetadataLine(item, image).find("\"cfg\":7.5}") != std::string::npos);
   item.set_meta_json("[not an object");
   CHECK(OutputFiles::MetadataLine(item, image).find("not an object") == std::string::npos);
 }
@@ -130,7 +134,7 @@ std::string WithBoostMeta(const proto::ItemSnapshot& item, boost::json::object l
       if (!line.contains(name)) line.emplace(name, std::move(value));
     }
   }
-  return json::serialize(line) + "\n";
+  return util::JsonText(line) + "\n";  // doubles as people read them (util/json_text.h)
 }
 
 // The lines as boost::json wrote them before JsonObjectWriter did: the same columns, in the same

@@ -29,6 +29,7 @@
 #include "runner/serve/spool.h"
 #include "runner/util/did_you_mean.h"
 #include "runner/util/input_file.h"
+#include "runner/util/json_text.h"
 #include "runner/util/log.h"
 #include "runner/util/service_notify.h"
 #include "runner/util/sha256.h"
@@ -85,7 +86,7 @@ struct RunningJob {
 };
 
 http::Reply JsonReply(int status, const json::value& body) {
-  return {status, json::serialize(body) + "\n", "application/json"};
+  return {status, util::JsonText(body) + "\n", "application/json"};
 }
 
 http::Reply JsonError(int status, const std::string& message) {
@@ -368,7 +369,7 @@ bool Daemon::Conclude(const std::string& name, const std::string& manifest, bool
   std::string error;
   // The credits first: a crash before the move leaves the job active, its journal counted.
   if (!spool_->RecordFinishedCredits(name, record.spent, error) ||
-      !spool_->Finish(name, manifest, done, json::serialize(summary) + "\n", error)) {
+      !spool_->Finish(name, manifest, done, util::JsonText(summary) + "\n", error)) {
     LogError("job " + name + ": " + error);
     record.state = JobState::kWaiting;
     service_.Halt(StopReason::kDisk, "the spool cannot be written: " + error);

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "runner/fs/output_dir.h"
+#include "runner/util/json_text.h"
 
 namespace nanobatch::serve {
 namespace {
@@ -361,7 +362,7 @@ bool Spool::RecordFinishedCredits(const std::string& name, std::uint64_t credits
   boost::json::object jobs;
   for (const auto& [job, spent] : finished_credits_) jobs[job] = spent;
   return fs::WriteFileAtomically(state_.get(), "credits.json",
-                                 boost::json::serialize(boost::json::object{{"jobs", jobs}}) + "\n",
+                                 util::JsonText(boost::json::object{{"jobs", jobs}}) + "\n",
                                  fs::kPrivateFileMode, error);
 }
 
