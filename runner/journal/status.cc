@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cmath>
 #include <ctime>
 #include <deque>
 
@@ -68,7 +69,10 @@ boost::json::object StatusJson(const JournalState& state) {
       {"first_activity", IsoTime(totals.first_unix_time)},
       {"last_activity", IsoTime(totals.last_unix_time)},
       {"images_per_minute_recent",
-       totals.last_unix_time == 0 ? 0.0 : static_cast<double>(recent) * 60 / window_s},
+       // To a tenth: "63.2", not 63.1578947368421.
+       totals.last_unix_time == 0
+           ? 0.0
+           : std::round(static_cast<double>(recent) * 600 / static_cast<double>(window_s)) / 10},
       {"recent_window_seconds", totals.last_unix_time == 0 ? 0 : window_s},
       {"journal_records", state.records()},
       {"shard", shard.empty() ? boost::json::value(nullptr) : boost::json::value(shard)},
