@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -558,6 +559,13 @@ int Job::ExitCode() const {
   return totals.gave_up > 0 ? 1 : 0;
 }
 
+namespace {
+
+// A figure for report.json, to a thousandth: 18.547 s, not 18.546814037.
+double Thousandths(double value) { return std::round(value * 1000) / 1000; }
+
+}  // namespace
+
 void Job::Report(int exit_code) {
   const journal::Totals& totals = journal_.state().totals();
   const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
@@ -590,13 +598,13 @@ void Job::Report(int exit_code) {
       {"this_run",
        boost::json::object{
            {"started_unix", started_unix_},
-           {"duration_s", seconds},
+           {"duration_s", Thousandths(seconds)},
            {"submissions", submitter_.sent()},
            {"items_done", fetcher_.done()},
-           {"items_per_s", rate},
+           {"items_per_s", Thousandths(rate)},
            {"tasks_settled", tasks_settled_},
            {"polls", polls},
-           {"polls_per_task", polls_per_task},
+           {"polls_per_task", Thousandths(polls_per_task)},
            {"settled_by_callback", settled_by_callback_},
            {"credits_refunded", credits_refunded_},
        }},
