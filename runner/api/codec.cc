@@ -229,7 +229,8 @@ bool IsValidTaskId(std::string_view task_id) {
   for (const char c : task_id) {
     if (!kAllowed[static_cast<unsigned char>(c)]) return false;
   }
-  return true;
+  // An id that echoes the key would put it in the journal, the logs' ids and metadata.jsonl.
+  return !util::HoldsSecret(task_id);
 }
 
 std::string TaskTarget(std::string_view task_id) {
@@ -267,7 +268,7 @@ std::string DescribeOutputProblem(const TaskStatus& task) {
              std::to_string(kMaxUrlsPerTask) + " are accepted";
     case TaskStatus::OutputProblem::kMalformed:
       return "the task completed with an output.urls entry that is not a string of at most " +
-             std::to_string(kMaxUrlBytes) + " bytes";
+             std::to_string(kMaxUrlBytes) + " bytes, or that holds the API key";
   }
   return "";
 }
@@ -374,7 +375,9 @@ TaskResult DecodeTaskResponse(int http_status, std::string_view body,
       return task;
     }
     for (const json::value& url : urls->as_array()) {
-      if (!url.is_string() || url.as_string().size() > kMaxUrlBytes) {
+      // A URL holding the key would be written to the journal and sent to an image host.
+      if (!url.is_string() || url.as_string().size() > kMaxUrlBytes ||
+          util::HoldsSecret(url.as_string())) {
         task.output_problem = TaskStatus::OutputProblem::kMalformed;
         task.urls.clear();
         return task;

@@ -111,7 +111,8 @@ struct TaskStatus {
     kNone,
     kNoImages,       // output.urls is empty or missing: error code "no_images"
     kTooManyImages,  // more than kMaxUrlsPerTask: "too_many_images"
-    kMalformed,      // a URL that is not a string or longer than kMaxUrlBytes: "bad_output"
+    kMalformed,      // a URL that is not a string, longer than kMaxUrlBytes or holding the key:
+                     // "bad_output"
   };
   State state = State::kPending;
   std::vector<std::string> urls;  // when completed without a problem

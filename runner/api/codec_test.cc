@@ -179,6 +179,25 @@ TEST_CASE("codec: task ids are opaque tokens, percent-encoded into the request t
   CHECK(TaskTarget("a/b\r\n") == "/v1/tasks/a%2Fb%0D%0A");
 }
 
+TEST_CASE("codec: a task id or image URL that echoes the key is refused, never kept") {
+  util::RegisterSecret("sk-codec-test-key-456");
+  CHECK_FALSE(IsValidTaskId("sk-codec-test-key-456"));
+  CHECK_FALSE(IsValidTaskId("task-sk-codec-test-key-456-x"));
+  // A submit answered with it: possibly charged (its id can never be known), the key not quoted.
+  const PossiblyCharged charged = Charged(200, R"({"data":{"taskId":"sk-codec-test-key-456"}})");
+  CHECK(charged.reason.find("codec-test-key") == std::string::npos);
+  // An image URL holding it: the output is refused (bad_output), and no URL is kept.
+  TaskResult result = DecodeTaskResponse(
+      200,
+      R"({"id":"t1","status":"completed","output":{"urls":["https://f.example/a.png?k=sk-codec-test-key-456"]}})",
+      "");
+  REQUIRE(std::holds_alternative<TaskStatus>(result));
+  const TaskStatus& task = std::get<TaskStatus>(result);
+  CHECK(task.output_problem == TaskStatus::OutputProblem::kMalformed);
+  CHECK(task.urls.empty());
+  CHECK(DescribeOutputProblem(task).find("holds the API key") != std::string::npos);
+}
+
 TEST_CASE("codec: the server's text is scrubbed of the key and capped before anyone sees it") {
   util::RegisterSecret("sk-codec-test-key-123");
   ApiError error = SubmitError(

@@ -439,6 +439,24 @@ TEST_CASE("trust: a server that echoes the key leaks it nowhere: stderr, journal
   }
 }
 
+TEST_CASE("trust: a server that echoes the key as a task id gets no file to write it to") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--p-bad-submit-body", "0.5", "--bad-submit-body", "key-id"}));
+  Job job(dir, api, Manifest(4), "retry: {max_attempts: 12}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 0);  // each echo is a lost answer: submitted again, counted
+  CHECK(Stat(api.Stats(), "bad_submit_bodies") > 0);
+  CHECK(result.err.find("leak-canary") == std::string::npos);
+  for (const auto& entry : stdfs::recursive_directory_iterator(job.out)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    CHECK_MESSAGE(bytes.str().find("leak-canary") == std::string::npos, entry.path().string());
+  }
+}
+
 TEST_CASE("trust: a hostile wire on /v1 answers is retried or stopped on, never overspent") {
   // Each kind breaks a fifth of the API's answers after the API handled (and charged) the
   // request: the answer is lost, late, oversized or malformed. A redirect comes from something

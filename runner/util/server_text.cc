@@ -96,6 +96,13 @@ void RegisterSecret(std::string secret) {
   }
 }
 
+bool HoldsSecret(std::string_view text) {
+  for (const std::string& secret : Secrets()) {
+    if (text.find(secret) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 std::string Redact(std::string_view text) {
   std::string out(text);
   for (const std::string& secret : Secrets()) {

@@ -25,6 +25,11 @@ inline constexpr std::size_t kServerTextMaxBytes = 300;
 // shorter than 8 bytes are ignored: redacting them would mangle ordinary words.
 void RegisterSecret(std::string secret);
 
+// Whether `text` holds a registered secret. For what a server sends that is kept as it is (task
+// ids, image URLs), not quoted: a server that echoes the key there gets its answer refused, so
+// the key reaches neither the journal nor the output files.
+bool HoldsSecret(std::string_view text);
+
 // `text` with every registered secret, every "Bearer <token>" and every "sk-<token>" replaced
 // by "[redacted]". Everything else is left as it is.
 std::string Redact(std::string_view text);

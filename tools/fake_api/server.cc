@@ -529,7 +529,7 @@ int Main(int argc, char** argv) {
   app.add_option("--p-bad-submit-body", options.p_bad_submit_body,
                  "probability a submit (task created, charged) is answered 200 with a bad body");
   app.add_option("--bad-submit-body", options.bad_submit_body,
-                 "its kind: html no-task-id invalid-utf8 deep-json long-id crlf-id slash-id");
+                 "its kind: html no-task-id invalid-utf8 deep-json long-id crlf-id slash-id key-id");
   app.add_option("--p-poll-garbage", options.p_poll_garbage,
                  "probability a poll is answered 200 with an HTML page");
   app.add_option("--p-wire-fault", options.p_wire_fault,

@@ -314,6 +314,7 @@ std::string Simulator::BadSubmitBody(const std::string& id) const {
   if (kind == "long-id") return with_id(id + std::string(10000, 'a'));
   if (kind == "crlf-id") return with_id(id + "\r\nGET /v1/credits HTTP/1.1\r\nX: y");
   if (kind == "slash-id") return with_id("../../" + id);
+  if (kind == "key-id") return with_id(options_.api_key);  // the caller's key echoed as the id
   return "<html><body>200 OK</body></html>";
 }
 

@@ -71,7 +71,7 @@ struct Options {
   // Hostile answers (each still a real task, created and charged as the API would have):
   double p_bad_submit_body = 0;          // a 200 submit answer whose body is unusable, ...
   std::string bad_submit_body = "html";  // ... of this kind: html no-task-id invalid-utf8
-                                         // deep-json long-id crlf-id slash-id
+                                         // deep-json long-id crlf-id slash-id key-id
   double p_poll_garbage = 0;             // a poll answered 200 with an HTML page
   std::size_t drop_image_tail = 0;       // image bodies served this many bytes short of their end
   // Broken HTTP on /v1 answers (the request is handled, and charged, first), with this
