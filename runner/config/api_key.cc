@@ -52,9 +52,8 @@ std::optional<std::string> ReadKeyFile(const std::string& path, util::InputError
   return CleanKey(std::move(content), path, errors);
 }
 
-}  // namespace
-
-std::optional<ApiKey> ResolveApiKey(const std::string& key_file, util::InputErrors& errors) {
+// The first key found, as ResolveApiKey documents.
+std::optional<ApiKey> FindApiKey(const std::string& key_file, util::InputErrors& errors) {
   if (const char* env = std::getenv("AIVIDEOAPI_API_KEY"); env != nullptr && *env != '\0') {
     auto key = CleanKey(env, "$AIVIDEOAPI_API_KEY", errors);
     if (!key) return std::nullopt;
@@ -83,6 +82,21 @@ std::optional<ApiKey> ResolveApiKey(const std::string& key_file, util::InputErro
               "no API key: set $AIVIDEOAPI_API_KEY, or api.key_file in the config, or "
               "LoadCredential=aivideoapi_api_key in the systemd unit"});
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ApiKey> ResolveApiKey(const std::string& key_file, util::InputErrors& errors) {
+  std::optional<ApiKey> key = FindApiKey(key_file, errors);
+  // api.md: a key that does not start with sk- is refused (401). Still sent (a gateway in front
+  // may issue keys of its own), but the user learns why before the run stops with exit 4.
+  if (key && key->value.rfind("sk-", 0) != 0) {
+    key->warning += (key->warning.empty() ? "" : "; ") + std::string("the API key from ") +
+                    key->source +
+                    " does not start with \"sk-\" as the API's keys do: expect it to be refused "
+                    "(401, exit 4)";
+  }
+  return key;
 }
 
 }  // namespace nanobatch::config

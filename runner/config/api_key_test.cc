@@ -66,6 +66,24 @@ TEST_CASE("api key: a key file other users can read works, with a warning that s
   CHECK(errors.empty());
 }
 
+TEST_CASE("api key: a key without the sk- prefix is used, with a warning that names its source") {
+  CleanEnvironment clean;
+  ::setenv("AIVIDEOAPI_API_KEY", "not-a-real-key-123", 1);
+  util::InputErrors errors;
+  auto key = ResolveApiKey("", errors);
+  REQUIRE(key);
+  CHECK(key->value == "not-a-real-key-123");
+  CHECK(key->warning ==
+        "the API key from $AIVIDEOAPI_API_KEY does not start with \"sk-\" as the API's keys do: "
+        "expect it to be refused (401, exit 4)");
+  CHECK(key->warning.find("not-a-real-key") == std::string::npos);  // the key is never quoted
+  ::setenv("AIVIDEOAPI_API_KEY", "sk-good-key-123", 1);
+  key = ResolveApiKey("", errors);
+  REQUIRE(key);
+  CHECK(key->warning.empty());
+  CHECK(errors.empty());
+}
+
 TEST_CASE("api key: none found, an unreadable file or a key that could inject a header") {
   CleanEnvironment clean;
   util::InputErrors errors;
