@@ -27,7 +27,12 @@ std::optional<std::string> CleanKey(std::string raw, const std::string& source,
   }
   for (char c : raw) {
     if (c <= ' ' || c > '~') {
-      errors.Add({source, 0, "api key", "contains a space or a non-printable character"});
+      // "Bearer sk-..." copied from a curl command line: the scheme is nanobatch's to add.
+      const bool bearer = raw.size() > 7 &&
+                          (raw.compare(0, 7, "Bearer ") == 0 || raw.compare(0, 7, "bearer ") == 0);
+      errors.Add({source, 0, "api key",
+                  bearer ? "starts with \"Bearer \": give the key alone (sk-...)"
+                         : "contains a space or a non-printable character"});
       return std::nullopt;
     }
   }

@@ -84,6 +84,15 @@ TEST_CASE("api key: a key without the sk- prefix is used, with a warning that na
   CHECK(errors.empty());
 }
 
+TEST_CASE("api key: \"Bearer sk-...\" pasted whole is refused, saying to give the key alone") {
+  CleanEnvironment clean;
+  ::setenv("AIVIDEOAPI_API_KEY", "Bearer sk-pasted-from-curl", 1);
+  util::InputErrors errors;
+  CHECK_FALSE(ResolveApiKey("", errors));
+  REQUIRE(errors.stored().size() == 1);
+  CHECK(errors.stored()[0].message == "starts with \"Bearer \": give the key alone (sk-...)");
+}
+
 TEST_CASE("api key: none found, an unreadable file or a key that could inject a header") {
   CleanEnvironment clean;
   util::InputErrors errors;
