@@ -60,6 +60,27 @@ Setter String(Access access) {
   };
 }
 
+// "1h", "30s", "500ms", "2 min": a duration written with a unit, which the keys (all in
+// seconds, their names end in _s) take bare. The hint gives the number to write instead.
+std::string DurationHint(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() &&
+         ((text[digits] >= '0' && text[digits] <= '9') || text[digits] == '.')) {
+    ++digits;
+  }
+  const auto number = ParseDouble(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  static const std::map<std::string, double, std::less<>> kSeconds{
+      {"ms", 0.001}, {"s", 1},       {"sec", 1},   {"m", 60},     {"min", 60},
+      {"h", 3600},   {"hour", 3600}, {"d", 86400}, {"day", 86400}};
+  const auto found = kSeconds.find(unit);
+  if (digits == 0 || !number || found == kSeconds.end()) return "";
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%g", *number * found->second);
+  return " (seconds, without a unit: " + text + " is " + seconds + ")";
+}
+
 template <typename Access>
 Setter Number(Access access) {
   return [access](const YAML::Node& node, Config& config) -> std::optional<std::string> {
@@ -336,6 +357,9 @@ void Walk(const YAML::Node& map, const std::string& prefix, const std::string& f
     auto setter = KeyTable().find(key);
     if (setter != KeyTable().end()) {
       if (auto problem = setter->second(entry.second, config)) {
+        if (key.ends_with("_s") && entry.second.IsScalar()) {
+          *problem += DurationHint(entry.second.Scalar());
+        }
         errors.Add({file, entry.second.Mark().line + 1, key, *problem});
       } else {
         config.origins[key] = Origin{file, entry.second.Mark().line + 1, key};

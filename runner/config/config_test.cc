@@ -149,6 +149,26 @@ TEST_CASE(
   CHECK(other.limits.rate == Config().limits.rate);
 }
 
+TEST_CASE("config: a duration written with a unit is told the number of seconds to write") {
+  testing::TempDir dir;
+  const std::string path =
+      dir.Write("c.yaml",
+                "timeouts: {request_s: 1h, connect_s: 500ms, download_s: 2 min}\n"
+                "polling: {task_deadline_s: soon}\nlimits: {rate: 5s}\n");
+  Config config;
+  util::InputErrors errors;
+  LoadConfigFile(path, config, errors);
+  const std::string text = ErrorText(errors);
+  CHECK(text.find(":1: timeouts.request_s: must be a number (seconds, without a unit: 1h is "
+                  "3600)") != std::string::npos);
+  CHECK(text.find("timeouts.connect_s: must be a number (seconds, without a unit: 500ms is "
+                  "0.5)") != std::string::npos);
+  CHECK(text.find("timeouts.download_s: must be a number (seconds, without a unit: 2 min is "
+                  "120)") != std::string::npos);
+  CHECK(text.find(":2: polling.task_deadline_s: must be a number\n") != std::string::npos);
+  CHECK(text.find(":3: limits.rate: must be a number\n") != std::string::npos);  // not seconds
+}
+
 TEST_CASE("config: unknown keys, wrong types and bad values all name file, line and key") {
   testing::TempDir dir;
   const std::string path = dir.Write("c.yaml",
