@@ -14,17 +14,19 @@ namespace {
 
 namespace net = boost::asio;
 
-// SIGINT and SIGTERM halt; SIGHUP is logged and ignored (a terminal that closes must not kill
-// an overnight run).
+// SIGINT and SIGTERM halt, and a second one ends the grace of what is still in flight; SIGHUP
+// is logged and ignored (a terminal that closes must not kill an overnight run).
 void WatchSignals(Service& service, net::signal_set& signals) {
   signals.async_wait([&service, &signals](boost::system::error_code error, int signal) {
     if (error) return;  // cancelled at the end of the run
     if (signal == SIGHUP) {
       util::LogInfo("SIGHUP received: ignored by run (it goes on; SIGTERM or SIGINT stop it)");
-      WatchSignals(service, signals);
-      return;
+    } else if (service.halted()) {
+      service.EndGrace(signal == SIGINT ? "SIGINT" : "SIGTERM");
+    } else {
+      service.Halt(StopReason::kSignal, signal == SIGINT ? "SIGINT" : "SIGTERM");
     }
-    service.Halt(StopReason::kSignal, signal == SIGINT ? "SIGINT" : "SIGTERM");
+    WatchSignals(service, signals);
   });
 }
 

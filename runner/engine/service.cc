@@ -157,6 +157,16 @@ void Service::Halt(StopReason reason, const std::string& detail) {
   });
 }
 
+void Service::EndGrace(const std::string& why) {
+  if (!halted_) return;
+  LogWarning(why +
+             " again: not waiting for the images and answers still in flight (the next "
+             "run fetches the images again; a submit left unanswered counts as a possible "
+             "duplicate)");
+  grace_timer_.cancel();
+  client_.Shutdown();
+}
+
 net::awaitable<bool> Service::HaltableSleep(Clock::duration duration) {
   co_return co_await halt_signal_.SleepFor(duration);
 }

@@ -168,6 +168,10 @@ class Service {
     grace_timer_.cancel();
     client_.Shutdown();
   }
+  // A second stop signal (Ctrl-C pressed again): after Halt, the grace given to bodies streaming
+  // and to submits waiting for their answers ends now. What they would have brought is left to
+  // the next run (a download again; a lost submit answer counted as a possible duplicate).
+  void EndGrace(const std::string& why);
 
  private:
   static TaskWatcherOptions WatcherOptions(const config::Config& config);

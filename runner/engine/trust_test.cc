@@ -360,7 +360,9 @@ TEST_CASE("trust: a stop ends downloads still waiting for their image at once") 
         4);
 }
 
-TEST_CASE("trust: submits never answered, then a stop: possible duplicates, never 'submitted'") {
+TEST_CASE(
+    "trust: submits never answered, then two stops: at once, possible duplicates, never "
+    "'submitted'") {
   TempDir dir;
   // Every /v1 answer hangs: the submits are handled (charged) and never answered.
   FakeApiProcess api(dir, Fast({"--wire-fault", "hang", "--p-wire-fault", "1"}));
@@ -371,8 +373,14 @@ TEST_CASE("trust: submits never answered, then a stop: possible duplicates, neve
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   REQUIRE(Stat(api.Stats(), "submissions") == 3);
+  // The first SIGTERM would wait 5 s for the answers; a second one (Ctrl-C pressed again) ends
+  // the wait at once.
+  const auto signalled = std::chrono::steady_clock::now();
+  runner.Signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   runner.Signal(SIGTERM);
   CHECK(runner.Wait(std::chrono::seconds(20)) == 3);
+  CHECK(std::chrono::steady_clock::now() - signalled < std::chrono::seconds(2));
   // Their outcome is unknown: counted as spent once, each a possible duplicate, queued again.
   // (GCC 12 once ran the await of both branches of a ?: here and recorded each item as
   // submitted, with an empty task id and its credits counted twice.)
@@ -386,6 +394,7 @@ TEST_CASE("trust: submits never answered, then a stop: possible duplicates, neve
   std::stringstream text;
   text << log.rdbuf();
   CHECK(text.str().find("its callback named task") == std::string::npos);
+  CHECK(text.str().find("SIGTERM again: not waiting") != std::string::npos);
 }
 
 TEST_CASE("trust: a long Retry-After is said, with when requests resume; a stop ends the wait") {

@@ -906,7 +906,10 @@ void Daemon::WatchSignals(net::signal_set& signals) {
 }
 
 void Daemon::Drain(const char* why) {
-  if (draining_) return;
+  if (draining_) {
+    service_.EndGrace(why);  // asked again: what is in flight is not waited for
+    return;
+  }
   draining_ = true;
   LogInfo(std::string(why) +
           ": draining: every job stops where it is (journaled) and resumes at "
