@@ -380,6 +380,9 @@ TEST_CASE("engine: spend_limit_exceeded pauses submissions, then goes on or stop
     ProcessResult result = job.Run();
     CHECK(result.exit_code == 3);
     CHECK(result.err.find("spend limit") != std::string::npos);
+    // It says why it did not wait, and what to do.
+    CHECK(result.err.find("would pass retry.spend_limit_give_up_s (0.5 s): run the same command "
+                          "again once the limit has lifted") != std::string::npos);
   }
 }
 
