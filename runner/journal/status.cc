@@ -26,7 +26,7 @@ boost::json::object StatusJson(const JournalState& state) {
   const std::uint64_t known_active = totals.done + totals.gave_up + in_flight + totals.completed;
   const std::uint64_t queued = manifest_items > known_active ? manifest_items - known_active : 0;
 
-  // Images a minute over the last 5 minutes of activity, by the journal's own clock; over less
+  // Items done a minute over the last 5 minutes of activity, by the journal's own clock; over less
   // when the last run started later, or when the journal keeps fewer finishing times than the
   // window held (a fast run): a rate over a window the run did not fill would read low.
   const std::deque<std::int64_t>& done_times = state.recent_done_times();
