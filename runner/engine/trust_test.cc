@@ -61,6 +61,16 @@ struct Job : testing::RunnerJob {
 
 std::int64_t Get(const json::object& object, const char* key) { return object.at(key).as_int64(); }
 
+// The server's count `name` once it reaches `count`, or after 10 s (a run in the background).
+std::int64_t WaitForStat(FakeApiProcess& api, const char* name, std::int64_t count) {
+  std::int64_t value = Stat(api.Stats(), name);
+  for (int i = 0; i < 500 && value < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    value = Stat(api.Stats(), name);
+  }
+  return value;
+}
+
 // --- Money ----------------------------------------------------------------------------------
 
 TEST_CASE("trust: a 200 submit answer without a usable task id is counted, never overspent") {
@@ -345,11 +355,8 @@ TEST_CASE("trust: a stop ends downloads still waiting for their image at once") 
   Job job(dir, api, Manifest(4));
   testing::BackgroundProcess runner(job.Args(), {{"AIVIDEOAPI_API_KEY", kKey}},
                                     dir.File("runner.log"));
-  // Wait (bounded) until the images are asked for: they never come.
-  for (int i = 0; i < 250 && Stat(api.Stats(), "images_served") < 4; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE(Stat(api.Stats(), "images_served") == 4);
+  // The images are asked for: they never come.
+  REQUIRE(WaitForStat(api, "images_served", 4) == 4);
   const auto signalled = std::chrono::steady_clock::now();
   runner.Signal(SIGTERM);
   CHECK(runner.Wait(std::chrono::seconds(15)) == 3);
@@ -369,10 +376,7 @@ TEST_CASE(
   Job job(dir, api, Manifest(3), "limits: {max_in_flight: 3}\n");
   testing::BackgroundProcess runner(job.Args(), {{"AIVIDEOAPI_API_KEY", kKey}},
                                     dir.File("runner.log"));
-  for (int i = 0; i < 500 && Stat(api.Stats(), "submissions") < 3; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE(Stat(api.Stats(), "submissions") == 3);
+  REQUIRE(WaitForStat(api, "submissions", 3) == 3);
   // The first SIGTERM would wait 5 s for the answers; a second one (Ctrl-C pressed again) ends
   // the wait at once.
   const auto signalled = std::chrono::steady_clock::now();
