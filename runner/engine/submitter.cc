@@ -180,6 +180,21 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
         co_await recorder_.Commit();
         service_.StopSubmitting(StopReason::kServerDown, network->what);
         co_return SubmitOutcome::kStopped;
+      } else {
+        // Not sent (the API unreachable: refused, unresolved, a failed handshake): said, so that
+        // a run whose submits never leave does not look merely slow until it stops.
+        ++not_sent_unsaid_;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - not_sent_said_ >= std::chrono::seconds(10)) {
+          util::LogWarning("submit not sent (" + network->what + ")" +
+                           (not_sent_unsaid_ > 1 ? "; " + std::to_string(not_sent_unsaid_) +
+                                                       " such since the last line that said so"
+                                                 : std::string()) +
+                           "; each is tried again, up to retry.max_attempts (" +
+                           std::to_string(config_.retry.max_attempts) + ") in a row");
+          not_sent_said_ = now;
+          not_sent_unsaid_ = 0;
+        }
       }
       co_await stop_.SubmitSleep(backoff());
       continue;

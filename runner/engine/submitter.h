@@ -12,6 +12,7 @@
 //   switch (co_await submitter.Submit(run)) { case SubmitOutcome::kSubmitted: ... }
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 
 #include "runner/config/config.h"
@@ -45,6 +46,10 @@ class Submitter {
   Recorder& recorder_;
   const config::Config& config_;
   std::uint64_t sent_ = 0;
+  // Submits that could not be sent (the API unreachable) are said at most every 10 s, with how
+  // many there were: with 64 in flight, a line each would scroll 64 lines a retry round.
+  std::chrono::steady_clock::time_point not_sent_said_{};
+  std::uint64_t not_sent_unsaid_ = 0;
 };
 
 }  // namespace nanobatch::engine

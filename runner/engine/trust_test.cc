@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <boost/asio.hpp>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
@@ -208,6 +209,26 @@ TEST_CASE("trust: a base URL that is not the API stops with exit 5 instead of fa
   CHECK(result.err.find("is --base-url (api.base_url) the API?") != std::string::npos);
   CHECK(job.Lines("failed.jsonl").empty());
   CHECK(Get(job.Status(), "queued") == 6);
+}
+
+TEST_CASE("trust: an API that cannot be reached is said at once; the run stops, nothing paid") {
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({}));
+  Job job(dir, api, Manifest(3));
+  // A port nothing listens on: taken from the kernel, then let go.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const std::string closed = std::to_string(probe.local_endpoint().port());
+  probe.close();
+  ProcessResult result = job.Run({"--base-url", "https://127.0.0.1:" + closed});
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("submit not sent (connecting to 127.0.0.1:" + closed) != std::string::npos);
+  CHECK(result.err.find("the API kept failing") != std::string::npos);
+  CHECK(Get(job.Status(), "queued") == 3);
+  CHECK(Get(job.Status(), "credits_spent") == 0);
+  CHECK(Get(job.Status(), "possible_duplicate_submissions") == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 0);
 }
 
 TEST_CASE("trust: an allowed host that resolves to loopback is refused unless its network is") {
