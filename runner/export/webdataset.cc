@@ -2,7 +2,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -161,24 +160,14 @@ std::optional<std::uint64_t> ShardNumberOf(std::string_view name) {
 // link is removed as a name, never followed.
 bool RemoveStaleShards(int to_dir, const std::string& to, std::uint64_t written,
                        std::string& error) {
-  const int listing = ::openat(to_dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (listing < 0) {
+  const auto names = fs::ListNames(to_dir);
+  if (!names) {
     error = "cannot list " + to + ": " + std::strerror(errno);
     return false;
   }
-  DIR* dir = ::fdopendir(listing);
-  if (dir == nullptr) {
-    ::close(listing);
-    error = "cannot list " + to + ": " + std::strerror(errno);
-    return false;
-  }
-  std::vector<std::string> stale;
-  while (const dirent* entry = ::readdir(dir)) {
-    const auto number = ShardNumberOf(entry->d_name);
-    if (number && *number >= written) stale.emplace_back(entry->d_name);
-  }
-  ::closedir(dir);
-  for (const std::string& name : stale) {
+  for (const std::string& name : *names) {
+    const auto number = ShardNumberOf(name);
+    if (!number || *number < written) continue;
     if (::unlinkat(to_dir, name.c_str(), 0) != 0 && errno != ENOENT) {
       error = "cannot remove the stale shard " + to + "/" + name + ": " + std::strerror(errno);
       return false;

@@ -161,6 +161,20 @@ bool MakeParentDirectories(const std::string& path, std::string& error, std::err
   return true;
 }
 
+std::optional<std::vector<std::string>> ListNames(int dir) {
+  // A duplicate descriptor for the listing: closedir() closes it, not the caller's.
+  DIR* listing = ::fdopendir(::fcntl(dir, F_DUPFD_CLOEXEC, 0));
+  if (listing == nullptr) return std::nullopt;
+  ::rewinddir(listing);  // the duplicate shares the caller's position
+  std::vector<std::string> names;
+  while (const dirent* entry = ::readdir(listing)) {
+    const std::string_view name = entry->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  ::closedir(listing);
+  return names;
+}
+
 bool SyncDirectory(int dir, std::string& error) {
   if (::fsync(dir) == 0) return true;
   error = "cannot sync a directory: " + Errno();
@@ -326,20 +340,12 @@ std::string OutputDir::StatePathOf(std::string_view name) const {
 }
 
 bool OutputDir::ClearTemporary(std::string& error) {
-  // A duplicate descriptor for the listing: closedir() closes it, not ours.
-  DIR* listing = ::fdopendir(::fcntl(tmp_fd(), F_DUPFD_CLOEXEC, 0));
-  if (listing == nullptr) {
+  const auto names = ListNames(tmp_fd());
+  if (!names) {
     error = "cannot list " + StatePathOf("tmp") + ": " + Errno();
     return false;
   }
-  ::rewinddir(listing);
-  std::vector<std::string> names;
-  while (const dirent* entry = ::readdir(listing)) {
-    const std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(listing);
-  for (const std::string& name : names) {
+  for (const std::string& name : *names) {
     // unlinkat removes a link itself, never what it points to; a directory planted here is left.
     if (::unlinkat(tmp_fd(), name.c_str(), 0) != 0 && errno != ENOENT && errno != EISDIR) {
       error = "cannot remove " + StatePathOf("tmp/" + name) + ": " + Errno();

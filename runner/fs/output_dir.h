@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "runner/util/input_file.h"
 
@@ -113,6 +114,10 @@ int OpenFileAt(int dir, const std::string& name, int flags, mode_t mode = kPriva
 // `code` (when given) receives the error's code.
 bool MakeParentDirectories(const std::string& path, std::string& error,
                            std::error_code* code = nullptr);
+
+// The names in the directory `dir` (without . and ..), read through a duplicate of the
+// descriptor; nullopt (errno set) when it cannot be listed.
+std::optional<std::vector<std::string>> ListNames(int dir);
 
 // fsync of a directory, so that a rename or a new file in it survives a power cut.
 bool SyncDirectory(int dir, std::string& error);

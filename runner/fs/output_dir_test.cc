@@ -1,11 +1,14 @@
 #include "runner/fs/output_dir.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "runner/testing/temp_dir.h"
 
@@ -38,6 +41,25 @@ TEST_CASE("output dir: created with its state directories; a file as --out is a 
   CHECK(error == dir.File("not_a_run") +
                      " holds no nanobatch run (no .nanobatch/ in it): give the --out of a run");
   CHECK_FALSE(stdfs::exists(dir.File("not_a_run/.nanobatch")));  // a reader creates nothing
+}
+
+TEST_CASE("output dir: ListNames gives a directory's names, without . and .., from its start") {
+  testing::TempDir dir;
+  stdfs::create_directories(dir.File("list"));
+  dir.Write("list/a", "x");
+  dir.Write("list/b", "y");
+  const int fd = ::open(dir.File("list").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  for (int pass = 0; pass < 2; ++pass) {  // a second listing of the same descriptor is whole
+    auto names = ListNames(fd);
+    REQUIRE(names);
+    std::sort(names->begin(), names->end());
+    CHECK(*names == std::vector<std::string>{"a", "b"});
+  }
+  ::close(fd);
+  const int file = ::open(dir.File("list/a").c_str(), O_RDONLY | O_CLOEXEC);
+  CHECK_FALSE(ListNames(file));
+  ::close(file);
 }
 
 TEST_CASE("output dir: missing parents are created (--out out/shard-0 in a fresh checkout)") {

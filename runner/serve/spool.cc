@@ -1,6 +1,5 @@
 #include "runner/serve/spool.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -60,18 +59,9 @@ void ReadSummaryEnd(const std::string& path, FinishedJob& job) {
   }
 }
 
-// The names in a directory (without . and ..).
+// The names in a directory (without . and ..); none when it cannot be listed.
 std::vector<std::string> List(int dir) {
-  std::vector<std::string> names;
-  DIR* listing = ::fdopendir(::fcntl(dir, F_DUPFD_CLOEXEC, 0));
-  if (listing == nullptr) return names;
-  ::rewinddir(listing);
-  while (const dirent* entry = ::readdir(listing)) {
-    const std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(listing);
-  return names;
+  return fs::ListNames(dir).value_or(std::vector<std::string>());
 }
 
 // NAME.EXT with EXT a manifest extension: the split; nullopt else.
