@@ -1,12 +1,9 @@
 #include "runner/engine/rate_limiter.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
-#include <ctime>
 #include <string>
 
 #include "runner/util/log.h"
@@ -85,13 +82,9 @@ void RateLimiter::OnRateLimited(std::optional<double> retry_after_s) {
   const auto until = bucket_.blocked_until();
   if (until - now >= kAnnouncedPause && until - announced_until_ >= kAnnouncedPause) {
     announced_until_ = until;
-    const auto wall = std::chrono::system_clock::now() +
-                      std::chrono::duration_cast<std::chrono::system_clock::duration>(until - now);
-    const std::time_t resume = std::chrono::system_clock::to_time_t(wall);
-    std::tm utc{};
-    gmtime_r(&resume, &utc);
-    char at[32];
-    std::strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    const std::string at = util::UtcTimestamp(std::chrono::system_clock::to_time_t(
+        std::chrono::system_clock::now() +
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(until - now)));
     const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(until - now).count();
     util::LogWarning(
         std::string("the API answered 429 rate_limit_exceeded") +

@@ -60,8 +60,6 @@ class RateLimiter {
   // every API request waits it out, and a run that falls silent for minutes must say why.
   void OnRateLimited(std::optional<double> retry_after_s);
   static constexpr std::chrono::seconds kAnnouncedPause{10};
-  // Until when the API asked every request to wait (the past when it did not).
-  ratelimit::Clock::time_point paused_until() const { return bucket_.blocked_until(); }
   // A new rate and burst from now on (serve's SIGHUP reload); the waiter in line recomputes its
   // wait at once.
   void Reconfigure(double rate, double burst);

@@ -6,16 +6,12 @@
 #include <ctime>
 #include <deque>
 
+#include "runner/util/log.h"
+
 namespace nanobatch::journal {
 
 std::string IsoTime(std::int64_t unix_time) {
-  if (unix_time == 0) return "";
-  const std::time_t t = static_cast<std::time_t>(unix_time);
-  std::tm utc{};
-  gmtime_r(&t, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
+  return unix_time == 0 ? "" : util::UtcTimestamp(static_cast<std::time_t>(unix_time));
 }
 
 boost::json::object StatusJson(const JournalState& state) {

@@ -5,7 +5,7 @@
 //
 // Example:
 //   auto state = Journal::OpenReadOnly(out, error);
-//   std::cout << boost::json::serialize(StatusJson(*state)) << "\n";
+//   std::cout << util::JsonText(StatusJson(*state)) << "\n";
 
 #include <boost/json/object.hpp>
 #include <cstdint>

@@ -57,6 +57,7 @@ TEST_CASE("status: the recent rate is over the last 5 min, or over the run when 
     const auto status = StatusJson(state);
     CHECK(Rate(status) == 0);
     CHECK(Window(status) == 0);
+    CHECK(status.at("first_activity") == "");
   }
   SUBCASE("20 items in the 20 s since the run started: 60 a minute, not 4") {
     JournalState state;
@@ -65,6 +66,8 @@ TEST_CASE("status: the recent rate is over the last 5 min, or over the run when 
     const auto status = StatusJson(state);
     CHECK(Window(status) == 20);
     CHECK(Rate(status) == doctest::Approx(60));
+    CHECK(status.at("first_activity") == "2026-04-05T10:11:40Z");
+    CHECK(status.at("last_activity") == "2026-04-05T10:12:00Z");
   }
   SUBCASE("a long run: the last 5 minutes only") {
     JournalState state;

@@ -55,6 +55,14 @@ std::optional<LogFormat> ParseLogFormat(std::string_view name) {
   return std::nullopt;
 }
 
+std::string UtcTimestamp(std::time_t time) {
+  std::tm utc{};
+  gmtime_r(&time, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return stamp;
+}
+
 std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat chosen,
                           std::time_t now) {
   // The last line of defence: no log line can carry the API key, whatever it was built from.
@@ -63,10 +71,7 @@ std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat ch
   for (char& c : redacted) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  const std::string stamp = UtcTimestamp(now);
   switch (chosen) {
     case LogFormat::kJournal: {
       // sd-daemon.h: SD_ERR "<3>", SD_WARNING "<4>", SD_INFO "<6>", SD_DEBUG "<7>"; the journal
@@ -93,7 +98,7 @@ std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat ch
                      : level == LogLevel::kInfo    ? "INFO"
                      : level == LogLevel::kWarning ? "WARN"
                                                    : "ERROR";
-  return std::string(stamp) + " " + name + " " + redacted + "\n";
+  return stamp + " " + name + " " + redacted + "\n";
 }
 
 void Log(LogLevel level, std::string_view message) {

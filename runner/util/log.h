@@ -37,6 +37,9 @@ void SetLogLevel(LogLevel level);
 std::optional<LogLevel> ParseLogLevel(std::string_view name);
 // "text", "json", "journal", or "auto" (journal when stderr is $JOURNAL_STREAM); nullopt else.
 std::optional<LogFormat> ParseLogFormat(std::string_view name);
+// "2026-11-25T07:32:43Z": the time, in UTC, as log lines stamp it.
+std::string UtcTimestamp(std::time_t time);
+
 // The line Log() writes (with its newline), before the terminal's progress-line handling.
 std::string FormatLogLine(LogLevel level, std::string_view message, LogFormat format,
                           std::time_t now);
