@@ -1,7 +1,10 @@
 #include "runner/engine/service.h"
 
+#include <algorithm>
 #include <boost/asio/use_awaitable.hpp>
+#include <cstdio>
 #include <random>
+#include <string>
 
 #include "runner/util/log.h"
 
@@ -20,6 +23,13 @@ constexpr auto kDownloadGrace = std::chrono::seconds(5);
 // once.
 std::size_t ConnectionsPerHost(const config::Config& config) {
   return std::max<std::size_t>(Service::kMinConnectionsPerHost, config.limits.max_downloads);
+}
+
+// A number of seconds as a person writes it: "86400", "0.5".
+std::string SecondsText(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", seconds);
+  return text;
 }
 
 }  // namespace
@@ -171,7 +181,7 @@ net::awaitable<bool> Service::HaltableSleep(Clock::duration duration) {
   co_return co_await halt_signal_.SleepFor(duration);
 }
 
-bool Service::PauseForSpendLimit(const api::ApiError& error) {
+bool Service::PauseForSpendLimit(const api::ApiError& error, std::string& why) {
   const auto now = Clock::now();
   if (!spend_limited_since_) spend_limited_since_ = now;
   const double pause = std::max(error.retry_after_s.value_or(0), config_.retry.spend_limit_pause_s);
@@ -179,6 +189,9 @@ bool Service::PauseForSpendLimit(const api::ApiError& error) {
   // would only delay the same outcome.
   if (now + ToDuration(pause) - *spend_limited_since_ >
       ToDuration(config_.retry.spend_limit_give_up_s)) {
+    why = "waiting " + SecondsText(pause) + " s more would pass retry.spend_limit_give_up_s (" +
+          SecondsText(config_.retry.spend_limit_give_up_s) +
+          " s): run the same command again once the limit has lifted";
     return false;
   }
   if (spend_pause_until_ < now + ToDuration(pause)) {

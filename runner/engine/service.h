@@ -143,9 +143,9 @@ class Service {
   }
 
   // --- the spend limit (429 spend_limit_exceeded) ------------------------------------------------
-  // Pauses every submission until `until`; false when the limit has lasted past the give-up time
-  // (then submitting stops).
-  bool PauseForSpendLimit(const api::ApiError& error);
+  // Pauses every submission until `until`; false when the limit would last past the give-up time
+  // (then submitting stops), with `why` saying so and what to do.
+  bool PauseForSpendLimit(const api::ApiError& error, std::string& why);
   void SpendLimitLifted() { spend_limited_since_.reset(); }
   Clock::time_point spend_pause_until() const { return spend_pause_until_; }
 

@@ -1,8 +1,6 @@
 #include "runner/engine/submitter.h"
 
-#include <algorithm>
 #include <boost/asio/use_awaitable.hpp>
-#include <cstdio>
 #include <string>
 
 #include "runner/api/codec.h"
@@ -13,16 +11,6 @@ namespace nanobatch::engine {
 
 namespace net = boost::asio;
 
-namespace {
-
-// A number of seconds as a person writes it: "86400", "0.5".
-std::string SecondsText(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", seconds);
-  return text;
-}
-
-}  // namespace
 using util::LogInfo;
 using util::LogWarning;
 
@@ -239,17 +227,10 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
         continue;
       }
       case api::Reaction::kPauseSubmits:
-        if (!service_.PauseForSpendLimit(error)) {
+        if (std::string why; !service_.PauseForSpendLimit(error, why)) {
           Release(run);
           co_await recorder_.Commit();
-          // How long the API said to wait, against how long this run waits at most.
-          const double wait =
-              std::max(error.retry_after_s.value_or(0), config_.retry.spend_limit_pause_s);
-          service_.StopSubmitting(StopReason::kSpendLimit,
-                                  what + "; waiting " + SecondsText(wait) +
-                                      " s more would pass retry.spend_limit_give_up_s (" +
-                                      SecondsText(config_.retry.spend_limit_give_up_s) +
-                                      " s): run the same command again once the limit has lifted");
+          service_.StopSubmitting(StopReason::kSpendLimit, what + "; " + why);
           co_return SubmitOutcome::kStopped;
         }
         continue;  // the loop's top sleeps through the pause
