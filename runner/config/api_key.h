@@ -19,8 +19,8 @@ namespace nanobatch::config {
 struct ApiKey {
   std::string value{};
   std::string source;  // "$AIVIDEOAPI_API_KEY", a file path...: safe to log
-  // Set when api.key_file can be read by other users (its mode lets group or others read it):
-  // the key still works, and the caller logs this so that someone fixes the file.
+  // Set when api.key_file can be read by other users, or the key does not start with sk-: the
+  // key is still used, and the caller logs this so that someone fixes it.
   std::string warning{};
 };
 

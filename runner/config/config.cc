@@ -75,7 +75,7 @@ std::string DurationHint(const std::string& text) {
       {"ms", 0.001}, {"s", 1},       {"sec", 1},   {"m", 60},     {"min", 60},
       {"h", 3600},   {"hour", 3600}, {"d", 86400}, {"day", 86400}};
   const auto found = kSeconds.find(unit);
-  if (digits == 0 || !number || found == kSeconds.end()) return "";
+  if (!number || found == kSeconds.end()) return "";  // no number ("" parses as none) or unit
   char seconds[32];
   std::snprintf(seconds, sizeof seconds, "%g", *number * found->second);
   return " (seconds, without a unit: " + text + " is " + seconds + ")";
