@@ -212,6 +212,51 @@ TEST_CASE("engine: 400 fails the item for good (exit 1); model_not_found stops t
   CHECK(Stat(api2.Stats(), "credits_charged") == 0);
 }
 
+TEST_CASE("engine: 400 for item after item stops the job (exit 5); --retry-failed once fixed") {
+  // Every prompt holds "prompt": the API refuses every submit, as it would a request the config
+  // makes wrong for every item. Three refusals in a row stop submitting, not 40 failed items.
+  TempDir dir;
+  {
+    FakeApiProcess refusing(
+        dir, {"--reject-substring", "prompt", "--pending-ms", "5", "--processing-ms", "5"});
+    Job job(dir, refusing, Manifest(40), "limits: {max_in_flight: 1}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 5);
+    CHECK(result.err.find("3 items in a row: invalid_request") != std::string::npos);
+    CHECK(result.err.find("--retry-failed") != std::string::npos);
+    CHECK(job.Lines("failed.jsonl").size() == 3);
+    CHECK(job.Status().at("queued").as_int64() == 37);
+    CHECK(Stat(refusing.Stats(), "credits_charged") == 0);
+  }
+  // One success between refusals ends the streak: the refused items fail one by one.
+  {
+    TempDir mixed_dir;
+    FakeApiProcess mixed(
+        mixed_dir, {"--reject-substring", "bad", "--pending-ms", "5", "--processing-ms", "5"});
+    std::string manifest;
+    for (int i = 0; i < 12; ++i) {
+      const std::string id = (i % 3 == 2 ? "ok" : "bad") + std::to_string(i);
+      manifest += "{\"id\":\"" + id + "\",\"prompt\":\"" + id + "\"}\n";
+    }
+    Job job(mixed_dir, mixed, manifest, "limits: {max_in_flight: 1}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 1);
+    CHECK(job.Lines("failed.jsonl").size() == 8);
+    CHECK(job.Lines("metadata.jsonl").size() == 4);
+  }
+  // The request fixed (here: an API that accepts it), --retry-failed submits the refused items
+  // again with the queued ones.
+  FakeApiProcess accepting(dir, {"--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, accepting, Manifest(40));
+  ProcessResult result = job.Run({"--retry-failed"});
+  INFO(result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(job.Lines("metadata.jsonl").size() == 40);
+  CHECK(Stat(accepting.Stats(), "submissions") == 40);
+}
+
 TEST_CASE("engine: a task that vanishes (404 task_not_found) is submitted again") {
   TempDir dir;
   FakeApiProcess api(dir, {"--p-task-vanish", "0.3", "--pending-ms", "30", "--processing-ms", "30",

@@ -8,6 +8,7 @@
 #include "runner/engine/ledger.h"
 #include "runner/engine/poll_schedule.h"
 #include "runner/engine/rate_limiter.h"
+#include "runner/engine/stop_reason.h"
 #include "runner/engine/task_group.h"
 
 namespace nanobatch::engine {
@@ -251,6 +252,19 @@ TEST_CASE("item run: shedding drops the manifest item; submitting a shed item is
   CHECK(run.output_format == "png");
   CHECK(run.index == 7);
   CHECK_THROWS_AS(SubmitFields(run), std::logic_error);
+}
+
+TEST_CASE("refusal streak: the third refused item in a row stops; an accepted one resets") {
+  RefusalStreak streak;
+  CHECK_FALSE(streak.Refused());
+  CHECK_FALSE(streak.Refused());
+  streak.Accepted();
+  CHECK(streak.length() == 0);
+  CHECK_FALSE(streak.Refused());
+  CHECK_FALSE(streak.Refused());
+  CHECK(streak.Refused());
+  CHECK(streak.length() == RefusalStreak::kItemsBeforeStop);
+  CHECK(streak.Refused());  // still a streak: each further refusal says stop again
 }
 
 }  // namespace

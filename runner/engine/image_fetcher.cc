@@ -92,7 +92,7 @@ net::awaitable<ImageFetcher::FetchOutcome> ImageFetcher::FetchAll(const ItemRun&
       if (!image.mismatch().empty()) mismatch = image.mismatch();
     }
     if (!mismatch.empty()) {
-      LogWarning("item " + run.id + ": " + mismatch +
+      LogWarning(ItemLabel(recorder_.log_prefix(), run) + ": " + mismatch +
                  "; generating it once more (download.on_mismatch: retry)");
       if (!co_await recorder_.Redo(run.id, /*mismatch=*/true, mismatch)) {
         co_return FetchOutcome::kNotDone;
@@ -118,7 +118,8 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       // Allowing the host is the user's call: the item stays completed (paid), and the run that
       // follows the fix downloads it without paying again.
       ++policy_blocked_;
-      LogError("item " + run.id + ": image " + shown + " not downloaded: " + why);
+      LogError(ItemLabel(recorder_.log_prefix(), run) + ": image " + shown +
+               " not downloaded: " + why);
     } else {
       recorder_.RecordGaveUp(run, "download_refused", "image URL " + shown + " refused: " + why);
       co_await recorder_.Commit();
@@ -155,7 +156,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       if (network->refused_by_policy) {
         // As for a host not allowed: the user's call, the item stays completed (paid).
         ++policy_blocked_;
-        LogError("item " + run.id + ": image " + util::ServerText(url, 200) +
+        LogError(ItemLabel(recorder_.log_prefix(), run) + ": image " + util::ServerText(url, 200) +
                  " not downloaded: " + network->what);
         NoteRefusal(network->what);
         co_return false;
@@ -180,8 +181,9 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         service_.Halt(StopReason::kDisk, file.error());
         co_return false;
       }
-      util::LogTransient("downloads retried",
-                         "item " + run.id + ": download failed (" + network->what + "), retrying");
+      util::LogTransient("downloads retried", ItemLabel(recorder_.log_prefix(), run) +
+                                                  ": download failed (" + network->what +
+                                                  "), retrying");
       continue;
     }
     const auto& outcome = std::get<http::DownloadOutcome>(result);
@@ -198,7 +200,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         // a host not allowed, the item stays completed (paid) for a later run to fetch.
         ++policy_blocked_;
         const std::string why = answered + ", a redirect, which is never followed";
-        LogError("item " + run.id + ": image " + util::ServerText(url, 200) +
+        LogError(ItemLabel(recorder_.log_prefix(), run) + ": image " + util::ServerText(url, 200) +
                  " not downloaded: " + why);
         NoteRefusal(why);
         co_return false;
@@ -207,8 +209,8 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         // Perhaps not there yet (a CDN answers so until the file reaches it): fetched again
         // within the attempts, and given up on when it stays so.
         missing_status = status;
-        util::LogTransient("downloads retried",
-                           "item " + run.id + ": " + answered + "; downloading again");
+        util::LogTransient("downloads retried", ItemLabel(recorder_.log_prefix(), run) + ": " +
+                                                    answered + "; downloading again");
         continue;
       }
       // 410 Gone, 401, 400 and the rest: the URL has no image for us.
@@ -228,14 +230,14 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         // Possibly a body cut short on the way: fetched again, and given up on only when the
         // server keeps sending it so.
         image_problem = error;
-        util::LogTransient("downloads retried",
-                           "item " + run.id + ": " + error + "; downloading again");
+        util::LogTransient("downloads retried", ItemLabel(recorder_.log_prefix(), run) + ": " +
+                                                    error + "; downloading again");
         continue;
       case download::ImageFile::Committed::kIo:
         service_.Halt(StopReason::kDisk, error);
         co_return false;
     }
-    consecutive_refusals_ = 0;
+    refusals_.Accepted();
     proto::Record record;
     auto* downloaded = record.mutable_downloaded();
     downloaded->set_item_id(run.id);
@@ -273,14 +275,15 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     NoteRefusal(image_problem);
     co_return false;
   }
-  LogWarning("item " + run.id + ": download kept failing; it will be retried by the next run");
+  LogWarning(ItemLabel(recorder_.log_prefix(), run) +
+             ": download kept failing; it will be retried by the next run");
   co_return false;
 }
 
 void ImageFetcher::NoteRefusal(const std::string& why) {
-  if (++consecutive_refusals_ >= kRefusalsBeforeStop) {
+  if (refusals_.Refused()) {
     service_.StopSubmitting(StopReason::kDownloadPolicy,
-                            std::to_string(consecutive_refusals_) + " items in a row: " + why);
+                            std::to_string(refusals_.length()) + " items in a row: " + why);
   }
 }
 

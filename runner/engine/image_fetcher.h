@@ -24,18 +24,13 @@
 #include "runner/engine/item_run.h"
 #include "runner/engine/recorder.h"
 #include "runner/engine/service.h"
+#include "runner/engine/stop_reason.h"
 #include "runner/http/address_policy.h"
 
 namespace nanobatch::engine {
 
 class ImageFetcher {
  public:
-  // Consecutive items whose images were refused (by the download policy, or by the image host
-  // answering their URLs with an error) before submitting stops: one odd URL is the item's; the
-  // same refusal for several items in a row is the configuration or the host, and every further
-  // submission would pay for an image that cannot be had.
-  static constexpr int kRefusalsBeforeStop = 3;
-
   ImageFetcher(Service& service, Recorder& recorder);
 
   enum class FetchOutcome {
@@ -51,8 +46,9 @@ class ImageFetcher {
 
  private:
   boost::asio::awaitable<bool> FetchOne(const ItemRun& run, int index, const std::string& url);
-  // Counts one more item in a row whose image was refused (`why`), and stops submitting at
-  // kRefusalsBeforeStop.
+  // Counts one more item in a row whose image was refused (`why`: by the download policy, or by
+  // the image host answering its URL with an error). A streak (RefusalStreak) stops submitting:
+  // every further submission would pay for an image that cannot be had.
   void NoteRefusal(const std::string& why);
   // Makes a checked image durable and gives it its final name (the directory is synced by the
   // next commit): false (the service halted) on a disk error.
@@ -69,7 +65,7 @@ class ImageFetcher {
   // filesystem allows (output.image_sync).
   // Shared with the other jobs writing to the same filesystem (Service::image_syncs).
   std::shared_ptr<disk::FileSyncs> image_syncs_;
-  int consecutive_refusals_ = 0;
+  RefusalStreak refusals_;
   std::uint64_t policy_blocked_ = 0;
   std::uint64_t done_ = 0;
 };

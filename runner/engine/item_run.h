@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "runner/manifest/item.h"
@@ -38,6 +39,16 @@ struct ItemRun {
 };
 
 inline void ShedSubmitFields(ItemRun& run) { run.item.reset(); }
+
+// How a log line names the item: "item ID", after its job's name under serve, where the lines of
+// several jobs (and items of the same id) interleave: "job NAME: item ID". `job_prefix` is the
+// job's ("job NAME: ", or empty for `run`).
+inline std::string ItemLabel(std::string_view job_prefix, const ItemRun& run) {
+  std::string label(job_prefix);
+  label += "item ";
+  label += run.id;
+  return label;
+}
 
 // The manifest item, for a submission. A shed item here is a bug: Job::Resubmit reloads it.
 inline const manifest::Item& SubmitFields(const ItemRun& run) {

@@ -31,8 +31,8 @@ Job::Job(Service& service, const manifest::ItemStore& store, JobPlan plan,
       plan_(std::move(plan)),
       journal_(journal),
       flags_(std::move(flags)),
-      recorder_(service, journal),
-      stop_(service),
+      recorder_(service, journal, Prefix()),
+      stop_(service, Prefix()),
       submitter_(service, stop_, recorder_),
       fetcher_(service, recorder_),
       items_(service.executor()),
@@ -308,9 +308,9 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
       const api::TaskStatus& task = verdict.status;
       record_failed(task.error_code, task.error_message, false);
       // Resubmitted within retry.max_task_attempts (a last failure is logged when given up).
-      util::LogTransient("failed tasks resubmitted", "item " + run.id + ": task " + task_id +
-                                                         " failed: " + task.error_code + ": " +
-                                                         task.error_message);
+      util::LogTransient("failed tasks resubmitted", ItemLabel(Prefix(), run) + ": task " +
+                                                         task_id + " failed: " + task.error_code +
+                                                         ": " + task.error_message);
       return TaskOutcome::kTaskFailed;
     }
     case TaskVerdict::Kind::kNotFound:
@@ -549,10 +549,11 @@ net::awaitable<void> Job::Progress() {
 }
 
 int Job::ExitCode() const {
-  const StopReason reason = service_.stop_reason();
+  const StopReason reason = stop_reason();
   if (reason == StopReason::kAuth) return 4;
   const bool misconfigured = reason == StopReason::kMisconfigured ||
-                             reason == StopReason::kDownloadPolicy || fetcher_.policy_blocked() > 0;
+                             reason == StopReason::kDownloadPolicy ||
+                             reason == StopReason::kRequestRefused || fetcher_.policy_blocked() > 0;
   const journal::Totals& totals = journal_.state().totals();
   const std::uint64_t finished = totals.done + totals.gave_up;
   if (plan_.items > finished) return misconfigured ? 5 : 3;
@@ -578,7 +579,7 @@ void Job::Report(int exit_code) {
     failures[code] = count;
     failure_text += (failure_text.empty() ? "" : ", ") + code + " " + std::to_string(count);
   }
-  const StopReason reason = service_.stop_reason();
+  const StopReason reason = stop_reason();
   boost::json::object report{
       {"exit_code", exit_code},
       {"stop_reason", reason == StopReason::kNone ? boost::json::value(nullptr)
@@ -662,7 +663,7 @@ net::awaitable<int> Job::Run() {
   }
 
   const int exit_code = ExitCode();
-  const StopReason reason = service_.stop_reason();
+  const StopReason reason = stop_reason();
   if (util::StderrIsTerminal() && flags_.name.empty()) {
     const std::string block = SummaryBlock(exit_code);
     std::fwrite(block.data(), 1, block.size(), stderr);

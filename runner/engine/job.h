@@ -115,6 +115,10 @@ class Job {
   // The end-of-run block a terminal gets: done, failed by code, credits, time, retries, output.
   std::string SummaryBlock(int exit_code) const;
   int ExitCode() const;
+  // Why this job stopped early: the service's reason (every job's), else its own (JobStop::Stop).
+  StopReason stop_reason() const {
+    return service_.stop_reason() != StopReason::kNone ? service_.stop_reason() : stop_.reason();
+  }
   std::string Prefix() const { return flags_.name.empty() ? "" : "job " + flags_.name + ": "; }
   // The job's report: <out>/report.json and one log line (done, failed by code, credits spent
   // and refunded, duration, mean rate, polls per task).

@@ -15,9 +15,10 @@ namespace nanobatch::engine {
 
 namespace net = boost::asio;
 
-Recorder::Recorder(Service& service, journal::Journal& journal)
+Recorder::Recorder(Service& service, journal::Journal& journal, std::string log_prefix)
     : service_(service),
       journal_(journal),
+      log_prefix_(std::move(log_prefix)),
       outputs_(journal.dir()),
       syncs_(service.executor(), service.disk(),
              {.pending = [this] { return journal_.pending_records() + (renamed_.empty() ? 0 : 1); },
@@ -121,7 +122,7 @@ void Recorder::RecordGaveUp(const ItemRun& run, std::string code, std::string me
   gave_up->set_attempts(snapshot ? snapshot->attempt() : 0);
   Append(std::move(record));
   outputs_.AppendFailure(*Snapshot(run));
-  util::LogWarning("item " + run.id + " failed for good: " + code + ": " + message);
+  util::LogWarning(ItemLabel(log_prefix_, run) + " failed for good: " + code + ": " + message);
   journal_.Finalize(run.id);  // finished: kept compact from now on
   service_.NotifyBudgetChanged();
 }

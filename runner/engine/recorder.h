@@ -46,7 +46,9 @@ class Recorder {
                 "submissions waiting for a commit (one per API connection) must be able to fill "
                 "a group, or every one of them waits out kCommitInterval");
 
-  Recorder(Service& service, journal::Journal& journal);
+  // `log_prefix` names the job in log lines ("job NAME: ", or empty for `run`): ItemLabel.
+  Recorder(Service& service, journal::Journal& journal, std::string log_prefix);
+  const std::string& log_prefix() const { return log_prefix_; }
 
   boost::asio::awaitable<bool> Commit();
   void Append(proto::Record record) { journal_.Append(std::move(record)); }
@@ -87,6 +89,7 @@ class Recorder {
  private:
   Service& service_;
   journal::Journal& journal_;
+  const std::string log_prefix_;
   output::OutputFiles outputs_;
   std::function<int()> BeginSync();
   bool EndSync(int result, std::string& error);

@@ -283,8 +283,9 @@ net::awaitable<void> Service::LogBalance() {
 // ---------------------------------------------------------------------------------------------
 // One job's stops
 
-JobStop::JobStop(Service& service)
+JobStop::JobStop(Service& service, std::string log_prefix)
     : service_(service),
+      log_prefix_(std::move(log_prefix)),
       submit_signal_(service.executor()),
       no_new_submissions_(service.executor()) {
   submit_signal_.AddChild(no_new_submissions_);
@@ -302,6 +303,14 @@ JobStop::~JobStop() {
 
 void JobStop::Cancel() {
   cancelled_ = true;
+  submit_signal_.Trigger();
+}
+
+void JobStop::Stop(StopReason reason, const std::string& detail) {
+  if (stopped()) return;
+  LogWarning(log_prefix_ + "no more submissions: " + std::string(Describe(reason)) +
+             (detail.empty() ? "" : " (" + detail + ")") + "; finishing the tasks in flight");
+  reason_ = reason;
   submit_signal_.Trigger();
 }
 

@@ -211,28 +211,33 @@ class Service {
 };
 
 // JobStop: the stops one job's submissions observe. A stop of the service reaches every job (this
-// job's signals are children of the service's); Cancel() stops this job's submissions alone, as
-// the service's "cancel submits" stops everyone's: every submit not yet sent ends at once, and
-// none starts. What is already paid for goes on (a POST already sent gets its answer, tasks get
-// their verdicts, images are downloaded): a cancelled job costs nothing more and loses nothing
-// paid. Halting stays the service's alone.
+// job's signals are children of the service's); Cancel() and Stop() stop this job's submissions
+// alone, as the service's "cancel submits" stops everyone's: every submit not yet sent ends at
+// once, and none starts. What is already paid for goes on (a POST already sent gets its answer,
+// tasks get their verdicts, images are downloaded): a stopped job costs nothing more and loses
+// nothing paid. Halting stays the service's alone.
 //
 // Example:
-//   JobStop stop(service);
+//   JobStop stop(service, "job j1: ");
 //   if (!co_await slots.Acquire(&stop.no_new_submissions())) ...
 //   stop.Cancel();  // DELETE /jobs/NAME
 class JobStop {
  public:
-  explicit JobStop(Service& service);
+  // `log_prefix` names the job in the log lines of Stop() ("job NAME: ", or empty for `run`).
+  JobStop(Service& service, std::string log_prefix);
   ~JobStop();
   JobStop(const JobStop&) = delete;
   JobStop& operator=(const JobStop&) = delete;
 
   void Cancel();
   bool cancelled() const { return cancelled_; }
+  // No more submissions for this job, for a reason of its own (its manifest: the API refuses its
+  // requests), said once with `detail`; the service's other jobs go on. The first reason stays.
+  void Stop(StopReason reason, const std::string& detail);
+  StopReason reason() const { return reason_; }
   // Service::SubmitsCancelled() and submitting_stopped(), for this job.
-  bool SubmitsCancelled() const { return cancelled_ || service_.SubmitsCancelled(); }
-  bool SubmittingStopped() const { return cancelled_ || service_.submitting_stopped(); }
+  bool SubmitsCancelled() const { return stopped() || service_.SubmitsCancelled(); }
+  bool SubmittingStopped() const { return stopped() || service_.submitting_stopped(); }
   // Service::submit_signal() and no_new_submissions(), each also triggered by Cancel().
   util::StopSignal& submit_signal() { return submit_signal_; }
   util::StopSignal& no_new_submissions() { return no_new_submissions_; }
@@ -250,10 +255,14 @@ class JobStop {
   }
 
  private:
+  bool stopped() const { return cancelled_ || reason_ != StopReason::kNone; }
+
   Service& service_;
+  const std::string log_prefix_;
   util::StopSignal submit_signal_;
   util::StopSignal no_new_submissions_;
   bool cancelled_ = false;
+  StopReason reason_ = StopReason::kNone;
 };
 
 }  // namespace nanobatch::engine

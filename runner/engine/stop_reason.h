@@ -22,12 +22,33 @@ enum class StopReason {
   kServerDown,
   kMisconfigured,   // exit 5: TLS verification, a base URL that is not the API, model_not_found
   kDownloadPolicy,  // exit 5: image downloads refused (policy, host), item after item
+  kRequestRefused,  // exit 5: submits refused as invalid (400 invalid_request), item after item
   kSignal,
   kAuth,
   kDisk
 };
 
 const char* Describe(StopReason reason);
+
+// Refusals of one kind, item after item: one refused item is the item's; the same refusal for
+// kItemsBeforeStop items in a row is the configuration's (or the host's), and every further item
+// would meet it too. An item that gets through ends the streak.
+//
+// Example:
+//   if (streak.Refused()) StopSubmitting(...);   // the third in a row
+//   streak.Accepted();                           // an image written, a task id known
+class RefusalStreak {
+ public:
+  static constexpr int kItemsBeforeStop = 3;
+
+  // One more item refused; true once the streak is long enough to stop for.
+  bool Refused() { return ++length_ >= kItemsBeforeStop; }
+  void Accepted() { length_ = 0; }
+  int length() const { return length_; }
+
+ private:
+  int length_ = 0;
+};
 
 // The stop message for an answer that is no API error (api::Reaction::kStopMisconfigured);
 // `request` names what was answered ("the submit", "polling").

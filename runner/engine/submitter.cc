@@ -57,7 +57,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     if (!token.empty() && !service_.halted()) {
       // With callbacks, the task (if the POST created one) names itself when it finishes: wait
       // for that rather than pay again.
-      LogWarning("item " + run.id + ": submit outcome unknown (" + why +
+      LogWarning(ItemLabel(recorder_.log_prefix(), run) + ": submit outcome unknown (" + why +
                  "); waiting up to callbacks.reveal_wait_s for its callback");
       revealed = co_await service_.watcher().AwaitReveal(
           token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
@@ -65,7 +65,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     }
     recorder_.RecordAbandoned(run.id, why);
     close_intent();
-    LogWarning("item " + run.id + ": submit outcome unknown (" + why +
+    LogWarning(ItemLabel(recorder_.log_prefix(), run) + ": submit outcome unknown (" + why +
                "); its credits stay counted and a resubmission counts as a possible duplicate");
     const bool exhausted = failures >= config_.retry.max_attempts;
     if (stop_.SubmitsCancelled() || exhausted || !Hold(run)) {
@@ -83,10 +83,12 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   auto submitted = [&](const std::string& task_id,
                        bool by_callback) -> net::awaitable<SubmitOutcome> {
     if (!token.empty()) service_.watcher().Bind(token, task_id);
+    refused_requests_.Accepted();
     recorder_.RecordSubmitted(run, task_id, by_callback);
     intent_open = false;
     if (by_callback) {
-      LogInfo("item " + run.id + ": its callback named task " + task_id + "; not submitted again");
+      LogInfo(ItemLabel(recorder_.log_prefix(), run) + ": its callback named task " + task_id +
+              "; not submitted again");
     }
     if (!co_await recorder_.Commit()) co_return SubmitOutcome::kStopped;
     co_return SubmitOutcome::kSubmitted;
@@ -120,7 +122,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     // open only while its POST is about to leave. Prompts are the user's data: logged at debug
     // level only, and capped.
     const std::string& prompt = SubmitFields(run).prompt;
-    util::LogDebug("item " + run.id + ": submitting (" + run.resolution +
+    util::LogDebug(ItemLabel(recorder_.log_prefix(), run) + ": submitting (" + run.resolution +
                    "): " + prompt.substr(0, 200) + (prompt.size() > 200 ? "..." : ""));
     http::Request request =
         service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body);
@@ -253,6 +255,12 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       case api::Reaction::kResubmit:
         Release(run);
         recorder_.RecordGaveUp(run, error.code, error.message);
+        // One item refused is the item's; several in a row are the request every item makes
+        // (its model, its defaults, the manifest's fields): the rest would be refused too.
+        if (error.kind == api::ErrorKind::kInvalidRequest && refused_requests_.Refused()) {
+          stop_.Stop(StopReason::kRequestRefused,
+                     std::to_string(refused_requests_.length()) + " items in a row: " + what);
+        }
         co_await recorder_.Commit();
         co_return SubmitOutcome::kFailedItem;
     }
@@ -266,14 +274,15 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
 net::awaitable<SubmitOutcome> Submitter::Recover(const ItemRun& run) {
   const std::string token = recorder_.Snapshot(run)->callback_token();
   service_.watcher().Expect(token);
-  LogInfo("item " + run.id +
+  LogInfo(ItemLabel(recorder_.log_prefix(), run) +
           ": its last submit's outcome was not recorded; waiting up to "
           "callbacks.reveal_wait_s for its callback");
   auto task_id = co_await service_.watcher().AwaitReveal(
       token, ToDuration(Seconds(config_.callbacks.reveal_wait_s)));
   if (task_id) {
     recorder_.RecordSubmitted(run, *task_id, true);
-    LogInfo("item " + run.id + ": its callback named task " + *task_id + "; not submitted again");
+    LogInfo(ItemLabel(recorder_.log_prefix(), run) + ": its callback named task " + *task_id +
+            "; not submitted again");
     co_return co_await recorder_.Commit() ? SubmitOutcome::kSubmitted : SubmitOutcome::kStopped;
   }
   service_.watcher().Forget(token);

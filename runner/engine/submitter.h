@@ -19,6 +19,7 @@
 #include "runner/engine/item_run.h"
 #include "runner/engine/recorder.h"
 #include "runner/engine/service.h"
+#include "runner/engine/stop_reason.h"
 
 namespace nanobatch::engine {
 
@@ -50,6 +51,8 @@ class Submitter {
   // many there were: with 64 in flight, a line each would scroll 64 lines a retry round.
   std::chrono::steady_clock::time_point not_sent_said_{};
   std::uint64_t not_sent_unsaid_ = 0;
+  // Items whose submits the API refused as invalid (400), in a row: a streak stops this job.
+  RefusalStreak refused_requests_;
 };
 
 }  // namespace nanobatch::engine

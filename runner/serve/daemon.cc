@@ -141,6 +141,7 @@ int ExitCodeFor(StopReason reason) {
       return 4;
     case StopReason::kMisconfigured:
     case StopReason::kDownloadPolicy:
+    case StopReason::kRequestRefused:
       return 5;
     default:
       return 3;

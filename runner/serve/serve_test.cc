@@ -332,6 +332,29 @@ TEST_CASE(
   CHECK(spent - Stat(stats, "credits_net") <= 16 * duplicates);
 }
 
+TEST_CASE("serve: a job whose submits are refused (400) stops alone; its lines name it") {
+  TempDir dir;
+  FakeApiProcess api(
+      dir, {"--reject-substring", "refused", "--pending-ms", "5", "--processing-ms", "5"});
+  Serve serve(dir, api, "limits: {rate: 100, burst: 10, max_in_flight: 1}\n");
+  serve.Start();
+  Drop(dir, "bad.jsonl", Manifest("refused", 20));
+  Drop(dir, "good.jsonl", Manifest("g", 10));
+  REQUIRE(serve.WaitFor(
+      [&] { return serve.StateOf("bad") == "waiting" && serve.StateOf("good") == "done"; }));
+  const json::object bad = json::parse(Http("GET", serve.Url("/jobs/bad")).body).as_object();
+  CHECK(bad.at("exit_code").as_int64() == 5);
+  CHECK(bad.at("failed").as_int64() == 3);
+  CHECK(bad.at("queued").as_int64() == 17);
+  CHECK(serve.process->running());  // the other jobs, and the service, go on
+  const std::string log = serve.Log(0);
+  CHECK(log.find("job bad: item refused0 failed for good: invalid_request") != std::string::npos);
+  CHECK(log.find("job bad: no more submissions: the API refuses the submits as invalid") !=
+        std::string::npos);
+  serve.process->Signal(SIGTERM);
+  CHECK(serve.process->Wait(std::chrono::seconds(20)) == 0);
+}
+
 TEST_CASE("serve: one budget for all jobs, kept across a restart; SIGHUP raises it") {
   TempDir dir;
   FakeApiProcess api(dir, {"--pending-ms", "50", "--processing-ms", "150"});

@@ -1,6 +1,7 @@
 #include "runner/testing/fake_api_process.h"
 
 #include <boost/json/parse.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -14,7 +15,10 @@ FakeApiProcess::FakeApiProcess(const TempDir& dir, const std::vector<std::string
   if (made.exit_code != 0) throw std::runtime_error("make_test_certs failed: " + made.err);
   ca_file_ = certs + "/ca.pem";
 
+  // A simulator started before in the same directory (ended since) left its ports there: the
+  // file is this one's only once this one wrote it.
   const std::string port_file = dir.File("fake_api_ports.json");
+  std::filesystem::remove(port_file);
   std::vector<std::string> argv = {kFakeApiBinary,
                                    "--cert",
                                    certs + "/" + certificate + ".pem",
