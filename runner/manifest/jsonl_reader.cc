@@ -12,8 +12,10 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -112,6 +114,78 @@ std::string_view ShapeHint(std::string_view line) {
   return {};
 }
 
+// Where a line's strings break JSON's rules, and the rule, for the escapes and characters
+// simdjson only reports as "Problem while parsing a string" or "unescaped characters": a \u that
+// is no whole character (a lone surrogate, as a UTF-16 string cut in two leaves; fewer than 4 hex
+// digits), an escape JSON has not, a raw control character. Empty when the strings are fine.
+// The column counts characters (UTF-8 sequences), from 1.
+std::string StringHint(std::string_view line) {
+  auto hex = [&](std::size_t at) -> int {
+    if (at + 4 > line.size()) return -1;
+    int value = 0;
+    for (std::size_t i = at; i < at + 4; ++i) {
+      const char c = line[i];
+      const int digit = c >= '0' && c <= '9'   ? c - '0'
+                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                               : -1;
+      if (digit < 0) return -1;
+      value = value * 16 + digit;
+    }
+    return value;
+  };
+  auto at_column = [&](std::size_t at) {
+    std::size_t column = 1;
+    for (std::size_t i = 0; i < at; ++i) column += (line[i] & 0xC0) != 0x80 ? 1 : 0;
+    return " (column " + std::to_string(column) + ": ";
+  };
+  bool in_string = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    if (!in_string) {
+      in_string = c == '"';
+      continue;
+    }
+    if (c == '"') {
+      in_string = false;
+    } else if (c < 0x20) {
+      char code[8];
+      std::snprintf(code, sizeof code, "U+%04X", c);
+      return at_column(i) + "a raw control character, " + code +
+             ", inside a string: JSON needs it escaped, as \\t, \\n or \\u00XX)";
+    } else if (c == '\\') {
+      if (i + 1 >= line.size()) break;
+      const char escape = line[++i];
+      if (escape != 'u') {
+        if (std::string_view("\"\\/bfnrt").find(escape) == std::string_view::npos) {
+          return at_column(i - 1) + "\\" + std::string(1, escape) +
+                 " is no JSON escape; a backslash itself is written \\\\)";
+        }
+        continue;
+      }
+      const int unit = hex(i + 1);
+      if (unit < 0) return at_column(i - 1) + "\\u must be followed by 4 hex digits)";
+      if (unit >= 0xDC00 && unit <= 0xDFFF) {
+        return at_column(i - 1) + std::string(line.substr(i - 1, 6)) +
+               " is the second half of a UTF-16 surrogate pair, and no first half comes before "
+               "it: the text was cut inside a character)";
+      }
+      if (unit >= 0xD800 && unit <= 0xDBFF) {
+        const bool low_follows = i + 6 < line.size() && line[i + 5] == '\\' && line[i + 6] == 'u' &&
+                                 hex(i + 7) >= 0xDC00 && hex(i + 7) <= 0xDFFF;
+        if (!low_follows) {
+          return at_column(i - 1) + std::string(line.substr(i - 1, 6)) +
+                 " is the first half of a UTF-16 surrogate pair, and its second half "
+                 "(\\uDC00 to \\uDFFF) does not follow: the text was cut inside a character)";
+        }
+        i += 6;  // the second half's \u; its digits are skipped with the first's
+      }
+      i += 4;
+    }
+  }
+  return {};
+}
+
 // Parses one line with simdjson's DOM parser. (Its On-Demand API would skip building a tree, but
 // in simdjson 3.0 On-Demand is compiled only for the build's baseline CPU, which on Debian means
 // the portable fallback kernel; the DOM parser picks AVX2/AVX-512 kernels at run time.)
@@ -142,6 +216,8 @@ class LineParser {
         message +=
             " (the line holds a carriage return: lines must end with LF or CRLF, not CR alone; "
             "tr '\\r' '\\n' converts such a file)";
+      } else if (std::string hint = StringHint(text); !hint.empty()) {
+        message += hint;
       } else {
         message += ShapeHint(text);
       }

@@ -107,6 +107,39 @@ TEST_CASE("jsonl: a file whose lines end with CR alone gets an error that says s
   CHECK(Read(dir.Write("dos.jsonl", "{\"id\":\"a\",\"prompt\":\"x\"}\r\n")).items.size() == 1);
 }
 
+TEST_CASE("jsonl: a string JSON refuses is named: its column, the escape and the rule") {
+  testing::TempDir dir;
+  const std::string path =
+      dir.Write("strings.jsonl",
+                "{\"id\":\"a\",\"prompt\":\"x\\ud800y\"}\n"  // a first half alone
+                "{\"id\":\"b\",\"prompt\":\"猫\\udc00\"}\n"  // a second half alone, after CJK
+                "{\"id\":\"c\",\"prompt\":\"ok\\u00\"}\n"    // too few digits
+                "{\"id\":\"d\",\"prompt\":\"tab\there\"}\n"  // a raw tab
+                "{\"id\":\"e\",\"prompt\":\"C:\\path\"}\n"   // \p is no escape
+                "{\"id\":\"f\",\"prompt\":\"pair \\ud83d\\ude00 ok\"}\n"  // a whole pair: valid
+                "{\"id\":\"g\",\"prompt\":\"\\ud83d\\u0041\"}\n");  // a first half, then no second
+  Outcome outcome = Read(path);
+  REQUIRE(outcome.items.size() == 1);
+  CHECK(outcome.items[0].prompt == "pair \xF0\x9F\x98\x80 ok");
+  const std::string text = outcome.ErrorText();
+  INFO(text);
+  CHECK(text.find(path +
+                  ":1: -: invalid JSON: Problem while parsing a string (column 22: \\ud800 is "
+                  "the first half of a UTF-16 surrogate pair") != std::string::npos);
+  CHECK(text.find(path + ":2: -: invalid JSON: Problem while parsing a string (column 22: "
+                         "\\udc00 is the second half") != std::string::npos);
+  CHECK(text.find(path + ":3: -: invalid JSON: Problem while parsing a string (column 23: \\u "
+                         "must be followed by 4 hex digits)") != std::string::npos);
+  CHECK(text.find(path + ":4: -: invalid JSON: ") != std::string::npos);
+  CHECK(text.find("(column 24: a raw control character, U+0009, inside a string") !=
+        std::string::npos);
+  CHECK(text.find(path + ":5: -: invalid JSON: ") != std::string::npos);
+  CHECK(text.find("(column 23: \\p is no JSON escape") != std::string::npos);
+  CHECK(text.find(path + ":7: -: invalid JSON: Problem while parsing a string (column 21: "
+                         "\\ud83d is the first half") != std::string::npos);
+  CHECK(outcome.errors.total() == 6);
+}
+
 TEST_CASE("jsonl: a file of another shape gets errors that say how to fix it") {
   testing::TempDir dir;
   auto errors_of = [&](const std::string& name, const std::string& content) {
