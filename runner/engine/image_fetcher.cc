@@ -188,6 +188,19 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
     }
     const auto& outcome = std::get<http::DownloadOutcome>(result);
     service_.counters().download_bytes += outcome.bytes;
+    if (!outcome.content_encoding.empty()) {
+      // Asked for identity, sent compressed: the same URL answers the same way again. Paid, so
+      // the item fails as a bad image that --retry-failed downloads again, paying nothing.
+      const std::string why =
+          "the image host sent the image encoded (Content-Encoding: " +
+          util::ServerText(outcome.content_encoding, 64) +
+          ") although asked for identity; nanobatch stores images as their hosts keep them and "
+          "decodes nothing";
+      recorder_.RecordGaveUp(run, "bad_image", why);
+      co_await recorder_.Commit();
+      NoteRefusal(why);
+      co_return false;
+    }
     if (outcome.status != 200) {
       const int status = outcome.status;
       const std::string answered = "image URL answered HTTP " + std::to_string(status);

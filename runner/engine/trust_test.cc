@@ -368,6 +368,23 @@ TEST_CASE("trust: image hosts that redirect, or answer 404, stop submitting afte
     CHECK(Stat(api.Stats(), "submissions") <= 4);
     CHECK(job.Lines("failed.jsonl").size() >= 3);
   }
+  SUBCASE("images sent gzip-encoded though asked for identity: refused at once, never stored") {
+    TempDir dir;
+    FakeApiProcess api(dir, Fast({"--image-content-encoding", "gzip"}));
+    Job job(dir, api, Manifest(10), "limits: {max_in_flight: 1}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 5);
+    CHECK(result.err.find("3 items in a row: the image host sent the image encoded "
+                          "(Content-Encoding: gzip)") != std::string::npos);
+    const std::int64_t paid = Stat(api.Stats(), "submissions");
+    CHECK(paid <= 4);
+    CHECK(Stat(api.Stats(), "images_served") == paid);  // one request an item, not retried
+    const auto failed = job.Lines("failed.jsonl");
+    REQUIRE(failed.size() >= 3);
+    CHECK(failed[0].at("error_code") == "bad_image");
+    CHECK(job.Lines("metadata.jsonl").empty());
+  }
 }
 
 TEST_CASE("trust: a stop ends downloads still waiting for their image at once") {

@@ -97,6 +97,10 @@ class BodySink {
 struct DownloadOutcome {
   int status = 0;           // the HTTP status; the body went to the sink only when 200
   std::uint64_t bytes = 0;  // body bytes delivered to the sink
+  // A 200 whose body is encoded (Content-Encoding other than identity), though the request asked
+  // for identity: the header's value as sent (capped: DownloadParser; the server's text, to be
+  // scrubbed before it is shown); the body was not read. The client decodes nothing.
+  std::string content_encoding{};
 };
 
 class Client {

@@ -518,6 +518,27 @@ TEST_CASE("http client: downloads stream to the sink; limits and resets are erro
   CHECK(missing.bytes.empty());
 }
 
+TEST_CASE("http client: an image sent with a Content-Encoding is not read as the image") {
+  for (const char* encoding : {"gzip", "br", "identity", " Identity "}) {
+    CAPTURE(encoding);
+    SettledImage f({"--image-content-encoding", encoding});
+    auto& [dir, api, io, client, id, image] = f;
+    StringSink sink;
+    Result<DownloadOutcome> got = RunOn(io, client.Download(image, sink, 8 << 20, 10s, kLoopback));
+    REQUIRE(std::holds_alternative<DownloadOutcome>(got));
+    const DownloadOutcome& outcome = std::get<DownloadOutcome>(got);
+    CHECK(outcome.status == 200);
+    if (std::string_view(encoding).find("dentity") != std::string_view::npos) {
+      CHECK(outcome.content_encoding.empty());  // no encoding: the image, whole
+      CHECK(sink.bytes.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+    } else {
+      CHECK(outcome.content_encoding == encoding);
+      CHECK(outcome.bytes == 0);
+      CHECK(sink.bytes.empty());
+    }
+  }
+}
+
 TEST_CASE("http client: a download connection with bytes after its body is not reused") {
   // Every answer, images included, is followed by a stray second answer on the open connection.
   SettledImage f({"--wire-fault", "stray-answer", "--wire-fault-every", "1"});

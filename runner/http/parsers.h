@@ -102,7 +102,8 @@ class AnswerParser : public ResponseParser {
 // kept each one as an allocated field, every image). A body that does not fit in the room left
 // ends the put with http::error::need_buffer, as buffer_body's does; room_left() says how much
 // of the room the body has not filled. Limits as any parser (LimitResponse); keep_alive() is
-// basic_parser's, false for a body that ends with the connection.
+// basic_parser's, false for a body that ends with the connection. The one header kept is
+// Content-Encoding: an encoded body is not the image its bytes would be taken for.
 class DownloadParser : public ResponseParser {
  public:
   void SetRoom(char* data, std::size_t size) {
@@ -110,8 +111,18 @@ class DownloadParser : public ResponseParser {
     room_left_ = size;
   }
   std::size_t room_left() const { return room_left_; }
+  // The Content-Encoding headers' values, joined with ", " (at most kMaxEncodingBytes kept).
+  const std::string& content_encoding() const { return content_encoding_; }
+  static constexpr std::size_t kMaxEncodingBytes = 128;
 
  private:
+  void on_field_impl(boost::beast::http::field name, string_view, string_view value,
+                     error_code&) override {
+    if (name != boost::beast::http::field::content_encoding) return;
+    if (!content_encoding_.empty()) content_encoding_ += ", ";
+    content_encoding_.append(value.data(), value.size());
+    if (content_encoding_.size() > kMaxEncodingBytes) content_encoding_.resize(kMaxEncodingBytes);
+  }
   std::size_t Body(string_view bytes, error_code& error) override {
     const std::size_t taken = std::min(bytes.size(), room_left_);
     if (taken > 0) std::memcpy(room_, bytes.data(), taken);
@@ -123,6 +134,7 @@ class DownloadParser : public ResponseParser {
 
   char* room_ = nullptr;
   std::size_t room_left_ = 0;
+  std::string content_encoding_;
 };
 
 }  // namespace nanobatch::http

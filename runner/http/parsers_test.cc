@@ -157,6 +157,24 @@ TEST_CASE("download parser: the status, then the body through the caller's room"
   CHECK_FALSE(pieces.error);
   CHECK(pieces.body == "hello world");
   CHECK(chunked.keep_alive());
+  CHECK(chunked.content_encoding().empty());
+
+  // Content-Encoding, the one header kept: every one of them, joined, and capped.
+  DownloadParser encoded;
+  LimitResponse(encoded, 1 << 20);
+  CHECK_FALSE(Download(encoded,
+                       "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n"
+                       "content-encoding: br\r\n\r\nxx",
+                       16)
+                  .error);
+  CHECK(encoded.content_encoding() == "gzip, br");
+  DownloadParser long_encoding;
+  LimitResponse(long_encoding, 1 << 20);
+  Download(long_encoding,
+           "HTTP/1.1 200 OK\r\nContent-Encoding: " + std::string(5000, 'z') +
+               "\r\nContent-Length: 0\r\n\r\n",
+           16);
+  CHECK(long_encoding.content_encoding().size() == DownloadParser::kMaxEncodingBytes);
 
   // A body that ends with the connection: the connection cannot be kept.
   DownloadParser to_eof;

@@ -64,6 +64,9 @@ struct ServerSettings {
   // (Transfer-Encoding: chunked) or "close" (neither: the body ends with the connection, closed
   // with a TLS close_notify).
   std::string image_framing = "length";
+  // A Content-Encoding header on every image (the bytes unchanged), though the client asked for
+  // identity: a CDN that compresses what it should not. Empty: none.
+  std::string image_content_encoding;
   bool log_requests = false;
   bool echo_authorization = false;  // every error message quotes the request's Authorization
 };
@@ -106,6 +109,9 @@ net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned
     http::response<http::string_body> response{http::status::ok, version};
     response.set(http::field::server, "nanobatch-fake-api");
     response.set(http::field::content_type, image.content_type);
+    if (!settings.image_content_encoding.empty()) {
+      response.set(http::field::content_encoding, settings.image_content_encoding);
+    }
     response.keep_alive(chunked && keep_alive);
     if (chunked) response.chunked(true);  // else no length at all: the end of the connection
     response.body() = image.bytes;
@@ -119,6 +125,9 @@ net::awaitable<bool> SendImage(Stream& stream, const ImageReply& image, unsigned
   http::response<http::empty_body> head{http::status::ok, version};
   head.set(http::field::server, "nanobatch-fake-api");
   head.set(http::field::content_type, image.content_type);
+  if (!settings.image_content_encoding.empty()) {
+    head.set(http::field::content_encoding, settings.image_content_encoding);
+  }
   head.content_length(image.bytes.size());
   head.keep_alive(keep_alive);
   http::response_serializer<http::empty_body> serializer{head};
@@ -524,12 +533,15 @@ int Main(int argc, char** argv) {
                  "how image bodies end: length (Content-Length), chunked, or close (at the "
                  "connection's end)")
       ->check(CLI::IsMember({"length", "chunked", "close"}));
+  app.add_option("--image-content-encoding", settings.image_content_encoding,
+                 "a Content-Encoding header on every image (e.g. gzip; the bytes unchanged)");
   app.add_option("--seed", options.seed, "random seed of the fault injection");
   app.add_flag("--log-requests", settings.log_requests, "one stderr line per request");
   app.add_option("--p-bad-submit-body", options.p_bad_submit_body,
                  "probability a submit (task created, charged) is answered 200 with a bad body");
-  app.add_option("--bad-submit-body", options.bad_submit_body,
-                 "its kind: html no-task-id invalid-utf8 deep-json long-id crlf-id slash-id key-id");
+  app.add_option(
+      "--bad-submit-body", options.bad_submit_body,
+      "its kind: html no-task-id invalid-utf8 deep-json long-id crlf-id slash-id key-id");
   app.add_option("--p-poll-garbage", options.p_poll_garbage,
                  "probability a poll is answered 200 with an HTML page");
   app.add_option("--p-wire-fault", options.p_wire_fault,
