@@ -75,6 +75,9 @@ struct JobRecord {
   std::uint64_t spent = 0;  // credits its journal counts, while it is not running
   std::uint64_t reserved = 0;
   bool cancelled = false;  // DELETE /jobs/NAME: it ends in failed/ rather than resuming
+  // Why its last run stopped early, said as in report.json (what to change); empty when it did
+  // not. What an operator reads on /jobs for a job left waiting.
+  std::string stop_reason;
 };
 
 // A job on the service: its journal, manifest store and plan, and the engine's Job over them.
@@ -455,6 +458,8 @@ void Daemon::FinishJob(RunningJob& running, int exit_code) {
   record.spent = totals.credits_spent;
   record.reserved = totals.credits_reserved;
   record.exit_code = exit_code;
+  const json::value* reason = running.job->report().if_contains("stop_reason");
+  record.stop_reason = reason && reason->is_string() ? std::string(reason->as_string()) : "";
   // interface.md: done/ for 0, failed/ for 1, 2 and 4; stopped jobs (3, 5) stay in jobs/ and
   // resume from their journals, unless they were cancelled.
   if ((exit_code == 3 || exit_code == 5) && record.cancelled) {
@@ -568,6 +573,7 @@ http::Reply Daemon::ListJobs() const {
     const JobRecord& record = records_.at(*name);
     json::object job{{"name", *name}, {"state", StateName(record.state)}};
     if (record.exit_code >= 0) job["exit_code"] = record.exit_code;
+    if (!record.stop_reason.empty()) job["stop_reason"] = record.stop_reason;
     if (record.cancelled) job["cancelled"] = true;
     if (auto it = running_.find(*name); it != running_.end()) {
       const journal::Totals& totals = it->second->inputs.journal->state().totals();
@@ -606,6 +612,7 @@ http::Reply Daemon::JobStatus(const std::string& name) const {
   status["name"] = name;
   status["state"] = StateName(record->second.state);
   if (record->second.exit_code >= 0) status["exit_code"] = record->second.exit_code;
+  if (!record->second.stop_reason.empty()) status["stop_reason"] = record->second.stop_reason;
   if (record->second.cancelled) status["cancelled"] = true;
   return JsonReply(200, status);
 }

@@ -346,6 +346,10 @@ TEST_CASE("serve: a job whose submits are refused (400) stops alone; its lines n
   CHECK(bad.at("exit_code").as_int64() == 5);
   CHECK(bad.at("failed").as_int64() == 3);
   CHECK(bad.at("queued").as_int64() == 17);
+  // Why it waits, for the operator: what report.json says.
+  CHECK(std::string(bad.at("stop_reason").as_string()).starts_with("the API refuses the submits"));
+  CHECK_FALSE(
+      json::parse(Http("GET", serve.Url("/jobs/good")).body).as_object().contains("stop_reason"));
   CHECK(serve.process->running());  // the other jobs, and the service, go on
   const std::string log = serve.Log(0);
   CHECK(log.find("job bad: item refused0 failed for good: invalid_request") != std::string::npos);
