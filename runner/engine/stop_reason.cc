@@ -20,13 +20,15 @@ const char* Describe(StopReason reason) {
     case StopReason::kDownloadPolicy:
       return "image downloads keep being refused, by the download policy or by the image host; "
              "the paid images stay recorded: the next run downloads those the policy held back "
-             "once their host is allowed, and `run --retry-failed` downloads again those in "
-             "failed.jsonl, without paying again";
+             "once their host is allowed, and `run --retry-failed` (serve: POST "
+             "/jobs?name=NAME&retry_failed=1) downloads again those in failed.jsonl, without "
+             "paying again";
     case StopReason::kRequestRefused:
       return "the API refuses the submits as invalid (400 invalid_request), item after item: "
              "the request that the config (api.model, defaults) and the manifest make is not one "
              "it accepts. Nothing was charged for them; fix the request, then `run "
-             "--retry-failed` submits the items refused so far again";
+             "--retry-failed` (serve: POST /jobs?name=NAME&retry_failed=1) submits the items "
+             "refused so far again";
     case StopReason::kSignal:
       return "a signal asked to stop";
     case StopReason::kAuth:

@@ -78,6 +78,10 @@ struct JobRecord {
   // Why its last run stopped early, said as in report.json (what to change); empty when it did
   // not. What an operator reads on /jobs for a job left waiting.
   std::string stop_reason;
+  // POST /jobs?retry_failed=1: its next run takes up its failed items again, as `run
+  // --retry-failed` does (paid downloads fetched again, the rest submitted anew). Not kept across
+  // a restart of the service.
+  bool retry_failed = false;
 };
 
 // A job on the service: its journal, manifest store and plan, and the engine's Job over them.
@@ -333,6 +337,7 @@ void Daemon::ScanInbox() {
       record.state = JobState::kQueued;  // the same name again: it resumes its directory
       record.exit_code = -1;
       record.cancelled = false;
+      record.retry_failed = false;  // a file in the inbox says nothing of that
     }
   }
 }
@@ -393,7 +398,7 @@ void Daemon::StartJob(const std::string& name, const std::string& manifest) {
   auto opened = engine::OpenJobInputs({.plan = {.manifest = manifest,
                                                 .out = spool_->JobDir(name),
                                                 .callbacks = service_.callbacks(),
-                                                .retry_failed = false,
+                                                .retry_failed = record.retry_failed,
                                                 .verify_images = false,
                                                 .shard = {},
                                                 .redo = {}},
@@ -431,8 +436,10 @@ void Daemon::StartJob(const std::string& name, const std::string& manifest) {
   running->inputs = std::move(std::get<engine::JobInputs>(opened));
   running->job = std::make_unique<engine::Job>(
       service_, *running->inputs.store, std::move(running->inputs.plan), *running->inputs.journal,
-      engine::JobFlags{
-          .retry_failed = false, .shard = {}, .manifest_path = manifest, .name = name});
+      engine::JobFlags{.retry_failed = record.retry_failed,
+                       .shard = {},
+                       .manifest_path = manifest,
+                       .name = name});
   record.state = JobState::kRunning;
   record.exit_code = -1;
   RunningJob* raw = running.get();
@@ -699,13 +706,13 @@ http::Reply Daemon::PostJob(const http::IncomingRequest& request, boost::urls::p
   if (draining_) return JsonError(503, "draining: not taking jobs");
   // A misspelt parameter would be dropped in silence: ?fromat=yaml, and a YAML manifest read
   // as JSONL.
-  static constexpr std::array<std::string_view, 2> kParams = {"name", "format"};
+  static constexpr std::array<std::string_view, 3> kParams = {"name", "format", "retry_failed"};
   for (const auto& given : params) {
     if (std::find(kParams.begin(), kParams.end(), given.key) == kParams.end()) {
       const std::string key = given.key.substr(0, 64);
       return JsonError(400, "unknown query parameter \"" + key + "\"" +
                                 util::DidYouMeanSuffix(key, kParams) +
-                                ": POST /jobs takes ?name= and ?format=");
+                                ": POST /jobs takes ?name=, ?format= and ?retry_failed=");
     }
   }
   // Twice is a contradiction, not a choice: ?name=a&name=b must not queue one of them.
@@ -727,6 +734,11 @@ http::Reply Daemon::PostJob(const http::IncomingRequest& request, boost::urls::p
   if (!format.empty() && format != "jsonl" && format != "yaml") {
     return JsonError(400, "?format= must be jsonl (the default) or yaml");
   }
+  const std::string retry = param("retry_failed");
+  if (!retry.empty() && retry != "0" && retry != "1" && retry != "false" && retry != "true") {
+    return JsonError(400, "?retry_failed= must be 1 or true (or 0, false: the default)");
+  }
+  const bool retry_failed = retry == "1" || retry == "true";
   const std::string extension = format.empty() ? "jsonl" : format;
   // An active job (running or waiting) holds its claimed manifest.
   if (spool_->InInbox(name) || (records_.contains(name) && !records_.at(name).manifest.empty())) {
@@ -757,8 +769,9 @@ http::Reply Daemon::PostJob(const http::IncomingRequest& request, boost::urls::p
   record.state = JobState::kQueued;
   record.exit_code = -1;
   record.cancelled = false;
+  record.retry_failed = retry_failed;
   LogInfo("job " + name + ": queued by POST /jobs (" + std::to_string(request.body.size()) +
-          " bytes)");
+          " bytes" + (retry_failed ? "; its failed items are taken up again" : "") + ")");
   scan_wake_.Notify();
   return JsonReply(202, json::object{{"name", name}, {"state", "queued"}});
 }

@@ -359,6 +359,31 @@ TEST_CASE("serve: a job whose submits are refused (400) stops alone; its lines n
   CHECK(serve.process->Wait(std::chrono::seconds(20)) == 0);
 }
 
+TEST_CASE("serve: POST ?retry_failed=1 takes a job's failed items up again, paying nothing more") {
+  TempDir dir;
+  // Each image's first request is answered 410 Gone: its item fails (download_failed), paid.
+  FakeApiProcess api(dir, {"--image-status", "410", "--image-status-times", "1", "--pending-ms",
+                           "5", "--processing-ms", "5"});
+  Serve serve(dir, api, "limits: {rate: 100, burst: 10, max_in_flight: 1}\n");
+  serve.Start();
+  const std::string manifest = Manifest("r", 2);
+  REQUIRE(Http("POST", serve.Url("/jobs?name=r"), manifest, kToken).status == 202);
+  REQUIRE(serve.WaitFor([&] { return serve.StateOf("r") == "failed"; }));
+  CHECK(json::parse(Http("GET", serve.Url("/jobs/r")).body).as_object().at("failed").as_int64() ==
+        2);
+  CHECK(Http("POST", serve.Url("/jobs?name=r&retry_failed=yes"), manifest, kToken).status == 400);
+  // The same manifest again resumes the directory; with ?retry_failed=1 its failed items too.
+  REQUIRE(Http("POST", serve.Url("/jobs?name=r&retry_failed=1"), manifest, kToken).status == 202);
+  REQUIRE(serve.WaitFor([&] { return serve.StateOf("r") == "done"; }));
+  const json::object status = json::parse(Http("GET", serve.Url("/jobs/r")).body).as_object();
+  CHECK(status.at("done").as_int64() == 2);
+  CHECK(status.at("failed").as_int64() == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 2);  // downloaded again, not paid again
+  CHECK(Exists(dir.File("spool/done/r.summary.json")));
+  serve.process->Signal(SIGTERM);
+  CHECK(serve.process->Wait(std::chrono::seconds(20)) == 0);
+}
+
 TEST_CASE("serve: one budget for all jobs, kept across a restart; SIGHUP raises it") {
   TempDir dir;
   FakeApiProcess api(dir, {"--pending-ms", "50", "--processing-ms", "150"});
