@@ -261,7 +261,10 @@ TEST_CASE("engine: a task that vanishes (404 task_not_found) is submitted again"
   TempDir dir;
   FakeApiProcess api(dir, {"--p-task-vanish", "0.3", "--pending-ms", "30", "--processing-ms", "30",
                            "--seed", "5"});
-  Job job(dir, api, Manifest(10, "v"), "retry: {max_task_attempts: 10}\n");
+  // One at a time, so that which tasks vanish (the seed's draws, in submission order) and the
+  // order they are found lost in are the same every time: never 5 in a row here.
+  Job job(dir, api, Manifest(10, "v"),
+          "retry: {max_task_attempts: 10}\nlimits: {max_in_flight: 1}\n");
   ProcessResult result = job.Run();
   INFO(result.err);
   CHECK(result.exit_code == 0);
@@ -270,6 +273,26 @@ TEST_CASE("engine: a task that vanishes (404 task_not_found) is submitted again"
   CHECK(Stat(stats, "submissions") > 10);
   // Lost tasks stay charged: the runner counts them as spent, so its books cover the server's.
   CHECK(job.Status().at("credits_spent").as_int64() >= Stat(stats, "credits_net"));
+}
+
+TEST_CASE("engine: an API that loses every task stops the run after 5 in a row, exit 3") {
+  // Without the stop, every item was paid for max_task_attempts times, then failed.
+  TempDir dir;
+  FakeApiProcess api(dir, {"--p-task-vanish", "1", "--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(20, "l"), "limits: {max_in_flight: 1}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("tasks it accepted do not exist (404 task_not_found)") !=
+        std::string::npos);
+  CHECK(result.err.find("5 tasks in a row") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == 5);
+  // The first item lost its 3 tasks (retry.max_task_attempts) and failed; the second waits.
+  CHECK(job.Lines("failed.jsonl").size() == 1);
+  const json::object status = job.Status();
+  CHECK(status.at("queued").as_int64() == 19);
+  // Unknown charges count as spent: l0 (1K) three times, l1 (2K) twice.
+  CHECK(status.at("credits_spent").as_int64() == 3 * 16 + 2 * 24);
 }
 
 TEST_CASE("engine: the credit budget is never exceeded, as the server counts it") {

@@ -285,6 +285,7 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
       return TaskOutcome::kStillOpen;
     case TaskVerdict::Kind::kCompleted: {
       ++tasks_settled_;
+      lost_tasks_.Accepted();
       const api::TaskStatus& task = verdict.status;
       proto::Record record;
       auto* completed = record.mutable_completed();
@@ -304,6 +305,7 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
     case TaskVerdict::Kind::kFailed: {
       // api.md: the credits of a failed task are refunded automatically.
       ++tasks_settled_;
+      lost_tasks_.Accepted();  // the API knew the task
       credits_refunded_ += run.price;
       const api::TaskStatus& task = verdict.status;
       record_failed(task.error_code, task.error_message, false);
@@ -316,6 +318,13 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
     case TaskVerdict::Kind::kNotFound:
       // The API says the task does not exist; whether it was charged is unknown.
       record_failed(verdict.error.code, verdict.error.message, true);
+      if (lost_tasks_.Refused()) {
+        // The API's, not this job's: every job's tasks go to the same API.
+        service_.StopSubmitting(StopReason::kTasksLost, std::to_string(lost_tasks_.length()) +
+                                                            " tasks in a row, the last " + task_id +
+                                                            ": " + verdict.error.code + ": " +
+                                                            verdict.error.message);
+      }
       return TaskOutcome::kTaskFailed;
   }
   return TaskOutcome::kStillOpen;

@@ -142,6 +142,11 @@ class Job {
   std::uint64_t tasks_settled_ = 0;     // completed or failed verdicts this run
   std::uint64_t credits_refunded_ = 0;  // failed tasks this run (api.md: refunded)
   std::uint64_t polls_ = 0;             // this job's polls (the watcher counts the service's)
+  // Tasks the API said do not exist (task_not_found), in a row: a streak stops submitting, since
+  // an API that loses every task would have every item paid for max_task_attempts times. Longer
+  // than the refusals' streak: a lost task now and then is what resubmitting is for.
+  static constexpr int kLostTasksBeforeStop = 5;
+  RefusalStreak lost_tasks_{kLostTasksBeforeStop};
   std::uint64_t settled_by_callback_ = 0;
   boost::json::object report_;
 };

@@ -29,6 +29,11 @@ const char* Describe(StopReason reason) {
              "it accepts. Nothing was charged for them; fix the request, then `run "
              "--retry-failed` (serve: POST /jobs?name=NAME&retry_failed=1) submits the items "
              "refused so far again";
+    case StopReason::kTasksLost:
+      return "the API says that tasks it accepted do not exist (404 task_not_found), task after "
+             "task: each would be paid for again and perhaps lost again. The items stay queued; "
+             "run the same command again once the API keeps its tasks (their credits stay "
+             "counted as spent: whether it charged them is unknown)";
     case StopReason::kSignal:
       return "a signal asked to stop";
     case StopReason::kAuth:

@@ -23,6 +23,7 @@ enum class StopReason {
   kMisconfigured,   // exit 5: TLS verification, a base URL that is not the API, model_not_found
   kDownloadPolicy,  // exit 5: image downloads refused (policy, host), item after item
   kRequestRefused,  // exit 5: submits refused as invalid (400 invalid_request), item after item
+  kTasksLost,       // exit 3: the API says tasks it accepted do not exist, task after task
   kSignal,
   kAuth,
   kDisk
@@ -31,8 +32,8 @@ enum class StopReason {
 const char* Describe(StopReason reason);
 
 // Refusals of one kind, item after item: one refused item is the item's; the same refusal for
-// kItemsBeforeStop items in a row is the configuration's (or the host's), and every further item
-// would meet it too. An item that gets through ends the streak.
+// several items in a row (kItemsBeforeStop by default) is the configuration's (or the host's),
+// and every further item would meet it too. An item that gets through ends the streak.
 //
 // Example:
 //   if (streak.Refused()) StopSubmitting(...);   // the third in a row
@@ -41,12 +42,15 @@ class RefusalStreak {
  public:
   static constexpr int kItemsBeforeStop = 3;
 
+  explicit RefusalStreak(int items_before_stop = kItemsBeforeStop)
+      : items_before_stop_(items_before_stop) {}
   // One more item refused; true once the streak is long enough to stop for.
-  bool Refused() { return ++length_ >= kItemsBeforeStop; }
+  bool Refused() { return ++length_ >= items_before_stop_; }
   void Accepted() { length_ = 0; }
   int length() const { return length_; }
 
  private:
+  int items_before_stop_;
   int length_ = 0;
 };
 
