@@ -295,6 +295,38 @@ TEST_CASE("engine: an API that loses every task stops the run after 5 in a row, 
   CHECK(status.at("credits_spent").as_int64() == 3 * 16 + 2 * 24);
 }
 
+TEST_CASE("engine: tasks failing one after another (upstream down) stop the run, exit 3") {
+  // Without the stop, every item failed for good after retry.max_task_attempts, minutes into
+  // the night; now the items stay queued for the run after the outage.
+  TempDir dir;
+  FakeApiProcess api(dir, {"--p-task-fail", "1", "--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(30, "f"), "limits: {max_in_flight: 1}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("the API's tasks keep failing") != std::string::npos);
+  CHECK(result.err.find("20 tasks in a row") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == 20);
+  // One at a time: 6 items used their 3 attempts, the 7th had 2; 23 never started.
+  CHECK(job.Lines("failed.jsonl").size() == 6);
+  CHECK(job.Status().at("queued").as_int64() == 24);
+}
+
+TEST_CASE("engine: tasks completing without a usable image URL stop submitting after 3, exit 5") {
+  TempDir dir;
+  // 17 URLs: more than nanobatch takes from one task (too_many_images), every time.
+  FakeApiProcess api(dir, {"--images-per-task", "17", "--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(20, "u"), "limits: {max_in_flight: 1}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 5);
+  CHECK(result.err.find("3 tasks in a row") != std::string::npos);
+  CHECK(result.err.find("without an image URL nanobatch can use") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == 3);  // not 20 paid for nothing
+  CHECK(job.Lines("failed.jsonl").size() == 3);
+  CHECK(job.Status().at("queued").as_int64() == 17);
+}
+
 TEST_CASE("engine: the credit budget is never exceeded, as the server counts it") {
   TempDir dir;
   FakeApiProcess api(dir, {"--pending-ms", "20", "--processing-ms", "50"});

@@ -286,6 +286,7 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
     case TaskVerdict::Kind::kCompleted: {
       ++tasks_settled_;
       lost_tasks_.Accepted();
+      failed_tasks_.Accepted();
       const api::TaskStatus& task = verdict.status;
       proto::Record record;
       auto* completed = record.mutable_completed();
@@ -296,10 +297,17 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
       if (task.output_problem != api::TaskStatus::OutputProblem::kNone) {
         // Completed (and so charged), but with nothing usable: the item fails with its own
         // code rather than being paid for again.
+        const std::string problem = api::DescribeOutputProblem(task);
         recorder_.RecordGaveUp(run, std::string(api::OutputProblemCode(task.output_problem)),
-                               "task " + task_id + ": " + api::DescribeOutputProblem(task));
+                               "task " + task_id + ": " + problem);
+        if (unusable_outputs_.Refused()) {
+          service_.StopSubmitting(StopReason::kUnusableOutput,
+                                  std::to_string(unusable_outputs_.length()) +
+                                      " tasks in a row, the last " + task_id + ": " + problem);
+        }
         return TaskOutcome::kGaveUp;
       }
+      unusable_outputs_.Accepted();
       return TaskOutcome::kCompleted;
     }
     case TaskVerdict::Kind::kFailed: {
@@ -309,6 +317,12 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
       credits_refunded_ += run.price;
       const api::TaskStatus& task = verdict.status;
       record_failed(task.error_code, task.error_message, false);
+      if (failed_tasks_.Refused()) {
+        service_.StopSubmitting(StopReason::kTasksFailing, std::to_string(failed_tasks_.length()) +
+                                                               " tasks in a row, the last " +
+                                                               task_id + ": " + task.error_code +
+                                                               ": " + task.error_message);
+      }
       // Resubmitted within retry.max_task_attempts (a last failure is logged when given up).
       util::LogTransient("failed tasks resubmitted", ItemLabel(Prefix(), run) + ": task " +
                                                          task_id + " failed: " + task.error_code +
@@ -562,7 +576,8 @@ int Job::ExitCode() const {
   if (reason == StopReason::kAuth) return 4;
   const bool misconfigured = reason == StopReason::kMisconfigured ||
                              reason == StopReason::kDownloadPolicy ||
-                             reason == StopReason::kRequestRefused || fetcher_.policy_blocked() > 0;
+                             reason == StopReason::kRequestRefused ||
+                             reason == StopReason::kUnusableOutput || fetcher_.policy_blocked() > 0;
   const journal::Totals& totals = journal_.state().totals();
   const std::uint64_t finished = totals.done + totals.gave_up;
   if (plan_.items > finished) return misconfigured ? 5 : 3;

@@ -147,6 +147,14 @@ class Job {
   // than the refusals' streak: a lost task now and then is what resubmitting is for.
   static constexpr int kLostTasksBeforeStop = 5;
   RefusalStreak lost_tasks_{kLostTasksBeforeStop};
+  // Tasks that failed (refunded), in a row with none completing: an upstream outage would fail
+  // every item in flight after retry.max_task_attempts, minutes into a night's run. Long: prompts
+  // the model refuses come in runs too, and each such item fails on its own.
+  static constexpr int kFailedTasksBeforeStop = 20;
+  RefusalStreak failed_tasks_{kFailedTasksBeforeStop};
+  // Tasks completed (charged) without a usable image URL, in a row: the API's answers are not
+  // what nanobatch reads, and each further item would be paid for in vain.
+  RefusalStreak unusable_outputs_;
   std::uint64_t settled_by_callback_ = 0;
   boost::json::object report_;
 };

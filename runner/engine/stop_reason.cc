@@ -34,6 +34,15 @@ const char* Describe(StopReason reason) {
              "task: each would be paid for again and perhaps lost again. The items stay queued; "
              "run the same command again once the API keeps its tasks (their credits stay "
              "counted as spent: whether it charged them is unknown)";
+    case StopReason::kTasksFailing:
+      return "the API's tasks keep failing, task after task, none completing: the model behind it "
+             "looks down. Failed tasks are refunded; the items stay queued: run the same command "
+             "again later";
+    case StopReason::kUnusableOutput:
+      return "tasks complete, and are charged, without an image URL nanobatch can use (none in "
+             "output.urls, too many, or malformed), task after task: every further submission "
+             "would pay for the same. The API's answers may have changed shape; the items so far "
+             "are in failed.jsonl";
     case StopReason::kSignal:
       return "a signal asked to stop";
     case StopReason::kAuth:

@@ -24,6 +24,8 @@ enum class StopReason {
   kDownloadPolicy,  // exit 5: image downloads refused (policy, host), item after item
   kRequestRefused,  // exit 5: submits refused as invalid (400 invalid_request), item after item
   kTasksLost,       // exit 3: the API says tasks it accepted do not exist, task after task
+  kTasksFailing,    // exit 3: tasks fail (refunded), task after task, none completing
+  kUnusableOutput,  // exit 5: tasks complete (charged) without a usable image URL, task after task
   kSignal,
   kAuth,
   kDisk

@@ -149,6 +149,7 @@ int ExitCodeFor(StopReason reason) {
     case StopReason::kMisconfigured:
     case StopReason::kDownloadPolicy:
     case StopReason::kRequestRefused:
+    case StopReason::kUnusableOutput:
       return 5;
     default:
       return 3;
