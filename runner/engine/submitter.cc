@@ -52,7 +52,8 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   // duplicate. Returns whether to submit again (credits reserved anew within the budget).
   unsigned failures = 0;
   std::optional<std::string> revealed;  // the task id a callback told, for a lost answer
-  auto outcome_unknown = [&](const std::string& why) -> net::awaitable<bool> {
+  // `http_status`: the answer's (0: none came).
+  auto outcome_unknown = [&](const std::string& why, int http_status) -> net::awaitable<bool> {
     ++failures;
     if (!token.empty() && !service_.halted()) {
       // With callbacks, the task (if the POST created one) names itself when it finishes: wait
@@ -67,6 +68,18 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     close_intent();
     LogWarning(ItemLabel(recorder_.log_prefix(), run) + ": submit outcome unknown (" + why +
                "); its credits stay counted and a resubmission counts as a possible duplicate");
+    // A 2xx that names no task, for several submits in a row, is no lost answer but an API (or
+    // something posing as one) whose answers nanobatch cannot read, each perhaps charged:
+    // submitting stops before this one is paid for again. (A lost answer, by contrast, is a
+    // network's blip: retried within retry.max_attempts.)
+    if (http_status >= 200 && http_status < 300 && unreadable_answers_.Refused()) {
+      service_.StopSubmitting(
+          StopReason::kMisconfigured,
+          std::to_string(unreadable_answers_.length()) + " submits in a row answered HTTP " +
+              std::to_string(http_status) + " without a task id (" + why +
+              "): is --base-url (api.base_url) the API? Each may have been charged: their "
+              "credits stay counted, and are reported as possible duplicates");
+    }
     const bool exhausted = failures >= config_.retry.max_attempts;
     if (stop_.SubmitsCancelled() || exhausted || !Hold(run)) {
       co_await recorder_.Commit();
@@ -84,6 +97,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
                        bool by_callback) -> net::awaitable<SubmitOutcome> {
     if (!token.empty()) service_.watcher().Bind(token, task_id);
     refused_requests_.Accepted();
+    unreadable_answers_.Accepted();
     recorder_.RecordSubmitted(run, task_id, by_callback);
     intent_open = false;
     if (by_callback) {
@@ -160,7 +174,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       if (!network->maybe_delivered && (stop_.SubmitsCancelled() || recorder_.journal().failed()))
         continue;
       if (network->maybe_delivered) {
-        if (!co_await outcome_unknown("no response to the submit: " + network->what)) {
+        if (!co_await outcome_unknown("no response to the submit: " + network->what, 0)) {
           // An if, not ?: (tools/coroutine_lint.py: GCC 12 ran the await of both branches).
           if (revealed) co_return co_await submitted(*revealed, true);
           co_return SubmitOutcome::kStopped;
@@ -198,7 +212,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       co_return co_await submitted(*task_id, false);
     }
     if (auto* charged = std::get_if<api::PossiblyCharged>(&decoded)) {
-      if (!co_await outcome_unknown(charged->reason)) {
+      if (!co_await outcome_unknown(charged->reason, charged->http_status)) {
         if (revealed) co_return co_await submitted(*revealed, true);
         co_return SubmitOutcome::kStopped;
       }

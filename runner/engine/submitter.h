@@ -53,6 +53,11 @@ class Submitter {
   std::uint64_t not_sent_unsaid_ = 0;
   // Items whose submits the API refused as invalid (400), in a row: a streak stops this job.
   RefusalStreak refused_requests_;
+  // Submits answered 2xx without a usable task id and abandoned (no callback named the task), in
+  // a row: each possibly charged, and a streak stops submitting. Longer than the refusals': an
+  // API that garbles an answer now and then is survived by resubmitting.
+  static constexpr int kUnreadableAnswersBeforeStop = 5;
+  RefusalStreak unreadable_answers_{kUnreadableAnswersBeforeStop};
 };
 
 }  // namespace nanobatch::engine

@@ -84,7 +84,8 @@ TEST_CASE("trust: a 200 submit answer without a usable task id is counted, never
     Job job(dir, api, Manifest(10), "limits: {budget_credits: 240}\n");  // 15 tasks of 16
     ProcessResult result = job.Run();
     INFO(result.err);
-    CHECK((result.exit_code == 0 || result.exit_code == 3));
+    // 5: five such answers in a row stopped submitting (the next test).
+    CHECK((result.exit_code == 0 || result.exit_code == 3 || result.exit_code == 5));
     const json::object stats = api.Stats();
     // The server charged every task it created, answered well or not: never past the budget.
     CHECK(Stat(stats, "credits_charged") <= 240);
@@ -97,6 +98,27 @@ TEST_CASE("trust: a 200 submit answer without a usable task id is counted, never
     // The tasks whose answers were usable were polled as usual.
     CHECK(Stat(stats, "queries") >= 1);
   }
+}
+
+TEST_CASE("trust: 200 submit answers without a task id, 5 in a row, stop submitting (exit 5)") {
+  // Each is perhaps charged: before, the run stopped only once one item had been resubmitted
+  // retry.max_attempts times, every item in flight paying meanwhile (92 submits for 200 items).
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--p-bad-submit-body", "1", "--bad-submit-body", "html"}));
+  // One item's own attempts (retry.max_attempts) would stop it too: more of them than the streak.
+  Job job(dir, api, Manifest(20), "limits: {max_in_flight: 1}\nretry: {max_attempts: 10}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 5);
+  CHECK(result.err.find("5 submits in a row answered HTTP 200 without a task id") !=
+        std::string::npos);
+  CHECK(result.err.find("is --base-url (api.base_url) the API?") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == 5);
+  const json::object status = job.Status();
+  CHECK(Get(status, "possible_duplicate_submissions") == 5);
+  CHECK(Get(status, "credits_spent") >= Stat(api.Stats(), "credits_charged"));
+  CHECK(Get(status, "queued") == 20);
+  CHECK(job.Lines("failed.jsonl").empty());
 }
 
 TEST_CASE("trust: polls that keep failing stop the run (exit 3); the task is never paid again") {
@@ -496,7 +518,8 @@ TEST_CASE("trust: a server that echoes the key as a task id gets no file to writ
   Job job(dir, api, Manifest(4), "retry: {max_attempts: 12}\n");
   ProcessResult result = job.Run();
   INFO(result.err);
-  CHECK(result.exit_code == 0);  // each echo is a lost answer: submitted again, counted
+  // Each echo is a lost answer: submitted again, counted (5: five in a row stopped submitting).
+  CHECK((result.exit_code == 0 || result.exit_code == 5));
   CHECK(Stat(api.Stats(), "bad_submit_bodies") > 0);
   CHECK(result.err.find("leak-canary") == std::string::npos);
   for (const auto& entry : stdfs::recursive_directory_iterator(job.out)) {
