@@ -3,12 +3,16 @@
 #include <boost/asio.hpp>
 #include <deque>
 #include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "runner/engine/item_run.h"
 #include "runner/engine/ledger.h"
 #include "runner/engine/poll_schedule.h"
 #include "runner/engine/rate_limiter.h"
 #include "runner/engine/stop_reason.h"
+#include "runner/engine/submit_gate.h"
 #include "runner/engine/task_group.h"
 
 namespace nanobatch::engine {
@@ -252,6 +256,61 @@ TEST_CASE("item run: shedding drops the manifest item; submitting a shed item is
   CHECK(run.output_format == "png");
   CHECK(run.index == 7);
   CHECK_THROWS_AS(SubmitFields(run), std::logic_error);
+}
+
+// One submit's way through `gate`, as the Submitter takes it: `lost` says how its answer ends.
+net::awaitable<void> SubmitThroughGate(SubmitGate* gate, util::StopSignal* stop, bool lost,
+                                       std::vector<std::string>* log, std::string name) {
+  SubmitGate::Pass pass(*gate);
+  if (!co_await gate->Enter(pass, stop)) {
+    log->push_back(name + " stopped");
+    co_return;
+  }
+  log->push_back(name + (pass.probe() ? " probes" : " goes"));
+  net::steady_timer answer(co_await net::this_coro::executor, 10ms);
+  co_await answer.async_wait(net::use_awaitable);
+  if (lost) {
+    log->push_back(name + " lost " + std::to_string(gate->Lost(pass)));
+  } else {
+    gate->Answered();
+    log->push_back(name + " answered");
+  }
+}
+
+TEST_CASE("submit gate: all go while answers come; one at a time once one is lost") {
+  net::io_context io;
+  SubmitGate gate(io.get_executor());
+  util::StopSignal stop(io.get_executor());
+  std::vector<std::string> log;
+  // Two go together; the first's answer is lost, the second's too (it was out already: no probe).
+  net::co_spawn(io, SubmitThroughGate(&gate, &stop, true, &log, "a"), net::detached);
+  net::co_spawn(io, SubmitThroughGate(&gate, &stop, true, &log, "b"), net::detached);
+  io.run();
+  io.restart();
+  CHECK(log == std::vector<std::string>{"a goes", "b goes", "a lost 0", "b lost 0"});
+  CHECK(gate.narrowed());
+  // Narrowed: c probes alone and is lost (1 in a row); d probes after it and is answered; e,
+  // waiting behind d, goes as the gate opened.
+  log.clear();
+  for (const auto& [name, lost] :
+       std::vector<std::pair<std::string, bool>>{{"c", true}, {"d", false}, {"e", false}}) {
+    net::co_spawn(io, SubmitThroughGate(&gate, &stop, lost, &log, name), net::detached);
+  }
+  io.run();
+  io.restart();
+  CHECK(log == std::vector<std::string>{"c probes", "c lost 1", "d probes", "d answered", "e goes",
+                                        "e answered"});
+  CHECK_FALSE(gate.narrowed());
+  // Narrowed again, a stop ends a wait for the probe at once.
+  log.clear();
+  net::co_spawn(io, SubmitThroughGate(&gate, &stop, true, &log, "f"), net::detached);
+  io.run();
+  io.restart();
+  net::co_spawn(io, SubmitThroughGate(&gate, &stop, true, &log, "g"), net::detached);
+  net::co_spawn(io, SubmitThroughGate(&gate, &stop, true, &log, "h"), net::detached);
+  net::post(io, [&] { stop.Trigger(); });
+  io.run();
+  CHECK(log == std::vector<std::string>{"f goes", "f lost 0", "g probes", "h stopped", "g lost 1"});
 }
 
 TEST_CASE("refusal streak: the third refused item in a row stops; an accepted one resets") {

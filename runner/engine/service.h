@@ -30,6 +30,7 @@
 #include "runner/engine/ledger.h"
 #include "runner/engine/rate_limiter.h"
 #include "runner/engine/stop_reason.h"
+#include "runner/engine/submit_gate.h"
 #include "runner/engine/task_group.h"
 #include "runner/engine/task_watcher.h"
 #include "runner/http/client.h"
@@ -82,6 +83,8 @@ class Service {
   // (a submission's frame holds its request and body: about 1.5 KB).
   util::AsyncSemaphore& submitting() { return submitting_; }
   util::AsyncSemaphore& downloads() { return downloads_; }
+  // One submit at a time while submit answers are being lost (every job's: one API).
+  SubmitGate& submit_gate() { return submit_gate_; }
   ratelimit::Backoff& backoff() { return backoff_; }
   ratelimit::RetryBudget& retry_budget() { return retry_budget_; }
   const http::Endpoint& api_endpoint() const { return api_endpoint_; }
@@ -190,6 +193,7 @@ class Service {
   util::AsyncSemaphore in_flight_;
   util::AsyncSemaphore submitting_;
   util::AsyncSemaphore downloads_;
+  SubmitGate submit_gate_;
   util::StopSignal halt_signal_;
   util::StopSignal submit_signal_;
   util::StopSignal no_new_submissions_;

@@ -52,6 +52,8 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   // duplicate. Returns whether to submit again (credits reserved anew within the budget).
   unsigned failures = 0;
   std::optional<std::string> revealed;  // the task id a callback told, for a lost answer
+  SubmitGate& gate = service_.submit_gate();
+  SubmitGate::Pass pass(gate);  // this attempt's way through the gate: held until the next
   // `http_status`: the answer's (0: none came).
   auto outcome_unknown = [&](const std::string& why, int http_status) -> net::awaitable<bool> {
     ++failures;
@@ -68,6 +70,20 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     close_intent();
     LogWarning(ItemLabel(recorder_.log_prefix(), run) + ": submit outcome unknown (" + why +
                "); its credits stay counted and a resubmission counts as a possible duplicate");
+    // Every submit out now may meet the same: the others wait while this one's item, or the
+    // next, tries alone. Probes lost retry.max_attempts times in a row: the API is not answering.
+    const bool was_narrowed = gate.narrowed();
+    const int probes_lost = gate.Lost(pass);
+    if (!was_narrowed) {
+      LogWarning("submit answers are being lost (" + why +
+                 "): one submit at a time until one is answered, since each may be charged");
+    }
+    if (probes_lost >= static_cast<int>(config_.retry.max_attempts)) {
+      service_.StopSubmitting(
+          StopReason::kServerDown,
+          std::to_string(probes_lost) +
+              " submits in a row, sent one at a time, got no usable answer: " + why);
+    }
     // A 2xx that names no task, for several submits in a row, is no lost answer but an API (or
     // something posing as one) whose answers nanobatch cannot read, each perhaps charged:
     // submitting stops before this one is paid for again. (A lost answer, by contrast, is a
@@ -96,6 +112,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   auto submitted = [&](const std::string& task_id,
                        bool by_callback) -> net::awaitable<SubmitOutcome> {
     if (!token.empty()) service_.watcher().Bind(token, task_id);
+    if (!by_callback) AnswerCame();
     refused_requests_.Accepted();
     unreadable_answers_.Accepted();
     recorder_.RecordSubmitted(run, task_id, by_callback);
@@ -138,6 +155,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     const std::string& prompt = SubmitFields(run).prompt;
     util::LogDebug(ItemLabel(recorder_.log_prefix(), run) + ": submitting (" + run.resolution +
                    "): " + prompt.substr(0, 200) + (prompt.size() > 200 ? "..." : ""));
+    // While submit answers are being lost, one submit at a time (SubmitGate); it waits here,
+    // holding nothing else.
+    if (!co_await gate.Enter(pass, &stop_.submit_signal())) continue;
     http::Request request =
         service_.ApiRequest(http::Request::Method::kPost, "/v1/images/generations", body);
     http::Client::Slot connection =
@@ -222,6 +242,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
 
     const api::ApiError& error = std::get<api::ApiError>(decoded);
     const std::string what = error.code + ": " + error.message;
+    AnswerCame();  // an error, but the API's own: it answers
     // The API answered with an error, so no task was created: the intent is resolved now (a
     // crash while waiting to retry must not count it as a possible duplicate). The credits stay
     // reserved in memory for the next attempt, or are given back below.
@@ -279,6 +300,13 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
         co_return SubmitOutcome::kFailedItem;
     }
   }
+}
+
+void Submitter::AnswerCame() {
+  if (service_.submit_gate().narrowed()) {
+    LogInfo("submits are answered again: no longer one at a time");
+  }
+  service_.submit_gate().Answered();
 }
 
 // An intent an earlier run left open (it stopped between recording the intent and its outcome):

@@ -42,6 +42,9 @@ class Submitter {
   std::uint64_t sent() const { return sent_; }  // POSTs attempted this run
 
  private:
+  // The API answered a submit (a task id or an API error): the gate opens to every submit.
+  void AnswerCame();
+
   Service& service_;
   JobStop& stop_;
   Recorder& recorder_;

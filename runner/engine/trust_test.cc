@@ -121,6 +121,30 @@ TEST_CASE("trust: 200 submit answers without a task id, 5 in a row, stop submitt
   CHECK(job.Lines("failed.jsonl").empty());
 }
 
+TEST_CASE("trust: submit answers lost one after another: one submit at a time, then exit 3") {
+  // The API takes (and charges) every submit and answers none in time. Before, every item in
+  // flight was sent again and again until one of them used its retry.max_attempts: here 8 in
+  // flight, 3 attempts each, up to 24 tasks paid, none known. Now the first lost answers narrow
+  // the submits to one at a time, and 3 of those lost in a row stop: 8 + 3.
+  TempDir dir;
+  FakeApiProcess api(dir, Fast({"--wire-fault", "hang", "--p-wire-fault", "1"}));
+  Job job(dir, api, Manifest(20),
+          "limits: {max_in_flight: 8}\ntimeouts: {request_s: 0.5}\n"
+          "retry: {max_attempts: 3, base_delay_s: 0.02, max_delay_s: 0.1}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("one submit at a time until one is answered") != std::string::npos);
+  CHECK(result.err.find("3 submits in a row, sent one at a time, got no usable answer") !=
+        std::string::npos);
+  const std::int64_t paid = Stat(api.Stats(), "submissions");
+  CHECK(paid <= 8 + 3);
+  const json::object status = job.Status();
+  CHECK(Get(status, "possible_duplicate_submissions") == paid);  // every one of them counted
+  CHECK(Get(status, "credits_spent") >= Stat(api.Stats(), "credits_charged"));
+  CHECK(Get(status, "queued") == 20);
+}
+
 TEST_CASE("trust: polls that keep failing stop the run (exit 3); the task is never paid again") {
   for (const char* fault : {"--p-poll-5xx", "--p-poll-garbage"}) {
     INFO(fault);

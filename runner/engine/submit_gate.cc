@@ -1,0 +1,29 @@
+#include "runner/engine/submit_gate.h"
+
+#include <boost/asio/use_awaitable.hpp>
+
+namespace nanobatch::engine {
+
+boost::asio::awaitable<bool> SubmitGate::Enter(Pass& pass, util::StopSignal* stop) {
+  pass.Release();
+  if (!narrowed_) co_return true;
+  // Into a variable, not an if's condition: GCC 12.2 gave this coroutine's frame too little room
+  // for the await in the condition (its only one; no other local), and the frame's end was
+  // overwritten: a crash at its first call, even where the await was never reached.
+  const bool probe = co_await probe_.Acquire(stop);
+  if (!probe) co_return false;
+  if (!narrowed_) {
+    // Opened while this one waited: no probe needed (the next waiter passes the same way).
+    probe_.Release();
+    co_return true;
+  }
+  pass.probe_ = true;
+  co_return true;
+}
+
+int SubmitGate::Lost(const Pass& pass) {
+  narrowed_ = true;
+  return pass.probe() ? ++probes_lost_ : 0;
+}
+
+}  // namespace nanobatch::engine
