@@ -7,9 +7,8 @@ namespace nanobatch::engine {
 boost::asio::awaitable<bool> SubmitGate::Enter(Pass& pass, util::StopSignal* stop) {
   pass.Release();
   if (!narrowed_) co_return true;
-  // Into a variable, not an if's condition: GCC 12.2 gave this coroutine's frame too little room
-  // for the await in the condition (its only one; no other local), and the frame's end was
-  // overwritten: a crash at its first call, even where the await was never reached.
+  // Named, not awaited in the if's condition: GCC 12.2 miscompiles that in a coroutine with no
+  // local variable (tools/coroutine_lint.py), and this one crashed at its first call.
   const bool probe = co_await probe_.Acquire(stop);
   if (!probe) co_return false;
   if (!narrowed_) {
