@@ -228,6 +228,13 @@ TEST_CASE("engine: 400 for item after item stops the job (exit 5); --retry-faile
     CHECK(job.Lines("failed.jsonl").size() == 3);
     CHECK(job.Status().at("queued").as_int64() == 37);
     CHECK(Stat(refusing.Stats(), "credits_charged") == 0);
+    // status says how the run ended, the case included (report.json has both).
+    const json::object last_run = job.Status().at("last_run").as_object();
+    CHECK(last_run.at("exit_code").as_int64() == 5);
+    CHECK(std::string(last_run.at("stop_detail").as_string()).starts_with("3 items in a row"));
+    ProcessResult status = testing::RunProcess({kBinary, "status", "--out", job.out});
+    CHECK(status.out.find("last run:    ended ") != std::string::npos);
+    CHECK(status.out.find(", exit 5: the API refuses the submits as invalid") != std::string::npos);
   }
   // One success between refusals ends the streak: the refused items fail one by one.
   {

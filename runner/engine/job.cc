@@ -14,6 +14,7 @@
 #include "runner/fs/output_dir.h"
 #include "runner/util/json_text.h"
 #include "runner/util/log.h"
+#include "runner/util/server_text.h"
 #include "runner/version.h"
 
 namespace nanobatch::engine {
@@ -608,6 +609,10 @@ void Job::Report(int exit_code) {
       {"exit_code", exit_code},
       {"stop_reason", reason == StopReason::kNone ? boost::json::value(nullptr)
                                                   : boost::json::value(Describe(reason))},
+      {"stop_detail", reason == StopReason::kNone || stop_detail().empty()
+                          ? boost::json::value(nullptr)
+                          // Server text may be in it: scrubbed of the key, capped.
+                          : boost::json::value(util::ServerText(stop_detail(), 1000))},
       {"cancelled", stop_.cancelled()},
       {"items", plan_.items},
       {"done", totals.done},

@@ -119,6 +119,10 @@ class Job {
   StopReason stop_reason() const {
     return service_.stop_reason() != StopReason::kNone ? service_.stop_reason() : stop_.reason();
   }
+  // The case the reason was given for (Service::stop_detail, or JobStop's).
+  const std::string& stop_detail() const {
+    return service_.stop_reason() != StopReason::kNone ? service_.stop_detail() : stop_.detail();
+  }
   std::string Prefix() const { return flags_.name.empty() ? "" : "job " + flags_.name + ": "; }
   // The job's report: <out>/report.json and one log line (done, failed by code, credits spent
   // and refunded, duration, mean rate, polls per task).

@@ -122,6 +122,7 @@ void Service::ApplyLimits() {
     LogInfo("the budget leaves room again: submitting resumes");
     submitting_stopped_ = false;
     stop_reason_ = StopReason::kNone;
+    stop_detail_.clear();
     no_new_submissions_.Rearm();
   }
   NotifyBudgetChanged();
@@ -136,7 +137,10 @@ void Service::StopSubmitting(StopReason reason, const std::string& detail) {
                (detail.empty() ? "" : " (" + detail + ")") + "; finishing the tasks in flight");
   }
   submitting_stopped_ = true;
-  if (stop_reason_ == StopReason::kNone) stop_reason_ = reason;
+  if (stop_reason_ == StopReason::kNone) {
+    stop_reason_ = reason;
+    stop_detail_ = detail;
+  }
   // A budget stop lets the submissions already reserved go out (they fit the budget); any other
   // stop means the API would refuse them too: every submit still waiting is cancelled at once.
   if (reason == StopReason::kBudget) {
@@ -154,6 +158,7 @@ void Service::Halt(StopReason reason, const std::string& detail) {
   if (stop_reason_ == StopReason::kNone || reason == StopReason::kAuth ||
       (reason == StopReason::kMisconfigured && stop_reason_ != StopReason::kAuth)) {
     stop_reason_ = reason;
+    stop_detail_ = detail;
   }
   submitting_stopped_ = true;
   halted_ = true;
@@ -312,6 +317,7 @@ void JobStop::Stop(StopReason reason, const std::string& detail) {
   LogWarning(log_prefix_ + "no more submissions: " + std::string(Describe(reason)) +
              (detail.empty() ? "" : " (" + detail + ")") + "; finishing the tasks in flight");
   reason_ = reason;
+  detail_ = detail;
   submit_signal_.Trigger();
 }
 

@@ -126,6 +126,8 @@ class Service {
   bool halted() const { return halted_; }
   bool submitting_stopped() const { return submitting_stopped_; }
   StopReason stop_reason() const { return stop_reason_; }
+  // What the stop's reason said of this case ("5 submits in a row ..."), with the reason.
+  const std::string& stop_detail() const { return stop_detail_; }
   // A submit must not go out: halted, or stopped for any reason but the budget.
   bool SubmitsCancelled() const {
     return halted_ || (submitting_stopped_ && stop_reason_ != StopReason::kBudget);
@@ -210,6 +212,7 @@ class Service {
   bool submitting_stopped_ = false;
   bool halted_ = false;
   StopReason stop_reason_ = StopReason::kNone;
+  std::string stop_detail_;
   Clock::time_point spend_pause_until_{};
   std::optional<Clock::time_point> spend_limited_since_;
 };
@@ -239,6 +242,7 @@ class JobStop {
   // requests), said once with `detail`; the service's other jobs go on. The first reason stays.
   void Stop(StopReason reason, const std::string& detail);
   StopReason reason() const { return reason_; }
+  const std::string& detail() const { return detail_; }
   // Service::SubmitsCancelled() and submitting_stopped(), for this job.
   bool SubmitsCancelled() const { return stopped() || service_.SubmitsCancelled(); }
   bool SubmittingStopped() const { return stopped() || service_.submitting_stopped(); }
@@ -267,6 +271,7 @@ class JobStop {
   util::StopSignal no_new_submissions_;
   bool cancelled_ = false;
   StopReason reason_ = StopReason::kNone;
+  std::string detail_;
 };
 
 }  // namespace nanobatch::engine

@@ -142,6 +142,8 @@ TEST_CASE(
     first.Signal(SIGKILL);
     first.Wait(std::chrono::seconds(10));
   }
+  // A killed run wrote no report: status tells of no last run's end (none older either).
+  CHECK(job.Status().at("last_run").is_null());
   ProcessResult second = job.Run(job.Flags());
   INFO(second.err);
   CHECK(second.exit_code == 0);
@@ -150,6 +152,7 @@ TEST_CASE(
   CHECK(second.err.find("its last submit's outcome was not recorded") != std::string::npos);
   CHECK(second.err.find("its callback named task") != std::string::npos);
   CHECK(job.Status().at("possible_duplicate_submissions").as_int64() == 0);
+  CHECK(job.Status().at("last_run").at("exit_code").as_int64() == 0);
   CHECK(job.Lines("metadata.jsonl").size() == 6);
 }
 

@@ -78,6 +78,7 @@ struct JobRecord {
   // Why its last run stopped early, said as in report.json (what to change); empty when it did
   // not. What an operator reads on /jobs for a job left waiting.
   std::string stop_reason;
+  std::string stop_detail;  // the case, as report.json's stop_detail
   // POST /jobs?retry_failed=1: its next run takes up its failed items again, as `run
   // --retry-failed` does (paid downloads fetched again, the rest submitted anew). Not kept across
   // a restart of the service.
@@ -468,6 +469,8 @@ void Daemon::FinishJob(RunningJob& running, int exit_code) {
   record.exit_code = exit_code;
   const json::value* reason = running.job->report().if_contains("stop_reason");
   record.stop_reason = reason && reason->is_string() ? std::string(reason->as_string()) : "";
+  const json::value* detail = running.job->report().if_contains("stop_detail");
+  record.stop_detail = detail && detail->is_string() ? std::string(detail->as_string()) : "";
   // interface.md: done/ for 0, failed/ for 1, 2 and 4; stopped jobs (3, 5) stay in jobs/ and
   // resume from their journals, unless they were cancelled.
   if ((exit_code == 3 || exit_code == 5) && record.cancelled) {
@@ -582,6 +585,7 @@ http::Reply Daemon::ListJobs() const {
     json::object job{{"name", *name}, {"state", StateName(record.state)}};
     if (record.exit_code >= 0) job["exit_code"] = record.exit_code;
     if (!record.stop_reason.empty()) job["stop_reason"] = record.stop_reason;
+    if (!record.stop_detail.empty()) job["stop_detail"] = record.stop_detail;
     if (record.cancelled) job["cancelled"] = true;
     if (auto it = running_.find(*name); it != running_.end()) {
       const journal::Totals& totals = it->second->inputs.journal->state().totals();
@@ -621,6 +625,7 @@ http::Reply Daemon::JobStatus(const std::string& name) const {
   status["state"] = StateName(record->second.state);
   if (record->second.exit_code >= 0) status["exit_code"] = record->second.exit_code;
   if (!record->second.stop_reason.empty()) status["stop_reason"] = record->second.stop_reason;
+  if (!record->second.stop_detail.empty()) status["stop_detail"] = record->second.stop_detail;
   if (record->second.cancelled) status["cancelled"] = true;
   return JsonReply(200, status);
 }

@@ -348,6 +348,7 @@ TEST_CASE("serve: a job whose submits are refused (400) stops alone; its lines n
   CHECK(bad.at("queued").as_int64() == 17);
   // Why it waits, for the operator: what report.json says.
   CHECK(std::string(bad.at("stop_reason").as_string()).starts_with("the API refuses the submits"));
+  CHECK(std::string(bad.at("stop_detail").as_string()).starts_with("3 items in a row"));
   CHECK_FALSE(
       json::parse(Http("GET", serve.Url("/jobs/good")).body).as_object().contains("stop_reason"));
   CHECK(serve.process->running());  // the other jobs, and the service, go on
