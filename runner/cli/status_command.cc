@@ -38,7 +38,8 @@ std::optional<boost::json::object> LastRunReport(const std::string& out_dir,
                                                  const proto::RunStarted* run) {
   if (run == nullptr || run->started_unix_time() == 0) return std::nullopt;
   std::ifstream in(out_dir + "/report.json", std::ios::binary);
-  std::string text(64 * 1024, '\0');
+  constexpr std::size_t kReportMaxBytes = std::size_t{64} << 10;  // report.json: ~600 bytes
+  std::string text(kReportMaxBytes, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<std::size_t>(in.gcount()));
   boost::system::error_code error;
