@@ -282,6 +282,15 @@ TEST_CASE("submit gate: all go while answers come; one at a time once one is los
   SubmitGate gate(io.get_executor());
   util::StopSignal stop(io.get_executor());
   std::vector<std::string> log;
+  // The first submit goes alone; the next once the API has answered it.
+  CHECK(gate.narrowed());
+  CHECK_FALSE(gate.losing());
+  net::co_spawn(io, SubmitThroughGate(&gate, &stop, false, &log, "s1"), net::detached);
+  net::co_spawn(io, SubmitThroughGate(&gate, &stop, false, &log, "s2"), net::detached);
+  io.run();
+  io.restart();
+  CHECK(log == std::vector<std::string>{"s1 probes", "s1 answered", "s2 goes", "s2 answered"});
+  log.clear();
   // Two go together; the first's answer is lost, the second's too (it was out already: no probe).
   net::co_spawn(io, SubmitThroughGate(&gate, &stop, true, &log, "a"), net::detached);
   net::co_spawn(io, SubmitThroughGate(&gate, &stop, true, &log, "b"), net::detached);
@@ -289,6 +298,7 @@ TEST_CASE("submit gate: all go while answers come; one at a time once one is los
   io.restart();
   CHECK(log == std::vector<std::string>{"a goes", "b goes", "a lost 0", "b lost 0"});
   CHECK(gate.narrowed());
+  CHECK(gate.losing());
   // Narrowed: c probes alone and is lost (1 in a row); d probes after it and is answered; e,
   // waiting behind d, goes as the gate opened.
   log.clear();

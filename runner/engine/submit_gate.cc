@@ -22,6 +22,7 @@ boost::asio::awaitable<bool> SubmitGate::Enter(Pass& pass, util::StopSignal* sto
 
 int SubmitGate::Lost(const Pass& pass) {
   narrowed_ = true;
+  losing_ = true;
   return pass.probe() ? ++probes_lost_ : 0;
 }
 

@@ -8,6 +8,12 @@
 // at a time (the probe); an answer of any kind (a task id, or an API error: the API speaks) opens
 // it to all again. Probes lost one after another are counted, for the caller to stop at.
 //
+// The gate starts narrow, as TCP starts slow: a run's first submit goes alone, and the rest once
+// the API has answered it. A base URL that is not the API (a proxy's 200 page) or an API that
+// answers nothing is met by one submit, not by as many as there are connections (32 in the
+// measurement above, every one paid). It costs the other submits one answer's wait, once: 121
+// tasks paid became 6. A callback that names a submit's task counts as its answer.
+//
 // Example:
 //   SubmitGate::Pass pass(gate);
 //   if (!co_await gate.Enter(pass, &stop)) ...;   // stopped while waiting to probe
@@ -56,16 +62,20 @@ class SubmitGate {
   // The API answered a submit: every submit may go again.
   void Answered() {
     narrowed_ = false;
+    losing_ = false;
     probes_lost_ = 0;
   }
   // A submit's answer was lost: the gate narrows. Returns the probes lost in a row, this one
   // included (0 when `pass` was no probe: a submit already out when the first was lost).
   int Lost(const Pass& pass);
   bool narrowed() const { return narrowed_; }
+  // Narrowed because answers were lost (not merely not yet answered, at the start).
+  bool losing() const { return losing_; }
 
  private:
   util::AsyncSemaphore probe_;
-  bool narrowed_ = false;
+  bool narrowed_ = true;  // until the first answer
+  bool losing_ = false;
   int probes_lost_ = 0;
 };
 

@@ -72,9 +72,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
                "); its credits stay counted and a resubmission counts as a possible duplicate");
     // Every submit out now may meet the same: the others wait while this one's item, or the
     // next, tries alone. Probes lost retry.max_attempts times in a row: the API is not answering.
-    const bool was_narrowed = gate.narrowed();
+    const bool was_losing = gate.losing();
     const int probes_lost = gate.Lost(pass);
-    if (!was_narrowed) {
+    if (!was_losing) {
       LogWarning("submit answers are being lost (" + why +
                  "): one submit at a time until one is answered, since each may be charged");
     }
@@ -112,7 +112,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   auto submitted = [&](const std::string& task_id,
                        bool by_callback) -> net::awaitable<SubmitOutcome> {
     if (!token.empty()) service_.watcher().Bind(token, task_id);
-    if (!by_callback) AnswerCame();
+    AnswerCame();  // a callback that names the task answers for the lost answer
     refused_requests_.Accepted();
     unreadable_answers_.Accepted();
     recorder_.RecordSubmitted(run, task_id, by_callback);
@@ -303,7 +303,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
 }
 
 void Submitter::AnswerCame() {
-  if (service_.submit_gate().narrowed()) {
+  if (service_.submit_gate().losing()) {
     LogInfo("submits are answered again: no longer one at a time");
   }
   service_.submit_gate().Answered();
