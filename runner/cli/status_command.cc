@@ -2,8 +2,8 @@
 // so it is safe while a run is live.
 #include <boost/json.hpp>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -12,6 +12,7 @@
 #include "runner/engine/estimate.h"
 #include "runner/journal/journal.h"
 #include "runner/journal/status.h"
+#include "runner/util/input_file.h"
 #include "runner/util/json_text.h"
 #include "runner/util/log.h"
 #include "runner/util/server_text.h"
@@ -37,11 +38,12 @@ std::string RecentRate(const boost::json::object& status) {
 std::optional<boost::json::object> LastRunReport(const std::string& out_dir,
                                                  const proto::RunStarted* run) {
   if (run == nullptr || run->started_unix_time() == 0) return std::nullopt;
-  std::ifstream in(out_dir + "/report.json", std::ios::binary);
-  constexpr std::size_t kReportMaxBytes = std::size_t{64} << 10;  // report.json: ~600 bytes
-  std::string text(kReportMaxBytes, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
+  // A regular file only (a FIFO planted there would hold `status` forever), and small.
+  constexpr std::uint64_t kReportMaxBytes = std::uint64_t{64} << 10;  // report.json: ~600 bytes
+  std::string text, unread;
+  if (!util::ReadInputFile(out_dir + "/report.json", kReportMaxBytes, text, unread)) {
+    return std::nullopt;
+  }
   boost::system::error_code error;
   const boost::json::value report = boost::json::parse(text, error);
   if (error || !report.is_object()) return std::nullopt;

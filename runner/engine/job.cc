@@ -301,11 +301,7 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
         const std::string problem = api::DescribeOutputProblem(task);
         recorder_.RecordGaveUp(run, std::string(api::OutputProblemCode(task.output_problem)),
                                "task " + task_id + ": " + problem);
-        if (unusable_outputs_.Refused()) {
-          service_.StopSubmitting(StopReason::kUnusableOutput,
-                                  std::to_string(unusable_outputs_.length()) +
-                                      " tasks in a row, the last " + task_id + ": " + problem);
-        }
+        CountInARow(unusable_outputs_, StopReason::kUnusableOutput, task_id, problem);
         return TaskOutcome::kGaveUp;
       }
       unusable_outputs_.Accepted();
@@ -318,12 +314,8 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
       credits_refunded_ += run.price;
       const api::TaskStatus& task = verdict.status;
       record_failed(task.error_code, task.error_message, false);
-      if (failed_tasks_.Refused()) {
-        service_.StopSubmitting(StopReason::kTasksFailing, std::to_string(failed_tasks_.length()) +
-                                                               " tasks in a row, the last " +
-                                                               task_id + ": " + task.error_code +
-                                                               ": " + task.error_message);
-      }
+      CountInARow(failed_tasks_, StopReason::kTasksFailing, task_id,
+                  task.error_code + ": " + task.error_message);
       // Resubmitted within retry.max_task_attempts (a last failure is logged when given up).
       util::LogTransient("failed tasks resubmitted", ItemLabel(Prefix(), run) + ": task " +
                                                          task_id + " failed: " + task.error_code +
@@ -333,16 +325,20 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
     case TaskVerdict::Kind::kNotFound:
       // The API says the task does not exist; whether it was charged is unknown.
       record_failed(verdict.error.code, verdict.error.message, true);
-      if (lost_tasks_.Refused()) {
-        // The API's, not this job's: every job's tasks go to the same API.
-        service_.StopSubmitting(StopReason::kTasksLost, std::to_string(lost_tasks_.length()) +
-                                                            " tasks in a row, the last " + task_id +
-                                                            ": " + verdict.error.code + ": " +
-                                                            verdict.error.message);
-      }
+      CountInARow(lost_tasks_, StopReason::kTasksLost, task_id,
+                  verdict.error.code + ": " + verdict.error.message);
       return TaskOutcome::kTaskFailed;
   }
   return TaskOutcome::kStillOpen;
+}
+
+void Job::CountInARow(RefusalStreak& streak, StopReason reason, const std::string& task_id,
+                      const std::string& what) {
+  // The service's stop, not this job's: every job's tasks go to the same API.
+  if (streak.Refused()) {
+    service_.StopSubmitting(reason, std::to_string(streak.length()) + " tasks in a row, the last " +
+                                        task_id + ": " + what);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

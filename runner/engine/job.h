@@ -106,6 +106,10 @@ class Job {
   TaskOutcome SettleTask(const ItemRun& run, const TaskVerdict& verdict);
   TaskOutcome RecordVerdict(const ItemRun& run, const std::string& task_id,
                             const TaskVerdict& verdict);
+  // One more task in a row that ended as `streak` counts (lost, failed, unusable): a streak long
+  // enough stops submitting for `reason`, naming the last task and what it ended with.
+  void CountInARow(RefusalStreak& streak, StopReason reason, const std::string& task_id,
+                   const std::string& what);
   // Records what the plan implies before anything is sent; false if the journal failed.
   boost::asio::awaitable<bool> RecordPlan();
   boost::asio::awaitable<void> Progress();

@@ -25,6 +25,12 @@ std::size_t ConnectionsPerHost(const config::Config& config) {
   return std::max<std::size_t>(Service::kMinConnectionsPerHost, config.limits.max_downloads);
 }
 
+// The line that says submitting stops (the service's, or one job's) and why.
+std::string NoMoreSubmissions(StopReason reason, const std::string& detail) {
+  return "no more submissions: " + std::string(Describe(reason)) +
+         (detail.empty() ? "" : " (" + detail + ")") + "; finishing the tasks in flight";
+}
+
 // A number of seconds as a person writes it: "86400", "0.5".
 std::string SecondsText(double seconds) {
   char text[32];
@@ -132,10 +138,7 @@ void Service::ApplyLimits() {
 // Stopping
 
 void Service::StopSubmitting(StopReason reason, const std::string& detail) {
-  if (!submitting_stopped_) {
-    LogWarning("no more submissions: " + std::string(Describe(reason)) +
-               (detail.empty() ? "" : " (" + detail + ")") + "; finishing the tasks in flight");
-  }
+  if (!submitting_stopped_) LogWarning(NoMoreSubmissions(reason, detail));
   submitting_stopped_ = true;
   if (stop_reason_ == StopReason::kNone) {
     stop_reason_ = reason;
@@ -179,8 +182,7 @@ void Service::EndGrace(const std::string& why) {
              " again: not waiting for the images and answers still in flight (the next "
              "run fetches the images again; a submit left unanswered counts as a possible "
              "duplicate)");
-  grace_timer_.cancel();
-  client_.Shutdown();
+  ReleaseLoop();
 }
 
 net::awaitable<bool> Service::HaltableSleep(Clock::duration duration) {
@@ -314,8 +316,7 @@ void JobStop::Cancel() {
 
 void JobStop::Stop(StopReason reason, const std::string& detail) {
   if (stopped()) return;
-  LogWarning(log_prefix_ + "no more submissions: " + std::string(Describe(reason)) +
-             (detail.empty() ? "" : " (" + detail + ")") + "; finishing the tasks in flight");
+  LogWarning(log_prefix_ + NoMoreSubmissions(reason, detail));
   reason_ = reason;
   detail_ = detail;
   submit_signal_.Trigger();

@@ -6,12 +6,12 @@ namespace nanobatch::engine {
 
 boost::asio::awaitable<bool> SubmitGate::Enter(Pass& pass, util::StopSignal* stop) {
   pass.Release();
-  if (!narrowed_) co_return true;
+  if (!narrowed()) co_return true;
   // Named, not awaited in the if's condition: GCC 12.2 miscompiles that in a coroutine with no
   // local variable (tools/coroutine_lint.py), and this one crashed at its first call.
   const bool probe = co_await probe_.Acquire(stop);
   if (!probe) co_return false;
-  if (!narrowed_) {
+  if (!narrowed()) {
     // Opened while this one waited: no probe needed (the next waiter passes the same way).
     probe_.Release();
     co_return true;
@@ -21,8 +21,7 @@ boost::asio::awaitable<bool> SubmitGate::Enter(Pass& pass, util::StopSignal* sto
 }
 
 int SubmitGate::Lost(const Pass& pass) {
-  narrowed_ = true;
-  losing_ = true;
+  state_ = State::kLosing;
   return pass.probe() ? ++probes_lost_ : 0;
 }
 

@@ -61,21 +61,21 @@ class SubmitGate {
   boost::asio::awaitable<bool> Enter(Pass& pass, util::StopSignal* stop);
   // The API answered a submit: every submit may go again.
   void Answered() {
-    narrowed_ = false;
-    losing_ = false;
+    state_ = State::kOpen;
     probes_lost_ = 0;
   }
   // A submit's answer was lost: the gate narrows. Returns the probes lost in a row, this one
   // included (0 when `pass` was no probe: a submit already out when the first was lost).
   int Lost(const Pass& pass);
-  bool narrowed() const { return narrowed_; }
+  bool narrowed() const { return state_ != State::kOpen; }
   // Narrowed because answers were lost (not merely not yet answered, at the start).
-  bool losing() const { return losing_; }
+  bool losing() const { return state_ == State::kLosing; }
 
  private:
+  enum class State { kFirstAnswer, kOpen, kLosing };
+
   util::AsyncSemaphore probe_;
-  bool narrowed_ = true;  // until the first answer
-  bool losing_ = false;
+  State state_ = State::kFirstAnswer;
   int probes_lost_ = 0;
 };
 

@@ -685,15 +685,12 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   outcome.status = parser.status();
   if (outcome.status != 200) co_return outcome;  // the connection is dropped with its body
   // An encoded body (gzip, br: asked for identity, the host compressed it anyway) would be stored
-  // and hashed as it came, not as the image. "identity" alone, however written, is no encoding.
-  if (std::string_view encoding = parser.content_encoding(); !encoding.empty()) {
-    const std::size_t first = encoding.find_first_not_of(" \t");
-    const std::size_t last = encoding.find_last_not_of(" \t");
-    encoding = first == std::string_view::npos ? "" : encoding.substr(first, last - first + 1);
-    if (!beast::iequals(encoding, "identity")) {
-      outcome.content_encoding = parser.content_encoding();
-      co_return outcome;  // dropped with its body, as above
-    }
+  // and hashed as it came, not as the image. "identity" alone, in any case, is no encoding (the
+  // parser gives a header's value without the spaces around it).
+  if (const std::string& encoding = parser.content_encoding();
+      !encoding.empty() && !beast::iequals(encoding, "identity")) {
+    outcome.content_encoding = encoding;
+    co_return outcome;  // dropped with its body, as above
   }
   // The image is coming: CutWaitingDownloads() lets it finish (Shutdown() still ends it).
   connection->download_waiting = false;

@@ -168,6 +168,15 @@ TEST_CASE("download parser: the status, then the body through the caller's room"
                        16)
                   .error);
   CHECK(encoded.content_encoding() == "gzip, br");
+  // Without the spaces around the value (the client compares it to "identity" as it is).
+  DownloadParser spaced;
+  LimitResponse(spaced, 1 << 20);
+  CHECK_FALSE(Download(spaced,
+                       "HTTP/1.1 200 OK\r\nContent-Encoding:   Identity \t\r\n"
+                       "Content-Length: 0\r\n\r\n",
+                       16)
+                  .error);
+  CHECK(spaced.content_encoding() == "Identity");
   DownloadParser long_encoding;
   LimitResponse(long_encoding, 1 << 20);
   Download(long_encoding,

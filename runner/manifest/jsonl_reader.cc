@@ -12,6 +12,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -120,19 +121,13 @@ std::string_view ShapeHint(std::string_view line) {
 // digits), an escape JSON has not, a raw control character. Empty when the strings are fine.
 // The column counts characters (UTF-8 sequences), from 1.
 std::string StringHint(std::string_view line) {
+  // The 4 hex digits at `at` (-1 unless all 4 are there): the code unit of a \u escape.
   auto hex = [&](std::size_t at) -> int {
     if (at + 4 > line.size()) return -1;
-    int value = 0;
-    for (std::size_t i = at; i < at + 4; ++i) {
-      const char c = line[i];
-      const int digit = c >= '0' && c <= '9'   ? c - '0'
-                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                               : -1;
-      if (digit < 0) return -1;
-      value = value * 16 + digit;
-    }
-    return value;
+    unsigned value = 0;
+    const char* end = line.data() + at + 4;
+    const auto [stop, error] = std::from_chars(line.data() + at, end, value, 16);
+    return error == std::errc() && stop == end ? static_cast<int>(value) : -1;
   };
   auto at_column = [&](std::size_t at) {
     std::size_t column = 1;

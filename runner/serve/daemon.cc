@@ -85,6 +85,12 @@ struct JobRecord {
   bool retry_failed = false;
 };
 
+// Why the job's last run stopped early, for /jobs and /jobs/NAME: nothing when it did not.
+void PutStop(const JobRecord& record, json::object& job) {
+  if (!record.stop_reason.empty()) job["stop_reason"] = record.stop_reason;
+  if (!record.stop_detail.empty()) job["stop_detail"] = record.stop_detail;
+}
+
 // A job on the service: its journal, manifest store and plan, and the engine's Job over them.
 struct RunningJob {
   std::string name;
@@ -584,8 +590,7 @@ http::Reply Daemon::ListJobs() const {
     const JobRecord& record = records_.at(*name);
     json::object job{{"name", *name}, {"state", StateName(record.state)}};
     if (record.exit_code >= 0) job["exit_code"] = record.exit_code;
-    if (!record.stop_reason.empty()) job["stop_reason"] = record.stop_reason;
-    if (!record.stop_detail.empty()) job["stop_detail"] = record.stop_detail;
+    PutStop(record, job);
     if (record.cancelled) job["cancelled"] = true;
     if (auto it = running_.find(*name); it != running_.end()) {
       const journal::Totals& totals = it->second->inputs.journal->state().totals();
@@ -624,8 +629,7 @@ http::Reply Daemon::JobStatus(const std::string& name) const {
   status["name"] = name;
   status["state"] = StateName(record->second.state);
   if (record->second.exit_code >= 0) status["exit_code"] = record->second.exit_code;
-  if (!record->second.stop_reason.empty()) status["stop_reason"] = record->second.stop_reason;
-  if (!record->second.stop_detail.empty()) status["stop_detail"] = record->second.stop_detail;
+  PutStop(record->second, status);
   if (record->second.cancelled) status["cancelled"] = true;
   return JsonReply(200, status);
 }
