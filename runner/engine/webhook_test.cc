@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -132,6 +133,11 @@ TEST_CASE(
   FakeApiProcess api(dir, {"--pending-ms", "20", "--processing-ms", "100", "--p-bad-submit-body",
                            "1", "--bad-submit-body", "html", "--callback-delay-ms", "4000"});
   Job job(dir, api, 6);
+  // A report of some other run (its start is not the killed run's): status must not take it for
+  // the last run's.
+  std::filesystem::create_directories(job.out);
+  std::ofstream(job.out + "/report.json")
+      << R"({"exit_code":0,"this_run":{"started_unix":1700000000,"duration_s":1}})";
   {
     testing::BackgroundProcess first(job.Args(job.Flags()), {{"AIVIDEOAPI_API_KEY", "sk-test"}},
                                      dir.File("first.log"));
@@ -144,7 +150,7 @@ TEST_CASE(
     first.Signal(SIGKILL);
     first.Wait(std::chrono::seconds(10));
   }
-  // A killed run wrote no report: status tells of no last run's end (none older either).
+  // A killed run wrote no report: status tells of no last run's end (nor the older report's).
   CHECK(job.Status().at("last_run").is_null());
   ProcessResult second = job.Run(job.Flags());
   INFO(second.err);
