@@ -589,6 +589,66 @@ TEST_CASE("engine: a full disk stops the run with exit 3 and a hint; the resume 
         job.Status().at("possible_duplicate_submissions").as_int64());
 }
 
+// A run under runner/testing's shim: fallocate fails with ENOSPC after `allowed` calls, as on a
+// disk filling up (writes still go to what was allocated before).
+ProcessResult RunOnFillingDisk(const Job& job, int allowed) {
+  return testing::RunProcess(
+      job.Args(), {{"AIVIDEOAPI_API_KEY", job.key},
+                   {"LD_PRELOAD", std::filesystem::absolute("runner/testing/libfull_disk.so")},
+                   {"NB_FULL_DISK_AFTER", std::to_string(allowed)},
+                   {"ASAN_OPTIONS", "verify_asan_link_order=0"}});
+}
+
+TEST_CASE("engine: a disk too full for the journal's space ahead: nothing is submitted (exit 3)") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(6, "z"));
+  ProcessResult full = RunOnFillingDisk(job, 0);
+  INFO(full.err);
+  CHECK(full.exit_code == 3);
+  CHECK(full.err.find("is full: the journal cannot allocate 4 MiB ahead (No space left on "
+                      "device)") != std::string::npos);
+  CHECK(Stat(api.Stats(), "submissions") == 0);
+  CHECK(job.Status().at("queued").as_int64() == 6);
+
+  ProcessResult resumed = job.Run();
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+  CHECK(job.Lines("metadata.jsonl").size() == 6);
+}
+
+TEST_CASE("engine: the disk fills up mid-run: submits stop, every task paid for is kept (exit 3)") {
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "200", "--processing-ms", "50"});
+  // Prompts of 15,000 characters: the intents alone take 3 MB of journal (finished items'
+  // snapshots as much again), so half of the 4 MiB allocated at the start is used before the
+  // last item is submitted, and the renewal, refused, stops the submits while tasks are in flight.
+  std::string manifest;
+  for (int i = 0; i < 200; ++i) {
+    manifest += "{\"id\":\"y" + std::to_string(i) + "\",\"prompt\":\"" + std::to_string(i) + " " +
+                std::string(15'000, 'y') + "\"}\n";
+  }
+  Job job(dir, api, manifest, "limits: {rate: 100, burst: 50, max_in_flight: 40}\n");
+  ProcessResult filled = RunOnFillingDisk(job, 1);
+  INFO(filled.err);
+  CHECK(filled.exit_code == 3);
+  CHECK(filled.err.find("no more submissions") != std::string::npos);
+  CHECK(filled.err.find("is full") != std::string::npos);
+  const std::int64_t paid = Stat(api.Stats(), "submissions");
+  CHECK(paid > 0);
+  CHECK(paid < 200);
+  json::object status = job.Status();
+  CHECK(status.at("possible_duplicate_submissions").as_int64() == 0);
+  CHECK(status.at("intents_open").as_int64() == 0);  // every task sent has its id recorded
+  CHECK(status.at("done").as_int64() + status.at("in_flight").as_int64() == paid);
+
+  ProcessResult resumed = job.Run();
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+  CHECK(job.Lines("metadata.jsonl").size() == 200);
+  CHECK(Stat(api.Stats(), "submissions") == 200);  // none paid twice
+}
+
 TEST_CASE("engine: under systemd (NOTIFY_SOCKET) the run reports READY, STATUS and STOPPING") {
   TempDir dir;
   FakeApiProcess api(dir, {"--pending-ms", "5", "--processing-ms", "5"});

@@ -57,6 +57,15 @@ net::awaitable<bool> Recorder::Commit() {
     service_.Halt(StopReason::kDisk, syncs_.error() + "; free space in " + journal_.dir().path() +
                                          " (or fix its permissions) and run the same command "
                                          "again");
+  } else if (journal_.space_error() != 0 && !service_.submitting_stopped()) {
+    // The disk is nearly full: what the journal still has allocated is kept for the submits
+    // already sent and the tasks already running. Nothing new starts.
+    service_.StopSubmitting(
+        StopReason::kDisk,
+        "the disk holding " + journal_.dir().path() + " is full: the journal cannot allocate " +
+            std::to_string(journal::Journal::kReserveAhead >> 20) + " MiB ahead (" +
+            std::strerror(journal_.space_error()) +
+            "); the tasks already paid for are recorded, and finished where the disk allows");
   }
   co_return ok;
 }

@@ -221,6 +221,14 @@ bool Replay(std::string_view bytes, const std::string& path, bool salvage, Journ
 
 }  // namespace
 
+int FallocateKeepSize(int fd, std::uint64_t offset, std::uint64_t length) {
+  while (::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                     static_cast<off_t>(length)) != 0) {
+    if (errno != EINTR) return errno;
+  }
+  return 0;
+}
+
 Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
   if (read_fd_ >= 0) ::close(read_fd_);
@@ -233,6 +241,7 @@ std::unique_ptr<Journal> Journal::Open(const std::string& out_dir, OpenOptions o
   OpenFailure& why = failure != nullptr ? *failure : ignored;
   why = OpenFailure::kIo;
   std::unique_ptr<Journal> journal(new Journal());
+  journal->reserve_ = options.reserve;
   fs::OpenProblem problem;
   journal->dir_ = fs::OutputDir::Open(out_dir, /*create=*/true, error, &problem);
   if (!journal->dir_) {
@@ -497,7 +506,16 @@ std::function<int()> Journal::BeginBatch() {
   pending_.clear();
   pending_records_ = 0;
   if (failed_) return [] { return EIO; };  // EndBatch says why
-  return [fd = fd_, data = in_flight_.data(), size = in_flight_.size()]() -> int {
+  // Less than half of the space ahead would be left after this batch: allocate it again first.
+  const std::uint64_t end = file_bytes_ + in_flight_.size();
+  batch_reserve_end_ =
+      reserve_ != nullptr && end + kReserveAhead / 2 > reserved_end_ ? end + kReserveAhead : 0;
+  batch_reserve_error_ = 0;
+  return [fd = fd_, data = in_flight_.data(), size = in_flight_.size(), reserve = reserve_,
+          from = file_bytes_, reserve_end = batch_reserve_end_,
+          reserve_error = &batch_reserve_error_]() -> int {
+    // Refused or not, the batch is written: it may fit in what is allocated already.
+    if (reserve_end != 0) *reserve_error = reserve(fd, from, reserve_end - from);
     std::size_t done = 0;
     while (done < size) {
       const ssize_t n = ::write(fd, data + done, size - done);
@@ -511,6 +529,23 @@ std::function<int()> Journal::BeginBatch() {
 
 bool Journal::EndBatch(int result, std::string& error) {
   batch_in_flight_ = false;
+  if (batch_reserve_end_ != 0) {
+    switch (batch_reserve_error_) {
+      case 0:
+        reserved_end_ = batch_reserve_end_;
+        space_error_ = 0;
+        break;
+      case ENOSPC:
+      case EDQUOT:
+      case EFBIG:
+        space_error_ = batch_reserve_error_;
+        break;
+      default:  // EOPNOTSUPP and the like: this filesystem cannot allocate ahead
+        reserve_ = nullptr;
+        space_error_ = 0;
+    }
+    batch_reserve_end_ = 0;
+  }
   if (failed_) {
     error = "the journal stopped accepting writes after an earlier error";
     in_flight_.clear();
@@ -609,6 +644,7 @@ bool Journal::Compact(std::string& error) {
     return false;
   }
   file_bytes_ = size;
+  reserved_end_ = 0;  // a new file: nothing allocated ahead yet
   records_since_compaction_ = 0;
   records_in_file_ = records;
   records_after_compaction_ = records;

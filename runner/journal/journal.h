@@ -9,6 +9,14 @@
 // makes every queued record durable with one write + fdatasync (group commit). After any write
 // error the journal refuses further appends: a record after a hole would read as corruption.
 //
+// A full disk must not cost credits: the records that matter most then are the task ids of the
+// submits already sent (without them the next run pays for those items again). So the journal
+// keeps kReserveAhead bytes allocated past its end (fallocate, keeping the file's size), renewed
+// with each batch that leaves less than half of it. A renewal refused for lack of space sets
+// space_error(): the caller stops starting new work, while the bytes already allocated take the
+// task ids of the submits in flight and the outcomes of the tasks already running. A filesystem
+// that cannot allocate ahead (EOPNOTSUPP) appends as before.
+//
 // OpenReadOnly() is for `status`: no lock, no writes, safe next to a live run.
 //
 // Example:
@@ -29,8 +37,14 @@
 
 namespace nanobatch::journal {
 
+// Allocates `length` bytes of the file `fd` from `offset` on without changing its size; 0 or an
+// errno. The default is fallocate(FALLOC_FL_KEEP_SIZE); tests pass a full disk.
+using ReserveSpace = int (*)(int fd, std::uint64_t offset, std::uint64_t length);
+int FallocateKeepSize(int fd, std::uint64_t offset, std::uint64_t length);
+
 struct OpenOptions {
   bool salvage = false;  // use every readable record of a journal corrupt in the middle
+  ReserveSpace reserve = FallocateKeepSize;
 };
 
 // Why Open() failed, for the exit status: a lock held, a corrupt journal or an output path that
@@ -91,6 +105,10 @@ class Journal {
   std::uint64_t file_bytes() const { return file_bytes_; }
   std::size_t pending_records() const { return pending_records_; }
   bool failed() const { return failed_; }
+  // ENOSPC (or EDQUOT, EFBIG) when the last batch could not allocate kReserveAhead past the
+  // journal's end; 0 once a later one could.
+  int space_error() const { return space_error_; }
+  static constexpr std::uint64_t kReserveAhead = std::uint64_t{4} << 20;
   // The output directory the journal belongs to (opened, locked): images, temporary downloads
   // and the output files are all reached through it.
   const fs::OutputDir& dir() const { return *dir_; }
@@ -121,6 +139,15 @@ class Journal {
   std::uint64_t records_in_file_ = 0;           // records in journal.log now
   std::uint64_t records_after_compaction_ = 0;  // records the last compaction wrote
   bool failed_ = false;
+  // Space allocated ahead (see the top): up to reserved_end_ (0: nothing known), renewed by a
+  // batch through reserve_ (null where the filesystem cannot). The batch in flight's renewal:
+  // the offset it reserves up to (0: none) and its result, written by the blocking call and read
+  // in EndBatch, as the batch's bytes are.
+  ReserveSpace reserve_ = nullptr;
+  std::uint64_t reserved_end_ = 0;
+  std::uint64_t batch_reserve_end_ = 0;
+  int batch_reserve_error_ = 0;
+  int space_error_ = 0;
 };
 
 }  // namespace nanobatch::journal

@@ -1,7 +1,11 @@
 #include "runner/journal/journal.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -541,6 +545,120 @@ TEST_CASE("journal: a finished item's record longer than one read comes back who
   CHECK(state.Find("long")->prompt() == prompt);
   CHECK(state.Find("short")->prompt() == "a long prompt for short");
   CHECK(state.Find("after")->prompt() == "a long prompt for after");
+}
+
+// A disk whose allocations ahead answer `answer` (0, ENOSPC, EOPNOTSUPP), counted; the journal
+// takes a plain function, so the fake's state is the test file's.
+struct FakeDisk {
+  static inline int answer = 0;
+  static inline int calls = 0;
+  static inline std::uint64_t last_end = 0;
+  static int Reserve(int /*fd*/, std::uint64_t offset, std::uint64_t length) {
+    ++calls;
+    last_end = offset + length;
+    return answer;
+  }
+  explicit FakeDisk(int answer_) {
+    answer = answer_;
+    calls = 0;
+    last_end = 0;
+  }
+};
+
+// An intent about `bytes` long on disk.
+proto::Record LongIntent(const std::string& id, std::size_t bytes) {
+  proto::Record record = Intent(id);
+  record.mutable_submit_intent()->set_prompt(std::string(bytes, 'p'));
+  return record;
+}
+
+TEST_CASE("journal: space is allocated ahead of its end, the file's size unchanged") {
+  testing::TempDir dir;
+  std::string error;
+  // Whether this filesystem allocates ahead at all (tmpfs, ext4 and XFS do).
+  const int probe = ::open(dir.File("probe").c_str(), O_WRONLY | O_CREAT, 0600);
+  REQUIRE(probe >= 0);
+  const int probed = FallocateKeepSize(probe, 0, 1 << 20);
+  ::close(probe);
+  auto journal = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(journal, error);
+  journal->Append(Intent("a"));
+  REQUIRE(journal->Sync(error));
+  CHECK(journal->space_error() == 0);
+  struct stat file {};
+  REQUIRE(::stat(JournalPath(dir).c_str(), &file) == 0);
+  CHECK(static_cast<std::uint64_t>(file.st_size) == journal->file_bytes());
+  if (probed == 0) {
+    CHECK(static_cast<std::uint64_t>(file.st_blocks) * 512 >=
+          journal->file_bytes() + Journal::kReserveAhead);
+  } else {
+    MESSAGE("this filesystem does not allocate ahead: " << std::strerror(probed));
+  }
+}
+
+TEST_CASE("journal: a disk too full to allocate ahead is reported, and records still go in") {
+  testing::TempDir dir;
+  std::string error;
+  {
+    FakeDisk full(ENOSPC);
+    auto journal = Journal::Open(dir.path(), {.reserve = FakeDisk::Reserve}, error);
+    REQUIRE_MESSAGE(journal, error);
+    CHECK(FakeDisk::calls == 1);  // the header's batch asked
+    CHECK(journal->space_error() == ENOSPC);
+    journal->Append(Intent("a"));
+    journal->Append(Submitted("a"));
+    REQUIRE(journal->Sync(error));  // what is allocated already takes it
+    CHECK(FakeDisk::calls == 2);    // and asks again with every batch
+    CHECK(journal->space_error() == ENOSPC);
+    FakeDisk::answer = 0;  // space freed
+    journal->Append(Intent("b"));
+    REQUIRE(journal->Sync(error));
+    CHECK(journal->space_error() == 0);
+    CHECK(FakeDisk::last_end == journal->file_bytes() + Journal::kReserveAhead);
+  }
+  FakeDisk room(0);
+  auto reopened = Journal::Open(dir.path(), {.reserve = FakeDisk::Reserve}, error);
+  REQUIRE_MESSAGE(reopened, error);
+  CHECK(reopened->state().Find("a")->task_id() == "task-a");
+  CHECK(reopened->state().totals().intent == 1);
+}
+
+TEST_CASE("journal: space ahead is renewed once half of it is used, and never where unsupported") {
+  testing::TempDir dir;
+  std::string error;
+  constexpr std::size_t kRecordBytes = 64 << 10;
+  const std::size_t half = Journal::kReserveAhead / 2 / kRecordBytes;
+  {
+    FakeDisk disk(0);
+    auto journal = Journal::Open(dir.path(), {.reserve = FakeDisk::Reserve}, error);
+    REQUIRE_MESSAGE(journal, error);
+    REQUIRE(FakeDisk::calls == 1);
+    const std::uint64_t first_end = FakeDisk::last_end;
+    // Up to just under half of the space ahead: no renewal.
+    for (std::size_t i = 0; i + 1 < half; ++i) {
+      journal->Append(LongIntent("a" + std::to_string(i), kRecordBytes - 64));
+      REQUIRE(journal->Sync(error));
+    }
+    CHECK(FakeDisk::calls == 1);
+    // Past it: allocated again, to kReserveAhead past the new end.
+    journal->Append(LongIntent("b", kRecordBytes));
+    journal->Append(LongIntent("c", kRecordBytes));
+    REQUIRE(journal->Sync(error));
+    CHECK(FakeDisk::calls == 2);
+    CHECK(FakeDisk::last_end == journal->file_bytes() + Journal::kReserveAhead);
+    CHECK(FakeDisk::last_end > first_end);
+  }
+  testing::TempDir other;
+  FakeDisk unsupported(EOPNOTSUPP);
+  auto journal = Journal::Open(other.path(), {.reserve = FakeDisk::Reserve}, error);
+  REQUIRE_MESSAGE(journal, error);
+  CHECK(FakeDisk::calls == 1);
+  for (std::size_t i = 0; i < 3 * half; ++i) {
+    journal->Append(LongIntent("d" + std::to_string(i), kRecordBytes));
+    REQUIRE(journal->Sync(error));
+  }
+  CHECK(FakeDisk::calls == 1);  // asked once, then appends as before
+  CHECK(journal->space_error() == 0);
 }
 
 }  // namespace
