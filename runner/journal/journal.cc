@@ -572,7 +572,11 @@ bool Journal::MaybeCompact(std::string& error) {
       records_in_file_ < 2 * records_after_compaction_) {
     return false;
   }
-  return Compact(error);
+  if (Compact(error)) return true;
+  // Most likely a full disk: not again until the file has doubled, rather than filling the disk
+  // up to the failure at every chance (which fails the image downloads of that moment too).
+  records_after_compaction_ = records_in_file_;
+  return false;
 }
 
 bool Journal::Compact(std::string& error) {

@@ -93,7 +93,8 @@ class Journal {
 
   // Rewrites the journal as one snapshot record per item (temporary file, fsync, rename, fsync
   // of the directory), when the file is much larger than its live state and no batch is in
-  // flight. Returns whether it did.
+  // flight. Returns whether it did; after a failed attempt (`error` says why) the next waits
+  // until the file has doubled.
   bool MaybeCompact(std::string& error);
   bool Compact(std::string& error);
 

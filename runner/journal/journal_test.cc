@@ -661,5 +661,30 @@ TEST_CASE("journal: space ahead is renewed once half of it is used, and never wh
   CHECK(journal->space_error() == 0);
 }
 
+TEST_CASE("journal: a failed compaction is not tried again until the file has doubled") {
+  testing::TempDir dir;
+  std::string error;
+  auto journal = Journal::Open(dir.path(), {}, error);
+  REQUIRE_MESSAGE(journal, error);
+  const auto append = [&](int records) {
+    for (int i = 0; i < records; ++i) journal->Append(Intent("a" + std::to_string(i % 4)));
+    REQUIRE(journal->Sync(error));
+  };
+  append(12'000);  // 4 items: far more records than the live state
+  // The compaction's temporary file cannot be created (as on a full disk).
+  std::filesystem::create_directory(dir.File(".nanobatch/journal.log.compact.tmp"));
+  CHECK_FALSE(journal->MaybeCompact(error));
+  CHECK(error.find("journal.log.compact.tmp") != std::string::npos);
+  error.clear();
+  std::filesystem::remove(dir.File(".nanobatch/journal.log.compact.tmp"));
+  append(10'000);  // not yet twice the 12,001 records of the failed attempt
+  CHECK_FALSE(journal->MaybeCompact(error));
+  CHECK(error.empty());  // not attempted
+  append(3'000);
+  CHECK(journal->MaybeCompact(error));
+  CHECK(journal->file_bytes() < 1'000);
+  CHECK(journal->state().totals().intent == 4);
+}
+
 }  // namespace
 }  // namespace nanobatch::journal
