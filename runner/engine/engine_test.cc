@@ -212,6 +212,77 @@ TEST_CASE("engine: 400 fails the item for good (exit 1); model_not_found stops t
   CHECK(Stat(api2.Stats(), "credits_charged") == 0);
 }
 
+TEST_CASE("engine: an item refused 503 while others are accepted fails alone; an outage stops") {
+  // 503 upstream_error is also the API's answer to a sensitive prompt: retried, but when other
+  // submits get through meanwhile it is the item's, which fails alone (exit 1) instead of
+  // stopping every item as an outage would.
+  TempDir dir;
+  {
+    FakeApiProcess api(
+        dir, {"--sensitive-substring", "flagged", "--pending-ms", "20", "--processing-ms", "20"});
+    std::string manifest;
+    for (int i = 0; i < 30; ++i) {
+      manifest += "{\"id\":\"s" + std::to_string(i) + "\",\"prompt\":\"" +
+                  (i == 0 || i == 10 ? "flagged " : "fine ") + std::to_string(i) + "\"}\n";
+    }
+    Job job(dir, api, manifest, "limits: {max_in_flight: 4}\n");
+    ProcessResult result = job.Run();
+    INFO(result.err);
+    CHECK(result.exit_code == 1);
+    CHECK(result.err.find("item s0: the API refused it 8 times (upstream_error: ") !=
+          std::string::npos);
+    const auto failed = job.Lines("failed.jsonl");
+    REQUIRE(failed.size() == 2);
+    for (const json::object& line : failed) {
+      CHECK(line.at("error_code") == "upstream_error");
+      CHECK(std::string(line.at("message").as_string()).find("16 times while accepting others") !=
+            std::string::npos);
+      CHECK(line.at("attempts").as_int64() >= 1);
+    }
+    CHECK(job.Lines("metadata.jsonl").size() == 28);
+    CHECK(Stat(api.Stats(), "credits_charged") == 28 * 16);
+  }
+  // Every submit refused so: an outage, not 30 failed items. Submitting stops, the items stay
+  // queued for the run after it.
+  TempDir outage_dir;
+  FakeApiProcess outage(outage_dir, {"--sensitive-substring", "prompt"});
+  Job job(outage_dir, outage, Manifest(30), "limits: {max_in_flight: 4}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("the API kept failing") != std::string::npos);
+  CHECK(job.Lines("failed.jsonl").empty());
+  CHECK(job.Status().at("queued").as_int64() == 30);
+}
+
+TEST_CASE("engine: a task whose polls fail while others' are answered stays paid; the rest go on") {
+  // The task of "stuck" is charged and runs, but the API answers its every poll 500. Its item
+  // holds its slot until polling.task_deadline_s (it may still complete: never paid again),
+  // while the other 39 are submitted and finished; before, its failed polls stopped submitting.
+  TempDir dir;
+  FakeApiProcess api(
+      dir, {"--broken-poll-substring", "stuck", "--pending-ms", "30", "--processing-ms", "30"});
+  std::string manifest = "{\"id\":\"b0\",\"prompt\":\"stuck\"}\n";
+  for (int i = 1; i < 40; ++i) {
+    manifest +=
+        "{\"id\":\"b" + std::to_string(i) + "\",\"prompt\":\"fine " + std::to_string(i) + "\"}\n";
+  }
+  Job job(dir, api, manifest,
+          "limits: {max_in_flight: 4}\npolling: {first_poll_s: 0.05, max_interval_s: 0.3, "
+          "task_deadline_s: 6}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("polling task ") != std::string::npos);
+  CHECK(result.err.find("while other tasks' polls are answered") != std::string::npos);
+  json::object status = job.Status();
+  CHECK(status.at("done").as_int64() == 39);
+  CHECK(status.at("queued").as_int64() == 0);
+  CHECK(status.at("in_flight").as_int64() == 1);
+  CHECK(status.at("possible_duplicate_submissions").as_int64() == 0);
+  CHECK(Stat(api.Stats(), "submissions") == 40);
+}
+
 TEST_CASE("engine: 400 for item after item stops the job (exit 5); --retry-failed once fixed") {
   // Every prompt holds "prompt": the API refuses every submit, as it would a request the config
   // makes wrong for every item. Three refusals in a row stop submitting, not 40 failed items.

@@ -85,6 +85,12 @@ class Service {
   util::AsyncSemaphore& downloads() { return downloads_; }
   // One submit at a time while submit answers are being lost (every job's: one API).
   SubmitGate& submit_gate() { return submit_gate_; }
+  // Submits that got a task id, every job's. An item the API refused (500, 503) retry.max_attempts
+  // times while other submits got through since its first refusal meets a refusal of its own
+  // (its prompt, its parameters: 503 upstream_error also means "sensitive content"), not an
+  // outage: it is given up alone rather than stopping every item.
+  std::uint64_t submits_accepted() const { return submits_accepted_; }
+  void SubmitAccepted() { ++submits_accepted_; }
   ratelimit::Backoff& backoff() { return backoff_; }
   ratelimit::RetryBudget& retry_budget() { return retry_budget_; }
   const http::Endpoint& api_endpoint() const { return api_endpoint_; }
@@ -196,6 +202,7 @@ class Service {
   util::AsyncSemaphore submitting_;
   util::AsyncSemaphore downloads_;
   SubmitGate submit_gate_;
+  std::uint64_t submits_accepted_ = 0;
   util::StopSignal halt_signal_;
   util::StopSignal submit_signal_;
   util::StopSignal no_new_submissions_;

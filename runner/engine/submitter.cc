@@ -51,7 +51,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   // intent is abandoned: its credits stay counted as spent and a resubmission is a possible
   // duplicate. Returns whether to submit again (credits reserved anew within the budget).
   unsigned failures = 0;
-  std::optional<std::string> revealed;  // the task id a callback told, for a lost answer
+  unsigned refusals = 0;  // of those, the API's own retryable refusals (500, 503)
+  std::uint64_t accepted_before_refusals = 0;  // the service's accepted submits at the first
+  std::optional<std::string> revealed;         // the task id a callback told, for a lost answer
   SubmitGate& gate = service_.submit_gate();
   SubmitGate::Pass pass(gate);  // this attempt's way through the gate: held until the next
   // `http_status`: the answer's (0: none came).
@@ -113,6 +115,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
                        bool by_callback) -> net::awaitable<SubmitOutcome> {
     if (!token.empty()) service_.watcher().Bind(token, task_id);
     AnswerCame();  // a callback that names the task answers for the lost answer
+    service_.SubmitAccepted();
     refused_requests_.Accepted();
     unreadable_answers_.Accepted();
     recorder_.RecordSubmitted(run, task_id, by_callback);
@@ -254,11 +257,37 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
         service_.limiter().OnRateLimited(error.retry_after_s);
         continue;  // not the item's fault and not a failure: just wait for the limiter
       case api::Reaction::kRetry: {
+        if (refusals++ == 0) accepted_before_refusals = service_.submits_accepted();
         if (++failures >= config_.retry.max_attempts) {
-          Release(run);
-          co_await recorder_.Commit();
-          service_.StopSubmitting(StopReason::kServerDown, what);
-          co_return SubmitOutcome::kStopped;
+          // Refused retry.max_attempts times: an outage when no other submit got through since
+          // this item's first refusal (stop them all); this item's own refusal when others did
+          // (503 upstream_error is also "sensitive content" or "unsupported parameters"). It is
+          // then tried as many times again, further apart (a random 5xx meets an item so twice
+          // in a row only rarely), and given up alone.
+          const unsigned attempts = config_.retry.max_attempts;
+          if (refusals == attempts && service_.submits_accepted() == accepted_before_refusals) {
+            Release(run);
+            co_await recorder_.Commit();
+            service_.StopSubmitting(StopReason::kServerDown, what);
+            co_return SubmitOutcome::kStopped;
+          }
+          if (refusals >= 2 * attempts) {
+            Release(run);
+            recorder_.RecordGaveUp(
+                run, error.code,
+                "the API refused this item " + std::to_string(refusals) +
+                    " times while accepting others (" + error.message +
+                    "); nothing was charged. Its prompt or parameters may be what it refuses; "
+                    "`run --retry-failed` submits it again");
+            co_await recorder_.Commit();
+            co_return SubmitOutcome::kFailedItem;
+          }
+          if (refusals == attempts) {
+            LogWarning(ItemLabel(recorder_.log_prefix(), run) + ": the API refused it " +
+                       std::to_string(refusals) + " times (" + what +
+                       ") while accepting other submits: tried " + std::to_string(attempts) +
+                       " more times, further apart, then given up alone");
+          }
         }
         co_await stop_.SubmitSleep(backoff());
         continue;

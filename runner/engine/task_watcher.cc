@@ -235,22 +235,36 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
     }
     switch (step.kind) {
       case PollStep::Kind::kVerdict:
+        if (step.verdict) ++polls_answered_;
         Finish(watch, std::move(step.verdict));
         break;
       case PollStep::Kind::kAnswered:
         watch.failures = 0;
+        ++polls_answered_;
         Arm(watch, step.next_poll);
         break;
       case PollStep::Kind::kRetry:
         Arm(watch, step.next_poll);
         break;
       case PollStep::Kind::kFailed:
-        if (++watch.failures >= options_.max_failed_polls) {
-          stop_(StopReason::kServerDown, "polling task " + watch.task_id + " failed " +
-                                             std::to_string(watch.failures) + " times in a row (" +
-                                             step.failure + ")");
-          Finish(watch, nullptr);
-          break;
+        if (watch.failures == 0) watch.answered_at_first_failure = polls_answered_;
+        if (watch.failures < UINT16_MAX) ++watch.failures;
+        if (watch.failures == options_.max_failed_polls) {
+          // An outage when no other poll was answered since this task's first failure:
+          // submitting stops. When others were, the trouble is this task's (an answer the API
+          // cannot give for it): it stays paid and is polled on, further apart, until
+          // polling.task_deadline_s.
+          if (polls_answered_ == watch.answered_at_first_failure) {
+            stop_(StopReason::kServerDown, "polling task " + watch.task_id + " failed " +
+                                               std::to_string(watch.failures) +
+                                               " times in a row (" + step.failure + ")");
+            Finish(watch, nullptr);
+            break;
+          }
+          LogWarning("polling task " + watch.task_id + " failed " + std::to_string(watch.failures) +
+                     " times in a row (" + step.failure +
+                     ") while other tasks' polls are answered: it stays submitted, polled "
+                     "further apart until polling.task_deadline_s, never paid again");
         }
         Arm(watch, Clock::now() + ToDuration(backoff_.Delay(watch.failures - 1) + Seconds(0.1)));
         break;

@@ -166,9 +166,10 @@ class TaskWatcher {
     Clock::time_point answered_at;  // when the submit's answer arrived
     std::uint64_t* poll_counter;    // the job's count of polls, or null
     Clock::time_point next_poll{};
-    unsigned failures = 0;  // consecutive polls without a usable answer
-    bool cold = false;      // waiting for its first poll with nothing learned
-    bool resumed;           // submitted by an earlier run: polled at once
+    std::uint16_t failures = 0;  // consecutive polls without a usable answer (saturating)
+    bool cold = false;           // waiting for its first poll with nothing learned
+    bool resumed;                // submitted by an earlier run: polled at once
+    std::uint32_t answered_at_first_failure = 0;  // polls_answered_ then
     // A verdict delivered by the webhook. Behind a pointer: few ever receive one while waiting.
     std::unique_ptr<api::TaskStatus> callback;
     DueQueue::iterator slot;          // in due_ while waiting for its next poll; else end()
@@ -230,6 +231,9 @@ class TaskWatcher {
   ratelimit::Backoff backoff_;
   // Every resolution a task has waited with (a handful): a watch points at its own.
   std::set<std::string, std::less<>> resolutions_;
+  // Polls answered, every task's (wrapping): a task whose polls keep failing while others are
+  // answered since its first failure has trouble of its own, not the API.
+  std::uint32_t polls_answered_ = 0;
   std::list<Watch> watches_;  // every waiting task (stable addresses)
   DueQueue due_;              // the watches not being polled, by when they are due
   // task id -> its watch, for callbacks (a server repeating a task id: the latest watch wins);

@@ -505,6 +505,10 @@ int Main(int argc, char** argv) {
   app.add_flag("--deny-all-ips", options.deny_all_ips, "answer every /v1 request 403");
   app.add_option("--reject-substring", options.reject_substring,
                  "answer 400 invalid_request to prompts containing this");
+  app.add_option("--sensitive-substring", options.sensitive_substring,
+                 "answer 503 upstream_error to every submit of a prompt containing this");
+  app.add_option("--broken-poll-substring", options.broken_poll_substring,
+                 "answer 500 to every poll of a task whose prompt contains this");
   app.add_option("--p-submit-5xx", options.p_submit_5xx, "probability of 500/503 on submit");
   app.add_option("--p-poll-5xx", options.p_poll_5xx, "probability of 500 on a poll");
   app.add_option("--p-task-fail", options.p_task_fail, "probability a task ends failed");

@@ -187,6 +187,11 @@ Reply Simulator::Submit(std::string_view authorization, std::string_view body,
     return Error(400, "invalid_request", "invalid_request_error",
                  "input.prompt was rejected by the content filter");
   }
+  if (!options_.sensitive_substring.empty() &&
+      std::string_view(*prompt).find(options_.sensitive_substring) != std::string_view::npos) {
+    return Error(503, "upstream_error", "upstream_error",
+                 "Image generation failed: the prompt was flagged as sensitive");
+  }
   auto optional_string = [&](std::string_view key, std::string_view fallback,
                              auto check) -> std::optional<std::string> {
     const json::value* value = input.if_contains(key);
@@ -355,6 +360,10 @@ Reply Simulator::Query(std::string_view authorization, std::string_view task_id,
     return Reply{200, "<html><body>Service temporarily unavailable</body></html>", std::nullopt};
   }
   auto it = tasks_.find(std::string(task_id));
+  if (it != tasks_.end() && !options_.broken_poll_substring.empty() &&
+      it->second.prompt.find(options_.broken_poll_substring) != std::string::npos) {
+    return Error(500, "internal_error", "api_error", "Internal server error");
+  }
   if (it != tasks_.end() && !it->second.vanished && Chance(options_.p_task_vanish)) {
     it->second.vanished = true;  // its credits stay charged: nobody refunds a lost task
   }

@@ -45,6 +45,12 @@ struct Options {
   double spend_window_s = 3600;
   bool deny_all_ips = false;     // every request gets 403 ip_not_allowed
   std::string reject_substring;  // prompts containing it get 400 invalid_request
+  // Prompts containing it get 503 upstream_error at every submit (the upstream model refuses
+  // sensitive content; nothing charged).
+  std::string sensitive_substring;
+  // Tasks whose prompt contains it are charged and run, but every poll of them is answered 500
+  // (an API that cannot answer for one task).
+  std::string broken_poll_substring;
   // Hosts and ports that go into image URLs.
   std::string api_authority = "127.0.0.1:0";  // host:port of the API listener
   std::string file_authority;                 // host:port of the file listener; empty: API's
