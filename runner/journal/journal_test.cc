@@ -572,7 +572,9 @@ proto::Record LongIntent(const std::string& id, std::size_t bytes) {
   return record;
 }
 
-TEST_CASE("journal: space is allocated ahead of its end, the file's size unchanged") {
+TEST_CASE(
+    "journal: space is allocated ahead of its end, the file's size unchanged, and given back at "
+    "the end") {
   testing::TempDir dir;
   std::string error;
   // Whether this filesystem allocates ahead at all (tmpfs, ext4 and XFS do).
@@ -591,6 +593,12 @@ TEST_CASE("journal: space is allocated ahead of its end, the file's size unchang
   if (probed == 0) {
     CHECK(static_cast<std::uint64_t>(file.st_blocks) * 512 >=
           journal->file_bytes() + Journal::kReserveAhead);
+    // Given back when the journal closes.
+    const std::uint64_t bytes = journal->file_bytes();
+    journal.reset();
+    REQUIRE(::stat(JournalPath(dir).c_str(), &file) == 0);
+    CHECK(static_cast<std::uint64_t>(file.st_size) == bytes);
+    CHECK(static_cast<std::uint64_t>(file.st_blocks) * 512 < bytes + (64 << 10));
   } else {
     MESSAGE("this filesystem does not allocate ahead: " << std::strerror(probed));
   }
