@@ -285,8 +285,9 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
           if (refusals == attempts) {
             LogWarning(ItemLabel(recorder_.log_prefix(), run) + ": the API refused it " +
                        std::to_string(refusals) + " times (" + what +
-                       ") while accepting other submits: tried " + std::to_string(attempts) +
-                       " more times, further apart, then given up alone");
+                       ") while accepting other submits: trying it up to " +
+                       std::to_string(attempts) +
+                       " more times, further apart, before giving it up alone");
           }
         }
         co_await stop_.SubmitSleep(backoff());
