@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 
 #include "runner/download/image_file.h"
 #include "runner/testing/fake_api_process.h"
+#include "runner/testing/local_sockets.h"
 #include "runner/testing/runner_job.h"
 #include "runner/testing/subprocess.h"
 #include "runner/testing/temp_dir.h"
@@ -253,6 +255,28 @@ TEST_CASE("engine: an item refused 503 while others are accepted fails alone; an
   CHECK(result.err.find("the API kept failing") != std::string::npos);
   CHECK(job.Lines("failed.jsonl").empty());
   CHECK(job.Status().at("queued").as_int64() == 30);
+}
+
+TEST_CASE("engine: an API that takes connections and never answers them stops the run (exit 3)") {
+  // A black-holed server: every TLS handshake waits out timeouts.connect_s. The submits that
+  // cannot be sent are tried one at a time (SubmitGate), each counting for every item: before,
+  // each of the 30 items counted its own 8 attempts, one handshake at a time, for 240 s.
+  TempDir dir;
+  FakeApiProcess api(dir);
+  testing::SilentListener silent;
+  Job job(dir, api, Manifest(30), "timeouts: {connect_s: 1}\n");
+  const auto start = std::chrono::steady_clock::now();
+  ProcessResult result =
+      job.Run({"--base-url", "https://127.0.0.1:" + std::to_string(silent.port())});
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("8 submits in a row, tried one at a time, could not be sent: TLS "
+                        "handshake with 127.0.0.1:") != std::string::npos);
+  CHECK(seconds < 60);  // about 8 connect timeouts and their backoffs
+  CHECK(job.Status().at("queued").as_int64() == 30);
+  CHECK(job.Status().at("credits_spent").as_int64() == 0);
 }
 
 TEST_CASE("engine: a task whose polls fail while others' are answered stays paid; the rest go on") {

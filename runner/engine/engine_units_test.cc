@@ -258,8 +258,11 @@ TEST_CASE("item run: shedding drops the manifest item; submitting a shed item is
   CHECK_THROWS_AS(SubmitFields(run), std::logic_error);
 }
 
-// One submit's way through `gate`, as the Submitter takes it: `lost` says how its answer ends.
-net::awaitable<void> SubmitThroughGate(SubmitGate* gate, util::StopSignal* stop, bool lost,
+// How a submit through the gate ends.
+enum class Ending { kAnswered, kLost, kNotSent };
+
+// One submit's way through `gate`, as the Submitter takes it.
+net::awaitable<void> SubmitThroughGate(SubmitGate* gate, util::StopSignal* stop, Ending ending,
                                        std::vector<std::string>* log, std::string name) {
   SubmitGate::Pass pass(*gate);
   if (!co_await gate->Enter(pass, stop)) {
@@ -269,12 +272,23 @@ net::awaitable<void> SubmitThroughGate(SubmitGate* gate, util::StopSignal* stop,
   log->push_back(name + (pass.probe() ? " probes" : " goes"));
   net::steady_timer answer(co_await net::this_coro::executor, 10ms);
   co_await answer.async_wait(net::use_awaitable);
-  if (lost) {
-    log->push_back(name + " lost " + std::to_string(gate->Lost(pass)));
-  } else {
-    gate->Answered();
-    log->push_back(name + " answered");
+  switch (ending) {
+    case Ending::kLost:
+      log->push_back(name + " lost " + std::to_string(gate->Lost(pass)));
+      break;
+    case Ending::kNotSent:
+      log->push_back(name + " not sent " + std::to_string(gate->NotSent(pass)));
+      break;
+    case Ending::kAnswered:
+      gate->Answered();
+      log->push_back(name + " answered");
   }
+}
+
+net::awaitable<void> SubmitThroughGate(SubmitGate* gate, util::StopSignal* stop, bool lost,
+                                       std::vector<std::string>* log, std::string name) {
+  co_await SubmitThroughGate(gate, stop, lost ? Ending::kLost : Ending::kAnswered, log,
+                             std::move(name));
 }
 
 TEST_CASE("submit gate: all go while answers come; one at a time once one is lost") {
@@ -321,6 +335,43 @@ TEST_CASE("submit gate: all go while answers come; one at a time once one is los
   net::post(io, [&] { stop.Trigger(); });
   io.run();
   CHECK(log == std::vector<std::string>{"f goes", "f lost 0", "g probes", "h stopped", "g lost 1"});
+}
+
+TEST_CASE("submit gate: submits that cannot be sent narrow it too, and its probes count for all") {
+  net::io_context io;
+  SubmitGate gate(io.get_executor());
+  util::StopSignal stop(io.get_executor());
+  std::vector<std::string> log;
+  const auto run = [&](std::vector<std::pair<std::string, Ending>> submits) {
+    log.clear();
+    for (auto& [name, ending] : submits) {
+      net::co_spawn(io, SubmitThroughGate(&gate, &stop, ending, &log, name), net::detached);
+    }
+    io.run();
+    io.restart();
+  };
+  // At the start (narrow), the API unreachable: one probe at a time, each counted.
+  run({{"s1", Ending::kNotSent}, {"s2", Ending::kNotSent}});
+  CHECK(log ==
+        std::vector<std::string>{"s1 probes", "s1 not sent 1", "s2 probes", "s2 not sent 2"});
+  CHECK(gate.unreachable());
+  CHECK_FALSE(gate.losing());
+  CHECK(gate.probes_failed() == 2);
+  // A lost answer counts in the same row, and makes the gate a losing one, which a submit not
+  // sent does not undo.
+  run({{"s3", Ending::kLost}, {"s4", Ending::kNotSent}});
+  CHECK(log == std::vector<std::string>{"s3 probes", "s3 lost 3", "s4 probes", "s4 not sent 4"});
+  CHECK(gate.losing());
+  // An answer opens it and ends the row.
+  run({{"s5", Ending::kAnswered}});
+  CHECK_FALSE(gate.narrowed());
+  CHECK(gate.probes_failed() == 0);
+  // Open, two go together and neither is sent (no probes: not counted); the gate narrows.
+  run({{"a", Ending::kNotSent}, {"b", Ending::kNotSent}});
+  CHECK(log == std::vector<std::string>{"a goes", "b goes", "a not sent 0", "b not sent 0"});
+  CHECK(gate.unreachable());
+  run({{"c", Ending::kNotSent}});
+  CHECK(log == std::vector<std::string>{"c probes", "c not sent 1"});
 }
 
 TEST_CASE("refusal streak: the third refused item in a row stops; an accepted one resets") {

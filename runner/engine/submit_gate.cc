@@ -22,7 +22,12 @@ boost::asio::awaitable<bool> SubmitGate::Enter(Pass& pass, util::StopSignal* sto
 
 int SubmitGate::Lost(const Pass& pass) {
   state_ = State::kLosing;
-  return pass.probe() ? ++probes_lost_ : 0;
+  return pass.probe() ? ++probes_failed_ : 0;
+}
+
+int SubmitGate::NotSent(const Pass& pass) {
+  if (state_ != State::kLosing) state_ = State::kUnreachable;
+  return pass.probe() ? ++probes_failed_ : 0;
 }
 
 }  // namespace nanobatch::engine

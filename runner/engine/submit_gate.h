@@ -19,6 +19,7 @@
 //   if (!co_await gate.Enter(pass, &stop)) ...;   // stopped while waiting to probe
 //   ... send ...
 //   gate.Answered();                             // or: if (gate.Lost(pass) >= limit) stop
+//                                                // (gate.NotSent(pass): could not be sent)
 //   pass.Release();                              // (or at its end of scope)
 
 #include <boost/asio/any_io_executor.hpp>
@@ -62,21 +63,33 @@ class SubmitGate {
   // The API answered a submit: every submit may go again.
   void Answered() {
     state_ = State::kOpen;
-    probes_lost_ = 0;
+    probes_failed_ = 0;
   }
-  // A submit's answer was lost: the gate narrows. Returns the probes lost in a row, this one
-  // included (0 when `pass` was no probe: a submit already out when the first was lost).
+  // A submit's answer was lost: the gate narrows. Returns the probes without an answer in a
+  // row (lost or not sent), this one included (0 when `pass` was no probe: a submit already out
+  // when the first was lost).
   int Lost(const Pass& pass);
+  // A submit could not be sent (the API unreachable: connection refused, a TLS handshake that
+  // never ends). Nothing was charged, but every submit would meet the same, each waiting out its
+  // own connect timeout: the gate narrows too, so that the probes, one at a time, count the
+  // outage for every item (one item at a time, 1,000 items took 1,000 connect timeouts to
+  // give up). Returns as Lost does.
+  int NotSent(const Pass& pass);
+  // The probes without an answer in a row: a probe waits before its retry as one item would
+  // after as many failures.
+  int probes_failed() const { return probes_failed_; }
   bool narrowed() const { return state_ != State::kOpen; }
   // Narrowed because answers were lost (not merely not yet answered, at the start).
   bool losing() const { return state_ == State::kLosing; }
+  // Narrowed because submits could not be sent (and none was lost since).
+  bool unreachable() const { return state_ == State::kUnreachable; }
 
  private:
-  enum class State { kFirstAnswer, kOpen, kLosing };
+  enum class State { kFirstAnswer, kOpen, kLosing, kUnreachable };
 
   util::AsyncSemaphore probe_;
   State state_ = State::kFirstAnswer;
-  int probes_lost_ = 0;
+  int probes_failed_ = 0;
 };
 
 }  // namespace nanobatch::engine

@@ -1,5 +1,6 @@
 #include "runner/engine/submitter.h"
 
+#include <algorithm>
 #include <boost/asio/use_awaitable.hpp>
 #include <string>
 
@@ -127,8 +128,12 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
     if (!co_await recorder_.Commit()) co_return SubmitOutcome::kStopped;
     co_return SubmitOutcome::kSubmitted;
   };
+  // A probe (see SubmitGate) waits as one item would after as many failures as the probes
+  // before it had: the gate's probes retry on one schedule, whichever items they carry.
   auto backoff = [&]() {
-    return ToDuration(service_.retry_budget().TryWithdraw() ? service_.backoff().Delay(failures - 1)
+    const unsigned after = std::max(
+        failures, pass.probe() ? static_cast<unsigned>(std::max(gate.probes_failed(), 0)) : 0U);
+    return ToDuration(service_.retry_budget().TryWithdraw() ? service_.backoff().Delay(after - 1)
                                                             : Seconds(config_.retry.max_delay_s));
   };
   while (true) {
@@ -202,10 +207,17 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
           if (revealed) co_return co_await submitted(*revealed, true);
           co_return SubmitOutcome::kStopped;
         }
-      } else if (++failures >= config_.retry.max_attempts) {
+      } else if (const int probes_failed = gate.NotSent(pass);
+                 ++failures >= config_.retry.max_attempts ||
+                 probes_failed >= static_cast<int>(config_.retry.max_attempts)) {
         give_back("network_error", network->what);
         co_await recorder_.Commit();
-        service_.StopSubmitting(StopReason::kServerDown, network->what);
+        service_.StopSubmitting(
+            StopReason::kServerDown,
+            probes_failed >= static_cast<int>(config_.retry.max_attempts)
+                ? std::to_string(probes_failed) +
+                      " submits in a row, tried one at a time, could not be sent: " + network->what
+                : network->what);
         co_return SubmitOutcome::kStopped;
       } else {
         // Not sent (the API unreachable: refused, unresolved, a failed handshake): said, so that
@@ -217,7 +229,7 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
                            (not_sent_unsaid_ > 1 ? "; " + std::to_string(not_sent_unsaid_) +
                                                        " such since the last line that said so"
                                                  : std::string()) +
-                           "; each is tried again, up to retry.max_attempts (" +
+                           "; tried again one at a time, up to retry.max_attempts (" +
                            std::to_string(config_.retry.max_attempts) + ") in a row");
           not_sent_said_ = now;
           not_sent_unsaid_ = 0;

@@ -5,6 +5,7 @@
 // Example:
 //   const int port = FreeLoopbackPort();
 //   NotifySocket socket;   // pass socket.path as $NOTIFY_SOCKET
+//   SilentListener silent;  // https://127.0.0.1:<silent.port()> never answers
 //   ... run ...
 //   for (const std::string& message : socket.Messages()) ...
 
@@ -15,6 +16,21 @@ namespace nanobatch::testing {
 
 // A loopback TCP port free right now.
 int FreeLoopbackPort();
+
+// A loopback TCP listener that never accepts: connections complete in the kernel, and then
+// nothing is ever said on them (a server black-holed behind its load balancer).
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 // A datagram socket in the abstract namespace ("@name": test directories are too long for a
 // socket path), as systemd's notify socket.
