@@ -279,6 +279,35 @@ TEST_CASE("engine: an API that takes connections and never answers them stops th
   CHECK(job.Status().at("credits_spent").as_int64() == 0);
 }
 
+TEST_CASE("engine: an image host delivering nothing stops the run (exit 3); the next downloads") {
+  // Every image is answered 503 to its first 8 requests (retry.max_attempts): the first image's
+  // eighth failure, with no image through meanwhile, stops the run instead of every paid task
+  // waiting out its attempts while more tasks are paid for. The run after it downloads the
+  // images of the paid tasks without paying for them again.
+  TempDir dir;
+  FakeApiProcess api(dir, {"--image-status", "503", "--image-status-times", "8", "--pending-ms",
+                           "5", "--processing-ms", "5"});
+  Job job(dir, api, Manifest(40, "h"), "limits: {max_in_flight: 4}\n");
+  ProcessResult stopped = job.Run();
+  INFO(stopped.err);
+  CHECK(stopped.exit_code == 3);
+  CHECK(stopped.err.find("the image host kept failing") != std::string::npos);
+  CHECK(stopped.err.find("8 downloads of https://") != std::string::npos);
+  const std::int64_t paid = Stat(api.Stats(), "submissions");
+  CHECK(paid < 40);
+  CHECK(job.Status().at("completed_awaiting_download").as_int64() > 0);
+
+  // The host delivers again (here: every image from its ninth request on, within the twelve
+  // attempts this run allows).
+  Job resumed_job(dir, api, Manifest(40, "h"),
+                  "limits: {max_in_flight: 4}\nretry: {max_attempts: 12}\n");
+  ProcessResult resumed = resumed_job.Run();
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+  CHECK(job.Lines("metadata.jsonl").size() == 40);
+  CHECK(Stat(api.Stats(), "submissions") == 40);  // the paid ones were not paid again
+}
+
 TEST_CASE("engine: a task whose polls fail while others' are answered stays paid; the rest go on") {
   // The task of "stuck" is charged and runs, but the API answers its every poll 500. Its item
   // holds its slot until polling.task_deadline_s (it may still complete: never paid again),

@@ -136,6 +136,22 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
   const std::string base_name = index == 0 ? run.id : run.id + "-" + std::to_string(index);
   std::string image_problem;  // a bad body, if the attempts end on one
   int missing_status = 0;     // a 403 or 404, if the attempts end on one
+  // Attempts the image host did not deliver (5xx, network errors): retry.max_attempts of them
+  // with no other image downloaded since the first is an image host delivering nothing. Every
+  // paid task would wait out the same: the run stops (true) and the next run downloads.
+  unsigned undelivered = 0;
+  std::uint64_t delivered_before = 0;
+  const auto host_down = [&](const std::string& what) {
+    if (undelivered++ == 0) delivered_before = service_.downloads_succeeded();
+    if (undelivered < config_.retry.max_attempts ||
+        service_.downloads_succeeded() != delivered_before) {
+      return false;
+    }
+    service_.Halt(StopReason::kImagesUndelivered,
+                  std::to_string(undelivered) + " downloads of " + util::ServerText(url, 200) +
+                      " in a row failed, and no other image came through meanwhile: " + what);
+    return true;
+  };
   for (unsigned attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
     if (attempt > 0 &&
         co_await service_.HaltableSleep(ToDuration(service_.backoff().Delay(attempt - 1))))
@@ -181,6 +197,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         service_.Halt(StopReason::kDisk, file.error());
         co_return false;
       }
+      if (host_down(network->what)) co_return false;
       util::LogTransient("downloads retried", ItemLabel(recorder_.log_prefix(), run) +
                                                   ": download failed (" + network->what +
                                                   "), retrying");
@@ -206,8 +223,10 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
       const std::string answered = "image URL answered HTTP " + std::to_string(status);
       // A server's or proxy's failure, a rate limit, or a 1xx in place of the image (a 101
       // nobody asked for): fetched again.
-      if (status >= 500 || status == 429 || status == 408 || (status >= 100 && status < 200))
+      if (status >= 500 || status == 429 || status == 408 || (status >= 100 && status < 200)) {
+        if (host_down(answered)) co_return false;
         continue;
+      }
       if (status >= 300 && status < 400) {
         // A redirect is never followed: where it points is the server's word, unchecked. As for
         // a host not allowed, the item stays completed (paid) for a later run to fetch.
@@ -251,6 +270,7 @@ net::awaitable<bool> ImageFetcher::FetchOne(const ItemRun& run, int index, const
         co_return false;
     }
     refusals_.Accepted();
+    service_.DownloadSucceeded();
     proto::Record record;
     auto* downloaded = record.mutable_downloaded();
     downloaded->set_item_id(run.id);

@@ -91,6 +91,11 @@ class Service {
   // outage: it is given up alone rather than stopping every item.
   std::uint64_t submits_accepted() const { return submits_accepted_; }
   void SubmitAccepted() { ++submits_accepted_; }
+  // Images downloaded, every job's: an image whose downloads kept failing (5xx, network) while
+  // none came through since its first failure meets an image host that delivers nothing, and
+  // the run stops (each paid task's download would wait out the same).
+  std::uint64_t downloads_succeeded() const { return downloads_succeeded_; }
+  void DownloadSucceeded() { ++downloads_succeeded_; }
   ratelimit::Backoff& backoff() { return backoff_; }
   ratelimit::RetryBudget& retry_budget() { return retry_budget_; }
   const http::Endpoint& api_endpoint() const { return api_endpoint_; }
@@ -203,6 +208,7 @@ class Service {
   util::AsyncSemaphore downloads_;
   SubmitGate submit_gate_;
   std::uint64_t submits_accepted_ = 0;
+  std::uint64_t downloads_succeeded_ = 0;
   util::StopSignal halt_signal_;
   util::StopSignal submit_signal_;
   util::StopSignal no_new_submissions_;

@@ -43,6 +43,10 @@ const char* Describe(StopReason reason) {
              "output.urls, too many, or malformed), task after task: every further submission "
              "would pay for the same. The API's answers may have changed shape; the items so far "
              "are in failed.jsonl";
+    case StopReason::kImagesUndelivered:
+      return "the image host kept failing (5xx or network errors), no image coming through: the "
+             "tasks paid for stay recorded, and the next run downloads their images without "
+             "paying again";
     case StopReason::kSignal:
       return "a signal asked to stop";
     case StopReason::kAuth:

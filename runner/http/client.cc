@@ -674,10 +674,23 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   const beast::error_code write_error = co_await connection->stream.WriteAll(*bytes, written);
   if (write_error) co_return Failure(write_error, "requesting " + endpoint.target, true);
 
+  // The answer's header, too, must begin within download_stall: a host that takes the request
+  // and says nothing held each download for the whole deadline (300 s by default).
+  const Duration stall = impl.options.download_stall;
+  const auto header_deadline = std::min(deadline, std::chrono::steady_clock::now() + stall);
+  connection->stream.ExpiresAt(header_deadline);
   beast::flat_buffer& buffer = connection->buffer;
   std::optional<DownloadParser> final_answer;
   const beast::error_code header_error = co_await ReadFinalAnswer(
       connection->stream, buffer, final_answer, max_bytes, /*header_only=*/true);
+  if (header_error == beast::error::timeout && header_deadline < deadline) {
+    co_return Failure(
+        header_error,
+        "no answer to " + endpoint.target + " for " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(stall).count()) +
+            " s (timeouts.download_stall_s)",
+        true);
+  }
   if (header_error) co_return Failure(header_error, "reading headers of " + endpoint.target, true);
   DownloadParser& parser = *final_answer;
 
@@ -698,7 +711,6 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   // The body, a chunk at a time, straight to the sink: never the whole image in memory. Besides
   // the total deadline, each read must bring a byte within download_stall, and once that long
   // into the body the bytes must have come at download_min_bytes_per_s on average.
-  const Duration stall = impl.options.download_stall;
   const std::uint64_t min_rate = impl.options.download_min_bytes_per_s;
   const auto body_start = std::chrono::steady_clock::now();
   char chunk[kDownloadChunk];

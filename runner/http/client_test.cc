@@ -684,6 +684,26 @@ TEST_CASE("http client: a download trickling a byte a second fails within the st
   CHECK(sink.bytes.size() < 16);
 }
 
+TEST_CASE("http client: an image request never answered fails within the stall limit") {
+  testing::TempDir dir;
+  testing::FakeApiProcess api(dir,
+                              {"--p-image-hang", "1", "--pending-ms", "0", "--processing-ms", "0"});
+  net::io_context io;
+  Client client(io.get_executor(), {.ca_file = api.ca_file(), .download_stall = 2s});
+  const std::string id = SubmitAndSettle(io, client, api, "x");
+  StringSink sink;
+  const auto start = std::chrono::steady_clock::now();
+  Result<DownloadOutcome> result =
+      RunOn(io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink,
+                                1 << 20, 60s, kLoopback));
+  const auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE(std::holds_alternative<NetworkError>(result));
+  CHECK(std::get<NetworkError>(result).what.find("no answer to /images/") != std::string::npos);
+  CHECK(std::get<NetworkError>(result).what.find("timeouts.download_stall_s") != std::string::npos);
+  CHECK(took >= 2s);
+  CHECK(took < 10s);  // the total deadline (60 s) is not what ended it
+}
+
 TEST_CASE("http client: a truncated or reset download is an error, never a short success") {
   for (const char* fault : {"--p-truncate", "--p-reset"}) {
     testing::TempDir dir;
