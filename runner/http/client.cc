@@ -678,17 +678,19 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
   // and says nothing held each download for the whole deadline (300 s by default).
   const Duration stall = impl.options.download_stall;
   const auto header_deadline = std::min(deadline, std::chrono::steady_clock::now() + stall);
-  // What a download cut for going `stall` without a byte says.
-  const std::string stalled =
-      " for " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(stall).count()) +
-      " s (timeouts.download_stall_s)";
+  // What a download cut for going `stall` without a byte says (made only then).
+  const auto stalled = [stall] {
+    return " for " +
+           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(stall).count()) +
+           " s (timeouts.download_stall_s)";
+  };
   connection->stream.ExpiresAt(header_deadline);
   beast::flat_buffer& buffer = connection->buffer;
   std::optional<DownloadParser> final_answer;
   const beast::error_code header_error = co_await ReadFinalAnswer(
       connection->stream, buffer, final_answer, max_bytes, /*header_only=*/true);
   if (header_error == beast::error::timeout && header_deadline < deadline) {
-    co_return Failure(header_error, "no answer to " + endpoint.target + stalled, true);
+    co_return Failure(header_error, "no answer to " + endpoint.target + stalled(), true);
   }
   if (header_error) co_return Failure(header_error, "reading headers of " + endpoint.target, true);
   DownloadParser& parser = *final_answer;
@@ -753,7 +755,7 @@ net::awaitable<Result<DownloadOutcome>> Client::Download(Endpoint endpoint, Body
     if (known_length) remaining -= got;
     const auto now = std::chrono::steady_clock::now();
     if (read_error == beast::error::timeout && now < deadline) {
-      co_return Failure(read_error, "no byte of " + endpoint.target + stalled, true);
+      co_return Failure(read_error, "no byte of " + endpoint.target + stalled(), true);
     }
     if (read_error) co_return Failure(read_error, "reading the body of " + endpoint.target, true);
     filled += got;
