@@ -207,21 +207,21 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
           if (revealed) co_return co_await submitted(*revealed, true);
           co_return SubmitOutcome::kStopped;
         }
-      } else if (const int probes_failed = gate.NotSent(pass);
-                 ++failures >= config_.retry.max_attempts ||
-                 probes_failed >= static_cast<int>(config_.retry.max_attempts)) {
-        give_back("network_error", network->what);
-        co_await recorder_.Commit();
-        service_.StopSubmitting(
-            StopReason::kServerDown,
-            probes_failed >= static_cast<int>(config_.retry.max_attempts)
-                ? std::to_string(probes_failed) +
-                      " submits in a row, tried one at a time, could not be sent: " + network->what
-                : network->what);
-        co_return SubmitOutcome::kStopped;
       } else {
-        // Not sent (the API unreachable: refused, unresolved, a failed handshake): said, so that
-        // a run whose submits never leave does not look merely slow until it stops.
+        // Not sent (the API unreachable: refused, unresolved, a failed handshake). Counted by the
+        // gate's probes, not by the item: a connection that fails is never the item's doing, and
+        // while other submits get through this one was merely unlucky.
+        ++failures;
+        if (gate.NotSent(pass) >= static_cast<int>(config_.retry.max_attempts)) {
+          give_back("network_error", network->what);
+          co_await recorder_.Commit();
+          service_.StopSubmitting(
+              StopReason::kServerDown,
+              std::to_string(gate.probes_failed()) +
+                  " submits in a row, tried one at a time, could not be sent: " + network->what);
+          co_return SubmitOutcome::kStopped;
+        }
+        // Said, so that a run whose submits never leave does not look merely slow until it stops.
         ++not_sent_unsaid_;
         const auto now = std::chrono::steady_clock::now();
         if (now - not_sent_said_ >= std::chrono::seconds(10)) {
