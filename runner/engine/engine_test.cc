@@ -308,6 +308,29 @@ TEST_CASE("engine: an image host delivering nothing stops the run (exit 3); the 
   CHECK(Stat(api.Stats(), "submissions") == 40);  // the paid ones were not paid again
 }
 
+TEST_CASE("engine: tasks that never finish stop the submits after 20 past their deadline") {
+  // A hung model: every task stays pending. Each task past polling.task_deadline_s stays
+  // submitted (never paid again), and frees its slot; before, each freed slot paid for another
+  // task that hung too, the whole manifest long (here all 60).
+  TempDir dir;
+  FakeApiProcess api(dir, {"--pending-ms", "100000000"});
+  Job job(dir, api, Manifest(60, "k"),
+          "limits: {max_in_flight: 4}\npolling: {first_poll_s: 0.05, max_interval_s: 0.2, "
+          "task_deadline_s: 0.5}\n");
+  ProcessResult result = job.Run();
+  INFO(result.err);
+  CHECK(result.exit_code == 3);
+  CHECK(result.err.find("the API's tasks do not finish") != std::string::npos);
+  CHECK(result.err.find("20 tasks in a row") != std::string::npos);
+  const std::int64_t paid = Stat(api.Stats(), "submissions");
+  CHECK(paid >= 20);
+  CHECK(paid <= 24);  // the 20, and those already out when the 20th expired
+  json::object status = job.Status();
+  CHECK(status.at("in_flight").as_int64() == paid);
+  CHECK(status.at("queued").as_int64() == 60 - paid);
+  CHECK(status.at("possible_duplicate_submissions").as_int64() == 0);
+}
+
 TEST_CASE("engine: a task whose polls fail while others' are answered stays paid; the rest go on") {
   // The task of "stuck" is charged and runs, but the API answers its every poll 500. Its item
   // holds its slot until polling.task_deadline_s (it may still complete: never paid again),

@@ -283,11 +283,16 @@ TaskOutcome Job::RecordVerdict(const ItemRun& run, const std::string& task_id,
   };
   switch (verdict.kind) {
     case TaskVerdict::Kind::kOpen:
+      if (verdict.past_deadline) {
+        CountInARow(expired_tasks_, StopReason::kTasksStuck, task_id,
+                    "not finished after polling.task_deadline_s");
+      }
       return TaskOutcome::kStillOpen;
     case TaskVerdict::Kind::kCompleted: {
       ++tasks_settled_;
       lost_tasks_.Accepted();
       failed_tasks_.Accepted();
+      expired_tasks_.Accepted();
       const api::TaskStatus& task = verdict.status;
       proto::Record record;
       auto* completed = record.mutable_completed();

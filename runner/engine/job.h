@@ -163,6 +163,10 @@ class Job {
   // Tasks completed (charged) without a usable image URL, in a row: the API's answers are not
   // what nanobatch reads, and each further item would be paid for in vain.
   RefusalStreak unusable_outputs_;
+  // Tasks past polling.task_deadline_s, in a row with none completing: the model behind the API
+  // hangs, and every slot freed by a task given up would pay for another that hangs too (all
+  // max_in_flight of them again every task_deadline_s, all night). As long as the failures'.
+  RefusalStreak expired_tasks_{kFailedTasksBeforeStop};
   std::uint64_t settled_by_callback_ = 0;
   boost::json::object report_;
 };

@@ -38,6 +38,11 @@ const char* Describe(StopReason reason) {
       return "the API's tasks keep failing, task after task, none completing: the model behind it "
              "looks down. Failed tasks are refunded; the items stay queued: run the same command "
              "again later";
+    case StopReason::kTasksStuck:
+      return "the API's tasks do not finish, task after task past polling.task_deadline_s, none "
+             "completing: the model behind it looks stuck. Those tasks stay submitted (the next "
+             "run polls them, never pays for them again); the other items stay queued: run the "
+             "same command again later";
     case StopReason::kUnusableOutput:
       return "tasks complete, and are charged, without an image URL nanobatch can use (none in "
              "output.urls, too many, or malformed), task after task: every further submission "

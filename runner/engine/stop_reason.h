@@ -25,6 +25,7 @@ enum class StopReason {
   kRequestRefused,  // exit 5: submits refused as invalid (400 invalid_request), item after item
   kTasksLost,       // exit 3: the API says tasks it accepted do not exist, task after task
   kTasksFailing,    // exit 3: tasks fail (refunded), task after task, none completing
+  kTasksStuck,      // exit 3: tasks pass polling.task_deadline_s, task after task, none completing
   kUnusableOutput,  // exit 5: tasks complete (charged) without a usable image URL, task after task
   kImagesUndelivered,  // exit 3: image downloads fail (5xx, network), none succeeding
   kSignal,

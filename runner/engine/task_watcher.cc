@@ -218,7 +218,9 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
       LogWarning("task " + watch.task_id +
                  " is not finished after polling.task_deadline_s; it stays submitted and the "
                  "next run polls it again");
-      Finish(watch, nullptr);
+      auto open = std::make_unique<TaskVerdict>();
+      open->past_deadline = true;
+      Finish(watch, std::move(open));
       continue;
     }
     watch.cold = false;

@@ -69,8 +69,9 @@ struct TaskVerdict {
   };
   Kind kind = Kind::kOpen;
   api::TaskStatus status;
-  api::ApiError error;       // kNotFound
-  bool by_callback = false;  // settled by the webhook rather than a poll
+  api::ApiError error;         // kNotFound
+  bool by_callback = false;    // settled by the webhook rather than a poll
+  bool past_deadline = false;  // kOpen because polling.task_deadline_s passed (not a stop)
 };
 
 struct WatchedTask {
