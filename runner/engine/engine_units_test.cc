@@ -342,9 +342,9 @@ TEST_CASE("submit gate: submits that cannot be sent narrow it too, and its probe
   SubmitGate gate(io.get_executor());
   util::StopSignal stop(io.get_executor());
   std::vector<std::string> log;
-  const auto run = [&](std::vector<std::pair<std::string, Ending>> submits) {
+  const auto run = [&](const std::vector<std::pair<std::string, Ending>>& submits) {
     log.clear();
-    for (auto& [name, ending] : submits) {
+    for (const auto& [name, ending] : submits) {
       net::co_spawn(io, SubmitThroughGate(&gate, &stop, ending, &log, name), net::detached);
     }
     io.run();
