@@ -72,8 +72,8 @@ class SubmitGate {
   // A submit could not be sent (the API unreachable: connection refused, a TLS handshake that
   // never ends). Nothing was charged, but every submit would meet the same, each waiting out its
   // own connect timeout: the gate narrows too, so that the probes, one at a time, count the
-  // outage for every item (one item at a time, 1,000 items took 1,000 connect timeouts to
-  // give up). Returns as Lost does.
+  // outage for every item (counted by each item alone, in turns, 1,000 items needed 6,000
+  // connect timeouts to give up). Returns as Lost does.
   int NotSent(const Pass& pass);
   // The probes without an answer in a row: a probe waits before its retry as one item would
   // after as many failures.
