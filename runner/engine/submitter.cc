@@ -271,36 +271,21 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
       case api::Reaction::kRetry: {
         if (refusals++ == 0) accepted_before_refusals = service_.submits_accepted();
         if (++failures >= config_.retry.max_attempts) {
+          Release(run);
+          co_await recorder_.Commit();
           // Refused retry.max_attempts times: an outage when no other submit got through since
           // this item's first refusal (stop them all); this item's own refusal when others did
-          // (503 upstream_error is also "sensitive content" or "unsupported parameters"). It is
-          // then tried as many times again, further apart (a random 5xx meets an item so twice
-          // in a row only rarely), and given up alone.
-          const unsigned attempts = config_.retry.max_attempts;
-          if (refusals == attempts && service_.submits_accepted() == accepted_before_refusals) {
-            Release(run);
-            co_await recorder_.Commit();
+          // (503 upstream_error is also "sensitive content" or "unsupported parameters"): it
+          // alone is left queued for the next run, and the rest of the run goes on.
+          if (service_.submits_accepted() == accepted_before_refusals) {
             service_.StopSubmitting(StopReason::kServerDown, what);
-            co_return SubmitOutcome::kStopped;
-          }
-          if (refusals >= 2 * attempts) {
-            Release(run);
-            recorder_.RecordGaveUp(
-                run, error.code,
-                "the API refused this item " + std::to_string(refusals) +
-                    " times while accepting others (" + error.message +
-                    "); nothing was charged. Its prompt or parameters may be what it refuses; "
-                    "`run --retry-failed` submits it again");
-            co_await recorder_.Commit();
-            co_return SubmitOutcome::kFailedItem;
-          }
-          if (refusals == attempts) {
+          } else {
             LogWarning(ItemLabel(recorder_.log_prefix(), run) + ": the API refused it " +
                        std::to_string(refusals) + " times (" + what +
-                       ") while accepting other submits: trying it up to " +
-                       std::to_string(attempts) +
-                       " more times, further apart, before giving it up alone");
+                       ") while accepting other submits: left queued for the next run (its "
+                       "prompt or parameters may be what the API refuses; nothing was charged)");
           }
+          co_return SubmitOutcome::kStopped;
         }
         co_await stop_.SubmitSleep(backoff());
         continue;

@@ -250,23 +250,23 @@ net::awaitable<void> TaskWatcher::RunPolls(std::shared_ptr<const bool> alive) {
         break;
       case PollStep::Kind::kFailed:
         if (watch.failures == 0) watch.answered_at_first_failure = polls_answered_;
-        if (watch.failures < UINT16_MAX) ++watch.failures;
-        if (watch.failures == options_.max_failed_polls) {
+        if (++watch.failures >= options_.max_failed_polls) {
           // An outage when no other poll was answered since this task's first failure:
           // submitting stops. When others were, the trouble is this task's (an answer the API
-          // cannot give for it): it stays paid and is polled on, further apart, until
-          // polling.task_deadline_s.
+          // cannot give for it): it alone is left for the next run to poll, and the rest of the
+          // run goes on. Either way it stays submitted, never paid again.
           if (polls_answered_ == watch.answered_at_first_failure) {
             stop_(StopReason::kServerDown, "polling task " + watch.task_id + " failed " +
                                                std::to_string(watch.failures) +
                                                " times in a row (" + step.failure + ")");
-            Finish(watch, nullptr);
-            break;
+          } else {
+            LogWarning("polling task " + watch.task_id + " failed " +
+                       std::to_string(watch.failures) + " times in a row (" + step.failure +
+                       ") while other tasks' polls are answered: it stays submitted, and the "
+                       "next run polls it again");
           }
-          LogWarning("polling task " + watch.task_id + " failed " + std::to_string(watch.failures) +
-                     " times in a row (" + step.failure +
-                     ") while other tasks' polls are answered: it stays submitted, polled "
-                     "further apart until polling.task_deadline_s, never paid again");
+          Finish(watch, nullptr);
+          break;
         }
         Arm(watch, Clock::now() + ToDuration(backoff_.Delay(watch.failures - 1) + Seconds(0.1)));
         break;

@@ -167,9 +167,9 @@ class TaskWatcher {
     Clock::time_point answered_at;  // when the submit's answer arrived
     std::uint64_t* poll_counter;    // the job's count of polls, or null
     Clock::time_point next_poll{};
-    std::uint16_t failures = 0;  // consecutive polls without a usable answer (saturating)
-    bool cold = false;           // waiting for its first poll with nothing learned
-    bool resumed;                // submitted by an earlier run: polled at once
+    std::uint16_t failures = 0;                   // consecutive polls without a usable answer
+    bool cold = false;                            // waiting for its first poll with nothing learned
+    bool resumed;                                 // submitted by an earlier run: polled at once
     std::uint32_t answered_at_first_failure = 0;  // polls_answered_ then
     // A verdict delivered by the webhook. Behind a pointer: few ever receive one while waiting.
     std::unique_ptr<api::TaskStatus> callback;
