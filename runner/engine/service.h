@@ -88,7 +88,7 @@ class Service {
   // Submits that got a task id, every job's. An item the API refused (500, 503) retry.max_attempts
   // times while other submits got through since its first refusal meets a refusal of its own
   // (its prompt, its parameters: 503 upstream_error also means "sensitive content"), not an
-  // outage: it is given up alone rather than stopping every item.
+  // outage: it alone is left queued rather than every item stopped.
   std::uint64_t submits_accepted() const { return submits_accepted_; }
   void SubmitAccepted() { ++submits_accepted_; }
   // Images downloaded, every job's: an image whose downloads kept failing (5xx, network) while

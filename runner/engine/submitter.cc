@@ -131,8 +131,8 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
   // A probe (see SubmitGate) waits as one item would after as many failures as the probes
   // before it had: the gate's probes retry on one schedule, whichever items they carry.
   auto backoff = [&]() {
-    const unsigned after = std::max(
-        failures, pass.probe() ? static_cast<unsigned>(std::max(gate.probes_failed(), 0)) : 0U);
+    const unsigned after =
+        std::max(failures, pass.probe() ? static_cast<unsigned>(gate.probes_failed()) : 0U);
     return ToDuration(service_.retry_budget().TryWithdraw() ? service_.backoff().Delay(after - 1)
                                                             : Seconds(config_.retry.max_delay_s));
   };
@@ -212,12 +212,13 @@ net::awaitable<SubmitOutcome> Submitter::Submit(const ItemRun& run) {
         // gate's probes, not by the item: a connection that fails is never the item's doing, and
         // while other submits get through this one was merely unlucky.
         ++failures;
-        if (gate.NotSent(pass) >= static_cast<int>(config_.retry.max_attempts)) {
+        if (const int probes_failed = gate.NotSent(pass);
+            probes_failed >= static_cast<int>(config_.retry.max_attempts)) {
           give_back("network_error", network->what);
           co_await recorder_.Commit();
           service_.StopSubmitting(
               StopReason::kServerDown,
-              std::to_string(gate.probes_failed()) +
+              std::to_string(probes_failed) +
                   " submits in a row, tried one at a time, could not be sent: " + network->what);
           co_return SubmitOutcome::kStopped;
         }

@@ -663,10 +663,18 @@ TEST_CASE("http client: a download to an address the policy refuses never connec
   CHECK(std::get<DownloadOutcome>(allowed).status == 200);
 }
 
-TEST_CASE("http client: a download trickling a byte a second fails within the stall limit") {
+// A download of a settled task's image from a simulator that sends it under `fault` (with
+// probability 1), with a 2 s stall limit and a 60 s deadline: what it came to, how long it took,
+// and how many bytes reached the sink.
+struct StalledDownload {
+  Result<DownloadOutcome> result;
+  std::chrono::steady_clock::duration took;
+  std::size_t bytes;
+};
+
+StalledDownload DownloadUnder(const char* fault) {
   testing::TempDir dir;
-  testing::FakeApiProcess api(dir,
-                              {"--p-trickle", "1", "--pending-ms", "0", "--processing-ms", "0"});
+  testing::FakeApiProcess api(dir, {fault, "1", "--pending-ms", "0", "--processing-ms", "0"});
   net::io_context io;
   Client client(io.get_executor(),
                 {.ca_file = api.ca_file(), .download_stall = 2s, .download_min_bytes_per_s = 1024});
@@ -676,32 +684,26 @@ TEST_CASE("http client: a download trickling a byte a second fails within the st
   Result<DownloadOutcome> result =
       RunOn(io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink,
                                 1 << 20, 60s, kLoopback));
-  const auto took = std::chrono::steady_clock::now() - start;
-  REQUIRE(std::holds_alternative<NetworkError>(result));
-  CHECK(std::get<NetworkError>(result).what.find("slower than download.min_bytes_per_s") !=
+  return {std::move(result), std::chrono::steady_clock::now() - start, sink.bytes.size()};
+}
+
+TEST_CASE("http client: a download trickling a byte a second fails within the stall limit") {
+  const StalledDownload download = DownloadUnder("--p-trickle");
+  REQUIRE(std::holds_alternative<NetworkError>(download.result));
+  CHECK(std::get<NetworkError>(download.result).what.find("slower than download.min_bytes_per_s") !=
         std::string::npos);
-  CHECK(took < 10s);  // the total deadline (60 s) is not what ended it
-  CHECK(sink.bytes.size() < 16);
+  CHECK(download.took < 10s);  // the total deadline (60 s) is not what ended it
+  CHECK(download.bytes < 16);
 }
 
 TEST_CASE("http client: an image request never answered fails within the stall limit") {
-  testing::TempDir dir;
-  testing::FakeApiProcess api(dir,
-                              {"--p-image-hang", "1", "--pending-ms", "0", "--processing-ms", "0"});
-  net::io_context io;
-  Client client(io.get_executor(), {.ca_file = api.ca_file(), .download_stall = 2s});
-  const std::string id = SubmitAndSettle(io, client, api, "x");
-  StringSink sink;
-  const auto start = std::chrono::steady_clock::now();
-  Result<DownloadOutcome> result =
-      RunOn(io, client.Download(*ParseUrl(api.base_url() + "/images/" + id + "-0.png"), sink,
-                                1 << 20, 60s, kLoopback));
-  const auto took = std::chrono::steady_clock::now() - start;
-  REQUIRE(std::holds_alternative<NetworkError>(result));
-  CHECK(std::get<NetworkError>(result).what.find("no answer to /images/") != std::string::npos);
-  CHECK(std::get<NetworkError>(result).what.find("timeouts.download_stall_s") != std::string::npos);
-  CHECK(took >= 2s);
-  CHECK(took < 10s);  // the total deadline (60 s) is not what ended it
+  const StalledDownload download = DownloadUnder("--p-image-hang");
+  REQUIRE(std::holds_alternative<NetworkError>(download.result));
+  const std::string& what = std::get<NetworkError>(download.result).what;
+  CHECK(what.find("no answer to /images/") != std::string::npos);
+  CHECK(what.find("timeouts.download_stall_s") != std::string::npos);
+  CHECK(download.took >= 2s);
+  CHECK(download.took < 10s);  // the total deadline (60 s) is not what ended it
 }
 
 TEST_CASE("http client: a truncated or reset download is an error, never a short success") {

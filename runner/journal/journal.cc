@@ -233,10 +233,12 @@ Journal::~Journal() {
   // The space allocated ahead is given back (a truncation to the same size frees the blocks
   // past the end on ext4, XFS and tmpfs): a finished output directory keeps no 4 MiB unused.
   // Not after a failed write, whose torn tail the next start checks.
-  if (fd_ >= 0 && !failed_ && !batch_in_flight_ && reserved_end_ > file_bytes_) {
-    static_cast<void>(::ftruncate(fd_, static_cast<off_t>(file_bytes_)));
+  if (fd_ >= 0) {
+    if (!failed_ && !batch_in_flight_ && reserved_end_ > file_bytes_) {
+      static_cast<void>(::ftruncate(fd_, static_cast<off_t>(file_bytes_)));
+    }
+    ::close(fd_);
   }
-  if (fd_ >= 0) ::close(fd_);
   if (read_fd_ >= 0) ::close(read_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
